@@ -1,0 +1,143 @@
+/**
+ * The `tezt-cloud` command tree: one command per scenario group (`tezt-cloud <GROUP> [tags…] [options]`), each
+ * accepting every run option. A run resolves its configuration (CLI over `--config-file` over environment over
+ * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
+ */
+import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, type Scenario } from "@tezt-cloud/core"
+import { Basic } from "@tezt-cloud/scenarios"
+import { Console, Effect, Layer, Logger, type Option } from "effect"
+import { Argument, CliOutput, Command, Flag } from "effect/cli"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as Backends from "./Backends.ts"
+import * as CloudCommands from "./commands/cloud.ts"
+import * as Options from "./Options.ts"
+import * as Terminal from "./Terminal.ts"
+
+export const version = "0.1.0"
+
+/** Namespaces with a run in progress; a second Ctrl+C force-kills what they left. */
+export const activeNamespaces = new Set<string>()
+
+const readConfigFile = (file: string) =>
+  Effect.try({
+    try: () => fs.readFileSync(file, "utf8"),
+    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`)
+  }).pipe(Effect.flatMap((text) => CloudConfig.decodeFile(file, text)))
+
+const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
+
+const timestamp = () => new Date().toISOString().replaceAll(/[:.]/g, "-")
+
+interface GroupInput {
+  readonly tags: ReadonlyArray<string>
+  readonly list: boolean
+  readonly json: boolean
+  readonly flags: Record<string, Option.Option<unknown>>
+}
+
+/** Resolves the configuration and runs the selected scenarios of `group`. */
+export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Group, stateDir: string, args: GroupInput) {
+  const { input: cliInput, cliOnly } = Options.toInput(args.flags)
+  const fileInput = cliOnly.configFile === undefined ? {} : yield* readConfigFile(cliOnly.configFile)
+  const input = CloudConfig.merge(fileInput, yield* CloudConfig.decodeInput(cliInput, "option"))
+  const selected = (yield* selectScenarios(group, args.tags))
+  if (args.list) {
+    for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
+    return
+  }
+  const config = yield* CloudConfig.resolve(input, cliOnly, process.env)
+  const maintenance = selected.every((s) => s.vms === undefined)
+  if (!maintenance) yield* CloudConfig.checkAvailable(config)
+  const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
+  if (config.artifactsDir !== undefined && fs.existsSync(root)) {
+    return yield* CloudError.config("--artifacts-dir", `${root} already exists: give a directory that does not exist yet`)
+  }
+  // Everything that can be refused is refused before anything is created.
+  const plans = yield* Effect.forEach(selected, (scenario) =>
+    Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
+      scenario,
+      configs,
+      artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
+    })))
+  activeNamespaces.add(config.namespace)
+  const events = yield* RunEvents.RunEvents
+  for (const plan of plans) {
+    const deploys = plan.scenario.vms !== undefined
+    const backend = deploys
+      ? yield* Backends.select(config, { stateDir, artifactsDir: plan.artifactsDir })
+      : { description: "none (maintenance job)", layer: Deployment.layerNone }
+    if (deploys || config.artifactsDir !== undefined) {
+      yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
+      yield* events.writeTo(plan.artifactsDir)
+    }
+    yield* events.emit({
+      type: "run-start",
+      namespace: config.namespace,
+      scenario: plan.scenario.title,
+      backend: backend.description,
+      artifactsDir: deploys ? plan.artifactsDir : "none"
+    })
+    yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
+      Effect.provide(backend.layer),
+      Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
+      Effect.provideService(CloudConfig.CurrentConfig, config)
+    )
+  }
+})
+
+const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => {
+  const selected = group.scenarios.filter((s) => tags.every((t) => s.tags.includes(t)))
+  return selected.length > 0
+    ? Effect.succeed(selected)
+    : Effect.fail(CloudError.config(
+      "tags",
+      `no scenario of ${group.name} has all of the tags ${tags.join(" ")}: see tezt-cloud ${group.name} --list`
+    ))
+}
+
+/** The sink the terminal gets: JSON with `--json`, a live display on a TTY, plain lines otherwise. */
+const sinkFor = (json: boolean): RunEvents.Sink =>
+  json ? Terminal.json(process.stdout) : process.stdout.isTTY ? Terminal.tty(process.stdout) : Terminal.plain(process.stdout)
+
+const groupCommand = (group: Scenario.Group, stateDir: string) =>
+  Command.make(group.name, {
+    flags: Options.flags,
+    tags: Argument.String("tags").pipe(
+      Argument.withDescription("Run only the scenarios having all these tags"),
+      Argument.variadic()
+    ),
+    list: Flag.Boolean("list").pipe(Flag.withDescription("List the matching scenarios and exit"), Flag.withDefault(false)),
+    json: Flag.Boolean("json").pipe(Flag.withDescription("Print the run's events as JSON lines"), Flag.withDefault(false))
+  }, (args) => {
+    const sink = sinkFor(args.json)
+    return runGroup(group, stateDir, args).pipe(
+      Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([sink]), Logger.layer([RunEvents.logger(sink)])))
+    )
+  }).pipe(Command.withDescription(group.description))
+
+/** Usage errors as one line naming the problem, and where help is. */
+const presenter = CliOutput.layerPresenter({
+  present: (event) =>
+    event._tag === "InvalidInvocation"
+      ? Effect.forEach(event.errors, (error) =>
+        Console.error(`tezt-cloud: error: ${error.message} (see tezt-cloud ${event.commandPath.slice(1).join(" ")} --help)`), {
+        discard: true
+      })
+      : CliOutput.defaultPresenter.present(event)
+})
+
+/** The whole command tree for the built-in groups plus `extra` ones. */
+export const command = (stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
+  Command.make("tezt-cloud").pipe(
+    Command.withDescription("Deploy agents, run scenarios on them, watch and tear everything down"),
+    Command.withSubcommands([
+      groupCommand(Basic.group, stateDir),
+      groupCommand(CloudCommands.group(stateDir), stateDir),
+      ...extra.map((g) => groupCommand(g, stateDir))
+    ])
+  )
+
+/** Runs the CLI on `argv` (without the node and script paths). */
+export const run = (argv: ReadonlyArray<string>, stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
+  Command.runWith(command(stateDir, extra), { version })(argv).pipe(Effect.provide(presenter))

@@ -1,0 +1,103 @@
+/**
+ * How a run looks in a terminal. On a TTY: log lines plus one live progress line while agents are deployed and
+ * torn down (ready / total, elapsed). Elsewhere: one plain line per event. With `--json`: every event as one JSON
+ * line on stdout, for machines.
+ */
+import type { RunEvents } from "@tezt-cloud/core"
+
+type Out = { write(text: string): unknown }
+
+const time = (at: number) => new Date(at).toISOString().slice(11, 23)
+
+/** The plain line of an event, or `undefined` when the event is only shown as progress. */
+const line = (event: RunEvents.Stamped): string | undefined => {
+  switch (event.type) {
+    case "run-start":
+      return `[${time(event.at)}] ${event.scenario} (namespace ${event.namespace}, backend ${event.backend}; artifacts in ${event.artifactsDir})`
+    case "deploy-start":
+      return event.total === 0 ? undefined : `[${time(event.at)}] deploying ${event.total} agent${event.total === 1 ? "" : "s"}`
+    case "agent-ready":
+      return `[${time(event.at)}] agent ${event.agent} ready (${event.ready}/${event.total})`
+    case "deploy-done":
+      return event.total === 0 ? undefined : `[${time(event.at)}] ${event.total} agent${event.total === 1 ? "" : "s"} ready in ${(event.millis / 1000).toFixed(1)}s`
+    case "teardown-start":
+      return event.total === 0 ? undefined : `[${time(event.at)}] tearing down ${event.total} agent${event.total === 1 ? "" : "s"}`
+    case "agent-down":
+      return `[${time(event.at)}] agent ${event.agent} down (${event.down}/${event.total})`
+    case "output":
+      return `[${event.agent}] ${event.line}`
+    case "daemon-up":
+      return `[${time(event.at)}] ${event.agent}: daemon ${event.name} started (pid ${event.pid})`
+    case "teardown-failed":
+      return `[${time(event.at)}] teardown step ${event.step} failed: ${event.message}`
+    case "log": {
+      const level = event.level === "INFO" ? "" : `${event.level}: `
+      return `[${time(event.at)}] ${level}${event.message}`
+    }
+    case "exec":
+    case "exit":
+    case "daemon-down":
+    case "run-end":
+      return undefined
+  }
+}
+
+/** One line per event. */
+export const plain = (out: Out): RunEvents.Sink => (event) => {
+  const text = line(event)
+  if (text !== undefined) out.write(text + "\n")
+}
+
+/** Every event as JSON. */
+export const json = (out: Out): RunEvents.Sink => (event) => {
+  out.write(JSON.stringify(event) + "\n")
+}
+
+/**
+ * A live progress line under the log lines. Ready/down counts replace each other on the same line; other events
+ * print above it.
+ */
+export const tty = (out: Out, now: () => number = Date.now): RunEvents.Sink => {
+  let progress: { label: string; done: number; total: number; since: number; timer: NodeJS.Timeout } | undefined
+  const render = (p: NonNullable<typeof progress>) =>
+    `${p.label} ${p.done}/${p.total} (${((now() - p.since) / 1000).toFixed(1)}s)`
+  const draw = () => {
+    if (progress !== undefined) out.write(`\r\x1b[K${render(progress)}`)
+  }
+  const clear = () => {
+    if (progress !== undefined) out.write("\r\x1b[K")
+  }
+  return (event) => {
+    switch (event.type) {
+      case "deploy-start":
+      case "teardown-start":
+        if (event.total > 0) {
+          const label = event.type === "deploy-start" ? "agents ready" : "agents down"
+          // Redraw every 100 ms so the elapsed time moves even when no agent changes state.
+          progress = { label, done: 0, total: event.total, since: event.at, timer: setInterval(draw, 100).unref() }
+          draw()
+        }
+        return
+      case "agent-ready":
+      case "agent-down":
+        if (progress === undefined) return
+        progress.done = event.type === "agent-ready" ? event.ready : event.down
+        draw()
+        if (progress.done >= progress.total) {
+          clearInterval(progress.timer)
+          out.write(`\r\x1b[K${render(progress)}\n`)
+          progress = undefined
+        }
+        return
+      case "deploy-done":
+        return
+      default: {
+        const text = line(event)
+        if (text === undefined) return
+        clear()
+        out.write(text + "\n")
+        draw()
+      }
+    }
+  }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/**
+ * The `tezt-cloud` executable. Signals are ours, not the runtime's: the first Ctrl+C (or SIGTERM) interrupts the
+ * run, which tears everything down gracefully and exits 130; a second one force-kills what is left of the run's
+ * processes and exits at once.
+ */
+import { CloudError, Ledger } from "@tezt-cloud/core"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Cause, Effect, Exit } from "effect"
+import { CliError } from "effect/cli"
+import * as Backends from "./Backends.ts"
+import * as Cli from "./Cli.ts"
+
+const program = Cli.run(process.argv.slice(2), Ledger.stateDir()).pipe(Effect.provide(NodeServices.layer))
+const fiber = Effect.runFork(program)
+
+let signals = 0
+const onSignal = () => {
+  signals += 1
+  if (signals === 1) {
+    process.stderr.write("\ntezt-cloud: interrupted: tearing down (press Ctrl+C again to force)\n")
+    fiber.interruptUnsafe()
+    return
+  }
+  let killed = 0
+  for (const namespace of Cli.activeNamespaces) killed += Backends.forceKillSync(namespace)
+  const namespaces = [...Cli.activeNamespaces].join(" ")
+  process.stderr.write(
+    `\ntezt-cloud: forced exit: killed ${killed} process${killed === 1 ? "" : "es"}` +
+      (namespaces === "" ? "\n" : `; run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespaces}' to remove the rest\n`)
+  )
+  process.exit(130)
+}
+process.on("SIGINT", onSignal)
+process.on("SIGTERM", onSignal)
+
+fiber.addObserver((exit) => {
+  if (Exit.isSuccess(exit)) process.exit(0)
+  if (Cause.hasInterruptsOnly(exit.cause)) process.exit(130)
+  const error = Cause.squash(exit.cause)
+  // CLI usage errors were already printed, as one line, by the CLI's presenter.
+  if (CliError.isCliError(error)) process.exit(2)
+  process.stderr.write(
+    error instanceof CloudError.CloudError
+      ? `tezt-cloud: error: ${error.message}\n`
+      : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}\n`
+  )
+  process.exit(1)
+})

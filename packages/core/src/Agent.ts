@@ -1,0 +1,114 @@
+/**
+ * One agent of a run, as a scenario sees it: its name and configuration, its address, its port range and the
+ * `Runner` that executes on it. Agents come from `Cloud.agents`, in the order the scenario asked for them.
+ */
+import { Effect } from "effect"
+import type { AgentConfig } from "./AgentConfig.ts"
+import * as CloudError from "./CloudError.ts"
+import type { Daemon } from "./Daemon.ts"
+import type { CopyOptions, ExecOptions, ExecResult, Runner, SpawnOptions } from "./Runner.ts"
+
+export interface PortRange {
+  /** The agent's first port (its sshd's, on backends reached by ssh). */
+  readonly start: number
+  /** The last port of the range, inclusive. */
+  readonly end: number
+}
+
+export interface Agent {
+  readonly name: string
+  /** Position in the scenario's list (also the index of its port range). */
+  readonly index: number
+  readonly config: AgentConfig
+  /** Address and port to reach it, when it is reached over the network. */
+  readonly point: { readonly host: string; readonly port: number } | undefined
+  readonly ports: PortRange
+  /** A fresh port of the agent's range, strictly increasing from `ports.start + 1`. Fails when exhausted. */
+  readonly nextAvailablePort: Effect.Effect<number, CloudError.CloudError>
+  /** Where the agent's files go on this machine (under the run's artifacts dir). */
+  readonly artifactsDir: string
+  /** A human-usable command to reach the agent, shown by the website and `--list`. */
+  readonly connect: string
+  readonly runner: Runner
+  exec(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<ExecResult, CloudError.CloudError>
+  /** Like `exec`, but a non-zero exit is a `NonZeroExit` error; returns stdout. */
+  run(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<string, CloudError.CloudError>
+  spawn: Runner["spawn"]
+  copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
+}
+
+export interface AgentInit {
+  readonly index: number
+  readonly config: AgentConfig
+  readonly point: Agent["point"]
+  readonly ports: PortRange
+  readonly artifactsDir: string
+  readonly connect: string
+  readonly runner: Runner
+}
+
+/** Builds an agent from what a backend provides. */
+export const make = (init: AgentInit): Agent => {
+  let next = init.ports.start
+  const name = init.config.name
+  const nextAvailablePort = Effect.suspend(() => {
+    if (next >= init.ports.end) {
+      return Effect.fail(CloudError.agents(
+        `agent ${name}: its ${init.ports.end - init.ports.start + 1} ports are all taken; raise --ports-per-vm`
+      ))
+    }
+    next += 1
+    return Effect.succeed(next)
+  })
+  const exec = Effect.fn("Agent.exec")(function*(command: string, args: ReadonlyArray<string>, options?: ExecOptions) {
+    yield* Effect.annotateCurrentSpan({ agent: name, command })
+    return yield* init.runner.exec(command, args, options)
+  })
+  const run = Effect.fn("Agent.run")(function*(command: string, args: ReadonlyArray<string>, options?: ExecOptions) {
+    const result = yield* exec(command, args, options)
+    if (result.exitCode !== 0) {
+      return yield* new CloudError.CloudError({
+        reason: new CloudError.NonZeroExit({
+          agent: name,
+          command: [command, ...args].join(" "),
+          exitCode: result.exitCode,
+          stderr: result.stderr
+        })
+      })
+    }
+    return result.stdout
+  })
+  const spawn = Effect.fn("Agent.spawn")(
+    function*(daemon: string, command: string, args: ReadonlyArray<string>, options?: SpawnOptions) {
+      yield* Effect.annotateCurrentSpan({ agent: name, daemon })
+      return yield* init.runner.spawn(daemon, command, args, options)
+    }
+  ) as (
+    daemon: string,
+    command: string,
+    args: ReadonlyArray<string>,
+    options?: SpawnOptions
+  ) => ReturnType<Runner["spawn"]>
+  const copy = Effect.fn("Agent.copy")(function*(source: string, options?: CopyOptions) {
+    yield* Effect.annotateCurrentSpan({ agent: name, source })
+    return yield* init.runner.copy(source, options)
+  })
+  return {
+    name,
+    index: init.index,
+    config: init.config,
+    point: init.point,
+    ports: init.ports,
+    nextAvailablePort,
+    artifactsDir: init.artifactsDir,
+    connect: init.connect,
+    runner: init.runner,
+    exec,
+    run,
+    spawn,
+    copy
+  }
+}
+
+/** The daemon type, re-exported for scenario authors. */
+export type { Daemon }

@@ -1,0 +1,145 @@
+/**
+ * The life of one scenario run (ARCHITECTURE.md "The life of a run"): validate the agents it asks for, prepare
+ * the artifacts dir, deploy, run the body, tear everything down in reverse order, whatever happened. The first
+ * Ctrl+C interrupts the fiber running this, which is a normal scope close: the full teardown runs.
+ */
+import { Cause, Context, Effect, Exit } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as readline from "node:readline"
+import { AgentConfig, complete } from "./AgentConfig.ts"
+import * as Cloud from "./Cloud.ts"
+import * as CloudError from "./CloudError.ts"
+import { type CloudConfig, toJson } from "./CloudConfig.ts"
+import { Deployment } from "./Deployment.ts"
+import { RunEvents } from "./RunEvents.ts"
+import type { Scenario } from "./Scenario.ts"
+
+/** How `--keep-alive` waits for the user; a test replaces it. */
+export const WaitForEnter = Context.Reference<Effect.Effect<void>>("@tezt-cloud/core/Orchestrator/WaitForEnter", {
+  defaultValue: () =>
+    Effect.callback<void>((resume) => {
+      const rl = readline.createInterface({ input: process.stdin })
+      const done = () => {
+        rl.close()
+        resume(Effect.void)
+      }
+      rl.once("line", done)
+      rl.once("close", done)
+      return Effect.sync(() => rl.close())
+    })
+})
+
+/** The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`. */
+export const agentConfigs = (
+  scenario: Scenario,
+  config: CloudConfig
+): Effect.Effect<ReadonlyArray<AgentConfig>, CloudError.CloudError> =>
+  Effect.gen(function*() {
+    if (scenario.vms === undefined) return []
+    const configs = complete(scenario.vms(config), {
+      machineType: config.machineType,
+      os: config.os,
+      binariesPath: config.binariesPath,
+      maxRunDuration: config.maxRunDuration,
+      diskType: config.diskType,
+      diskSizeGb: config.diskSizeGb,
+      dockerfileAlias: config.dockerfileAlias
+    })
+    const seen = new Set<string>()
+    for (const c of configs) {
+      if (seen.has(c.name)) {
+        return yield* CloudError.agents(`two agents are named ${c.name}: agent names must be unique`)
+      }
+      seen.add(c.name)
+    }
+    if (config.vmsLimit !== undefined && config.vmsLimit < configs.length) {
+      return yield* CloudError.config(
+        "--vms-limit",
+        `the number limits of VM '${config.vmsLimit}' is less than the number of VMs specified by the scenario: '${configs.length}'`
+      )
+    }
+    const last = config.vmBasePort + configs.length * config.portsPerVm - 1
+    if (last > 65535) {
+      return yield* CloudError.config(
+        "--vm-base-port",
+        `${configs.length} agents × ${config.portsPerVm} ports from ${config.vmBasePort} end at ${last} > 65535: lower --vm-base-port or --ports-per-vm`
+      )
+    }
+    return configs
+  })
+
+/**
+ * Creates the artifacts dir (a user-given one must not exist yet) and writes `configuration.json`, the effective
+ * configuration without secrets.
+ */
+export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: boolean) =>
+  Effect.try({
+    try: () => {
+      if (userGiven && fs.existsSync(dir)) throw new Error("already exists: give a new directory to --artifacts-dir")
+      fs.mkdirSync(dir, { recursive: true })
+      fs.writeFileSync(path.join(dir, "configuration.json"), JSON.stringify(toJson(config), null, 2) + "\n")
+    },
+    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`)
+  })
+
+/**
+ * Runs `scenario` on `configs` with the current `Deployment`. Ends with "Scenario ended successfully." or
+ * "Scenario terminated unexpectedly: …", then tears down (after Enter with `--keep-alive`), then returns the
+ * scenario's outcome.
+ */
+export const run = Effect.fn("Orchestrator.run")(function*(
+  scenario: Scenario,
+  config: CloudConfig,
+  configs: ReadonlyArray<AgentConfig>
+) {
+  const events = yield* RunEvents
+  const deployment = yield* Deployment
+  const waitForEnter = yield* WaitForEnter
+  const outcome = yield* Effect.scoped(
+    Effect.gen(function*() {
+      const started = Date.now()
+      yield* events.emit({ type: "deploy-start", total: configs.length })
+      const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
+      yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
+      if (config.keepAlive) {
+        // Added after the deployment, so it runs before the agents are torn down (scopes close in reverse).
+        yield* Effect.addFinalizer(() =>
+          Effect.logInfo("Please press <enter> to terminate the scenario.").pipe(Effect.andThen(waitForEnter))
+        )
+      }
+      const exit = yield* scenario.run.pipe(
+        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents)),
+        Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
+        Effect.exit
+      )
+      yield* report(exit)
+      return exit
+    })
+  )
+  if (Exit.isFailure(outcome)) {
+    return yield* new CloudError.CloudError({
+      reason: new CloudError.ScenarioFailed({ title: scenario.title, message: render(outcome.cause) })
+    })
+  }
+})
+
+const report = (exit: Exit.Exit<unknown, unknown>) =>
+  Effect.gen(function*() {
+    const events = yield* RunEvents
+    if (Exit.isSuccess(exit)) {
+      yield* Effect.logInfo("Scenario ended successfully.")
+      yield* events.emit({ type: "run-end", ok: true, message: "Scenario ended successfully." })
+    } else {
+      const message = `Scenario terminated unexpectedly: ${render(exit.cause)}`
+      yield* Effect.logError(message)
+      yield* events.emit({ type: "run-end", ok: false, message })
+    }
+  })
+
+/** One line for a cause: the error's message, or "interrupted". */
+export const render = (cause: Cause.Cause<unknown>): string => {
+  if (Cause.hasInterruptsOnly(cause)) return "interrupted"
+  const error = Cause.squash(cause)
+  return error instanceof Error ? error.message : String(error)
+}

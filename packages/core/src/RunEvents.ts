@@ -1,0 +1,72 @@
+/**
+ * The run's event log: deploy, ready, exec, daemon up/down, log lines, teardown, end. Every event is appended to
+ * `<artifacts-dir>/events.jsonl` and handed to the run's sinks (the terminal display, `--json`, later the
+ * website), so all of them show the same story.
+ */
+import { Context, Effect, Layer, Logger } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+export type RunEvent =
+  | { readonly type: "run-start"; readonly namespace: string; readonly scenario: string; readonly backend: string; readonly artifactsDir: string }
+  | { readonly type: "deploy-start"; readonly total: number }
+  | { readonly type: "agent-ready"; readonly agent: string; readonly ready: number; readonly total: number }
+  | { readonly type: "deploy-done"; readonly total: number; readonly millis: number }
+  | { readonly type: "exec"; readonly agent: string; readonly command: string }
+  | { readonly type: "exit"; readonly agent: string; readonly command: string; readonly exitCode: number; readonly pid: number }
+  | { readonly type: "output"; readonly agent: string; readonly stream: "stdout" | "stderr"; readonly line: string }
+  | { readonly type: "daemon-up"; readonly agent: string; readonly name: string; readonly pid: number }
+  | { readonly type: "daemon-down"; readonly agent: string; readonly name: string }
+  | { readonly type: "log"; readonly level: string; readonly message: string }
+  | { readonly type: "teardown-start"; readonly total: number }
+  | { readonly type: "agent-down"; readonly agent: string; readonly down: number; readonly total: number }
+  | { readonly type: "teardown-failed"; readonly step: string; readonly message: string }
+  | { readonly type: "run-end"; readonly ok: boolean; readonly message: string }
+
+export type Stamped = RunEvent & { readonly at: number }
+
+/** Receives every event; must not throw. */
+export type Sink = (event: Stamped) => void
+
+export class RunEvents extends Context.Service<RunEvents, {
+  emit(event: RunEvent): Effect.Effect<void>
+  /** Starts writing `events.jsonl` into `dir` (the artifacts dir, known once the config is resolved). */
+  writeTo(dir: string): Effect.Effect<void>
+}>()("@tezt-cloud/core/RunEvents") {
+  /** Events go to the given sinks (and, once `writeTo` is called, to a file). */
+  static readonly layer = (sinks: ReadonlyArray<Sink>) => Layer.sync(RunEvents, () => make(sinks))
+
+  /** Events are dropped. */
+  static readonly layerNoop = Layer.succeed(RunEvents, RunEvents.of({ emit: () => Effect.void, writeTo: () => Effect.void }))
+}
+
+const make = (sinks: ReadonlyArray<Sink>) => {
+  let fd: number | undefined
+  const all: Array<Sink> = [...sinks, (event) => {
+    if (fd !== undefined) fs.writeSync(fd, JSON.stringify(event) + "\n")
+  }]
+  return RunEvents.of({
+    emit: (event) =>
+      Effect.sync(() => {
+        const stamped = { ...event, at: Date.now() } as Stamped
+        for (const sink of all) sink(stamped)
+      }),
+    writeTo: (dir) =>
+      Effect.sync(() => {
+        fs.mkdirSync(dir, { recursive: true })
+        fd = fs.openSync(path.join(dir, "events.jsonl"), "a")
+      })
+  })
+}
+
+/** A logger that turns `Effect.log*` into `log` events, so scenario logs reach every sink. */
+export const logger = (emit: Sink) =>
+  Logger.make<unknown, void>(({ logLevel, message }) => {
+    const parts = Array.isArray(message) ? message : [message]
+    emit({
+      type: "log",
+      level: logLevel,
+      message: parts.map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" "),
+      at: Date.now()
+    })
+  })

@@ -1,0 +1,65 @@
+/**
+ * The contract every backend implements to run things on one agent: commands with streamed output, exit code
+ * and pid; daemons scoped to the run; file copies with Tezt cloud's md5 rule (§7.9). Every backend passes the
+ * same contract suite (`test/contract/RunnerContract.ts`).
+ *
+ * **Details**
+ *
+ * Arguments are an argv, never a shell string: what a scenario passes is what the program receives. Interrupting
+ * an `exec` kills the command's whole process tree on the agent.
+ */
+import type { Effect, Scope } from "effect"
+import type * as CloudError from "./CloudError.ts"
+import type { Daemon } from "./Daemon.ts"
+
+export interface OutputLine {
+  readonly stream: "stdout" | "stderr"
+  readonly line: string
+}
+
+export interface ExecOptions {
+  /** Extra environment variables for the command. */
+  readonly env?: Record<string, string> | undefined
+  /** Working directory on the agent; relative paths are relative to the agent's home. */
+  readonly cwd?: string | undefined
+  /** Called for each line of output as it arrives. */
+  readonly onLine?: ((line: OutputLine) => Effect.Effect<void>) | undefined
+}
+
+export interface ExecResult {
+  readonly exitCode: number
+  readonly stdout: string
+  readonly stderr: string
+  /** The pid the command had on the agent. */
+  readonly pid: number
+}
+
+export interface SpawnOptions {
+  readonly env?: Record<string, string> | undefined
+  readonly cwd?: string | undefined
+  /** Log file on the agent; defaults to `<home>/logs/<name>.log`. */
+  readonly logFile?: string | undefined
+}
+
+export interface CopyOptions {
+  /** Destination on the agent; defaults to `<binaries path>/<basename of source>`. */
+  readonly destination?: string | undefined
+  /** Copy even if the destination is up to date. */
+  readonly refresh?: boolean | undefined
+  /** Compare md5 sums and re-copy what differs; defaults to `--check-file-consistency`. */
+  readonly consistencyCheck?: boolean | undefined
+}
+
+export interface Runner {
+  /** Runs `command args…` to completion. A non-zero exit is a result, not an error. */
+  exec(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<ExecResult, CloudError.CloudError>
+  /** Starts a daemon owned by the current scope and returns as soon as it runs. */
+  spawn(
+    name: string,
+    command: string,
+    args: ReadonlyArray<string>,
+    options?: SpawnOptions
+  ): Effect.Effect<Daemon, CloudError.CloudError, Scope.Scope>
+  /** Copies a local file or directory to the agent; returns the path on the agent. */
+  copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
+}

@@ -1,0 +1,31 @@
+/**
+ * Teardown steps: finalizers that log their failure (and emit `teardown-failed`) instead of failing, so one
+ * broken step never blocks the next. Scopes run them in reverse order of acquisition.
+ */
+import { Cause, Effect, Exit, type Scope } from "effect"
+import { RunEvents } from "./RunEvents.ts"
+
+/** Runs `release` as a named teardown step: a failure or defect is reported, never propagated. */
+export const step = <E, R>(name: string, release: Effect.Effect<void, E, R>): Effect.Effect<void, never, R> =>
+  release.pipe(
+    Effect.exit,
+    Effect.flatMap((exit) => {
+      if (Exit.isSuccess(exit)) return Effect.void
+      const message = Cause.squash(exit.cause) instanceof Error ? (Cause.squash(exit.cause) as Error).message : Cause.pretty(exit.cause)
+      return Effect.serviceOption(RunEvents).pipe(
+        Effect.flatMap((events) => events._tag === "Some" ? events.value.emit({ type: "teardown-failed", step: name, message }) : Effect.void),
+        Effect.andThen(Effect.logWarning(`teardown: ${name} failed: ${message}`))
+      )
+    })
+  )
+
+/** `acquireRelease` whose release is a teardown `step`. */
+export const acquireRelease = <A, E, R, R2>(
+  name: string,
+  acquire: Effect.Effect<A, E, R>,
+  release: (a: A) => Effect.Effect<void, unknown, R2>
+): Effect.Effect<A, E, R | R2 | Scope.Scope> => Effect.acquireRelease(acquire, (a) => step(name, release(a)))
+
+/** Adds a named teardown step to the current scope. */
+export const finalizer = <R>(name: string, release: Effect.Effect<void, unknown, R>): Effect.Effect<void, never, R | Scope.Scope> =>
+  Effect.addFinalizer(() => step(name, release))

@@ -1,0 +1,332 @@
+/**
+ * The embedded default backend: each agent is a process sandbox on this machine, with its own home directory,
+ * environment, port range and process groups. No Docker, no ssh, nothing to install.
+ *
+ * **Details**
+ *
+ * Sandbox: `<state-dir>/<ns>/agents/<agent>/` is the agent's `HOME` and working directory; absolute paths a
+ * scenario copies to (e.g. the binaries path `/tmp/tezt-runners`) live under its `fs/` directory, and the copied
+ * binaries directory is first on the agent's `PATH`. Every process started for the agent carries
+ * `TEZT_CLOUD_NS`, `TEZT_CLOUD_AGENT` and `TEZT_CLOUD_EXEC` in its environment, so its whole tree can be found
+ * and killed, even after `setsid` or a `kill -9` of the orchestrator (`cleanUp`).
+ *
+ * **Gotchas**
+ *
+ * A sandbox is not a security boundary: agents run as the current user and share the machine's network.
+ */
+import {
+  Agent,
+  AgentConfig,
+  CloudConfig,
+  CloudError,
+  CopyPolicy,
+  Deployment,
+  Ledger,
+  type Runner,
+  RunEvents,
+  Teardown
+} from "@tezt-cloud/core"
+import { Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as ProcessTree from "./internal/processTree.ts"
+
+type AgentConfig = AgentConfig.AgentConfig
+type CloudConfig = CloudConfig.CloudConfig
+
+export interface Options {
+  /** The state dir (ledger and sandboxes live under `<stateDir>/<ns>`). */
+  readonly stateDir: string
+  readonly config: CloudConfig
+  /** The run's artifacts dir; each agent gets `<artifactsDir>/<agent>`. */
+  readonly artifactsDir: string
+  /** How long a killed process tree gets between SIGTERM and SIGKILL. */
+  readonly killGrace?: Duration.Input | undefined
+}
+
+/** Where the sandboxes of a namespace live. */
+export const sandboxesDir = (stateDir: string, namespace: string) =>
+  path.join(Ledger.namespaceDir(stateDir, namespace), "agents")
+
+const maxParallelDeploys = 32
+
+/** Deployment of process-sandbox agents. */
+export const layer = (options: Options) =>
+  Layer.effect(
+    Deployment.Deployment,
+    Effect.gen(function*() {
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      const ledger = yield* Ledger.Ledger
+      const events = yield* RunEvents.RunEvents
+      const { config } = options
+      const graceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? "3 seconds"))
+      let ready = 0
+      let down = 0
+
+      const deployOne = (agentConfig: AgentConfig, index: number, total: number) =>
+        Effect.gen(function*() {
+          const name = agentConfig.name
+          const home = path.join(sandboxesDir(options.stateDir, config.namespace), name)
+          const marker = `${config.namespace}/${name}`
+          yield* Ledger.scoped(
+            { id: `sandbox:${name}`, kind: "sandbox", data: { agent: name, path: home, marker } },
+            Effect.try({
+              try: () => {
+                fs.rmSync(home, { recursive: true, force: true })
+                for (const dir of ["logs", "fs"]) fs.mkdirSync(path.join(home, dir), { recursive: true })
+              },
+              catch: (e) => CloudError.deploy(name, `cannot create its sandbox ${home}: ${CloudError.messageOf(e)}`)
+            }),
+            () =>
+              Teardown.step(
+                `agent ${name}`,
+                Effect.gen(function*() {
+                  yield* killMarked("TEZT_CLOUD_AGENT", marker, graceMillis)
+                  yield* Effect.try({
+                    try: () => fs.rmSync(home, { recursive: true, force: true }),
+                    catch: (e) => CloudError.state(home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+                  })
+                  down += 1
+                  yield* events.emit({ type: "agent-down", agent: name, down, total })
+                })
+              )
+          ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+          const start = config.vmBasePort + index * config.portsPerVm
+          const runner = makeRunner({
+            spawner,
+            ledger,
+            events,
+            name,
+            home,
+            marker,
+            namespace: config.namespace,
+            binariesPath: agentConfig.binariesPath,
+            checkFileConsistency: config.checkFileConsistency,
+            portStart: start
+          })
+          const artifactsDir = path.join(options.artifactsDir, name)
+          const agent = Agent.make({
+            index,
+            config: agentConfig,
+            point: undefined,
+            ports: { start, end: start + config.portsPerVm - 1 },
+            artifactsDir,
+            connect: `cd ${home} && env TEZT_CLOUD_NS=${config.namespace} TEZT_CLOUD_AGENT=${marker} HOME=${home} $SHELL`,
+            runner
+          })
+          ready += 1
+          yield* events.emit({ type: "agent-ready", agent: name, ready, total })
+          return agent
+        })
+
+      return Deployment.Deployment.of({
+        backend: "localhost/process",
+        deploy: Effect.fn("Localhost.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {
+          yield* Effect.annotateCurrentSpan({ agents: configs.length })
+          ready = 0
+          down = 0
+          return yield* Effect.forEach(configs, (c, i) => deployOne(c, i, configs.length), {
+            concurrency: maxParallelDeploys
+          })
+        })
+      })
+    })
+  )
+
+interface RunnerInit {
+  readonly spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
+  readonly ledger: Ledger.Ledger["Service"]
+  readonly events: RunEvents.RunEvents["Service"]
+  readonly name: string
+  readonly home: string
+  readonly marker: string
+  readonly namespace: string
+  readonly binariesPath: string
+  readonly checkFileConsistency: boolean
+  readonly portStart: number
+}
+
+/** An absolute agent path lives under the sandbox's `fs/`; a relative one under its home. */
+const localPath = (home: string, agentPath: string) =>
+  path.isAbsolute(agentPath) ? path.join(home, "fs", agentPath) : path.join(home, agentPath)
+
+const makeRunner = (init: RunnerInit): Runner.Runner => {
+  const binaries = localPath(init.home, init.binariesPath)
+  const environment = (execId: string, extra: Record<string, string> | undefined) => ({
+    HOME: init.home,
+    PATH: `${binaries}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    TEZT_CLOUD_NS: init.namespace,
+    TEZT_CLOUD_AGENT: init.marker,
+    TEZT_CLOUD_EXEC: execId,
+    TEZT_CLOUD_PORT_START: String(init.portStart),
+    ...extra
+  })
+  const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
+  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
+    CloudError.command(init.name, describeCommand(command, args), CloudError.messageOf(cause))
+
+  /** Spawns in the current scope, recorded in the ledger; killing the scope kills the whole tree. */
+  const start = (command: string, args: ReadonlyArray<string>, options: {
+    readonly env: Record<string, string> | undefined
+    readonly cwd: string | undefined
+    readonly stdout: "pipe" | "ignore"
+  }) =>
+    Effect.gen(function*() {
+      const execId = crypto.randomUUID()
+      const handle = yield* init.spawner.spawn(ChildProcess.make(command, args, {
+        cwd: options.cwd === undefined ? init.home : localPath(init.home, options.cwd),
+        env: environment(execId, options.env),
+        extendEnv: true,
+        stdin: "ignore",
+        stdout: options.stdout,
+        stderr: options.stdout,
+        forceKillAfter: "3 seconds"
+      })).pipe(Effect.mapError(failed(command, args)))
+      const id = `process:${init.name}:${execId}`
+      yield* init.ledger.acquire({ id, kind: "process", data: { agent: init.name, pid: handle.pid, exec: execId } })
+      // Runs before the spawner's own release (scopes close in reverse): it also reaches descendants that left
+      // the process group.
+      yield* Effect.addFinalizer(() =>
+        killMarked("TEZT_CLOUD_EXEC", execId, 3000).pipe(Effect.andThen(init.ledger.release(id)), Effect.ignore)
+      )
+      return handle
+    })
+
+  const exec = Effect.fn("Localhost.exec")(
+    function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
+      yield* init.events.emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
+      const handle = yield* start(command, args, { env: options?.env, cwd: options?.cwd, stdout: "pipe" })
+      const collect = (stream: Stream.Stream<Uint8Array, unknown>, name: "stdout" | "stderr") => {
+        const lines: Array<string> = []
+        return stream.pipe(
+          Stream.decodeText(),
+          Stream.splitLines,
+          Stream.runForEach((line) =>
+            Effect.gen(function*() {
+              lines.push(line)
+              yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
+              if (options?.onLine) yield* options.onLine({ stream: name, line })
+            })
+          ),
+          Effect.map(() => lines.length === 0 ? "" : lines.join("\n") + "\n")
+        )
+      }
+      const [stdout, stderr, exitCode] = yield* Effect.all([
+        collect(handle.stdout, "stdout"),
+        collect(handle.stderr, "stderr"),
+        handle.exitCode.pipe(Effect.map(Number), Effect.catch(() => Effect.succeed(137)))
+      ], { concurrency: "unbounded" }).pipe(Effect.mapError(failed(command, args)))
+      yield* init.events.emit({
+        type: "exit",
+        agent: init.name,
+        command: describeCommand(command, args),
+        exitCode,
+        pid: handle.pid
+      })
+      return { exitCode, stdout, stderr, pid: handle.pid } satisfies Runner.ExecResult
+    },
+    Effect.scoped
+  )
+
+  const spawn = Effect.fn("Localhost.spawn")(
+    function*(name: string, command: string, args: ReadonlyArray<string>, options?: Runner.SpawnOptions) {
+      const logFile = options?.logFile === undefined
+        ? path.join(init.home, "logs", `${name}.log`)
+        : localPath(init.home, options.logFile)
+      fs.mkdirSync(path.dirname(logFile), { recursive: true })
+      // The shell only redirects and `exec`s: the argv reaches the program unchanged.
+      const handle = yield* start("/bin/sh", ["-c", "exec \"$@\" >>\"$TEZT_CLOUD_LOG\" 2>&1", "sh", command, ...args], {
+        env: { ...options?.env, TEZT_CLOUD_LOG: logFile },
+        cwd: options?.cwd,
+        stdout: "ignore"
+      })
+      yield* init.events.emit({ type: "daemon-up", agent: init.name, name, pid: handle.pid })
+      yield* Effect.addFinalizer(() => init.events.emit({ type: "daemon-down", agent: init.name, name }))
+      return {
+        name,
+        agent: init.name,
+        pid: handle.pid,
+        logFile,
+        isRunning: handle.isRunning.pipe(Effect.catch(() => Effect.succeed(false))),
+        stop: handle.kill({ forceKillAfter: "3 seconds" }).pipe(Effect.ignore)
+      }
+    }
+  )
+
+  const copier = CopyPolicy.make({
+    agent: init.name,
+    md5: (remote) =>
+      Effect.sync(() => {
+        const file = localPath(init.home, remote)
+        return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
+      }),
+    put: (local, remote, mode) =>
+      Effect.try({
+        try: () => {
+          const file = localPath(init.home, remote)
+          fs.mkdirSync(path.dirname(file), { recursive: true })
+          fs.copyFileSync(local, file)
+          fs.chmodSync(file, mode)
+        },
+        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e))
+      })
+  }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
+
+  const copy = Effect.fn("Localhost.copy")(function*(source: string, options?: Runner.CopyOptions) {
+    const remote = yield* copier.copy(source, options)
+    return localPath(init.home, remote)
+  })
+
+  return { exec, spawn, copy }
+}
+
+/** Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. */
+const killMarked = (key: string, value: string, graceMillis: number) =>
+  Effect.gen(function*() {
+    if (ProcessTree.signalMarked(key, value, "SIGTERM") === 0) return
+    yield* Effect.sleep("20 millis").pipe(
+      Effect.repeat({
+        until: () => ProcessTree.findMarked(key, value).length === 0,
+        schedule: Schedule.during(Duration.millis(graceMillis))
+      })
+    )
+    ProcessTree.signalMarked(key, value, "SIGKILL")
+  })
+
+/**
+ * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
+ * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
+ */
+export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
+  const ledger = yield* Ledger.Ledger
+  const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
+  yield* killMarked("TEZT_CLOUD_NS", namespace, 3000)
+  const removed: Array<string> = []
+  for (const resource of yield* ledger.outstanding) {
+    if (resource.kind === "sandbox") {
+      const dir = String(resource.data.path)
+      yield* Effect.try({
+        try: () => fs.rmSync(dir, { recursive: true, force: true }),
+        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+      })
+      removed.push(dir)
+    }
+    yield* ledger.release(resource.id)
+  }
+  // Sandboxes not in the ledger (a crash between mkdir and the ledger write cannot happen: the record comes
+  // first; this catches a ledger deleted by hand).
+  const dir = sandboxesDir(stateDir, namespace)
+  if (fs.existsSync(dir)) {
+    for (const entry of fs.readdirSync(dir)) {
+      const sandbox = path.join(dir, entry)
+      fs.rmSync(sandbox, { recursive: true, force: true })
+      if (!removed.includes(sandbox)) removed.push(sandbox)
+    }
+  }
+  return { processes: killed.length, sandboxes: removed }
+})
+
+/** The last resort of a second Ctrl+C: kill the namespace's processes now, synchronously. */
+export const forceKillSync = (namespace: string): number => ProcessTree.killMarkedSync("TEZT_CLOUD_NS", namespace, 500)

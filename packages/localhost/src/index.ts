@@ -1,0 +1,4 @@
+/**
+ * @tezt-cloud/localhost: agents as process sandboxes on this machine, the embedded default backend.
+ */
+export * as Localhost from "./Localhost.ts"
