@@ -10,7 +10,11 @@ import type { ChildProcessSpawner } from "effect/process"
 export interface Selected {
   /** What the user is told: which backend and why. */
   readonly description: string
-  readonly layer: Layer.Layer<Deployment.Deployment, never, Ledger.Ledger | RunEvents.RunEvents | ChildProcessSpawner.ChildProcessSpawner>
+  readonly layer: Layer.Layer<
+    Deployment.Deployment,
+    never,
+    Ledger.Ledger | RunEvents.RunEvents | ChildProcessSpawner.ChildProcessSpawner
+  >
 }
 
 /** The deployment layer for a resolved configuration. */

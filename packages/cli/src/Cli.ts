@@ -41,7 +41,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   const { input: cliInput, cliOnly } = Options.toInput(args.flags)
   const fileInput = cliOnly.configFile === undefined ? {} : yield* readConfigFile(cliOnly.configFile)
   const input = CloudConfig.merge(fileInput, yield* CloudConfig.decodeInput(cliInput, "option"))
-  const selected = (yield* selectScenarios(group, args.tags))
+  const selected = yield* selectScenarios(group, args.tags)
   if (args.list) {
     for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
     return
@@ -51,15 +51,21 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   if (!maintenance) yield* CloudConfig.checkAvailable(config)
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
   if (config.artifactsDir !== undefined && fs.existsSync(root)) {
-    return yield* CloudError.config("--artifacts-dir", `${root} already exists: give a directory that does not exist yet`)
+    return yield* CloudError.config(
+      "--artifacts-dir",
+      `${root} already exists: give a directory that does not exist yet`
+    )
   }
   // Everything that can be refused is refused before anything is created.
-  const plans = yield* Effect.forEach(selected, (scenario) =>
-    Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
-      scenario,
-      configs,
-      artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
-    })))
+  const plans = yield* Effect.forEach(
+    selected,
+    (scenario) =>
+      Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
+        scenario,
+        configs,
+        artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
+      }))
+  )
   activeNamespaces.add(config.namespace)
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
@@ -98,7 +104,11 @@ const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => 
 
 /** The sink the terminal gets: JSON with `--json`, a live display on a TTY, plain lines otherwise. */
 const sinkFor = (json: boolean): RunEvents.Sink =>
-  json ? Terminal.json(process.stdout) : process.stdout.isTTY ? Terminal.tty(process.stdout) : Terminal.plain(process.stdout)
+  json
+    ? Terminal.json(process.stdout)
+    : process.stdout.isTTY
+    ? Terminal.tty(process.stdout)
+    : Terminal.plain(process.stdout)
 
 const groupCommand = (group: Scenario.Group, stateDir: string) =>
   Command.make(group.name, {
@@ -107,8 +117,14 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
       Argument.withDescription("Run only the scenarios having all these tags"),
       Argument.variadic()
     ),
-    list: Flag.Boolean("list").pipe(Flag.withDescription("List the matching scenarios and exit"), Flag.withDefault(false)),
-    json: Flag.Boolean("json").pipe(Flag.withDescription("Print the run's events as JSON lines"), Flag.withDefault(false))
+    list: Flag.Boolean("list").pipe(
+      Flag.withDescription("List the matching scenarios and exit"),
+      Flag.withDefault(false)
+    ),
+    json: Flag.Boolean("json").pipe(
+      Flag.withDescription("Print the run's events as JSON lines"),
+      Flag.withDefault(false)
+    )
   }, (args) => {
     const sink = sinkFor(args.json)
     return runGroup(group, stateDir, args).pipe(
@@ -121,7 +137,9 @@ const presenter = CliOutput.layerPresenter({
   present: (event) =>
     event._tag === "InvalidInvocation"
       ? Effect.forEach(event.errors, (error) =>
-        Console.error(`tezt-cloud: error: ${error.message} (see tezt-cloud ${event.commandPath.slice(1).join(" ")} --help)`), {
+        Console.error(
+          `tezt-cloud: error: ${error.message} (see tezt-cloud ${event.commandPath.slice(1).join(" ")} --help)`
+        ), {
         discard: true
       })
       : CliOutput.defaultPresenter.present(event)

@@ -13,15 +13,25 @@ const time = (at: number) => new Date(at).toISOString().slice(11, 23)
 const line = (event: RunEvents.Stamped): string | undefined => {
   switch (event.type) {
     case "run-start":
-      return `[${time(event.at)}] ${event.scenario} (namespace ${event.namespace}, backend ${event.backend}; artifacts in ${event.artifactsDir})`
+      return `[${
+        time(event.at)
+      }] ${event.scenario} (namespace ${event.namespace}, backend ${event.backend}; artifacts in ${event.artifactsDir})`
     case "deploy-start":
-      return event.total === 0 ? undefined : `[${time(event.at)}] deploying ${event.total} agent${event.total === 1 ? "" : "s"}`
+      return event.total === 0
+        ? undefined
+        : `[${time(event.at)}] deploying ${event.total} agent${event.total === 1 ? "" : "s"}`
     case "agent-ready":
       return `[${time(event.at)}] agent ${event.agent} ready (${event.ready}/${event.total})`
     case "deploy-done":
-      return event.total === 0 ? undefined : `[${time(event.at)}] ${event.total} agent${event.total === 1 ? "" : "s"} ready in ${(event.millis / 1000).toFixed(1)}s`
+      return event.total === 0
+        ? undefined
+        : `[${time(event.at)}] ${event.total} agent${event.total === 1 ? "" : "s"} ready in ${
+          (event.millis / 1000).toFixed(1)
+        }s`
     case "teardown-start":
-      return event.total === 0 ? undefined : `[${time(event.at)}] tearing down ${event.total} agent${event.total === 1 ? "" : "s"}`
+      return event.total === 0
+        ? undefined
+        : `[${time(event.at)}] tearing down ${event.total} agent${event.total === 1 ? "" : "s"}`
     case "agent-down":
       return `[${time(event.at)}] agent ${event.agent} down (${event.down}/${event.total})`
     case "output":
@@ -31,7 +41,7 @@ const line = (event: RunEvents.Stamped): string | undefined => {
     case "teardown-failed":
       return `[${time(event.at)}] teardown step ${event.step} failed: ${event.message}`
     case "log": {
-      const level = event.level === "INFO" ? "" : `${event.level}: `
+      const level = event.level === "Info" ? "" : `${event.level.toLowerCase()}: `
       return `[${time(event.at)}] ${level}${event.message}`
     }
     case "exec":

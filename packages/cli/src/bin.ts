@@ -4,8 +4,8 @@
  * run, which tears everything down gracefully and exits 130; a second one force-kills what is left of the run's
  * processes and exits at once.
  */
-import { CloudError, Ledger } from "@tezt-cloud/core"
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import { CloudError, Ledger } from "@tezt-cloud/core"
 import { Cause, Effect, Exit } from "effect"
 import { CliError } from "effect/cli"
 import * as Backends from "./Backends.ts"

@@ -30,7 +30,11 @@ export interface Agent {
   /** A human-usable command to reach the agent, shown by the website and `--list`. */
   readonly connect: string
   readonly runner: Runner
-  exec(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<ExecResult, CloudError.CloudError>
+  exec(
+    command: string,
+    args: ReadonlyArray<string>,
+    options?: ExecOptions
+  ): Effect.Effect<ExecResult, CloudError.CloudError>
   /** Like `exec`, but a non-zero exit is a `NonZeroExit` error; returns stdout. */
   run(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<string, CloudError.CloudError>
   spawn: Runner["spawn"]

@@ -65,7 +65,9 @@ export const complete = (requests: ReadonlyArray<AgentRequest>, defaults: AgentD
       name: request.name ?? `agent-${String(i).padStart(3, "0")}`,
       machineType: request.machineType ?? defaults.machineType,
       os: request.os ?? defaults.os,
-      binariesPath: dockerImage._tag === "OctezRelease" ? "/usr/local/bin" : request.binariesPath ?? defaults.binariesPath,
+      binariesPath: dockerImage._tag === "OctezRelease"
+        ? "/usr/local/bin"
+        : request.binariesPath ?? defaults.binariesPath,
       ...(maxRunDuration === undefined ? {} : { maxRunDuration }),
       ...(diskType === undefined ? {} : { diskType }),
       ...(diskSizeGb === undefined ? {} : { diskSizeGb }),

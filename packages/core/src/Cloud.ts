@@ -4,8 +4,8 @@
  */
 import { Context, Effect } from "effect"
 import type { Agent } from "./Agent.ts"
-import * as CloudError from "./CloudError.ts"
 import type { CloudConfig } from "./CloudConfig.ts"
+import * as CloudError from "./CloudError.ts"
 
 export interface MetricSample {
   readonly name: string
@@ -47,12 +47,14 @@ export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>) => {
     agent: (name) => {
       const agent = agents.find((a) => a.name === name)
       return agent === undefined
-        ? Effect.fail(CloudError.agents(`no agent named ${name}; agents are ${agents.map((a) => a.name).join(", ") || "none"}`))
+        ? Effect.fail(
+          CloudError.agents(`no agent named ${name}; agents are ${agents.map((a) => a.name).join(", ") || "none"}`)
+        )
         : Effect.succeed(agent)
     },
     pushMetric: (sample) =>
       Effect.sync(() => {
-        const labels = Object.entries(sample.labels ?? {}).sort(([a], [b]) => a.localeCompare(b))
+        const labels = Object.entries(sample.labels ?? {}).toSorted(([a], [b]) => a.localeCompare(b))
         metrics.set(`${sample.name}${JSON.stringify(labels)}`, sample)
       }),
     addService: (link) => Effect.sync(() => void services.push(link)),

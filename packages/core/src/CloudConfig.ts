@@ -36,60 +36,357 @@ export interface OptionSpec {
 
 /** Every option of reference §3.1, plus ours (`--agent-runtime`). Order is the help and README order. */
 export const options: ReadonlyArray<OptionSpec> = [
-  { flag: "tezt-cloud", key: "tezt_cloud", kind: "string", default: "$TEZT_CLOUD", description: "Namespace of the run; every resource name derives from it. Required." },
-  { flag: "config-file", key: undefined, kind: "string", default: "none", description: "JSON file of options (snake_case keys); the CLI overrides it, lists concatenate." },
-  { flag: "localhost", key: "localhost", kind: "flag", default: "false", negation: "cloud", description: "Run agents on this machine (Docker containers when an engine answers, else process sandboxes)." },
-  { flag: "agent-runtime", key: "agent_runtime", kind: "string", default: "auto", choices: ["auto", "process", "docker"], description: "With --localhost: force process sandboxes or Docker containers." },
-  { flag: "ssh-host", key: "ssh_host", kind: "string", default: "none", description: "Deploy onto [user@]host[:port] over ssh (user defaults to $USER, port to 22)." },
-  { flag: "ssh-private-key", key: undefined, kind: "string", default: "~/.ssh/<ns>-tf", description: "Private key used for every ssh connection instead of the generated one." },
-  { flag: "proxy", key: "proxy", kind: "flag", default: "false", description: "Run the orchestrator itself on a remote proxy VM." },
-  { flag: "monitoring", key: "monitoring", kind: "flag", default: "false", description: "Run netdata (port 19999) on each agent." },
-  { flag: "destroy", key: "destroy", kind: "flag", default: "false", description: "Destroy VMs at the end of the run (they are kept otherwise)." },
-  { flag: "keep-alive", key: "keep_alive", kind: "flag", default: "false", description: "Wait for <enter> before tearing down, on success and on failure." },
+  {
+    flag: "tezt-cloud",
+    key: "tezt_cloud",
+    kind: "string",
+    default: "$TEZT_CLOUD",
+    description: "Namespace of the run; every resource name derives from it. Required."
+  },
+  {
+    flag: "config-file",
+    key: undefined,
+    kind: "string",
+    default: "none",
+    description: "JSON file of options (snake_case keys); the CLI overrides it, lists concatenate."
+  },
+  {
+    flag: "localhost",
+    key: "localhost",
+    kind: "flag",
+    default: "false",
+    negation: "cloud",
+    description: "Run agents on this machine (Docker containers when an engine answers, else process sandboxes)."
+  },
+  {
+    flag: "agent-runtime",
+    key: "agent_runtime",
+    kind: "string",
+    default: "auto",
+    choices: ["auto", "process", "docker"],
+    description: "With --localhost: force process sandboxes or Docker containers."
+  },
+  {
+    flag: "ssh-host",
+    key: "ssh_host",
+    kind: "string",
+    default: "none",
+    description: "Deploy onto [user@]host[:port] over ssh (user defaults to $USER, port to 22)."
+  },
+  {
+    flag: "ssh-private-key",
+    key: undefined,
+    kind: "string",
+    default: "~/.ssh/<ns>-tf",
+    description: "Private key used for every ssh connection instead of the generated one."
+  },
+  {
+    flag: "proxy",
+    key: "proxy",
+    kind: "flag",
+    default: "false",
+    description: "Run the orchestrator itself on a remote proxy VM."
+  },
+  {
+    flag: "monitoring",
+    key: "monitoring",
+    kind: "flag",
+    default: "false",
+    description: "Run netdata (port 19999) on each agent."
+  },
+  {
+    flag: "destroy",
+    key: "destroy",
+    kind: "flag",
+    default: "false",
+    description: "Destroy VMs at the end of the run (they are kept otherwise)."
+  },
+  {
+    flag: "keep-alive",
+    key: "keep_alive",
+    kind: "flag",
+    default: "false",
+    description: "Wait for <enter> before tearing down, on success and on failure."
+  },
   { flag: "project-id", key: "project_id", kind: "string", default: "gcloud's project", description: "GCP project." },
-  { flag: "vms-limit", key: "vms_limit", kind: "int", default: "none", description: "Maximum number of agents; the run fails if the scenario asks for more." },
-  { flag: "vm-base-port", key: "vm_base_port", kind: "int", default: "30000", description: "First port of an agent's range (its sshd listens there)." },
-  { flag: "ports-per-vm", key: "ports_per_vm", kind: "int", default: "50", description: "Size of each agent's port range." },
+  {
+    flag: "vms-limit",
+    key: "vms_limit",
+    kind: "int",
+    default: "none",
+    description: "Maximum number of agents; the run fails if the scenario asks for more."
+  },
+  {
+    flag: "vm-base-port",
+    key: "vm_base_port",
+    kind: "int",
+    default: "30000",
+    description: "First port of an agent's range (its sshd listens there)."
+  },
+  {
+    flag: "ports-per-vm",
+    key: "ports_per_vm",
+    kind: "int",
+    default: "50",
+    description: "Size of each agent's port range."
+  },
   { flag: "os", key: "os", kind: "string", default: "cos", choices: ["cos", "debian"], description: "VM OS image." },
-  { flag: "grafana", key: "grafana", kind: "flag", default: "on in cloud/proxy modes with cos", description: "Run Grafana." },
-  { flag: "grafana-legacy-source", key: "grafana_legacy_source", kind: "flag", default: "false", description: "Snapshot import: name the datasource Prometheus (one snapshot only)." },
-  { flag: "alert-handler", key: "alert_handlers", kind: "strings", default: "[]", description: "Alert handler (repeatable); any turns Prometheus on by default." },
-  { flag: "prometheus", key: "prometheus", kind: "flag", default: "= grafana, or on with alert handlers", description: "Run Prometheus." },
-  { flag: "prometheus-export", key: "prometheus_export", kind: "flag", default: "true", description: "Export a Prometheus snapshot at the end of the run." },
+  {
+    flag: "grafana",
+    key: "grafana",
+    kind: "flag",
+    default: "on in cloud/proxy modes with cos",
+    description: "Run Grafana."
+  },
+  {
+    flag: "grafana-legacy-source",
+    key: "grafana_legacy_source",
+    kind: "flag",
+    default: "false",
+    description: "Snapshot import: name the datasource Prometheus (one snapshot only)."
+  },
+  {
+    flag: "alert-handler",
+    key: "alert_handlers",
+    kind: "strings",
+    default: "[]",
+    description: "Alert handler (repeatable); any turns Prometheus on by default."
+  },
+  {
+    flag: "prometheus",
+    key: "prometheus",
+    kind: "flag",
+    default: "= grafana, or on with alert handlers",
+    description: "Run Prometheus."
+  },
+  {
+    flag: "prometheus-export",
+    key: "prometheus_export",
+    kind: "flag",
+    default: "true",
+    description: "Export a Prometheus snapshot at the end of the run."
+  },
   { flag: "prometheus-port", key: "prometheus_port", kind: "int", default: "9090", description: "Prometheus port." },
-  { flag: "prometheus-export-path", key: "prometheus_export_path", kind: "string", default: "/tmp/<ns>-prometheus-snapshot", description: "Where the snapshot is exported." },
-  { flag: "prometheus-snapshots", key: "prometheus_snapshots", kind: "strings", default: "[]", description: "path[:port] of snapshots for CLOUD prometheus import (repeatable)." },
-  { flag: "prometheus-scrape-interval", key: "prometheus_scrape_interval", kind: "int", default: "5", description: "Prometheus scrape interval, in seconds." },
-  { flag: "process-monitoring", key: "process_monitoring", kind: "flag", default: "= prometheus", description: "Run prometheus-process-exporter on each agent." },
-  { flag: "website", key: "website", kind: "flag", default: "= prometheus", description: "Serve the run's website and /metrics." },
-  { flag: "website-port", key: "website_port", kind: "int", default: "8080 (80 for a remote orchestrator)", description: "Website port." },
-  { flag: "machine-type", key: "machine_type", kind: "string", default: "n1-standard-2", description: "GCP machine type." },
+  {
+    flag: "prometheus-export-path",
+    key: "prometheus_export_path",
+    kind: "string",
+    default: "/tmp/<ns>-prometheus-snapshot",
+    description: "Where the snapshot is exported."
+  },
+  {
+    flag: "prometheus-snapshots",
+    key: "prometheus_snapshots",
+    kind: "strings",
+    default: "[]",
+    description: "path[:port] of snapshots for CLOUD prometheus import (repeatable)."
+  },
+  {
+    flag: "prometheus-scrape-interval",
+    key: "prometheus_scrape_interval",
+    kind: "int",
+    default: "5",
+    description: "Prometheus scrape interval, in seconds."
+  },
+  {
+    flag: "process-monitoring",
+    key: "process_monitoring",
+    kind: "flag",
+    default: "= prometheus",
+    description: "Run prometheus-process-exporter on each agent."
+  },
+  {
+    flag: "website",
+    key: "website",
+    kind: "flag",
+    default: "= prometheus",
+    description: "Serve the run's website and /metrics."
+  },
+  {
+    flag: "website-port",
+    key: "website_port",
+    kind: "int",
+    default: "8080 (80 for a remote orchestrator)",
+    description: "Website port."
+  },
+  {
+    flag: "machine-type",
+    key: "machine_type",
+    kind: "string",
+    default: "n1-standard-2",
+    description: "GCP machine type."
+  },
   { flag: "disk-type", key: "disk_type", kind: "string", default: "pd-ssd", description: "GCP disk type." },
   { flag: "disk-size-gb", key: "disk_size_gb", kind: "int", default: "200", description: "GCP disk size in GB." },
-  { flag: "dockerfile-alias", key: "dockerfile_alias", kind: "string", default: "<ns>", description: "Selects dockerfiles/<alias>.Dockerfile and the image name." },
-  { flag: "max-run-duration", key: "max_run_duration", kind: "int", default: "7200", description: "VM time to live, in seconds from creation." },
-  { flag: "no-max-run-duration", key: "no_max_run_duration", kind: "flag", default: "on with --proxy or --os debian", negation: null, description: "Give VMs no time to live." },
-  { flag: "dns-domain", key: "dns_domains", kind: "strings", aliases: ["dns"], default: "[]", description: "Domain pointed at the proxy or ssh host (repeatable)." },
-  { flag: "no-dns", key: "no_dns", kind: "flag", aliases: ["no-dns-domain"], default: "false", negation: null, description: "Register no domain, not even the default proxy one." },
-  { flag: "open-telemetry", key: "open_telemetry", kind: "flag", aliases: ["otel"], default: "false", description: "Run an OpenTelemetry collector and Jaeger." },
+  {
+    flag: "dockerfile-alias",
+    key: "dockerfile_alias",
+    kind: "string",
+    default: "<ns>",
+    description: "Selects dockerfiles/<alias>.Dockerfile and the image name."
+  },
+  {
+    flag: "max-run-duration",
+    key: "max_run_duration",
+    kind: "int",
+    default: "7200",
+    description: "VM time to live, in seconds from creation."
+  },
+  {
+    flag: "no-max-run-duration",
+    key: "no_max_run_duration",
+    kind: "flag",
+    default: "on with --proxy or --os debian",
+    negation: null,
+    description: "Give VMs no time to live."
+  },
+  {
+    flag: "dns-domain",
+    key: "dns_domains",
+    kind: "strings",
+    aliases: ["dns"],
+    default: "[]",
+    description: "Domain pointed at the proxy or ssh host (repeatable)."
+  },
+  {
+    flag: "no-dns",
+    key: "no_dns",
+    kind: "flag",
+    aliases: ["no-dns-domain"],
+    default: "false",
+    negation: null,
+    description: "Register no domain, not even the default proxy one."
+  },
+  {
+    flag: "open-telemetry",
+    key: "open_telemetry",
+    kind: "flag",
+    aliases: ["otel"],
+    default: "false",
+    description: "Run an OpenTelemetry collector and Jaeger."
+  },
   { flag: "macosx", key: "macosx", kind: "flag", default: "false", description: "The orchestrator runs on macOS." },
-  { flag: "check-file-consistency", key: "check_file_consistency", kind: "flag", default: "true (false with --macosx)", description: "Agent.copy compares md5 sums and re-copies files that differ." },
-  { flag: "docker-host-network", key: "docker_host_network", kind: "flag", default: "true (false with --macosx)", description: "Docker agents use the host network instead of a dedicated one." },
-  { flag: "docker-push", key: "push_docker", kind: "flag", default: "true", description: "Push images to the registry (--no-docker-push to skip)." },
-  { flag: "auto-approve", key: "auto_approve", kind: "flag", default: "true", description: "Apply infrastructure changes without asking." },
-  { flag: "faketime", key: "faketime", kind: "string", default: "none", description: "FAKETIME for agents' commands (libfaketime), e.g. -10d." },
-  { flag: "binaries-path", key: "binaries_path", kind: "string", default: "/tmp/tezt-runners", description: "Where binaries live on agents; Agent.copy's default destination." },
-  { flag: "log-rotation", key: "log_rotation", kind: "int", default: "300", description: "logrotate count for the run's log file; 0 disables rotation." },
-  { flag: "artifacts-dir", key: "artifacts_dir", kind: "string", default: "<state-dir>/<ns>/runs/<time>", description: "Where the run's artifacts go; must not exist." },
-  { flag: "daily-logs-artifacts", key: "daily_logs_artifacts", kind: "flag", default: "false", description: "Fetch daemons' daily logs into the artifacts dir." },
-  { flag: "teztale-artifacts", key: "teztale_artifacts", kind: "flag", default: "false", description: "Fetch the Teztale database into the artifacts dir." },
-  { flag: "ppx-profiling-traces-artifacts", key: "retrieve_ppx_profiling_traces", kind: "flag", default: "false", description: "Fetch profiling traces into the artifacts dir." },
-  { flag: "tc-delay", key: "tc_delay", kind: "string", default: "none", description: "MIN,MAX seconds: random network delay per agent." },
-  { flag: "tc-jitter", key: "tc_jitter", kind: "string", default: "none", description: "MIN,MAX seconds: random network jitter per agent." },
-  { flag: "auth-username", key: "auth_username", kind: "string", default: "$TEZT_CLOUD_AUTH_USERNAME", description: "Basic-auth user for the monitoring UIs." },
-  { flag: "auth-password", key: undefined, kind: "string", default: "$TEZT_CLOUD_AUTH_PASSWORD", secret: true, description: "Basic-auth password (never in a config file)." },
-  { flag: "slack-channel-id", key: "slack_channel_id", kind: "string", default: "none", description: "Slack channel of the notifier." },
-  { flag: "slack-bot-token", key: undefined, kind: "string", default: "$TEZTCLOUD_SLACK_BOT_TOKEN", secret: true, description: "Slack bot token of the notifier (never in a config file)." }
+  {
+    flag: "check-file-consistency",
+    key: "check_file_consistency",
+    kind: "flag",
+    default: "true (false with --macosx)",
+    description: "Agent.copy compares md5 sums and re-copies files that differ."
+  },
+  {
+    flag: "docker-host-network",
+    key: "docker_host_network",
+    kind: "flag",
+    default: "true (false with --macosx)",
+    description: "Docker agents use the host network instead of a dedicated one."
+  },
+  {
+    flag: "docker-push",
+    key: "push_docker",
+    kind: "flag",
+    default: "true",
+    description: "Push images to the registry (--no-docker-push to skip)."
+  },
+  {
+    flag: "auto-approve",
+    key: "auto_approve",
+    kind: "flag",
+    default: "true",
+    description: "Apply infrastructure changes without asking."
+  },
+  {
+    flag: "faketime",
+    key: "faketime",
+    kind: "string",
+    default: "none",
+    description: "FAKETIME for agents' commands (libfaketime), e.g. -10d."
+  },
+  {
+    flag: "binaries-path",
+    key: "binaries_path",
+    kind: "string",
+    default: "/tmp/tezt-runners",
+    description: "Where binaries live on agents; Agent.copy's default destination."
+  },
+  {
+    flag: "log-rotation",
+    key: "log_rotation",
+    kind: "int",
+    default: "300",
+    description: "logrotate count for the run's log file; 0 disables rotation."
+  },
+  {
+    flag: "artifacts-dir",
+    key: "artifacts_dir",
+    kind: "string",
+    default: "<state-dir>/<ns>/runs/<time>",
+    description: "Where the run's artifacts go; must not exist."
+  },
+  {
+    flag: "daily-logs-artifacts",
+    key: "daily_logs_artifacts",
+    kind: "flag",
+    default: "false",
+    description: "Fetch daemons' daily logs into the artifacts dir."
+  },
+  {
+    flag: "teztale-artifacts",
+    key: "teztale_artifacts",
+    kind: "flag",
+    default: "false",
+    description: "Fetch the Teztale database into the artifacts dir."
+  },
+  {
+    flag: "ppx-profiling-traces-artifacts",
+    key: "retrieve_ppx_profiling_traces",
+    kind: "flag",
+    default: "false",
+    description: "Fetch profiling traces into the artifacts dir."
+  },
+  {
+    flag: "tc-delay",
+    key: "tc_delay",
+    kind: "string",
+    default: "none",
+    description: "MIN,MAX seconds: random network delay per agent."
+  },
+  {
+    flag: "tc-jitter",
+    key: "tc_jitter",
+    kind: "string",
+    default: "none",
+    description: "MIN,MAX seconds: random network jitter per agent."
+  },
+  {
+    flag: "auth-username",
+    key: "auth_username",
+    kind: "string",
+    default: "$TEZT_CLOUD_AUTH_USERNAME",
+    description: "Basic-auth user for the monitoring UIs."
+  },
+  {
+    flag: "auth-password",
+    key: undefined,
+    kind: "string",
+    default: "$TEZT_CLOUD_AUTH_PASSWORD",
+    secret: true,
+    description: "Basic-auth password (never in a config file)."
+  },
+  {
+    flag: "slack-channel-id",
+    key: "slack_channel_id",
+    kind: "string",
+    default: "none",
+    description: "Slack channel of the notifier."
+  },
+  {
+    flag: "slack-bot-token",
+    key: undefined,
+    kind: "string",
+    default: "$TEZTCLOUD_SLACK_BOT_TOKEN",
+    secret: true,
+    description: "Slack bot token of the notifier (never in a config file)."
+  }
 ]
 
 /** Config-file keys that exist but take their value from elsewhere: the rejection names the right way. */
@@ -278,7 +575,10 @@ export const parseSshHost = (text: string, defaultUser: string): Effect.Effect<S
   return Effect.succeed({ user: match[1] ?? defaultUser, host: match[2]!, port })
 }
 
-const parseRange = (option: string, text: string | undefined): Effect.Effect<Range | undefined, CloudError.CloudError> => {
+const parseRange = (
+  option: string,
+  text: string | undefined
+): Effect.Effect<Range | undefined, CloudError.CloudError> => {
   if (text === undefined) return Effect.succeed(undefined)
   const parts = text.split(",").map((s) => Number(s.trim()))
   const [min, max] = parts
@@ -317,7 +617,10 @@ export const resolve = (
       Effect.gen(function*() {
         const value = get<number>(key) ?? fallback
         if (value < min || value > max) {
-          return yield* CloudError.config(`--${flag}`, `${value} is out of range: give a whole number from ${min} to ${max}`)
+          return yield* CloudError.config(
+            `--${flag}`,
+            `${value} is out of range: give a whole number from ${min} to ${max}`
+          )
         }
         return value
       })
@@ -341,7 +644,10 @@ export const resolve = (
     const proxy = bool("proxy", false)
     const sshHostText = get<string>("ssh_host")
     if (sshHostText !== undefined && (proxy || localhost)) {
-      return yield* CloudError.config("--ssh-host", `cannot be combined with --${proxy ? "proxy" : "localhost"}: choose one backend`)
+      return yield* CloudError.config(
+        "--ssh-host",
+        `cannot be combined with --${proxy ? "proxy" : "localhost"}: choose one backend`
+      )
     }
     const sshHost = sshHostText === undefined ? undefined : yield* parseSshHost(sshHostText, env.USER ?? "root")
     const mode: Mode = sshHost !== undefined
@@ -421,7 +727,9 @@ export const resolve = (
       websitePort,
       machineType: get<string>("machine_type") ?? "n1-standard-2",
       diskType: get<string>("disk_type"),
-      diskSizeGb: get<number>("disk_size_gb") === undefined ? undefined : yield* int("disk_size_gb", "disk-size-gb", 0, 1),
+      diskSizeGb: get<number>("disk_size_gb") === undefined
+        ? undefined
+        : yield* int("disk_size_gb", "disk-size-gb", 0, 1),
       dockerfileAlias: get<string>("dockerfile_alias") ?? namespace,
       maxRunDuration: noMaxRunDuration ? undefined : maxRunDuration,
       dnsDomains: (get<ReadonlyArray<string>>("dns_domains") ?? []).map((d) => d.endsWith(".") ? d : `${d}.`),

@@ -116,11 +116,13 @@ export const describe = (reason: Reason): string => {
 const lastLine = (text: string): string => text.trim().split("\n").at(-1) ?? ""
 
 /** Shorthand constructors: `CloudError.config("--vms-limit", "must be ≥ 0")`. */
-export const config = (option: string, message: string) => new CloudError({ reason: new ConfigInvalid({ option, message }) })
+export const config = (option: string, message: string) =>
+  new CloudError({ reason: new ConfigInvalid({ option, message }) })
 export const agents = (message: string) => new CloudError({ reason: new AgentsInvalid({ message }) })
-export const deploy = (agent: string, message: string) => new CloudError({ reason: new DeployFailed({ agent, message }) })
-export const command = (agent: string, command: string, message: string) =>
-  new CloudError({ reason: new CommandFailed({ agent, command, message }) })
+export const deploy = (agent: string, message: string) =>
+  new CloudError({ reason: new DeployFailed({ agent, message }) })
+export const command = (agent: string, commandLine: string, message: string) =>
+  new CloudError({ reason: new CommandFailed({ agent, command: commandLine, message }) })
 export const copy = (agent: string, source: string, message: string) =>
   new CloudError({ reason: new CopyFailed({ agent, source, message }) })
 export const state = (path: string, message: string) => new CloudError({ reason: new StateFailed({ path, message }) })

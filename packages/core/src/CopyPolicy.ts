@@ -39,7 +39,9 @@ export const make = (transport: CopyTransport, defaults: CopyDefaults) => {
       let outcome: CopyOutcome = "copied"
       if (remoteMd5 !== undefined && !check) {
         outcome = "skipped-unchecked"
-        yield* Effect.logWarning(`${transport.agent}: ${remote} exists; not checking its content (consistency check off)`)
+        yield* Effect.logWarning(
+          `${transport.agent}: ${remote} exists; not checking its content (consistency check off)`
+        )
       } else if (remoteMd5 !== undefined && remoteMd5 === md5File(local)) {
         outcome = "skipped-same"
       } else {
@@ -62,7 +64,11 @@ export const make = (transport: CopyTransport, defaults: CopyDefaults) => {
       }
       const files = stat.isDirectory() ? walk(local) : [""]
       for (const relative of files) {
-        yield* copyFile(path.join(local, relative), relative === "" ? destination : path.posix.join(destination, relative), options)
+        yield* copyFile(
+          path.join(local, relative),
+          relative === "" ? destination : path.posix.join(destination, relative),
+          options
+        )
       }
       done.add(destination)
       return destination
@@ -76,4 +82,4 @@ const walk = (dir: string): Array<string> =>
   fs.readdirSync(dir, { withFileTypes: true, recursive: true })
     .filter((e) => e.isFile())
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/"))
-    .sort()
+    .toSorted()

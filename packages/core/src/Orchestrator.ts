@@ -9,8 +9,8 @@ import * as path from "node:path"
 import * as readline from "node:readline"
 import { AgentConfig, complete } from "./AgentConfig.ts"
 import * as Cloud from "./Cloud.ts"
-import * as CloudError from "./CloudError.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
+import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import { RunEvents } from "./RunEvents.ts"
 import type { Scenario } from "./Scenario.ts"
@@ -102,6 +102,8 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       yield* events.emit({ type: "deploy-start", total: configs.length })
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
+      // Added after the agents' own finalizers, so it runs first when the scope closes.
+      yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       if (config.keepAlive) {
         // Added after the deployment, so it runs before the agents are torn down (scopes close in reverse).
         yield* Effect.addFinalizer(() =>

@@ -8,12 +8,24 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 
 export type RunEvent =
-  | { readonly type: "run-start"; readonly namespace: string; readonly scenario: string; readonly backend: string; readonly artifactsDir: string }
+  | {
+    readonly type: "run-start"
+    readonly namespace: string
+    readonly scenario: string
+    readonly backend: string
+    readonly artifactsDir: string
+  }
   | { readonly type: "deploy-start"; readonly total: number }
   | { readonly type: "agent-ready"; readonly agent: string; readonly ready: number; readonly total: number }
   | { readonly type: "deploy-done"; readonly total: number; readonly millis: number }
   | { readonly type: "exec"; readonly agent: string; readonly command: string }
-  | { readonly type: "exit"; readonly agent: string; readonly command: string; readonly exitCode: number; readonly pid: number }
+  | {
+    readonly type: "exit"
+    readonly agent: string
+    readonly command: string
+    readonly exitCode: number
+    readonly pid: number
+  }
   | { readonly type: "output"; readonly agent: string; readonly stream: "stdout" | "stderr"; readonly line: string }
   | { readonly type: "daemon-up"; readonly agent: string; readonly name: string; readonly pid: number }
   | { readonly type: "daemon-down"; readonly agent: string; readonly name: string }
@@ -37,7 +49,10 @@ export class RunEvents extends Context.Service<RunEvents, {
   static readonly layer = (sinks: ReadonlyArray<Sink>) => Layer.sync(RunEvents, () => make(sinks))
 
   /** Events are dropped. */
-  static readonly layerNoop = Layer.succeed(RunEvents, RunEvents.of({ emit: () => Effect.void, writeTo: () => Effect.void }))
+  static readonly layerNoop = Layer.succeed(
+    RunEvents,
+    RunEvents.of({ emit: () => Effect.void, writeTo: () => Effect.void })
+  )
 }
 
 const make = (sinks: ReadonlyArray<Sink>) => {

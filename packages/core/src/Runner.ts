@@ -52,7 +52,11 @@ export interface CopyOptions {
 
 export interface Runner {
   /** Runs `command args…` to completion. A non-zero exit is a result, not an error. */
-  exec(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<ExecResult, CloudError.CloudError>
+  exec(
+    command: string,
+    args: ReadonlyArray<string>,
+    options?: ExecOptions
+  ): Effect.Effect<ExecResult, CloudError.CloudError>
   /** Starts a daemon owned by the current scope and returns as soon as it runs. */
   spawn(
     name: string,

@@ -11,9 +11,13 @@ export const step = <E, R>(name: string, release: Effect.Effect<void, E, R>): Ef
     Effect.exit,
     Effect.flatMap((exit) => {
       if (Exit.isSuccess(exit)) return Effect.void
-      const message = Cause.squash(exit.cause) instanceof Error ? (Cause.squash(exit.cause) as Error).message : Cause.pretty(exit.cause)
+      const message = Cause.squash(exit.cause) instanceof Error
+        ? (Cause.squash(exit.cause) as Error).message
+        : Cause.pretty(exit.cause)
       return Effect.serviceOption(RunEvents).pipe(
-        Effect.flatMap((events) => events._tag === "Some" ? events.value.emit({ type: "teardown-failed", step: name, message }) : Effect.void),
+        Effect.flatMap((events) =>
+          events._tag === "Some" ? events.value.emit({ type: "teardown-failed", step: name, message }) : Effect.void
+        ),
         Effect.andThen(Effect.logWarning(`teardown: ${name} failed: ${message}`))
       )
     })
@@ -27,5 +31,7 @@ export const acquireRelease = <A, E, R, R2>(
 ): Effect.Effect<A, E, R | R2 | Scope.Scope> => Effect.acquireRelease(acquire, (a) => step(name, release(a)))
 
 /** Adds a named teardown step to the current scope. */
-export const finalizer = <R>(name: string, release: Effect.Effect<void, unknown, R>): Effect.Effect<void, never, R | Scope.Scope> =>
-  Effect.addFinalizer(() => step(name, release))
+export const finalizer = <R>(
+  name: string,
+  release: Effect.Effect<void, unknown, R>
+): Effect.Effect<void, never, R | Scope.Scope> => Effect.addFinalizer(() => step(name, release))

@@ -10,8 +10,8 @@ import * as CloudConfig from "./CloudConfig.ts"
 import type * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Orchestrator from "./Orchestrator.ts"
-import type { ExecResult, Runner } from "./Runner.ts"
 import { RunEvents } from "./RunEvents.ts"
+import type { ExecResult, Runner } from "./Runner.ts"
 import type { Scenario } from "./Scenario.ts"
 
 /** One recorded call on an agent. */
@@ -78,7 +78,14 @@ export const layer = (options: Options = {}, recorder: Recorder = { calls: [], t
               running = false
             })
             yield* Effect.addFinalizer(() => stop)
-            return { name, agent, pid: nextPid++, logFile: `/logs/${name}.log`, isRunning: Effect.sync(() => running), stop }
+            return {
+              name,
+              agent,
+              pid: nextPid++,
+              logFile: `/logs/${name}.log`,
+              isRunning: Effect.sync(() => running),
+              stop
+            }
           }),
         copy: (source, copyOptions) =>
           Effect.sync(() => {

@@ -22,8 +22,8 @@ import {
   CopyPolicy,
   Deployment,
   Ledger,
-  type Runner,
   RunEvents,
+  type Runner,
   Teardown
 } from "@tezt-cloud/core"
 import { Duration, Effect, Layer, Schedule, Stream } from "effect"
@@ -113,7 +113,8 @@ export const layer = (options: Options) =>
             point: undefined,
             ports: { start, end: start + config.portsPerVm - 1 },
             artifactsDir,
-            connect: `cd ${home} && env TEZT_CLOUD_NS=${config.namespace} TEZT_CLOUD_AGENT=${marker} HOME=${home} $SHELL`,
+            connect:
+              `cd ${home} && env TEZT_CLOUD_NS=${config.namespace} TEZT_CLOUD_AGENT=${marker} HOME=${home} $SHELL`,
             runner
           })
           ready += 1

@@ -24,5 +24,4 @@ export const cleanUp = (stateDir: string) =>
     })
   })
 
-export const group = (stateDir: string) =>
-  Scenario.group("CLOUD", "Maintenance jobs: clean up, …", [cleanUp(stateDir)])
+export const group = (stateDir: string) => Scenario.group("CLOUD", "Maintenance jobs: clean up, …", [cleanUp(stateDir)])
