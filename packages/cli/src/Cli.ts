@@ -9,12 +9,32 @@ import { Console, Effect, Layer, Logger, type Option } from "effect"
 import { Argument, CliOutput, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as url from "node:url"
 import * as Backends from "./Backends.ts"
 import * as CloudCommands from "./commands/cloud.ts"
 import * as Options from "./Options.ts"
 import * as Terminal from "./Terminal.ts"
 
 export const version = "0.1.0"
+
+/**
+ * Scenario groups of the user's own, from `$TEZT_CLOUD_SCENARIOS`: colon-separated module paths, each exporting
+ * `group` (a `Scenario.Group`) or `groups` (an array of them).
+ */
+export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArray<Scenario.Group>> => {
+  const groups: Array<Scenario.Group> = []
+  for (const file of (spec ?? "").split(":").filter((f) => f !== "")) {
+    const module = (await import(url.pathToFileURL(path.resolve(file)).href)) as {
+      readonly group?: Scenario.Group
+      readonly groups?: ReadonlyArray<Scenario.Group>
+    }
+    if (module.group === undefined && module.groups === undefined) {
+      throw new Error(`$TEZT_CLOUD_SCENARIOS: ${file} exports neither "group" nor "groups"`)
+    }
+    groups.push(...(module.groups ?? []), ...(module.group === undefined ? [] : [module.group]))
+  }
+  return groups
+}
 
 /** Namespaces with a run in progress; a second Ctrl+C force-kills what they left. */
 export const activeNamespaces = new Set<string>()

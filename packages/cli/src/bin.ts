@@ -11,7 +11,11 @@ import { CliError } from "effect/cli"
 import * as Backends from "./Backends.ts"
 import * as Cli from "./Cli.ts"
 
-const program = Cli.run(process.argv.slice(2), Ledger.stateDir()).pipe(Effect.provide(NodeServices.layer))
+const extra = await Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS).catch((error: unknown) => {
+  process.stderr.write(`tezt-cloud: error: ${CloudError.messageOf(error)}\n`)
+  return process.exit(1)
+})
+const program = Cli.run(process.argv.slice(2), Ledger.stateDir(), extra).pipe(Effect.provide(NodeServices.layer))
 const fiber = Effect.runFork(program)
 
 let signals = 0

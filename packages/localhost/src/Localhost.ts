@@ -188,9 +188,15 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       const id = `process:${init.name}:${execId}`
       yield* init.ledger.acquire({ id, kind: "process", data: { agent: init.name, pid: handle.pid, exec: execId } })
       // Runs before the spawner's own release (scopes close in reverse): it also reaches descendants that left
-      // the process group.
+      // the process group. Once it is done the handle is unref'd, which tells the spawner there is nothing left
+      // to wait for: its own wait would otherwise count zombies (orphans that a non-reaping PID 1 never
+      // collects) as live members of the group and hold the teardown for its whole kill timeout.
       yield* Effect.addFinalizer(() =>
-        killMarked("TEZT_CLOUD_EXEC", execId, 3000).pipe(Effect.andThen(init.ledger.release(id)), Effect.ignore)
+        killMarked("TEZT_CLOUD_EXEC", execId, 3000).pipe(
+          Effect.andThen(handle.unref),
+          Effect.andThen(init.ledger.release(id)),
+          Effect.ignore
+        )
       )
       return handle
     })
