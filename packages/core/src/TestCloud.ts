@@ -3,14 +3,14 @@
  * call, daemons that "run" until their scope closes, copies that only record. A scenario's hermetic test runs on
  * it in milliseconds (`TestCloud.run`); real backends are tested against real processes, hosts and engines.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Logger } from "effect"
 import * as Agent from "./Agent.ts"
 import type { AgentConfig } from "./AgentConfig.ts"
 import * as CloudConfig from "./CloudConfig.ts"
 import type * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Orchestrator from "./Orchestrator.ts"
-import { RunEvents } from "./RunEvents.ts"
+import { logger, RunEvents, type Stamped } from "./RunEvents.ts"
 import type { ExecResult, Runner } from "./Runner.ts"
 import type { Scenario } from "./Scenario.ts"
 
@@ -128,13 +128,14 @@ export const run = (scenario: Scenario, options: Options & { readonly config?: C
     const resolved = yield* config(options.config)
     const recorder: Recorder = { calls: [], teardown: [] }
     const logs: Array<string> = []
+    const sink = (event: Stamped) => {
+      if (event.type === "log") logs.push(event.message)
+    }
     const configs = yield* Orchestrator.agentConfigs(scenario, resolved)
     yield* Orchestrator.run(scenario, resolved, configs).pipe(
       Effect.provide(layer(options, recorder)),
       Effect.provideService(CloudConfig.CurrentConfig, resolved),
-      Effect.provide(RunEvents.layer([(event) => {
-        if (event.type === "log") logs.push(event.message)
-      }]))
+      Effect.provide(Layer.mergeAll(RunEvents.layer([sink]), Logger.layer([logger(sink)])))
     )
     return { ...recorder, logs }
   })
