@@ -87,6 +87,18 @@ describe("tezt-cloud CLI", () => {
     assert.strictEqual(configuration.localhost, true)
   })
 
+  live("the README's example scenario runs from a user module", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["EXAMPLES", "ping", "--localhost", "--tezt-cloud", namespace], {
+      ...env,
+      TEZT_CLOUD_SCENARIOS: path.join(root, "scenarios/examples/PingPong.ts")
+    })
+    assert.strictEqual(await cli.exit, 0, cli.stderr())
+    assert.match(cli.stdout(), /client got "pong" from server:30001/)
+    assert.deepStrictEqual(await noProcessLeft(namespace), [])
+    assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
+  })
+
   live("without a namespace the run fails with one clear line and creates nothing", async () => {
     const { env, stateDir } = fresh()
     const cli = start(["BASIC", "simple", "health", "--localhost"], { ...env, TEZT_CLOUD: "" })

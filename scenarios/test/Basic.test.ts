@@ -11,7 +11,11 @@ describe("BASIC on TestCloud", () => {
         { agent: "agent-000", kind: "exec", command: "echo Hello world" },
         { agent: "agent-001", kind: "exec", command: "echo Hello world" }
       ])
-      assert.includeMembers(result.logs, ["Hello world from agent 0", "Hello world from agent 1", "Scenario ended successfully."])
+      assert.includeMembers(result.logs, [
+        "Hello world from agent 0",
+        "Hello world from agent 1",
+        "Scenario ended successfully."
+      ])
       assert.deepStrictEqual(result.teardown, ["agent-001", "agent-000"])
     }))
 

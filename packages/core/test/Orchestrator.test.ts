@@ -1,6 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
-import { Agent, Cloud, CloudConfig, CloudError, Deployment, Orchestrator, RunEvents, Scenario, Teardown, TestCloud } from "../src/index.ts"
+import { Effect, Exit, Layer, type Scope } from "effect"
+import {
+  Agent,
+  Cloud,
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Orchestrator,
+  RunEvents,
+  Scenario,
+  Teardown,
+  TestCloud
+} from "../src/index.ts"
 
 /**
  * A deployment whose agents log their teardown into `log`; `failing` agents' teardown fails, so we can see that
@@ -68,7 +79,7 @@ const runWith = (
     return { exit, events }
   })
 
-const threeAgents = (run: Effect.Effect<void, unknown, Cloud.Cloud>) =>
+const threeAgents = (run: Effect.Effect<void, unknown, Cloud.Cloud | Scope.Scope>) =>
   Scenario.make({ title: "t", tags: [], vms: [{}, {}, {}], run })
 
 describe("Orchestrator", () => {
@@ -153,6 +164,8 @@ describe("Orchestrator", () => {
       const { events, exit } = yield* runWith(threeAgents(Effect.interrupt), log)
       assert.isTrue(Exit.isFailure(exit))
       assert.deepStrictEqual(log.filter((l) => l.startsWith("down")).length, 3)
-      assert.deepInclude(events.find((e) => e.type === "run-end"), { message: "Scenario terminated unexpectedly: interrupted" })
+      assert.deepInclude(events.find((e) => e.type === "run-end"), {
+        message: "Scenario terminated unexpectedly: interrupted"
+      })
     }))
 })
