@@ -1,0 +1,63 @@
+import { assert, describe, it } from "@effect/vitest"
+import type { RunEvents } from "@tezt-cloud/core"
+import * as Terminal from "../src/Terminal.ts"
+
+const capture = () => {
+  let text = ""
+  return { out: { write: (s: string) => (text += s) }, text: () => text }
+}
+
+const at = (millis: number) => ({ at: 1_000_000 + millis })
+
+const deployAndTearDown: ReadonlyArray<RunEvents.Stamped> = [
+  { type: "deploy-start", total: 2, ...at(0) },
+  { type: "agent-ready", agent: "a", ready: 1, total: 2, ...at(100) },
+  { type: "log", level: "Info", message: "between", ...at(200) },
+  { type: "agent-ready", agent: "b", ready: 2, total: 2, ...at(300) },
+  { type: "deploy-done", total: 2, millis: 300, ...at(300) },
+  { type: "output", agent: "a", stream: "stdout", line: "Hello world", ...at(400) },
+  { type: "log", level: "Warn", message: "careful", ...at(450) },
+  { type: "teardown-start", total: 2, ...at(500) },
+  { type: "agent-down", agent: "b", down: 1, total: 2, ...at(600) },
+  { type: "agent-down", agent: "a", down: 2, total: 2, ...at(700) }
+]
+
+describe("Terminal", () => {
+  it("plain: one line per event, no control characters", () => {
+    const { out, text } = capture()
+    const sink = Terminal.plain(out)
+    for (const e of deployAndTearDown) sink(e)
+    const lines = text().trimEnd().split("\n")
+    assert.notMatch(text(), /\x1b|\r/)
+    assert.match(lines[0]!, /deploying 2 agents$/)
+    assert.match(lines[1]!, /agent a ready \(1\/2\)$/)
+    assert.include(lines, "[a] Hello world")
+    assert.isTrue(lines.some((l) => l.endsWith("warn: careful")))
+    assert.match(lines.at(-1)!, /agent a down \(2\/2\)$/)
+  })
+
+  it("tty: a live progress line rewritten in place, log lines printed above it", () => {
+    const { out, text } = capture()
+    let now = 1_000_000
+    const sink = Terminal.tty(out, () => now)
+    for (const e of deployAndTearDown) {
+      now = e.at
+      sink(e)
+    }
+    const screen = text()
+    assert.include(screen, "\r\x1b[Kagents ready 0/2 (0.0s)")
+    assert.include(screen, "\r\x1b[Kagents ready 1/2 (0.1s)")
+    // A log line clears the progress line, prints, and redraws it.
+    assert.include(screen, "\r\x1b[K[00:16:40.200] between\n\r\x1b[Kagents ready 1/2 (0.2s)")
+    assert.include(screen, "agents ready 2/2 (0.3s)\n")
+    assert.include(screen, "agents down 2/2 (0.2s)\n")
+  })
+
+  it("json: every event, parseable", () => {
+    const { out, text } = capture()
+    const sink = Terminal.json(out)
+    for (const e of deployAndTearDown) sink(e)
+    const parsed = text().trimEnd().split("\n").map((l) => JSON.parse(l) as RunEvents.Stamped)
+    assert.deepStrictEqual(parsed, deployAndTearDown)
+  })
+})
