@@ -220,8 +220,11 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
     const ledger = fs.readFileSync(path.join(stateDir, namespace, "ledger.jsonl"), "utf8").trim().split("\n")
       .map((l) => JSON.parse(l) as { op: string; id: string })
-    const live = new Set<string>()
-    for (const e of ledger) e.op === "acquire" ? live.add(e.id) : live.delete(e.id)
-    assert.deepStrictEqual([...live], [])
+    const outstanding = new Set<string>()
+    for (const e of ledger) {
+      if (e.op === "acquire") outstanding.add(e.id)
+      else outstanding.delete(e.id)
+    }
+    assert.deepStrictEqual([...outstanding], [])
   })
 })
