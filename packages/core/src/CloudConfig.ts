@@ -9,7 +9,7 @@
  * file's values and the CLI's. Secrets (`auth_password`, `slack_bot_token`) are never read from nor written to a
  * config file.
  */
-import { Context, Effect, Option, Schema, SchemaIssue } from "effect"
+import { Context, Effect, Schema, SchemaIssue } from "effect"
 import { Os } from "./AgentConfig.ts"
 import * as CloudError from "./CloudError.ts"
 
@@ -507,15 +507,22 @@ export const decodeFile = (path: string, text: string): Effect.Effect<Input, Clo
   Effect.gen(function*() {
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      catch: (e) => CloudError.config("--config-file", `${path} is not valid JSON (${CloudError.messageOf(e)})`)
+      // V8 quotes the offending text, newlines included: the message must stay one line.
+      catch: (e) =>
+        CloudError.config(
+          "--config-file",
+          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`
+        )
     })
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
       return yield* CloudError.config("--config-file", `${path} must hold a JSON object of options`)
     }
     for (const key of Object.keys(json)) {
-      const forbidden = forbiddenKeys[key]
-      if (forbidden !== undefined) return yield* CloudError.config(`${path}: key "${key}"`, forbidden)
-      if (!(key in Input.fields)) {
+      // Own keys only: "constructor" or "__proto__" must read as unknown keys, not as Object's members.
+      if (Object.hasOwn(forbiddenKeys, key)) {
+        return yield* CloudError.config(`${path}: key "${key}"`, forbiddenKeys[key]!)
+      }
+      if (!Object.hasOwn(Input.fields, key)) {
         return yield* CloudError.config(
           `${path}: key "${key}"`,
           `unknown option${suggest(key)}; keys are the snake_case names of the CLI options`
@@ -527,25 +534,20 @@ export const decodeFile = (path: string, text: string): Effect.Effect<Input, Clo
 
 /** Validates raw values (from the CLI or a file) against the option types, naming the first bad key. */
 export const decodeInput = (raw: unknown, where: string): Effect.Effect<Input, CloudError.CloudError> =>
-  Schema.decodeUnknownEffect(Input)(raw, { onExcessProperty: "error", errors: "first" }).pipe(
+  Schema.decodeUnknownEffect(Input)(raw, { onExcessProperty: "error", errors: "first", reportInput: true }).pipe(
     Effect.mapError((error) => {
       const [key, message] = firstIssue(error.issue)
       return CloudError.config(`${where} "${key}"`, message)
     })
   )
 
+const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** The path and one-line message of the first issue, e.g. `["vm_base_port", "Expected number, got \"abc\""]`. */
 const firstIssue = (issue: SchemaIssue.Issue): readonly [string, string] => {
-  if (issue._tag === "Pointer") {
-    const [key, message] = firstIssue(issue.issue)
-    return [[...issue.path.map(String), ...(key === "" ? [] : [key])].join("."), message]
-  }
-  if (issue._tag === "Composite" || issue._tag === "AnyOf") {
-    const first = issue.issues[0]
-    if (first !== undefined) return firstIssue(first)
-  }
-  if (issue._tag === "Filter" || issue._tag === "Encoding") return firstIssue(issue.issue)
-  const actual = "actual" in issue ? Option.getOrUndefined(issue.actual as Option.Option<unknown>) : undefined
-  return ["", `${issue.toString().split("\n")[0]}${actual === undefined ? "" : ` (got ${JSON.stringify(actual)})`}`]
+  const first = formatIssue(issue).issues[0]
+  const key = (first?.path ?? []).map((p) => String(typeof p === "object" ? p.key : p)).join(".")
+  return [key, (first?.message ?? "invalid value").replaceAll(/\s+/g, " ")]
 }
 
 const suggest = (key: string): string => {
@@ -580,7 +582,8 @@ const parseRange = (
   text: string | undefined
 ): Effect.Effect<Range | undefined, CloudError.CloudError> => {
   if (text === undefined) return Effect.succeed(undefined)
-  const parts = text.split(",").map((s) => Number(s.trim()))
+  // `Number("")` is 0: an empty bound (",5", "1,") must be refused, not read as 0.
+  const parts = text.split(",").map((s) => s.trim() === "" ? Number.NaN : Number(s))
   const [min, max] = parts
   if (parts.length !== 2 || !Number.isFinite(min) || !Number.isFinite(max) || min! < 0 || min! > max!) {
     return Effect.fail(CloudError.config(option, `"${text}" is not MIN,MAX seconds with 0 ≤ MIN ≤ MAX, e.g. 0.1,0.5`))
@@ -830,14 +833,16 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   if (config.mode === "host" || config.mode === "orchestrator") missing.push(["--proxy", "run with --localhost"])
   if (config.mode === "ssh-host") missing.push(["--ssh-host", "run with --localhost"])
   if (config.agentRuntime === "docker") missing.push(["--agent-runtime docker", "use --agent-runtime process"])
+  // Causes before consequences of the §7.20 cascade (alert handlers → Prometheus → website…), so the option
+  // named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
-    [config.website, "--website"],
-    [config.prometheus, "--prometheus"],
+    [config.alertHandlers.length > 0, "--alert-handler"],
     [config.grafana, "--grafana"],
+    [config.prometheus, "--prometheus"],
+    [config.website, "--website"],
     [config.processMonitoring, "--process-monitoring"],
     [config.monitoring, "--monitoring"],
     [config.openTelemetry, "--open-telemetry"],
-    [config.alertHandlers.length > 0, "--alert-handler"],
     [config.authUsername !== undefined, "--auth-username"],
     [config.faketime !== undefined, "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
