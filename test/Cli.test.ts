@@ -140,6 +140,18 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 
+  live("--help describes a group's tags and options", async () => {
+    const { env } = fresh()
+    const cli = start(["BASIC", "--help"], env)
+    assert.strictEqual(await cli.exit, 0, cli.stderr())
+    for (const text of ["tezt-cloud BASIC", "--tezt-cloud", "--vms-limit", "--keep-alive", "--list", "--json"]) {
+      assert.include(cli.stdout(), text)
+    }
+    const root = start(["--help"], env)
+    assert.strictEqual(await root.exit, 0, root.stderr())
+    for (const group of ["BASIC", "CLOUD"]) assert.include(root.stdout(), group)
+  })
+
   live("--list shows the scenarios having all the tags, and runs nothing", async () => {
     const { env, stateDir } = fresh()
     const cli = start(["BASIC", "health", "--list"], env)
