@@ -3,7 +3,7 @@
  * dir, real process sandboxes, real signals. What is checked is what a user sees: exit codes, output, and that
  * nothing of the run is left on the machine.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
@@ -46,9 +46,15 @@ const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): C
   return { proc, stdout: () => out, stderr: () => err, exit, waitFor }
 }
 
+const tempDirs: Array<string> = []
+afterAll(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
+})
+
 /** A fresh state dir and namespace per test, so runs never see each other. */
 const fresh = () => {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-cli-"))
+  tempDirs.push(stateDir)
   const namespace = `cli-${Math.random().toString(36).slice(2, 8)}`
   return { stateDir, namespace, env: { TEZT_CLOUD_STATE_DIR: stateDir } }
 }
