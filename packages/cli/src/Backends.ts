@@ -4,6 +4,7 @@
  */
 import { CloudConfig, CloudError, type Deployment, type Ledger, type RunEvents } from "@tezt-cloud/core"
 import { Localhost } from "@tezt-cloud/localhost"
+import { SshHost } from "@tezt-cloud/ssh"
 import { Effect, Layer } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 
@@ -33,6 +34,13 @@ export const select = (
           : "local process sandboxes (the Docker runtime is not built yet)",
         layer: Localhost.layer({ stateDir: options.stateDir, config, artifactsDir: options.artifactsDir })
       })
+    case "ssh-host":
+      return Effect.succeed({
+        description: `process sandboxes on ${config.sshHost!.user}@${config.sshHost!.host}:${
+          config.sshHost!.port
+        } over ssh`,
+        layer: SshHost.layer({ stateDir: options.stateDir, config, artifactsDir: options.artifactsDir })
+      })
     default:
       return CloudConfig.checkAvailable(config).pipe(
         Effect.andThen(Effect.fail(CloudError.notAvailable(`mode ${config.mode}`, "run with --localhost")))
@@ -40,8 +48,12 @@ export const select = (
   }
 }
 
-/** Removes what killed runs of `namespace` left, on every backend that can leave something. */
-export const cleanUp = (stateDir: string, namespace: string) => Localhost.cleanUp(stateDir, namespace)
+/** Removes what killed runs of the namespace left, on every backend that can leave something. */
+export const cleanUp = Effect.fn("Backends.cleanUp")(function*(stateDir: string, config: CloudConfig.CloudConfig) {
+  const local = yield* Localhost.cleanUp(stateDir, config.namespace)
+  const remote = yield* SshHost.cleanUp(stateDir, config)
+  return { ...local, hosts: remote }
+})
 
 /** Last resort of a second Ctrl+C: kill the namespace's processes now. */
 export const forceKillSync = (namespace: string) => Localhost.forceKillSync(namespace)

@@ -54,6 +54,8 @@ const field: Record<string, (config: CloudConfig.CloudConfig, cliOnly: CloudConf
   "agent-runtime": (c) => c.agentRuntime,
   "ssh-host": (c) => c.sshHost,
   "ssh-private-key": (c, o) => [c.sshPrivateKey, o.sshPrivateKey],
+  "insecure-host-keys": (c) => c.insecureHostKeys,
+  "ssh-max-channels": (c) => c.sshMaxChannels,
   "proxy": (c) => c.proxy,
   "monitoring": (c) => c.monitoring,
   "destroy": (c) => c.destroy,
@@ -151,7 +153,10 @@ const casesOf = (spec: CloudConfig.OptionSpec): ReadonlyArray<Case> => {
       return [...positive, make([`--${spec.negation ?? `no-${spec.flag}`}`], false)]
     }
     case "int":
-      return names.map((name) => make([`--${name}`, "4242"], 4242))
+      // A valid value for each: most ints are ports or counts where 4242 fits; channels are capped at 64.
+      return names.map((name) =>
+        spec.flag === "ssh-max-channels" ? make([`--${name}`, "42"], 42) : make([`--${name}`, "4242"], 4242)
+      )
     case "string": {
       if (spec.choices) return spec.choices.map((choice) => make([`--${spec.flag}`, choice], choice))
       const sample = samples[spec.flag]

@@ -29,6 +29,11 @@ export interface Agent {
   readonly artifactsDir: string
   /** A human-usable command to reach the agent, shown by the website and `--list`. */
   readonly connect: string
+  /**
+   * What it takes to reach the agent again from another process (`tezt-cloud agents …` on a kept run): the
+   * backend's name under `backend` and its own fields. No secret: keys are referred to by path.
+   */
+  readonly descriptor: Descriptor
   readonly runner: Runner
   exec(
     command: string,
@@ -48,8 +53,11 @@ export interface AgentInit {
   readonly ports: PortRange
   readonly artifactsDir: string
   readonly connect: string
+  readonly descriptor?: Descriptor | undefined
   readonly runner: Runner
 }
+
+export type Descriptor = { readonly backend: string } & Record<string, string | number>
 
 /** Builds an agent from what a backend provides. */
 export const make = (init: AgentInit): Agent => {
@@ -106,6 +114,7 @@ export const make = (init: AgentInit): Agent => {
     nextAvailablePort,
     artifactsDir: init.artifactsDir,
     connect: init.connect,
+    descriptor: init.descriptor ?? { backend: "none" },
     runner: init.runner,
     exec,
     run,

@@ -81,6 +81,21 @@ export const options: ReadonlyArray<OptionSpec> = [
     description: "Private key used for every ssh connection instead of the generated one."
   },
   {
+    flag: "insecure-host-keys",
+    key: "insecure_host_keys",
+    kind: "flag",
+    default: "false",
+    description:
+      "Accept any ssh host key (Tezt cloud's StrictHostKeyChecking=no); otherwise trusted on first use, then checked."
+  },
+  {
+    flag: "ssh-max-channels",
+    key: "ssh_max_channels",
+    kind: "int",
+    default: "8",
+    description: "Commands run at once on one ssh host (below sshd's MaxSessions 10); more wait their turn."
+  },
+  {
     flag: "proxy",
     key: "proxy",
     kind: "flag",
@@ -135,7 +150,7 @@ export const options: ReadonlyArray<OptionSpec> = [
     flag: "grafana",
     key: "grafana",
     kind: "flag",
-    default: "on in cloud/proxy modes with cos",
+    default: "on in cloud/proxy modes with cos, off with --localhost or --ssh-host",
     description: "Run Grafana."
   },
   {
@@ -449,6 +464,8 @@ export interface CloudConfig {
   readonly agentRuntime: AgentRuntime
   readonly sshHost: SshHost | undefined
   readonly sshPrivateKey: string | undefined
+  readonly insecureHostKeys: boolean
+  readonly sshMaxChannels: number
   readonly proxy: boolean
   readonly monitoring: boolean
   readonly destroy: boolean
@@ -665,7 +682,8 @@ export const resolve = (
     const os = get<Os>("os") ?? "cos"
     const alertHandlers = get<ReadonlyArray<string>>("alert_handlers") ?? []
     // §7.20: the cascade. Localhost turns everything off by default; cloud and proxy modes turn Grafana on (COS).
-    const grafana = bool("grafana", (!localhost || proxy) && os === "cos")
+    // An ssh host is the user's own machine, like localhost: nothing runs there unless asked for.
+    const grafana = bool("grafana", (mode === "cloud" || proxy) && os === "cos")
     const prometheus = bool("prometheus", grafana || alertHandlers.length > 0)
     const website = bool("website", prometheus)
     const processMonitoring = bool("process_monitoring", prometheus)
@@ -707,6 +725,8 @@ export const resolve = (
       agentRuntime: get<AgentRuntime>("agent_runtime") ?? "auto",
       sshHost,
       sshPrivateKey: cliOnly.sshPrivateKey,
+      insecureHostKeys: bool("insecure_host_keys", false),
+      sshMaxChannels: yield* int("ssh_max_channels", "ssh-max-channels", 8, 1, 64),
       proxy,
       monitoring: bool("monitoring", false),
       destroy: bool("destroy", false),
@@ -772,6 +792,8 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
     localhost: config.localhost,
     agent_runtime: config.agentRuntime,
     ssh_host: config.sshHost && `${config.sshHost.user}@${config.sshHost.host}:${config.sshHost.port}`,
+    insecure_host_keys: config.insecureHostKeys,
+    ssh_max_channels: config.sshMaxChannels,
     proxy: config.proxy,
     monitoring: config.monitoring,
     destroy: config.destroy,
@@ -831,7 +853,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   const missing: Array<readonly [string, string]> = []
   if (config.mode === "cloud") missing.push(["GCP agents (the default mode)", "run with --localhost"])
   if (config.mode === "host" || config.mode === "orchestrator") missing.push(["--proxy", "run with --localhost"])
-  if (config.mode === "ssh-host") missing.push(["--ssh-host", "run with --localhost"])
   if (config.agentRuntime === "docker") missing.push(["--agent-runtime docker", "use --agent-runtime process"])
   // Causes before consequences of the §7.20 cascade (alert handlers → Prometheus → website…), so the option
   // named is one the user gave.
@@ -844,7 +865,7 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.monitoring, "--monitoring"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
-    [config.faketime !== undefined, "--faketime"],
+    [config.faketime !== undefined && config.mode !== "ssh-host", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"],
     [config.dnsDomains.length > 0, "--dns-domain"]

@@ -7,11 +7,13 @@ import { Cause, Context, Effect, Exit } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
+import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
+import { Ledger } from "./Ledger.ts"
 import { RunEvents } from "./RunEvents.ts"
 import type { Scenario } from "./Scenario.ts"
 
@@ -111,6 +113,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       yield* events.emit({ type: "deploy-start", total: configs.length })
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
+      yield* recordDeployment(config, agents)
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       if (config.keepAlive) {
@@ -134,6 +137,39 @@ export const run = Effect.fn("Orchestrator.run")(function*(
     })
   }
 })
+
+/** Where a live run lists its agents for `tezt-cloud agents`: `<state-dir>/<ns>/deployment.json`. */
+export const deploymentFile = (ledgerFile: string) => path.join(path.dirname(ledgerFile), "deployment.json")
+
+export interface DeploymentRecord {
+  readonly namespace: string
+  /** The orchestrator's pid: the record is stale when it is gone. */
+  readonly pid: number
+  readonly agents: ReadonlyArray<Agent.Descriptor>
+}
+
+/** Writes the deployment record for the run's lifetime (removed when its scope closes). */
+const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent>) =>
+  Effect.gen(function*() {
+    const ledger = yield* Effect.serviceOption(Ledger)
+    if (ledger._tag === "None" || ledger.value.file === ":memory:" || agents.length === 0) return
+    const file = deploymentFile(ledger.value.file)
+    const record: DeploymentRecord = {
+      namespace: config.namespace,
+      pid: process.pid,
+      agents: agents.map((a) => a.descriptor)
+    }
+    yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          fs.mkdirSync(path.dirname(file), { recursive: true })
+          fs.writeFileSync(file, JSON.stringify(record, null, 2) + "\n")
+        },
+        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`)
+      }),
+      () => Effect.sync(() => fs.rmSync(file, { force: true }))
+    )
+  })
 
 const report = (exit: Exit.Exit<unknown, unknown>) =>
   Effect.gen(function*() {

@@ -32,6 +32,8 @@ const cloudDefaults: CloudConfig.CloudConfig = {
   agentRuntime: "auto",
   sshHost: undefined,
   sshPrivateKey: undefined,
+  insecureHostKeys: false,
+  sshMaxChannels: 8,
   proxy: false,
   monitoring: false,
   destroy: false,
@@ -146,7 +148,8 @@ describe("CloudConfig: the defaults cascade (§7.20)", () => {
     { name: "proxy (host), cos", input: { proxy: true }, expected: all(true) },
     { name: "proxy + localhost (remote orchestrator)", input: { proxy: true, localhost: true }, expected: all(true) },
     { name: "proxy, debian", input: { proxy: true, os: "debian" }, expected: all(false) },
-    { name: "ssh-host, cos", input: { ssh_host: "h" }, expected: all(true) },
+    // Our --ssh-host keeps the orchestrator here (no proxy container on the host): like --localhost, all off.
+    { name: "ssh-host, cos", input: { ssh_host: "h" }, expected: all(false) },
     {
       name: "localhost with alert handlers: prometheus on",
       input: { localhost: true, alert_handlers: ["slack"] },
@@ -698,6 +701,19 @@ describe("CloudConfig: checkAvailable", () => {
       return error.reason._tag === "NotAvailable" ? error.reason : assert.fail("not NotAvailable")
     })
 
+  it.effect("--ssh-host passes, with --faketime (its runner sets FAKETIME)", () =>
+    Effect.gen(function*() {
+      yield* CloudConfig.checkAvailable(
+        yield* resolve({ ssh_host: "root@h", faketime: "-1d", prometheus: false, grafana: false })
+      )
+    }))
+
+  it.effect("--faketime is refused where the runner cannot set it (process sandboxes)", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(CloudConfig.checkAvailable(yield* resolve({ localhost: true, faketime: "-1d" })))
+      assert.strictEqual(error.reason._tag, "NotAvailable")
+    }))
+
   it.effect("plain --localhost passes, with any option this build has", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true }))
@@ -720,7 +736,6 @@ describe("CloudConfig: checkAvailable", () => {
   it.effect.each([
     { name: "cloud mode (the default)", input: {}, feature: "GCP agents" },
     { name: "cloud mode, --no-grafana", input: { grafana: false }, feature: "GCP agents" },
-    { name: "--ssh-host", input: { ssh_host: "h" }, feature: "--ssh-host" },
     { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
     { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
     { name: "--agent-runtime docker", input: { localhost: true, agent_runtime: "docker" }, feature: "--agent-runtime" },

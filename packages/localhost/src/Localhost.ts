@@ -132,6 +132,16 @@ export const layer = (options: Options) =>
             artifactsDir,
             connect:
               `cd ${home} && env TEZT_CLOUD_NS=${config.namespace} TEZT_CLOUD_AGENT=${marker} HOME=${home} $SHELL`,
+            descriptor: {
+              backend: "localhost",
+              agent: name,
+              home,
+              marker,
+              namespace: config.namespace,
+              binariesPath: agentConfig.binariesPath,
+              portStart: start,
+              checkFileConsistency: config.checkFileConsistency ? 1 : 0
+            },
             runner
           })
           ready += 1
@@ -347,12 +357,38 @@ const killMarked = (key: string, value: string, graceMillis: number) =>
  * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
  * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
  */
+/**
+ * A runner for an agent of a run that is still alive (kept with `--keep-alive`), from its descriptor: what
+ * `tezt-cloud agents exec|copy` uses from another process. Its processes are recorded in the namespace's ledger
+ * like the run's own.
+ */
+export const reattach = Effect.fn("Localhost.reattach")(function*(descriptor: Agent.Descriptor) {
+  return makeRunner({
+    spawner: yield* ChildProcessSpawner.ChildProcessSpawner,
+    ledger: yield* Ledger.Ledger,
+    events: yield* RunEvents.RunEvents,
+    name: String(descriptor.agent),
+    home: String(descriptor.home),
+    marker: String(descriptor.marker),
+    namespace: String(descriptor.namespace),
+    binariesPath: String(descriptor.binariesPath),
+    checkFileConsistency: descriptor.checkFileConsistency === 1,
+    portStart: Number(descriptor.portStart),
+    graceMillis: 3000
+  })
+})
+
+/** The ledger kinds this backend records. */
+export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
+
 export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
   const ledger = yield* Ledger.Ledger
   const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
   yield* killMarked("TEZT_CLOUD_NS", namespace, 3000)
   const removed: Array<string> = []
   for (const resource of yield* ledger.outstanding) {
+    // Other backends' records are theirs to clean.
+    if (!kinds.includes(resource.kind)) continue
     if (resource.kind === "sandbox") {
       const dir = String(resource.data.path)
       yield* Effect.try({

@@ -13,7 +13,7 @@ export const cleanUp = (stateDir: string) =>
     tags: ["clean", "up"],
     run: Effect.gen(function*() {
       const cloud = yield* Cloud.Cloud
-      const removed = yield* Backends.cleanUp(stateDir, cloud.namespace).pipe(
+      const removed = yield* Backends.cleanUp(stateDir, cloud.config).pipe(
         Effect.provide(Ledger.Ledger.layer(stateDir, cloud.namespace))
       )
       yield* Effect.logInfo(
@@ -21,6 +21,7 @@ export const cleanUp = (stateDir: string) =>
           `${removed.sandboxes.length} sandbox${removed.sandboxes.length === 1 ? "" : "es"} removed`
       )
       for (const dir of removed.sandboxes) yield* Effect.logInfo(`removed ${dir}`)
+      for (const dir of removed.hosts) yield* Effect.logInfo(`removed ${dir} and its processes`)
     })
   })
 

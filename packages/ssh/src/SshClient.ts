@@ -1,0 +1,315 @@
+/**
+ * One multiplexed ssh connection per host, on `ssh2`: commands are channels of that connection, so a hundred
+ * agents cost a hundred sockets, not thousands, and nobody has to configure `ControlMaster`.
+ *
+ * **Details**
+ *
+ * - Channels per host are limited (default 8, below OpenSSH's `MaxSessions` 10); extra commands queue.
+ * - Keepalives detect a dead peer within `keepaliveMillis × keepaliveCountMax`.
+ * - Connecting retries with exponential backoff; a dropped connection is re-established on next use.
+ * - After `connectAttempts` failed attempts the circuit breaker opens: calls fail at once with `HostDown` until
+ *   `breakerCooldownMillis` have passed, instead of every command waiting for its own time-outs.
+ * - Host keys: trust on first use, recorded in a per-namespace `known_hosts`; a changed key is refused.
+ *   `insecure` accepts any key (Tezt cloud's `StrictHostKeyChecking=no`), only when asked for explicitly.
+ * - The connection belongs to the scope that opened it.
+ */
+import { Duration, Effect, Schedule, Semaphore } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import ssh2 from "ssh2"
+import * as SshError from "./SshError.ts"
+
+export interface Target {
+  readonly host: string
+  readonly port: number
+  readonly user: string
+}
+
+export type HostKeyPolicy =
+  | { readonly _tag: "TrustOnFirstUse"; readonly knownHostsFile: string }
+  | { readonly _tag: "Insecure" }
+
+export interface Options {
+  /** The private key, in OpenSSH or PEM format. */
+  readonly privateKey: string
+  readonly hostKeys: HostKeyPolicy
+  readonly maxChannels?: number | undefined
+  readonly keepaliveMillis?: number | undefined
+  readonly keepaliveCountMax?: number | undefined
+  readonly connectTimeoutMillis?: number | undefined
+  readonly connectAttempts?: number | undefined
+  readonly breakerCooldownMillis?: number | undefined
+}
+
+export interface ExecHandlers {
+  readonly onStdout: (chunk: Buffer) => void
+  readonly onStderr: (chunk: Buffer) => void
+  /**
+   * Called once the channel is open, with its flow control: `pause` stops reading (the remote side then blocks
+   * when ssh's window is full), `resume` reads on. This is how a slow consumer bounds memory.
+   */
+  readonly onFlow?: ((flow: Flow) => void) | undefined
+}
+
+export interface Flow {
+  readonly pause: () => void
+  readonly resume: () => void
+}
+
+export interface ExecExit {
+  /** The exit code; for a command killed by a signal, 128 + the signal number, as a shell reports it. */
+  readonly code: number
+  readonly signal: string | undefined
+}
+
+export interface Connection {
+  readonly target: Target
+  /** `user@host:port`, for messages. */
+  readonly label: string
+  /**
+   * Runs a command line (interpreted by the remote user's shell) on a channel of the connection. Its stdin is
+   * closed. Interrupting it closes the channel; killing the remote process is the caller's business.
+   */
+  exec(commandLine: string, handlers: ExecHandlers): Effect.Effect<ExecExit, SshError.SshError>
+  /** Runs a command line and collects its output (for short control commands). */
+  run(
+    commandLine: string
+  ): Effect.Effect<{ readonly code: number; readonly stdout: string; readonly stderr: string }, SshError.SshError>
+  /** Uses an SFTP session of the connection (one channel). */
+  sftp<A>(use: (sftp: ssh2.SFTPWrapper) => Promise<A>): Effect.Effect<A, SshError.SshError>
+  /** Channels open right now (for tests and benchmarks). */
+  readonly openChannels: () => number
+}
+
+export const label = (target: Target) => `${target.user}@${target.host}:${target.port}`
+
+const signals: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15 }
+
+/** Reads `known_hosts`-style lines `[host]:port base64` into a map. */
+const readKnownHosts = (file: string): Map<string, string> => {
+  const known = new Map<string, string>()
+  if (!fs.existsSync(file)) return known
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    const [host, key] = line.trim().split(/\s+/)
+    if (host && key) known.set(host, key)
+  }
+  return known
+}
+
+/** Opens a connection to `target`, owned by the current scope. Fails if the first connection cannot be made. */
+export const connect = Effect.fn("SshClient.connect")(function*(target: Target, options: Options) {
+  const name = label(target)
+  const fail = (reason: SshError.Reason) => new SshError.SshError({ host: name, reason })
+  const maxChannels = options.maxChannels ?? 8
+  const channels = yield* Semaphore.make(maxChannels)
+  const connecting = yield* Semaphore.make(1)
+  const attempts = options.connectAttempts ?? 4
+  const cooldown = options.breakerCooldownMillis ?? 5000
+  let client: ssh2.Client | undefined
+  let open = 0
+  let brokenUntil = 0
+  let lastFailure = ""
+  let closed = false
+
+  const hostKeyId = target.port === 22 ? target.host : `[${target.host}]:${target.port}`
+  let keyMismatch: string | undefined
+
+  const connectOnce = Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
+    const c = new ssh2.Client()
+    keyMismatch = undefined
+    c.once("ready", () => resume(Effect.succeed(c)))
+    c.once("error", (error: Error & { level?: string }) => {
+      if (keyMismatch !== undefined) {
+        return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
+      }
+      const message = error.message
+      resume(Effect.fail(fail(
+        error.level === "client-authentication"
+          ? new SshError.AuthFailed({ message: `authentication failed for ${target.user} with the given key` })
+          : new SshError.Unreachable({ message })
+      )))
+    })
+    c.on("close", () => {
+      if (client === c) client = undefined
+    })
+    c.connect({
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      privateKey: options.privateKey,
+      readyTimeout: options.connectTimeoutMillis ?? 5000,
+      keepaliveInterval: options.keepaliveMillis ?? 2000,
+      keepaliveCountMax: options.keepaliveCountMax ?? 3,
+      hostVerifier: (key: Buffer) => {
+        if (options.hostKeys._tag === "Insecure") return true
+        const file = options.hostKeys.knownHostsFile
+        const presented = key.toString("base64")
+        const known = readKnownHosts(file).get(hostKeyId)
+        if (known === undefined) {
+          fs.mkdirSync(path.dirname(file), { recursive: true })
+          fs.appendFileSync(file, `${hostKeyId} ${presented}\n`, { mode: 0o600 })
+          return true
+        }
+        if (known === presented) return true
+        const fingerprint = crypto.createHash("sha256").update(key).digest("base64").replace(/=+$/, "")
+        keyMismatch = `the host key changed (now SHA256:${fingerprint}); if the host was rebuilt on purpose, ` +
+          `remove its line from ${file}`
+        return false
+      }
+    })
+    return Effect.sync(() => c.end())
+  })
+
+  /** The live client, connecting (once, for all waiting callers) when there is none. */
+  const ensure: Effect.Effect<ssh2.Client, SshError.SshError> = connecting.withPermits(1)(Effect.suspend(() => {
+    if (closed) return Effect.fail(fail(new SshError.Disconnected({ message: "the connection was closed" })))
+    if (client !== undefined) return Effect.succeed(client)
+    const now = Date.now()
+    if (now < brokenUntil) {
+      return Effect.fail(fail(
+        new SshError.HostDown({
+          message: `host is down (${lastFailure}); not retrying for ${Math.ceil((brokenUntil - now) / 1000)}s`,
+          retryInMillis: brokenUntil - now
+        })
+      ))
+    }
+    return connectOnce.pipe(
+      Effect.retry({
+        times: attempts - 1,
+        schedule: Schedule.exponential(Duration.millis(200)),
+        // A wrong key or a changed host key will not fix itself: no retry.
+        while: (e) => e.reason._tag === "Unreachable"
+      }),
+      Effect.tap((c) =>
+        Effect.sync(() => {
+          client = c
+          brokenUntil = 0
+        })
+      ),
+      Effect.tapError((e) =>
+        Effect.sync(() => {
+          lastFailure = e.reason.message
+          if (e.reason._tag === "Unreachable") brokenUntil = Date.now() + cooldown
+        })
+      )
+    )
+  }))
+
+  const openChannel = <A>(
+    use: (c: ssh2.Client, resume: (effect: Effect.Effect<A, SshError.SshError>) => void) => (() => void) | void
+  ) =>
+    channels.withPermits(1)(Effect.flatMap(ensure, (c) =>
+      Effect.callback<A, SshError.SshError>((resume) => {
+        open += 1
+        let done = false
+        const finish = (effect: Effect.Effect<A, SshError.SshError>) => {
+          if (done) return
+          done = true
+          open -= 1
+          c.removeListener("close", onClose)
+          resume(effect)
+        }
+        const onClose = () =>
+          finish(Effect.fail(fail(new SshError.Disconnected({ message: "the connection dropped during the command" }))))
+        c.once("close", onClose)
+        const cancel = use(c, finish)
+        return Effect.sync(() => {
+          if (!done) {
+            done = true
+            open -= 1
+            c.removeListener("close", onClose)
+          }
+          cancel?.()
+        })
+      })))
+
+  const exec = (commandLine: string, handlers: ExecHandlers) =>
+    openChannel<ExecExit>((c, finish) => {
+      let channel: ssh2.ClientChannel | undefined
+      let exit: ExecExit | undefined
+      c.exec(commandLine, (error, stream) => {
+        if (error) return finish(Effect.fail(fail(new SshError.ChannelFailed({ message: error.message }))))
+        channel = stream
+        handlers.onFlow?.({
+          pause: () => {
+            stream.pause()
+            stream.stderr.pause()
+          },
+          resume: () => {
+            stream.resume()
+            stream.stderr.resume()
+          }
+        })
+        stream.on("data", handlers.onStdout)
+        stream.stderr.on("data", handlers.onStderr)
+        stream.on("exit", (code: number | null, signal?: string) => {
+          exit = code !== null && code !== undefined
+            ? { code, signal: undefined }
+            : { code: 128 + (signals[signal ?? ""] ?? 0), signal }
+        })
+        stream.on("close", () =>
+          finish(
+            exit === undefined
+              ? Effect.fail(fail(new SshError.Disconnected({ message: "the channel closed without an exit status" })))
+              : Effect.succeed(exit)
+          ))
+        stream.end()
+      })
+      return () => channel?.close()
+    })
+
+  const run = (commandLine: string) =>
+    Effect.gen(function*() {
+      const out: Array<Buffer> = []
+      const err: Array<Buffer> = []
+      const { code } = yield* exec(commandLine, { onStdout: (b) => out.push(b), onStderr: (b) => err.push(b) })
+      return { code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }
+    })
+
+  const sftp = <A>(use: (sftp: ssh2.SFTPWrapper) => Promise<A>) =>
+    openChannel<A>((c, finish) => {
+      let session: ssh2.SFTPWrapper | undefined
+      c.sftp((error, s) => {
+        if (error) return finish(Effect.fail(fail(new SshError.ChannelFailed({ message: `sftp: ${error.message}` }))))
+        session = s
+        use(s).then(
+          (a) => {
+            s.end()
+            finish(Effect.succeed(a))
+          },
+          (e: unknown) => {
+            s.end()
+            finish(
+              Effect.fail(
+                fail(new SshError.ChannelFailed({ message: `sftp: ${e instanceof Error ? e.message : String(e)}` }))
+              )
+            )
+          }
+        )
+      })
+      return () => session?.end()
+    })
+
+  yield* Effect.acquireRelease(ensure, () =>
+    Effect.sync(() => {
+      closed = true
+      client?.end()
+      client = undefined
+    }))
+
+  return {
+    target,
+    label: name,
+    exec,
+    run,
+    sftp,
+    openChannels: () => open
+  } satisfies Connection
+})
+
+/** POSIX single-quoting: the word reaches the remote program unchanged, whatever it contains. */
+export const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
+
+/** An argv as one shell command line. */
+export const commandLine = (argv: ReadonlyArray<string>): string => argv.map(quote).join(" ")

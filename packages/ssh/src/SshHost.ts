@@ -1,0 +1,271 @@
+/**
+ * The `--ssh-host [user@]host[:port]` backend: agents are process sandboxes on a host of the user's, reached
+ * over one multiplexed ssh connection (reference §4.18 provisions a Debian host as root or a sudoer; here the
+ * host only needs `sh`, `setsid`, `md5sum`, `grep` and `/proc`, which every Debian/Ubuntu has).
+ *
+ * **Details**
+ *
+ * Provisioning checks the host, then creates `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>/` on it; each agent gets
+ * `agents/<name>/` there (its home; absolute paths it copies to live under its `fs/`). Teardown kills every
+ * process carrying the namespace's marker on the host and removes the directory: nothing is left behind. Both
+ * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`.
+ */
+import { Agent, AgentConfig, CloudConfig, CloudError, Deployment, Ledger, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Effect, Layer } from "effect"
+import * as path from "node:path"
+import * as SshClient from "./SshClient.ts"
+import type * as SshError from "./SshError.ts"
+import * as SshKeys from "./SshKeys.ts"
+import * as SshRunner from "./SshRunner.ts"
+
+export interface Options {
+  readonly stateDir: string
+  readonly config: CloudConfig.CloudConfig
+  readonly artifactsDir: string
+  /** Where `~/.ssh/<ns>-tf` lives (the user's home by default). */
+  readonly keyHome?: string | undefined
+  /** Seconds a killed process tree gets between SIGTERM and SIGKILL. */
+  readonly graceSeconds?: number | undefined
+}
+
+/** The ledger kinds this backend records. */
+export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox"]
+
+const safeName = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/
+
+/** Connection options for the namespace: its key, its known hosts (or none, if asked), its channel limit. */
+export const connectionOptions = (config: CloudConfig.CloudConfig, stateDir: string, privateKey: string) => ({
+  privateKey,
+  hostKeys: config.insecureHostKeys
+    ? { _tag: "Insecure" as const }
+    : {
+      _tag: "TrustOnFirstUse" as const,
+      knownHostsFile: path.join(Ledger.namespaceDir(stateDir, config.namespace), "known_hosts")
+    },
+  maxChannels: config.sshMaxChannels
+})
+
+/** Runs a control command on the host and fails unless it exits 0. */
+const must = (connection: SshClient.Connection, line: string, what: string, agent: string) =>
+  connection.run(line).pipe(
+    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
+    Effect.flatMap((r) =>
+      r.code === 0
+        ? Effect.succeed(r.stdout)
+        : Effect.fail(CloudError.deploy(agent, `${what}: ${r.stderr.trim() || `exit ${r.code}`}`))
+    )
+  )
+
+/** Kills the processes carrying `marker` on the host and removes `dir`. */
+const wipe = (connection: SshClient.Connection, marker: string, dir: string, graceSeconds: number) =>
+  connection.run(
+    `${SshRunner.killScript(marker, graceSeconds).replaceAll("exit 0", ":")}\nrm -rf ${SshClient.quote(dir)}`
+  )
+
+export const layer = (options: Options) =>
+  Layer.effect(
+    Deployment.Deployment,
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.Ledger
+      const events = yield* RunEvents.RunEvents
+      const { config } = options
+      const target = config.sshHost
+      if (target === undefined) return yield* Effect.die(new Error("SshHost.layer needs --ssh-host"))
+      const graceSeconds = options.graceSeconds ?? 3
+      const host = SshClient.label(target)
+
+      return Deployment.Deployment.of({
+        backend: `ssh-host ${host}`,
+        deploy: Effect.fn("SshHost.deploy")(function*(configs: ReadonlyArray<AgentConfig.AgentConfig>) {
+          const key = yield* SshKeys.ensure(config.namespace, config.sshPrivateKey, options.keyHome)
+          const connection = yield* SshClient.connect(
+            target,
+            connectionOptions(config, options.stateDir, key.privateKey)
+          ).pipe(
+            Effect.mapError((e) => CloudError.deploy(host, e.message))
+          )
+          // Provisioning: what the sandboxes need, and where they go.
+          const probe = yield* must(
+            connection,
+            `for c in sh setsid md5sum grep sed; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
+              `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }; echo "\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"`,
+            "the host cannot run agents",
+            host
+          )
+          const root = path.posix.join(probe.trim(), config.namespace)
+          yield* Ledger.scoped(
+            {
+              id: `ssh-root:${host}`,
+              kind: "ssh-root",
+              data: {
+                user: target.user,
+                host: target.host,
+                port: target.port,
+                root,
+                key: key.path,
+                namespace: config.namespace
+              }
+            },
+            must(connection, `mkdir -p ${SshClient.quote(root)}`, "cannot create the run's directory", host),
+            () =>
+              Teardown.step(
+                `host ${host}`,
+                wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, graceSeconds).pipe(
+                  Effect.andThen(connection.run(`rmdir ${SshClient.quote(path.posix.dirname(root))} 2>/dev/null; true`))
+                )
+              ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+          ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+
+          let ready = 0
+          let down = 0
+          return yield* Effect.forEach(configs, (agentConfig, index) =>
+            Effect.gen(function*() {
+              const name = agentConfig.name
+              if (!safeName.test(name)) {
+                return yield* CloudError.deploy(
+                  name,
+                  "an agent name must be one path segment of letters, digits, '.', '_' or '-'"
+                )
+              }
+              const home = path.posix.join(root, "agents", name)
+              const marker = `${config.namespace}/${name}`
+              yield* Ledger.scoped(
+                {
+                  id: `ssh-sandbox:${host}:${name}`,
+                  kind: "ssh-sandbox",
+                  data: { agent: name, host, path: home, marker }
+                },
+                must(
+                  connection,
+                  `mkdir -p ${SshClient.quote(`${home}/logs`)} ${SshClient.quote(`${home}/fs`)}`,
+                  "cannot create its sandbox",
+                  name
+                ),
+                () =>
+                  Teardown.step(
+                    `agent ${name}`,
+                    wipe(connection, `TEZT_CLOUD_AGENT=${marker}`, home, graceSeconds).pipe(
+                      Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
+                      Effect.andThen(Effect.suspend(() => {
+                        down += 1
+                        return events.emit({ type: "agent-down", agent: name, down, total: configs.length })
+                      }))
+                    )
+                  ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+              ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+              const start = config.vmBasePort + index * config.portsPerVm
+              const agent = Agent.make({
+                index,
+                config: agentConfig,
+                point: { host: target.host, port: target.port },
+                ports: { start, end: start + config.portsPerVm - 1 },
+                artifactsDir: path.join(options.artifactsDir, name),
+                connect:
+                  `ssh -i ${key.path} -p ${target.port} ${target.user}@${target.host} -t 'cd ${home}; exec $SHELL'`,
+                descriptor: {
+                  backend: "ssh-host",
+                  agent: name,
+                  user: target.user,
+                  host: target.host,
+                  port: target.port,
+                  key: key.path,
+                  home,
+                  marker,
+                  namespace: config.namespace,
+                  binariesPath: agentConfig.binariesPath,
+                  portStart: start,
+                  checkFileConsistency: config.checkFileConsistency ? 1 : 0
+                },
+                runner: SshRunner.make({
+                  connection,
+                  events,
+                  name,
+                  home,
+                  marker,
+                  namespace: config.namespace,
+                  binariesPath: agentConfig.binariesPath,
+                  checkFileConsistency: config.checkFileConsistency,
+                  portStart: start,
+                  graceSeconds,
+                  faketime: config.faketime
+                })
+              })
+              ready += 1
+              yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
+              return agent
+            }), { concurrency: 16 })
+        })
+      })
+    })
+  )
+
+/**
+ * Runners for agents of a run that is still alive, from their descriptors: one connection per host, shared by
+ * its agents, owned by the current scope.
+ */
+export const reattach = Effect.fn("SshHost.reattach")(function*(
+  descriptors: ReadonlyArray<Agent.Descriptor>,
+  config: CloudConfig.CloudConfig,
+  stateDir: string
+) {
+  const events = yield* RunEvents.RunEvents
+  const connections = new Map<string, SshClient.Connection>()
+  const runners: Array<readonly [string, ReturnType<typeof SshRunner.make>]> = []
+  for (const d of descriptors) {
+    const target = { user: String(d.user), host: String(d.host), port: Number(d.port) }
+    const id = SshClient.label(target)
+    let connection = connections.get(id)
+    if (connection === undefined) {
+      const key = yield* SshKeys.ensure(config.namespace, String(d.key))
+      connection = yield* SshClient.connect(target, connectionOptions(config, stateDir, key.privateKey)).pipe(
+        Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
+      )
+      connections.set(id, connection)
+    }
+    runners.push([
+      String(d.agent),
+      SshRunner.make({
+        connection,
+        events,
+        name: String(d.agent),
+        home: String(d.home),
+        marker: String(d.marker),
+        namespace: String(d.namespace),
+        binariesPath: String(d.binariesPath),
+        checkFileConsistency: d.checkFileConsistency === 1,
+        portStart: Number(d.portStart),
+        graceSeconds: 3,
+        faketime: config.faketime
+      })
+    ])
+  }
+  return runners
+})
+
+/**
+ * Finishes what killed runs left on ssh hosts: for every `ssh-root` record, reconnects with the recorded key,
+ * kills the namespace's processes there and removes the run's directory.
+ */
+export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, config: CloudConfig.CloudConfig) {
+  const ledger = yield* Ledger.Ledger
+  const cleaned: Array<string> = []
+  for (const resource of yield* ledger.outstanding) {
+    if (!kinds.includes(resource.kind)) continue
+    if (resource.kind === "ssh-root") {
+      const target = {
+        user: String(resource.data.user),
+        host: String(resource.data.host),
+        port: Number(resource.data.port)
+      }
+      const key = yield* SshKeys.ensure(config.namespace, String(resource.data.key))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const connection = yield* SshClient.connect(target, connectionOptions(config, stateDir, key.privateKey))
+        const r = yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, String(resource.data.root), 1)
+        if (r.code !== 0) return yield* Effect.fail(new Error(r.stderr.trim()))
+      })).pipe(Effect.mapError((e) => CloudError.state(SshClient.label(target), `clean up failed: ${e.message}`)))
+      cleaned.push(`${SshClient.label(target)}:${String(resource.data.root)}`)
+    }
+    yield* ledger.release(resource.id)
+  }
+  return cleaned
+})

@@ -1,0 +1,313 @@
+/**
+ * Core's `Runner` over an ssh `Connection`: an agent is a sandbox directory on the remote host, with its own
+ * environment and port range, and every process started for it carries the marker variables
+ * (`TEZT_CLOUD_NS`, `TEZT_CLOUD_AGENT`, `TEZT_CLOUD_EXEC`) that find its whole tree on the host, even after
+ * `setsid` or a lost connection.
+ *
+ * **Details**
+ *
+ * - argv is single-quoted word by word: any string reaches the remote program unchanged.
+ * - Each command runs as `setsid -w sh -c 'echo $$; exec "$@"'`: the first line of its stdout is its pid (and
+ *   process group), which the runner strips from the output.
+ * - Interrupting a command kills its remote tree (SIGTERM, then SIGKILL after the grace period) through another
+ *   channel; a command cannot outlive its `exec`.
+ * - Daemons are started detached (`setsid`, output appended to a log file) and return at once; they die with
+ *   the scope that spawned them.
+ * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
+ * - `FAKETIME` (`--faketime`) is set for every command, for images with libfaketime.
+ */
+import { CloudError, CopyPolicy, type Daemon, type RunEvents, type Runner } from "@tezt-cloud/core"
+import { Effect } from "effect"
+import * as crypto from "node:crypto"
+import * as path from "node:path"
+import { StringDecoder } from "node:string_decoder"
+import { commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
+
+export interface Init {
+  readonly connection: Connection
+  readonly events: RunEvents.RunEvents["Service"]
+  readonly name: string
+  /** Absolute path of the agent's home on the host. */
+  readonly home: string
+  readonly marker: string
+  readonly namespace: string
+  readonly binariesPath: string
+  readonly checkFileConsistency: boolean
+  readonly portStart: number
+  readonly graceSeconds: number
+  readonly faketime: string | undefined
+  /** How much of each stream `exec` keeps in its result (the tail); everything still reaches `onLine`. */
+  readonly maxOutputBytes?: number | undefined
+}
+
+/** An absolute agent path lives under the sandbox's `fs/`; a relative one under its home. */
+export const agentPath = (home: string, p: string) =>
+  path.posix.isAbsolute(p) ? path.posix.join(home, "fs", p) : path.posix.join(home, p)
+
+/**
+ * A shell function (`tezt_kill KEY=VALUE GRACE`) that kills every process whose environment has `KEY=VALUE`,
+ * with its process group: SIGTERM, then SIGKILL for what is left after GRACE seconds.
+ */
+export const killScript = (marker: string, graceSeconds: number) =>
+  [
+    `m=${quote(marker)}`,
+    `pids() { grep -lzxF -- "$m" /proc/[0-9]*/environ 2>/dev/null | sed 's#^/proc/\\([0-9]*\\)/environ$#\\1#'; }`,
+    `p=$(pids); [ -z "$p" ] && exit 0`,
+    `for x in $p; do kill -TERM -"$x" "$x" 2>/dev/null; done`,
+    `i=0; while [ "$i" -lt ${
+      Math.max(1, Math.round(graceSeconds * 10))
+    } ]; do p=$(pids); [ -z "$p" ] && exit 0; sleep 0.1; i=$((i+1)); done`,
+    `for x in $p; do kill -KILL -"$x" "$x" 2>/dev/null; done; exit 0`
+  ].join("\n")
+
+const validEnvKey = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export const make = (init: Init): Runner.Runner => {
+  const binaries = agentPath(init.home, init.binariesPath)
+  const maxOutput = init.maxOutputBytes ?? 16 * 1024 * 1024
+  const describe = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
+  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
+    CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause))
+
+  /** `cd DIR && exec env VARS… ARGV…`, with the agent's environment and the command's own. */
+  const prefix = (execId: string, cwd: string | undefined, env: Record<string, string> | undefined) =>
+    Effect.gen(function*() {
+      const vars: Record<string, string> = {
+        HOME: init.home,
+        TEZT_CLOUD_NS: init.namespace,
+        TEZT_CLOUD_AGENT: init.marker,
+        TEZT_CLOUD_EXEC: execId,
+        TEZT_CLOUD_PORT_START: String(init.portStart),
+        ...(init.faketime === undefined ? {} : { FAKETIME: init.faketime }),
+        ...env
+      }
+      for (const key of Object.keys(env ?? {})) {
+        if (!validEnvKey.test(key)) {
+          return yield* CloudError.command(init.name, key, "not a valid environment variable name")
+        }
+      }
+      const dir = cwd === undefined ? init.home : agentPath(init.home, cwd)
+      const assignments = Object.entries(vars).map(([k, v]) => quote(`${k}=${v}`)).join(" ")
+      return `cd ${quote(dir)} && PATH=${quote(binaries)}:"$PATH" exec env ${assignments}`
+    })
+
+  const killTree = (execId: string) =>
+    init.connection.run(killScript(`TEZT_CLOUD_EXEC=${execId}`, init.graceSeconds)).pipe(Effect.ignore)
+
+  const exec = Effect.fn("SshRunner.exec")(
+    function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
+      yield* init.events.emit({ type: "exec", agent: init.name, command: describe(command, args) })
+      const execId = crypto.randomUUID()
+      const script = `${yield* prefix(execId, options?.cwd, options?.env)} setsid -w sh -c 'echo $$; exec "$@"' sh ${
+        commandLine([command, ...args])
+      }`
+      const out = makeCollector(maxOutput)
+      const err = makeCollector(maxOutput)
+      let pid = 0
+      let header = ""
+      // Lines wait here for `onLine` and the event log; past `high` the channel is paused (backpressure up to
+      // the remote command), below `low` it reads on. Memory stays bounded whatever the command prints.
+      const queue: Array<Runner.OutputLine> = []
+      const high = 4096
+      const low = 256
+      let flow: Flow | undefined
+      let paused = false
+      let finished = false
+      let wake: (() => void) | undefined
+      const push = (stream: "stdout" | "stderr") => (line: string) => {
+        queue.push({ stream, line })
+        if (queue.length >= high && !paused && flow) {
+          paused = true
+          flow.pause()
+        }
+        wake?.()
+      }
+      const stdoutLines = makeLineSplitter(push("stdout"))
+      const stderrLines = makeLineSplitter(push("stderr"))
+      const onStdout = (chunk: Buffer) => {
+        if (pid === 0) {
+          header += chunk.toString("latin1")
+          const newline = header.indexOf("\n")
+          if (newline < 0) return
+          pid = Number(header.slice(0, newline))
+          chunk = Buffer.from(header.slice(newline + 1), "latin1")
+        }
+        out.push(chunk)
+        stdoutLines(chunk)
+      }
+      const onStderr = (chunk: Buffer) => {
+        err.push(chunk)
+        stderrLines(chunk)
+      }
+      const consume = Effect.gen(function*() {
+        while (true) {
+          if (queue.length === 0) {
+            if (finished) return
+            yield* Effect.callback<void>((resume) => {
+              wake = () => {
+                wake = undefined
+                resume(Effect.void)
+              }
+              return Effect.sync(() => {
+                wake = undefined
+              })
+            })
+            continue
+          }
+          for (const item of queue.splice(0, queue.length)) {
+            yield* init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line })
+            if (options?.onLine) yield* options.onLine(item)
+          }
+          if (paused && queue.length < low) {
+            paused = false
+            flow?.resume()
+          }
+        }
+      })
+      const run = init.connection.exec(script, { onStdout, onStderr, onFlow: (f) => (flow = f) }).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          stdoutLines.end()
+          stderrLines.end()
+          finished = true
+          wake?.()
+        }))
+      )
+      const [exit] = yield* Effect.all([run, consume], { concurrency: 2 }).pipe(
+        Effect.onInterrupt(() => killTree(execId)),
+        Effect.mapError(failed(command, args))
+      )
+      yield* init.events.emit({
+        type: "exit",
+        agent: init.name,
+        command: describe(command, args),
+        exitCode: exit.code,
+        pid
+      })
+      if (pid === 0 && exit.code === 127) {
+        // `setsid` itself was not found: the sandbox cannot work on this host.
+        return yield* CloudError.command(
+          init.name,
+          describe(command, args),
+          `the host has no setsid: ${err.text().trim()}`
+        )
+      }
+      return { exitCode: exit.code, stdout: out.text(), stderr: err.text(), pid } satisfies Runner.ExecResult
+    }
+  )
+
+  const spawn = Effect.fn("SshRunner.spawn")(
+    function*(name: string, command: string, args: ReadonlyArray<string>, options?: Runner.SpawnOptions) {
+      const execId = crypto.randomUUID()
+      const logFile = options?.logFile === undefined
+        ? path.posix.join(init.home, "logs", `${name}.log`)
+        : agentPath(init.home, options.logFile)
+      const env = { ...options?.env, TEZT_CLOUD_LOG: logFile }
+      const line = `mkdir -p ${quote(path.posix.dirname(logFile))} && (${yield* prefix(execId, options?.cwd, env)} ` +
+        `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${commandLine([command, ...args])} ` +
+        `>/dev/null 2>&1 </dev/null & echo $!)`
+      const started = yield* Effect.acquireRelease(
+        init.connection.run(line).pipe(Effect.mapError(failed(command, args))),
+        () => killTree(execId)
+      )
+      const pid = Number(started.stdout.trim())
+      if (started.code !== 0 || !Number.isInteger(pid) || pid <= 0) {
+        return yield* CloudError.command(
+          init.name,
+          describe(command, args),
+          `could not start: ${started.stderr.trim()}`
+        )
+      }
+      yield* init.events.emit({ type: "daemon-up", agent: init.name, name, pid })
+      yield* Effect.addFinalizer(() => init.events.emit({ type: "daemon-down", agent: init.name, name }))
+      return {
+        name,
+        agent: init.name,
+        pid,
+        logFile,
+        isRunning: init.connection.run(`kill -0 ${pid} 2>/dev/null && ! grep -q '^State:.*Z' /proc/${pid}/status`).pipe(
+          Effect.map((r) => r.code === 0),
+          Effect.catch(() => Effect.succeed(false))
+        ),
+        stop: killTree(execId)
+      } satisfies Daemon.Daemon
+    }
+  )
+
+  const copier = CopyPolicy.make({
+    agent: init.name,
+    md5: (remote) =>
+      init.connection.run(`f=${quote(agentPath(init.home, remote))}; [ -f "$f" ] || exit 3; md5sum < "$f"`).pipe(
+        Effect.mapError((e) => CloudError.copy(init.name, remote, e.message)),
+        Effect.flatMap((r) =>
+          r.code === 3
+            ? Effect.succeed(undefined)
+            : r.code === 0
+            ? Effect.succeed(r.stdout.slice(0, 32))
+            : Effect.fail(CloudError.copy(init.name, remote, `md5sum failed: ${r.stderr.trim()}`))
+        )
+      ),
+    put: (local, remote, mode) =>
+      Effect.gen(function*() {
+        const file = agentPath(init.home, remote)
+        const mkdir = yield* init.connection.run(`mkdir -p ${quote(path.posix.dirname(file))}`).pipe(
+          Effect.mapError((e) => CloudError.copy(init.name, local, e.message))
+        )
+        if (mkdir.code !== 0) return yield* CloudError.copy(init.name, local, mkdir.stderr.trim())
+        yield* init.connection.sftp((sftp) =>
+          new Promise<void>((resolve, reject) => {
+            sftp.fastPut(local, file, { mode }, (error) => {
+              if (error) return reject(error)
+              // fastPut's mode only applies to new files; an existing file keeps its mode otherwise.
+              sftp.chmod(file, mode, (e) => (e ? reject(e) : resolve()))
+            })
+          })
+        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.reason.message)))
+      })
+  }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
+
+  const copy = Effect.fn("SshRunner.copy")(function*(source: string, options?: Runner.CopyOptions) {
+    const remote = yield* copier.copy(source, options)
+    return agentPath(init.home, remote)
+  })
+
+  return { exec, spawn, copy }
+}
+
+/** Keeps the last `max` bytes of a stream. */
+const makeCollector = (max: number) => {
+  const chunks: Array<Buffer> = []
+  let size = 0
+  return {
+    push: (chunk: Buffer) => {
+      chunks.push(chunk)
+      size += chunk.length
+      while (size - (chunks[0]?.length ?? 0) >= max && chunks.length > 1) size -= chunks.shift()!.length
+    },
+    text: () => {
+      const all = Buffer.concat(chunks)
+      return all.subarray(Math.max(0, all.length - max)).toString("utf8")
+    }
+  }
+}
+
+/** Calls `onLine` for each complete line of a byte stream (`\n`-terminated, `\r\n` trimmed); `end` flushes. */
+const makeLineSplitter = (onLine: (line: string) => void) => {
+  // A multi-byte character may straddle two chunks: the decoder keeps its first bytes for the next one.
+  const decoder = new StringDecoder("utf8")
+  let rest = ""
+  const split = (chunk: Buffer) => {
+    rest += decoder.write(chunk)
+    let newline = rest.indexOf("\n")
+    while (newline >= 0) {
+      onLine(rest.slice(0, newline).replace(/\r$/, ""))
+      rest = rest.slice(newline + 1)
+      newline = rest.indexOf("\n")
+    }
+  }
+  split.end = () => {
+    rest += decoder.end()
+    if (rest !== "") onLine(rest)
+    rest = ""
+  }
+  return split
+}

@@ -1,0 +1,9 @@
+/**
+ * @tezt-cloud/ssh: the ssh transport (one multiplexed connection per host), the ssh Runner and the
+ * `--ssh-host` backend.
+ */
+export * as SshClient from "./SshClient.ts"
+export * as SshError from "./SshError.ts"
+export * as SshHost from "./SshHost.ts"
+export * as SshKeys from "./SshKeys.ts"
+export * as SshRunner from "./SshRunner.ts"

@@ -1,0 +1,290 @@
+/**
+ * The ssh transport and the `--ssh-host` backend against real OpenSSH hosts (test/fixtures/SshHosts.ts): the
+ * Runner contract unchanged, the channel limit, a host going down and coming back, bounded memory on huge output,
+ * a host in its own network namespace, and nothing left on the host after a run.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, TestCloud } from "@tezt-cloud/core"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
+import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
+import { SshClient, SshHost, SshKeys } from "../src/index.ts"
+
+const enabled = Integration.available("ssh integration tests", [SshHosts.sshd, "/usr/bin/ssh-keygen"])
+const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-ssh-"))
+const keyHome = path.join(stateDir, "home")
+const base = `st-${process.pid}`
+let host: SshHosts.SshHost | undefined
+let publicKey = ""
+
+/** The ssh-host backend for `namespace` on the test host. */
+const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], input: CloudConfig.Input = {}) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const config = yield* TestCloud.config({
+      tezt_cloud: namespace,
+      localhost: false,
+      ssh_host: `${SshHosts.user}@${host!.host}:${host!.port}`,
+      vm_base_port: 42000,
+      ports_per_vm: 10,
+      ...input
+    })
+    return Layer.mergeAll(
+      SshHost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts"), keyHome, graceSeconds: 1 }),
+      Layer.succeed(CloudConfig.CurrentConfig, config)
+    )
+  })).pipe(
+    Layer.provideMerge(Layer.mergeAll(
+      Ledger.Ledger.layer(stateDir, namespace),
+      RunEvents.RunEvents.layer(sinks),
+      NodeServices.layer
+    ))
+  )
+
+const deploy = (namespace: string, names: ReadonlyArray<string>, input: CloudConfig.Input = {}) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(backend(namespace, [], input))
+    const config = Context.get(context, CloudConfig.CurrentConfig)
+    const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
+    const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs)
+    return { agents, ledger: Context.get(context, Ledger.Ledger), config }
+  })
+
+/** What the namespace has on the host: its directory, and processes carrying its marker. */
+const leftovers = (namespace: string) => {
+  const dir = path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, namespace)
+  const marked = child.execFileSync("sh", [
+    "-c",
+    `grep -lzxF -- "TEZT_CLOUD_NS=${namespace}" /proc/[0-9]*/environ 2>/dev/null | wc -l`
+  ]).toString().trim()
+  return { dir: fs.existsSync(dir), processes: Number(marked) }
+}
+
+describe.runIf(enabled)("ssh", () => {
+  beforeAll(async () => {
+    // Every namespace of this file uses keys generated under keyHome; the host accepts all of them.
+    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker"].map((s) => `${base}-${s}`)
+    const keys = await Promise.all(namespaces.map((n) => Effect.runPromise(SshKeys.ensure(n, undefined, keyHome))))
+    publicKey = keys[0]!.publicKey
+    host = await SshHosts.start({ authorizedKeys: keys.map((k) => k.publicKey) })
+  })
+
+  afterAll(async () => {
+    await host?.stop()
+    fs.rmSync(stateDir, { recursive: true, force: true })
+  })
+
+  runnerContract("ssh-host", Layer.unwrap(Effect.sync(() => backend(`${base}-rc`))), { timeout: 60_000 })
+
+  it.live("the generated key is ed25519, mode 0600, with its .pub", () =>
+    Effect.sync(() => {
+      const file = SshKeys.defaultPath(`${base}-rc`, keyHome)
+      assert.strictEqual(fs.statSync(file).mode & 0o777, 0o600)
+      assert.match(publicKey, /^ssh-ed25519 /)
+      assert.match(fs.readFileSync(`${file}.pub`, "utf8"), /^ssh-ed25519 /)
+    }))
+
+  it.live(
+    "200 concurrent commands on one host all succeed through the channel limit",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { agents } = yield* deploy(`${base}-limit`, ["a"], { ssh_max_channels: 4 })
+        const results = yield* Effect.forEach(
+          Array.from({ length: 200 }, (_, i) => i),
+          (i) => agents[0]!.run("sh", ["-c", `echo ${i}`]),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(results, Array.from({ length: 200 }, (_, i) => `${i}\n`))
+      })),
+    60_000
+  )
+
+  it.live(
+    "a host whose sshd dies: a clear error within 10 s; sshd back: the next command reconnects",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { agents } = yield* deploy(`${base}-down`, ["a"])
+        const agent = agents[0]!
+        assert.strictEqual(yield* agent.run("echo", ["up"]), "up\n")
+        const running = yield* Effect.forkChild(agent.exec("sleep", ["30"]))
+        yield* Effect.sleep("300 millis")
+        yield* Effect.promise(() => host!.kill())
+        const exit = yield* Fiber.await(running).pipe(Effect.timeout("10 seconds"))
+        assert.isTrue(Exit.isFailure(exit))
+        const failure = Exit.isFailure(exit) ? String(exit.cause) : ""
+        assert.match(failure, /connection dropped|channel closed|down|ECONNRESET|refused/i)
+        // While it is down, a command fails (fast, with the host named) instead of hanging.
+        const down = yield* Effect.flip(agent.run("echo", ["x"])).pipe(Effect.timeout("10 seconds"))
+        assert.include(down.message, `${SshHosts.user}@${host!.host}:${host!.port}`)
+        yield* Effect.promise(() => host!.restart())
+        // The breaker may still be open for a few seconds: retry until it lets the reconnect through.
+        let answer = ""
+        for (let i = 0; i < 100 && answer === ""; i++) {
+          answer = yield* agent.run("echo", ["back"]).pipe(Effect.catch(() => Effect.succeed("")))
+          if (answer === "") yield* Effect.sleep("100 millis")
+        }
+        assert.strictEqual(answer, "back\n")
+      })),
+    60_000
+  )
+
+  it.live("the circuit breaker: an unreachable host fails fast with HostDown after the first attempts", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => SshHosts.freePort())
+      const key = yield* SshKeys.ensure(`${base}-breaker`, undefined, keyHome)
+      const error = yield* Effect.flip(Effect.scoped(SshClient.connect(
+        { host: "127.0.0.1", port, user: SshHosts.user },
+        { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, connectAttempts: 2 }
+      )))
+      assert.strictEqual(error.reason._tag, "Unreachable")
+      assert.include(error.message, `${SshHosts.user}@127.0.0.1:${port}`)
+    }))
+
+  it.live("1 GiB of output streams through onLine with bounded memory", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { agents } = yield* deploy(`${base}-big`, ["a"])
+      let lines = 0
+      let bytes = 0
+      const before = process.memoryUsage().rss
+      let peak = before
+      const result = yield* agents[0]!.exec("sh", [
+        "-c",
+        "yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890 | head -c 1073741824"
+      ], {
+        onLine: (line) =>
+          Effect.sync(() => {
+            lines += 1
+            bytes += line.line.length + 1
+            if ((lines & 0xffff) === 0) peak = Math.max(peak, process.memoryUsage().rss)
+          })
+      })
+      assert.strictEqual(result.exitCode, 0)
+      // Every byte arrived: the lines plus their newlines, the last line (cut by head) having none.
+      const gib = 1073741824
+      assert.strictEqual(bytes, gib + (gib % 121 === 0 ? 0 : 1))
+      // The result keeps only the tail; the process never held the gigabyte.
+      assert.isAtMost(result.stdout.length, 16 * 1024 * 1024)
+      assert.isBelow(peak - before, 512 * 1024 * 1024)
+    })), 180_000)
+
+  it.live(
+    "a run leaves nothing on the host: directory and processes are gone after teardown",
+    () =>
+      Effect.gen(function*() {
+        const namespace = `${base}-nothing`
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { agents } = yield* deploy(namespace, ["a", "b"])
+          for (const agent of agents) yield* agent.spawn("sleeper", "sleep", ["300"])
+          assert.deepStrictEqual(leftovers(namespace), { dir: true, processes: 2 })
+        }))
+        assert.deepStrictEqual(leftovers(namespace), { dir: false, processes: 0 })
+      }),
+    60_000
+  )
+
+  it.live("after the orchestrator dies, clean up removes what it left on the host", () =>
+    Effect.gen(function*() {
+      const namespace = `${base}-clean`
+      // Deploy and start a daemon in a scope that is never closed: its finalizers never run, as after kill -9.
+      const abandoned = yield* Scope.make()
+      const { config } = yield* Effect.gen(function*() {
+        const deployed = yield* deploy(namespace, ["a"])
+        yield* deployed.agents[0]!.spawn("sleeper", "sleep", ["300"])
+        return deployed
+      }).pipe(Effect.provideService(Scope.Scope, abandoned))
+      assert.deepStrictEqual(leftovers(namespace), { dir: true, processes: 1 })
+      const cleaned = yield* SshHost.cleanUp(stateDir, config).pipe(
+        Effect.provide(Ledger.Ledger.layer(stateDir, namespace))
+      )
+      assert.strictEqual(cleaned.length, 1)
+      assert.deepStrictEqual(leftovers(namespace), { dir: false, processes: 0 })
+      const outstanding = yield* Effect.provide(
+        Effect.flatMap(Effect.service(Ledger.Ledger), (l) => l.outstanding),
+        Ledger.Ledger.layer(stateDir, namespace)
+      )
+      assert.deepStrictEqual(outstanding.filter((r) => SshHost.kinds.includes(r.kind)), [])
+    }), 60_000)
+
+  it.live(
+    "tezt-cloud BASIC simple health --ssh-host runs over ssh and leaves nothing on the host",
+    () =>
+      Effect.promise(async () => {
+        const namespace = `${base}-cli`
+        const home = path.join(stateDir, "cli-home")
+        const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, home))
+        const cliHost = await SshHosts.start({ authorizedKeys: [key.publicKey] })
+        try {
+          const result = child.spawnSync(process.execPath, [
+            path.join(import.meta.dirname, "../../cli/src/bin.ts"),
+            "BASIC",
+            "simple",
+            "health",
+            "--ssh-host",
+            `${SshHosts.user}@${cliHost.host}:${cliHost.port}`,
+            "--tezt-cloud",
+            namespace
+          ], { env: { ...process.env, HOME: home, TEZT_CLOUD_STATE_DIR: stateDir }, encoding: "utf8" })
+          assert.strictEqual(result.status, 0, result.stderr)
+          assert.include(result.stdout, "Hello world from agent 0")
+          assert.include(result.stdout, "Hello world from agent 1")
+          assert.include(result.stdout, `over ssh`)
+          assert.deepStrictEqual(leftovers(namespace), { dir: false, processes: 0 })
+          // Trust on first use: the host's key is now recorded for the namespace.
+          assert.include(
+            fs.readFileSync(path.join(stateDir, namespace, "known_hosts"), "utf8"),
+            `[127.0.0.1]:${cliHost.port} `
+          )
+        } finally {
+          await cliHost.stop()
+        }
+      }),
+    60_000
+  )
+
+  it.live("a host in its own network namespace is reached at its own address", () =>
+    Effect.promise(async () => {
+      const namespace = `${base}-netns`
+      const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, keyHome))
+      const nsHost = await SshHosts.start({ authorizedKeys: [key.publicKey], netns: true })
+      try {
+        const out = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+          const connection = yield* SshClient.connect(
+            { host: nsHost.host, port: nsHost.port, user: SshHosts.user },
+            { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" } }
+          )
+          return yield* connection.run("ip -4 -o addr show scope global | awk '{print $4}'")
+        })))
+        assert.strictEqual(out.stdout.trim(), `${nsHost.host}/30`)
+      } finally {
+        await nsHost.stop()
+      }
+    }), 60_000)
+
+  it.live("a changed host key is refused (trust on first use)", () =>
+    Effect.gen(function*() {
+      const key = yield* SshKeys.ensure(`${base}-rc`, undefined, keyHome)
+      const knownHostsFile = path.join(stateDir, "tofu-known-hosts")
+      const target = { host: host!.host, port: host!.port, user: SshHosts.user }
+      const connectOnce = Effect.scoped(Effect.flatMap(
+        SshClient.connect(target, {
+          privateKey: key.privateKey,
+          hostKeys: { _tag: "TrustOnFirstUse", knownHostsFile }
+        }),
+        (c) => c.run("true")
+      ))
+      yield* connectOnce
+      yield* connectOnce
+      fs.writeFileSync(
+        knownHostsFile,
+        `[${host!.host}]:${host!.port} AAAAC3NzaC1lZDI1NTE5AAAAIDifferentKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n`
+      )
+      const error = yield* Effect.flip(connectOnce)
+      assert.strictEqual(error.reason._tag, "HostKeyMismatch")
+      assert.include(error.message, knownHostsFile)
+    }))
+})
