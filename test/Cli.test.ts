@@ -147,9 +147,9 @@ describe("tezt-cloud CLI", () => {
     for (const text of ["tezt-cloud BASIC", "--tezt-cloud", "--vms-limit", "--keep-alive", "--list", "--json"]) {
       assert.include(cli.stdout(), text)
     }
-    const root = start(["--help"], env)
-    assert.strictEqual(await root.exit, 0, root.stderr())
-    for (const group of ["BASIC", "CLOUD"]) assert.include(root.stdout(), group)
+    const top = start(["--help"], env)
+    assert.strictEqual(await top.exit, 0, top.stderr())
+    for (const group of ["BASIC", "CLOUD"]) assert.include(top.stdout(), group)
   })
 
   live("--list shows the scenarios having all the tags, and runs nothing", async () => {

@@ -4,7 +4,9 @@
  * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
  */
 import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, type Scenario } from "@tezt-cloud/core"
+import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
+import { Website } from "@tezt-cloud/website"
 import { Console, Effect, Layer, Logger, type Option } from "effect"
 import { Argument, CliOutput, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
@@ -104,8 +106,13 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       backend: backend.description,
       artifactsDir: deploys ? plan.artifactsDir : "none"
     })
+    // The monitoring stack (website, Prometheus, …) per the cascade; maintenance jobs run none.
+    const services = deploys
+      ? RunMonitor.layer({ config, artifactsDir: plan.artifactsDir, front: Website.front })
+      : Layer.empty
     yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
       Effect.provide(backend.layer),
+      Effect.provide(services),
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )

@@ -1,24 +1,22 @@
 /**
  * What a scenario gets: the run's agents and configuration, and the hooks the monitoring subsystems feed on
- * (`pushMetric`, `addService`). It is built by the orchestrator once every agent is ready.
+ * (`pushMetric`, `addService`, `addPrometheusSource`, `registerBinary`). It is built by the orchestrator once
+ * every agent is ready and the run's services (`RunServices`) are up.
  */
 import { Context, Effect } from "effect"
 import type { Agent } from "./Agent.ts"
 import type { CloudConfig } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
+import {
+  type Binary,
+  type Hooks,
+  memory,
+  type MetricSample,
+  type PrometheusSource,
+  type ServiceLink
+} from "./RunServices.ts"
 
-export interface MetricSample {
-  readonly name: string
-  readonly value: number
-  readonly labels?: Record<string, string> | undefined
-  readonly help?: string | undefined
-  readonly type?: "counter" | "gauge" | undefined
-}
-
-export interface ServiceLink {
-  readonly name: string
-  readonly url: string
-}
+export type { Binary, MetricSample, PrometheusSource, PrometheusTarget, ServiceLink } from "./RunServices.ts"
 
 export class Cloud extends Context.Service<Cloud, {
   readonly namespace: string
@@ -27,20 +25,28 @@ export class Cloud extends Context.Service<Cloud, {
   readonly agents: ReadonlyArray<Agent>
   /** The agent called `name`. */
   agent(name: string): Effect.Effect<Agent, CloudError.CloudError>
-  /** Records the last value of a metric per (name, labels); served on `/metrics` when the website runs. */
-  pushMetric(sample: MetricSample): Effect.Effect<void>
+  /**
+   * Records the last value of a metric per (name, labels); served on `/metrics` when the website runs. A name or
+   * label that Prometheus would not accept is a `MetricInvalid` error.
+   */
+  pushMetric(sample: MetricSample): Effect.Effect<void, CloudError.CloudError>
   /** Links a service on the run's website. */
-  addService(link: ServiceLink): Effect.Effect<void>
+  addService(link: ServiceLink): Effect.Effect<void, CloudError.CloudError>
+  /** Adds a Prometheus job (merging targets into a job of the same name); nothing without Prometheus. */
+  addPrometheusSource(source: PrometheusSource): Effect.Effect<void, CloudError.CloudError>
+  /**
+   * Adds an executable to the agents' process exporters (restarting them), with a Prometheus job per agent, and
+   * lists it on the website; nothing without process monitoring.
+   */
+  registerBinary(binary: Binary): Effect.Effect<void, CloudError.CloudError>
   /** The last value of every pushed metric. */
   readonly metrics: Effect.Effect<ReadonlyArray<MetricSample>>
   readonly services: Effect.Effect<ReadonlyArray<ServiceLink>>
 }>()("@tezt-cloud/core/Cloud") {}
 
-/** The in-process implementation the orchestrator and `TestCloud` use. */
-export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>) => {
-  const metrics = new Map<string, MetricSample>()
-  const services: Array<ServiceLink> = []
-  return Cloud.of({
+/** The implementation the orchestrator and `TestCloud` use: `hooks` are the run's services, or memory only. */
+export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>, hooks: Hooks = memory()) =>
+  Cloud.of({
     namespace: config.namespace,
     config,
     agents,
@@ -52,13 +58,10 @@ export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>) => {
         )
         : Effect.succeed(agent)
     },
-    pushMetric: (sample) =>
-      Effect.sync(() => {
-        const labels = Object.entries(sample.labels ?? {}).toSorted(([a], [b]) => a.localeCompare(b))
-        metrics.set(`${sample.name}${JSON.stringify(labels)}`, sample)
-      }),
-    addService: (link) => Effect.sync(() => void services.push(link)),
-    metrics: Effect.sync(() => [...metrics.values()]),
-    services: Effect.sync(() => [...services])
+    pushMetric: (sample) => hooks.pushMetric(sample),
+    addService: (link) => hooks.addService(link),
+    addPrometheusSource: (source) => hooks.addPrometheusSource(source),
+    registerBinary: (binary: Binary) => hooks.registerBinary(binary),
+    metrics: hooks.metrics,
+    services: hooks.services
   })
-}

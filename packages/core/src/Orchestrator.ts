@@ -3,7 +3,7 @@
  * the artifacts dir, deploy, run the body, tear everything down in reverse order, whatever happened. The first
  * Ctrl+C interrupts the fiber running this, which is a normal scope close: the full teardown runs.
  */
-import { Cause, Context, Effect, Exit } from "effect"
+import { Cause, Context, Effect, Exit, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
@@ -13,6 +13,7 @@ import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import { RunEvents } from "./RunEvents.ts"
+import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 
 /** How `--keep-alive` waits for the user; a test replaces it. */
@@ -84,7 +85,7 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
   })
 
 /**
- * Runs `scenario` on `configs` with the current `Deployment`. Ends with "Scenario ended successfully." or
+ * Runs `scenario` on `configs` with the current `Deployment`, and the `RunServices` when provided. Ends with "Scenario ended successfully." or
  * "Scenario terminated unexpectedly: …", then tears down (after Enter with `--keep-alive`), then returns the
  * scenario's outcome.
  */
@@ -102,6 +103,9 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       yield* events.emit({ type: "deploy-start", total: configs.length })
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
+      // Started in the run's scope after the agents: they stop before the agents are torn down.
+      const services = yield* Effect.serviceOption(RunServices)
+      const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       if (config.keepAlive) {
@@ -111,7 +115,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
         )
       }
       const exit = yield* scenario.run.pipe(
-        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents)),
+        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks)),
         Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
         Effect.exit
       )

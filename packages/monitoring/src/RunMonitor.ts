@@ -1,0 +1,113 @@
+/**
+ * The run's monitoring stack, as core's `RunServices`: what starts, in which order, per the defaults cascade
+ * (reference §1.7, §7.20), and how the scenario's `pushMetric`, `addService`, `addPrometheusSource` and
+ * `registerBinary` reach it.
+ *
+ * **Details**
+ *
+ * Order at start: the web front (website and `/metrics`), Prometheus (scraping the website as `tezt_metrics`),
+ * netdata and process exporters on the agents (each a scrape job), then Grafana provisioning. Everything lives in
+ * the run's scope, so the teardown runs in reverse: Prometheus exports its snapshot before it stops, and the
+ * website goes last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package
+ * free of HTTP serving.
+ */
+import { type Agent, type CloudConfig, type CloudError, RunEvents, RunServices } from "@tezt-cloud/core"
+import { Effect, Layer, type Scope } from "effect"
+import * as Metrics from "./Metrics.ts"
+
+type Config = CloudConfig.CloudConfig
+
+/** What the stack decides to run for a configuration. */
+export interface Plan {
+  readonly website: boolean
+  readonly prometheus: boolean
+  readonly grafana: boolean
+  /** netdata on each agent. */
+  readonly netdata: boolean
+  /** prometheus-process-exporter on each agent. */
+  readonly processExporter: boolean
+}
+
+/** The cascade is already applied by `CloudConfig.resolve`: the plan is the effective flags. */
+export const plan = (config: Config): Plan => ({
+  website: config.website,
+  prometheus: config.prometheus,
+  grafana: config.grafana,
+  netdata: config.monitoring,
+  processExporter: config.processMonitoring
+})
+
+/** A link of the website: where to go, or why it is off and how to turn it on. */
+export type Link =
+  | { readonly name: string; readonly url: string }
+  | { readonly name: string; readonly disabled: string }
+
+/** What a web front shows; every field is read when a page is rendered, so it is always current. */
+export interface View {
+  readonly config: Config
+  readonly agents: ReadonlyArray<Agent.Agent>
+  readonly metrics: Metrics.Metrics["Service"]
+  /** Prometheus, Grafana, netdata per agent, … then every `addService` entry. */
+  readonly links: Effect.Effect<ReadonlyArray<Link>>
+  /** The binaries registered per agent name, as `group/name`. */
+  readonly binaries: Effect.Effect<ReadonlyMap<string, ReadonlyArray<string>>>
+  /** Receives the run's events (the recent ones first) for as long as the current scope. */
+  readonly subscribe: RunEvents.RunEvents["Service"]["subscribe"]
+}
+
+/** Starts the web front for `view` in the current scope (the website, from `@tezt-cloud/website`). */
+export type Front = (view: View) => Effect.Effect<void, CloudError.CloudError, Scope.Scope>
+
+export interface Options {
+  readonly config: Config
+  /** The run's artifacts dir: Prometheus' config and logs go under it. */
+  readonly artifactsDir: string
+  readonly front?: Front | undefined
+}
+
+/** The run's services per `options.config`, as core's `RunServices`. */
+export const layer = (options: Options) =>
+  Layer.effect(
+    RunServices.RunServices,
+    Effect.gen(function*() {
+      const events = yield* RunEvents.RunEvents
+      return RunServices.RunServices.of({
+        start: Effect.fn("RunMonitor.start")(function*(agents: ReadonlyArray<Agent.Agent>) {
+          const { config } = options
+          const steps = plan(config)
+          const metrics = Metrics.make()
+          const services: Array<RunServices.ServiceLink> = []
+          const binaries = new Map<string, Array<string>>()
+          const links = Effect.sync((): ReadonlyArray<Link> => [
+            off("Prometheus", "--prometheus"),
+            off("Grafana", "--grafana"),
+            off("Netdata", "--monitoring"),
+            off("Jaeger", "--open-telemetry"),
+            ...services
+          ])
+          const view: View = {
+            config,
+            agents,
+            metrics,
+            links,
+            binaries: Effect.sync(() => binaries),
+            subscribe: events.subscribe
+          }
+          if (steps.website && options.front !== undefined) yield* options.front(view)
+          return {
+            pushMetric: metrics.push,
+            addService: (link) => Effect.sync(() => void services.push(link)),
+            addPrometheusSource: () => Effect.void,
+            registerBinary: () => Effect.void,
+            metrics: metrics.samples,
+            services: Effect.sync(() => [...services])
+          } satisfies RunServices.Hooks
+        })
+      })
+    })
+  )
+
+const off = (name: string, flag: string): Link => ({
+  name,
+  disabled: `${name} disabled. Use ${flag} to activate it.`
+})

@@ -1,0 +1,97 @@
+/**
+ * Helpers of the monitoring, website and end-to-end suites: gating on real binaries (`TEZT_CLOUD_IT`), free
+ * ports, bounded polling and plain HTTP requests to 127.0.0.1.
+ */
+import { it } from "@effect/vitest"
+import { Effect, Schedule } from "effect"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+
+/** The absolute path of `binary` on `PATH` (plus the sbin directories), or `undefined`. */
+export const which = (binary: string): string | undefined => {
+  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/local/sbin", "/usr/sbin", "/sbin"]
+  for (const dir of dirs.filter((d) => d !== "")) {
+    const file = path.join(dir, binary)
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      return file
+    } catch {
+      // not here
+    }
+  }
+  return undefined
+}
+
+/**
+ * `it.live` for tests that need real binaries: they run when every binary is installed; otherwise they are
+ * skipped, unless `TEZT_CLOUD_IT=require` (CI), where they fail naming what is missing.
+ */
+export const liveWith = (...binaries: ReadonlyArray<string>): typeof it.live.skip => {
+  const missing = binaries.filter((b) => which(b) === undefined)
+  if (missing.length === 0) return it.live
+  if (process.env.TEZT_CLOUD_IT !== "require") return it.live.skip
+  return (name) =>
+    it.live(name, () =>
+      Effect.die(
+        new Error(`needs ${missing.join(", ")}, not installed, and TEZT_CLOUD_IT=require: run .ci/run's apt step`)
+      ))
+}
+
+/** A port nobody listens on right now, from the kernel's ephemeral range. */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+/** `count` consecutive free ports (an agent range for `--vm-base-port`); the first is returned. */
+export const freeRange = async (count: number): Promise<number> => {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 30000)
+    const ok = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)))
+    if (ok.every(Boolean)) return base
+  }
+  throw new Error(`no ${count} consecutive free ports found`)
+}
+
+const isFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
+export interface Response {
+  readonly status: number
+  readonly body: string
+  readonly contentType: string | null
+}
+
+/** A request to 127.0.0.1 that never throws on a refused connection: the status is then 0. */
+export const request = (url: string, init: RequestInit = {}): Effect.Effect<Response> =>
+  Effect.promise(async () => {
+    if (!url.startsWith("http://127.0.0.1:")) throw new Error(`tests only talk to 127.0.0.1, not ${url}`)
+    try {
+      const response = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) })
+      return { status: response.status, body: await response.text(), contentType: response.headers.get("content-type") }
+    } catch {
+      return { status: 0, body: "", contentType: null }
+    }
+  })
+
+/** Polls `check` every 100 ms until it returns a value, for at most `attempts` tries (no timed assertion). */
+export const eventually = <A>(
+  check: Effect.Effect<A | undefined>,
+  what: string,
+  attempts = 300
+): Effect.Effect<A> =>
+  check.pipe(
+    Effect.flatMap((a) => a === undefined ? Effect.fail(what) : Effect.succeed(a)),
+    Effect.retry({ schedule: Schedule.spaced("100 millis"), times: attempts }),
+    Effect.orDie
+  )
