@@ -3,70 +3,11 @@
  * dir, real process sandboxes, real signals. What is checked is what a user sees: exit codes, output, and that
  * nothing of the run is left on the machine.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import * as child from "node:child_process"
+import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
-
-const root = path.resolve(import.meta.dirname, "..")
-const bin = path.join(root, "packages/cli/src/bin.ts")
-const fixtures = path.join(root, "test/fixtures/SignalScenarios.ts")
-
-interface Cli {
-  readonly proc: child.ChildProcess
-  readonly stdout: () => string
-  readonly stderr: () => string
-  readonly exit: Promise<number | null>
-  readonly waitFor: (text: string) => Promise<void>
-}
-
-const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Cli => {
-  let out = ""
-  let err = ""
-  const proc = child.spawn(process.execPath, [bin, ...args], {
-    cwd: root,
-    env: { ...process.env, TEZT_CLOUD_SCENARIOS: fixtures, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  proc.stdout.on("data", (d: Buffer) => (out += d.toString()))
-  proc.stderr.on("data", (d: Buffer) => (err += d.toString()))
-  const exit = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)))
-  const waitFor = (text: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (out.includes(text)) return resolve()
-        if (proc.exitCode !== null) return reject(new Error(`exited before "${text}":\n${out}\n${err}`))
-        setTimeout(check, 20)
-      }
-      check()
-    })
-  return { proc, stdout: () => out, stderr: () => err, exit, waitFor }
-}
-
-/** A fresh state dir and namespace per test, so runs never see each other. */
-const fresh = () => {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-cli-"))
-  const namespace = `cli-${Math.random().toString(36).slice(2, 8)}`
-  return { stateDir, namespace, env: { TEZT_CLOUD_STATE_DIR: stateDir } }
-}
-
-/** Waits (bounded) until no process carries the namespace's marker. */
-const noProcessLeft = async (namespace: string) => {
-  for (let i = 0; i < 200 && findMarked("TEZT_CLOUD_NS", namespace).length > 0; i++) {
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return findMarked("TEZT_CLOUD_NS", namespace)
-}
-
-const sandboxes = (stateDir: string, namespace: string) => {
-  const dir = path.join(stateDir, namespace, "agents")
-  return fs.existsSync(dir) ? fs.readdirSync(dir) : []
-}
-
-const live = (name: string, body: () => Promise<void>) => it.live(name, () => Effect.promise(body))
+import { fresh, live, noProcessLeft, root, sandboxes, start } from "./fixtures/Cli.ts"
 
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
@@ -156,7 +97,13 @@ describe("tezt-cloud CLI", () => {
     const { env, stateDir } = fresh()
     const cli = start(["BASIC", "health", "--list"], env)
     assert.strictEqual(await cli.exit, 0, cli.stderr())
-    assert.strictEqual(cli.stdout().trim(), "BASIC simple health: Simple health check to check local configuration")
+    assert.strictEqual(
+      cli.stdout().trim(),
+      [
+        "BASIC simple health: Simple health check to check local configuration",
+        "BASIC monitoring health: Health check for monitoring services"
+      ].join("\n")
+    )
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
     const none = start(["BASIC", "simple", "detach", "--list"], env)
     assert.strictEqual(await none.exit, 1)

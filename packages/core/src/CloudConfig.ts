@@ -857,7 +857,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.grafana, "--grafana"],
-    [config.prometheus, "--prometheus"],
     [config.processMonitoring, "--process-monitoring"],
     [config.monitoring, "--monitoring"],
     [config.openTelemetry, "--open-telemetry"],

@@ -739,7 +739,9 @@ describe("CloudConfig: checkAvailable", () => {
           macosx: true,
           no_dns: true,
           artifacts_dir: "/tmp/a",
-          website: true
+          website: true,
+          prometheus: true,
+          process_monitoring: false
         })
       )
     }))
@@ -751,7 +753,6 @@ describe("CloudConfig: checkAvailable", () => {
     { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
     { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
     { name: "--agent-runtime docker", input: { localhost: true, agent_runtime: "docker" }, feature: "--agent-runtime" },
-    { name: "--prometheus", input: { localhost: true, prometheus: true }, feature: "--prometheus" },
     { name: "--grafana", input: { localhost: true, grafana: true }, feature: "--grafana" },
     {
       name: "--process-monitoring",

@@ -11,9 +11,13 @@
  * website goes last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package
  * free of HTTP serving.
  */
-import { type Agent, type CloudConfig, type CloudError, RunEvents, RunServices } from "@tezt-cloud/core"
+import { type Agent, type CloudConfig, CloudError, RunEvents, RunServices } from "@tezt-cloud/core"
 import { Effect, Layer, type Scope } from "effect"
+import { ChildProcessSpawner } from "effect/process"
+import * as path from "node:path"
+import * as Endpoints from "./Endpoints.ts"
 import * as Metrics from "./Metrics.ts"
+import * as Prometheus from "./Prometheus.ts"
 
 type Config = CloudConfig.CloudConfig
 
@@ -65,44 +69,98 @@ export interface Options {
   readonly front?: Front | undefined
 }
 
+/** The job that scrapes the website's `/metrics` (the pushed metrics), labelled `app=tezt`. */
+export const teztMetricsJob = (config: Config): Prometheus.Job => ({
+  name: "tezt_metrics",
+  metricsPath: "/metrics",
+  targets: [{ address: `${Endpoints.host(config)}:${config.websitePort}`, labels: { app: "tezt" } }]
+})
+
+/** A scenario's source as a Prometheus job: each target is `<agent host>:<port>`, labelled `app=<appName>`. */
+export const sourceJob = (source: RunServices.PrometheusSource): Prometheus.Job => ({
+  name: source.name,
+  metricsPath: source.metricsPath ?? "/metrics",
+  targets: source.targets.map((t) => ({
+    address: `${Endpoints.agentHost(t.agent)}:${t.port}`,
+    labels: { app: t.appName }
+  }))
+})
+
+const checkSource = (source: RunServices.PrometheusSource) => {
+  const bad = source.name.trim() === ""
+    ? "the job name is empty"
+    : source.targets.find((t) => !Number.isInteger(t.port) || t.port < 1 || t.port > 65535) !== undefined
+    ? "a target's port is not from 1 to 65535"
+    : undefined
+  return bad === undefined
+    ? Effect.void
+    : Effect.fail(CloudError.service("addPrometheusSource", `${JSON.stringify(source.name)}: ${bad}`))
+}
+
+const start = (
+  options: Options,
+  agents: ReadonlyArray<Agent.Agent>,
+  events: RunEvents.RunEvents["Service"],
+  spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
+) =>
+  Effect.gen(function*() {
+    const { config } = options
+    const steps = plan(config)
+    const metrics = Metrics.make()
+    const services: Array<RunServices.ServiceLink> = []
+    const binaries = new Map<string, Array<string>>()
+    let prometheus: Prometheus.Prometheus["Service"] | undefined
+    const links = Effect.sync((): ReadonlyArray<Link> => [
+      prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
+      off("Grafana", "--grafana"),
+      off("Netdata", "--monitoring"),
+      off("Jaeger", "--open-telemetry"),
+      ...services
+    ])
+    const view: View = {
+      config,
+      agents,
+      metrics,
+      links,
+      binaries: Effect.sync(() => binaries),
+      subscribe: events.subscribe
+    }
+    const front = steps.website ? options.front : undefined
+    if (front !== undefined) yield* front(view)
+    if (steps.prometheus) {
+      prometheus = yield* Prometheus.start({
+        host: Endpoints.listenHost(config),
+        port: config.prometheusPort,
+        scrapeInterval: config.prometheusScrapeInterval,
+        jobs: front === undefined ? [] : [teztMetricsJob(config)],
+        dir: path.join(options.artifactsDir, "prometheus"),
+        namespace: config.namespace,
+        exportTo: config.prometheusExport ? config.prometheusExportPath : undefined
+      }).pipe(Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner))
+      yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
+    }
+    const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
+    return {
+      pushMetric: metrics.push,
+      addService: (link) => Effect.sync(() => void services.push(link)),
+      addPrometheusSource: (source) => checkSource(source).pipe(Effect.andThen(addJob(sourceJob(source)))),
+      registerBinary: () => Effect.void,
+      metrics: metrics.samples,
+      services: Effect.sync(() => [...services])
+    } satisfies RunServices.Hooks
+  })
+
 /** The run's services per `options.config`, as core's `RunServices`. */
 export const layer = (options: Options) =>
   Layer.effect(
     RunServices.RunServices,
     Effect.gen(function*() {
       const events = yield* RunEvents.RunEvents
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
       return RunServices.RunServices.of({
-        start: Effect.fn("RunMonitor.start")(function*(agents: ReadonlyArray<Agent.Agent>) {
-          const { config } = options
-          const steps = plan(config)
-          const metrics = Metrics.make()
-          const services: Array<RunServices.ServiceLink> = []
-          const binaries = new Map<string, Array<string>>()
-          const links = Effect.sync((): ReadonlyArray<Link> => [
-            off("Prometheus", "--prometheus"),
-            off("Grafana", "--grafana"),
-            off("Netdata", "--monitoring"),
-            off("Jaeger", "--open-telemetry"),
-            ...services
-          ])
-          const view: View = {
-            config,
-            agents,
-            metrics,
-            links,
-            binaries: Effect.sync(() => binaries),
-            subscribe: events.subscribe
-          }
-          if (steps.website && options.front !== undefined) yield* options.front(view)
-          return {
-            pushMetric: metrics.push,
-            addService: (link) => Effect.sync(() => void services.push(link)),
-            addPrometheusSource: () => Effect.void,
-            registerBinary: () => Effect.void,
-            metrics: metrics.samples,
-            services: Effect.sync(() => [...services])
-          } satisfies RunServices.Hooks
-        })
+        start: Effect.fn("RunMonitor.start")((agents: ReadonlyArray<Agent.Agent>) =>
+          start(options, agents, events, spawner)
+        )
       })
     })
   )

@@ -4,4 +4,5 @@
  */
 export * as Endpoints from "./Endpoints.ts"
 export * as Metrics from "./Metrics.ts"
+export * as Prometheus from "./Prometheus.ts"
 export * as RunMonitor from "./RunMonitor.ts"

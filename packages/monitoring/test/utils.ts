@@ -4,24 +4,12 @@
  */
 import { it } from "@effect/vitest"
 import { Effect, Schedule } from "effect"
-import * as fs from "node:fs"
+import * as http from "node:http"
 import * as net from "node:net"
-import * as path from "node:path"
+import { which } from "../src/internal/binaries.ts"
+import * as Metrics from "../src/Metrics.ts"
 
-/** The absolute path of `binary` on `PATH` (plus the sbin directories), or `undefined`. */
-export const which = (binary: string): string | undefined => {
-  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/local/sbin", "/usr/sbin", "/sbin"]
-  for (const dir of dirs.filter((d) => d !== "")) {
-    const file = path.join(dir, binary)
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      return file
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
+export { which }
 
 /**
  * `it.live` for tests that need real binaries: they run when every binary is installed; otherwise they are
@@ -95,3 +83,23 @@ export const eventually = <A>(
     Effect.retry({ schedule: Schedule.spaced("100 millis"), times: attempts }),
     Effect.orDie
   )
+
+/**
+ * A local HTTP server answering every path with the registry's exposition, on `port` (a free one by default), in
+ * the current scope: a stand-in for the website. Returns its `host:port`.
+ */
+export const serveMetrics = (metrics: Metrics.Metrics["Service"], port = 0) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<http.Server>((done) => {
+        const server = http.createServer((_, res) => {
+          void Effect.runPromise(metrics.render).then((body) => {
+            res.writeHead(200, { "content-type": Metrics.contentType })
+            res.end(body)
+          })
+        })
+        server.listen(port, "127.0.0.1", () => done(server))
+      })
+    ),
+    (server) => Effect.promise(() => new Promise<void>((done) => server.close(() => done())))
+  ).pipe(Effect.map((server) => `127.0.0.1:${(server.address() as net.AddressInfo).port}`))

@@ -2,10 +2,11 @@
  * The website on a real port, fed by the monitoring stack over in-memory agents: `/metrics`, the page's content
  * (configurations, links with hints, commands, services added mid-run), `/api/run` with the run's events.
  */
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { AgentConfig, CloudConfig, Deployment, RunEvents, RunServices, TestCloud } from "@tezt-cloud/core"
 import { RunMonitor } from "@tezt-cloud/monitoring"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as net from "node:net"
 import { freePort, request } from "../../monitoring/test/utils.ts"
 import { Website } from "../src/index.ts"
@@ -47,7 +48,7 @@ const start = (input: CloudConfig.Input = {}) =>
   })
 
 const withEvents = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  self.pipe(Effect.scoped, Effect.provide(RunEvents.RunEvents.layer([])))
+  self.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), NodeServices.layer)))
 
 describe("Website", () => {
   it.live("serves pushed metrics on /metrics and /metrics.txt, in the Prometheus text format", () =>
