@@ -7,7 +7,7 @@ import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, t
 import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
 import { Website } from "@tezt-cloud/website"
-import { Console, Effect, Layer, Logger, type Option } from "effect"
+import { Console, Effect, Layer, type Option } from "effect"
 import { Argument, CliOutput, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -155,7 +155,7 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
   }, (args) => {
     const sink = sinkFor(args.json)
     return runGroup(group, stateDir, args).pipe(
-      Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([sink]), Logger.layer([RunEvents.logger(sink)])))
+      Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
     )
   }).pipe(Command.withDescription(group.description))
 

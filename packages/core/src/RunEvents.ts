@@ -51,7 +51,14 @@ export class RunEvents extends Context.Service<RunEvents, {
   subscribe(sink: Sink): Effect.Effect<void, never, Scope.Scope>
 }>()("@tezt-cloud/core/RunEvents") {
   /** Events go to the given sinks (and, once `writeTo` is called, to a file). */
-  static readonly layer = (sinks: ReadonlyArray<Sink>) => Layer.sync(RunEvents, () => make(sinks))
+  static readonly layer = (sinks: ReadonlyArray<Sink>) => Layer.sync(RunEvents, () => make(sinks).service)
+
+  /** Like `layer`, and `Effect.log*` lines become `log` events of the same stream (file and subscribers too). */
+  static readonly layerWithLogger = (sinks: ReadonlyArray<Sink>) =>
+    Layer.unwrap(Effect.sync(() => {
+      const { dispatch, service } = make(sinks)
+      return Layer.mergeAll(Layer.succeed(RunEvents, service), Logger.layer([logger(dispatch)]))
+    }))
 
   /** Events are dropped. */
   static readonly layerNoop = Layer.succeed(
@@ -72,12 +79,11 @@ const make = (sinks: ReadonlyArray<Sink>) => {
     recent.push(event)
     if (recent.length > recentEvents) recent.splice(0, recent.length - recentEvents)
   }]
-  return RunEvents.of({
-    emit: (event) =>
-      Effect.sync(() => {
-        const stamped = { ...event, at: Date.now() } as Stamped
-        for (const sink of all) sink(stamped)
-      }),
+  const dispatch: Sink = (event) => {
+    for (const sink of all) sink(event)
+  }
+  const service = RunEvents.of({
+    emit: (event) => Effect.sync(() => dispatch({ ...event, at: Date.now() } as Stamped)),
     subscribe: (sink) =>
       Effect.acquireRelease(
         Effect.sync(() => {
@@ -92,6 +98,7 @@ const make = (sinks: ReadonlyArray<Sink>) => {
         fd = fs.openSync(path.join(dir, "events.jsonl"), "a")
       })
   })
+  return { service, dispatch }
 }
 
 /** A logger that turns `Effect.log*` into `log` events, so scenario logs reach every sink. */

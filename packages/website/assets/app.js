@@ -54,9 +54,12 @@
     eventList.replaceChildren(...items)
   }
 
-  const labelOf = (metric) => {
-    const parts = Object.entries(metric).filter(([k]) => k !== "__name__").map(([k, v]) => `${k}=${v}`)
-    return parts.length === 0 ? (metric.__name__ ?? "value") : parts.join(", ")
+  // A series is named by the labels that tell it from the others (job and instance are often the same for all).
+  const labelsOf = (result) => {
+    const keys = [...new Set(result.flatMap((s) => Object.keys(s.metric)))].filter((k) => k !== "__name__")
+    const varying = keys.filter((k) => new Set(result.map((s) => s.metric[k])).size > 1)
+    const shown = varying.length > 0 ? varying : keys
+    return result.map((s) => shown.map((k) => `${k}=${s.metric[k] ?? ""}`).join(", ") || (s.metric.__name__ ?? "value"))
   }
 
   // Query results to uPlot's columns: one shared time axis, one column per series (null where it has no sample).
@@ -92,7 +95,8 @@
     delete figure.dataset.error
     const result = body.data.result
     const data = toColumns(result)
-    const labels = result.map((s) => labelOf(s.metric)).join("\n")
+    const names = labelsOf(result)
+    const labels = names.join("\n")
     let plot = plots.get(figure.id)
     if (plot !== undefined && plot.labels !== labels) {
       plot.chart.destroy()
@@ -106,8 +110,8 @@
         scales: { x: { time: true } },
         series: [
           {},
-          ...result.map((s, i) => ({
-            label: labelOf(s.metric),
+          ...names.map((name, i) => ({
+            label: name,
             stroke: palette[i % palette.length],
             width: 2,
             spanGaps: true
