@@ -856,9 +856,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   // named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
-    [config.grafana, "--grafana"],
-    [config.processMonitoring, "--process-monitoring"],
-    [config.monitoring, "--monitoring"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
     [config.faketime !== undefined, "--faketime"],

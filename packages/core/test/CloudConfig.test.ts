@@ -741,7 +741,9 @@ describe("CloudConfig: checkAvailable", () => {
           artifacts_dir: "/tmp/a",
           website: true,
           prometheus: true,
-          process_monitoring: false
+          grafana: true,
+          process_monitoring: true,
+          monitoring: true
         })
       )
     }))
@@ -753,13 +755,6 @@ describe("CloudConfig: checkAvailable", () => {
     { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
     { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
     { name: "--agent-runtime docker", input: { localhost: true, agent_runtime: "docker" }, feature: "--agent-runtime" },
-    { name: "--grafana", input: { localhost: true, grafana: true }, feature: "--grafana" },
-    {
-      name: "--process-monitoring",
-      input: { localhost: true, process_monitoring: true },
-      feature: "--process-monitoring"
-    },
-    { name: "--monitoring", input: { localhost: true, monitoring: true }, feature: "--monitoring" },
     { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
       name: "--alert-handler (turns prometheus on)",

@@ -6,17 +6,21 @@
  * **Details**
  *
  * Order at start: the web front (website and `/metrics`), Prometheus (scraping the website as `tezt_metrics`),
- * netdata and process exporters on the agents (each a scrape job), then Grafana provisioning. Everything lives in
- * the run's scope, so the teardown runs in reverse: Prometheus exports its snapshot before it stops, and the
- * website goes last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package
- * free of HTTP serving.
+ * the process exporters (each takes its agent's first free port; it runs once a binary is registered), netdata on
+ * every agent (job `netdata`), then Grafana provisioning. Everything lives in the run's scope, so the teardown
+ * runs in reverse: the agents' daemons stop, Prometheus exports its snapshot and stops, and the website goes
+ * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
+ * serving.
  */
 import { type Agent, type CloudConfig, CloudError, RunEvents, RunServices } from "@tezt-cloud/core"
 import { Effect, Layer, type Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import * as path from "node:path"
 import * as Endpoints from "./Endpoints.ts"
+import * as Grafana from "./Grafana.ts"
 import * as Metrics from "./Metrics.ts"
+import * as Netdata from "./Netdata.ts"
+import * as ProcessExporter from "./ProcessExporter.ts"
 import * as Prometheus from "./Prometheus.ts"
 
 type Config = CloudConfig.CloudConfig
@@ -110,10 +114,16 @@ const start = (
     const services: Array<RunServices.ServiceLink> = []
     const binaries = new Map<string, Array<string>>()
     let prometheus: Prometheus.Prometheus["Service"] | undefined
+    let grafana: Link = off("Grafana", "--grafana")
+    let netdatas: ReadonlyArray<Netdata.Netdata> | undefined
+    const exporters = new Map<string, ProcessExporter.ProcessExporter>()
     const links = Effect.sync((): ReadonlyArray<Link> => [
       prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
-      off("Grafana", "--grafana"),
-      off("Netdata", "--monitoring"),
+      grafana,
+      ...(netdatas === undefined
+        ? [off("Netdata", "--monitoring")]
+        : netdatas.map((n) => ({ name: `Netdata ${n.agent}`, url: n.url }))),
+      ...[...exporters.values()].map((e) => ({ name: `Process exporter ${e.agent}`, url: `${e.url}/metrics` })),
       off("Jaeger", "--open-telemetry"),
       ...services
     ])
@@ -140,15 +150,64 @@ const start = (
       yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
     }
     const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
+    if (steps.processExporter) {
+      // Before netdata and the scenario: each exporter takes its agent's first free port (§7.5).
+      for (const agent of agents) exporters.set(agent.name, yield* ProcessExporter.make(agent))
+    }
+    if (steps.netdata) {
+      netdatas = yield* Effect.forEach(agents, Netdata.start, { concurrency: 8 })
+      if (netdatas.length > 0) yield* addJob(Netdata.job(netdatas))
+    }
+    if (steps.grafana) grafana = yield* startGrafana(options, prometheus?.url)
+
+    const registerBinary = (binary: RunServices.Binary) =>
+      Effect.forEach(binary.agents ?? agents, (agent) =>
+        Effect.gen(function*() {
+          const group = binary.group ?? "tezt-cloud"
+          const listed = binaries.get(agent.name) ?? []
+          if (!listed.includes(`${group}/${binary.name}`)) {
+            binaries.set(agent.name, [...listed, `${group}/${binary.name}`])
+          }
+          const exporter = exporters.get(agent.name)
+          if (exporter !== undefined && (yield* exporter.register({ group, name: binary.name }))) {
+            yield* addJob(exporter.job)
+          }
+        }), { discard: true })
     return {
       pushMetric: metrics.push,
       addService: (link) => Effect.sync(() => void services.push(link)),
       addPrometheusSource: (source) => checkSource(source).pipe(Effect.andThen(addJob(sourceJob(source)))),
-      registerBinary: () => Effect.void,
+      registerBinary,
       metrics: metrics.samples,
       services: Effect.sync(() => [...services])
     } satisfies RunServices.Hooks
   })
+
+/** Grafana's provisioning files under the artifacts dir, and Grafana itself when it answers. */
+const startGrafana = (options: Options, prometheusUrl: string | undefined) =>
+  Grafana.setUp({
+    dir: path.join(options.artifactsDir, "grafana"),
+    url: Endpoints.grafana(options.config),
+    credentials: credentials(options.config),
+    datasources: prometheusUrl === undefined ? [] : [Grafana.runDatasource(prometheusUrl)]
+  }).pipe(
+    Effect.map((up): Link =>
+      up
+        ? { name: "Grafana", url: Endpoints.grafana(options.config) }
+        : {
+          name: "Grafana",
+          disabled: `Grafana: nothing answers at ${Endpoints.grafana(options.config)}; give --grafana-url.`
+        }
+    )
+  )
+
+/** Grafana's credentials: the token, else the basic-auth pair. */
+export const credentials = (config: Config): Grafana.Credentials => ({
+  token: config.grafanaToken,
+  basic: config.authUsername !== undefined && config.authPassword !== undefined
+    ? { user: config.authUsername, password: config.authPassword }
+    : undefined
+})
 
 /** The run's services per `options.config`, as core's `RunServices`. */
 export const layer = (options: Options) =>

@@ -103,3 +103,76 @@ export const serveMetrics = (metrics: Metrics.Metrics["Service"], port = 0) =>
     ),
     (server) => Effect.promise(() => new Promise<void>((done) => server.close(() => done())))
   ).pipe(Effect.map((server) => `127.0.0.1:${(server.address() as net.AddressInfo).port}`))
+
+/** What a fake Grafana received. */
+export interface GrafanaRequest {
+  readonly method: string
+  readonly path: string
+  readonly authorization: string | undefined
+  readonly body: unknown
+}
+
+/**
+ * A fake Grafana on a free port, in the current scope, answering the HTTP API calls tezt-cloud makes, as
+ * documented: `/api/health`, datasources by uid (404 until created), `POST /api/datasources`,
+ * `PUT /api/datasources/uid/<uid>`, `POST /api/dashboards/db`. With `token`, other credentials get 401.
+ */
+export const fakeGrafana = (options: { readonly token?: string } = {}) =>
+  Effect.gen(function*() {
+    const requests: Array<GrafanaRequest> = []
+    const datasources = new Map<string, unknown>()
+    const dashboards = new Map<string, unknown>()
+    const handle = (req: http.IncomingMessage, body: string): [number, unknown] => {
+      const path = req.url ?? "/"
+      const json = body === "" ? undefined : JSON.parse(body) as Record<string, unknown>
+      requests.push({ method: req.method ?? "", path, authorization: req.headers.authorization, body: json })
+      if (path === "/api/health") return [200, { database: "ok", version: "fake" }]
+      if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`) {
+        return [401, { message: "Unauthorized" }]
+      }
+      const uid = /^\/api\/datasources\/uid\/(.+)$/.exec(path)?.[1]
+      if (uid !== undefined && req.method === "GET") {
+        return datasources.has(uid) ? [200, datasources.get(uid)] : [404, { message: "Data source not found" }]
+      }
+      if (uid !== undefined && req.method === "PUT") {
+        datasources.set(uid, json)
+        return [200, { message: "Datasource updated" }]
+      }
+      if (path === "/api/datasources" && req.method === "POST") {
+        const created = json as { uid: string }
+        if (datasources.has(created.uid)) return [409, { message: "data source with the same uid already exists" }]
+        datasources.set(created.uid, json)
+        return [200, { message: "Datasource added" }]
+      }
+      if (path === "/api/dashboards/db" && req.method === "POST") {
+        const { dashboard, overwrite } = json as { dashboard: { uid: string }; overwrite: boolean }
+        if (dashboards.has(dashboard.uid) && !overwrite) return [412, { status: "version-mismatch" }]
+        dashboards.set(dashboard.uid, dashboard)
+        return [200, { status: "success", uid: dashboard.uid, url: `/d/${dashboard.uid}` }]
+      }
+      return [404, { message: "Not found" }]
+    }
+    const server = yield* Effect.acquireRelease(
+      Effect.promise(() =>
+        new Promise<http.Server>((done) => {
+          const s = http.createServer((req, res) => {
+            let body = ""
+            req.on("data", (d: Buffer) => (body += d.toString()))
+            req.on("end", () => {
+              const [status, answer] = handle(req, body)
+              res.writeHead(status, { "content-type": "application/json" })
+              res.end(JSON.stringify(answer))
+            })
+          })
+          s.listen(0, "127.0.0.1", () => done(s))
+        })
+      ),
+      (s) => Effect.promise(() => new Promise<void>((done) => s.close(() => done())))
+    )
+    return {
+      url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+      requests,
+      datasources,
+      dashboards
+    }
+  })
