@@ -16,19 +16,22 @@ import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 
+/** Waits for a line of standard input that `accept`s, or for its end. */
+export const waitForLine = (accept: (line: string) => boolean): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const rl = readline.createInterface({ input: process.stdin })
+    const done = () => {
+      rl.close()
+      resume(Effect.void)
+    }
+    rl.on("line", (line) => accept(line) && done())
+    rl.once("close", done)
+    return Effect.sync(() => rl.close())
+  })
+
 /** How `--keep-alive` waits for the user; a test replaces it. */
 export const WaitForEnter = Context.Reference<Effect.Effect<void>>("@tezt-cloud/core/Orchestrator/WaitForEnter", {
-  defaultValue: () =>
-    Effect.callback<void>((resume) => {
-      const rl = readline.createInterface({ input: process.stdin })
-      const done = () => {
-        rl.close()
-        resume(Effect.void)
-      }
-      rl.once("line", done)
-      rl.once("close", done)
-      return Effect.sync(() => rl.close())
-    })
+  defaultValue: () => waitForLine(() => true)
 })
 
 /** The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`. */

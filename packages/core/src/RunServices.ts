@@ -53,11 +53,21 @@ export interface Binary {
   readonly agents?: ReadonlyArray<Agent> | undefined
 }
 
-/** What `Cloud` forwards to: the running services' entry points. */
+/** The running services' entry points, which `Cloud` gives the scenario. */
 export interface Hooks {
+  /**
+   * Records the last value of a metric per (name, labels); served on `/metrics` when the website runs. A name or
+   * label that Prometheus would not accept is a `MetricInvalid` error.
+   */
   pushMetric(sample: MetricSample): Effect.Effect<void, CloudError.CloudError>
+  /** Links a service on the run's website. */
   addService(link: ServiceLink): Effect.Effect<void, CloudError.CloudError>
+  /** Adds a Prometheus job (merging targets into a job of the same name); nothing without Prometheus. */
   addPrometheusSource(source: PrometheusSource): Effect.Effect<void, CloudError.CloudError>
+  /**
+   * Adds an executable to the agents' process exporters (restarting them), with a Prometheus job per agent, and
+   * lists it on the website; nothing but the listing without process monitoring.
+   */
   registerBinary(binary: Binary): Effect.Effect<void, CloudError.CloudError>
   /** The last value of every pushed metric. */
   readonly metrics: Effect.Effect<ReadonlyArray<MetricSample>>

@@ -85,6 +85,8 @@ interface FamilyState {
 /** The registry behind `Metrics.layer`; also usable directly (benchmarks, tests). */
 export const make = () => {
   const families = new Map<string, FamilyState>()
+  // Label names already checked: a scenario pushes the same few names over and over.
+  const goodLabels = new Set<string>()
   let cached: string | undefined
 
   const fail = (name: unknown, message: string) => Effect.fail(CloudError.metric(String(name), message))
@@ -110,8 +112,11 @@ export const make = () => {
       if (keys.length > 1) keys.sort()
       const parts: Array<string> = []
       for (const key of keys) {
-        const bad = checkLabel(key)
-        if (bad !== undefined) return fail(name, bad)
+        if (!goodLabels.has(key)) {
+          const bad = checkLabel(key)
+          if (bad !== undefined) return fail(name, bad)
+          goodLabels.add(key)
+        }
         const labelValue = labels[key]
         if (typeof labelValue !== "string") {
           return fail(name, `the value of label ${key} is not a string: ${JSON.stringify(labelValue)}`)

@@ -4,7 +4,16 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
-import { AgentConfig, CloudConfig, Deployment, RunEvents, RunServices, TestCloud } from "@tezt-cloud/core"
+import {
+  type AgentConfig,
+  CloudConfig,
+  Deployment,
+  Orchestrator,
+  RunEvents,
+  RunServices,
+  Scenario,
+  TestCloud
+} from "@tezt-cloud/core"
 import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect, Layer } from "effect"
 import * as net from "node:net"
@@ -12,18 +21,14 @@ import { freePort, request } from "../../monitoring/test/utils.ts"
 import { Website } from "../src/index.ts"
 
 /** Deploys in-memory agents for `config` in the current scope. */
-const testAgents = (config: CloudConfig.CloudConfig, requests: ReadonlyArray<AgentConfig.AgentRequest>) =>
+const testAgents = (config: CloudConfig.CloudConfig, vms: ReadonlyArray<AgentConfig.AgentRequest>) =>
   Effect.gen(function*() {
+    const configs = yield* Orchestrator.agentConfigs(
+      Scenario.make({ title: "", tags: [], vms, run: Effect.void }),
+      config
+    )
     const deployment = yield* Deployment.Deployment
-    return yield* deployment.deploy(AgentConfig.complete(requests, {
-      machineType: config.machineType,
-      os: config.os,
-      binariesPath: config.binariesPath,
-      maxRunDuration: config.maxRunDuration,
-      diskType: config.diskType,
-      diskSizeGb: config.diskSizeGb,
-      dockerfileAlias: config.dockerfileAlias
-    }))
+    return yield* deployment.deploy(configs)
   }).pipe(Effect.provide(TestCloud.layer()), Effect.provideService(CloudConfig.CurrentConfig, config))
 
 /** Starts the stack with the website on a free port for two in-memory agents; returns the hooks and the URL. */

@@ -3,11 +3,10 @@
  * because they drive the backends and the monitoring parts directly.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cloud, CloudError, Ledger, Scenario } from "@tezt-cloud/core"
+import { Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
 import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
 import { Context, Effect } from "effect"
 import * as path from "node:path"
-import * as readline from "node:readline"
 import * as Backends from "../Backends.ts"
 
 /** `CLOUD clean up`: kills the processes and removes the sandboxes a killed run of the namespace left. */
@@ -30,17 +29,7 @@ export const cleanUp = (stateDir: string) =>
 
 /** How `CLOUD prometheus import` waits for the user: a line "stop", or the end of its input. */
 export const WaitForStop = Context.Reference<Effect.Effect<void>>("@tezt-cloud/cli/commands/cloud/WaitForStop", {
-  defaultValue: () =>
-    Effect.callback<void>((resume) => {
-      const rl = readline.createInterface({ input: process.stdin })
-      const done = () => {
-        rl.close()
-        resume(Effect.void)
-      }
-      rl.on("line", (line) => line.trim() === "stop" && done())
-      rl.once("close", done)
-      return Effect.sync(() => rl.close())
-    })
+  defaultValue: () => Orchestrator.waitForLine((line) => line.trim() === "stop")
 })
 
 /**
