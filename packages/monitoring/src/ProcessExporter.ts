@@ -33,7 +33,7 @@ const service = "prometheus-process-exporter"
 export const make = Effect.fn("ProcessExporter.make")(function*(
   agent: Agent.Agent
 ): Effect.fn.Return<ProcessExporter, CloudError.CloudError, Scope.Scope> {
-  const binary = yield* AgentDaemon.locate(service, agent, service, "--process-monitoring")
+  const executable = yield* AgentDaemon.locate(service, agent, service, "--process-monitoring")
   const port = yield* agent.nextAvailablePort
   const host = Endpoints.agentHost(agent)
   const url = `http://${host}:${port}`
@@ -48,7 +48,7 @@ export const make = Effect.fn("ProcessExporter.make")(function*(
     running = scope
     const names = [...new Set(binaries.map((b) => b.name))].join(",")
     const listen = `${host === "127.0.0.1" ? "127.0.0.1" : ""}:${port}`
-    const daemon = yield* agent.spawn(service, binary, ["-web.listen-address", listen, "-procnames", names]).pipe(
+    const daemon = yield* agent.spawn(service, executable, ["-web.listen-address", listen, "-procnames", names]).pipe(
       Scope.provide(scope)
     )
     yield* AgentDaemon.waitReady(service, agent, `${url}/metrics`, daemon.isRunning, daemon.logFile)
