@@ -77,9 +77,15 @@ export const make = (transport: CopyTransport, defaults: CopyDefaults) => {
   return { copy, outcomes: outcomes as ReadonlyArray<{ readonly remote: string; readonly outcome: CopyOutcome }> }
 }
 
-/** Regular files under `dir`, as relative posix paths, in a stable order. */
+/**
+ * Regular files under `dir`, as relative posix paths, in a stable order. A symbolic link to a file counts as
+ * that file (its content is copied, as `scp -r` does); links to directories are not followed.
+ */
 const walk = (dir: string): Array<string> =>
   fs.readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile())
+    .filter((e) =>
+      e.isFile() ||
+      (e.isSymbolicLink() && fs.statSync(path.join(e.parentPath, e.name), { throwIfNoEntry: false })?.isFile())
+    )
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/"))
     .toSorted()

@@ -7,7 +7,7 @@ import { Cause, Context, Effect, Exit, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
-import { AgentConfig, complete } from "./AgentConfig.ts"
+import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
@@ -34,6 +34,17 @@ export const WaitForEnter = Context.Reference<Effect.Effect<void>>("@tezt-cloud/
   defaultValue: () => waitForLine(() => true)
 })
 
+/** The run-wide defaults of agent configurations. */
+export const agentDefaults = (config: CloudConfig): AgentDefaults => ({
+  machineType: config.machineType,
+  os: config.os,
+  binariesPath: config.binariesPath,
+  maxRunDuration: config.maxRunDuration,
+  diskType: config.diskType,
+  diskSizeGb: config.diskSizeGb,
+  dockerfileAlias: config.dockerfileAlias
+})
+
 /** The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`. */
 export const agentConfigs = (
   scenario: Scenario,
@@ -41,17 +52,15 @@ export const agentConfigs = (
 ): Effect.Effect<ReadonlyArray<AgentConfig>, CloudError.CloudError> =>
   Effect.gen(function*() {
     if (scenario.vms === undefined) return []
-    const configs = complete(scenario.vms(config), {
-      machineType: config.machineType,
-      os: config.os,
-      binariesPath: config.binariesPath,
-      maxRunDuration: config.maxRunDuration,
-      diskType: config.diskType,
-      diskSizeGb: config.diskSizeGb,
-      dockerfileAlias: config.dockerfileAlias
-    })
+    const configs = complete(scenario.vms(config), agentDefaults(config))
     const seen = new Set<string>()
     for (const c of configs) {
+      // Names become directory, container and host names: one safe path segment.
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(c.name)) {
+        return yield* CloudError.agents(
+          `agent name "${c.name}" is not valid: use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`
+        )
+      }
       if (seen.has(c.name)) {
         return yield* CloudError.agents(`two agents are named ${c.name}: agent names must be unique`)
       }

@@ -52,6 +52,9 @@ export const sandboxesDir = (stateDir: string, namespace: string) =>
 
 const maxParallelDeploys = 32
 
+/** Agent names that are one safe path segment (they name the sandbox directory). */
+const safeName = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/
+
 /** Deployment of process-sandbox agents. */
 export const layer = (options: Options) =>
   Layer.effect(
@@ -68,6 +71,13 @@ export const layer = (options: Options) =>
       const deployOne = (agentConfig: AgentConfig, index: number, total: number) =>
         Effect.gen(function*() {
           const name = agentConfig.name
+          if (!safeName.test(name)) {
+            // The name becomes a directory under the state dir, which deploy and teardown `rm -rf`.
+            return yield* CloudError.deploy(
+              name,
+              "an agent name must be one path segment of letters, digits, '.', '_' or '-' to name its sandbox"
+            )
+          }
           const home = path.join(sandboxesDir(options.stateDir, config.namespace), name)
           const marker = `${config.namespace}/${name}`
           yield* Ledger.scoped(
@@ -80,17 +90,23 @@ export const layer = (options: Options) =>
               catch: (e) => CloudError.deploy(name, `cannot create its sandbox ${home}: ${CloudError.messageOf(e)}`)
             }),
             () =>
-              Teardown.step(
-                `agent ${name}`,
-                Effect.gen(function*() {
-                  yield* killMarked("TEZT_CLOUD_AGENT", marker, graceMillis)
-                  yield* Effect.try({
-                    try: () => fs.rmSync(home, { recursive: true, force: true }),
-                    catch: (e) => CloudError.state(home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
-                  })
-                  down += 1
-                  yield* events.emit({ type: "agent-down", agent: name, down, total })
+              Effect.gen(function*() {
+                yield* killMarked("TEZT_CLOUD_AGENT", marker, graceMillis)
+                yield* Effect.try({
+                  try: () => fs.rmSync(home, { recursive: true, force: true }),
+                  catch: (e) => CloudError.state(home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
                 })
+                down += 1
+                yield* events.emit({ type: "agent-down", agent: name, down, total })
+              }).pipe(
+                // Reported like any teardown step, then still a failure: the ledger keeps the sandbox's record
+                // so that `cleanUp` retries it.
+                Effect.catchCause((cause) =>
+                  Teardown.step(`agent ${name}`, Effect.failCause(cause)).pipe(
+                    Effect.provideService(RunEvents.RunEvents, events),
+                    Effect.andThen(Effect.fail(CloudError.state(home, "the sandbox's teardown failed")))
+                  )
+                )
               )
           ).pipe(Effect.provideService(Ledger.Ledger, ledger))
           const start = config.vmBasePort + index * config.portsPerVm
@@ -104,7 +120,8 @@ export const layer = (options: Options) =>
             namespace: config.namespace,
             binariesPath: agentConfig.binariesPath,
             checkFileConsistency: config.checkFileConsistency,
-            portStart: start
+            portStart: start,
+            graceMillis
           })
           const artifactsDir = path.join(options.artifactsDir, name)
           const agent = Agent.make({
@@ -147,6 +164,8 @@ interface RunnerInit {
   readonly binariesPath: string
   readonly checkFileConsistency: boolean
   readonly portStart: number
+  /** How long a killed process tree gets between SIGTERM and SIGKILL. */
+  readonly graceMillis: number
 }
 
 /** An absolute agent path lives under the sandbox's `fs/`; a relative one under its home. */
@@ -168,7 +187,10 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
     CloudError.command(init.name, describeCommand(command, args), CloudError.messageOf(cause))
 
-  /** Spawns in the current scope, recorded in the ledger; killing the scope kills the whole tree. */
+  /**
+   * Spawns in the current scope, recorded in the ledger; killing the scope kills the whole tree. Also returns
+   * `killTree`, which kills it now (by its marker, so descendants that left the process group go too).
+   */
   const start = (command: string, args: ReadonlyArray<string>, options: {
     readonly env: Record<string, string> | undefined
     readonly cwd: string | undefined
@@ -183,7 +205,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         stdin: "ignore",
         stdout: options.stdout,
         stderr: options.stdout,
-        forceKillAfter: "3 seconds"
+        forceKillAfter: Duration.millis(init.graceMillis)
       })).pipe(Effect.mapError(failed(command, args)))
       const id = `process:${init.name}:${execId}`
       yield* init.ledger.acquire({ id, kind: "process", data: { agent: init.name, pid: handle.pid, exec: execId } })
@@ -191,33 +213,36 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       // the process group. Once it is done the handle is unref'd, which tells the spawner there is nothing left
       // to wait for: its own wait would otherwise count zombies (orphans that a non-reaping PID 1 never
       // collects) as live members of the group and hold the teardown for its whole kill timeout.
+      const killTree = killMarked("TEZT_CLOUD_EXEC", execId, init.graceMillis)
       yield* Effect.addFinalizer(() =>
-        killMarked("TEZT_CLOUD_EXEC", execId, 3000).pipe(
+        killTree.pipe(
           Effect.andThen(handle.unref),
           Effect.andThen(init.ledger.release(id)),
           Effect.ignore
         )
       )
-      return handle
+      return { handle, killTree }
     })
 
   const exec = Effect.fn("Localhost.exec")(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
-      const handle = yield* start(command, args, { env: options?.env, cwd: options?.cwd, stdout: "pipe" })
+      const { handle } = yield* start(command, args, { env: options?.env, cwd: options?.cwd, stdout: "pipe" })
       const collect = (stream: Stream.Stream<Uint8Array, unknown>, name: "stdout" | "stderr") => {
-        const lines: Array<string> = []
+        // The text is kept as it came (no newline added to an unterminated last line, `\r` kept); lines are
+        // only for `onLine` and the event log.
+        const chunks: Array<string> = []
         return stream.pipe(
           Stream.decodeText(),
+          Stream.tap((chunk) => Effect.sync(() => void chunks.push(chunk))),
           Stream.splitLines,
           Stream.runForEach((line) =>
             Effect.gen(function*() {
-              lines.push(line)
               yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
               if (options?.onLine) yield* options.onLine({ stream: name, line })
             })
           ),
-          Effect.map(() => lines.length === 0 ? "" : lines.join("\n") + "\n")
+          Effect.map(() => chunks.join(""))
         )
       }
       const [stdout, stderr, exitCode] = yield* Effect.all([
@@ -242,9 +267,19 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       const logFile = options?.logFile === undefined
         ? path.join(init.home, "logs", `${name}.log`)
         : localPath(init.home, options.logFile)
-      fs.mkdirSync(path.dirname(logFile), { recursive: true })
+      yield* Effect.try({
+        try: () => fs.mkdirSync(path.dirname(logFile), { recursive: true }),
+        catch: (e) =>
+          failed(command, args)(`cannot create the directory of its log ${logFile}: ${CloudError.messageOf(e)}`)
+      })
       // The shell only redirects and `exec`s: the argv reaches the program unchanged.
-      const handle = yield* start("/bin/sh", ["-c", "exec \"$@\" >>\"$TEZT_CLOUD_LOG\" 2>&1", "sh", command, ...args], {
+      const { handle, killTree } = yield* start("/bin/sh", [
+        "-c",
+        "exec \"$@\" >>\"$TEZT_CLOUD_LOG\" 2>&1",
+        "sh",
+        command,
+        ...args
+      ], {
         env: { ...options?.env, TEZT_CLOUD_LOG: logFile },
         cwd: options?.cwd,
         stdout: "ignore"
@@ -257,7 +292,10 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         pid: handle.pid,
         logFile,
         isRunning: handle.isRunning.pipe(Effect.catch(() => Effect.succeed(false))),
-        stop: handle.kill({ forceKillAfter: "3 seconds" }).pipe(Effect.ignore)
+        stop: killTree.pipe(
+          Effect.andThen(handle.kill({ forceKillAfter: Duration.millis(init.graceMillis) })),
+          Effect.ignore
+        )
       }
     }
   )
@@ -265,9 +303,12 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   const copier = CopyPolicy.make({
     agent: init.name,
     md5: (remote) =>
-      Effect.sync(() => {
-        const file = localPath(init.home, remote)
-        return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
+      Effect.try({
+        try: () => {
+          const file = localPath(init.home, remote)
+          return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
+        },
+        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e))
       }),
     put: (local, remote, mode) =>
       Effect.try({

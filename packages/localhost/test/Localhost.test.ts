@@ -1,0 +1,412 @@
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import {
+  type Agent,
+  AgentConfig,
+  CloudConfig,
+  Deployment,
+  Ledger,
+  Orchestrator,
+  RunEvents,
+  TestCloud
+} from "@tezt-cloud/core"
+import { Context, Effect, Layer, Option, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as childProcess from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
+import { Localhost } from "../src/index.ts"
+import * as ProcessTree from "../src/internal/processTree.ts"
+
+const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "localhost-test-"))
+const base = `lt-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+const namespaces: Array<string> = []
+const ns = (suffix: string) => {
+  const namespace = `${base}-${suffix}`
+  namespaces.push(namespace)
+  return namespace
+}
+
+afterAll(() => {
+  // A safety net: a failed test must not leave sleeps behind.
+  for (const namespace of namespaces) Localhost.forceKillSync(namespace)
+  fs.rmSync(stateDir, { recursive: true, force: true })
+})
+
+/** The localhost backend of namespace `namespace`, with its ledger and events (sent to `sinks`) visible. */
+const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = []) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 41000, ports_per_vm: 10 })
+    return Layer.mergeAll(
+      Localhost.layer({
+        stateDir,
+        config,
+        artifactsDir: path.join(stateDir, "artifacts", namespace),
+        killGrace: "1 second"
+      }),
+      Layer.succeed(CloudConfig.CurrentConfig, config)
+    )
+  })).pipe(
+    Layer.provideMerge(Layer.mergeAll(
+      Ledger.Ledger.layer(stateDir, namespace),
+      RunEvents.RunEvents.layer(sinks),
+      NodeServices.layer
+    ))
+  )
+
+runnerContract("localhost", backend(ns("rc")))
+
+/** Builds the backend in the current scope and deploys agents called `names`. */
+const deploy = (namespace: string, names: ReadonlyArray<string>, sinks: ReadonlyArray<RunEvents.Sink> = []) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(backend(namespace, sinks))
+    const config = Context.get(context, CloudConfig.CurrentConfig)
+    // Straight to the backend, past the orchestrator's own name checks: the backend must defend itself too.
+    const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
+    const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs)
+    return { agents, ledger: Context.get(context, Ledger.Ledger) }
+  })
+
+const cleanUp = (namespace: string) =>
+  Localhost.cleanUp(stateDir, namespace).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
+
+const outstanding = (namespace: string) =>
+  Effect.gen(function*() {
+    return yield* (yield* Ledger.Ledger).outstanding
+  }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
+
+/** Whether `pid` runs on this machine (a zombie does not). */
+const running = (pid: number): boolean => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2))
+  } catch {
+    return false
+  }
+}
+
+const allGone = (what: string, pids: ReadonlyArray<number>) =>
+  eventually(`${what} (${pids.join(", ")}) are gone`, Effect.sync(() => pids.every((pid) => !running(pid))))
+
+/** Pids printed as `pid <n>` lines in a daemon's log. */
+const loggedPids = (logFile: string, count: number) =>
+  Effect.gen(function*() {
+    let pids: Array<number> = []
+    yield* eventually(
+      `${logFile} lists ${count} pids`,
+      Effect.sync(() => {
+        const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : ""
+        pids = [...log.matchAll(/^pid (\d+)$/gm)].map((m) => Number(m[1]))
+        return pids.length >= count
+      })
+    )
+    return pids
+  })
+
+const homeOf = (agent: Agent.Agent) => agent.run("sh", ["-c", "printf '%s' \"$HOME\""])
+
+/**
+ * Makes a file that `rm -rf` cannot remove: a read-only directory for a normal user; for root (who ignores
+ * modes), `chattr +i`. `undefined` when neither works here (e.g. root on tmpfs).
+ */
+const pinner = (): { readonly pin: (dir: string) => void; readonly unpin: (dir: string) => void } | undefined => {
+  const candidates = process.getuid?.() === 0
+    ? {
+      pin: (dir: string) => {
+        writeStuck(dir)
+        childProcess.execFileSync("chattr", ["+i", path.join(dir, "stuck", "file")], { stdio: "ignore" })
+      },
+      unpin: (dir: string) => {
+        const file = path.join(dir, "stuck", "file")
+        if (fs.existsSync(file)) childProcess.execFileSync("chattr", ["-i", file], { stdio: "ignore" })
+      }
+    }
+    : {
+      pin: (dir: string) => {
+        writeStuck(dir)
+        fs.chmodSync(path.join(dir, "stuck"), 0o500)
+      },
+      unpin: (dir: string) => {
+        if (fs.existsSync(path.join(dir, "stuck"))) fs.chmodSync(path.join(dir, "stuck"), 0o700)
+      }
+    }
+  const probe = fs.mkdtempSync(path.join(stateDir, "probe-"))
+  try {
+    candidates.pin(probe)
+    let removable = true
+    try {
+      fs.rmSync(probe, { recursive: true, force: true })
+    } catch {
+      removable = false
+    }
+    if (!removable) candidates.unpin(probe)
+    fs.rmSync(probe, { recursive: true, force: true })
+    return removable ? undefined : candidates
+  } catch {
+    return undefined
+  }
+}
+const writeStuck = (dir: string) => {
+  fs.mkdirSync(path.join(dir, "stuck"), { recursive: true })
+  fs.writeFileSync(path.join(dir, "stuck", "file"), "")
+}
+const pinning = pinner()
+
+/** Starts a `sleep` without the exec marker, in its own session, and prints its pid once it is there. */
+const leftoverScript = `env -u TEZT_CLOUD_EXEC setsid sleep 300 >/dev/null 2>&1 </dev/null &
+p=$!
+i=0
+while [ "$(cat /proc/$p/comm 2>/dev/null)" != sleep ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done
+echo $p`
+
+/** A stand-in orchestrator: deploys two agents with a daemon each (one escaping by setsid), then waits. */
+const crashingOrchestrator = `
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { Deployment, Ledger, Orchestrator, RunEvents, Scenario, TestCloud } from "@tezt-cloud/core"
+import { Localhost } from "@tezt-cloud/localhost"
+import { Effect, Layer } from "effect"
+const [stateDir, namespace] = process.argv.slice(1)
+const program = Effect.gen(function*() {
+  const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 42000, ports_per_vm: 10 })
+  const layer = Localhost.layer({ stateDir, config, artifactsDir: stateDir + "/artifacts/" + namespace }).pipe(
+    Layer.provide([Ledger.Ledger.layer(stateDir, namespace), RunEvents.RunEvents.layerNoop, NodeServices.layer])
+  )
+  const scenario = Scenario.make({ title: "crash", tags: [], vms: [{ name: "c0" }, { name: "c1" }], run: Effect.void })
+  const configs = yield* Orchestrator.agentConfigs(scenario, config)
+  yield* Effect.gen(function*() {
+    const agents = yield* (yield* Deployment.Deployment).deploy(configs)
+    const daemons = []
+    for (const agent of agents) {
+      daemons.push(yield* agent.spawn("d", "sh", ["-c", "setsid sleep 300 & exec sleep 300"]))
+    }
+    console.log(JSON.stringify({ pids: daemons.map((d) => d.pid), logs: daemons.map((d) => d.logFile) }))
+    yield* Effect.never
+  }).pipe(Effect.provide(layer))
+})
+Effect.runFork(Effect.scoped(program))
+`
+
+describe("Localhost", () => {
+  it.live("the sandbox lives as long as the scope; closing it kills every process, escaped ones included", () =>
+    Effect.gen(function*() {
+      const namespace = ns("box")
+      const run = yield* Effect.scoped(Effect.gen(function*() {
+        const { agents } = yield* deploy(namespace, ["box"])
+        const agent = agents[0]!
+        const home = yield* homeOf(agent)
+        assert.strictEqual(home, path.join(Localhost.sandboxesDir(stateDir, namespace), "box"))
+        assert.isTrue(fs.statSync(home).isDirectory())
+        // A daemon's grandchild that left by `setsid` and a double fork: no process group, no parent.
+        const daemon = yield* agent.spawn("escaper", "sh", [
+          "-c",
+          "setsid sh -c 'sleep 300 & echo \"pid $!\"'; exec sleep 300"
+        ])
+        const [escaped] = yield* loggedPids(daemon.logFile, 1)
+        // An exec's leftover that dropped its exec marker: only the agent's marker still finds it. The command
+        // waits until the leftover is `sleep` (marker gone, own session), or the exec's end could still catch it.
+        const leftover = Number(yield* agent.run("sh", ["-c", leftoverScript]))
+        const pids = [daemon.pid, escaped!, leftover]
+        assert.isTrue(pids.every(running), "all run before the scope closes")
+        assert.includeMembers(ProcessTree.findMarked("TEZT_CLOUD_NS", namespace), pids)
+        return { home, pids }
+      }))
+      assert.isFalse(fs.existsSync(run.home), "the sandbox is removed")
+      yield* allGone("the agent's processes", run.pids)
+      assert.deepStrictEqual(ProcessTree.findMarked("TEZT_CLOUD_NS", namespace), [])
+    }))
+
+  it.live("an exec's background leftovers die with it", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("leftover"), ["l"])
+      const pid = Number(yield* agents[0]!.run("sh", ["-c", "sleep 300 >/dev/null 2>&1 & echo $!"]))
+      yield* allGone("the exec's background sleep", [pid])
+    }))
+
+  it.live("a clean close leaves no outstanding ledger entry, and the events tell the story", () =>
+    Effect.gen(function*() {
+      const namespace = ns("ledger")
+      const events: Array<RunEvents.Stamped> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { agents, ledger } = yield* deploy(namespace, ["l0", "l1"], [(e) => void events.push(e)])
+        yield* agents[0]!.run("echo", ["hi"])
+        yield* agents[1]!.spawn("d", "sleep", ["300"])
+        const live = yield* ledger.outstanding
+        assert.sameMembers(live.filter((r) => r.kind === "sandbox").map((r) => r.id), ["sandbox:l0", "sandbox:l1"])
+        assert.lengthOf(live.filter((r) => r.kind === "process"), 1, "the daemon is recorded")
+      }))
+      assert.deepStrictEqual(yield* outstanding(namespace), [])
+      const entries = yield* Ledger.read(path.join(stateDir, namespace, "ledger.jsonl"))
+      assert.isAtLeast(entries.filter((e) => e.op === "acquire").length, 4, "two sandboxes, an exec, a daemon")
+      const types = events.map((e) => e.type)
+      for (const type of ["agent-ready", "exec", "output", "exit", "daemon-up", "daemon-down", "agent-down"]) {
+        assert.include(types, type)
+      }
+      assert.isBelow(types.indexOf("daemon-down"), types.indexOf("agent-down"), "daemons go before their agent")
+      assert.deepStrictEqual(
+        events.flatMap((e) => e.type === "output" ? [e.line] : []),
+        ["hi"]
+      )
+    }))
+
+  it.live("refuses an agent name that is not a single path segment, before touching the disk", () =>
+    Effect.gen(function*() {
+      const namespace = ns("names")
+      const canaries = [path.join(stateDir, namespace, "canary"), path.join(stateDir, "canary")]
+      for (const canary of canaries) fs.mkdirSync(canary, { recursive: true })
+      for (const name of ["..", "../..", "../../..", "a/b", "."]) {
+        const error = yield* Effect.scoped(deploy(namespace, [name])).pipe(Effect.flip)
+        assert.strictEqual(error.reason._tag, "DeployFailed", name)
+      }
+      assert.isTrue(canaries.every((canary) => fs.existsSync(canary)), "nothing above the sandboxes was removed")
+    }))
+
+  it.live("copies land in the sandbox: absolute paths under its fs/, the binaries dir first on PATH", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("copy"), ["c"])
+      const agent = agents[0]!
+      const home = yield* homeOf(agent)
+      const name = `tool-${base}`
+      const local = path.join(fs.mkdtempSync(path.join(stateDir, "src-")), name)
+      fs.writeFileSync(local, "#!/bin/sh\necho \"tool $*\"\n", { mode: 0o755 })
+      const remote = yield* agent.copy(local)
+      assert.strictEqual(remote, path.join(home, "fs", agent.config.binariesPath, name))
+      assert.isFalse(fs.existsSync(path.join(agent.config.binariesPath, name)), "the real path is untouched")
+      assert.strictEqual(yield* agent.run(name, ["by", "name"]), "tool by name\n")
+    }))
+
+  it.live("a copy onto a directory is a CopyFailed, not a defect", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("copydir"), ["c"])
+      const agent = agents[0]!
+      const dir = fs.mkdtempSync(path.join(stateDir, "src-"))
+      fs.writeFileSync(path.join(dir, "anchor"), "")
+      const anchor = yield* agent.copy(path.join(dir, "anchor"))
+      fs.mkdirSync(path.join(path.dirname(anchor), "taken"))
+      fs.writeFileSync(path.join(dir, "taken"), "file\n")
+      const error = yield* agent.copy(path.join(dir, "taken")).pipe(Effect.flip)
+      assert.strictEqual(error.reason._tag, "CopyFailed")
+    }))
+
+  it.live.skipIf(pinning === undefined)(
+    "one agent's failed teardown is reported, keeps its ledger record, and does not stop the others",
+    () =>
+      Effect.gen(function*() {
+        const namespace = ns("fail")
+        const events: Array<RunEvents.Stamped> = []
+        const run = yield* Effect.scoped(Effect.gen(function*() {
+          const { agents } = yield* deploy(namespace, ["t0", "t1", "t2"], [(e) => void events.push(e)])
+          const daemons = yield* Effect.forEach(agents, (agent) => agent.spawn("d", "sleep", ["300"]))
+          const homes = yield* Effect.forEach(agents, homeOf)
+          pinning!.pin(homes[1]!)
+          return { homes, pids: daemons.map((d) => d.pid) }
+        }))
+        // In case an assertion fails first: an immutable file would outlive the test's temp dir.
+        yield* Effect.addFinalizer(() => Effect.sync(() => pinning!.unpin(run.homes[1]!)))
+        yield* allGone("every agent's daemon", run.pids)
+        assert.isFalse(fs.existsSync(run.homes[0]!))
+        assert.isTrue(fs.existsSync(run.homes[1]!), "the pinned sandbox stays")
+        assert.isFalse(fs.existsSync(run.homes[2]!))
+        const failed = events.flatMap((e) => e.type === "teardown-failed" ? [e.step] : [])
+        assert.deepStrictEqual(failed, ["agent t1"])
+        assert.sameMembers(events.flatMap((e) => e.type === "agent-down" ? [e.agent] : []), ["t0", "t2"])
+        assert.deepStrictEqual((yield* outstanding(namespace)).map((r) => r.id), ["sandbox:t1"])
+
+        pinning!.unpin(run.homes[1]!)
+        const removed = yield* cleanUp(namespace)
+        assert.include(removed.sandboxes, run.homes[1]!)
+        assert.isFalse(fs.existsSync(run.homes[1]!))
+        assert.deepStrictEqual(yield* outstanding(namespace), [])
+      })
+  )
+
+  it.live("cleanUp after a kill -9 of the orchestrator kills the marked processes and removes the sandboxes", () =>
+    Effect.gen(function*() {
+      const namespace = ns("crash")
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      const orchestrator = yield* spawner.spawn(ChildProcess.make(
+        process.execPath,
+        ["--input-type=module", "--no-warnings", "-e", crashingOrchestrator, stateDir, namespace],
+        { cwd: fileURLToPath(new URL("..", import.meta.url)), stdin: "ignore", stderr: "inherit" }
+      ))
+      const report = yield* orchestrator.stdout.pipe(
+        Stream.decodeText(),
+        Stream.splitLines,
+        Stream.filter((line) => line.startsWith("{")),
+        Stream.runHead
+      )
+      assert.isTrue(Option.isSome(report), "the orchestrator reported its daemons")
+      const { pids: daemons, logs } = JSON.parse(Option.getOrThrow(report)) as {
+        readonly pids: ReadonlyArray<number>
+        readonly logs: ReadonlyArray<string>
+      }
+      process.kill(orchestrator.pid, "SIGKILL")
+      yield* eventually("the orchestrator is dead", Effect.sync(() => !running(orchestrator.pid)))
+
+      let marked: Array<number> = []
+      yield* eventually(
+        "two daemons and their setsid children run",
+        Effect.sync(() => (marked = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)).length >= 4)
+      )
+      assert.includeMembers(marked, [...daemons], "the daemons outlived their orchestrator")
+      const sandboxes = logs.map((log) => path.dirname(path.dirname(log)))
+      assert.isTrue(sandboxes.every((dir) => fs.existsSync(dir)))
+      assert.sameMembers(
+        (yield* outstanding(namespace)).filter((r) => r.kind === "sandbox").map((r) => r.id),
+        ["sandbox:c0", "sandbox:c1"]
+      )
+
+      const removed = yield* cleanUp(namespace)
+      assert.isAtLeast(removed.processes, 4)
+      assert.sameMembers([...removed.sandboxes], sandboxes)
+      yield* allGone("the crashed run's processes", marked)
+      assert.deepStrictEqual(ProcessTree.findMarked("TEZT_CLOUD_NS", namespace), [])
+      assert.isTrue(sandboxes.every((dir) => !fs.existsSync(dir)))
+      assert.deepStrictEqual(yield* outstanding(namespace), [])
+    }).pipe(Effect.provide(NodeServices.layer)))
+
+  it.live("cleanUp of namespace a never touches namespace ab", () =>
+    Effect.gen(function*() {
+      const a = ns("a")
+      const ab = ns("ab")
+      const inA = yield* deploy(a, ["x"])
+      const inAb = yield* deploy(ab, ["x"])
+      const daemonA = yield* inA.agents[0]!.spawn("d", "sleep", ["300"])
+      const daemonAb = yield* inAb.agents[0]!.spawn("d", "sleep", ["300"])
+      const homeA = yield* homeOf(inA.agents[0]!)
+      const homeAb = yield* homeOf(inAb.agents[0]!)
+      const outstandingAb = yield* outstanding(ab)
+
+      const removed = yield* cleanUp(a)
+      assert.deepStrictEqual([...removed.sandboxes], [homeA])
+      yield* allGone("namespace a's daemon", [daemonA.pid])
+      assert.isFalse(fs.existsSync(homeA))
+
+      assert.isTrue(running(daemonAb.pid), "namespace ab's daemon still runs")
+      assert.isTrue(yield* daemonAb.isRunning)
+      assert.isTrue(fs.existsSync(homeAb))
+      assert.deepStrictEqual(yield* outstanding(ab), outstandingAb)
+      assert.strictEqual(yield* inAb.agents[0]!.run("echo", ["still here"]), "still here\n")
+    }))
+
+  it.live("forceKillSync kills the namespace's processes at once", () =>
+    Effect.gen(function*() {
+      const namespace = ns("force")
+      const { agents } = yield* deploy(namespace, ["f0", "f1"])
+      const daemons = yield* Effect.forEach(
+        agents,
+        (agent) => agent.spawn("d", "sh", ["-c", "setsid sleep 300 & exec sleep 300"])
+      )
+      yield* eventually(
+        "the daemons and their setsid children run",
+        Effect.sync(() => ProcessTree.findMarked("TEZT_CLOUD_NS", namespace).length >= 4)
+      )
+      const killed = Localhost.forceKillSync(namespace)
+      assert.isAtLeast(killed, daemons.length)
+      assert.isTrue(daemons.every((d) => !running(d.pid)))
+      assert.deepStrictEqual(ProcessTree.findMarked("TEZT_CLOUD_NS", namespace), [])
+      assert.strictEqual(Localhost.forceKillSync(namespace), 0, "nothing left the second time")
+    }))
+})
