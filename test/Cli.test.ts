@@ -3,76 +3,11 @@
  * dir, real process sandboxes, real signals. What is checked is what a user sees: exit codes, output, and that
  * nothing of the run is left on the machine.
  */
-import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import * as child from "node:child_process"
+import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
-
-const root = path.resolve(import.meta.dirname, "..")
-const bin = path.join(root, "packages/cli/src/bin.ts")
-const fixtures = path.join(root, "test/fixtures/SignalScenarios.ts")
-
-interface Cli {
-  readonly proc: child.ChildProcess
-  readonly stdout: () => string
-  readonly stderr: () => string
-  readonly exit: Promise<number | null>
-  readonly waitFor: (text: string) => Promise<void>
-}
-
-const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Cli => {
-  let out = ""
-  let err = ""
-  const proc = child.spawn(process.execPath, [bin, ...args], {
-    cwd: root,
-    env: { ...process.env, TEZT_CLOUD_SCENARIOS: fixtures, ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  proc.stdout.on("data", (d: Buffer) => (out += d.toString()))
-  proc.stderr.on("data", (d: Buffer) => (err += d.toString()))
-  const exit = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)))
-  const waitFor = (text: string) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (out.includes(text)) return resolve()
-        if (proc.exitCode !== null) return reject(new Error(`exited before "${text}":\n${out}\n${err}`))
-        setTimeout(check, 20)
-      }
-      check()
-    })
-  return { proc, stdout: () => out, stderr: () => err, exit, waitFor }
-}
-
-const tempDirs: Array<string> = []
-afterAll(() => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
-})
-
-/** A fresh state dir and namespace per test, so runs never see each other. */
-const fresh = () => {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-cli-"))
-  tempDirs.push(stateDir)
-  const namespace = `cli-${Math.random().toString(36).slice(2, 8)}`
-  return { stateDir, namespace, env: { TEZT_CLOUD_STATE_DIR: stateDir } }
-}
-
-/** Waits (bounded) until no process carries the namespace's marker. */
-const noProcessLeft = async (namespace: string) => {
-  for (let i = 0; i < 200 && findMarked("TEZT_CLOUD_NS", namespace).length > 0; i++) {
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  return findMarked("TEZT_CLOUD_NS", namespace)
-}
-
-const sandboxes = (stateDir: string, namespace: string) => {
-  const dir = path.join(stateDir, namespace, "agents")
-  return fs.existsSync(dir) ? fs.readdirSync(dir) : []
-}
-
-const live = (name: string, body: () => Promise<void>) => it.live(name, () => Effect.promise(body))
+import { fresh, live, noProcessLeft, root, sandboxes, start } from "./fixtures/Cli.ts"
 
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
@@ -162,7 +97,13 @@ describe("tezt-cloud CLI", () => {
     const { env, stateDir } = fresh()
     const cli = start(["BASIC", "health", "--list"], env)
     assert.strictEqual(await cli.exit, 0, cli.stderr())
-    assert.strictEqual(cli.stdout().trim(), "BASIC simple health: Simple health check to check local configuration")
+    assert.strictEqual(
+      cli.stdout().trim(),
+      [
+        "BASIC simple health: Simple health check to check local configuration",
+        "BASIC monitoring health: Health check for monitoring services"
+      ].join("\n")
+    )
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
     const none = start(["BASIC", "simple", "detach", "--list"], env)
     assert.strictEqual(await none.exit, 1)
@@ -244,5 +185,54 @@ describe("tezt-cloud CLI", () => {
       else outstanding.delete(e.id)
     }
     assert.deepStrictEqual([...outstanding], [])
+  })
+
+  live("agents list|exec|copy act on the agents of a run kept alive, exit code = the worst agent's", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const run = start(["BASIC", "simple", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+      stdin: "pipe"
+    })
+    await run.waitFor("Please press <enter>")
+    const list = start(["agents", "list", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await list.exit, 0, list.stderr())
+    assert.deepStrictEqual(list.stdout().trim().split("\n").map((l) => l.split("\t")[0]), ["agent-000", "agent-001"])
+    const exec = start(
+      [
+        "agents",
+        "exec",
+        "--tezt-cloud",
+        namespace,
+        "--",
+        "sh",
+        "-c",
+        "echo \"on $TEZT_CLOUD_AGENT\"; [ \"$TEZT_CLOUD_AGENT\" = \"$0\" ] || exit 4",
+        `${namespace}/agent-000`
+      ],
+      env
+    )
+    assert.strictEqual(await exec.exit, 4, exec.stderr())
+    assert.include(exec.stdout(), `[agent-000] on ${namespace}/agent-000`)
+    assert.include(exec.stdout(), `[agent-001] on ${namespace}/agent-001`)
+    const one = start(
+      ["agents", "exec", "--tezt-cloud", namespace, "--agent", "agent-001", "--", "echo", "just me"],
+      env
+    )
+    assert.strictEqual(await one.exit, 0, one.stderr())
+    assert.strictEqual(one.stdout(), "[agent-001] just me\n")
+    const copy = start(["agents", "copy", "--tezt-cloud", namespace, path.join(root, "README.md")], env)
+    assert.strictEqual(await copy.exit, 0, copy.stderr())
+    for (const agent of ["agent-000", "agent-001"]) {
+      const remote = new RegExp(`\\[${agent}\\] (\\S+)`).exec(copy.stdout())![1]!
+      assert.strictEqual(fs.readFileSync(remote, "utf8"), fs.readFileSync(path.join(root, "README.md"), "utf8"))
+    }
+    const unknown = start(["agents", "exec", "--tezt-cloud", namespace, "--agent", "nope", "--", "true"], env)
+    assert.strictEqual(await unknown.exit, 1)
+    assert.include(unknown.stderr(), "no agent named nope; the run's agents are agent-000, agent-001")
+    run.proc.stdin!.end("\n")
+    assert.strictEqual(await run.exit, 0, run.stderr())
+    const gone = start(["agents", "list", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await gone.exit, 1)
+    assert.include(gone.stderr(), "no live run")
+    assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
   })
 })

@@ -1,8 +1,9 @@
 /**
  * The BASIC group: self-checks of a deployment (reference §5.2). `simple health` is the README's first command.
  */
-import { Cloud, Scenario } from "@tezt-cloud/core"
-import { Effect } from "effect"
+import { Cloud, CloudError, Scenario } from "@tezt-cloud/core"
+import { Endpoints, Prometheus } from "@tezt-cloud/monitoring"
+import { Effect, Schedule } from "effect"
 
 /**
  * Two agents each run `echo "Hello world"`. Copes with a single agent (`--vms-limit 1`): agent 1 is then
@@ -39,4 +40,57 @@ export const runDetach = Scenario.make({
   })
 })
 
-export const group = Scenario.group("BASIC", "Self-checks of a deployment", [simpleHealth, runDetach])
+const failed = (message: string) => CloudError.service("monitoring health", message)
+
+/** `GET url` must answer 200. */
+const expectOk = (what: string, url: string) =>
+  Endpoints.get(url).pipe(
+    Effect.flatMap((r) => r.status === 200 ? Effect.void : Effect.fail(failed(`${what} ${url} answered ${r.status}`))),
+    Effect.tap(() => Effect.logInfo(`${what} ${url}: 200`))
+  )
+
+/**
+ * With one agent: the website's `/`, Prometheus' `/-/ready`, Grafana's `/api/health` (only with `--grafana`) and
+ * `/metrics` answer 200; a pushed `tezt_monitoring_test` is on `/metrics` right away, and Prometheus scrapes it
+ * within a few scrape intervals. The website is required: it is where pushed metrics go.
+ */
+export const monitoringHealth = Scenario.make({
+  title: "Health check for monitoring services",
+  tags: ["monitoring", "health"],
+  vms: [{}],
+  run: Effect.gen(function*() {
+    const cloud = yield* Cloud.Cloud
+    const config = cloud.config
+    if (!config.website) {
+      return yield* failed("the website is off, so /metrics cannot be checked: run with --website (and --prometheus)")
+    }
+    const website = Endpoints.website(config)
+    yield* expectOk("website", `${website}/`)
+    if (config.prometheus) yield* expectOk("Prometheus", `${Endpoints.prometheus(config)}/-/ready`)
+    else yield* Effect.logInfo("Prometheus is off (--prometheus): not checked")
+    if (config.grafana) yield* expectOk("Grafana", `${Endpoints.grafana(config)}/api/health`)
+    else yield* Effect.logInfo("Grafana is off (--grafana): not checked")
+    yield* expectOk("metrics", `${website}/metrics`)
+    yield* cloud.pushMetric({ name: "tezt_monitoring_test", value: 1, help: "BASIC monitoring health", type: "gauge" })
+    const metrics = (yield* Endpoints.get(`${website}/metrics`)).body
+    if (!/^tezt_monitoring_test 1$/m.test(metrics)) {
+      return yield* failed(`tezt_monitoring_test is not on ${website}/metrics right after pushMetric`)
+    }
+    yield* Effect.logInfo("tezt_monitoring_test is on /metrics")
+    if (config.prometheus) {
+      // Scraped within a few intervals; bounded, so a broken scrape fails instead of hanging.
+      const attempts = (config.prometheusScrapeInterval * 3 + 10) * 4
+      yield* Prometheus.query(Endpoints.prometheus(config), "tezt_monitoring_test").pipe(
+        Effect.flatMap((samples) =>
+          samples.some((s) => s.value === "1")
+            ? Effect.void
+            : Effect.fail(failed(`Prometheus has not scraped tezt_monitoring_test from ${website}/metrics`))
+        ),
+        Effect.retry({ schedule: Schedule.spaced("250 millis"), times: attempts })
+      )
+      yield* Effect.logInfo("Prometheus scraped tezt_monitoring_test")
+    }
+  })
+})
+
+export const group = Scenario.group("BASIC", "Self-checks of a deployment", [simpleHealth, runDetach, monitoringHealth])

@@ -46,4 +46,13 @@ describe("BASIC on TestCloud", () => {
         { agent: "agent-000", kind: "stop", command: "sleep" }
       ])
     }))
+
+  it.effect("monitoring health needs the website, and says so in one line", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(TestCloud.run(Basic.monitoringHealth))
+      assert.strictEqual(error.reason._tag, "ScenarioFailed")
+      assert.include(error.message, "monitoring health: the website is off")
+      assert.include(error.message, "run with --website")
+      assert.notInclude(error.message, "\n")
+    }))
 })

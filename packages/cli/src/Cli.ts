@@ -4,13 +4,16 @@
  * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
  */
 import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, type Scenario } from "@tezt-cloud/core"
+import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
-import { Console, Effect, Layer, Logger, type Option } from "effect"
+import { Website } from "@tezt-cloud/website"
+import { Console, Effect, Layer, type Option } from "effect"
 import { Argument, CliOutput, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as url from "node:url"
 import * as Backends from "./Backends.ts"
+import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
 import * as Options from "./Options.ts"
 import * as Terminal from "./Terminal.ts"
@@ -104,8 +107,13 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       backend: backend.description,
       artifactsDir: deploys ? plan.artifactsDir : "none"
     })
+    // The monitoring stack (website, Prometheus, …) per the cascade; maintenance jobs run none.
+    const services = deploys
+      ? RunMonitor.layer({ config, artifactsDir: plan.artifactsDir, front: Website.front })
+      : Layer.empty
     yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
       Effect.provide(backend.layer),
+      Effect.provide(services),
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )
@@ -148,7 +156,7 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
   }, (args) => {
     const sink = sinkFor(args.json)
     return runGroup(group, stateDir, args).pipe(
-      Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([sink]), Logger.layer([RunEvents.logger(sink)])))
+      Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
     )
   }).pipe(Command.withDescription(group.description))
 
@@ -172,6 +180,7 @@ export const command = (stateDir: string, extra: ReadonlyArray<Scenario.Group> =
     Command.withSubcommands([
       groupCommand(Basic.group, stateDir),
       groupCommand(CloudCommands.group(stateDir), stateDir),
+      AgentsCommand.command(stateDir),
       ...extra.map((g) => groupCommand(g, stateDir))
     ])
   )

@@ -39,7 +39,8 @@ process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)
 
 fiber.addObserver((exit) => {
-  if (Exit.isSuccess(exit)) process.exit(0)
+  // A command may set the exit code it succeeded with (`agents exec`: the worst agent's).
+  if (Exit.isSuccess(exit)) process.exit(typeof process.exitCode === "number" ? process.exitCode : 0)
   if (Cause.hasInterruptsOnly(exit.cause)) process.exit(130)
   const error = Cause.squash(exit.cause)
   // CLI usage errors were already printed, as one line, by the CLI's presenter.

@@ -67,6 +67,7 @@ const field: Record<string, (config: CloudConfig.CloudConfig, cliOnly: CloudConf
   "os": (c) => c.os,
   "grafana": (c) => c.grafana,
   "grafana-legacy-source": (c) => c.grafanaLegacySource,
+  "grafana-url": (c) => c.grafanaUrl,
   "alert-handler": (c) => c.alertHandlers,
   "prometheus": (c) => c.prometheus,
   "prometheus-export": (c) => c.prometheusExport,
@@ -109,6 +110,7 @@ const field: Record<string, (config: CloudConfig.CloudConfig, cliOnly: CloudConf
 /** Sample CLI texts for string options whose value is checked or transformed, and the value they resolve to. */
 const samples: Record<string, { readonly texts: ReadonlyArray<string>; readonly config: unknown }> = {
   "ssh-host": { texts: ["alice@10.0.0.5:2222"], config: { user: "alice", host: "10.0.0.5", port: 2222 } },
+  "grafana-url": { texts: ["http://127.0.0.1:3300/"], config: "http://127.0.0.1:3300" },
   "tc-delay": { texts: ["0.1,0.5"], config: { min: 0.1, max: 0.5 } },
   "tc-jitter": { texts: ["0,2"], config: { min: 0, max: 2 } },
   "prometheus-snapshots": {

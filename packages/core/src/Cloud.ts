@@ -1,46 +1,33 @@
 /**
  * What a scenario gets: the run's agents and configuration, and the hooks the monitoring subsystems feed on
- * (`pushMetric`, `addService`). It is built by the orchestrator once every agent is ready.
+ * (`pushMetric`, `addService`, `addPrometheusSource`, `registerBinary`). It is built by the orchestrator once
+ * every agent is ready and the run's services (`RunServices`) are up.
  */
 import { Context, Effect } from "effect"
 import type { Agent } from "./Agent.ts"
 import type { CloudConfig } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
+import { type Hooks, memory } from "./RunServices.ts"
 
-export interface MetricSample {
-  readonly name: string
-  readonly value: number
-  readonly labels?: Record<string, string> | undefined
-  readonly help?: string | undefined
-  readonly type?: "counter" | "gauge" | undefined
-}
+export type { Binary, MetricSample, PrometheusSource, PrometheusTarget, ServiceLink } from "./RunServices.ts"
 
-export interface ServiceLink {
-  readonly name: string
-  readonly url: string
-}
+/** The scenario's entry points into the run's services (`Hooks`: `pushMetric`, `addService`, …) and its agents. */
+export class Cloud extends Context.Service<
+  Cloud,
+  Hooks & {
+    readonly namespace: string
+    readonly config: CloudConfig
+    /** The agents, in the order the scenario asked for them. */
+    readonly agents: ReadonlyArray<Agent>
+    /** The agent called `name`. */
+    agent(name: string): Effect.Effect<Agent, CloudError.CloudError>
+  }
+>()("@tezt-cloud/core/Cloud") {}
 
-export class Cloud extends Context.Service<Cloud, {
-  readonly namespace: string
-  readonly config: CloudConfig
-  /** The agents, in the order the scenario asked for them. */
-  readonly agents: ReadonlyArray<Agent>
-  /** The agent called `name`. */
-  agent(name: string): Effect.Effect<Agent, CloudError.CloudError>
-  /** Records the last value of a metric per (name, labels); served on `/metrics` when the website runs. */
-  pushMetric(sample: MetricSample): Effect.Effect<void>
-  /** Links a service on the run's website. */
-  addService(link: ServiceLink): Effect.Effect<void>
-  /** The last value of every pushed metric. */
-  readonly metrics: Effect.Effect<ReadonlyArray<MetricSample>>
-  readonly services: Effect.Effect<ReadonlyArray<ServiceLink>>
-}>()("@tezt-cloud/core/Cloud") {}
-
-/** The in-process implementation the orchestrator and `TestCloud` use. */
-export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>) => {
-  const metrics = new Map<string, MetricSample>()
-  const services: Array<ServiceLink> = []
-  return Cloud.of({
+/** The implementation the orchestrator and `TestCloud` use: `hooks` are the run's services, or memory only. */
+export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>, hooks: Hooks = memory()) =>
+  Cloud.of({
+    ...hooks,
     namespace: config.namespace,
     config,
     agents,
@@ -51,14 +38,5 @@ export const make = (config: CloudConfig, agents: ReadonlyArray<Agent>) => {
           CloudError.agents(`no agent named ${name}; agents are ${agents.map((a) => a.name).join(", ") || "none"}`)
         )
         : Effect.succeed(agent)
-    },
-    pushMetric: (sample) =>
-      Effect.sync(() => {
-        const labels = Object.entries(sample.labels ?? {}).toSorted(([a], [b]) => a.localeCompare(b))
-        metrics.set(`${sample.name}${JSON.stringify(labels)}`, sample)
-      }),
-    addService: (link) => Effect.sync(() => void services.push(link)),
-    metrics: Effect.sync(() => [...metrics.values()]),
-    services: Effect.sync(() => [...services])
+    }
   })
-}

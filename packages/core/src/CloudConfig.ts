@@ -161,6 +161,13 @@ export const options: ReadonlyArray<OptionSpec> = [
     description: "Snapshot import: name the datasource Prometheus (one snapshot only)."
   },
   {
+    flag: "grafana-url",
+    key: "grafana_url",
+    kind: "string",
+    default: "http://127.0.0.1:3000",
+    description: "The Grafana --grafana provisions through its HTTP API (token: $TEZT_CLOUD_GRAFANA_TOKEN)."
+  },
+  {
     flag: "alert-handler",
     key: "alert_handlers",
     kind: "strings",
@@ -477,6 +484,9 @@ export interface CloudConfig {
   readonly os: Os
   readonly grafana: boolean
   readonly grafanaLegacySource: boolean
+  readonly grafanaUrl: string
+  /** From `$TEZT_CLOUD_GRAFANA_TOKEN` only; never written anywhere. */
+  readonly grafanaToken: string | undefined
   readonly alertHandlers: ReadonlyArray<string>
   readonly prometheus: boolean
   readonly prometheusExport: boolean
@@ -608,6 +618,11 @@ const parseRange = (
   return Effect.succeed({ min: min!, max: max! })
 }
 
+const httpUrl = (option: string, text: string): Effect.Effect<string, CloudError.CloudError> =>
+  /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(text)
+    ? Effect.succeed(text.replace(/\/+$/, ""))
+    : Effect.fail(CloudError.config(option, `"${text}" is not an http(s) URL such as http://127.0.0.1:3000`))
+
 const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
 
 const namespacePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
@@ -618,6 +633,7 @@ export interface Environment {
   readonly TEZT_CLOUD_AUTH_USERNAME?: string | undefined
   readonly TEZT_CLOUD_AUTH_PASSWORD?: string | undefined
   readonly TEZTCLOUD_SLACK_BOT_TOKEN?: string | undefined
+  readonly TEZT_CLOUD_GRAFANA_TOKEN?: string | undefined
   readonly USER?: string | undefined
 }
 
@@ -738,6 +754,8 @@ export const resolve = (
       os,
       grafana,
       grafanaLegacySource: bool("grafana_legacy_source", false),
+      grafanaUrl: yield* httpUrl("--grafana-url", get<string>("grafana_url") ?? "http://127.0.0.1:3000"),
+      grafanaToken: nonEmpty(env.TEZT_CLOUD_GRAFANA_TOKEN),
       alertHandlers,
       prometheus,
       prometheusExport: bool("prometheus_export", true),
@@ -805,6 +823,7 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
     os: config.os,
     grafana: config.grafana,
     grafana_legacy_source: config.grafanaLegacySource,
+    grafana_url: config.grafanaUrl,
     alert_handlers: config.alertHandlers,
     prometheus: config.prometheus,
     prometheus_export: config.prometheusExport,
@@ -858,11 +877,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   // named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
-    [config.grafana, "--grafana"],
-    [config.prometheus, "--prometheus"],
-    [config.website, "--website"],
-    [config.processMonitoring, "--process-monitoring"],
-    [config.monitoring, "--monitoring"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
     [config.faketime !== undefined && config.mode !== "ssh-host", "--faketime"],

@@ -55,6 +55,18 @@ export class NotAvailable extends Schema.TaggedError<NotAvailable>()("NotAvailab
   message: Schema.String
 }) {}
 
+/** A pushed metric Prometheus would not accept (bad name, label or type); nothing was recorded. */
+export class MetricInvalid extends Schema.TaggedError<MetricInvalid>()("MetricInvalid", {
+  metric: Schema.String,
+  message: Schema.String
+}) {}
+
+/** A run-level service (website, Prometheus, Grafana, an exporter) could not start, answer or do what was asked. */
+export class ServiceFailed extends Schema.TaggedError<ServiceFailed>()("ServiceFailed", {
+  service: Schema.String,
+  message: Schema.String
+}) {}
+
 /** The scenario body failed; `message` is the rendered cause. */
 export class ScenarioFailed extends Schema.TaggedError<ScenarioFailed>()("ScenarioFailed", {
   title: Schema.String,
@@ -70,6 +82,8 @@ export const Reason = Schema.Union([
   CopyFailed,
   StateFailed,
   NotAvailable,
+  MetricInvalid,
+  ServiceFailed,
   ScenarioFailed
 ])
 export type Reason = typeof Reason.Type
@@ -108,6 +122,10 @@ export const describe = (reason: Reason): string => {
       return `${reason.path}: ${reason.message}`
     case "NotAvailable":
       return `${reason.feature} is not available yet: ${reason.message}`
+    case "MetricInvalid":
+      return `metric ${reason.metric}: ${reason.message}`
+    case "ServiceFailed":
+      return `${reason.service}: ${reason.message}`
     case "ScenarioFailed":
       return `${reason.title}: ${reason.message}`
   }
@@ -128,6 +146,10 @@ export const copy = (agent: string, source: string, message: string) =>
 export const state = (path: string, message: string) => new CloudError({ reason: new StateFailed({ path, message }) })
 export const notAvailable = (feature: string, message: string) =>
   new CloudError({ reason: new NotAvailable({ feature, message }) })
+export const metric = (name: string, message: string) =>
+  new CloudError({ reason: new MetricInvalid({ metric: name, message }) })
+export const service = (name: string, message: string) =>
+  new CloudError({ reason: new ServiceFailed({ service: name, message }) })
 
 /** The message of an unknown thrown value. */
 export const messageOf = (cause: unknown): string =>

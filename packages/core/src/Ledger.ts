@@ -34,6 +34,10 @@ export const stateDir = (env: Record<string, string | undefined> = process.env):
 /** Where one namespace's state lives. */
 export const namespaceDir = (root: string, namespace: string): string => path.join(root, namespace)
 
+/** The ledger file of a namespace. */
+export const ledgerFile = (root: string, namespace: string): string =>
+  path.join(namespaceDir(root, namespace), "ledger.jsonl")
+
 export class Ledger extends Context.Service<Ledger, {
   readonly namespace: string
   readonly file: string
@@ -64,7 +68,7 @@ export class Ledger extends Context.Service<Ledger, {
 }
 
 const makeFile = (root: string, namespace: string) => {
-  const file = path.join(namespaceDir(root, namespace), "ledger.jsonl")
+  const file = ledgerFile(root, namespace)
   const append = (entry: Entry) =>
     Effect.try({
       try: () => {

@@ -3,7 +3,7 @@
  * the artifacts dir, deploy, run the body, tear everything down in reverse order, whatever happened. The first
  * Ctrl+C interrupts the fiber running this, which is a normal scope close: the full teardown runs.
  */
-import { Cause, Context, Effect, Exit } from "effect"
+import { Cause, Context, Effect, Exit, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
@@ -15,21 +15,25 @@ import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import { Ledger } from "./Ledger.ts"
 import { RunEvents } from "./RunEvents.ts"
+import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
+
+/** Waits for a line of standard input that `accept`s, or for its end. */
+export const waitForLine = (accept: (line: string) => boolean): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const rl = readline.createInterface({ input: process.stdin })
+    const done = () => {
+      rl.close()
+      resume(Effect.void)
+    }
+    rl.on("line", (line) => accept(line) && done())
+    rl.once("close", done)
+    return Effect.sync(() => rl.close())
+  })
 
 /** How `--keep-alive` waits for the user; a test replaces it. */
 export const WaitForEnter = Context.Reference<Effect.Effect<void>>("@tezt-cloud/core/Orchestrator/WaitForEnter", {
-  defaultValue: () =>
-    Effect.callback<void>((resume) => {
-      const rl = readline.createInterface({ input: process.stdin })
-      const done = () => {
-        rl.close()
-        resume(Effect.void)
-      }
-      rl.once("line", done)
-      rl.once("close", done)
-      return Effect.sync(() => rl.close())
-    })
+  defaultValue: () => waitForLine(() => true)
 })
 
 /** The run-wide defaults of agent configurations. */
@@ -95,7 +99,7 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
   })
 
 /**
- * Runs `scenario` on `configs` with the current `Deployment`. Ends with "Scenario ended successfully." or
+ * Runs `scenario` on `configs` with the current `Deployment`, and the `RunServices` when provided. Ends with "Scenario ended successfully." or
  * "Scenario terminated unexpectedly: …", then tears down (after Enter with `--keep-alive`), then returns the
  * scenario's outcome.
  */
@@ -114,6 +118,9 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
       yield* recordDeployment(config, agents)
+      // Started in the run's scope after the agents: they stop before the agents are torn down.
+      const services = yield* Effect.serviceOption(RunServices)
+      const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       if (config.keepAlive) {
@@ -123,7 +130,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
         )
       }
       const exit = yield* scenario.run.pipe(
-        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents)),
+        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks)),
         Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
         Effect.exit
       )

@@ -1,9 +1,9 @@
 /**
  * The run's event log: deploy, ready, exec, daemon up/down, log lines, teardown, end. Every event is appended to
- * `<artifacts-dir>/events.jsonl` and handed to the run's sinks (the terminal display, `--json`, later the
- * website), so all of them show the same story.
+ * `<artifacts-dir>/events.jsonl` and handed to the run's sinks (the terminal display, `--json`, the website), so
+ * all of them show the same story.
  */
-import { Context, Effect, Layer, Logger } from "effect"
+import { Context, Effect, Layer, Logger, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
@@ -44,34 +44,61 @@ export class RunEvents extends Context.Service<RunEvents, {
   emit(event: RunEvent): Effect.Effect<void>
   /** Starts writing `events.jsonl` into `dir` (the artifacts dir, known once the config is resolved). */
   writeTo(dir: string): Effect.Effect<void>
+  /**
+   * Adds a sink for the current scope (a service started mid-run, e.g. the website). It first receives the last
+   * `recentEvents` events, so it sees how the run began.
+   */
+  subscribe(sink: Sink): Effect.Effect<void, never, Scope.Scope>
 }>()("@tezt-cloud/core/RunEvents") {
   /** Events go to the given sinks (and, once `writeTo` is called, to a file). */
-  static readonly layer = (sinks: ReadonlyArray<Sink>) => Layer.sync(RunEvents, () => make(sinks))
+  static readonly layer = (sinks: ReadonlyArray<Sink>) => Layer.sync(RunEvents, () => make(sinks).service)
+
+  /** Like `layer`, and `Effect.log*` lines become `log` events of the same stream (file and subscribers too). */
+  static readonly layerWithLogger = (sinks: ReadonlyArray<Sink>) =>
+    Layer.unwrap(Effect.sync(() => {
+      const { dispatch, service } = make(sinks)
+      return Layer.mergeAll(Layer.succeed(RunEvents, service), Logger.layer([logger(dispatch)]))
+    }))
 
   /** Events are dropped. */
   static readonly layerNoop = Layer.succeed(
     RunEvents,
-    RunEvents.of({ emit: () => Effect.void, writeTo: () => Effect.void })
+    RunEvents.of({ emit: () => Effect.void, writeTo: () => Effect.void, subscribe: () => Effect.void })
   )
 }
 
+/** How many past events a new subscriber is replayed. */
+export const recentEvents = 1000
+
 const make = (sinks: ReadonlyArray<Sink>) => {
   let fd: number | undefined
+  const recent: Array<Stamped> = []
   const all: Array<Sink> = [...sinks, (event) => {
     if (fd !== undefined) fs.writeSync(fd, JSON.stringify(event) + "\n")
+  }, (event) => {
+    recent.push(event)
+    if (recent.length > recentEvents) recent.splice(0, recent.length - recentEvents)
   }]
-  return RunEvents.of({
-    emit: (event) =>
-      Effect.sync(() => {
-        const stamped = { ...event, at: Date.now() } as Stamped
-        for (const sink of all) sink(stamped)
-      }),
+  const dispatch: Sink = (event) => {
+    for (const sink of all) sink(event)
+  }
+  const service = RunEvents.of({
+    emit: (event) => Effect.sync(() => dispatch({ ...event, at: Date.now() } as Stamped)),
+    subscribe: (sink) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          for (const event of recent) sink(event)
+          all.push(sink)
+        }),
+        () => Effect.sync(() => void all.splice(all.indexOf(sink), 1))
+      ),
     writeTo: (dir) =>
       Effect.sync(() => {
         fs.mkdirSync(dir, { recursive: true })
         fd = fs.openSync(path.join(dir, "events.jsonl"), "a")
       })
   })
+  return { service, dispatch }
 }
 
 /** A logger that turns `Effect.log*` into `log` events, so scenario logs reach every sink. */

@@ -45,6 +45,8 @@ const cloudDefaults: CloudConfig.CloudConfig = {
   os: "cos",
   grafana: true,
   grafanaLegacySource: false,
+  grafanaUrl: "http://127.0.0.1:3000",
+  grafanaToken: undefined,
   alertHandlers: [],
   prometheus: true,
   prometheusExport: true,
@@ -585,11 +587,33 @@ describe("CloudConfig: validation", () => {
     }))
 })
 
+describe("CloudConfig: --grafana-url", () => {
+  it.effect("an http(s) URL, trailing slashes dropped", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(
+        (yield* resolve({ grafana_url: "http://127.0.0.1:3001/" })).grafanaUrl,
+        "http://127.0.0.1:3001"
+      )
+      assert.strictEqual((yield* resolve({ grafana_url: "https://g.org/grafana" })).grafanaUrl, "https://g.org/grafana")
+    }))
+
+  it.effect.each(["127.0.0.1:3000", "ftp://g.org", "http://", "http://a b"])(
+    "%s is refused by name",
+    (url) =>
+      Effect.gen(function*() {
+        const reason = yield* rejected({ grafana_url: url })
+        assert.strictEqual(reason.option, "--grafana-url")
+        assert.include(reason.message, "is not an http(s) URL")
+      })
+  )
+})
+
 describe("CloudConfig: toJson", () => {
   const secretsEnv: CloudConfig.Environment = {
     TEZT_CLOUD: "ns",
     TEZT_CLOUD_AUTH_PASSWORD: "env-password-123",
-    TEZTCLOUD_SLACK_BOT_TOKEN: "xoxb-env-token-456"
+    TEZTCLOUD_SLACK_BOT_TOKEN: "xoxb-env-token-456",
+    TEZT_CLOUD_GRAFANA_TOKEN: "glsa-env-token-321"
   }
 
   it.effect("secrets never appear, whether from the CLI or the environment", () =>
@@ -603,12 +627,14 @@ describe("CloudConfig: toJson", () => {
         const config = yield* resolve({ auth_username: "u", slack_channel_id: "C1" }, cliOnly, environment)
         assert.isDefined(config.authPassword)
         assert.isDefined(config.slackBotToken)
+        if (environment === secretsEnv) assert.strictEqual(config.grafanaToken, "glsa-env-token-321")
         const json = CloudConfig.toJson(config)
         assert.notProperty(json, "auth_password")
         assert.notProperty(json, "slack_bot_token")
         const text = JSON.stringify(json)
         assert.notInclude(text, config.authPassword!)
         assert.notInclude(text, config.slackBotToken!)
+        assert.notInclude(text, "glsa-env-token-321")
         assert.strictEqual(json["auth_username"], "u")
         assert.strictEqual(json["slack_channel_id"], "C1")
       }
@@ -637,6 +663,7 @@ describe("CloudConfig: toJson", () => {
         os: "debian",
         grafana: true,
         grafana_legacy_source: true,
+        grafana_url: "https://grafana.example.org/sub",
         alert_handlers: ["slack", "pager"],
         prometheus: false,
         prometheus_export: false,
@@ -728,7 +755,11 @@ describe("CloudConfig: checkAvailable", () => {
           macosx: true,
           no_dns: true,
           artifacts_dir: "/tmp/a",
-          website: false
+          website: true,
+          prometheus: true,
+          grafana: true,
+          process_monitoring: true,
+          monitoring: true
         })
       )
     }))
@@ -739,15 +770,6 @@ describe("CloudConfig: checkAvailable", () => {
     { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
     { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
     { name: "--agent-runtime docker", input: { localhost: true, agent_runtime: "docker" }, feature: "--agent-runtime" },
-    { name: "--website", input: { localhost: true, website: true }, feature: "--website" },
-    { name: "--prometheus", input: { localhost: true, prometheus: true }, feature: "--prometheus" },
-    { name: "--grafana", input: { localhost: true, grafana: true }, feature: "--grafana" },
-    {
-      name: "--process-monitoring",
-      input: { localhost: true, process_monitoring: true },
-      feature: "--process-monitoring"
-    },
-    { name: "--monitoring", input: { localhost: true, monitoring: true }, feature: "--monitoring" },
     { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
       name: "--alert-handler (turns prometheus on)",

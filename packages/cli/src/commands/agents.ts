@@ -1,0 +1,157 @@
+/**
+ * `tezt-cloud agents list|exec|copy`: ad-hoc fan-out on the agents of a live run (kept with `--keep-alive`), from
+ * another terminal, like `kurtosis service exec` or `ansible -m command`. The run lists its agents in
+ * `<state-dir>/<ns>/deployment.json` while it lives; each command reaches them the way the run does (local
+ * sandbox, or one multiplexed ssh connection per host), in parallel, with output prefixed per agent. The exit code
+ * is the worst agent's (255 when an agent could not be reached, as ssh does).
+ */
+import { type Agent, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents, type Runner } from "@tezt-cloud/core"
+import { Localhost } from "@tezt-cloud/localhost"
+import { SshHost } from "@tezt-cloud/ssh"
+import { Console, Effect, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import * as fs from "node:fs"
+
+const namespaceFlag = Flag.String("tezt-cloud").pipe(
+  Flag.withDescription("Namespace of the live run (default: $TEZT_CLOUD)"),
+  Flag.optional
+)
+const agentFlag = Flag.String("agent").pipe(
+  Flag.withDescription("Only this agent (repeatable; default: all)"),
+  Flag.atLeast(0)
+)
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The live run's record, or a one-line error saying what to do. */
+export const load = Effect.fn("Agents.load")(function*(stateDir: string, namespaceOption: Option.Option<string>) {
+  const config = yield* CloudConfig.resolve(
+    { tezt_cloud: Option.getOrUndefined(namespaceOption), localhost: true },
+    {},
+    process.env
+  )
+  const file = Orchestrator.deploymentFile(Ledger.ledgerFile(stateDir, config.namespace))
+  if (!fs.existsSync(file)) {
+    return yield* CloudError.config(
+      "--tezt-cloud",
+      `no live run of ${config.namespace}: start one with --keep-alive, then run this from another terminal`
+    )
+  }
+  const record = JSON.parse(fs.readFileSync(file, "utf8")) as Orchestrator.DeploymentRecord
+  if (!isAlive(record.pid)) {
+    return yield* CloudError.config(
+      "--tezt-cloud",
+      `the run of ${config.namespace} that kept these agents (pid ${record.pid}) is gone: ` +
+        `run 'tezt-cloud CLOUD clean up --tezt-cloud ${config.namespace}' to remove what it left`
+    )
+  }
+  return { config, record }
+})
+
+/** The chosen agents' descriptors; an unknown name is an error naming the known ones. */
+const choose = (record: Orchestrator.DeploymentRecord, names: ReadonlyArray<string>) => {
+  const unknown = names.filter((n) => !record.agents.some((a) => a.agent === n))
+  if (unknown.length > 0) {
+    return Effect.fail(CloudError.config(
+      "--agent",
+      `no agent named ${unknown.join(", ")}; the run's agents are ${record.agents.map((a) => a.agent).join(", ")}`
+    ))
+  }
+  return Effect.succeed(
+    names.length === 0 ? record.agents : record.agents.filter((a) => names.includes(String(a.agent)))
+  )
+}
+
+/** Runners for the descriptors, in their order, owned by the current scope. */
+const runnersFor = (descriptors: ReadonlyArray<Agent.Descriptor>, config: CloudConfig.CloudConfig, stateDir: string) =>
+  Effect.gen(function*() {
+    const byName = new Map<string, Runner.Runner>()
+    for (const local of descriptors.filter((d) => d.backend === "localhost")) {
+      byName.set(String(local.agent), yield* Localhost.reattach(local))
+    }
+    const remote = descriptors.filter((d) => d.backend === "ssh-host")
+    if (remote.length > 0) {
+      for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir)) byName.set(name, runner)
+    }
+    const missing = descriptors.filter((descriptor) => !byName.has(String(descriptor.agent)))
+    if (missing.length > 0) {
+      return yield* CloudError.notAvailable(`agents of backend ${missing[0]!.backend}`, "this build cannot reach them")
+    }
+    return descriptors.map((d) => [String(d.agent), byName.get(String(d.agent))!] as const)
+  }).pipe(
+    Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
+    Effect.provide(RunEvents.RunEvents.layerNoop)
+  )
+
+const list = (stateDir: string) =>
+  Command.make("list", { namespace: namespaceFlag }, ({ namespace }) =>
+    Effect.gen(function*() {
+      const { record } = yield* load(stateDir, namespace)
+      for (const d of record.agents) {
+        const where = d.backend === "ssh-host" ? `${d.user}@${d.host}:${d.port}` : "localhost"
+        yield* Console.log(`${d.agent}\t${d.backend}\t${where}\t${d.home}`)
+      }
+    })).pipe(Command.withDescription("List the agents of a live run"))
+
+const exec = (stateDir: string) =>
+  Command.make("exec", {
+    namespace: namespaceFlag,
+    agents: agentFlag,
+    command: Argument.String("command").pipe(
+      Argument.withDescription("The command and its arguments (after --)"),
+      Argument.variadic({ min: 1 })
+    )
+  }, ({ agents, command, namespace }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const { config, record } = yield* load(stateDir, namespace)
+      const chosen = yield* choose(record, agents)
+      const runners = yield* runnersFor(chosen, config, stateDir)
+      const [program, ...args] = command
+      const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+        runner.exec(program!, args, {
+          onLine: ({ line, stream }) =>
+            stream === "stdout" ? Console.log(`[${name}] ${line}`) : Console.error(`[${name}] ${line}`)
+        }).pipe(
+          Effect.map((r) => r.exitCode),
+          Effect.catch((e) => Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(255)))
+        ), { concurrency: "unbounded" })
+      process.exitCode = Math.max(0, ...codes)
+    }))).pipe(Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel"))
+
+const copy = (stateDir: string) =>
+  Command.make("copy", {
+    namespace: namespaceFlag,
+    agents: agentFlag,
+    destination: Flag.String("destination").pipe(
+      Flag.withDescription("Where on each agent (default: its binaries path)"),
+      Flag.optional
+    ),
+    refresh: Flag.Boolean("refresh").pipe(Flag.withDescription("Copy even if up to date"), Flag.withDefault(false)),
+    source: Argument.String("source").pipe(Argument.withDescription("Local file or directory"))
+  }, ({ agents, destination, namespace, refresh, source }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const { config, record } = yield* load(stateDir, namespace)
+      const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir)
+      const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+        runner.copy(source, { destination: Option.getOrUndefined(destination), refresh }).pipe(
+          Effect.flatMap((remote) => Console.log(`[${name}] ${remote}`)),
+          Effect.as(0),
+          Effect.catch((e) =>
+            Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(1))
+          )
+        ), { concurrency: "unbounded" })
+      process.exitCode = Math.max(0, ...codes)
+    }))).pipe(Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run"))
+
+export const command = (stateDir: string) =>
+  Command.make("agents").pipe(
+    Command.withDescription("Act on the agents of a live run: list, exec, copy"),
+    Command.withSubcommands([list(stateDir), exec(stateDir), copy(stateDir)])
+  )

@@ -1,0 +1,249 @@
+/**
+ * The run's Prometheus (reference §4.6): the Debian `prometheus` binary run as a scoped daemon on this machine,
+ * with a generated configuration that hot-reloads on every change, and a TSDB snapshot exported when its scope
+ * closes, whatever ended the run.
+ *
+ * **Details**
+ *
+ * The configuration is written as JSON, which is YAML too: no quoting rule of YAML can bite a job name or a
+ * label. `addJob` with a known job name merges the targets (sorted, without duplicates), rewrites the file and
+ * `POST`s `/-/reload`: the daemon is never restarted. Storage lives in a temporary directory removed at the end;
+ * what survives the run is the snapshot, copied to `exportTo` (or, if that path already exists, next to it), and
+ * the config and log under `dir`.
+ *
+ * **Gotchas**
+ *
+ * `serveSnapshot` runs Prometheus on a copy of a snapshot: Prometheus writes into its storage (WAL, compaction,
+ * retention), and the user's snapshot must stay as it was.
+ */
+import { CloudError, Teardown } from "@tezt-cloud/core"
+import { Context, Effect, type Scope, Semaphore } from "effect"
+import type { ChildProcessSpawner } from "effect/process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Binaries from "./internal/binaries.ts"
+import * as Daemon from "./internal/daemon.ts"
+import * as Http from "./internal/http.ts"
+
+/** One scraped endpoint and the labels its series get. */
+export interface Target {
+  readonly address: string
+  readonly labels: Record<string, string>
+}
+
+/** A scrape job (`scrape_configs` entry). */
+export interface Job {
+  readonly name: string
+  readonly metricsPath: string
+  readonly params?: Record<string, ReadonlyArray<string>> | undefined
+  readonly targets: ReadonlyArray<Target>
+}
+
+const targetKey = (t: Target) => `${t.address} ${JSON.stringify(Object.entries(t.labels).toSorted())}`
+
+/** `jobs` with `job` added, or merged into the job of the same name (targets sorted, without duplicates). */
+export const mergeJob = (jobs: ReadonlyArray<Job>, job: Job): ReadonlyArray<Job> => {
+  const existing = jobs.find((j) => j.name === job.name)
+  if (existing === undefined) return [...jobs, job]
+  const targets = new Map([...existing.targets, ...job.targets].map((t) => [targetKey(t), t]))
+  const merged: Job = {
+    ...existing,
+    targets: [...targets.entries()].toSorted(([a], [b]) => a.localeCompare(b)).map(([, t]) => t)
+  }
+  return jobs.map((j) => j.name === job.name ? merged : j)
+}
+
+/** The configuration file's text for these jobs. */
+export const renderConfig = (scrapeInterval: number, jobs: ReadonlyArray<Job>): string =>
+  JSON.stringify(
+    {
+      global: { scrape_interval: `${scrapeInterval}s`, evaluation_interval: `${scrapeInterval}s` },
+      scrape_configs: jobs.map((job) => ({
+        job_name: job.name,
+        metrics_path: job.metricsPath,
+        ...(job.params === undefined ? {} : { params: job.params }),
+        static_configs: job.targets.map((t) => ({ targets: [t.address], labels: t.labels }))
+      }))
+    },
+    null,
+    2
+  ) + "\n"
+
+export class Prometheus extends Context.Service<Prometheus, {
+  /** Where its HTTP API answers, e.g. `http://127.0.0.1:9090`. */
+  readonly url: string
+  readonly pid: number
+  readonly jobs: Effect.Effect<ReadonlyArray<Job>>
+  /** Adds (or merges) a job and hot-reloads. */
+  addJob(job: Job): Effect.Effect<void, CloudError.CloudError>
+  /** Takes a TSDB snapshot and copies it to `destination` (or next to it if taken); returns where it went. */
+  snapshot(destination: string): Effect.Effect<string, CloudError.CloudError>
+}>()("@tezt-cloud/monitoring/Prometheus") {}
+
+export interface Options {
+  /** Address to listen on (`127.0.0.1` with `--localhost`). */
+  readonly host: string
+  readonly port: number
+  readonly scrapeInterval: number
+  readonly jobs: ReadonlyArray<Job>
+  /** Where `prometheus.yml` and `prometheus.log` go (the run's artifacts). */
+  readonly dir: string
+  /** The run's namespace, marked on the process for `CLOUD clean up`. */
+  readonly namespace: string
+  /** Export a snapshot there when the scope closes. */
+  readonly exportTo?: string | undefined
+  /** Serve a copy of this TSDB (a snapshot) instead of fresh storage. */
+  readonly snapshotOf?: string | undefined
+}
+
+const service = "prometheus"
+
+/** Starts Prometheus in the current scope and waits until it is ready. */
+export const start = Effect.fn("Prometheus.start")(function*(
+  options: Options
+): Effect.fn.Return<
+  Prometheus["Service"],
+  CloudError.CloudError,
+  Scope.Scope | ChildProcessSpawner.ChildProcessSpawner
+> {
+  const binary = yield* Binaries.require(service, "prometheus", "install Debian's prometheus package")
+  const configFile = path.join(options.dir, "prometheus.yml")
+  const storage = yield* Teardown.acquireRelease(
+    "prometheus storage",
+    Effect.try({
+      try: () => {
+        fs.mkdirSync(options.dir, { recursive: true })
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tezt-cloud-${options.namespace}-prometheus-`))
+        if (options.snapshotOf !== undefined) fs.cpSync(options.snapshotOf, dir, { recursive: true })
+        return dir
+      },
+      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`)
+    }),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
+  let jobs = options.jobs
+  const write = Effect.try({
+    try: () => {
+      const temporary = `${configFile}.tmp`
+      fs.writeFileSync(temporary, renderConfig(options.scrapeInterval, jobs))
+      fs.renameSync(temporary, configFile)
+    },
+    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`)
+  })
+  yield* write
+  const listen = `${options.host}:${options.port}`
+  const url = `http://${options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${options.port}`
+  const daemon = yield* Daemon.spawn({
+    service,
+    command: binary,
+    args: [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${storage}`,
+      `--web.listen-address=${listen}`,
+      "--web.enable-lifecycle",
+      "--web.enable-admin-api",
+      // An imported snapshot may be older than the default 15 days: keep everything it has.
+      ...(options.snapshotOf === undefined ? [] : ["--storage.tsdb.retention.time=100y"])
+    ],
+    logFile: path.join(options.dir, "prometheus.log"),
+    namespace: options.namespace
+  })
+  // The flags name our storage: another Prometheus already on the port would answer too, with its own.
+  const isOurs = (body: string) => body.includes(JSON.stringify(storage).slice(1, -1))
+  yield* Daemon.waitReady(service, `${url}/api/v1/status/flags`, daemon, isOurs).pipe(
+    Effect.mapError((e) =>
+      /address already in use|answered by another process/.test(e.message)
+        ? CloudError.service(service, `cannot listen on ${listen}: the port is taken; choose another --prometheus-port`)
+        : e
+    )
+  )
+
+  const lock = yield* Semaphore.make(1)
+  const reload = Http.ok(service, `${url}/-/reload`, { method: "POST" })
+  const addJob = Effect.fn("Prometheus.addJob")(
+    function*(job: Job) {
+      const before = jobs
+      jobs = mergeJob(jobs, job)
+      yield* Effect.logDebug(`Prometheus: adding or merging job ${job.name}`)
+      // A refused configuration is rolled back, so the next change does not carry it.
+      yield* write.pipe(Effect.andThen(reload), Effect.tapError(() => Effect.sync(() => void (jobs = before))))
+    },
+    (effect) => lock.withPermit(effect)
+  )
+  const snapshot = Effect.fn("Prometheus.snapshot")(function*(destination: string) {
+    const body = yield* Http.ok(service, `${url}/api/v1/admin/tsdb/snapshot`, { method: "POST" })
+    const name = (JSON.parse(body) as { data?: { name?: string } }).data?.name
+    if (name === undefined) return yield* CloudError.service(service, `unexpected snapshot answer: ${body}`)
+    const target = fs.existsSync(destination) ? `${destination}-${name}` : destination
+    yield* Effect.try({
+      try: () => {
+        fs.mkdirSync(path.dirname(target), { recursive: true })
+        fs.cpSync(path.join(storage, "snapshots", name), target, { recursive: true })
+      },
+      catch: (e) => CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`)
+    })
+    return target
+  })
+  if (options.exportTo !== undefined) {
+    const exportTo = options.exportTo
+    // Added after the daemon: runs before it is stopped.
+    yield* Teardown.finalizer(
+      "prometheus snapshot",
+      snapshot(exportTo).pipe(
+        Effect.tap((target) =>
+          Effect.logInfo(
+            target === exportTo
+              ? `You can find the prometheus snapshot at ${target}`
+              : `${exportTo} already exists: you can find the prometheus snapshot at ${target}`
+          )
+        )
+      )
+    )
+  }
+  return Prometheus.of({
+    url,
+    pid: daemon.pid,
+    jobs: Effect.sync(() => jobs),
+    addJob,
+    snapshot
+  })
+})
+
+/** Serves a copy of `snapshot` on `port` until the scope closes (`CLOUD prometheus import`). */
+export const serveSnapshot = (options: {
+  readonly snapshot: string
+  readonly host: string
+  readonly port: number
+  readonly dir: string
+  readonly namespace: string
+}) =>
+  Effect.gen(function*() {
+    if (!fs.existsSync(options.snapshot)) {
+      return yield* CloudError.config("--prometheus-snapshots", `${options.snapshot} does not exist`)
+    }
+    return yield* start({
+      host: options.host,
+      port: options.port,
+      scrapeInterval: 60,
+      jobs: [],
+      dir: options.dir,
+      namespace: options.namespace,
+      snapshotOf: options.snapshot
+    })
+  })
+
+/** One series of an instant query's answer. */
+export interface Sample {
+  readonly metric: Record<string, string>
+  readonly value: string
+}
+
+/** An instant query on the Prometheus at `url`: one sample per series (an empty list when nothing matches). */
+export const query = Effect.fn("Prometheus.query")(function*(url: string, promql: string) {
+  const body = yield* Http.ok(service, `${url}/api/v1/query?query=${encodeURIComponent(promql)}`)
+  const parsed = JSON.parse(body) as {
+    readonly data?: { readonly result?: ReadonlyArray<{ metric: Record<string, string>; value: [number, string] }> }
+  }
+  return (parsed.data?.result ?? []).map((r): Sample => ({ metric: r.metric, value: r.value[1] }))
+})

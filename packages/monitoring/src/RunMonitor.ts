@@ -1,0 +1,230 @@
+/**
+ * The run's monitoring stack, as core's `RunServices`: what starts, in which order, per the defaults cascade
+ * (reference §1.7, §7.20), and how the scenario's `pushMetric`, `addService`, `addPrometheusSource` and
+ * `registerBinary` reach it.
+ *
+ * **Details**
+ *
+ * Order at start: the web front (website and `/metrics`), Prometheus (scraping the website as `tezt_metrics`),
+ * the process exporters (each takes its agent's first free port; it runs once a binary is registered), netdata on
+ * every agent (job `netdata`), then Grafana provisioning. Everything lives in the run's scope, so the teardown
+ * runs in reverse: the agents' daemons stop, Prometheus exports its snapshot and stops, and the website goes
+ * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
+ * serving.
+ */
+import { type Agent, type CloudConfig, CloudError, RunEvents, RunServices } from "@tezt-cloud/core"
+import { Effect, Layer, type Scope } from "effect"
+import { ChildProcessSpawner } from "effect/process"
+import * as path from "node:path"
+import * as Endpoints from "./Endpoints.ts"
+import * as Grafana from "./Grafana.ts"
+import * as Metrics from "./Metrics.ts"
+import * as Netdata from "./Netdata.ts"
+import * as ProcessExporter from "./ProcessExporter.ts"
+import * as Prometheus from "./Prometheus.ts"
+
+type Config = CloudConfig.CloudConfig
+
+/** What the stack decides to run for a configuration. */
+export interface Plan {
+  readonly website: boolean
+  readonly prometheus: boolean
+  readonly grafana: boolean
+  /** netdata on each agent. */
+  readonly netdata: boolean
+  /** prometheus-process-exporter on each agent. */
+  readonly processExporter: boolean
+}
+
+/** The cascade is already applied by `CloudConfig.resolve`: the plan is the effective flags. */
+export const plan = (config: Config): Plan => ({
+  website: config.website,
+  prometheus: config.prometheus,
+  grafana: config.grafana,
+  netdata: config.monitoring,
+  processExporter: config.processMonitoring
+})
+
+/** A link of the website: where to go, or why it is off and how to turn it on. */
+export type Link =
+  | { readonly name: string; readonly url: string }
+  | { readonly name: string; readonly disabled: string }
+
+/** What a web front shows; every field is read when a page is rendered, so it is always current. */
+export interface View {
+  readonly config: Config
+  readonly agents: ReadonlyArray<Agent.Agent>
+  readonly metrics: Metrics.Metrics["Service"]
+  /** Prometheus, Grafana, netdata per agent, … then every `addService` entry. */
+  readonly links: Effect.Effect<ReadonlyArray<Link>>
+  /** The binaries registered per agent name, as `group/name`. */
+  readonly binaries: Effect.Effect<ReadonlyMap<string, ReadonlyArray<string>>>
+  /** Receives the run's events (the recent ones first) for as long as the current scope. */
+  readonly subscribe: RunEvents.RunEvents["Service"]["subscribe"]
+}
+
+/** Starts the web front for `view` in the current scope (the website, from `@tezt-cloud/website`). */
+export type Front = (view: View) => Effect.Effect<void, CloudError.CloudError, Scope.Scope>
+
+export interface Options {
+  readonly config: Config
+  /** The run's artifacts dir: Prometheus' config and logs go under it. */
+  readonly artifactsDir: string
+  readonly front?: Front | undefined
+}
+
+/** The job that scrapes the website's `/metrics` (the pushed metrics), labelled `app=tezt`. */
+export const teztMetricsJob = (config: Config): Prometheus.Job => ({
+  name: "tezt_metrics",
+  metricsPath: "/metrics",
+  targets: [{ address: `${Endpoints.host(config)}:${config.websitePort}`, labels: { app: "tezt" } }]
+})
+
+/** A scenario's source as a Prometheus job: each target is `<agent host>:<port>`, labelled `app=<appName>`. */
+export const sourceJob = (source: RunServices.PrometheusSource): Prometheus.Job => ({
+  name: source.name,
+  metricsPath: source.metricsPath ?? "/metrics",
+  targets: source.targets.map((t) => ({
+    address: `${Endpoints.agentHost(t.agent)}:${t.port}`,
+    labels: { app: t.appName }
+  }))
+})
+
+const checkSource = (source: RunServices.PrometheusSource) => {
+  const bad = source.name.trim() === ""
+    ? "the job name is empty"
+    : source.targets.find((t) => !Number.isInteger(t.port) || t.port < 1 || t.port > 65535) !== undefined
+    ? "a target's port is not from 1 to 65535"
+    : undefined
+  return bad === undefined
+    ? Effect.void
+    : Effect.fail(CloudError.service("addPrometheusSource", `${JSON.stringify(source.name)}: ${bad}`))
+}
+
+const start = (
+  options: Options,
+  agents: ReadonlyArray<Agent.Agent>,
+  events: RunEvents.RunEvents["Service"],
+  spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
+) =>
+  Effect.gen(function*() {
+    const { config } = options
+    const steps = plan(config)
+    const metrics = Metrics.make()
+    const services: Array<RunServices.ServiceLink> = []
+    const binaries = new Map<string, Array<string>>()
+    let prometheus: Prometheus.Prometheus["Service"] | undefined
+    let grafana: Link = off("Grafana", "--grafana")
+    let netdatas: ReadonlyArray<Netdata.Netdata> | undefined
+    const exporters = new Map<string, ProcessExporter.ProcessExporter>()
+    const links = Effect.sync((): ReadonlyArray<Link> => [
+      prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
+      grafana,
+      ...(netdatas === undefined
+        ? [off("Netdata", "--monitoring")]
+        : netdatas.map((n) => ({ name: `Netdata ${n.agent}`, url: n.url }))),
+      ...[...exporters.values()].map((e) => ({ name: `Process exporter ${e.agent}`, url: `${e.url}/metrics` })),
+      off("Jaeger", "--open-telemetry"),
+      ...services
+    ])
+    const view: View = {
+      config,
+      agents,
+      metrics,
+      links,
+      binaries: Effect.sync(() => binaries),
+      subscribe: events.subscribe
+    }
+    const front = steps.website ? options.front : undefined
+    if (front !== undefined) yield* front(view)
+    if (steps.prometheus) {
+      prometheus = yield* Prometheus.start({
+        host: Endpoints.listenHost(config),
+        port: config.prometheusPort,
+        scrapeInterval: config.prometheusScrapeInterval,
+        jobs: front === undefined ? [] : [teztMetricsJob(config)],
+        dir: path.join(options.artifactsDir, "prometheus"),
+        namespace: config.namespace,
+        exportTo: config.prometheusExport ? config.prometheusExportPath : undefined
+      }).pipe(Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner))
+      yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
+    }
+    const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
+    if (steps.processExporter) {
+      // Before netdata and the scenario: each exporter takes its agent's first free port (§7.5).
+      for (const agent of agents) exporters.set(agent.name, yield* ProcessExporter.make(agent))
+    }
+    if (steps.netdata) {
+      netdatas = yield* Effect.forEach(agents, Netdata.start, { concurrency: 8 })
+      if (netdatas.length > 0) yield* addJob(Netdata.job(netdatas))
+    }
+    if (steps.grafana) grafana = yield* startGrafana(options, prometheus?.url)
+
+    const registerBinary = (binary: RunServices.Binary) =>
+      Effect.forEach(binary.agents ?? agents, (agent) =>
+        Effect.gen(function*() {
+          const group = binary.group ?? "tezt-cloud"
+          const listed = binaries.get(agent.name) ?? []
+          if (!listed.includes(`${group}/${binary.name}`)) {
+            binaries.set(agent.name, [...listed, `${group}/${binary.name}`])
+          }
+          const exporter = exporters.get(agent.name)
+          if (exporter !== undefined && (yield* exporter.register({ group, name: binary.name }))) {
+            yield* addJob(exporter.job)
+          }
+        }), { discard: true })
+    return {
+      pushMetric: metrics.push,
+      addService: (link) => Effect.sync(() => void services.push(link)),
+      addPrometheusSource: (source) => checkSource(source).pipe(Effect.andThen(addJob(sourceJob(source)))),
+      registerBinary,
+      metrics: metrics.samples,
+      services: Effect.sync(() => [...services])
+    } satisfies RunServices.Hooks
+  })
+
+/** Grafana's provisioning files under the artifacts dir, and Grafana itself when it answers. */
+const startGrafana = (options: Options, prometheusUrl: string | undefined) =>
+  Grafana.setUp({
+    dir: path.join(options.artifactsDir, "grafana"),
+    url: Endpoints.grafana(options.config),
+    credentials: credentials(options.config),
+    datasources: prometheusUrl === undefined ? [] : [Grafana.runDatasource(prometheusUrl)]
+  }).pipe(
+    Effect.map((up): Link =>
+      up
+        ? { name: "Grafana", url: Endpoints.grafana(options.config) }
+        : {
+          name: "Grafana",
+          disabled: `Grafana: nothing answers at ${Endpoints.grafana(options.config)}; give --grafana-url.`
+        }
+    )
+  )
+
+/** Grafana's credentials: the token, else the basic-auth pair. */
+export const credentials = (config: Config): Grafana.Credentials => ({
+  token: config.grafanaToken,
+  basic: config.authUsername !== undefined && config.authPassword !== undefined
+    ? { user: config.authUsername, password: config.authPassword }
+    : undefined
+})
+
+/** The run's services per `options.config`, as core's `RunServices`. */
+export const layer = (options: Options) =>
+  Layer.effect(
+    RunServices.RunServices,
+    Effect.gen(function*() {
+      const events = yield* RunEvents.RunEvents
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      return RunServices.RunServices.of({
+        start: Effect.fn("RunMonitor.start")((agents: ReadonlyArray<Agent.Agent>) =>
+          start(options, agents, events, spawner)
+        )
+      })
+    })
+  )
+
+const off = (name: string, flag: string): Link => ({
+  name,
+  disabled: `${name} disabled. Use ${flag} to activate it.`
+})

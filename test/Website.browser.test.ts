@@ -1,0 +1,95 @@
+/**
+ * The website of a live run in real headless Chromium (Debian's, driven by playwright-core): the agents, the
+ * links (with the "disabled" hints), a chart of pushed metrics drawn from Prometheus, the events; a screenshot
+ * goes to `artifacts/website/` for people to look at.
+ */
+import { assert, describe } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { chromium } from "playwright-core"
+import { freePort, freeRange, liveWith, which } from "../packages/monitoring/test/utils.ts"
+import { fresh, noProcessLeft, root, start } from "./fixtures/Cli.ts"
+
+const screenshots = path.join(root, "artifacts", "website")
+
+const live = (name: string, body: () => Promise<void>) =>
+  liveWith("prometheus", "chromium")(name, () => Effect.promise(body), 120_000)
+
+describe("the website in a browser", () => {
+  live("shows the agents, the links, a rendered chart of pushed metrics and the events of a live run", async () => {
+    const { env, namespace } = fresh()
+    const websitePort = await freePort()
+    const cli = start([
+      "MONITORING",
+      "live",
+      "--localhost",
+      "--website",
+      "--prometheus",
+      "--no-process-monitoring",
+      "--no-prometheus-export",
+      "--tezt-cloud",
+      namespace,
+      "--website-port",
+      String(websitePort),
+      "--prometheus-port",
+      String(await freePort()),
+      "--vm-base-port",
+      String(await freeRange(100)),
+      "--prometheus-scrape-interval",
+      "1"
+    ], { ...env, TEZT_CLOUD_SCENARIOS: path.join(root, "test/fixtures/MonitoringScenarios.ts") })
+    const browser = await chromium.launch({
+      executablePath: which("chromium")!,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync"
+      ]
+    })
+    try {
+      await cli.waitFor("ready for the browser")
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } })
+      await page.goto(`http://127.0.0.1:${websitePort}/`)
+      const agents = await page.locator("article.agent h3").allTextContents()
+      assert.deepStrictEqual(agents, ["node-a", "node-b"])
+      assert.strictEqual(await page.locator("[data-link=Prometheus] a").count(), 1)
+      assert.include(await page.locator("[data-link=Grafana]").textContent(), "Grafana disabled. Use --grafana")
+      assert.strictEqual(
+        await page.locator("[data-link='block explorer'] a").getAttribute("href"),
+        "http://127.0.0.1:1/explorer"
+      )
+      assert.strictEqual(await page.locator("pre.command").count(), 2)
+      // Bounded waits on what the page says, not on time: the chart has points of both agents, drawn on a canvas.
+      const chart = page.locator("#metric-tezt_browser_test")
+      await page.waitForFunction(
+        "Number(document.querySelector('#metric-tezt_browser_test')?.dataset.points) >= 4",
+        undefined,
+        { timeout: 60_000, polling: 250 }
+      )
+      assert.strictEqual(await chart.getAttribute("data-series"), "2")
+      assert.strictEqual(await chart.locator("canvas").count(), 1)
+      const legend = (await chart.locator(".u-legend").textContent()) ?? ""
+      for (const agent of ["node-a", "node-b"]) assert.include(legend, `agent=${agent}`)
+      await page.waitForFunction(
+        "document.querySelector('#event-list')?.textContent.includes('ready for the browser')",
+        undefined,
+        { timeout: 30_000, polling: 250 }
+      )
+      fs.mkdirSync(screenshots, { recursive: true })
+      const file = path.join(screenshots, "live-run.png")
+      await page.screenshot({ path: file, fullPage: true })
+      assert.isAbove(fs.statSync(file).size, 10_000)
+    } finally {
+      await browser.close()
+      cli.proc.kill("SIGINT")
+    }
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.deepStrictEqual(await noProcessLeft(namespace), [])
+  })
+})
