@@ -25,6 +25,17 @@ export const cleanUp = (stateDir: string) =>
       )
       for (const dir of removed.sandboxes) yield* Effect.logInfo(`removed ${dir}`)
       for (const dir of removed.hosts) yield* Effect.logInfo(`removed ${dir} and its processes`)
+      const { containers, networks, images } = removed.docker
+      if (containers.length + networks.length + images.length > 0) {
+        yield* Effect.logInfo(
+          `removed ${containers.length} container${containers.length === 1 ? "" : "s"}, ${networks.length} ` +
+            `network${networks.length === 1 ? "" : "s"} and ${images.length} image tag${
+              images.length === 1 ? "" : "s"
+            } ` +
+            `of ${cloud.namespace} from Docker`
+        )
+      }
+      for (const name of [...containers, ...networks, ...images]) yield* Effect.logInfo(`removed ${name}`)
     })
   })
 
