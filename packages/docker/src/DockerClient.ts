@@ -37,6 +37,8 @@ export interface RunSpec {
   readonly image: string
   /** Arguments to the image's entrypoint. */
   readonly cmd: ReadonlyArray<string>
+  /** Replaces the image's entrypoint. */
+  readonly entrypoint?: ReadonlyArray<string> | undefined
   readonly labels: Record<string, string>
   /** `"host"`, or the name of a network of ours. */
   readonly network: string
@@ -45,6 +47,10 @@ export interface RunSpec {
   readonly capAdd?: ReadonlyArray<string> | undefined
   /** `KEY=value` entries of the container's environment. */
   readonly env?: ReadonlyArray<string> | undefined
+  /** `host-path:container-path[:ro]` bind mounts. */
+  readonly binds?: ReadonlyArray<string> | undefined
+  /** Restart policy `unless-stopped` (long-lived services such as the registry). */
+  readonly restart?: boolean | undefined
 }
 
 export interface Listed {
@@ -173,7 +179,9 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
     }),
     push: Effect.fn("DockerClient.push")(function*(reference) {
       const operation = `push ${reference}`
-      const stream = yield* call(operation, () => docker.getImage(reference).push({}))
+      // The engine wants an X-Registry-Auth header even for registries without auth.
+      const serveraddress = reference.includes("/") ? reference.slice(0, reference.indexOf("/")) : "docker.io"
+      const stream = yield* call(operation, () => docker.getImage(reference).push({ authconfig: { serveraddress } }))
       yield* followProgress(docker, operation, stream as unknown as NodeJS.ReadableStream)
     }),
     removeImage: Effect.fn("DockerClient.removeImage")(function*(reference) {
@@ -194,12 +202,15 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
           name: spec.name,
           Image: spec.image,
           Cmd: [...spec.cmd],
+          ...(spec.entrypoint === undefined ? {} : { Entrypoint: [...spec.entrypoint] }),
           Labels: spec.labels,
           Env: [...(spec.env ?? [])],
           ExposedPorts: exposed,
           HostConfig: {
             NetworkMode: spec.network,
             PortBindings: bindings,
+            ...(spec.binds === undefined ? {} : { Binds: [...spec.binds] }),
+            ...(spec.restart ? { RestartPolicy: { Name: "unless-stopped" } } : {}),
             ...(spec.capAdd === undefined ? {} : { CapAdd: [...spec.capAdd] })
           }
         }))

@@ -8,6 +8,7 @@ import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitori
 import { Context, Effect } from "effect"
 import * as path from "node:path"
 import * as Backends from "../Backends.ts"
+import * as Docker from "./docker.ts"
 
 /** `CLOUD clean up`: kills the processes and removes the sandboxes a killed run of the namespace left. */
 export const cleanUp = (stateDir: string) =>
@@ -103,7 +104,11 @@ export const prometheusImport = (stateDir: string) =>
   })
 
 export const group = (stateDir: string) =>
-  Scenario.group("CLOUD", "Maintenance jobs: clean up, prometheus import, …", [
+  Scenario.group("CLOUD", "Maintenance jobs: clean up, prometheus import, docker base|build|push|registry, …", [
     cleanUp(stateDir),
-    prometheusImport(stateDir)
+    prometheusImport(stateDir),
+    Docker.base,
+    Docker.buildImage,
+    Docker.push,
+    Docker.registryDeploy(stateDir)
   ])
