@@ -70,13 +70,19 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
   })
 
-  live("kill -9 of the CLI mid-run, then CLOUD clean up, leaves no container of the namespace", async () => {
+  live("kill -9 of the CLI mid-run: agents exec still reaches the containers; CLOUD clean up leaves none", async () => {
     const { env, namespace } = fresh(DockerEngine.host)
     const cli = start(["TEST", "block", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
     await cli.waitFor("ready for signal")
     cli.proc.kill("SIGKILL")
     await cli.exit
     assert.lengthOf((await leftovers(namespace)).containers, 2, "the containers outlive the CLI")
+    // The live containers are reached again from their descriptors.
+    const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "sh", "-c", "ls /run/*.sshd.pid"], env)
+    assert.strictEqual(await exec.exit, 0, exec.stderr())
+    for (const agent of ["agent-000", "agent-001"]) {
+      assert.include(exec.stdout(), `[${agent}] /run/teztcloud-${namespace}-${agent}.sshd.pid`)
+    }
     const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
     assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
     assert.include(cleanUp.stdout(), "removed 2 containers")

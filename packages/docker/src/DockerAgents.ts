@@ -21,7 +21,7 @@ import { Agent, AgentConfig, CloudConfig, CloudError, Deployment, Ledger, RunEve
 import { SshClient, SshKeys, SshRunner } from "@tezt-cloud/ssh"
 import { Effect, Layer, Schedule } from "effect"
 import * as path from "node:path"
-import { DockerClient, namespaceLabel } from "./DockerClient.ts"
+import { DockerClient, namespaceLabel, type RunSpec } from "./DockerClient.ts"
 import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
 
@@ -49,6 +49,28 @@ export const containerName = (namespace: string, agent: string) => `teztcloud-${
 
 /** The dedicated network of a run (without `--docker-host-network`). */
 export const networkName = (namespace: string) => `${namespace}-net`
+
+class PortTaken {
+  readonly message = "port taken"
+}
+
+/**
+ * Follows the container's output until sshd listens on IPv4 (true) or says its IPv4 port is taken (false).
+ */
+const sshdUp = (container: string, port: number, seconds: number) =>
+  Effect.gen(function*() {
+    const docker = yield* DockerClient
+    const line = yield* docker.waitForLog(
+      container,
+      new RegExp(`Server listening on 0\\.0\\.0\\.0 port ${port}|Bind to port ${port} on 0\\.0\\.0\\.0 failed`)
+    )
+    return !line.startsWith("Bind")
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: `${seconds} seconds`,
+      orElse: () => Effect.fail({ message: "sshd did not start in time" })
+    })
+  )
 
 /** The pid file the container's sshd writes: it tells, over ssh, which container answered. */
 const pidFile = (container: string) => `/run/${container}.sshd.pid`
@@ -134,21 +156,22 @@ export const layer = (options: Options) =>
               const container = containerName(ns, name)
               const start = config.vmBasePort + index * config.portsPerVm
               const ports = { start, end: start + config.portsPerVm - 1 }
+              const spec: RunSpec = {
+                name: container,
+                image: images[index]!,
+                cmd: ["-D", "-p", String(start), "-e", "-o", `PidFile=${pidFile(container)}`],
+                labels: { ...labels, "tezt-cloud.agent": name },
+                network,
+                publish: config.macosx ? ports : undefined,
+                capAdd: ["NET_ADMIN"]
+              }
               yield* withServices(Ledger.scoped(
                 {
                   id: `docker-container:${container}`,
                   kind: "docker-container",
                   data: { name: container, agent: name, namespace: ns }
                 },
-                docker.run({
-                  name: container,
-                  image: images[index]!,
-                  cmd: ["-D", "-p", String(start), "-e", "-o", `PidFile=${pidFile(container)}`],
-                  labels: { ...labels, "tezt-cloud.agent": name },
-                  network,
-                  publish: config.macosx ? ports : undefined,
-                  capAdd: ["NET_ADMIN"]
-                }).pipe(Effect.mapError(toCloud(name))),
+                docker.run(spec).pipe(Effect.mapError(toCloud(name))),
                 () =>
                   Teardown.step(
                     `agent ${name}`,
@@ -158,21 +181,35 @@ export const layer = (options: Options) =>
                     })))
                   )
               ))
-              const waitReady = docker.waitForLog(container, /Server listening on/).pipe(
-                Effect.timeoutOrElse({
-                  duration: `${options.readySeconds ?? 60} seconds`,
-                  orElse: () => Effect.fail({ message: "sshd did not start in time" })
-                })
-              )
-              yield* waitReady.pipe(
-                Effect.catch((e: { readonly message: string }) =>
+              yield* sshdUp(container, start, options.readySeconds ?? 60).pipe(
+                // On the host network the port may be held for a moment by some socket of this machine (ports
+                // 30000+ are in Linux's ephemeral range): the container is started again, a few times.
+                Effect.flatMap((up) => up ? Effect.void : Effect.fail(new PortTaken())),
+                Effect.tapError((e) =>
+                  e instanceof PortTaken ? docker.remove(container).pipe(Effect.andThen(docker.run(spec))) : Effect.void
+                ),
+                Effect.retry({
+                  times: 6,
+                  while: (e) => e instanceof PortTaken,
+                  schedule: Schedule.exponential("100 millis")
+                }),
+                Effect.catch((e) =>
                   docker.logs(container).pipe(
                     Effect.orElseSucceed(() => ""),
                     Effect.flatMap((output) =>
-                      CloudError.deploy(name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`)
+                      CloudError.deploy(
+                        name,
+                        `${
+                          e instanceof PortTaken
+                            ? `port ${start} stays taken on this machine: choose another --vm-base-port (one below Linux's ` +
+                              `ephemeral range, /proc/sys/net/ipv4/ip_local_port_range, is never a connection's)`
+                            : e.message
+                        }${output.trim() === "" ? "" : `\n${output.trim()}`}`
+                      )
                     )
                   )
-                )
+                ),
+                Effect.provideService(DockerClient, docker)
               )
               const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
                 Effect.mapError(toCloud(name))

@@ -89,8 +89,8 @@ export class DockerClient extends Context.Service<DockerClient, {
   exec(container: string, argv: ReadonlyArray<string>): Effect.Effect<ExecOutput, DockerError.DockerError>
   /** The container's output so far (stdout and stderr interleaved). */
   logs(container: string): Effect.Effect<string, DockerError.DockerError>
-  /** Follows the container's output until a line matches; fails if the container stops first. */
-  waitForLog(container: string, pattern: RegExp): Effect.Effect<void, DockerError.DockerError>
+  /** Follows the container's output until it matches; returns the match; fails if the container stops first. */
+  waitForLog(container: string, pattern: RegExp): Effect.Effect<string, DockerError.DockerError>
   /** The container's address on `network` (its first one when undefined). */
   address(container: string, network?: string): Effect.Effect<string, DockerError.DockerError>
   stop(container: string, graceSeconds: number): Effect.Effect<void, DockerError.DockerError>
@@ -254,13 +254,14 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
         operation,
         () => docker.getContainer(container).logs({ stdout: true, stderr: true, follow: true })
       )
-      yield* Effect.callback<void, DockerError.DockerError>((resume) => {
+      return yield* Effect.callback<string, DockerError.DockerError>((resume) => {
         let seen = ""
         const sink = new PassThrough().on("data", (d: Buffer) => {
           seen += d.toString("utf8")
-          if (pattern.test(seen)) {
+          const match = pattern.exec(seen)
+          if (match !== null) {
             const done = stream as unknown as { destroy: () => void }
-            resume(Effect.void)
+            resume(Effect.succeed(match[0]))
             done.destroy()
           }
         })

@@ -29,7 +29,7 @@ const backend = (namespace: string, input: CloudConfig.Input = {}) =>
       localhost: true,
       agent_runtime: "docker",
       dockerfile_alias: "debian",
-      vm_base_port: 41000,
+      vm_base_port: 21000,
       ports_per_vm: 10,
       ...input
     })
@@ -87,7 +87,7 @@ describe.runIf(enabled)("docker", () => {
   })
 
   // Tests run concurrently and sshd binds its port on the host network: each deployment gets its own range.
-  let nextBase = 42000
+  let nextBase = 22000
   runnerContract(
     "docker",
     Layer.unwrap(Effect.sync(() => backend(`${base}-rc`, { vm_base_port: nextBase += 100 }))),
@@ -105,7 +105,7 @@ describe.runIf(enabled)("docker", () => {
             agents.map((a) => a.point),
             [0, 1, 2].map((i) => ({
               host: "127.0.0.1",
-              port: 41000 + i * 10
+              port: 21000 + i * 10
             }))
           )
           // On the host network every container has the host's name: each tells its own sshd's pid file.
@@ -194,7 +194,7 @@ describe.runIf(enabled)("docker", () => {
         const ab = `${base}-ab`
         yield* deploy(ab, ["x"])
         const scope = yield* Scope.make()
-        yield* deploy(a, ["bx"], { vm_base_port: 41500 }).pipe(Scope.provide(scope))
+        yield* deploy(a, ["bx"], { vm_base_port: 21500 }).pipe(Scope.provide(scope))
         // teztcloud-<a>-bx and teztcloud-<ab>-x: a name prefix would confuse them; labels do not.
         yield* DockerAgents.cleanUp(a).pipe(Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, a))))
         yield* nothingLeft(a)
