@@ -139,7 +139,7 @@ const main = async () => {
         const cliRuns = []
         for (let i = 0; i < repeat; i++) cliRuns.push(await timedWithRss(cli, env))
         results["tezt-cloud agents exec (cold)"] = median(cliRuns.map((r) => r.ms))
-        const rssPerHost = median(cliRuns.map((r) => r.peakKb)) / n
+        const peakKb = median(cliRuns.map((r) => r.peakKb))
 
         // The transport warm, in this process.
         results["tezt-cloud transport (warm)"] = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
@@ -234,9 +234,9 @@ const main = async () => {
         rows.push({
           hosts: n,
           command,
-          tool: "tezt-cloud orchestrator peak RSS per host",
+          tool: "tezt-cloud agents exec: peak RSS (total / per host)",
           "wall ms": "",
-          "× tezt-cloud cold": `${(rssPerHost / 1024).toFixed(1)} MiB`
+          "× tezt-cloud cold": `${(peakKb / 1024).toFixed(0)} / ${(peakKb / 1024 / n).toFixed(1)} MiB`
         })
         process.stderr.write(`done: ${n} hosts, ${command}\n`)
       }

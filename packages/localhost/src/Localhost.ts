@@ -24,6 +24,7 @@ import {
   Ledger,
   RunEvents,
   type Runner,
+  Sandbox,
   Teardown
 } from "@tezt-cloud/core"
 import { Duration, Effect, Layer, Schedule, Stream } from "effect"
@@ -52,9 +53,6 @@ export const sandboxesDir = (stateDir: string, namespace: string) =>
 
 const maxParallelDeploys = 32
 
-/** Agent names that are one safe path segment (they name the sandbox directory). */
-const safeName = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/
-
 /** Deployment of process-sandbox agents. */
 export const layer = (options: Options) =>
   Layer.effect(
@@ -71,7 +69,7 @@ export const layer = (options: Options) =>
       const deployOne = (agentConfig: AgentConfig, index: number, total: number) =>
         Effect.gen(function*() {
           const name = agentConfig.name
-          if (!safeName.test(name)) {
+          if (!Sandbox.safeName.test(name)) {
             // The name becomes a directory under the state dir, which deploy and teardown `rm -rf`.
             return yield* CloudError.deploy(
               name,
@@ -79,7 +77,8 @@ export const layer = (options: Options) =>
             )
           }
           const home = path.join(sandboxesDir(options.stateDir, config.namespace), name)
-          const marker = `${config.namespace}/${name}`
+          const sandbox = Sandbox.make(config, agentConfig, index, home)
+          const marker = sandbox.marker
           yield* Ledger.scoped(
             { id: `sandbox:${name}`, kind: "sandbox", data: { agent: name, path: home, marker } },
             Effect.try({
@@ -109,20 +108,8 @@ export const layer = (options: Options) =>
                 )
               )
           ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-          const start = config.vmBasePort + index * config.portsPerVm
-          const runner = makeRunner({
-            spawner,
-            ledger,
-            events,
-            name,
-            home,
-            marker,
-            namespace: config.namespace,
-            binariesPath: agentConfig.binariesPath,
-            checkFileConsistency: config.checkFileConsistency,
-            portStart: start,
-            graceMillis
-          })
+          const start = sandbox.portStart
+          const runner = makeRunner({ spawner, ledger, events, ...sandbox, graceMillis })
           const artifactsDir = path.join(options.artifactsDir, name)
           const agent = Agent.make({
             index,
@@ -132,16 +119,7 @@ export const layer = (options: Options) =>
             artifactsDir,
             connect:
               `cd ${home} && env TEZT_CLOUD_NS=${config.namespace} TEZT_CLOUD_AGENT=${marker} HOME=${home} $SHELL`,
-            descriptor: {
-              backend: "localhost",
-              agent: name,
-              home,
-              marker,
-              namespace: config.namespace,
-              binariesPath: agentConfig.binariesPath,
-              portStart: start,
-              checkFileConsistency: config.checkFileConsistency ? 1 : 0
-            },
+            descriptor: Sandbox.descriptor("localhost", sandbox),
             runner
           })
           ready += 1
@@ -163,34 +141,19 @@ export const layer = (options: Options) =>
     })
   )
 
-interface RunnerInit {
+interface RunnerInit extends Sandbox.Sandbox {
   readonly spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
   readonly ledger: Ledger.Ledger["Service"]
   readonly events: RunEvents.RunEvents["Service"]
-  readonly name: string
-  readonly home: string
-  readonly marker: string
-  readonly namespace: string
-  readonly binariesPath: string
-  readonly checkFileConsistency: boolean
-  readonly portStart: number
   /** How long a killed process tree gets between SIGTERM and SIGKILL. */
   readonly graceMillis: number
 }
 
-/** An absolute agent path lives under the sandbox's `fs/`; a relative one under its home. */
-const localPath = (home: string, agentPath: string) =>
-  path.isAbsolute(agentPath) ? path.join(home, "fs", agentPath) : path.join(home, agentPath)
-
 const makeRunner = (init: RunnerInit): Runner.Runner => {
-  const binaries = localPath(init.home, init.binariesPath)
+  const binaries = Sandbox.pathIn(init.home, init.binariesPath)
   const environment = (execId: string, extra: Record<string, string> | undefined) => ({
-    HOME: init.home,
+    ...Sandbox.environment(init, execId),
     PATH: `${binaries}:${process.env.PATH ?? "/usr/bin:/bin"}`,
-    TEZT_CLOUD_NS: init.namespace,
-    TEZT_CLOUD_AGENT: init.marker,
-    TEZT_CLOUD_EXEC: execId,
-    TEZT_CLOUD_PORT_START: String(init.portStart),
     ...extra
   })
   const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
@@ -209,7 +172,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     Effect.gen(function*() {
       const execId = crypto.randomUUID()
       const handle = yield* init.spawner.spawn(ChildProcess.make(command, args, {
-        cwd: options.cwd === undefined ? init.home : localPath(init.home, options.cwd),
+        cwd: options.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd),
         env: environment(execId, options.env),
         extendEnv: true,
         stdin: "ignore",
@@ -276,7 +239,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     function*(name: string, command: string, args: ReadonlyArray<string>, options?: Runner.SpawnOptions) {
       const logFile = options?.logFile === undefined
         ? path.join(init.home, "logs", `${name}.log`)
-        : localPath(init.home, options.logFile)
+        : Sandbox.pathIn(init.home, options.logFile)
       yield* Effect.try({
         try: () => fs.mkdirSync(path.dirname(logFile), { recursive: true }),
         catch: (e) =>
@@ -315,7 +278,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     md5: (remote) =>
       Effect.try({
         try: () => {
-          const file = localPath(init.home, remote)
+          const file = Sandbox.pathIn(init.home, remote)
           return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
         },
         catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e))
@@ -323,7 +286,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     put: (local, remote, mode) =>
       Effect.try({
         try: () => {
-          const file = localPath(init.home, remote)
+          const file = Sandbox.pathIn(init.home, remote)
           fs.mkdirSync(path.dirname(file), { recursive: true })
           fs.copyFileSync(local, file)
           fs.chmodSync(file, mode)
@@ -334,7 +297,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
 
   const copy = Effect.fn("Localhost.copy")(function*(source: string, options?: Runner.CopyOptions) {
     const remote = yield* copier.copy(source, options)
-    return localPath(init.home, remote)
+    return Sandbox.pathIn(init.home, remote)
   })
 
   return { exec, spawn, copy }
@@ -367,13 +330,7 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptor: Ag
     spawner: yield* ChildProcessSpawner.ChildProcessSpawner,
     ledger: yield* Ledger.Ledger,
     events: yield* RunEvents.RunEvents,
-    name: String(descriptor.agent),
-    home: String(descriptor.home),
-    marker: String(descriptor.marker),
-    namespace: String(descriptor.namespace),
-    binariesPath: String(descriptor.binariesPath),
-    checkFileConsistency: descriptor.checkFileConsistency === 1,
-    portStart: Number(descriptor.portStart),
+    ...Sandbox.fromDescriptor(descriptor),
     graceMillis: 3000
   })
 })

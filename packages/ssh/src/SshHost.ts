@@ -10,7 +10,17 @@
  * process carrying the namespace's marker on the host and removes the directory: nothing is left behind. Both
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`.
  */
-import { Agent, AgentConfig, CloudConfig, CloudError, Deployment, Ledger, RunEvents, Teardown } from "@tezt-cloud/core"
+import {
+  Agent,
+  AgentConfig,
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Ledger,
+  RunEvents,
+  Sandbox,
+  Teardown
+} from "@tezt-cloud/core"
 import { Effect, Layer } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
@@ -30,8 +40,6 @@ export interface Options {
 
 /** The ledger kinds this backend records. */
 export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox"]
-
-const safeName = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/
 
 /** Connection options for the namespace: its key, its known hosts (or none, if asked), its channel limit. */
 export const connectionOptions = (config: CloudConfig.CloudConfig, stateDir: string, privateKey: string) => ({
@@ -121,14 +129,15 @@ export const layer = (options: Options) =>
           return yield* Effect.forEach(configs, (agentConfig, index) =>
             Effect.gen(function*() {
               const name = agentConfig.name
-              if (!safeName.test(name)) {
+              if (!Sandbox.safeName.test(name)) {
                 return yield* CloudError.deploy(
                   name,
                   "an agent name must be one path segment of letters, digits, '.', '_' or '-'"
                 )
               }
               const home = path.posix.join(root, "agents", name)
-              const marker = `${config.namespace}/${name}`
+              const sandbox = Sandbox.make(config, agentConfig, index, home)
+              const marker = sandbox.marker
               yield* Ledger.scoped(
                 {
                   id: `ssh-sandbox:${host}:${name}`,
@@ -153,7 +162,7 @@ export const layer = (options: Options) =>
                     )
                   ).pipe(Effect.provideService(RunEvents.RunEvents, events))
               ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-              const start = config.vmBasePort + index * config.portsPerVm
+              const start = sandbox.portStart
               const agent = Agent.make({
                 index,
                 config: agentConfig,
@@ -162,33 +171,8 @@ export const layer = (options: Options) =>
                 artifactsDir: path.join(options.artifactsDir, name),
                 connect:
                   `ssh -i ${key.path} -p ${target.port} ${target.user}@${target.host} -t 'cd ${home}; exec $SHELL'`,
-                descriptor: {
-                  backend: "ssh-host",
-                  agent: name,
-                  user: target.user,
-                  host: target.host,
-                  port: target.port,
-                  key: key.path,
-                  home,
-                  marker,
-                  namespace: config.namespace,
-                  binariesPath: agentConfig.binariesPath,
-                  portStart: start,
-                  checkFileConsistency: config.checkFileConsistency ? 1 : 0
-                },
-                runner: SshRunner.make({
-                  connection,
-                  events,
-                  name,
-                  home,
-                  marker,
-                  namespace: config.namespace,
-                  binariesPath: agentConfig.binariesPath,
-                  checkFileConsistency: config.checkFileConsistency,
-                  portStart: start,
-                  graceSeconds,
-                  faketime: config.faketime
-                })
+                descriptor: Sandbox.descriptor("ssh-host", sandbox, { ...target, key: key.path }),
+                runner: SshRunner.make({ connection, events, ...sandbox, graceSeconds, faketime: config.faketime })
               })
               ready += 1
               yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
@@ -209,37 +193,32 @@ export const reattach = Effect.fn("SshHost.reattach")(function*(
   stateDir: string
 ) {
   const events = yield* RunEvents.RunEvents
-  const connections = new Map<string, SshClient.Connection>()
-  const runners: Array<readonly [string, ReturnType<typeof SshRunner.make>]> = []
-  for (const d of descriptors) {
-    const target = { user: String(d.user), host: String(d.host), port: Number(d.port) }
-    const id = SshClient.label(target)
-    let connection = connections.get(id)
-    if (connection === undefined) {
-      const key = yield* SshKeys.ensure(config.namespace, String(d.key))
-      connection = yield* SshClient.connect(target, connectionOptions(config, stateDir, key.privateKey)).pipe(
-        Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
-      )
-      connections.set(id, connection)
-    }
-    runners.push([
+  const targetOf = (d: Agent.Descriptor) => ({ user: String(d.user), host: String(d.host), port: Number(d.port) })
+  const hosts = new Map(descriptors.map((d) => [SshClient.label(targetOf(d)), d] as const))
+  // Every host at once: a fan-out over 64 hosts must not pay 64 handshakes in a row.
+  const connections = new Map(
+    yield* Effect.forEach(hosts, ([id, d]) =>
+      Effect.gen(function*() {
+        const key = yield* SshKeys.ensure(config.namespace, String(d.key))
+        const connection = yield* SshClient.connect(targetOf(d), connectionOptions(config, stateDir, key.privateKey))
+          .pipe(
+            Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
+          )
+        return [id, connection] as const
+      }), { concurrency: 64 })
+  )
+  return descriptors.map((d) =>
+    [
       String(d.agent),
       SshRunner.make({
-        connection,
+        connection: connections.get(SshClient.label(targetOf(d)))!,
         events,
-        name: String(d.agent),
-        home: String(d.home),
-        marker: String(d.marker),
-        namespace: String(d.namespace),
-        binariesPath: String(d.binariesPath),
-        checkFileConsistency: d.checkFileConsistency === 1,
-        portStart: Number(d.portStart),
+        ...Sandbox.fromDescriptor(d),
         graceSeconds: 3,
         faketime: config.faketime
       })
-    ])
-  }
-  return runners
+    ] as const
+  )
 })
 
 /**

@@ -16,33 +16,21 @@
  * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
  * - `FAKETIME` (`--faketime`) is set for every command, for images with libfaketime.
  */
-import { CloudError, CopyPolicy, type Daemon, type RunEvents, type Runner } from "@tezt-cloud/core"
+import { CloudError, CopyPolicy, type Daemon, type RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
 import { StringDecoder } from "node:string_decoder"
 import { commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
 
-export interface Init {
+export interface Init extends Sandbox.Sandbox {
   readonly connection: Connection
   readonly events: RunEvents.RunEvents["Service"]
-  readonly name: string
-  /** Absolute path of the agent's home on the host. */
-  readonly home: string
-  readonly marker: string
-  readonly namespace: string
-  readonly binariesPath: string
-  readonly checkFileConsistency: boolean
-  readonly portStart: number
   readonly graceSeconds: number
   readonly faketime: string | undefined
   /** How much of each stream `exec` keeps in its result (the tail); everything still reaches `onLine`. */
   readonly maxOutputBytes?: number | undefined
 }
-
-/** An absolute agent path lives under the sandbox's `fs/`; a relative one under its home. */
-export const agentPath = (home: string, p: string) =>
-  path.posix.isAbsolute(p) ? path.posix.join(home, "fs", p) : path.posix.join(home, p)
 
 /**
  * A shell function (`tezt_kill KEY=VALUE GRACE`) that kills every process whose environment has `KEY=VALUE`,
@@ -63,7 +51,7 @@ export const killScript = (marker: string, graceSeconds: number) =>
 const validEnvKey = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 export const make = (init: Init): Runner.Runner => {
-  const binaries = agentPath(init.home, init.binariesPath)
+  const binaries = Sandbox.pathIn(init.home, init.binariesPath)
   const maxOutput = init.maxOutputBytes ?? 16 * 1024 * 1024
   const describe = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
@@ -73,11 +61,7 @@ export const make = (init: Init): Runner.Runner => {
   const prefix = (execId: string, cwd: string | undefined, env: Record<string, string> | undefined) =>
     Effect.gen(function*() {
       const vars: Record<string, string> = {
-        HOME: init.home,
-        TEZT_CLOUD_NS: init.namespace,
-        TEZT_CLOUD_AGENT: init.marker,
-        TEZT_CLOUD_EXEC: execId,
-        TEZT_CLOUD_PORT_START: String(init.portStart),
+        ...Sandbox.environment(init, execId),
         ...(init.faketime === undefined ? {} : { FAKETIME: init.faketime }),
         ...env
       }
@@ -86,7 +70,7 @@ export const make = (init: Init): Runner.Runner => {
           return yield* CloudError.command(init.name, key, "not a valid environment variable name")
         }
       }
-      const dir = cwd === undefined ? init.home : agentPath(init.home, cwd)
+      const dir = cwd === undefined ? init.home : Sandbox.pathIn(init.home, cwd)
       const assignments = Object.entries(vars).map(([k, v]) => quote(`${k}=${v}`)).join(" ")
       return `cd ${quote(dir)} && PATH=${quote(binaries)}:"$PATH" exec env ${assignments}`
     })
@@ -200,7 +184,7 @@ export const make = (init: Init): Runner.Runner => {
       const execId = crypto.randomUUID()
       const logFile = options?.logFile === undefined
         ? path.posix.join(init.home, "logs", `${name}.log`)
-        : agentPath(init.home, options.logFile)
+        : Sandbox.pathIn(init.home, options.logFile)
       const env = { ...options?.env, TEZT_CLOUD_LOG: logFile }
       const line = `mkdir -p ${quote(path.posix.dirname(logFile))} && (${yield* prefix(execId, options?.cwd, env)} ` +
         `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${commandLine([command, ...args])} ` +
@@ -236,7 +220,7 @@ export const make = (init: Init): Runner.Runner => {
   const copier = CopyPolicy.make({
     agent: init.name,
     md5: (remote) =>
-      init.connection.run(`f=${quote(agentPath(init.home, remote))}; [ -f "$f" ] || exit 3; md5sum < "$f"`).pipe(
+      init.connection.run(`f=${quote(Sandbox.pathIn(init.home, remote))}; [ -f "$f" ] || exit 3; md5sum < "$f"`).pipe(
         Effect.mapError((e) => CloudError.copy(init.name, remote, e.message)),
         Effect.flatMap((r) =>
           r.code === 3
@@ -248,7 +232,7 @@ export const make = (init: Init): Runner.Runner => {
       ),
     put: (local, remote, mode) =>
       Effect.gen(function*() {
-        const file = agentPath(init.home, remote)
+        const file = Sandbox.pathIn(init.home, remote)
         const mkdir = yield* init.connection.run(`mkdir -p ${quote(path.posix.dirname(file))}`).pipe(
           Effect.mapError((e) => CloudError.copy(init.name, local, e.message))
         )
@@ -267,7 +251,7 @@ export const make = (init: Init): Runner.Runner => {
 
   const copy = Effect.fn("SshRunner.copy")(function*(source: string, options?: Runner.CopyOptions) {
     const remote = yield* copier.copy(source, options)
-    return agentPath(init.home, remote)
+    return Sandbox.pathIn(init.home, remote)
   })
 
   return { exec, spawn, copy }

@@ -1,0 +1,89 @@
+/**
+ * What every sandbox-style agent is, whatever reaches it (local processes, ssh, a container): a home directory,
+ * the marker its processes carry, the run's namespace, where its binaries go, its copy policy and its port range.
+ * Backends build runners from it and write it into the agent's `descriptor`, so `tezt-cloud agents …` can rebuild
+ * a runner from another process.
+ *
+ * **Details**
+ *
+ * Every process started for an agent carries `TEZT_CLOUD_NS=<ns>`, `TEZT_CLOUD_AGENT=<ns>/<agent>` and
+ * `TEZT_CLOUD_EXEC=<id>` in its environment: they survive `setsid`, double forks and the orchestrator's death, so
+ * a tree is always found (in `/proc`) and killed. Absolute paths an agent is given live under its home's `fs/`:
+ * two agents sharing a machine never overwrite each other's `/tmp/tezt-runners`.
+ */
+import * as path from "node:path"
+import type { Descriptor } from "./Agent.ts"
+import type { AgentConfig } from "./AgentConfig.ts"
+import type { CloudConfig } from "./CloudConfig.ts"
+
+export interface Sandbox {
+  /** The agent's name. */
+  readonly name: string
+  /** Absolute path of its home, on the machine that runs it. */
+  readonly home: string
+  /** `<ns>/<agent>`: the value of `TEZT_CLOUD_AGENT` in every process of the agent. */
+  readonly marker: string
+  readonly namespace: string
+  /** Where `copy` puts files by default (`--binaries-path`), as the agent sees it. */
+  readonly binariesPath: string
+  readonly checkFileConsistency: boolean
+  /** The first port of its range. */
+  readonly portStart: number
+}
+
+/** Agent names that can name a directory: one path segment. */
+export const safeName = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/
+
+/** The first port of agent `index`'s range. */
+export const portStart = (config: CloudConfig, index: number) => config.vmBasePort + index * config.portsPerVm
+
+export const make = (config: CloudConfig, agent: AgentConfig, index: number, home: string): Sandbox => ({
+  name: agent.name,
+  home,
+  marker: `${config.namespace}/${agent.name}`,
+  namespace: config.namespace,
+  binariesPath: agent.binariesPath,
+  checkFileConsistency: config.checkFileConsistency,
+  portStart: portStart(config, index)
+})
+
+/** Where an agent path is inside the sandbox: an absolute one under `fs/`, a relative one under its home. */
+export const pathIn = (home: string, agentPath: string) =>
+  path.posix.isAbsolute(agentPath) ? path.posix.join(home, "fs", agentPath) : path.posix.join(home, agentPath)
+
+/** The variables every process of the sandbox gets (see the module's details). */
+export const environment = (sandbox: Sandbox, execId: string): Record<string, string> => ({
+  HOME: sandbox.home,
+  TEZT_CLOUD_NS: sandbox.namespace,
+  TEZT_CLOUD_AGENT: sandbox.marker,
+  TEZT_CLOUD_EXEC: execId,
+  TEZT_CLOUD_PORT_START: String(sandbox.portStart)
+})
+
+/** The agent's descriptor: the backend's name, the sandbox, and what the backend needs to reach it again. */
+export const descriptor = (
+  backend: string,
+  sandbox: Sandbox,
+  reach: Record<string, string | number> = {}
+): Descriptor => ({
+  ...reach,
+  backend,
+  agent: sandbox.name,
+  home: sandbox.home,
+  marker: sandbox.marker,
+  namespace: sandbox.namespace,
+  binariesPath: sandbox.binariesPath,
+  checkFileConsistency: sandbox.checkFileConsistency ? 1 : 0,
+  portStart: sandbox.portStart
+})
+
+/** The sandbox a descriptor describes. */
+export const fromDescriptor = (d: Descriptor): Sandbox => ({
+  name: String(d.agent),
+  home: String(d.home),
+  marker: String(d.marker),
+  namespace: String(d.namespace),
+  binariesPath: String(d.binariesPath),
+  checkFileConsistency: d.checkFileConsistency === 1,
+  portStart: Number(d.portStart)
+})
