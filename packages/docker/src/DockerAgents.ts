@@ -17,7 +17,17 @@
  *   namespaces `a` and `ab` never touch each other's containers).
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import { Agent, AgentConfig, CloudConfig, CloudError, Deployment, Ledger, RunEvents, Teardown } from "@tezt-cloud/core"
+import {
+  Agent,
+  AgentConfig,
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Ledger,
+  RunEvents,
+  Sandbox,
+  Teardown
+} from "@tezt-cloud/core"
 import { SshClient, SshKeys, SshRunner } from "@tezt-cloud/ssh"
 import { Effect, Layer, Schedule } from "effect"
 import * as path from "node:path"
@@ -41,8 +51,6 @@ export interface Options {
 
 /** The ledger kinds this runtime records. */
 export const kinds: ReadonlyArray<string> = ["docker-container", "docker-network", "docker-image"]
-
-const safeName = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 
 /** The container of an agent. */
 export const containerName = (namespace: string, agent: string) => `teztcloud-${namespace}-${agent}`
@@ -112,7 +120,8 @@ export const layer = (options: Options) =>
         backend: `localhost/docker (${hostNetwork ? "host network" : networkName(ns)})`,
         deploy: Effect.fn("DockerAgents.deploy")(function*(configs: ReadonlyArray<AgentConfig.AgentConfig>) {
           for (const c of configs) {
-            if (!safeName.test(c.name)) {
+            // A container name must also start with a letter or digit.
+            if (!Sandbox.safeName.test(c.name) || !/^[A-Za-z0-9]/.test(c.name)) {
               return yield* CloudError.deploy(
                 c.name,
                 "an agent name must be letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -233,7 +242,7 @@ export const layer = (options: Options) =>
               if (check.code !== 0 || check.stdout !== "check") {
                 return yield* CloudError.deploy(name, `the container does not answer over ssh: ${check.stderr.trim()}`)
               }
-              const marker = `${ns}/${name}`
+              const sandbox = Sandbox.make(config, agentConfig, index, home)
               const agent = Agent.make({
                 index,
                 config: agentConfig,
@@ -242,33 +251,8 @@ export const layer = (options: Options) =>
                 artifactsDir: path.join(options.artifactsDir, name),
                 connect: `ssh -i ${key.path} -p ${start} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ` +
                   `root@${host} -t 'cd ${home}; exec $SHELL'`,
-                descriptor: {
-                  backend: "docker",
-                  agent: name,
-                  container,
-                  host,
-                  port: start,
-                  key: key.path,
-                  home,
-                  marker,
-                  namespace: ns,
-                  binariesPath: agentConfig.binariesPath,
-                  portStart: start,
-                  checkFileConsistency: config.checkFileConsistency ? 1 : 0
-                },
-                runner: SshRunner.make({
-                  connection,
-                  events,
-                  name,
-                  home,
-                  marker,
-                  namespace: ns,
-                  binariesPath: agentConfig.binariesPath,
-                  checkFileConsistency: config.checkFileConsistency,
-                  portStart: start,
-                  graceSeconds,
-                  faketime: config.faketime
-                })
+                descriptor: Sandbox.descriptor("docker", sandbox, { container, host, port: start, key: key.path }),
+                runner: SshRunner.make({ connection, events, ...sandbox, graceSeconds, faketime: config.faketime })
               })
               ready += 1
               yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
@@ -285,31 +269,20 @@ export const reattach = Effect.fn("DockerAgents.reattach")(function*(
   config: CloudConfig.CloudConfig
 ) {
   const events = yield* RunEvents.RunEvents
-  const runners: Array<readonly [string, ReturnType<typeof SshRunner.make>]> = []
-  for (const d of descriptors) {
-    const key = yield* SshKeys.ensure(config.namespace, String(d.key))
-    const connection = yield* SshClient.connect(
-      { user: "root", host: String(d.host), port: Number(d.port) },
-      connectionOptions(config, key.privateKey)
-    ).pipe(Effect.mapError(toCloud(String(d.agent))))
-    runners.push([
-      String(d.agent),
-      SshRunner.make({
-        connection,
-        events,
-        name: String(d.agent),
-        home: String(d.home),
-        marker: String(d.marker),
-        namespace: String(d.namespace),
-        binariesPath: String(d.binariesPath),
-        checkFileConsistency: d.checkFileConsistency === 1,
-        portStart: Number(d.portStart),
-        graceSeconds: 3,
-        faketime: config.faketime
-      })
-    ])
-  }
-  return runners
+  // Every container at once, like a deployment: one connection each.
+  return yield* Effect.forEach(descriptors, (d) =>
+    Effect.gen(function*() {
+      const key = yield* SshKeys.ensure(config.namespace, String(d.key))
+      const connection = yield* SshClient.connect(
+        { user: "root", host: String(d.host), port: Number(d.port) },
+        connectionOptions(config, key.privateKey)
+      ).pipe(Effect.mapError(toCloud(String(d.agent))))
+      const sandbox = Sandbox.fromDescriptor(d)
+      return [
+        sandbox.name,
+        SshRunner.make({ connection, events, ...sandbox, graceSeconds: 3, faketime: config.faketime })
+      ] as const
+    }), { concurrency: 64 })
 })
 
 export interface Leftovers {
