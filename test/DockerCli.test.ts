@@ -2,7 +2,7 @@
  * `tezt-cloud --localhost` with the Docker runtime, end to end with the real executable and a real engine
  * (test/fixtures/DockerEngine.ts): the README's command, runtime selection, kill -9 then `CLOUD clean up`.
  */
-import { assert, beforeAll, describe } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
 import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -20,11 +20,38 @@ const leftovers = (namespace: string) =>
 
 const nothing = { containers: [], networks: [], images: [] }
 
+// Other test files run agents at the default ports at the same time: each run here gets a range of its own, below
+// the ephemeral range.
+let nextPort = 23000
+const ports = () => ["--vm-base-port", String(nextPort += 500)]
+
+/** A fresh namespace on the test engine, whose leftovers (if a test fails) go after the file. */
+const used: Array<string> = []
+const freshDocker = () => {
+  const f = fresh(DockerEngine.host)
+  used.push(f.namespace)
+  return f
+}
+
 describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   beforeAll(() => DockerEngine.ready(), 600_000)
 
+  afterAll(async () => {
+    for (const namespace of used) {
+      await Effect.runPromise(
+        Effect.gen(function*() {
+          const docker = yield* DockerClient.DockerClient
+          const left = yield* DockerAgents.leftovers(namespace)
+          yield* Effect.forEach(left.containers, (c) => docker.remove(c))
+          yield* Effect.forEach(left.networks, (n) => docker.removeNetwork(n))
+          yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
+        }).pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket })), Effect.ignore)
+      )
+    }
+  })
+
   live("BASIC simple health --agent-runtime docker passes and leaves no container, network or image tag", async () => {
-    const { env, namespace } = fresh(DockerEngine.host)
+    const { env, namespace } = freshDocker()
     const cli = start([
       "BASIC",
       "simple",
@@ -33,7 +60,8 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
       "--agent-runtime",
       "docker",
       "--tezt-cloud",
-      namespace
+      namespace,
+      ...ports()
     ], env)
     assert.strictEqual(await cli.exit, 0, cli.stderr())
     assert.include(cli.stdout(), "backend Docker containers on")
@@ -42,9 +70,9 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   })
 
   live("--localhost picks Docker when an engine answers, and says so; a dedicated network goes too", async () => {
-    const { env, namespace } = fresh(DockerEngine.host)
+    const { env, namespace } = freshDocker()
     const cli = start(
-      ["BASIC", "simple", "health", "--localhost", "--no-docker-host-network", "--tezt-cloud", namespace],
+      ["BASIC", "simple", "health", "--localhost", "--no-docker-host-network", "--tezt-cloud", namespace, ...ports()],
       env
     )
     assert.strictEqual(await cli.exit, 0, cli.stderr())
@@ -53,7 +81,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   })
 
   live("--agent-runtime process keeps process sandboxes even with an engine", async () => {
-    const { env, namespace } = fresh(DockerEngine.host)
+    const { env, namespace } = freshDocker()
     const cli = start(
       ["BASIC", "simple", "health", "--localhost", "--agent-runtime", "process", "--tezt-cloud", namespace],
       env
@@ -70,19 +98,28 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
   })
 
-  live("kill -9 of the CLI mid-run: agents exec still reaches the containers; CLOUD clean up leaves none", async () => {
-    const { env, namespace } = fresh(DockerEngine.host)
-    const cli = start(["TEST", "block", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
+  live("agents exec reaches a live run's containers; after kill -9, CLOUD clean up leaves none of them", async () => {
+    const { env, namespace } = freshDocker()
+    const cli = start([
+      "TEST",
+      "block",
+      "--localhost",
+      "--agent-runtime",
+      "docker",
+      "--tezt-cloud",
+      namespace,
+      ...ports()
+    ], env)
     await cli.waitFor("ready for signal")
-    cli.proc.kill("SIGKILL")
-    await cli.exit
-    assert.lengthOf((await leftovers(namespace)).containers, 2, "the containers outlive the CLI")
-    // The live containers are reached again from their descriptors.
+    // The live run's containers are reached from their descriptors by another process.
     const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "sh", "-c", "ls /run/*.sshd.pid"], env)
     assert.strictEqual(await exec.exit, 0, exec.stderr())
     for (const agent of ["agent-000", "agent-001"]) {
       assert.include(exec.stdout(), `[${agent}] /run/teztcloud-${namespace}-${agent}.sshd.pid`)
     }
+    cli.proc.kill("SIGKILL")
+    await cli.exit
+    assert.lengthOf((await leftovers(namespace)).containers, 2, "the containers outlive the CLI")
     const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
     assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
     assert.include(cleanUp.stdout(), "removed 2 containers")
@@ -91,7 +128,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
 
   live("CLOUD docker build, registry deploy and push: the image reaches a local registry", async () => {
     if (!Integration.available("docker registry test", ["/usr/bin/docker-registry"])) return
-    const { env, namespace, stateDir } = fresh(DockerEngine.host)
+    const { env, namespace, stateDir } = freshDocker()
     const registry = `127.0.0.1:${45000 + Math.floor(Math.random() * 1000)}`
     const all = { ...env, TEZT_CLOUD_DOCKER_REGISTRY: registry }
     const tezt = async (...args: Array<string>) => {
@@ -119,8 +156,17 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   })
 
   live("SIGINT during container start-up leaves no container of the namespace", async () => {
-    const { env, namespace } = fresh(DockerEngine.host)
-    const cli = start(["TEST", "block", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
+    const { env, namespace } = freshDocker()
+    const cli = start([
+      "TEST",
+      "block",
+      "--localhost",
+      "--agent-runtime",
+      "docker",
+      "--tezt-cloud",
+      namespace,
+      ...ports()
+    ], env)
     await cli.waitFor("deploying 2 agents")
     // As soon as a container exists: mid start-up.
     for (let i = 0; i < 600 && (await leftovers(namespace)).containers.length === 0; i++) {
