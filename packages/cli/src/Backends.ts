@@ -58,7 +58,7 @@ const localhost = Effect.fnUntraced(function*(
   const where = DockerClient.engineLabel(engine)
   if (!(yield* DockerClient.probe(engine))) {
     if (config.agentRuntime === "auto") return processes(`no Docker engine answers at ${where}`)
-    return yield* CloudError.notAvailable(
+    return yield* CloudError.config(
       "--agent-runtime docker",
       `no Docker engine answers at ${where}: start dockerd (or point DOCKER_HOST at one; see README "Docker"), ` +
         `or use --agent-runtime process`

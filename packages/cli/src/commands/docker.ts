@@ -13,9 +13,9 @@ import * as path from "node:path"
 const engine = Effect.gen(function*() {
   const options = DockerClient.engineOptions()
   if (!(yield* DockerClient.probe(options))) {
-    return yield* CloudError.notAvailable(
-      "CLOUD docker",
-      `no Docker engine answers at ${DockerClient.engineLabel(options)}: start dockerd or set DOCKER_HOST`
+    return yield* CloudError.state(
+      DockerClient.engineLabel(options),
+      "no Docker engine answers there: start dockerd, or point DOCKER_HOST at one"
     )
   }
   return DockerClient.layer(options)
