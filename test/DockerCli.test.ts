@@ -13,10 +13,11 @@ import * as Integration from "./fixtures/Integration.ts"
 
 const enabled = Integration.available("docker CLI tests", DockerEngine.binaries)
 
-const leftovers = (namespace: string) =>
-  Effect.runPromise(
-    DockerAgents.leftovers(namespace).pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket })))
-  )
+/** Runs an effect against the test engine. */
+const onEngine = <A, E>(effect: Effect.Effect<A, E, DockerClient.DockerClient>) =>
+  Effect.runPromise(effect.pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket }))))
+
+const leftovers = (namespace: string) => onEngine(DockerAgents.leftovers(namespace))
 
 const nothing = { containers: [], networks: [], images: [] }
 
@@ -24,6 +25,13 @@ const nothing = { containers: [], networks: [], images: [] }
 // the ephemeral range.
 let nextPort = 23000
 const ports = () => ["--vm-base-port", String(nextPort += 500)]
+
+/** `tezt-cloud ARGS --localhost --agent-runtime docker` in a fresh namespace, on ports of its own. */
+const onDocker = (args: ReadonlyArray<string>) => {
+  const f = freshDocker()
+  const cli = start([...args, "--localhost", "--agent-runtime", "docker", "--tezt-cloud", f.namespace, ...ports()], f.env)
+  return { ...f, cli }
+}
 
 /** A fresh namespace on the test engine, whose leftovers (if a test fails) go after the file. */
 const used: Array<string> = []
@@ -38,31 +46,18 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
 
   afterAll(async () => {
     for (const namespace of used) {
-      await Effect.runPromise(
-        Effect.gen(function*() {
-          const docker = yield* DockerClient.DockerClient
-          const left = yield* DockerAgents.leftovers(namespace)
-          yield* Effect.forEach(left.containers, (c) => docker.remove(c))
-          yield* Effect.forEach(left.networks, (n) => docker.removeNetwork(n))
-          yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
-        }).pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket })), Effect.ignore)
-      )
+      await onEngine(Effect.ignore(Effect.gen(function*() {
+        const docker = yield* DockerClient.DockerClient
+        const left = yield* DockerAgents.leftovers(namespace)
+        yield* Effect.forEach(left.containers, (c) => docker.remove(c))
+        yield* Effect.forEach(left.networks, (n) => docker.removeNetwork(n))
+        yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
+      })))
     }
   })
 
   live("BASIC simple health --agent-runtime docker passes and leaves no container, network or image tag", async () => {
-    const { env, namespace } = freshDocker()
-    const cli = start([
-      "BASIC",
-      "simple",
-      "health",
-      "--localhost",
-      "--agent-runtime",
-      "docker",
-      "--tezt-cloud",
-      namespace,
-      ...ports()
-    ], env)
+    const { cli, namespace } = onDocker(["BASIC", "simple", "health"])
     assert.strictEqual(await cli.exit, 0, cli.stderr())
     assert.include(cli.stdout(), "backend Docker containers on")
     assert.include(cli.stdout(), "Hello world from agent 1")
@@ -99,17 +94,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   })
 
   live("agents exec reaches a live run's containers; after kill -9, CLOUD clean up leaves none of them", async () => {
-    const { env, namespace } = freshDocker()
-    const cli = start([
-      "TEST",
-      "block",
-      "--localhost",
-      "--agent-runtime",
-      "docker",
-      "--tezt-cloud",
-      namespace,
-      ...ports()
-    ], env)
+    const { cli, env, namespace } = onDocker(["TEST", "block"])
     await cli.waitFor("ready for signal")
     // The live run's containers are reached from their descriptors by another process.
     const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "sh", "-c", "ls /run/*.sshd.pid"], env)
@@ -144,29 +129,17 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
       assert.include(catalog.repositories, namespace)
       assert.isTrue(fs.existsSync(path.join(stateDir, namespace, "registry", "storage", "docker")))
     } finally {
-      await Effect.runPromise(
-        Effect.gen(function*() {
-          const docker = yield* DockerClient.DockerClient
-          yield* docker.remove(`teztcloud-${namespace}-registry`)
-          yield* docker.removeImage(`${registry}/${namespace}:latest`)
-          yield* docker.removeImage(`${namespace}:latest`)
-        }).pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket })), Effect.ignore)
-      )
+      await onEngine(Effect.ignore(Effect.gen(function*() {
+        const docker = yield* DockerClient.DockerClient
+        yield* docker.remove(`teztcloud-${namespace}-registry`)
+        yield* docker.removeImage(`${registry}/${namespace}:latest`)
+        yield* docker.removeImage(`${namespace}:latest`)
+      })))
     }
   })
 
   live("SIGINT during container start-up leaves no container of the namespace", async () => {
-    const { env, namespace } = freshDocker()
-    const cli = start([
-      "TEST",
-      "block",
-      "--localhost",
-      "--agent-runtime",
-      "docker",
-      "--tezt-cloud",
-      namespace,
-      ...ports()
-    ], env)
+    const { cli, namespace } = onDocker(["TEST", "block"])
     await cli.waitFor("deploying 2 agents")
     // As soon as a container exists: mid start-up.
     for (let i = 0; i < 600 && (await leftovers(namespace)).containers.length === 0; i++) {
