@@ -29,7 +29,10 @@ const ports = () => ["--vm-base-port", String(nextPort += 500)]
 /** `tezt-cloud ARGS --localhost --agent-runtime docker` in a fresh namespace, on ports of its own. */
 const onDocker = (args: ReadonlyArray<string>) => {
   const f = freshDocker()
-  const cli = start([...args, "--localhost", "--agent-runtime", "docker", "--tezt-cloud", f.namespace, ...ports()], f.env)
+  const cli = start(
+    [...args, "--localhost", "--agent-runtime", "docker", "--tezt-cloud", f.namespace, ...ports()],
+    f.env
+  )
   return { ...f, cli }
 }
 
