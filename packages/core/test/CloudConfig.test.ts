@@ -769,7 +769,6 @@ describe("CloudConfig: checkAvailable", () => {
     { name: "cloud mode, --no-grafana", input: { grafana: false }, feature: "GCP agents" },
     { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
     { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
-    { name: "--agent-runtime docker", input: { localhost: true, agent_runtime: "docker" }, feature: "--agent-runtime" },
     { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
       name: "--alert-handler (turns prometheus on)",

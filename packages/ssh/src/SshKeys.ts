@@ -29,7 +29,12 @@ export const ensure = Effect.fn("SshKeys.ensure")(function*(namespace: string, p
   return yield* Effect.try({
     try: (): Key => {
       if (privateKeyPath === undefined && !fs.existsSync(file)) {
-        const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `tezt-cloud ${namespace}` })
+        // ssh2 writes a malformed ed25519 key when the public half starts with a zero byte (about 1 in 256):
+        // generate again until the key parses.
+        let pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `tezt-cloud ${namespace}` })
+        for (let i = 0; i < 16 && ssh2.utils.parseKey(pair.private) instanceof Error; i++) {
+          pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `tezt-cloud ${namespace}` })
+        }
         fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
         fs.writeFileSync(file, pair.private, { mode: 0o600 })
         fs.writeFileSync(`${file}.pub`, pair.public + "\n", { mode: 0o644 })

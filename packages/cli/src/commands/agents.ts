@@ -6,6 +6,7 @@
  * is the worst agent's (255 when an agent could not be reached, as ssh does).
  */
 import { type Agent, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents, type Runner } from "@tezt-cloud/core"
+import { DockerAgents } from "@tezt-cloud/docker"
 import { Localhost } from "@tezt-cloud/localhost"
 import { SshHost } from "@tezt-cloud/ssh"
 import { Console, Effect, Option } from "effect"
@@ -80,6 +81,10 @@ const runnersFor = (descriptors: ReadonlyArray<Agent.Descriptor>, config: CloudC
     if (remote.length > 0) {
       for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir)) byName.set(name, runner)
     }
+    const containers = descriptors.filter((d) => d.backend === "docker")
+    if (containers.length > 0) {
+      for (const [name, runner] of yield* DockerAgents.reattach(containers, config)) byName.set(name, runner)
+    }
     const missing = descriptors.filter((descriptor) => !byName.has(String(descriptor.agent)))
     if (missing.length > 0) {
       return yield* CloudError.notAvailable(`agents of backend ${missing[0]!.backend}`, "this build cannot reach them")
@@ -95,7 +100,11 @@ const list = (stateDir: string) =>
     Effect.gen(function*() {
       const { record } = yield* load(stateDir, namespace)
       for (const d of record.agents) {
-        const where = d.backend === "ssh-host" ? `${d.user}@${d.host}:${d.port}` : "localhost"
+        const where = d.backend === "ssh-host"
+          ? `${d.user}@${d.host}:${d.port}`
+          : d.backend === "docker"
+          ? `${d.container} ${d.host}:${d.port}`
+          : "localhost"
         yield* Console.log(`${d.agent}\t${d.backend}\t${where}\t${d.home}`)
       }
     })).pipe(Command.withDescription("List the agents of a live run"))

@@ -8,6 +8,7 @@ import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitori
 import { Context, Effect } from "effect"
 import * as path from "node:path"
 import * as Backends from "../Backends.ts"
+import * as Docker from "./docker.ts"
 
 /** `CLOUD clean up`: kills the processes and removes the sandboxes a killed run of the namespace left. */
 export const cleanUp = (stateDir: string) =>
@@ -25,6 +26,17 @@ export const cleanUp = (stateDir: string) =>
       )
       for (const dir of removed.sandboxes) yield* Effect.logInfo(`removed ${dir}`)
       for (const dir of removed.hosts) yield* Effect.logInfo(`removed ${dir} and its processes`)
+      const { containers, networks, images } = removed.docker
+      if (containers.length + networks.length + images.length > 0) {
+        yield* Effect.logInfo(
+          `removed ${containers.length} container${containers.length === 1 ? "" : "s"}, ${networks.length} ` +
+            `network${networks.length === 1 ? "" : "s"} and ${images.length} image tag${
+              images.length === 1 ? "" : "s"
+            } ` +
+            `of ${cloud.namespace} from Docker`
+        )
+      }
+      for (const name of [...containers, ...networks, ...images]) yield* Effect.logInfo(`removed ${name}`)
     })
   })
 
@@ -92,7 +104,11 @@ export const prometheusImport = (stateDir: string) =>
   })
 
 export const group = (stateDir: string) =>
-  Scenario.group("CLOUD", "Maintenance jobs: clean up, prometheus import, …", [
+  Scenario.group("CLOUD", "Maintenance jobs: clean up, prometheus import, docker base|build|push|registry, …", [
     cleanUp(stateDir),
-    prometheusImport(stateDir)
+    prometheusImport(stateDir),
+    Docker.base,
+    Docker.buildImage,
+    Docker.push,
+    Docker.registryDeploy(stateDir)
   ])

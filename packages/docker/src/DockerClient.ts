@@ -1,0 +1,377 @@
+/**
+ * The Docker engine, through `dockerode`: images (build, import, tag, push, remove), containers (run, exec,
+ * logs, stop, remove), networks, and listings by label. Every call is an `Effect.fn("DockerClient.…")` that fails
+ * with a `DockerError` whose `reason` says what happened.
+ *
+ * **Details**
+ *
+ * - The engine is the one `DOCKER_HOST` names (`unix://…` or `tcp://…`), else `/var/run/docker.sock`.
+ * - Removing something that is already gone succeeds: removals are idempotent, as teardown and clean-up need.
+ * - Streams (build, import, push progress, followed logs) are destroyed when the calling fiber is interrupted.
+ * - Filters by label are exact matches on `key=value` (never a name prefix): namespaces `a` and `ab` never meet.
+ */
+import Docker from "dockerode"
+import { Context, Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import { PassThrough } from "node:stream"
+import * as DockerError from "./DockerError.ts"
+
+/** The label every container, network and image of a run carries, with the namespace as value. */
+export const namespaceLabel = "tezt-cloud.namespace"
+
+/** How to reach the engine, from `DOCKER_HOST`. */
+export const engineOptions = (env: Record<string, string | undefined> = process.env): Docker.DockerOptions => {
+  const host = env.DOCKER_HOST
+  if (host === undefined || host === "") return { socketPath: "/var/run/docker.sock" }
+  if (host.startsWith("unix://")) return { socketPath: host.slice("unix://".length) }
+  const url = new URL(host.replace(/^tcp:/, "http:"))
+  return { host: url.hostname, port: Number(url.port || 2375), protocol: "http" }
+}
+
+/** A readable name of the engine for messages. */
+export const engineLabel = (options: Docker.DockerOptions) =>
+  options.socketPath !== undefined ? `unix://${options.socketPath}` : `tcp://${options.host}:${options.port}`
+
+export interface RunSpec {
+  readonly name: string
+  readonly image: string
+  /** Arguments to the image's entrypoint. */
+  readonly cmd: ReadonlyArray<string>
+  /** Replaces the image's entrypoint. */
+  readonly entrypoint?: ReadonlyArray<string> | undefined
+  readonly labels: Record<string, string>
+  /** `"host"`, or the name of a network of ours. */
+  readonly network: string
+  /** Ports published on 127.0.0.1 one to one (only off the host network). */
+  readonly publish?: { readonly start: number; readonly end: number } | undefined
+  readonly capAdd?: ReadonlyArray<string> | undefined
+  /** `KEY=value` entries of the container's environment. */
+  readonly env?: ReadonlyArray<string> | undefined
+  /** `host-path:container-path[:ro]` bind mounts. */
+  readonly binds?: ReadonlyArray<string> | undefined
+  /** Restart policy `unless-stopped` (long-lived services such as the registry). */
+  readonly restart?: boolean | undefined
+}
+
+export interface Listed {
+  readonly id: string
+  readonly name: string
+  readonly labels: Record<string, string>
+}
+
+export interface ExecOutput {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export class DockerClient extends Context.Service<DockerClient, {
+  /** `unix:///…` or `tcp://…`, for messages. */
+  readonly engine: string
+  readonly ping: Effect.Effect<void, DockerError.DockerError>
+  /** `docker build` of `dockerfile` (relative to `context`), sending only the files of `context`. */
+  build(options: {
+    readonly context: string
+    readonly dockerfile: string
+    readonly tag: string
+    readonly buildArgs: Record<string, string>
+    readonly labels: Record<string, string>
+  }): Effect.Effect<void, DockerError.DockerError>
+  /** `docker import` of a root file system tarball as `reference`. */
+  importImage(tarball: string, reference: string): Effect.Effect<void, DockerError.DockerError>
+  imageExists(reference: string): Effect.Effect<boolean, DockerError.DockerError>
+  tag(source: string, target: string): Effect.Effect<void, DockerError.DockerError>
+  push(reference: string): Effect.Effect<void, DockerError.DockerError>
+  /** Removes the tag `reference` (the image goes with its last tag). */
+  removeImage(reference: string): Effect.Effect<void, DockerError.DockerError>
+  /** Creates and starts a container; returns its id. */
+  run(spec: RunSpec): Effect.Effect<string, DockerError.DockerError>
+  exec(container: string, argv: ReadonlyArray<string>): Effect.Effect<ExecOutput, DockerError.DockerError>
+  /** The container's output so far (stdout and stderr interleaved). */
+  logs(container: string): Effect.Effect<string, DockerError.DockerError>
+  /** Follows the container's output until it matches; returns the match; fails if the container stops first. */
+  waitForLog(container: string, pattern: RegExp): Effect.Effect<string, DockerError.DockerError>
+  /** The container's address on `network` (its first one when undefined). */
+  address(container: string, network?: string): Effect.Effect<string, DockerError.DockerError>
+  stop(container: string, graceSeconds: number): Effect.Effect<void, DockerError.DockerError>
+  /** Kills and removes a container with its anonymous volumes; a missing one is fine. */
+  remove(container: string): Effect.Effect<void, DockerError.DockerError>
+  createNetwork(name: string, labels: Record<string, string>): Effect.Effect<void, DockerError.DockerError>
+  removeNetwork(name: string): Effect.Effect<void, DockerError.DockerError>
+  /** Containers (running or not) whose labels include every `key=value` of `labels`. */
+  containers(labels: Record<string, string>): Effect.Effect<ReadonlyArray<Listed>, DockerError.DockerError>
+  networks(labels: Record<string, string>): Effect.Effect<ReadonlyArray<Listed>, DockerError.DockerError>
+  /** Image tags whose image has every `key=value` of `labels`. */
+  images(labels: Record<string, string>): Effect.Effect<ReadonlyArray<Listed>, DockerError.DockerError>
+}>()("@tezt-cloud/docker/DockerClient") {}
+
+const labelFilter = (labels: Record<string, string>) =>
+  JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) })
+
+/** Exact-match check, on top of the engine's filter (which is exact too): belt and braces for clean-up. */
+const matches = (have: Record<string, string> | undefined, want: Record<string, string>) =>
+  Object.entries(want).every(([k, v]) => have?.[k] === v)
+
+const missingIsFine = <A>(effect: Effect.Effect<A, DockerError.DockerError>) =>
+  effect.pipe(Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.void))
+
+/** Waits for a progress stream (build, import, push) to end; an `error` item fails it. */
+const followProgress = (docker: Docker, operation: string, stream: NodeJS.ReadableStream) =>
+  Effect.callback<void, DockerError.DockerError>((resume) => {
+    let failure: string | undefined
+    docker.modem.followProgress(
+      stream,
+      (err) => {
+        const message = failure ?? (err ? String((err as Error).message ?? err) : undefined)
+        resume(
+          message === undefined
+            ? Effect.void
+            : Effect.fail(new DockerError.DockerError({ operation, reason: new DockerError.StreamFailed({ message }) }))
+        )
+      },
+      (item: { error?: string; errorDetail?: { message?: string } }) => {
+        if (item.error !== undefined) failure ??= item.errorDetail?.message ?? item.error
+      }
+    )
+    return Effect.sync(() => (stream as unknown as { destroy?: () => void }).destroy?.())
+  })
+
+/** A client of the engine `options` names (see `engineOptions`). */
+export const make = (options: Docker.DockerOptions = engineOptions()): DockerClient["Service"] => {
+  const docker = new Docker(options)
+  const call = <A>(operation: string, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: (e) => DockerError.fromCause(operation, e) })
+
+  return DockerClient.of({
+    engine: engineLabel(options),
+    ping: call("ping", () => docker.ping()).pipe(Effect.asVoid, Effect.withSpan("DockerClient.ping")),
+    build: Effect.fn("DockerClient.build")(function*(o) {
+      const operation = `build ${o.tag}`
+      const stream = yield* call(
+        operation,
+        () =>
+          docker.buildImage({ context: o.context, src: fs.readdirSync(o.context) }, {
+            dockerfile: o.dockerfile,
+            t: o.tag,
+            buildargs: o.buildArgs,
+            labels: o.labels,
+            rm: true,
+            forcerm: true
+          })
+      )
+      yield* followProgress(docker, operation, stream)
+    }),
+    importImage: Effect.fn("DockerClient.importImage")(function*(tarball, reference) {
+      const operation = `import ${reference}`
+      const [repo, tag] = splitReference(reference)
+      const stream = yield* call(operation, () => docker.importImage(tarball, { repo, tag }))
+      yield* followProgress(docker, operation, stream)
+    }),
+    imageExists: Effect.fn("DockerClient.imageExists")(function*(reference) {
+      return yield* call(`inspect ${reference}`, () => docker.getImage(reference).inspect()).pipe(
+        Effect.as(true),
+        Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(false))
+      )
+    }),
+    tag: Effect.fn("DockerClient.tag")(function*(source, target) {
+      const [repo, tag] = splitReference(target)
+      yield* call(`tag ${source} ${target}`, () => docker.getImage(source).tag({ repo, tag }))
+    }),
+    push: Effect.fn("DockerClient.push")(function*(reference) {
+      const operation = `push ${reference}`
+      // The engine wants an X-Registry-Auth header even for registries without auth.
+      const serveraddress = reference.includes("/") ? reference.slice(0, reference.indexOf("/")) : "docker.io"
+      const stream = yield* call(operation, () => docker.getImage(reference).push({ authconfig: { serveraddress } }))
+      yield* followProgress(docker, operation, stream as unknown as NodeJS.ReadableStream)
+    }),
+    removeImage: Effect.fn("DockerClient.removeImage")(function*(reference) {
+      yield* missingIsFine(call(`rmi ${reference}`, () => docker.getImage(reference).remove({ noprune: false })))
+    }),
+    run: Effect.fn("DockerClient.run")(function*(spec) {
+      const operation = `run ${spec.name}`
+      const exposed: Record<string, {}> = {}
+      const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {}
+      if (spec.publish !== undefined && spec.network !== "host") {
+        for (let p = spec.publish.start; p <= spec.publish.end; p++) {
+          exposed[`${p}/tcp`] = {}
+          bindings[`${p}/tcp`] = [{ HostIp: "127.0.0.1", HostPort: String(p) }]
+        }
+      }
+      const container = yield* call(operation, () =>
+        docker.createContainer({
+          name: spec.name,
+          Image: spec.image,
+          Cmd: [...spec.cmd],
+          ...(spec.entrypoint === undefined ? {} : { Entrypoint: [...spec.entrypoint] }),
+          Labels: spec.labels,
+          Env: [...(spec.env ?? [])],
+          ExposedPorts: exposed,
+          HostConfig: {
+            NetworkMode: spec.network,
+            PortBindings: bindings,
+            ...(spec.binds === undefined ? {} : { Binds: [...spec.binds] }),
+            ...(spec.restart ? { RestartPolicy: { Name: "unless-stopped" } } : {}),
+            ...(spec.capAdd === undefined ? {} : { CapAdd: [...spec.capAdd] })
+          }
+        }))
+      yield* call(operation, () => container.start())
+      return container.id
+    }),
+    exec: Effect.fn("DockerClient.exec")(function*(container, argv) {
+      const operation = `exec ${container} ${argv.join(" ")}`
+      const exec = yield* call(
+        operation,
+        () => docker.getContainer(container).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true })
+      )
+      const stream = yield* call(operation, () => exec.start({ hijack: true, stdin: false }))
+      const out: Array<Buffer> = []
+      const err: Array<Buffer> = []
+      yield* Effect.callback<void>((resume) => {
+        const stdout = new PassThrough().on("data", (d: Buffer) => out.push(d))
+        const stderr = new PassThrough().on("data", (d: Buffer) => err.push(d))
+        docker.modem.demuxStream(stream, stdout, stderr)
+        stream.once("end", () => resume(Effect.void))
+        stream.once("close", () => resume(Effect.void))
+        return Effect.sync(() => (stream as unknown as { destroy: () => void }).destroy())
+      })
+      const info = yield* call(operation, () => exec.inspect())
+      return {
+        code: info.ExitCode ?? -1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8")
+      }
+    }),
+    logs: Effect.fn("DockerClient.logs")(function*(container) {
+      const buffer = yield* call(
+        `logs ${container}`,
+        () => docker.getContainer(container).logs({ stdout: true, stderr: true, follow: false })
+      )
+      return demuxed(buffer)
+    }),
+    waitForLog: Effect.fn("DockerClient.waitForLog")(function*(container, pattern) {
+      const operation = `logs ${container}`
+      const stream = yield* call(
+        operation,
+        () => docker.getContainer(container).logs({ stdout: true, stderr: true, follow: true })
+      )
+      return yield* Effect.callback<string, DockerError.DockerError>((resume) => {
+        let seen = ""
+        const sink = new PassThrough().on("data", (d: Buffer) => {
+          seen += d.toString("utf8")
+          const match = pattern.exec(seen)
+          if (match !== null) {
+            const done = stream as unknown as { destroy: () => void }
+            resume(Effect.succeed(match[0]))
+            done.destroy()
+          }
+        })
+        docker.modem.demuxStream(stream, sink, sink)
+        stream.once("end", () =>
+          resume(Effect.fail(
+            new DockerError.DockerError({
+              operation,
+              reason: new DockerError.StreamFailed({
+                message: `the container stopped before it was ready; its output:\n${seen.trim()}`
+              })
+            })
+          )))
+        return Effect.sync(() => (stream as unknown as { destroy: () => void }).destroy())
+      })
+    }),
+    address: Effect.fn("DockerClient.address")(function*(container, network) {
+      const info = yield* call(`inspect ${container}`, () => docker.getContainer(container).inspect())
+      const networks = info.NetworkSettings.Networks
+      const entry = network === undefined ? Object.values(networks)[0] : networks[network]
+      if (entry === undefined || entry.IPAddress === "") {
+        return yield* new DockerError.DockerError({
+          operation: `inspect ${container}`,
+          reason: new DockerError.NotFound({ message: `no address on ${network ?? "any network"}` })
+        })
+      }
+      return entry.IPAddress
+    }),
+    stop: Effect.fn("DockerClient.stop")(function*(container, graceSeconds) {
+      yield* missingIsFine(
+        call(`stop ${container}`, () => docker.getContainer(container).stop({ t: graceSeconds })).pipe(
+          // 304: already stopped.
+          Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 304, () => Effect.void)
+        )
+      )
+    }),
+    remove: Effect.fn("DockerClient.remove")(function*(container) {
+      yield* missingIsFine(
+        call(`rm ${container}`, () => docker.getContainer(container).remove({ force: true, v: true })).pipe(
+          // 409: a removal is already in progress; it will finish.
+          Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 409, () => Effect.void)
+        )
+      )
+    }),
+    createNetwork: Effect.fn("DockerClient.createNetwork")(function*(name, labels) {
+      yield* call(`network create ${name}`, () => docker.createNetwork({ Name: name, Labels: labels }))
+    }),
+    removeNetwork: Effect.fn("DockerClient.removeNetwork")(function*(name) {
+      yield* missingIsFine(call(`network rm ${name}`, () => docker.getNetwork(name).remove()))
+    }),
+    containers: Effect.fn("DockerClient.containers")(function*(labels) {
+      const list = yield* call("ps", () => docker.listContainers({ all: true, filters: labelFilter(labels) }))
+      return list.filter((c) => matches(c.Labels, labels)).map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? c.Id).replace(/^\//, ""),
+        labels: c.Labels ?? {}
+      }))
+    }),
+    networks: Effect.fn("DockerClient.networks")(function*(labels) {
+      const list = yield* call("network ls", () => docker.listNetworks({ filters: labelFilter(labels) }))
+      return list.filter((n) => matches(n.Labels, labels)).map((n) => ({
+        id: n.Id,
+        name: n.Name,
+        labels: n.Labels ?? {}
+      }))
+    }),
+    images: Effect.fn("DockerClient.images")(function*(labels) {
+      const list = yield* call("images", () => docker.listImages({ filters: labelFilter(labels) }))
+      return list.filter((i) => matches(i.Labels ?? {}, labels)).flatMap((i) =>
+        (i.RepoTags ?? []).filter((t) => t !== "<none>:<none>").map((name) => ({
+          id: i.Id,
+          name,
+          labels: i.Labels ?? {}
+        }))
+      )
+    })
+  })
+}
+
+/** `repo[:tag]` → `[repo, tag]` (the tag defaults to `latest`; a registry port is not a tag). */
+export const splitReference = (reference: string): readonly [string, string] => {
+  const colon = reference.lastIndexOf(":")
+  return colon > reference.lastIndexOf("/") ? [reference.slice(0, colon), reference.slice(colon + 1)] : [
+    reference,
+    "latest"
+  ]
+}
+
+/** Decodes a non-tty log buffer: 8-byte frame headers, then payloads. */
+const demuxed = (buffer: Buffer): string => {
+  const parts: Array<Buffer> = []
+  let offset = 0
+  while (offset + 8 <= buffer.length) {
+    const size = buffer.readUInt32BE(offset + 4)
+    parts.push(buffer.subarray(offset + 8, offset + 8 + size))
+    offset += 8 + size
+  }
+  return Buffer.concat(parts).toString("utf8")
+}
+
+/**
+ * Whether an engine answers within `timeoutMillis` (for `--localhost` to choose its runtime); never fails.
+ */
+export const probe = (options: Docker.DockerOptions = engineOptions(), timeoutMillis = 1500) =>
+  make(options).ping.pipe(
+    Effect.timeout(timeoutMillis),
+    Effect.as(true),
+    Effect.catch(() => Effect.succeed(false)),
+    Effect.withSpan("DockerClient.probe")
+  )
+
+/** The engine of `DOCKER_HOST` (or the default socket). */
+export const layer = (options?: Docker.DockerOptions) => Layer.sync(DockerClient, () => make(options))

@@ -1,0 +1,205 @@
+/**
+ * The `--localhost` Docker runtime against a real engine (test/fixtures/DockerEngine.ts): the Runner contract
+ * unchanged, nothing of a run left behind (containers, network, image tags), an interrupted start-up, clean up
+ * after a run that never tore down, and namespaces that are prefixes of each other.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, TestCloud } from "@tezt-cloud/core"
+import { Context, Effect, Fiber, Layer, Scope } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
+import * as Integration from "../../../test/fixtures/Integration.ts"
+import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
+import { DockerAgents, DockerClient } from "../src/index.ts"
+
+const enabled = Integration.available("docker integration tests", DockerEngine.binaries)
+const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-docker-"))
+const keyHome = path.join(stateDir, "home")
+const base = `dt${process.pid}`
+const client = DockerClient.layer({ socketPath: DockerEngine.socket })
+
+/** The Docker runtime for `namespace`, on the test engine. */
+const backend = (namespace: string, input: CloudConfig.Input = {}) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const config = yield* TestCloud.config({
+      tezt_cloud: namespace,
+      localhost: true,
+      agent_runtime: "docker",
+      dockerfile_alias: "debian",
+      vm_base_port: 21000,
+      ports_per_vm: 10,
+      ...input
+    })
+    return Layer.mergeAll(
+      DockerAgents.layer({
+        stateDir,
+        config,
+        artifactsDir: path.join(stateDir, "artifacts"),
+        keyHome,
+        graceSeconds: 1,
+        dockerfilesDir: path.resolve(import.meta.dirname, "../../../dockerfiles")
+      }),
+      Layer.succeed(CloudConfig.CurrentConfig, config)
+    )
+  })).pipe(
+    Layer.provideMerge(Layer.mergeAll(
+      Ledger.Ledger.layer(stateDir, namespace),
+      RunEvents.RunEvents.layer([]),
+      client,
+      NodeServices.layer
+    ))
+  )
+
+const deploy = (namespace: string, names: ReadonlyArray<string>, input: CloudConfig.Input = {}) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(backend(namespace, input))
+    const config = Context.get(context, CloudConfig.CurrentConfig)
+    const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
+    const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs)
+    return { agents, ledger: Context.get(context, Ledger.Ledger), config }
+  })
+
+const leftovers = (namespace: string) => DockerAgents.leftovers(namespace).pipe(Effect.provide(client))
+
+const nothingLeft = (namespace: string) =>
+  Effect.gen(function*() {
+    const left = yield* leftovers(namespace)
+    assert.deepStrictEqual(left, { containers: [], networks: [], images: [] }, `${namespace} left something`)
+  })
+
+describe.runIf(enabled)("docker", () => {
+  beforeAll(() => DockerEngine.ready(), 600_000)
+
+  afterAll(async () => {
+    // Whatever a failed test left of this file's namespaces.
+    for (const suffix of ["rc", "host", "net", "int", "kill", "a", "ab"]) {
+      await Effect.runPromise(
+        DockerAgents.cleanUp(`${base}-${suffix}`).pipe(
+          Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, `${base}-${suffix}`))),
+          Effect.ignore
+        )
+      )
+    }
+    fs.rmSync(stateDir, { recursive: true, force: true })
+  })
+
+  // Tests run concurrently and sshd binds its port on the host network: each deployment gets its own range.
+  let nextBase = 22000
+  runnerContract(
+    "docker",
+    Layer.unwrap(Effect.sync(() => backend(`${base}-rc`, { vm_base_port: nextBase += 100 }))),
+    { timeout: 90_000 }
+  )
+
+  it.live(
+    "host network: agents on 127.0.0.1 at base + i * ports-per-vm; nothing left once the scope closes",
+    () =>
+      Effect.gen(function*() {
+        const ns = `${base}-host`
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { agents } = yield* deploy(ns, ["a", "b", "c"])
+          assert.deepStrictEqual(
+            agents.map((a) => a.point),
+            [0, 1, 2].map((i) => ({
+              host: "127.0.0.1",
+              port: 21000 + i * 10
+            }))
+          )
+          // On the host network every container has the host's name: each tells its own sshd's pid file.
+          const names = yield* Effect.forEach(agents, (a) => a.run("sh", ["-c", "ls /run/*.sshd.pid"]))
+          assert.deepStrictEqual(
+            names,
+            ["a", "b", "c"].map((n) => `/run/${DockerAgents.containerName(ns, n)}.sshd.pid\n`),
+            "each agent is its own container"
+          )
+          const left = yield* leftovers(ns)
+          assert.sameMembers([...left.containers], ["a", "b", "c"].map((n) => DockerAgents.containerName(ns, n)))
+          assert.lengthOf(left.images, 1, "one image for the three agents")
+        }))
+        yield* nothingLeft(ns)
+      }),
+    120_000
+  )
+
+  it.live(
+    "a dedicated network: agents at their container's address; the network goes with the run",
+    () =>
+      Effect.gen(function*() {
+        const ns = `${base}-net`
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { agents } = yield* deploy(ns, ["a", "b"], { docker_host_network: false })
+          for (const agent of agents) assert.notStrictEqual(agent.point!.host, "127.0.0.1")
+          // Agents reach each other on the network.
+          const b = agents[1]!.point!
+          const out = yield* agents[0]!.run("sh", ["-c", `ip -o addr show | grep -c ${b.host} || true`])
+          assert.strictEqual(out.trim(), "0", "the address is b's, not a's")
+          assert.deepStrictEqual((yield* leftovers(ns)).networks, [DockerAgents.networkName(ns)])
+        }))
+        yield* nothingLeft(ns)
+      }),
+    120_000
+  )
+
+  it.live(
+    "interrupted during container start-up: no container of the namespace is left",
+    () =>
+      Effect.gen(function*() {
+        const ns = `${base}-int`
+        const fiber = yield* Effect.forkChild(Effect.scoped(deploy(ns, ["a", "b", "c", "d"])))
+        // Interrupt once the first container exists, while the others start.
+        yield* Effect.gen(function*() {
+          while ((yield* leftovers(ns)).containers.length === 0) yield* Effect.sleep("20 millis")
+        }).pipe(Effect.timeout("60 seconds"))
+        yield* Fiber.interrupt(fiber)
+        yield* nothingLeft(ns)
+      }),
+    120_000
+  )
+
+  it.live(
+    "a run that never tore down (kill -9): clean up removes its containers, network and image by label",
+    () =>
+      Effect.gen(function*() {
+        const ns = `${base}-kill`
+        // A scope never closed stands for the killed orchestrator.
+        const scope = yield* Scope.make()
+        yield* deploy(ns, ["a", "b"], { docker_host_network: false }).pipe(Scope.provide(scope))
+        assert.lengthOf((yield* leftovers(ns)).containers, 2)
+        const removed = yield* DockerAgents.cleanUp(ns).pipe(
+          Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, ns)))
+        )
+        assert.lengthOf(removed.containers, 2)
+        yield* nothingLeft(ns)
+        const outstanding = yield* Effect.gen(function*() {
+          const ledger = yield* Ledger.Ledger
+          return yield* ledger.outstanding
+        }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, ns)))
+        assert.deepStrictEqual(
+          outstanding.filter((r) => DockerAgents.kinds.includes(r.kind)),
+          [],
+          "the ledger's Docker records are released"
+        )
+      }),
+    120_000
+  )
+
+  it.live(
+    "namespaces a and ab: cleaning up one never touches the other's containers",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const a = `${base}-a`
+        const ab = `${base}-ab`
+        yield* deploy(ab, ["x"])
+        const scope = yield* Scope.make()
+        yield* deploy(a, ["bx"], { vm_base_port: 21500 }).pipe(Scope.provide(scope))
+        // teztcloud-<a>-bx and teztcloud-<ab>-x: a name prefix would confuse them; labels do not.
+        yield* DockerAgents.cleanUp(a).pipe(Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, a))))
+        yield* nothingLeft(a)
+        assert.deepStrictEqual((yield* leftovers(ab)).containers, [DockerAgents.containerName(ab, "x")])
+      })),
+    120_000
+  )
+})

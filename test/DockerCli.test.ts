@@ -1,0 +1,155 @@
+/**
+ * `tezt-cloud --localhost` with the Docker runtime, end to end with the real executable and a real engine
+ * (test/fixtures/DockerEngine.ts): the README's command, runtime selection, kill -9 then `CLOUD clean up`.
+ */
+import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
+import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fresh, live, start } from "./fixtures/Cli.ts"
+import * as DockerEngine from "./fixtures/DockerEngine.ts"
+import * as Integration from "./fixtures/Integration.ts"
+
+const enabled = Integration.available("docker CLI tests", DockerEngine.binaries)
+
+/** Runs an effect against the test engine. */
+const onEngine = <A, E>(effect: Effect.Effect<A, E, DockerClient.DockerClient>) =>
+  Effect.runPromise(effect.pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket }))))
+
+const leftovers = (namespace: string) => onEngine(DockerAgents.leftovers(namespace))
+
+const nothing = { containers: [], networks: [], images: [] }
+
+// Other test files run agents at the default ports at the same time: each run here gets a range of its own, below
+// the ephemeral range.
+let nextPort = 23000
+const ports = () => ["--vm-base-port", String(nextPort += 500)]
+
+/** `tezt-cloud ARGS --localhost --agent-runtime docker` in a fresh namespace, on ports of its own. */
+const onDocker = (args: ReadonlyArray<string>) => {
+  const f = freshDocker()
+  const cli = start(
+    [...args, "--localhost", "--agent-runtime", "docker", "--tezt-cloud", f.namespace, ...ports()],
+    f.env
+  )
+  return { ...f, cli }
+}
+
+/** A fresh namespace on the test engine, whose leftovers (if a test fails) go after the file. */
+const used: Array<string> = []
+const freshDocker = () => {
+  const f = fresh(DockerEngine.host)
+  used.push(f.namespace)
+  return f
+}
+
+describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
+  beforeAll(() => DockerEngine.ready(), 600_000)
+
+  afterAll(async () => {
+    for (const namespace of used) {
+      await onEngine(Effect.ignore(Effect.gen(function*() {
+        const docker = yield* DockerClient.DockerClient
+        const left = yield* DockerAgents.leftovers(namespace)
+        yield* Effect.forEach(left.containers, (c) => docker.remove(c))
+        yield* Effect.forEach(left.networks, (n) => docker.removeNetwork(n))
+        yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
+      })))
+    }
+  })
+
+  live("BASIC simple health --agent-runtime docker passes and leaves no container, network or image tag", async () => {
+    const { cli, namespace } = onDocker(["BASIC", "simple", "health"])
+    assert.strictEqual(await cli.exit, 0, cli.stderr())
+    assert.include(cli.stdout(), "backend Docker containers on")
+    assert.include(cli.stdout(), "Hello world from agent 1")
+    assert.deepStrictEqual(await leftovers(namespace), nothing)
+  })
+
+  live("--localhost picks Docker when an engine answers, and says so; a dedicated network goes too", async () => {
+    const { env, namespace } = freshDocker()
+    const cli = start(
+      ["BASIC", "simple", "health", "--localhost", "--no-docker-host-network", "--tezt-cloud", namespace, ...ports()],
+      env
+    )
+    assert.strictEqual(await cli.exit, 0, cli.stderr())
+    assert.match(cli.stdout(), /backend Docker containers on unix:\/\/\S+ \(an engine answers/)
+    assert.deepStrictEqual(await leftovers(namespace), nothing)
+  })
+
+  live("--agent-runtime process keeps process sandboxes even with an engine", async () => {
+    const { env, namespace } = freshDocker()
+    const cli = start(
+      ["BASIC", "simple", "health", "--localhost", "--agent-runtime", "process", "--tezt-cloud", namespace],
+      env
+    )
+    assert.strictEqual(await cli.exit, 0, cli.stderr())
+    assert.include(cli.stdout(), "local process sandboxes (--agent-runtime process)")
+  })
+
+  live("--agent-runtime docker without an engine: one clear error naming the option and the fix", async () => {
+    const { env, namespace } = fresh()
+    const cli = start(["BASIC", "simple", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await cli.exit, 1)
+    assert.match(cli.stderr(), /--agent-runtime docker.*no Docker engine answers.*--agent-runtime process/)
+    assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
+  })
+
+  live("agents exec reaches a live run's containers; after kill -9, CLOUD clean up leaves none of them", async () => {
+    const { cli, env, namespace } = onDocker(["TEST", "block"])
+    await cli.waitFor("ready for signal")
+    // The live run's containers are reached from their descriptors by another process.
+    const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "sh", "-c", "ls /run/*.sshd.pid"], env)
+    assert.strictEqual(await exec.exit, 0, exec.stderr())
+    for (const agent of ["agent-000", "agent-001"]) {
+      assert.include(exec.stdout(), `[${agent}] /run/teztcloud-${namespace}-${agent}.sshd.pid`)
+    }
+    cli.proc.kill("SIGKILL")
+    await cli.exit
+    assert.lengthOf((await leftovers(namespace)).containers, 2, "the containers outlive the CLI")
+    const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
+    assert.include(cleanUp.stdout(), "removed 2 containers")
+    assert.deepStrictEqual(await leftovers(namespace), nothing)
+  })
+
+  live("CLOUD docker build, registry deploy and push: the image reaches a local registry", async () => {
+    if (!Integration.available("docker registry test", ["/usr/bin/docker-registry"])) return
+    const { env, namespace, stateDir } = freshDocker()
+    const registry = `127.0.0.1:${45000 + Math.floor(Math.random() * 1000)}`
+    const all = { ...env, TEZT_CLOUD_DOCKER_REGISTRY: registry }
+    const tezt = async (...args: Array<string>) => {
+      const cli = start(["CLOUD", "docker", ...args, "--tezt-cloud", namespace], all)
+      assert.strictEqual(await cli.exit, 0, cli.stderr())
+      return cli.stdout()
+    }
+    try {
+      assert.include(await tezt("build"), `built ${namespace}:latest`)
+      assert.include(await tezt("registry", "deploy"), `listens on ${registry}`)
+      assert.include(await tezt("push"), `pushed ${registry}/${namespace}:latest`)
+      const catalog = await (await fetch(`http://${registry}/v2/_catalog`)).json() as { repositories: Array<string> }
+      assert.include(catalog.repositories, namespace)
+      assert.isTrue(fs.existsSync(path.join(stateDir, namespace, "registry", "storage", "docker")))
+    } finally {
+      await onEngine(Effect.ignore(Effect.gen(function*() {
+        const docker = yield* DockerClient.DockerClient
+        yield* docker.remove(`teztcloud-${namespace}-registry`)
+        yield* docker.removeImage(`${registry}/${namespace}:latest`)
+        yield* docker.removeImage(`${namespace}:latest`)
+      })))
+    }
+  })
+
+  live("SIGINT during container start-up leaves no container of the namespace", async () => {
+    const { cli, namespace } = onDocker(["TEST", "block"])
+    await cli.waitFor("deploying 2 agents")
+    // As soon as a container exists: mid start-up.
+    for (let i = 0; i < 600 && (await leftovers(namespace)).containers.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    cli.proc.kill("SIGINT")
+    await cli.exit
+    assert.deepStrictEqual((await leftovers(namespace)).containers, [])
+  })
+})
