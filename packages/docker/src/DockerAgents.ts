@@ -28,21 +28,15 @@ import {
   Sandbox,
   Teardown
 } from "@tezt-cloud/core"
-import { SshClient, SshKeys, SshRunner } from "@tezt-cloud/ssh"
+import { SshClient, SshHost, SshKeys, SshRunner } from "@tezt-cloud/ssh"
 import { Effect, Layer, Schedule } from "effect"
 import * as path from "node:path"
 import { DockerClient, namespaceLabel, type RunSpec } from "./DockerClient.ts"
 import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
 
-export interface Options {
-  readonly stateDir: string
-  readonly config: CloudConfig.CloudConfig
-  readonly artifactsDir: string
-  /** Where `~/.ssh/<ns>-tf` lives (the user's home by default). */
-  readonly keyHome?: string | undefined
-  /** Seconds a killed process tree gets between SIGTERM and SIGKILL. */
-  readonly graceSeconds?: number | undefined
+/** The ssh-host backend's options (the agents are reached the same way), plus the container's own. */
+export interface Options extends SshHost.Options {
   /** Where `<alias>.Dockerfile`s are (`dockerfiles/` by default). */
   readonly dockerfilesDir?: string | undefined
   /** How long a container may take to have sshd answer (default 60 s). */
