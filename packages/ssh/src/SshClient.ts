@@ -11,14 +11,20 @@
  *   `breakerCooldownMillis` have passed, instead of every command waiting for its own time-outs.
  * - Host keys: trust on first use, recorded in a per-namespace `known_hosts`; a changed key is refused.
  *   `insecure` accepts any key (Tezt cloud's `StrictHostKeyChecking=no`), only when asked for explicitly.
+ * - Commands go through the connection's persistent executor (Executor.ts: one session, many commands, no sshd
+ *   session set-up per command) where the host can run it, through one channel each otherwise.
  * - The connection belongs to the scope that opened it.
  */
-import { Duration, Effect, Schedule, Semaphore } from "effect"
+import { Duration, Effect, Option, Schedule, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import ssh2 from "ssh2"
+import * as Executor from "./Executor.ts"
+import * as Shell from "./internal/shell.ts"
 import * as SshError from "./SshError.ts"
+
+export { commandLine, quote } from "./internal/shell.ts"
 
 export interface Target {
   readonly host: string
@@ -40,9 +46,23 @@ export interface Options {
   readonly connectTimeoutMillis?: number | undefined
   readonly connectAttempts?: number | undefined
   readonly breakerCooldownMillis?: number | undefined
+  /** Run commands through a persistent executor on the host (default true); false: one channel per command. */
+  readonly executor?: boolean | undefined
+}
+
+/** A program to run directly (no shell), in a session of its own, with its environment and directory. */
+export interface Command {
+  readonly argv: ReadonlyArray<string>
+  /** Variables added to the login environment. NUL-free; names are valid shell names. */
+  readonly env: Readonly<Record<string, string>>
+  readonly cwd: string
+  /** A directory put in front of PATH. */
+  readonly pathPrefix?: string | undefined
 }
 
 export interface ExecHandlers {
+  /** Called with the command's pid on the host (its process group and session), before any output. */
+  readonly onPid?: ((pid: number) => void) | undefined
   readonly onStdout: (chunk: Buffer) => void
   readonly onStderr: (chunk: Buffer) => void
   /**
@@ -50,6 +70,8 @@ export interface ExecHandlers {
    * when ssh's window is full), `resume` reads on. This is how a slow consumer bounds memory.
    */
   readonly onFlow?: ((flow: Flow) => void) | undefined
+  /** What the command reads on stdin (closed when absent). */
+  readonly stdin?: AsyncIterable<Uint8Array> | undefined
 }
 
 export interface Flow {
@@ -68,23 +90,35 @@ export interface Connection {
   /** `user@host:port`, for messages. */
   readonly label: string
   /**
-   * Runs a command line (interpreted by the remote user's shell) on a channel of the connection. Its stdin is
-   * closed. Interrupting it closes the channel; killing the remote process is the caller's business.
+   * Runs a command line with `sh -c` on the host (through the executor, or the remote user's shell on a
+   * channel). Its stdin is `handlers.stdin`, or closed. Interrupting it stops the command where it runs;
+   * killing its whole tree (what it started with `setsid`) is the caller's business.
    */
   exec(commandLine: string, handlers: ExecHandlers): Effect.Effect<ExecExit, SshError.SshError>
+  /**
+   * Runs a `Command`: through the executor, one fork and exec on the host; on a channel, a shell line that does
+   * the same with `cd`, `env` and `setsid`. Interrupting it stops the command where it runs.
+   */
+  execCommand(command: Command, handlers: ExecHandlers): Effect.Effect<ExecExit, SshError.SshError>
   /** Runs a command line and collects its output (for short control commands). */
   run(
-    commandLine: string
+    commandLine: string,
+    stdin?: AsyncIterable<Uint8Array>
   ): Effect.Effect<{ readonly code: number; readonly stdout: string; readonly stderr: string }, SshError.SshError>
-  /** Uses an SFTP session of the connection (one channel). */
-  sftp<A>(use: (sftp: ssh2.SFTPWrapper) => Promise<A>): Effect.Effect<A, SshError.SshError>
   /** Channels open right now (for tests and benchmarks). */
   readonly openChannels: () => number
+  /** The executor's pid on the host while one runs (for tests and benchmarks). */
+  readonly executorPid: () => number | undefined
 }
 
 export const label = (target: Target) => `${target.user}@${target.host}:${target.port}`
 
 const signals: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15 }
+
+const exitOf = (code: number | null | undefined, signal: string | undefined): ExecExit =>
+  code !== null && code !== undefined
+    ? { code, signal: undefined }
+    : { code: 128 + (signals[signal ?? ""] ?? 0), signal }
 
 /** Reads `known_hosts`-style lines `[host]:port base64` into a map. */
 const readKnownHosts = (file: string): Map<string, string> => {
@@ -224,7 +258,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         })
       })))
 
-  const exec = (commandLine: string, handlers: ExecHandlers) =>
+  const channelExec = (commandLine: string, handlers: ExecHandlers) =>
     openChannel<ExecExit>((c, finish) => {
       let channel: ssh2.ClientChannel | undefined
       let exit: ExecExit | undefined
@@ -243,52 +277,76 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         })
         stream.on("data", handlers.onStdout)
         stream.stderr.on("data", handlers.onStderr)
-        stream.on("exit", (code: number | null, signal?: string) => {
-          exit = code !== null && code !== undefined
-            ? { code, signal: undefined }
-            : { code: 128 + (signals[signal ?? ""] ?? 0), signal }
-        })
+        stream.on("exit", (code: number | null, signal?: string) => (exit = exitOf(code, signal)))
         stream.on("close", () =>
           finish(
             exit === undefined
               ? Effect.fail(fail(new SshError.Disconnected({ message: "the channel closed without an exit status" })))
               : Effect.succeed(exit)
           ))
-        stream.end()
+        if (handlers.stdin === undefined) return stream.end()
+        const stdin = handlers.stdin
+        const pump = async () => {
+          for await (const chunk of stdin) {
+            if (!stream.write(chunk)) await new Promise((resolve) => stream.once("drain", resolve))
+          }
+          stream.end()
+        }
+        pump().catch(() => stream.close())
       })
       return () => channel?.close()
     })
 
-  const run = (commandLine: string) =>
+  /** A channel with its stdin open for the executor; not counted against the channel limit. */
+  const session = (commandLine: string, handlers: Executor.SessionHandlers) =>
+    Effect.flatMap(ensure, (c) =>
+      Effect.callback<Executor.Session, SshError.SshError>((resume) => {
+        c.exec(commandLine, (error, stream) => {
+          if (error) return resume(Effect.fail(fail(new SshError.ChannelFailed({ message: error.message }))))
+          let exit: ExecExit | undefined
+          stream.on("data", handlers.onStdout)
+          stream.stderr.on("data", handlers.onStderr)
+          stream.on("exit", (code: number | null, signal?: string) => (exit = exitOf(code, signal)))
+          stream.on("close", () => handlers.onClose(exit))
+          resume(Effect.succeed({
+            write: (data) => stream.write(data),
+            close: () => stream.close()
+          }))
+        })
+      }))
+
+  /** A `Command` on a channel: the first line of its stdout is its pid (`echo $$` before `exec`), stripped. */
+  const channelCommand = (command: Command, handlers: ExecHandlers) => {
+    const assignments = Object.entries(command.env).map(([k, v]) => Shell.quote(`${k}=${v}`)).join(" ")
+    const search = command.pathPrefix === undefined ? "" : `PATH=${Shell.quote(command.pathPrefix)}:"$PATH" `
+    const line = `cd ${Shell.quote(command.cwd)} && ${search}exec env ${assignments} ` +
+      `setsid -w sh -c 'echo $$; exec "$@"' sh ${Shell.commandLine(command.argv)}`
+    let header: string | undefined = ""
+    return channelExec(line, {
+      ...handlers,
+      onStdout: (chunk) => {
+        if (header === undefined) return handlers.onStdout(chunk)
+        header += chunk.toString("latin1")
+        const newline = header.indexOf("\n")
+        if (newline < 0) return
+        handlers.onPid?.(Number(header.slice(0, newline)))
+        const rest = Buffer.from(header.slice(newline + 1), "latin1")
+        header = undefined
+        if (rest.length > 0) handlers.onStdout(rest)
+      }
+    })
+  }
+
+  const run = (commandLine: string, stdin?: AsyncIterable<Uint8Array>) =>
     Effect.gen(function*() {
       const out: Array<Buffer> = []
       const err: Array<Buffer> = []
-      const { code } = yield* exec(commandLine, { onStdout: (b) => out.push(b), onStderr: (b) => err.push(b) })
-      return { code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }
-    })
-
-  const sftp = <A>(use: (sftp: ssh2.SFTPWrapper) => Promise<A>) =>
-    openChannel<A>((c, finish) => {
-      let session: ssh2.SFTPWrapper | undefined
-      c.sftp((error, s) => {
-        if (error) return finish(Effect.fail(fail(new SshError.ChannelFailed({ message: `sftp: ${error.message}` }))))
-        session = s
-        use(s).then(
-          (a) => {
-            s.end()
-            finish(Effect.succeed(a))
-          },
-          (e: unknown) => {
-            s.end()
-            finish(
-              Effect.fail(
-                fail(new SshError.ChannelFailed({ message: `sftp: ${e instanceof Error ? e.message : String(e)}` }))
-              )
-            )
-          }
-        )
+      const { code } = yield* exec(commandLine, {
+        onStdout: (b) => out.push(b),
+        onStderr: (b) => err.push(b),
+        stdin
       })
-      return () => session?.end()
+      return { code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }
     })
 
   yield* Effect.acquireRelease(ensure, () =>
@@ -298,18 +356,31 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       client = undefined
     }))
 
+  // Created after the connection: its session closes first when the scope does.
+  const executor = options.executor === false ? undefined : yield* Executor.make({
+    label: name,
+    open: session,
+    cleanUp: (markers) =>
+      channelExec(Shell.killScript(markers, 1), { onStdout: () => {}, onStderr: () => {} }).pipe(Effect.ignore)
+  })
+
+  const exec = (commandLine: string, handlers: ExecHandlers) =>
+    executor === undefined ? channelExec(commandLine, handlers) : executor.exec(commandLine, handlers).pipe(
+      Effect.flatMap(Option.match({ onNone: () => channelExec(commandLine, handlers), onSome: Effect.succeed }))
+    )
+
+  const execCommand = (command: Command, handlers: ExecHandlers) =>
+    executor === undefined ? channelCommand(command, handlers) : executor.exec(command, handlers).pipe(
+      Effect.flatMap(Option.match({ onNone: () => channelCommand(command, handlers), onSome: Effect.succeed }))
+    )
+
   return {
     target,
     label: name,
     exec,
+    execCommand,
     run,
-    sftp,
-    openChannels: () => open
+    openChannels: () => open,
+    executorPid: () => executor?.pid()
   } satisfies Connection
 })
-
-/** POSIX single-quoting: the word reaches the remote program unchanged, whatever it contains. */
-export const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
-
-/** An argv as one shell command line. */
-export const commandLine = (argv: ReadonlyArray<string>): string => argv.map(quote).join(" ")

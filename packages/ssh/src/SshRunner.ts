@@ -19,9 +19,11 @@
 import { CloudError, CopyPolicy, type Daemon, type RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import { StringDecoder } from "node:string_decoder"
-import { commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
+import { killScript } from "./internal/shell.ts"
+import { type Command, commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
 
 export interface Init extends Sandbox.Sandbox {
   readonly connection: Connection
@@ -32,21 +34,8 @@ export interface Init extends Sandbox.Sandbox {
   readonly maxOutputBytes?: number | undefined
 }
 
-/**
- * A shell function (`tezt_kill KEY=VALUE GRACE`) that kills every process whose environment has `KEY=VALUE`,
- * with its process group: SIGTERM, then SIGKILL for what is left after GRACE seconds.
- */
-export const killScript = (marker: string, graceSeconds: number) =>
-  [
-    `m=${quote(marker)}`,
-    `pids() { grep -lzxF -- "$m" /proc/[0-9]*/environ 2>/dev/null | sed 's#^/proc/\\([0-9]*\\)/environ$#\\1#'; }`,
-    `p=$(pids); [ -z "$p" ] && exit 0`,
-    `for x in $p; do kill -TERM -"$x" "$x" 2>/dev/null; done`,
-    `i=0; while [ "$i" -lt ${
-      Math.max(1, Math.round(graceSeconds * 10))
-    } ]; do p=$(pids); [ -z "$p" ] && exit 0; sleep 0.1; i=$((i+1)); done`,
-    `for x in $p; do kill -KILL -"$x" "$x" 2>/dev/null; done; exit 0`
-  ].join("\n")
+/** Kills every process carrying one of the markers, with its group (SIGTERM, SIGKILL after the grace). */
+export { killScript } from "./internal/shell.ts"
 
 const validEnvKey = /^[A-Za-z_][A-Za-z0-9_]*$/
 
@@ -57,22 +46,36 @@ export const make = (init: Init): Runner.Runner => {
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
     CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause))
 
-  /** `cd DIR && exec env VARS… ARGV…`, with the agent's environment and the command's own. */
-  const prefix = (execId: string, cwd: string | undefined, env: Record<string, string> | undefined) =>
+  /** The command's directory and environment: the agent's own, FAKETIME, then the command's. */
+  const commandOf = (
+    execId: string,
+    argv: ReadonlyArray<string>,
+    cwd: string | undefined,
+    env: Record<string, string> | undefined
+  ) =>
     Effect.gen(function*() {
-      const vars: Record<string, string> = {
-        ...Sandbox.environment(init, execId),
-        ...(init.faketime === undefined ? {} : { FAKETIME: init.faketime }),
-        ...env
-      }
       for (const key of Object.keys(env ?? {})) {
         if (!validEnvKey.test(key)) {
           return yield* CloudError.command(init.name, key, "not a valid environment variable name")
         }
       }
-      const dir = cwd === undefined ? init.home : Sandbox.pathIn(init.home, cwd)
-      const assignments = Object.entries(vars).map(([k, v]) => quote(`${k}=${v}`)).join(" ")
-      return `cd ${quote(dir)} && PATH=${quote(binaries)}:"$PATH" exec env ${assignments}`
+      return {
+        argv,
+        env: {
+          ...Sandbox.environment(init, execId),
+          ...(init.faketime === undefined ? {} : { FAKETIME: init.faketime }),
+          ...env
+        },
+        cwd: cwd === undefined ? init.home : Sandbox.pathIn(init.home, cwd),
+        pathPrefix: binaries
+      } satisfies Command
+    })
+
+  /** `cd DIR && exec env VARS…`, for shell lines (daemons). */
+  const prefix = (execId: string, cwd: string | undefined, env: Record<string, string> | undefined) =>
+    Effect.map(commandOf(execId, [], cwd, env), (command) => {
+      const assignments = Object.entries(command.env).map(([k, v]) => quote(`${k}=${v}`)).join(" ")
+      return `cd ${quote(command.cwd)} && PATH=${quote(binaries)}:"$PATH" exec env ${assignments}`
     })
 
   const killTree = (execId: string) =>
@@ -82,13 +85,10 @@ export const make = (init: Init): Runner.Runner => {
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describe(command, args) })
       const execId = crypto.randomUUID()
-      const script = `${yield* prefix(execId, options?.cwd, options?.env)} setsid -w sh -c 'echo $$; exec "$@"' sh ${
-        commandLine([command, ...args])
-      }`
+      const remote = yield* commandOf(execId, [command, ...args], options?.cwd, options?.env)
       const out = makeCollector(maxOutput)
       const err = makeCollector(maxOutput)
       let pid = 0
-      let header = ""
       // Lines wait here for `onLine` and the event log; past `high` the channel is paused (backpressure up to
       // the remote command), below `low` it reads on. Memory stays bounded whatever the command prints.
       const queue: Array<Runner.OutputLine> = []
@@ -109,13 +109,6 @@ export const make = (init: Init): Runner.Runner => {
       const stdoutLines = makeLineSplitter(push("stdout"))
       const stderrLines = makeLineSplitter(push("stderr"))
       const onStdout = (chunk: Buffer) => {
-        if (pid === 0) {
-          header += chunk.toString("latin1")
-          const newline = header.indexOf("\n")
-          if (newline < 0) return
-          pid = Number(header.slice(0, newline))
-          chunk = Buffer.from(header.slice(newline + 1), "latin1")
-        }
         out.push(chunk)
         stdoutLines(chunk)
       }
@@ -148,7 +141,12 @@ export const make = (init: Init): Runner.Runner => {
           }
         }
       })
-      const run = init.connection.exec(script, { onStdout, onStderr, onFlow: (f) => (flow = f) }).pipe(
+      const run = init.connection.execCommand(remote, {
+        onPid: (p) => (pid = p),
+        onStdout,
+        onStderr,
+        onFlow: (f) => (flow = f)
+      }).pipe(
         Effect.ensuring(Effect.sync(() => {
           stdoutLines.end()
           stderrLines.end()
@@ -232,20 +230,15 @@ export const make = (init: Init): Runner.Runner => {
       ),
     put: (local, remote, mode) =>
       Effect.gen(function*() {
+        // Written beside the destination, then renamed: a running binary is replaced, never truncated.
         const file = Sandbox.pathIn(init.home, remote)
-        const mkdir = yield* init.connection.run(`mkdir -p ${quote(path.posix.dirname(file))}`).pipe(
-          Effect.mapError((e) => CloudError.copy(init.name, local, e.message))
-        )
-        if (mkdir.code !== 0) return yield* CloudError.copy(init.name, local, mkdir.stderr.trim())
-        yield* init.connection.sftp((sftp) =>
-          new Promise<void>((resolve, reject) => {
-            sftp.fastPut(local, file, { mode }, (error) => {
-              if (error) return reject(error)
-              // fastPut's mode only applies to new files; an existing file keeps its mode otherwise.
-              sftp.chmod(file, mode, (e) => (e ? reject(e) : resolve()))
-            })
-          })
-        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.reason.message)))
+        const partial = `${file}.tezt-cloud-${crypto.randomUUID().slice(0, 8)}`
+        const written = yield* init.connection.run(
+          `mkdir -p ${quote(path.posix.dirname(file))} && cat > ${quote(partial)} && chmod ${mode.toString(8)} ` +
+            `${quote(partial)} && mv -f ${quote(partial)} ${quote(file)} || { rm -f ${quote(partial)}; exit 1; }`,
+          fs.createReadStream(local, { highWaterMark: 256 * 1024 })
+        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.message)))
+        if (written.code !== 0) return yield* CloudError.copy(init.name, local, written.stderr.trim())
       })
   }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
 

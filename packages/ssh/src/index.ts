@@ -2,6 +2,7 @@
  * @tezt-cloud/ssh: the ssh transport (one multiplexed connection per host), the ssh Runner and the
  * `--ssh-host` backend.
  */
+export * as Executor from "./Executor.ts"
 export * as SshClient from "./SshClient.ts"
 export * as SshError from "./SshError.ts"
 export * as SshHost from "./SshHost.ts"

@@ -1,0 +1,285 @@
+/**
+ * The persistent executor of an ssh connection: a small Perl program (internal/executor.pl; perl-base is
+ * Essential on Debian and Ubuntu, so stock hosts and our images have it) started once over one ssh session, that
+ * runs many commands at once as frames on its stdin/stdout. A command then costs a fork and an exec on the host
+ * instead of an ssh session (~0.1 s of sshd CPU each).
+ *
+ * **Details**
+ *
+ * - Started on first use; `exec` answers `None` when the host cannot run it (no perl, a broken perl), and the
+ *   connection then opens a channel per command, as before.
+ * - Per-command flow control (`p`/`r` frames): a slow consumer pauses its own command, never the others.
+ * - stdin is sent in acknowledged chunks: at most one chunk per command waits in the executor.
+ * - When the executor is lost (killed, or the connection dropped), running commands fail with a clear error,
+ *   their trees are killed through a plain channel, and the next command starts a new executor.
+ * - The executor exits when its session closes, killing the trees of the commands still running: nothing
+ *   outlives the orchestrator's connection.
+ */
+import { Effect, FiberSet, Option, Semaphore } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import type { Command, ExecExit, ExecHandlers } from "./SshClient.ts"
+import * as SshError from "./SshError.ts"
+
+const script = fs.readFileSync(new URL("./internal/executor.pl", import.meta.url))
+
+/** Reads exactly `$ARGV[0]` bytes of Perl from stdin and runs them with the session id as `$ARGV[0]`. */
+const bootstrap = (sessionId: string) =>
+  `exec perl -e 'my($n,$s)=(shift,"");while(length($s)<$n){my $r=sysread(STDIN,$s,$n-length($s),length($s));` +
+  `exit 3 unless $r}eval $s;die $@ if $@' ${script.length} ${sessionId}`
+
+/** A raw session (an exec channel with its stdin open), as the connection gives it. */
+export interface Session {
+  readonly write: (data: Buffer) => boolean
+  readonly close: () => void
+}
+
+export interface SessionHandlers {
+  readonly onStdout: (chunk: Buffer) => void
+  readonly onStderr: (chunk: Buffer) => void
+  readonly onClose: (exit: ExecExit | undefined) => void
+}
+
+export interface Options {
+  /** `user@host:port`, for messages. */
+  readonly label: string
+  readonly open: (commandLine: string, handlers: SessionHandlers) => Effect.Effect<Session, SshError.SshError>
+  /** Kills the trees carrying these markers, over a plain channel (after the executor was lost). */
+  readonly cleanUp: (markers: ReadonlyArray<string>) => Effect.Effect<void>
+  /** Commands running at once through the executor (each costs three pipes on the host). */
+  readonly maxConcurrent?: number | undefined
+  readonly startTimeoutMillis?: number | undefined
+}
+
+export interface Executor {
+  /**
+   * Runs a shell command line, or a `Command` (argv, no shell, in a session of its own), through the executor;
+   * `None` when this host has none (use a channel instead).
+   */
+  exec(
+    what: string | Command,
+    handlers: ExecHandlers
+  ): Effect.Effect<Option.Option<ExecExit>, SshError.SshError>
+  /** The executor's pid on the host, while one runs. */
+  readonly pid: () => number | undefined
+}
+
+interface Request {
+  readonly onPid?: ((pid: number) => void) | undefined
+  readonly onStdout: (chunk: Buffer) => void
+  readonly onStderr: (chunk: Buffer) => void
+  readonly done: (exit: Effect.Effect<ExecExit, SshError.SshError>) => void
+  acked?: (() => void) | undefined
+}
+
+interface Live {
+  readonly session: Session
+  readonly sessionId: string
+  readonly pid: number
+  readonly requests: Map<number, Request>
+}
+
+const frame = (type: string, id: number, payload: Buffer | string = "") => {
+  const body = typeof payload === "string" ? Buffer.from(payload) : payload
+  const header = Buffer.alloc(9)
+  header.write(type, 0, "latin1")
+  header.writeUInt32BE(id, 1)
+  header.writeUInt32BE(body.length, 5)
+  return Buffer.concat([header, body])
+}
+
+/** Splits a byte stream into frames. */
+const makeParser = (onFrame: (type: string, id: number, payload: Buffer) => void) => {
+  let pending: Buffer = Buffer.alloc(0)
+  return (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    let offset = 0
+    while (pending.length - offset >= 9) {
+      const length = pending.readUInt32BE(offset + 5)
+      if (pending.length - offset < 9 + length) break
+      onFrame(
+        String.fromCharCode(pending[offset]!),
+        pending.readUInt32BE(offset + 1),
+        Buffer.from(pending.subarray(offset + 9, offset + 9 + length))
+      )
+      offset += 9 + length
+    }
+    pending = offset === pending.length ? Buffer.alloc(0) : pending.subarray(offset)
+  }
+}
+
+/** A `Command` as the `c` frame's fields: cwd, PATH prefix, variable count, variables, argv. */
+const commandFields = (command: Command) => {
+  const env = Object.entries(command.env).map(([k, v]) => `${k}=${v}`)
+  return [command.cwd, command.pathPrefix ?? "", String(env.length), ...env, ...command.argv]
+}
+
+/** Largest stdin chunk sent before waiting for its acknowledgement. */
+const stdinChunk = 256 * 1024
+
+/** An executor for one connection, owned by the current scope. */
+export const make = Effect.fn("Executor.make")(function*(options: Options) {
+  const fail = (reason: SshError.Reason) => new SshError.SshError({ host: options.label, reason })
+  const permits = yield* Semaphore.make(options.maxConcurrent ?? 128)
+  const starting = yield* Semaphore.make(1)
+  const background = yield* FiberSet.runtime(yield* FiberSet.make())()
+  let live: Live | undefined
+  let unavailable: string | undefined
+  let nextId = 1
+
+  /** Everything running on a lost executor fails, and its trees are killed over a plain channel. */
+  const lost = (current: Live, exit: ExecExit | undefined, stderr: string) => {
+    if (live === current) live = undefined
+    // A session closing without an exit status is the connection dropping.
+    const detail = stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n").at(-1)}`
+    const message = exit === undefined
+      ? "the connection dropped during the command"
+      : `the executor on the host stopped during the command (${
+        exit.signal === undefined ? `exit code ${exit.code}` : `killed by SIG${exit.signal}`
+      }${detail}); the next command starts a new one`
+    const error = fail(new SshError.Disconnected({ message }))
+    const running = [...current.requests.keys()].map((id) => `TEZT_CLOUD_XREQ=${current.sessionId}-${id}`)
+    for (const request of current.requests.values()) request.done(Effect.fail(error))
+    current.requests.clear()
+    if (running.length > 0) background(options.cleanUp(running))
+  }
+
+  const start = Effect.gen(function*() {
+    const sessionId = crypto.randomBytes(6).toString("hex")
+    const requests = new Map<number, Request>()
+    let stderr = ""
+    let current: Live | undefined
+    let onReady: ((pid: number) => void) | undefined
+    let onEarlyClose: ((exit: ExecExit | undefined) => void) | undefined
+    const parse = makeParser((type, id, payload) => {
+      if (type === "R") return onReady?.(Number(payload.toString()))
+      const request = requests.get(id)
+      if (request === undefined) return
+      switch (type) {
+        case "S":
+          return request.onPid?.(Number(payload.toString()))
+        case "O":
+          return request.onStdout(payload)
+        case "E":
+          return request.onStderr(payload)
+        case "A":
+          return request.acked?.()
+        case "X":
+          requests.delete(id)
+          return request.done(Effect.succeed({ code: Number(payload.toString()), signal: undefined }))
+        case "F":
+          requests.delete(id)
+          return request.done(Effect.fail(fail(new SshError.ChannelFailed({ message: payload.toString() }))))
+      }
+    })
+    const session = yield* options.open(bootstrap(sessionId), {
+      onStdout: parse,
+      onStderr: (chunk) => {
+        stderr = (stderr + chunk.toString()).slice(-4096)
+      },
+      onClose: (exit) => {
+        if (current !== undefined) lost(current, exit, stderr)
+        else onEarlyClose?.(exit)
+      }
+    })
+    const ready = yield* Effect.callback<number, string>((resume) => {
+      onReady = (pid) => resume(Effect.succeed(pid))
+      onEarlyClose = (exit) =>
+        resume(Effect.fail(
+          stderr.trim().split("\n").at(-1) || (exit === undefined ? "its session closed" : `exit ${exit.code}`)
+        ))
+      session.write(script)
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: options.startTimeoutMillis ?? 10_000,
+        orElse: () => Effect.fail("it did not start in time")
+      }),
+      Effect.tapError(() => Effect.sync(() => session.close())),
+      Effect.result
+    )
+    if (ready._tag === "Failure") return ready.failure
+    current = { session, sessionId, pid: ready.success, requests }
+    return current
+  })
+
+  /** The running executor, started when there is none; `undefined` when the host cannot run one. */
+  const ensure = starting.withPermits(1)(Effect.suspend(() => {
+    if (live !== undefined) return Effect.succeed<Live | undefined>(live)
+    if (unavailable !== undefined) return Effect.succeed(undefined)
+    return start.pipe(Effect.flatMap((started) =>
+      typeof started === "string"
+        ? Effect.as(
+          Effect.logWarning(
+            `${options.label}: no persistent executor (${started}); each command opens an ssh session instead`
+          ),
+          undefined
+        ).pipe(Effect.tap(() => Effect.sync(() => (unavailable = started))))
+        : Effect.sync(() => (live = started))
+    ))
+  }))
+
+  const exec = (what: string | Command, handlers: ExecHandlers) =>
+    Effect.flatMap(ensure, (executor) => {
+      if (executor === undefined) return Effect.succeed(Option.none<ExecExit>())
+      return permits.withPermits(1)(Effect.callback<ExecExit, SshError.SshError>((resume) => {
+        const id = nextId++
+        let finished = false
+        const request: Request = {
+          onPid: handlers.onPid,
+          onStdout: handlers.onStdout,
+          onStderr: handlers.onStderr,
+          done: (exit) => {
+            if (finished) return
+            finished = true
+            request.acked?.()
+            resume(exit)
+          }
+        }
+        executor.requests.set(id, request)
+        const send = (type: string, payload?: Buffer | string) => {
+          if (!finished) executor.session.write(frame(type, id, payload))
+        }
+        const flags = Buffer.from([handlers.stdin === undefined ? 0 : 1])
+        if (typeof what === "string") send("x", Buffer.concat([flags, Buffer.from(what)]))
+        else send("c", Buffer.concat([flags, Buffer.from(commandFields(what).join("\0"))]))
+        handlers.onFlow?.({ pause: () => send("p"), resume: () => send("r") })
+        if (handlers.stdin !== undefined) {
+          const stdin = handlers.stdin
+          const pump = async () => {
+            for await (const chunk of stdin) {
+              for (let at = 0; at < chunk.length; at += stdinChunk) {
+                if (finished) return
+                const acked = new Promise<void>((resolve) => (request.acked = resolve))
+                send("i", Buffer.from(chunk.subarray(at, at + stdinChunk)))
+                await acked
+              }
+            }
+            send("e")
+          }
+          pump().catch((error: unknown) => {
+            // The local side of stdin failed: the command must not wait for more.
+            send("k", "0")
+            request.done(Effect.fail(
+              fail(new SshError.ChannelFailed({ message: `stdin: ${error instanceof Error ? error.message : error}` }))
+            ))
+          })
+        }
+        return Effect.sync(() => {
+          // Interrupted: the command's tree is killed; what it still prints is dropped.
+          if (finished) return
+          send("k", "3")
+          finished = true
+          executor.requests.set(id, { onStdout: () => {}, onStderr: () => {}, done: () => {} })
+        })
+      })).pipe(Effect.map(Option.some))
+    })
+
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      live?.session.close()
+      live = undefined
+    })
+  )
+
+  return { exec, pid: () => live?.pid } satisfies Executor
+})

@@ -1,0 +1,212 @@
+/**
+ * The persistent executor against a real OpenSSH host (test/fixtures/SshHosts.ts): commands share one session,
+ * a killed executor fails its commands clearly and is replaced, nothing outlives a killed orchestrator, and a
+ * host whose perl cannot start falls back to one channel per command (the Runner contract passes there too).
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { CloudConfig, Ledger, RunEvents, TestCloud } from "@tezt-cloud/core"
+import { Effect, Exit, Fiber, Layer, Logger } from "effect"
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
+import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
+import { SshClient, SshHost, SshKeys } from "../src/index.ts"
+
+const enabled = Integration.available("ssh executor tests", [SshHosts.sshd, "/usr/bin/ssh-keygen", "/usr/bin/perl"])
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-executor-"))
+const keyHome = path.join(work, "home")
+let host: SshHosts.SshHost | undefined
+let noPerl: SshHosts.SshHost | undefined
+let key: SshKeys.Key | undefined
+
+const connect = (target: SshHosts.SshHost) =>
+  SshClient.connect({ host: target.host, port: target.port, user: SshHosts.user }, {
+    privateKey: key!.privateKey,
+    hostKeys: { _tag: "Insecure" }
+  })
+
+/** Pids of the processes whose environment has `marker` (a `KEY=VALUE` entry). */
+const marked = (marker: string) =>
+  child.execFileSync("sh", ["-c", `grep -lzxF -- '${marker}' /proc/[0-9]*/environ 2>/dev/null || true`])
+    .toString().trim().split("\n").filter((l) => l !== "")
+
+const alive = (pid: number) => {
+  try {
+    return !fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ")
+  } catch {
+    return false
+  }
+}
+
+/** Polls `check` every 100 ms for up to `millis`; returns its last value. */
+const eventually = (check: () => boolean, millis = 10_000) =>
+  Effect.promise(async () => {
+    const until = Date.now() + millis
+    while (!check() && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+    return check()
+  })
+
+describe.runIf(enabled)("executor", () => {
+  beforeAll(async () => {
+    key = await Effect.runPromise(SshKeys.ensure("executor-test", undefined, keyHome))
+    host = await SshHosts.start({ authorizedKeys: [key.publicKey] })
+    // A host where perl cannot start: every session gets a PERL5OPT loading a module that does not exist.
+    noPerl = await SshHosts.start({
+      authorizedKeys: [key.publicKey],
+      extraConfig: ["SetEnv PERL5OPT=-Mtezt_cloud_no_such_module"]
+    })
+  })
+
+  afterAll(async () => {
+    await host?.stop()
+    await noPerl?.stop()
+    fs.rmSync(work, { recursive: true, force: true })
+  })
+
+  it.live(
+    "many commands share one executor session: no channel per command",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* connect(host!)
+        const results = yield* Effect.forEach(
+          Array.from({ length: 100 }, (_, i) => i),
+          (i) => connection.run(`echo ${i}; [ -n "$TEZT_CLOUD_XREQ" ]`),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(results.map((r) => [r.code, r.stdout]), results.map((_, i) => [0, `${i}\n`]))
+        const pid = connection.executorPid()
+        assert.isDefined(pid)
+        assert.include(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8"), "tezt-cloud-executor")
+        assert.strictEqual(connection.openChannels(), 0)
+        // A Command runs without a shell, in a session of its own: its pid is its process group and session.
+        let commandPid = 0
+        const out: Array<Buffer> = []
+        const exit = yield* connection.execCommand(
+          { argv: ["sh", "-c", "echo $$ $(ps -o pgid=,sid= -p $$) \"$X\" \"$PWD\""], env: { X: "a b'c" }, cwd: "/tmp" },
+          { onPid: (p) => (commandPid = p), onStdout: (c) => out.push(c), onStderr: () => {} }
+        )
+        assert.strictEqual(exit.code, 0)
+        const [pidOut, pgid, sid, ...rest] = Buffer.concat(out).toString().trim().split(/\s+/)
+        assert.deepStrictEqual([Number(pidOut), Number(pgid), Number(sid)], [commandPid, commandPid, commandPid])
+        assert.deepStrictEqual(rest, ["a", "b'c", "/tmp"])
+        assert.strictEqual(connection.executorPid(), pid)
+      })),
+    60_000
+  )
+
+  it.live(
+    "stdin reaches the command in acknowledged chunks, byte for byte",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* connect(host!)
+        const data = Buffer.alloc(3 * 1024 * 1024 + 17)
+        for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff
+        const result = yield* connection.run(
+          "md5sum",
+          (async function*() {
+            yield data
+          })()
+        )
+        assert.strictEqual(result.code, 0)
+        const expected = yield* Effect.sync(() => child.execFileSync("md5sum", { input: data }).toString())
+        assert.strictEqual(result.stdout, expected)
+      })),
+    60_000
+  )
+
+  it.live(
+    "the executor killed mid-command: a clear error, the command's tree killed, a new executor next",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* connect(host!)
+        let marker = ""
+        const running = yield* Effect.forkChild(connection.exec(
+          `echo "$TEZT_CLOUD_XREQ"; sh -c 'setsid sleep 300 & wait'`,
+          { onStdout: (c) => (marker ||= c.toString().trim()), onStderr: () => {} }
+        ))
+        assert.isTrue(yield* eventually(() => marker !== "" && marked(`TEZT_CLOUD_XREQ=${marker}`).length >= 2))
+        const first = connection.executorPid()!
+        process.kill(first, "SIGKILL")
+        const exit = yield* Fiber.await(running)
+        assert.isTrue(Exit.isFailure(exit))
+        const message = Exit.isFailure(exit) ? String(exit.cause) : ""
+        assert.include(message, `${SshHosts.user}@${host!.host}:${host!.port}`)
+        assert.include(message, "executor on the host stopped during the command (killed by SIGKILL")
+        // Its tree, the setsid grandchild included, is killed through a plain channel.
+        assert.isTrue(yield* eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0))
+        const next = yield* connection.run("echo again")
+        assert.strictEqual(next.stdout, "again\n")
+        assert.notStrictEqual(connection.executorPid(), first)
+      })),
+    60_000
+  )
+
+  it.live(
+    "the orchestrator killed: its executor and the commands it ran are gone once the session closes",
+    () =>
+      Effect.promise(async () => {
+        const holder = child.spawn(process.execPath, [
+          path.join(import.meta.dirname, "fixtures/holdExecutor.ts"),
+          `${SshHosts.user}@${host!.host}:${host!.port}`,
+          key!.path
+        ], { stdio: ["ignore", "pipe", "inherit"] })
+        let out = ""
+        holder.stdout.on("data", (c: Buffer) => (out += c.toString()))
+        const until = Date.now() + 20_000
+        while (!/marker \S+/.test(out) && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+        const executor = Number(/executor (\d+)/.exec(out)?.[1])
+        const marker = /marker (\S+)/.exec(out)?.[1] ?? ""
+        assert.isTrue(alive(executor), out)
+        assert.strictEqual(marked(`TEZT_CLOUD_XREQ=${marker}`).length, 1)
+        holder.kill("SIGKILL")
+        assert.isTrue(await Effect.runPromise(eventually(() => !alive(executor))), "the executor is still running")
+        assert.isTrue(
+          await Effect.runPromise(eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0)),
+          "the command it ran is still running"
+        )
+      }),
+    60_000
+  )
+
+  it.live("a host whose perl cannot start: commands use channels, and it is said once", () =>
+    Effect.gen(function*() {
+      const logs: Array<string> = []
+      yield* Effect.scoped(Effect.gen(function*() {
+        const connection = yield* connect(noPerl!)
+        const results = yield* Effect.forEach([1, 2, 3], (i) => connection.run(`echo ${i}`), { concurrency: 1 })
+        assert.deepStrictEqual(results.map((r) => r.stdout), ["1\n", "2\n", "3\n"])
+        assert.isUndefined(connection.executorPid())
+      })).pipe(Effect.provide(Logger.layer([Logger.make(({ message }) => void logs.push(String(message)))])))
+      const notices = logs.filter((l) => l.includes("no persistent executor"))
+      assert.strictEqual(notices.length, 1, logs.join("\n"))
+      assert.include(notices[0]!, "tezt_cloud_no_such_module")
+      assert.include(notices[0]!, "each command opens an ssh session instead")
+    }), 60_000)
+
+  runnerContract(
+    "ssh-host without an executor (perl cannot start)",
+    Layer.unwrap(Effect.gen(function*() {
+      const config = yield* TestCloud.config({
+        tezt_cloud: `ex-${process.pid}`,
+        localhost: false,
+        ssh_host: `${SshHosts.user}@${noPerl!.host}:${noPerl!.port}`,
+        ssh_private_key: key!.path,
+        vm_base_port: 43000,
+        ports_per_vm: 10
+      })
+      return Layer.mergeAll(
+        SshHost.layer({ stateDir: work, config, artifactsDir: path.join(work, "artifacts"), keyHome, graceSeconds: 1 }),
+        Layer.succeed(CloudConfig.CurrentConfig, config)
+      ).pipe(Layer.provideMerge(Layer.mergeAll(
+        Ledger.Ledger.layer(work, config.namespace),
+        RunEvents.RunEvents.layer([]),
+        NodeServices.layer
+      )))
+    })),
+    { timeout: 60_000 }
+  )
+})
