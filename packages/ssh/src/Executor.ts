@@ -131,7 +131,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
   const lost = (current: Live, exit: ExecExit | undefined, stderr: string) => {
     if (live === current) live = undefined
     // A session closing without an exit status is the connection dropping.
-    const detail = stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n").at(-1)}`
+    const detail = stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n")[0]}`
     const message = exit === undefined
       ? "the connection dropped during the command"
       : `the executor on the host stopped during the command (${
@@ -186,7 +186,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
       onReady = (pid) => resume(Effect.succeed(pid))
       onEarlyClose = (exit) =>
         resume(Effect.fail(
-          stderr.trim().split("\n").at(-1) || (exit === undefined ? "its session closed" : `exit ${exit.code}`)
+          stderr.trim().split("\n")[0] || (exit === undefined ? "its session closed" : `exit ${exit.code}`)
         ))
       session.write(script)
     }).pipe(

@@ -115,10 +115,12 @@ export const label = (target: Target) => `${target.user}@${target.host}:${target
 
 const signals: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15 }
 
-const exitOf = (code: number | null | undefined, signal: string | undefined): ExecExit =>
-  code !== null && code !== undefined
-    ? { code, signal: undefined }
-    : { code: 128 + (signals[signal ?? ""] ?? 0), signal }
+/** An exit as a shell reports it; `signal` without its `SIG` prefix (ssh2 gives either). */
+const exitOf = (code: number | null | undefined, signal: string | undefined): ExecExit => {
+  if (code !== null && code !== undefined) return { code, signal: undefined }
+  const name = signal?.replace(/^SIG/, "")
+  return { code: 128 + (signals[name ?? ""] ?? 0), signal: name }
+}
 
 /** Reads `known_hosts`-style lines `[host]:port base64` into a map. */
 const readKnownHosts = (file: string): Map<string, string> => {

@@ -22,6 +22,7 @@ const keyHome = path.join(work, "home")
 let host: SshHosts.SshHost | undefined
 let noPerl: SshHosts.SshHost | undefined
 let key: SshKeys.Key | undefined
+const contractNamespace = `ex-${process.pid}`
 
 const connect = (target: SshHosts.SshHost) =>
   SshClient.connect({ host: target.host, port: target.port, user: SshHosts.user }, {
@@ -53,10 +54,11 @@ const eventually = (check: () => boolean, millis = 10_000) =>
 describe.runIf(enabled)("executor", () => {
   beforeAll(async () => {
     key = await Effect.runPromise(SshKeys.ensure("executor-test", undefined, keyHome))
+    const contractKey = await Effect.runPromise(SshKeys.ensure(contractNamespace, undefined, keyHome))
     host = await SshHosts.start({ authorizedKeys: [key.publicKey] })
     // A host where perl cannot start: every session gets a PERL5OPT loading a module that does not exist.
     noPerl = await SshHosts.start({
-      authorizedKeys: [key.publicKey],
+      authorizedKeys: [key.publicKey, contractKey.publicKey],
       extraConfig: ["SetEnv PERL5OPT=-Mtezt_cloud_no_such_module"]
     })
   })
@@ -135,7 +137,7 @@ describe.runIf(enabled)("executor", () => {
         assert.isTrue(Exit.isFailure(exit))
         const message = Exit.isFailure(exit) ? String(exit.cause) : ""
         assert.include(message, `${SshHosts.user}@${host!.host}:${host!.port}`)
-        assert.include(message, "executor on the host stopped during the command (killed by SIGKILL")
+        assert.include(message, "executor on the host stopped during the command (killed by SIGKILL)")
         // Its tree, the setsid grandchild included, is killed through a plain channel.
         assert.isTrue(yield* eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0))
         const next = yield* connection.run("echo again")
@@ -191,10 +193,9 @@ describe.runIf(enabled)("executor", () => {
     "ssh-host without an executor (perl cannot start)",
     Layer.unwrap(Effect.gen(function*() {
       const config = yield* TestCloud.config({
-        tezt_cloud: `ex-${process.pid}`,
+        tezt_cloud: contractNamespace,
         localhost: false,
         ssh_host: `${SshHosts.user}@${noPerl!.host}:${noPerl!.port}`,
-        ssh_private_key: key!.path,
         vm_base_port: 43000,
         ports_per_vm: 10
       })
