@@ -190,7 +190,14 @@ export const layer = (options: Options) =>
 export const reattach = Effect.fn("SshHost.reattach")(function*(
   descriptors: ReadonlyArray<Agent.Descriptor>,
   config: CloudConfig.CloudConfig,
-  stateDir: string
+  stateDir: string,
+  options: {
+    /**
+     * Start the persistent executor on each host (default). A one-shot command per host gains nothing from
+     * it: one channel costs one sshd session, the executor a session and a perl start.
+     */
+    readonly executor?: boolean | undefined
+  } = {}
 ) {
   const events = yield* RunEvents.RunEvents
   const targetOf = (d: Agent.Descriptor) => ({ user: String(d.user), host: String(d.host), port: Number(d.port) })
@@ -200,10 +207,12 @@ export const reattach = Effect.fn("SshHost.reattach")(function*(
     yield* Effect.forEach(hosts, ([id, d]) =>
       Effect.gen(function*() {
         const key = yield* SshKeys.ensure(config.namespace, String(d.key))
-        const connection = yield* SshClient.connect(targetOf(d), connectionOptions(config, stateDir, key.privateKey))
-          .pipe(
-            Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
-          )
+        const connection = yield* SshClient.connect(targetOf(d), {
+          ...connectionOptions(config, stateDir, key.privateKey),
+          executor: options.executor
+        }).pipe(
+          Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
+        )
         return [id, connection] as const
       }), { concurrency: 64 })
   )
