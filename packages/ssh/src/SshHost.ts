@@ -64,11 +64,13 @@ const must = (connection: SshClient.Connection, line: string, what: string, agen
     )
   )
 
-/** Kills the processes carrying `marker` on the host and removes `dir`. */
+/**
+ * Kills the processes carrying `marker` on the host and removes `dir`. The kill script runs in a subshell: its
+ * `exit 0` as soon as nothing is left ends the subshell only, so a wipe waits the grace period only for a
+ * process that survives SIGTERM.
+ */
 const wipe = (connection: SshClient.Connection, marker: string, dir: string, graceSeconds: number) =>
-  connection.run(
-    `${SshRunner.killScript(marker, graceSeconds).replaceAll("exit 0", ":")}\nrm -rf ${SshClient.quote(dir)}`
-  )
+  connection.run(`(\n${SshRunner.killScript(marker, graceSeconds)}\n)\nrm -rf ${SshClient.quote(dir)}`)
 
 export const layer = (options: Options) =>
   Layer.effect(
