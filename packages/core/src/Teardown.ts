@@ -2,7 +2,7 @@
  * Teardown steps: finalizers that log their failure (and emit `teardown-failed`) instead of failing, so one
  * broken step never blocks the next. Scopes run them in reverse order of acquisition.
  */
-import { Cause, Effect, Exit, type Scope } from "effect"
+import { Cause, Effect, Exit, Scope } from "effect"
 import { RunEvents } from "./RunEvents.ts"
 
 /** Runs `release` as a named teardown step: a failure or defect is reported, never propagated. */
@@ -35,3 +35,27 @@ export const finalizer = <R>(
   name: string,
   release: Effect.Effect<void, unknown, R>
 ): Effect.Effect<void, never, R | Scope.Scope> => Effect.addFinalizer(() => step(name, release))
+
+/**
+ * A pool of child scopes of the current scope, closed `concurrency` at a time (the newest first) when it closes:
+ * one per agent, so that tearing down 1000 agents takes 1000 / `concurrency` rounds instead of 1000, and a slow
+ * or failing agent holds only itself. `pool(n)` returns `within`, which runs an effect in a new child scope of
+ * the pool.
+ */
+export const pool = (concurrency: number): Effect.Effect<
+  <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, Exclude<R, Scope.Scope>>,
+  never,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const children: Array<Scope.Closeable> = []
+    yield* Effect.addFinalizer((exit) =>
+      Effect.forEach(children.toReversed(), (child) => Scope.close(child, exit), { concurrency, discard: true })
+    )
+    return <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        const child = Scope.makeUnsafe()
+        children.push(child)
+        return Scope.provide(child)(effect)
+      })
+  })
