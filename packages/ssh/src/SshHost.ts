@@ -17,6 +17,7 @@ import {
   CloudError,
   Deployment,
   Ledger,
+  Limits,
   RunEvents,
   Sandbox,
   Teardown
@@ -78,6 +79,7 @@ export const layer = (options: Options) =>
     Effect.gen(function*() {
       const ledger = yield* Ledger.Ledger
       const events = yield* RunEvents.RunEvents
+      const limits = yield* Limits.Limits
       const { config } = options
       const target = config.sshHost
       if (target === undefined) return yield* Effect.die(new Error("SshHost.layer needs --ssh-host"))
@@ -128,8 +130,10 @@ export const layer = (options: Options) =>
 
           let ready = 0
           let down = 0
+          // Created after the host's record: every agent is down before the host is wiped.
+          const within = yield* Teardown.pool(limits.teardowns)
           return yield* Effect.forEach(configs, (agentConfig, index) =>
-            Effect.gen(function*() {
+            within(Effect.gen(function*() {
               const name = agentConfig.name
               if (!Sandbox.safeName.test(name)) {
                 return yield* CloudError.deploy(
@@ -179,7 +183,7 @@ export const layer = (options: Options) =>
               ready += 1
               yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
               return agent
-            }), { concurrency: 16 })
+            })), { concurrency: limits.deploys })
         })
       })
     })
