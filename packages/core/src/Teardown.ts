@@ -23,6 +23,13 @@ export const step = <E, R>(name: string, release: Effect.Effect<void, E, R>): Ef
     })
   )
 
+/**
+ * Like `step`, but a failure is reported and then still fails: under `Ledger.scoped`, the resource's record stays
+ * outstanding, so that `CLOUD clean up` retries it.
+ */
+export const reported = <E, R>(name: string, release: Effect.Effect<void, E, R>): Effect.Effect<void, E, R> =>
+  release.pipe(Effect.tapCause((cause) => step(name, Effect.failCause(cause))))
+
 /** `acquireRelease` whose release is a teardown `step`. */
 export const acquireRelease = <A, E, R, R2>(
   name: string,

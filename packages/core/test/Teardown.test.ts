@@ -39,4 +39,13 @@ describe("Teardown.pool", () => {
       }]))),
     { timeout: 10_000 }
   )
+
+  it.effect("reported: a failure is reported as a step and still fails (a ledger record then stays)", () =>
+    Effect.gen(function*() {
+      const exit = yield* Teardown.reported("agent x", Effect.fail(new Error("cannot remove"))).pipe(Effect.exit)
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(failures, "agent x: cannot remove")
+    }).pipe(Effect.provide(RunEvents.RunEvents.layer([(e) => {
+      if (e.type === "teardown-failed") failures.push(`${e.step}: ${e.message}`)
+    }]))))
 })
