@@ -22,7 +22,7 @@ import {
   Sandbox,
   Teardown
 } from "@tezt-cloud/core"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer, Request, RequestResolver } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
 import type * as SshError from "./SshError.ts"
@@ -54,8 +54,19 @@ export const connectionOptions = (config: CloudConfig.CloudConfig, stateDir: str
   maxChannels: config.sshMaxChannels
 })
 
+interface ControlResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
 /** Runs a control command on the host and fails unless it exits 0. */
-const must = (connection: SshClient.Connection, line: string, what: string, agent: string) =>
+const must = (
+  connection: { run(line: string): Effect.Effect<ControlResult, SshError.SshError> },
+  line: string,
+  what: string,
+  agent: string
+) =>
   connection.run(line).pipe(
     Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
     Effect.flatMap((r) =>
@@ -64,6 +75,91 @@ const must = (connection: SshClient.Connection, line: string, what: string, agen
         : Effect.fail(CloudError.deploy(agent, `${what}: ${r.stderr.trim() || `exit ${r.code}`}`))
     )
   )
+
+/**
+ * One agent's control script (its stdout is dropped), run in a batch with others'; with `kill`, the processes
+ * carrying that marker are killed first (one pass over /proc for the whole batch).
+ */
+class Control extends Request.Class<
+  { readonly script: string; readonly kill: string | undefined; readonly id: number },
+  ControlResult,
+  SshError.SshError
+> {}
+
+/**
+ * Like `SshRunner.killScript`, for the processes carrying any of `markers`: each round is one pass over /proc,
+ * whatever the number of markers.
+ */
+const killAllScript = (markers: ReadonlyArray<string>, graceSeconds: number) =>
+  [
+    `pids() { grep -lzxF ${
+      markers.map((m) => `-e ${SshClient.quote(m)}`).join(" ")
+    } /proc/[0-9]*/environ 2>/dev/null | sed 's#^/proc/\\([0-9]*\\)/environ$#\\1#'; }`,
+    `p=$(pids); [ -z "$p" ] && exit 0`,
+    `for x in $p; do kill -TERM -"$x" "$x" 2>/dev/null; done`,
+    `i=0; while [ "$i" -lt ${
+      Math.max(1, Math.round(graceSeconds * 10))
+    } ]; do p=$(pids); [ -z "$p" ] && exit 0; sleep 0.1; i=$((i+1)); done`,
+    `for x in $p; do kill -KILL -"$x" "$x" 2>/dev/null; done; exit 0`
+  ].join("\n")
+
+/** The most control scripts one session runs. */
+const maxBatch = 64
+
+/**
+ * Agents' control scripts (creating a sandbox, wiping one) in batches: those asked for together (within 10 ms,
+ * up to `maxBatch`) run side by side in one session on the host, each in its own subshell, each with its own
+ * exit code and stderr (one short line each, written at once). Every session costs sshd about 0.1 s of CPU: deploying or tearing down
+ * 1000 agents takes a few dozen sessions, not 1000.
+ */
+const controlBatches = (connection: SshClient.Connection, graceSeconds: number) => {
+  let next = 0
+  const resolver = RequestResolver.make<Control>((entries) => {
+    const markers = entries.flatMap((entry) => entry.request.kill === undefined ? [] : [entry.request.kill])
+    return connection.run(
+      [
+        ...(markers.length === 0 ? [] : [`(\n${killAllScript(markers, graceSeconds)}\n)`]),
+        `d=$(mktemp -d) || exit 1`,
+        ...entries.map((entry, i) =>
+          `{ (\n${entry.request.script}\n) >/dev/null 2>"$d/${i}"; echo "tezt-control ${i} $?"; } &`
+        ),
+        `wait`,
+        `for f in "$d"/*; do [ -s "$f" ] && { printf 'tezt-stderr %s ' "\${f##*/}"; tr '\\n' ' ' <"$f"; echo; }; done`,
+        `rm -rf "$d"`
+      ].join("\n")
+    ).pipe(
+      Effect.match({
+        onFailure: (error) => entries.forEach((entry) => entry.completeUnsafe(Exit.fail(error))),
+        onSuccess: (session) => {
+          const codes = new Map<number, number>()
+          const stderrs = new Map<number, string>()
+          for (const line of session.stdout.split("\n")) {
+            const code = /^tezt-control (\d+) (\d+)$/.exec(line)
+            if (code) codes.set(Number(code[1]), Number(code[2]))
+            const stderr = /^tezt-stderr (\d+) (.*)$/.exec(line)
+            if (stderr) stderrs.set(Number(stderr[1]), stderr[2]!.trim())
+          }
+          entries.forEach((entry, i) =>
+            entry.completeUnsafe(Exit.succeed(
+              codes.has(i) ? { code: codes.get(i)!, stdout: "", stderr: stderrs.get(i) ?? "" } : {
+                code: session.code === 0 ? 255 : session.code,
+                stdout: "",
+                stderr: session.stderr.trim() || "the batch of control commands ended before this one"
+              }
+            ))
+          )
+        }
+      })
+    )
+  }).pipe(RequestResolver.setDelay("10 millis"), RequestResolver.batchN(maxBatch))
+  const request = (script: string, kill: string | undefined): Effect.Effect<ControlResult, SshError.SshError> =>
+    Effect.request(new Control({ script, kill, id: next++ }), resolver)
+  return {
+    run: (script: string) => request(script, undefined),
+    /** Kills the processes carrying `marker`, then removes `dir`. */
+    wipe: (marker: string, dir: string) => request(`rm -rf ${SshClient.quote(dir)}`, marker)
+  }
+}
 
 /**
  * Kills the processes carrying `marker` on the host and removes `dir`. The kill script runs in a subshell: its
@@ -119,15 +215,18 @@ export const layer = (options: Options) =>
               }
             },
             must(connection, `mkdir -p ${SshClient.quote(root)}`, "cannot create the run's directory", host),
+            // A failed wipe is reported and keeps the host's record, for `CLOUD clean up` to retry.
             () =>
-              Teardown.step(
+              Teardown.reported(
                 `host ${host}`,
                 wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, graceSeconds).pipe(
+                  Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
                   Effect.andThen(connection.run(`rmdir ${SshClient.quote(path.posix.dirname(root))} 2>/dev/null; true`))
                 )
               ).pipe(Effect.provideService(RunEvents.RunEvents, events))
           ).pipe(Effect.provideService(Ledger.Ledger, ledger))
 
+          const control = controlBatches(connection, graceSeconds)
           let ready = 0
           let down = 0
           // Created after the host's record: every agent is down before the host is wiped.
@@ -151,15 +250,15 @@ export const layer = (options: Options) =>
                   data: { agent: name, host, path: home, marker }
                 },
                 must(
-                  connection,
+                  control,
                   `mkdir -p ${SshClient.quote(`${home}/logs`)} ${SshClient.quote(`${home}/fs`)}`,
                   "cannot create its sandbox",
                   name
                 ),
                 () =>
-                  Teardown.step(
+                  Teardown.reported(
                     `agent ${name}`,
-                    wipe(connection, `TEZT_CLOUD_AGENT=${marker}`, home, graceSeconds).pipe(
+                    control.wipe(`TEZT_CLOUD_AGENT=${marker}`, home).pipe(
                       Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
                       Effect.andThen(Effect.suspend(() => {
                         down += 1
