@@ -10,6 +10,10 @@
  * `TEZT_CLOUD_NS`, `TEZT_CLOUD_AGENT` and `TEZT_CLOUD_EXEC` in its environment, so its whole tree can be found
  * and killed, even after `setsid` or a `kill -9` of the orchestrator (`cleanUp`).
  *
+ * At scale (issue 7): at most `Limits.commands` commands run at once across the agents (each holds two pipes),
+ * deploys and teardowns go `Limits.deploys` / `Limits.teardowns` at a time, and concurrent kills share their
+ * passes over /proc.
+ *
  * **Gotchas**
  *
  * A sandbox is not a security boundary: agents run as the current user and share the machine's network.
@@ -380,10 +384,6 @@ const killMarked = (key: string, value: string, graceMillis: number) =>
     if (left.length > 0) ProcessTree.signalAll(yield* ProcessTree.find(key, value), "SIGKILL")
   })
 
-/**
- * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
- * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
- */
 /** The bound on commands of every reattached runner of this process (`tezt-cloud agents exec` on all agents). */
 let reattachedSemaphore: Semaphore.Semaphore | undefined
 const reattachedCommands = Effect.gen(function*() {
@@ -412,6 +412,10 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptor: Ag
 /** The ledger kinds this backend records. */
 export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
 
+/**
+ * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
+ * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
+ */
 export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
   const ledger = yield* Ledger.Ledger
   const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)

@@ -6,8 +6,18 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Cloud, Ledger, Limits, Orchestrator, RunEvents, Scenario, TestCloud } from "@tezt-cloud/core"
-import { Effect, Layer } from "effect"
+import {
+  AgentConfig,
+  Cloud,
+  Deployment,
+  Ledger,
+  Limits,
+  Orchestrator,
+  RunEvents,
+  Scenario,
+  TestCloud
+} from "@tezt-cloud/core"
+import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -104,4 +114,31 @@ describe("Localhost at scale", () => {
       }),
     180_000
   )
+
+  it.live("exec keeps only the tail of a big output (maxOutputBytes); onLine still gets every line", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const config = yield* TestCloud.config({ tezt_cloud: `${namespace}-tail`, vm_base_port: 20000 })
+      const context = yield* Layer.build(
+        Localhost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts"), maxOutputBytes: 1000 })
+          .pipe(Layer.provideMerge(Layer.mergeAll(
+            Ledger.Ledger.layer(stateDir, `${namespace}-tail`),
+            RunEvents.RunEvents.layerNoop,
+            NodeServices.layer
+          )))
+      )
+      const [agent] = yield* Context.get(context, Deployment.Deployment).deploy(
+        AgentConfig.complete([{ name: "t" }], Orchestrator.agentDefaults(config))
+      )
+      let lines = 0
+      // 10000 lines of "line N": about 89 kB.
+      const result = yield* agent!.exec("sh", [
+        "-c",
+        "i=0; while [ $i -lt 10000 ]; do echo \"line $i\"; i=$((i+1)); done"
+      ], {
+        onLine: () => Effect.sync(() => void (lines += 1))
+      })
+      assert.strictEqual(lines, 10000)
+      assert.strictEqual(result.stdout.length, 1000)
+      assert.isTrue(result.stdout.endsWith("line 9998\nline 9999\n"))
+    })))
 })
