@@ -8,7 +8,8 @@
  * Provisioning checks the host, then creates `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>/` on it; each agent gets
  * `agents/<name>/` there (its home; absolute paths it copies to live under its `fs/`). Teardown kills every
  * process carrying the namespace's marker on the host and removes the directory: nothing is left behind. Both
- * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`.
+ * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
+ * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
 import {
   Agent,
@@ -195,7 +196,7 @@ export const layer = (options: Options) =>
           // Provisioning: what the sandboxes need, and where they go.
           const probe = yield* must(
             connection,
-            `for c in sh setsid md5sum grep sed; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
+            `for c in sh setsid md5sum grep sed mktemp tr; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
               `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }; echo "\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"`,
             "the host cannot run agents",
             host
