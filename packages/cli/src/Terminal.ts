@@ -1,13 +1,21 @@
 /**
  * How a run looks in a terminal. On a TTY: log lines plus one live progress line while agents are deployed and
- * torn down (ready / total, elapsed). Elsewhere: one plain line per event. With `--json`: every event as one JSON
- * line on stdout, for machines.
+ * torn down (ready / total, elapsed). Elsewhere: one plain line per event (past `everyAgentUpTo` agents, one per
+ * tenth of them: 1000 agents print 10 progress lines, not 1000). With `--json`: every event as one JSON line on
+ * stdout, for machines.
  */
 import type { RunEvents } from "@tezt-cloud/core"
 
 type Out = { write(text: string): unknown }
 
 const time = (at: number) => new Date(at).toISOString().slice(11, 23)
+
+/** Up to this many agents, plain output has a line for each agent ready or down. */
+export const everyAgentUpTo = 100
+
+/** Whether the `done`th of `total` agents gets a plain line: all of them for small runs, each tenth otherwise. */
+const shown = (done: number, total: number) =>
+  total <= everyAgentUpTo || done === total || done % Math.ceil(total / 10) === 0
 
 /** The plain line of an event, or `undefined` when the event is only shown as progress. */
 const line = (event: RunEvents.Stamped): string | undefined => {
@@ -21,7 +29,9 @@ const line = (event: RunEvents.Stamped): string | undefined => {
         ? undefined
         : `[${time(event.at)}] deploying ${event.total} agent${event.total === 1 ? "" : "s"}`
     case "agent-ready":
-      return `[${time(event.at)}] agent ${event.agent} ready (${event.ready}/${event.total})`
+      return shown(event.ready, event.total)
+        ? `[${time(event.at)}] agent ${event.agent} ready (${event.ready}/${event.total})`
+        : undefined
     case "deploy-done":
       return event.total === 0
         ? undefined
@@ -33,7 +43,9 @@ const line = (event: RunEvents.Stamped): string | undefined => {
         ? undefined
         : `[${time(event.at)}] tearing down ${event.total} agent${event.total === 1 ? "" : "s"}`
     case "agent-down":
-      return `[${time(event.at)}] agent ${event.agent} down (${event.down}/${event.total})`
+      return shown(event.down, event.total)
+        ? `[${time(event.at)}] agent ${event.agent} down (${event.down}/${event.total})`
+        : undefined
     case "output":
       return `[${event.agent}] ${event.line}`
     case "daemon-up":

@@ -36,6 +36,16 @@ describe("Terminal", () => {
     assert.match(lines.at(-1)!, /agent a down \(2\/2\)$/)
   })
 
+  it("plain: past 100 agents, one progress line per tenth of them", () => {
+    const { out, text } = capture()
+    const sink = Terminal.plain(out)
+    for (let i = 1; i <= 1000; i++) sink({ type: "agent-ready", agent: `a${i}`, ready: i, total: 1000, ...at(i) })
+    const lines = text().trimEnd().split("\n")
+    assert.strictEqual(lines.length, 10)
+    assert.match(lines[0]!, /agent a100 ready \(100\/1000\)$/)
+    assert.match(lines.at(-1)!, /agent a1000 ready \(1000\/1000\)$/)
+  })
+
   it("tty: a live progress line rewritten in place, log lines printed above it", () => {
     const { out, text } = capture()
     let now = 1_000_000

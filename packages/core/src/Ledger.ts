@@ -69,11 +69,24 @@ export class Ledger extends Context.Service<Ledger, {
 
 const makeFile = (root: string, namespace: string) => {
   const file = ledgerFile(root, namespace)
+  // Every append is one line at the end of the file, whatever its size: a run of 1000 agents writes a few
+  // thousand lines, never rewrites them. The directory is made once (again only if it disappears).
+  let dirMade = false
   const append = (entry: Entry) =>
     Effect.try({
       try: () => {
-        fs.mkdirSync(path.dirname(file), { recursive: true })
-        fs.appendFileSync(file, JSON.stringify(entry) + "\n")
+        const line = JSON.stringify(entry) + "\n"
+        if (!dirMade) {
+          fs.mkdirSync(path.dirname(file), { recursive: true })
+          dirMade = true
+        }
+        try {
+          fs.appendFileSync(file, line)
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e
+          fs.mkdirSync(path.dirname(file), { recursive: true })
+          fs.appendFileSync(file, line)
+        }
       },
       catch: (e) => CloudError.state(file, `cannot append to the ledger: ${CloudError.messageOf(e)}`)
     })

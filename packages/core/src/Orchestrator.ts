@@ -74,15 +74,37 @@ export const agentConfigs = (
         `the number limits of VM '${config.vmsLimit}' is less than the number of VMs specified by the scenario: '${configs.length}'`
       )
     }
-    const last = config.vmBasePort + configs.length * config.portsPerVm - 1
-    if (last > 65535) {
-      return yield* CloudError.config(
-        "--vm-base-port",
-        `${configs.length} agents × ${config.portsPerVm} ports from ${config.vmBasePort} end at ${last} > 65535: lower --vm-base-port or --ports-per-vm`
-      )
-    }
+    const rangeError = portRangeError(configs.length, config.vmBasePort, config.portsPerVm)
+    if (rangeError !== undefined) return yield* rangeError
     return configs
   })
+
+/**
+ * Why `agents` port ranges of `portsPerVm` ports from `basePort` do not fit under 65535, naming the option to
+ * change and the value that fits, or `undefined` when they fit.
+ */
+export const portRangeError = (agents: number, basePort: number, portsPerVm: number) => {
+  const last = basePort + agents * portsPerVm - 1
+  if (last <= 65535) return undefined
+  const what = `${agents} agents × ${portsPerVm} ports from ${basePort} end at ${last} > 65535`
+  const fittingPorts = Math.floor((65536 - basePort) / agents)
+  if (fittingPorts >= 2) {
+    return CloudError.config(
+      "--ports-per-vm",
+      `${what}: give --ports-per-vm ${fittingPorts} or less (or a lower --vm-base-port)`
+    )
+  }
+  const fittingBase = 65536 - agents * 2
+  return fittingBase >= 1
+    ? CloudError.config(
+      "--vm-base-port",
+      `${what}: give --vm-base-port ${fittingBase} or less with --ports-per-vm 2`
+    )
+    : CloudError.config(
+      "--vms-limit",
+      `${what}: at most ${Math.floor(65535 / 2)} agents have port ranges (2 ports each, from port 1)`
+    )
+}
 
 /**
  * Creates the artifacts dir (a user-given one must not exist yet) and writes `configuration.json`, the effective

@@ -72,12 +72,17 @@ export const recentEvents = 1000
 
 const make = (sinks: ReadonlyArray<Sink>) => {
   let fd: number | undefined
+  // A ring of the last `recentEvents` events: a run of 1000 agents emits thousands, each kept in O(1).
   const recent: Array<Stamped> = []
+  let oldest = 0
   const all: Array<Sink> = [...sinks, (event) => {
     if (fd !== undefined) fs.writeSync(fd, JSON.stringify(event) + "\n")
   }, (event) => {
-    recent.push(event)
-    if (recent.length > recentEvents) recent.splice(0, recent.length - recentEvents)
+    if (recent.length < recentEvents) recent.push(event)
+    else {
+      recent[oldest] = event
+      oldest = (oldest + 1) % recentEvents
+    }
   }]
   const dispatch: Sink = (event) => {
     for (const sink of all) sink(event)
@@ -87,7 +92,7 @@ const make = (sinks: ReadonlyArray<Sink>) => {
     subscribe: (sink) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          for (const event of recent) sink(event)
+          for (let i = 0; i < recent.length; i++) sink(recent[(oldest + i) % recent.length]!)
           all.push(sink)
         }),
         () => Effect.sync(() => void all.splice(all.indexOf(sink), 1))

@@ -168,4 +168,36 @@ describe("Orchestrator", () => {
         message: "Scenario terminated unexpectedly: interrupted"
       })
     }))
+
+  describe("port ranges of many agents (issue 7)", () => {
+    const many = (n: number) =>
+      Scenario.make({ title: "many", tags: [], vms: () => Array.from({ length: n }, () => ({})), run: Effect.void })
+    const refusal = (n: number, input: CloudConfig.Input) =>
+      Effect.gen(function*() {
+        const config = yield* TestCloud.config(input)
+        return (yield* Effect.flip(Orchestrator.agentConfigs(many(n), config))).message
+      })
+
+    it.effect("1000 agents fit with a small enough --ports-per-vm", () =>
+      Effect.gen(function*() {
+        const config = yield* TestCloud.config({ vm_base_port: 20000, ports_per_vm: 30 })
+        assert.strictEqual((yield* Orchestrator.agentConfigs(many(1000), config)).length, 1000)
+      }))
+
+    it.effect("too many ports: one line naming --ports-per-vm and the value that fits", () =>
+      Effect.gen(function*() {
+        assert.strictEqual(
+          yield* refusal(1000, {}),
+          "--ports-per-vm: 1000 agents × 50 ports from 30000 end at 79999 > 65535: give --ports-per-vm 35 or less (or a lower --vm-base-port)"
+        )
+      }))
+
+    it.effect("when even 2 ports each do not fit, it names --vm-base-port and the base that fits", () =>
+      Effect.gen(function*() {
+        assert.strictEqual(
+          yield* refusal(20000, { vm_base_port: 30000, ports_per_vm: 2 }),
+          "--vm-base-port: 20000 agents × 2 ports from 30000 end at 69999 > 65535: give --vm-base-port 25536 or less with --ports-per-vm 2"
+        )
+      }))
+  })
 })

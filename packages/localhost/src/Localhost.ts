@@ -10,6 +10,10 @@
  * `TEZT_CLOUD_NS`, `TEZT_CLOUD_AGENT` and `TEZT_CLOUD_EXEC` in its environment, so its whole tree can be found
  * and killed, even after `setsid` or a `kill -9` of the orchestrator (`cleanUp`).
  *
+ * At scale (issue 7): at most `Limits.commands` commands run at once across the agents (each holds two pipes),
+ * deploys and teardowns go `Limits.deploys` / `Limits.teardowns` at a time, and concurrent kills share their
+ * passes over /proc.
+ *
  * **Gotchas**
  *
  * A sandbox is not a security boundary: agents run as the current user and share the machine's network.
@@ -22,12 +26,13 @@ import {
   CopyPolicy,
   Deployment,
   Ledger,
+  Limits,
   RunEvents,
   type Runner,
   Sandbox,
   Teardown
 } from "@tezt-cloud/core"
-import { Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { Duration, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -45,13 +50,15 @@ export interface Options {
   readonly artifactsDir: string
   /** How long a killed process tree gets between SIGTERM and SIGKILL. */
   readonly killGrace?: Duration.Input | undefined
+  /** How much of each stream `exec` keeps in its result (the tail; default 16 MiB); `onLine` still gets it all. */
+  readonly maxOutputBytes?: number | undefined
 }
 
 /** Where the sandboxes of a namespace live. */
 export const sandboxesDir = (stateDir: string, namespace: string) =>
   path.join(Ledger.namespaceDir(stateDir, namespace), "agents")
 
-const maxParallelDeploys = 32
+const defaultMaxOutputBytes = 16 * 1024 * 1024
 
 /** Deployment of process-sandbox agents. */
 export const layer = (options: Options) =>
@@ -61,8 +68,13 @@ export const layer = (options: Options) =>
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
       const ledger = yield* Ledger.Ledger
       const events = yield* RunEvents.RunEvents
+      const limits = yield* Limits.Limits
+      // Shared by every agent of the backend: each running command holds a process and two pipes.
+      const commands = yield* Semaphore.make(limits.commands)
       const { config } = options
       const graceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? "3 seconds"))
+      const maxOutputBytes = options.maxOutputBytes ?? defaultMaxOutputBytes
+      const baseEnv = { ...process.env }
       let ready = 0
       let down = 0
 
@@ -109,7 +121,16 @@ export const layer = (options: Options) =>
               )
           ).pipe(Effect.provideService(Ledger.Ledger, ledger))
           const start = sandbox.portStart
-          const runner = makeRunner({ spawner, ledger, events, ...sandbox, graceMillis })
+          const runner = makeRunner({
+            spawner,
+            ledger,
+            events,
+            ...sandbox,
+            graceMillis,
+            commands,
+            maxOutputBytes,
+            baseEnv
+          })
           const artifactsDir = path.join(options.artifactsDir, name)
           const agent = Agent.make({
             index,
@@ -133,8 +154,12 @@ export const layer = (options: Options) =>
           yield* Effect.annotateCurrentSpan({ agents: configs.length })
           ready = 0
           down = 0
-          return yield* Effect.forEach(configs, (c, i) => deployOne(c, i, configs.length), {
-            concurrency: maxParallelDeploys
+          // Runs after every sandbox is gone (scopes close in reverse): no empty `agents/` is left either.
+          const dir = sandboxesDir(options.stateDir, config.namespace)
+          yield* Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir)))
+          const within = yield* Teardown.pool(limits.teardowns)
+          return yield* Effect.forEach(configs, (c, i) => within(deployOne(c, i, configs.length)), {
+            concurrency: limits.deploys
           })
         })
       })
@@ -147,13 +172,22 @@ interface RunnerInit extends Sandbox.Sandbox {
   readonly events: RunEvents.RunEvents["Service"]
   /** How long a killed process tree gets between SIGTERM and SIGKILL. */
   readonly graceMillis: number
+  /** Bounds the commands running at once (shared by the backend's agents). */
+  readonly commands: Semaphore.Semaphore
+  readonly maxOutputBytes: number
+  /**
+   * The orchestrator's environment, which every process of the agent inherits, copied once: reading
+   * `process.env` whole costs about a millisecond, which 1000 commands would pay each.
+   */
+  readonly baseEnv: Readonly<Record<string, string | undefined>>
 }
 
 const makeRunner = (init: RunnerInit): Runner.Runner => {
   const binaries = Sandbox.pathIn(init.home, init.binariesPath)
   const environment = (execId: string, extra: Record<string, string> | undefined) => ({
+    ...init.baseEnv,
     ...Sandbox.environment(init, execId),
-    PATH: `${binaries}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    PATH: `${binaries}:${init.baseEnv.PATH ?? "/usr/bin:/bin"}`,
     ...extra
   })
   const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
@@ -174,7 +208,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       const handle = yield* init.spawner.spawn(ChildProcess.make(command, args, {
         cwd: options.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd),
         env: environment(execId, options.env),
-        extendEnv: true,
+        extendEnv: false,
         stdin: "ignore",
         stdout: options.stdout,
         stderr: options.stdout,
@@ -202,12 +236,12 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
       const { handle } = yield* start(command, args, { env: options?.env, cwd: options?.cwd, stdout: "pipe" })
       const collect = (stream: Stream.Stream<Uint8Array, unknown>, name: "stdout" | "stderr") => {
-        // The text is kept as it came (no newline added to an unterminated last line, `\r` kept); lines are
-        // only for `onLine` and the event log.
-        const chunks: Array<string> = []
+        // The text is kept as it came (no newline added to an unterminated last line, `\r` kept), up to its last
+        // `maxOutputBytes`; lines are only for `onLine` and the event log.
+        const tail = makeTail(init.maxOutputBytes)
         return stream.pipe(
+          Stream.tap((bytes) => Effect.sync(() => tail.push(bytes))),
           Stream.decodeText(),
-          Stream.tap((chunk) => Effect.sync(() => void chunks.push(chunk))),
           Stream.splitLines,
           Stream.runForEach((line) =>
             Effect.gen(function*() {
@@ -215,7 +249,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
               if (options?.onLine) yield* options.onLine({ stream: name, line })
             })
           ),
-          Effect.map(() => chunks.join(""))
+          Effect.map(tail.text)
         )
       }
       const [stdout, stderr, exitCode] = yield* Effect.all([
@@ -232,7 +266,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       })
       return { exitCode, stdout, stderr, pid: handle.pid } satisfies Runner.ExecResult
     },
-    Effect.scoped
+    Effect.scoped,
+    // Outside the scope: the slot is given back once the tree is killed and its pipes are closed.
+    (effect) => init.commands.withPermits(1)(effect)
   )
 
   const spawn = Effect.fn("Localhost.spawn")(
@@ -303,23 +339,58 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   return { exec, spawn, copy }
 }
 
-/** Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. */
+/** Keeps the last `max` bytes of a stream, in the chunks it came in (nothing is allocated ahead). */
+const makeTail = (max: number) => {
+  const chunks: Array<Uint8Array> = []
+  let size = 0
+  return {
+    push: (chunk: Uint8Array) => {
+      chunks.push(chunk)
+      size += chunk.length
+      while (chunks.length > 1 && size - chunks[0]!.length >= max) size -= chunks.shift()!.length
+    },
+    text: () => {
+      const all = Buffer.concat(chunks)
+      return all.subarray(Math.max(0, all.length - max)).toString("utf8")
+    }
+  }
+}
+
+/** Removes `dir` if it exists and is empty. */
+const removeIfEmpty = (dir: string) => {
+  try {
+    fs.rmdirSync(dir)
+  } catch {
+    // missing, or not empty: another run's sandboxes, or one whose teardown failed (kept for `cleanUp`)
+  }
+}
+
+/**
+ * Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. Concurrent calls share
+ * their passes over /proc (`ProcessTree.find`).
+ */
 const killMarked = (key: string, value: string, graceMillis: number) =>
   Effect.gen(function*() {
-    if (ProcessTree.signalMarked(key, value, "SIGTERM") === 0) return
-    yield* Effect.sleep("20 millis").pipe(
+    const found = yield* ProcessTree.find(key, value)
+    if (found.length === 0) return
+    ProcessTree.signalAll(found, "SIGTERM")
+    const left = yield* Effect.sleep("20 millis").pipe(
+      Effect.andThen(ProcessTree.find(key, value)),
       Effect.repeat({
-        until: () => ProcessTree.findMarked(key, value).length === 0,
+        until: (pids) => pids.length === 0,
         schedule: Schedule.during(Duration.millis(graceMillis))
       })
     )
-    ProcessTree.signalMarked(key, value, "SIGKILL")
+    if (left.length > 0) ProcessTree.signalAll(yield* ProcessTree.find(key, value), "SIGKILL")
   })
 
-/**
- * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
- * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
- */
+/** The bound on commands of every reattached runner of this process (`tezt-cloud agents exec` on all agents). */
+let reattachedSemaphore: Semaphore.Semaphore | undefined
+const reattachedCommands = Effect.gen(function*() {
+  const limits = yield* Limits.Limits
+  return (reattachedSemaphore ??= Semaphore.makeUnsafe(limits.commands))
+})
+
 /**
  * A runner for an agent of a run that is still alive (kept with `--keep-alive`), from its descriptor: what
  * `tezt-cloud agents exec|copy` uses from another process. Its processes are recorded in the namespace's ledger
@@ -331,13 +402,20 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptor: Ag
     ledger: yield* Ledger.Ledger,
     events: yield* RunEvents.RunEvents,
     ...Sandbox.fromDescriptor(descriptor),
-    graceMillis: 3000
+    graceMillis: 3000,
+    commands: yield* reattachedCommands,
+    maxOutputBytes: defaultMaxOutputBytes,
+    baseEnv: { ...process.env }
   })
 })
 
 /** The ledger kinds this backend records. */
 export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
 
+/**
+ * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
+ * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
+ */
 export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
   const ledger = yield* Ledger.Ledger
   const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)

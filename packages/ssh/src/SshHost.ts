@@ -8,7 +8,8 @@
  * Provisioning checks the host, then creates `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>/` on it; each agent gets
  * `agents/<name>/` there (its home; absolute paths it copies to live under its `fs/`). Teardown kills every
  * process carrying the namespace's marker on the host and removes the directory: nothing is left behind. Both
- * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`.
+ * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
+ * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
 import {
   Agent,
@@ -17,11 +18,12 @@ import {
   CloudError,
   Deployment,
   Ledger,
+  Limits,
   RunEvents,
   Sandbox,
   Teardown
 } from "@tezt-cloud/core"
-import { Effect, Layer } from "effect"
+import { Effect, Exit, Layer, Request, RequestResolver } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
 import type * as SshError from "./SshError.ts"
@@ -53,8 +55,19 @@ export const connectionOptions = (config: CloudConfig.CloudConfig, stateDir: str
   maxChannels: config.sshMaxChannels
 })
 
+interface ControlResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
 /** Runs a control command on the host and fails unless it exits 0. */
-const must = (connection: SshClient.Connection, line: string, what: string, agent: string) =>
+const must = (
+  connection: { run(line: string): Effect.Effect<ControlResult, SshError.SshError> },
+  line: string,
+  what: string,
+  agent: string
+) =>
   connection.run(line).pipe(
     Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
     Effect.flatMap((r) =>
@@ -64,11 +77,98 @@ const must = (connection: SshClient.Connection, line: string, what: string, agen
     )
   )
 
-/** Kills the processes carrying `marker` on the host and removes `dir`. */
+/**
+ * One agent's control script (its stdout is dropped), run in a batch with others'; with `kill`, the processes
+ * carrying that marker are killed first (one pass over /proc for the whole batch).
+ */
+class Control extends Request.Class<
+  { readonly script: string; readonly kill: string | undefined; readonly id: number },
+  ControlResult,
+  SshError.SshError
+> {}
+
+/**
+ * Like `SshRunner.killScript`, for the processes carrying any of `markers`: each round is one pass over /proc,
+ * whatever the number of markers.
+ */
+const killAllScript = (markers: ReadonlyArray<string>, graceSeconds: number) =>
+  [
+    `pids() { grep -lzxF ${
+      markers.map((m) => `-e ${SshClient.quote(m)}`).join(" ")
+    } /proc/[0-9]*/environ 2>/dev/null | sed 's#^/proc/\\([0-9]*\\)/environ$#\\1#'; }`,
+    `p=$(pids); [ -z "$p" ] && exit 0`,
+    `for x in $p; do kill -TERM -"$x" "$x" 2>/dev/null; done`,
+    `i=0; while [ "$i" -lt ${
+      Math.max(1, Math.round(graceSeconds * 10))
+    } ]; do p=$(pids); [ -z "$p" ] && exit 0; sleep 0.1; i=$((i+1)); done`,
+    `for x in $p; do kill -KILL -"$x" "$x" 2>/dev/null; done; exit 0`
+  ].join("\n")
+
+/** The most control scripts one session runs. */
+const maxBatch = 64
+
+/**
+ * Agents' control scripts (creating a sandbox, wiping one) in batches: those asked for together (within 10 ms,
+ * up to `maxBatch`) run side by side in one session on the host, each in its own subshell, each with its own
+ * exit code and stderr (one short line each, written at once). Every session costs sshd about 0.1 s of CPU: deploying or tearing down
+ * 1000 agents takes a few dozen sessions, not 1000.
+ */
+const controlBatches = (connection: SshClient.Connection, graceSeconds: number) => {
+  let next = 0
+  const resolver = RequestResolver.make<Control>((entries) => {
+    const markers = entries.flatMap((entry) => entry.request.kill === undefined ? [] : [entry.request.kill])
+    return connection.run(
+      [
+        ...(markers.length === 0 ? [] : [`(\n${killAllScript(markers, graceSeconds)}\n)`]),
+        `d=$(mktemp -d) || exit 1`,
+        ...entries.map((entry, i) =>
+          `{ (\n${entry.request.script}\n) >/dev/null 2>"$d/${i}"; echo "tezt-control ${i} $?"; } &`
+        ),
+        `wait`,
+        `for f in "$d"/*; do [ -s "$f" ] && { printf 'tezt-stderr %s ' "\${f##*/}"; tr '\\n' ' ' <"$f"; echo; }; done`,
+        `rm -rf "$d"`
+      ].join("\n")
+    ).pipe(
+      Effect.match({
+        onFailure: (error) => entries.forEach((entry) => entry.completeUnsafe(Exit.fail(error))),
+        onSuccess: (session) => {
+          const codes = new Map<number, number>()
+          const stderrs = new Map<number, string>()
+          for (const line of session.stdout.split("\n")) {
+            const code = /^tezt-control (\d+) (\d+)$/.exec(line)
+            if (code) codes.set(Number(code[1]), Number(code[2]))
+            const stderr = /^tezt-stderr (\d+) (.*)$/.exec(line)
+            if (stderr) stderrs.set(Number(stderr[1]), stderr[2]!.trim())
+          }
+          entries.forEach((entry, i) =>
+            entry.completeUnsafe(Exit.succeed(
+              codes.has(i) ? { code: codes.get(i)!, stdout: "", stderr: stderrs.get(i) ?? "" } : {
+                code: session.code === 0 ? 255 : session.code,
+                stdout: "",
+                stderr: session.stderr.trim() || "the batch of control commands ended before this one"
+              }
+            ))
+          )
+        }
+      })
+    )
+  }).pipe(RequestResolver.setDelay("10 millis"), RequestResolver.batchN(maxBatch))
+  const request = (script: string, kill: string | undefined): Effect.Effect<ControlResult, SshError.SshError> =>
+    Effect.request(new Control({ script, kill, id: next++ }), resolver)
+  return {
+    run: (script: string) => request(script, undefined),
+    /** Kills the processes carrying `marker`, then removes `dir`. */
+    wipe: (marker: string, dir: string) => request(`rm -rf ${SshClient.quote(dir)}`, marker)
+  }
+}
+
+/**
+ * Kills the processes carrying `marker` on the host and removes `dir`. The kill script runs in a subshell: its
+ * `exit 0` as soon as nothing is left ends the subshell only, so a wipe waits the grace period only for a
+ * process that survives SIGTERM.
+ */
 const wipe = (connection: SshClient.Connection, marker: string, dir: string, graceSeconds: number) =>
-  connection.run(
-    `${SshRunner.killScript(marker, graceSeconds).replaceAll("exit 0", ":")}\nrm -rf ${SshClient.quote(dir)}`
-  )
+  connection.run(`(\n${SshRunner.killScript(marker, graceSeconds)}\n)\nrm -rf ${SshClient.quote(dir)}`)
 
 export const layer = (options: Options) =>
   Layer.effect(
@@ -76,6 +176,7 @@ export const layer = (options: Options) =>
     Effect.gen(function*() {
       const ledger = yield* Ledger.Ledger
       const events = yield* RunEvents.RunEvents
+      const limits = yield* Limits.Limits
       const { config } = options
       const target = config.sshHost
       if (target === undefined) return yield* Effect.die(new Error("SshHost.layer needs --ssh-host"))
@@ -95,7 +196,7 @@ export const layer = (options: Options) =>
           // Provisioning: what the sandboxes need, and where they go.
           const probe = yield* must(
             connection,
-            `for c in sh setsid md5sum grep sed; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
+            `for c in sh setsid md5sum grep sed mktemp tr; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
               `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }; echo "\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"`,
             "the host cannot run agents",
             host
@@ -115,19 +216,24 @@ export const layer = (options: Options) =>
               }
             },
             must(connection, `mkdir -p ${SshClient.quote(root)}`, "cannot create the run's directory", host),
+            // A failed wipe is reported and keeps the host's record, for `CLOUD clean up` to retry.
             () =>
-              Teardown.step(
+              Teardown.reported(
                 `host ${host}`,
                 wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, graceSeconds).pipe(
+                  Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
                   Effect.andThen(connection.run(`rmdir ${SshClient.quote(path.posix.dirname(root))} 2>/dev/null; true`))
                 )
               ).pipe(Effect.provideService(RunEvents.RunEvents, events))
           ).pipe(Effect.provideService(Ledger.Ledger, ledger))
 
+          const control = controlBatches(connection, graceSeconds)
           let ready = 0
           let down = 0
+          // Created after the host's record: every agent is down before the host is wiped.
+          const within = yield* Teardown.pool(limits.teardowns)
           return yield* Effect.forEach(configs, (agentConfig, index) =>
-            Effect.gen(function*() {
+            within(Effect.gen(function*() {
               const name = agentConfig.name
               if (!Sandbox.safeName.test(name)) {
                 return yield* CloudError.deploy(
@@ -145,15 +251,15 @@ export const layer = (options: Options) =>
                   data: { agent: name, host, path: home, marker }
                 },
                 must(
-                  connection,
+                  control,
                   `mkdir -p ${SshClient.quote(`${home}/logs`)} ${SshClient.quote(`${home}/fs`)}`,
                   "cannot create its sandbox",
                   name
                 ),
                 () =>
-                  Teardown.step(
+                  Teardown.reported(
                     `agent ${name}`,
-                    wipe(connection, `TEZT_CLOUD_AGENT=${marker}`, home, graceSeconds).pipe(
+                    control.wipe(`TEZT_CLOUD_AGENT=${marker}`, home).pipe(
                       Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
                       Effect.andThen(Effect.suspend(() => {
                         down += 1
@@ -177,7 +283,7 @@ export const layer = (options: Options) =>
               ready += 1
               yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
               return agent
-            }), { concurrency: 16 })
+            })), { concurrency: limits.deploys })
         })
       })
     })

@@ -68,7 +68,7 @@ const leftovers = (namespace: string) => {
 describe.runIf(enabled)("ssh", () => {
   beforeAll(async () => {
     // Every namespace of this file uses keys generated under keyHome; the host accepts all of them.
-    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker"].map((s) => `${base}-${s}`)
+    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker", "stuck"].map((s) => `${base}-${s}`)
     const keys = await Promise.all(namespaces.map((n) => Effect.runPromise(SshKeys.ensure(n, undefined, keyHome))))
     publicKey = keys[0]!.publicKey
     host = await SshHosts.start({ authorizedKeys: keys.map((k) => k.publicKey) })
@@ -185,6 +185,48 @@ describe.runIf(enabled)("ssh", () => {
         assert.deepStrictEqual(leftovers(namespace), { dir: false, processes: 0 })
       }),
     60_000
+  )
+
+  it.live(
+    "40 agents torn down in batches: the one whose sandbox cannot be removed is reported, the others are gone",
+    () =>
+      Effect.gen(function*() {
+        const namespace = `${base}-stuck`
+        const failed: Array<string> = []
+        const names = Array.from({ length: 40 }, (_, i) => `s${i}`)
+        const root = path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, namespace)
+        yield* Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(backend(namespace, [(e) => {
+            if (e.type === "teardown-failed") failed.push(e.step)
+          }]))
+          const config = Context.get(context, CloudConfig.CurrentConfig)
+          const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
+          const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs)
+          for (const i of [3, 20, 39]) yield* agents[i]!.spawn("sleeper", "sleep", ["300"])
+          assert.deepStrictEqual(leftovers(namespace), { dir: true, processes: 3 })
+          // A root-owned directory in s7's sandbox: the test user cannot remove it.
+          const stuck = path.join(root, "agents", "s7", "stuck")
+          fs.mkdirSync(stuck)
+          fs.writeFileSync(path.join(stuck, "file"), "")
+        }))
+        try {
+          assert.strictEqual(leftovers(namespace).processes, 0)
+          assert.deepStrictEqual(fs.readdirSync(path.join(root, "agents")), ["s7"])
+          assert.include(failed, "agent s7")
+          // The host's directory could not go either: reported, its record kept for `CLOUD clean up`.
+          assert.isTrue(failed.some((step) => step.startsWith("host ")), failed.join(", "))
+          assert.notInclude(failed, "agent s8")
+          const outstanding = yield* Effect.provide(
+            Effect.flatMap(Effect.service(Ledger.Ledger), (l) => l.outstanding),
+            Ledger.Ledger.layer(stateDir, namespace)
+          )
+          assert.include(outstanding.map((r) => r.id), `ssh-sandbox:${SshHosts.user}@${host!.host}:${host!.port}:s7`)
+          assert.notInclude(outstanding.map((r) => r.id), `ssh-sandbox:${SshHosts.user}@${host!.host}:${host!.port}:s8`)
+        } finally {
+          fs.rmSync(root, { recursive: true, force: true })
+        }
+      }),
+    120_000
   )
 
   it.live("after the orchestrator dies, clean up removes what it left on the host", () =>

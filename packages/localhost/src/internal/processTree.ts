@@ -5,6 +5,7 @@
  *
  * Linux only: it reads `/proc/<pid>/environ` (our own processes: same user, or root).
  */
+import { Effect } from "effect"
 import * as fs from "node:fs"
 
 /** Pids of live processes whose environment has `key=value` exactly. */
@@ -31,6 +32,68 @@ export const findMarked = (key: string, value: string): Array<number> => {
   return found
 }
 
+/** `key=value` markers asked for by `find`, waiting for the next pass over /proc, with who waits for each. */
+const waiting = new Map<string, Array<(pids: Array<number>) => void>>()
+let scanScheduled = false
+
+/** One pass over /proc that answers every waiting request. */
+const scanWaiting = () => {
+  scanScheduled = false
+  const requests = new Map(waiting)
+  waiting.clear()
+  const found = new Map<string, Array<number>>()
+  for (const needle of requests.keys()) found.set(needle, [])
+  let entries: Array<string> = []
+  try {
+    entries = fs.readdirSync("/proc")
+  } catch {
+    // no /proc: nothing is found
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    const pid = Number(entry)
+    if (pid === process.pid) continue
+    let environ: string
+    try {
+      environ = fs.readFileSync(`/proc/${entry}/environ`, "latin1")
+    } catch {
+      continue // gone meanwhile, or not ours
+    }
+    let zombie: boolean | undefined
+    for (const variable of environ.split("\0")) {
+      const pids = found.get(variable)
+      if (pids === undefined) continue
+      zombie ??= isZombie(entry)
+      if (!zombie) pids.push(pid)
+    }
+  }
+  for (const [needle, resumes] of requests) {
+    for (const resume of resumes) resume([...found.get(needle)!])
+  }
+}
+
+/**
+ * Like `findMarked`, but every request made in the same turn of the event loop is answered by one pass over
+ * /proc: 1000 commands ending together (or 32 agents torn down together) cost one scan of /proc, not one each.
+ */
+export const find = (key: string, value: string): Effect.Effect<Array<number>> =>
+  Effect.callback<Array<number>>((resume) => {
+    const needle = `${key}=${value}`
+    const answer = (pids: Array<number>) => resume(Effect.succeed(pids))
+    const resumes = waiting.get(needle) ?? []
+    resumes.push(answer)
+    waiting.set(needle, resumes)
+    if (!scanScheduled) {
+      scanScheduled = true
+      setImmediate(scanWaiting)
+    }
+    return Effect.sync(() => {
+      const left = (waiting.get(needle) ?? []).filter((r) => r !== answer)
+      if (left.length === 0) waiting.delete(needle)
+      else waiting.set(needle, left)
+    })
+  })
+
 const isZombie = (pid: string): boolean => {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
@@ -48,13 +111,18 @@ const signal = (pid: number, sig: NodeJS.Signals) => {
   }
 }
 
-/** Sends `sig` to every marked process and to the process groups it leads. */
-export const signalMarked = (key: string, value: string, sig: NodeJS.Signals): number => {
-  const pids = findMarked(key, value)
+/** Sends `sig` to each of `pids` and to the process groups they lead. */
+export const signalAll = (pids: ReadonlyArray<number>, sig: NodeJS.Signals): void => {
   for (const pid of pids) {
     signal(-pid, sig)
     signal(pid, sig)
   }
+}
+
+/** Sends `sig` to every marked process and to the process groups it leads. */
+export const signalMarked = (key: string, value: string, sig: NodeJS.Signals): number => {
+  const pids = findMarked(key, value)
+  signalAll(pids, sig)
   return pids.length
 }
 
