@@ -232,6 +232,14 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
     )
   }))
 
+  /** A refused channel ran nothing: it is retried, from 50 ms apart. */
+  const retryRefused = <A>(effect: Effect.Effect<A, SshError.SshError>) =>
+    Effect.retry(effect, {
+      times: 5,
+      schedule: Schedule.exponential(Duration.millis(50)),
+      while: (e) => e.reason._tag === "ChannelRefused"
+    })
+
   const openChannel = <A>(
     use: (c: ssh2.Client, resume: (effect: Effect.Effect<A, SshError.SshError>) => void) => (() => void) | void
   ) =>
@@ -261,11 +269,11 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       })))
 
   const channelExec = (commandLine: string, handlers: ExecHandlers) =>
-    openChannel<ExecExit>((c, finish) => {
+    retryRefused(openChannel<ExecExit>((c, finish) => {
       let channel: ssh2.ClientChannel | undefined
       let exit: ExecExit | undefined
       c.exec(commandLine, (error, stream) => {
-        if (error) return finish(Effect.fail(fail(new SshError.ChannelFailed({ message: error.message }))))
+        if (error) return finish(Effect.fail(fail(new SshError.ChannelRefused({ message: error.message }))))
         channel = stream
         handlers.onFlow?.({
           pause: () => {
@@ -297,14 +305,14 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         pump().catch(() => stream.close())
       })
       return () => channel?.close()
-    })
+    }))
 
   /** A channel with its stdin open for the executor; not counted against the channel limit. */
   const session = (commandLine: string, handlers: Executor.SessionHandlers) =>
-    Effect.flatMap(ensure, (c) =>
+    retryRefused(Effect.flatMap(ensure, (c) =>
       Effect.callback<Executor.Session, SshError.SshError>((resume) => {
         c.exec(commandLine, (error, stream) => {
-          if (error) return resume(Effect.fail(fail(new SshError.ChannelFailed({ message: error.message }))))
+          if (error) return resume(Effect.fail(fail(new SshError.ChannelRefused({ message: error.message }))))
           let exit: ExecExit | undefined
           stream.on("data", handlers.onStdout)
           stream.stderr.on("data", handlers.onStderr)
@@ -315,7 +323,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
             close: () => stream.close()
           }))
         })
-      }))
+      })))
 
   /** A `Command` on a channel: the first line of its stdout is its pid (`echo $$` before `exec`), stripped. */
   const channelCommand = (command: Command, handlers: ExecHandlers) => {

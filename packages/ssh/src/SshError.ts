@@ -24,10 +24,26 @@ export class HostKeyMismatch extends Schema.TaggedError<HostKeyMismatch>()("Host
 /** The connection dropped while a command or transfer was in flight. */
 export class Disconnected extends Schema.TaggedError<Disconnected>()("Disconnected", { message: Schema.String }) {}
 
-/** A channel (exec, sftp) could not be opened or failed. */
+/** A channel failed, or the executor could not start a command. */
 export class ChannelFailed extends Schema.TaggedError<ChannelFailed>()("ChannelFailed", { message: Schema.String }) {}
 
-export const Reason = Schema.Union([AuthFailed, Unreachable, HostDown, HostKeyMismatch, Disconnected, ChannelFailed])
+/**
+ * The server refused to open a channel (sshd's `MaxSessions`, often for a moment after other channels closed):
+ * nothing ran, so it is retried.
+ */
+export class ChannelRefused extends Schema.TaggedError<ChannelRefused>()("ChannelRefused", {
+  message: Schema.String
+}) {}
+
+export const Reason = Schema.Union([
+  AuthFailed,
+  Unreachable,
+  HostDown,
+  HostKeyMismatch,
+  Disconnected,
+  ChannelFailed,
+  ChannelRefused
+])
 export type Reason = typeof Reason.Type
 
 export class SshError extends Schema.TaggedError<SshError>()("SshError", {
