@@ -154,7 +154,10 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   const connectOnce = Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
     const c = new ssh2.Client()
     keyMismatch = undefined
-    c.once("ready", () => resume(Effect.succeed(c)))
+    c.once("ready", () => {
+      c.setNoDelay(true)
+      resume(Effect.succeed(c))
+    })
     c.once("error", (error: Error & { level?: string }) => {
       if (keyMismatch !== undefined) {
         return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
@@ -194,6 +197,9 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         return false
       }
     })
+    // Small packets (a command frame, a window adjust) go out at once: with Nagle, each waits for the peer's
+    // delayed acknowledgement (40 ms).
+    c.setNoDelay(true)
     return Effect.sync(() => c.end())
   })
 
