@@ -1,22 +1,39 @@
-#!/usr/bin/env node
 /**
- * The `tezt-cloud` executable. Signals are ours, not the runtime's: the first Ctrl+C (or SIGTERM) interrupts the
- * run, which tears everything down gracefully and exits 130; a second one force-kills what is left of the run's
- * processes and exits at once.
+ * The full `tezt-cloud` CLI, loaded by `bin.mjs` when the fast path of `agents exec` does not apply. Signals are
+ * ours, not the runtime's: the first Ctrl+C (or SIGTERM) interrupts the run, which tears everything down
+ * gracefully and exits 130; a second one force-kills what is left of the run's processes and exits at once.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CloudError, Ledger } from "@tezt-cloud/core"
 import { Cause, Effect, Exit } from "effect"
 import { CliError } from "effect/cli"
-import * as Backends from "./Backends.ts"
-import * as Cli from "./Cli.ts"
 
-const extra = await Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS).catch((error: unknown) => {
-  process.stderr.write(`tezt-cloud: error: ${CloudError.messageOf(error)}\n`)
-  return process.exit(1)
-})
-const program = Cli.run(process.argv.slice(2), Ledger.stateDir(), extra).pipe(Effect.provide(NodeServices.layer))
-const fiber = Effect.runFork(program)
+const argv = process.argv.slice(2)
+
+/** What a second Ctrl+C kills: the processes of the namespaces with a run in progress. */
+let forceKill = (): { readonly killed: number; readonly namespaces: string } => ({ killed: 0, namespaces: "" })
+
+const load = async () => {
+  // `agents …` acts on a live run from outside: it needs neither the scenario groups (the user's modules) nor
+  // the run machinery (backends' deployment layers, monitoring, website), half a second of imports.
+  if (argv[0] === "agents") {
+    const Agents = await import("./commands/agents.ts")
+    return Agents.run(argv, Ledger.stateDir())
+  }
+  const [Cli, Backends] = await Promise.all([import("./Cli.ts"), import("./Backends.ts")])
+  const extra = await Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS).catch((error: unknown) => {
+    process.stderr.write(`tezt-cloud: error: ${CloudError.messageOf(error)}\n`)
+    return process.exit(1)
+  })
+  forceKill = () => {
+    let killed = 0
+    for (const namespace of Cli.activeNamespaces) killed += Backends.forceKillSync(namespace)
+    return { killed, namespaces: [...Cli.activeNamespaces].join(" ") }
+  }
+  return Cli.run(argv, Ledger.stateDir(), extra)
+}
+
+const fiber = Effect.runFork((await load()).pipe(Effect.provide(NodeServices.layer)))
 
 let signals = 0
 const onSignal = () => {
@@ -26,9 +43,7 @@ const onSignal = () => {
     fiber.interruptUnsafe()
     return
   }
-  let killed = 0
-  for (const namespace of Cli.activeNamespaces) killed += Backends.forceKillSync(namespace)
-  const namespaces = [...Cli.activeNamespaces].join(" ")
+  const { killed, namespaces } = forceKill()
   process.stderr.write(
     `\ntezt-cloud: forced exit: killed ${killed} process${killed === 1 ? "" : "es"}` +
       (namespaces === "" ? "\n" : `; run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespaces}' to remove the rest\n`)
