@@ -161,8 +161,15 @@ const exchange = (socket, invocation) =>
       process.stderr.write("\ntezt-cloud: interrupted\n")
       process.exit(130)
     }
+    // Our reader went away (`| head`): stop the commands too, as a closed pipe stops a local command.
+    const onOutputError = () => {
+      socket.destroy()
+      process.exit(1)
+    }
     process.once("SIGINT", onSignal)
     process.once("SIGTERM", onSignal)
+    process.stdout.once("error", onOutputError)
+    process.stderr.once("error", onOutputError)
     socket.setEncoding("utf8")
     socket.on("data", (/** @type {string} */ chunk) => {
       buffer += chunk
@@ -185,6 +192,8 @@ const exchange = (socket, invocation) =>
     socket.on("close", () => {
       process.off("SIGINT", onSignal)
       process.off("SIGTERM", onSignal)
+      process.stdout.off("error", onOutputError)
+      process.stderr.off("error", onOutputError)
       if (refused !== undefined) return resolve(refused)
       if (accepted === undefined) return resolve(undefined)
       for (const agent of accepted) {
