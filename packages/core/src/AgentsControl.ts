@@ -14,7 +14,8 @@
  * - refused (an unknown agent name, a malformed request): one `{"error": message}`, then the end.
  *
  * At most `maxConcurrent` commands run at once, over all connections. A client that disconnects interrupts its
- * commands, which kills their process trees on the agents (the `Runner` contract). Only agent names, argv,
+ * commands, which kills their process trees on the agents (the `Runner` contract); so does one that ends its
+ * side after the request (a half-close is a disconnect here: keep it open until the server ends). Only agent names, argv,
  * output lines, exit codes and error messages cross the socket, never a key or a token; the socket is 0600.
  *
  * **Gotchas**
