@@ -195,16 +195,11 @@ export const reattach = Effect.fn("SshHost.reattach")(function*(
   const events = yield* RunEvents.RunEvents
   const targetOf = (d: Agent.Descriptor) => ({ user: String(d.user), host: String(d.host), port: Number(d.port) })
   const hosts = new Map(descriptors.map((d) => [SshClient.label(targetOf(d)), d] as const))
-  // Each key is read and parsed once, however many hosts share it (a run has one).
-  const keys = new Map<string, SshKeys.Key>()
-  for (const d of hosts.values()) {
-    if (!keys.has(String(d.key))) keys.set(String(d.key), yield* SshKeys.ensure(config.namespace, String(d.key)))
-  }
   // Every host at once: a fan-out over 64 hosts must not pay 64 handshakes in a row.
   const connections = new Map(
     yield* Effect.forEach(hosts, ([id, d]) =>
       Effect.gen(function*() {
-        const key = keys.get(String(d.key))!
+        const key = yield* SshKeys.ensure(config.namespace, String(d.key))
         const connection = yield* SshClient.connect(targetOf(d), connectionOptions(config, stateDir, key.privateKey))
           .pipe(
             Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
