@@ -1,14 +1,19 @@
 /**
  * `tezt-cloud agents exec` warm (through the live run's control socket, `AgentsControl`) and cold (the full CLI
  * reconnecting to the agents, forced with `TEZT_CLOUD_COLD=1`), on a `--keep-alive` run of real process
- * sandboxes, with real CLI child processes: both print the same and exit the same; the socket lives as long as
- * the run; a dead run's socket sends the client to the cold path; a client that dies takes its commands along.
+ * sandboxes (and of agents on a real sshd host), with real CLI child processes: both print the same and exit the
+ * same; the socket lives as long as the run; a dead run's socket sends the client to the cold path; a client that
+ * dies takes its commands along.
  */
 import { assert, describe } from "@effect/vitest"
+import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
+import { SshKeys } from "../packages/ssh/src/index.ts"
 import { type Cli, fresh, live, noProcessLeft, sandboxes, start } from "./fixtures/Cli.ts"
+import * as Integration from "./fixtures/Integration.ts"
+import * as SshHosts from "./fixtures/SshHosts.ts"
 
 const cold = { TEZT_CLOUD_COLD: "1" }
 
@@ -141,3 +146,57 @@ describe("tezt-cloud agents exec", () => {
     assert.deepStrictEqual(sandboxes(r.stateDir, r.namespace), [])
   })
 })
+
+describe.runIf(Integration.available("ssh integration tests", [SshHosts.sshd, "/usr/bin/ssh-keygen"]))(
+  "tezt-cloud agents exec on ssh-host agents",
+  () => {
+    live("warm and cold agree, and a killed client's commands are killed on the host", async () => {
+      const { env, namespace, stateDir } = fresh()
+      const home = path.join(stateDir, "home")
+      const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, home))
+      const host = await SshHosts.start({ authorizedKeys: [key.publicKey] })
+      try {
+        const sshEnv = { ...env, HOME: home }
+        const run = start(
+          [
+            "BASIC",
+            "simple",
+            "--ssh-host",
+            `${SshHosts.user}@${host.host}:${host.port}`,
+            "--keep-alive",
+            "--tezt-cloud",
+            namespace
+          ],
+          sshEnv,
+          { stdin: "pipe" }
+        )
+        await run.waitFor("Please press <enter>")
+        assert.isTrue(fs.existsSync(path.join(stateDir, namespace, "control.sock")))
+        const exec = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
+          start(["agents", "exec", "--tezt-cloud", namespace, ...args], { ...sshEnv, ...extra })
+        const script = ["sh", "-c", "echo \"on $TEZT_CLOUD_AGENT\"; echo oops >&2; exit 5"]
+        const warm = await outcome(exec(["--", ...script]))
+        assert.deepStrictEqual(warm, await outcome(exec(["--", ...script], cold)))
+        assert.deepStrictEqual(warm, {
+          code: 5,
+          stdout: [`[agent-000] on ${namespace}/agent-000`, `[agent-001] on ${namespace}/agent-001`],
+          stderr: ["[agent-000] oops", "[agent-001] oops"]
+        })
+
+        const client = exec(["--agent", "agent-001", "--", "sh", "-c", "echo started; exec sleep 30"])
+        await client.waitFor("[agent-001] started")
+        assert.strictEqual(sleeps(namespace).length, 1)
+        client.proc.kill("SIGKILL")
+        await client.exit
+        assert.isTrue(await waitUntil(() => sleeps(namespace).length === 0), "the sleep is killed on the host")
+
+        run.proc.stdin!.end("\n")
+        assert.strictEqual(await run.exit, 0, run.stderr())
+        assert.isFalse(fs.existsSync(path.join(stateDir, namespace, "control.sock")))
+        assert.deepStrictEqual(await noProcessLeft(namespace), [])
+      } finally {
+        await host.stop()
+      }
+    })
+  }
+)
