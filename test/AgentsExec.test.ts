@@ -5,7 +5,7 @@
  * same; the socket lives as long as the run; a dead run's socket sends the client to the cold path; a client that
  * dies takes its commands along.
  */
-import { assert, describe } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -150,53 +150,59 @@ describe("tezt-cloud agents exec", () => {
 describe.runIf(Integration.available("ssh integration tests", [SshHosts.sshd, "/usr/bin/ssh-keygen"]))(
   "tezt-cloud agents exec on ssh-host agents",
   () => {
-    live("warm and cold agree, and a killed client's commands are killed on the host", async () => {
-      const { env, namespace, stateDir } = fresh()
-      const home = path.join(stateDir, "home")
-      const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, home))
-      const host = await SshHosts.start({ authorizedKeys: [key.publicKey] })
-      try {
-        const sshEnv = { ...env, HOME: home }
-        const run = start(
-          [
-            "BASIC",
-            "simple",
-            "--ssh-host",
-            `${SshHosts.user}@${host.host}:${host.port}`,
-            "--keep-alive",
-            "--tezt-cloud",
-            namespace
-          ],
-          sshEnv,
-          { stdin: "pipe" }
-        )
-        await run.waitFor("Please press <enter>")
-        assert.isTrue(fs.existsSync(path.join(stateDir, namespace, "control.sock")))
-        const exec = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
-          start(["agents", "exec", "--tezt-cloud", namespace, ...args], { ...sshEnv, ...extra })
-        const script = ["sh", "-c", "echo \"on $TEZT_CLOUD_AGENT\"; echo oops >&2; exit 5"]
-        const warm = await outcome(exec(["--", ...script]))
-        assert.deepStrictEqual(warm, await outcome(exec(["--", ...script], cold)))
-        assert.deepStrictEqual(warm, {
-          code: 5,
-          stdout: [`[agent-000] on ${namespace}/agent-000`, `[agent-001] on ${namespace}/agent-001`],
-          stderr: ["[agent-000] oops", "[agent-001] oops"]
-        })
+    // A run over ssh, four CLIs and a teardown: 25 s here, near the default minute on a loaded machine.
+    it.live(
+      "warm and cold agree, and a killed client's commands are killed on the host",
+      () =>
+        Effect.promise(async () => {
+          const { env, namespace, stateDir } = fresh()
+          const home = path.join(stateDir, "home")
+          const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, home))
+          const host = await SshHosts.start({ authorizedKeys: [key.publicKey] })
+          try {
+            const sshEnv = { ...env, HOME: home }
+            const run = start(
+              [
+                "BASIC",
+                "simple",
+                "--ssh-host",
+                `${SshHosts.user}@${host.host}:${host.port}`,
+                "--keep-alive",
+                "--tezt-cloud",
+                namespace
+              ],
+              sshEnv,
+              { stdin: "pipe" }
+            )
+            await run.waitFor("Please press <enter>")
+            assert.isTrue(fs.existsSync(path.join(stateDir, namespace, "control.sock")))
+            const exec = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
+              start(["agents", "exec", "--tezt-cloud", namespace, ...args], { ...sshEnv, ...extra })
+            const script = ["sh", "-c", "echo \"on $TEZT_CLOUD_AGENT\"; echo oops >&2; exit 5"]
+            const warm = await outcome(exec(["--", ...script]))
+            assert.deepStrictEqual(warm, await outcome(exec(["--", ...script], cold)))
+            assert.deepStrictEqual(warm, {
+              code: 5,
+              stdout: [`[agent-000] on ${namespace}/agent-000`, `[agent-001] on ${namespace}/agent-001`],
+              stderr: ["[agent-000] oops", "[agent-001] oops"]
+            })
 
-        const client = exec(["--agent", "agent-001", "--", "sh", "-c", "echo started; exec sleep 30"])
-        await client.waitFor("[agent-001] started")
-        assert.strictEqual(sleeps(namespace).length, 1)
-        client.proc.kill("SIGKILL")
-        await client.exit
-        assert.isTrue(await waitUntil(() => sleeps(namespace).length === 0), "the sleep is killed on the host")
+            const client = exec(["--agent", "agent-001", "--", "sh", "-c", "echo started; exec sleep 30"])
+            await client.waitFor("[agent-001] started")
+            assert.strictEqual(sleeps(namespace).length, 1)
+            client.proc.kill("SIGKILL")
+            await client.exit
+            assert.isTrue(await waitUntil(() => sleeps(namespace).length === 0), "the sleep is killed on the host")
 
-        run.proc.stdin!.end("\n")
-        assert.strictEqual(await run.exit, 0, run.stderr())
-        assert.isFalse(fs.existsSync(path.join(stateDir, namespace, "control.sock")))
-        assert.deepStrictEqual(await noProcessLeft(namespace), [])
-      } finally {
-        await host.stop()
-      }
-    })
+            run.proc.stdin!.end("\n")
+            assert.strictEqual(await run.exit, 0, run.stderr())
+            assert.isFalse(fs.existsSync(path.join(stateDir, namespace, "control.sock")))
+            assert.deepStrictEqual(await noProcessLeft(namespace), [])
+          } finally {
+            await host.stop()
+          }
+        }),
+      120_000
+    )
   }
 )
