@@ -1,5 +1,5 @@
 /**
- * End-to-end tests of the real `tezt-cloud` executable: a child `node packages/cli/src/bin.ts` with its own state
+ * End-to-end tests of the real `tezt-cloud` executable: a child `node packages/cli/src/bin.mjs` with its own state
  * dir, real process sandboxes, real signals. What is checked is what a user sees: exit codes, output, and that
  * nothing of the run is left on the machine.
  */

@@ -8,7 +8,7 @@ import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
 import { Website } from "@tezt-cloud/website"
 import { Console, Effect, Layer, type Option } from "effect"
-import { Argument, CliOutput, Command, Flag } from "effect/cli"
+import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as url from "node:url"
@@ -16,9 +16,10 @@ import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
 import * as Options from "./Options.ts"
+import * as Root from "./Root.ts"
 import * as Terminal from "./Terminal.ts"
 
-export const version = "0.1.0"
+export const version = Root.version
 
 /**
  * Scenario groups of the user's own, from `$TEZT_CLOUD_SCENARIOS`: colon-separated module paths, each exporting
@@ -160,23 +161,10 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
     )
   }).pipe(Command.withDescription(group.description))
 
-/** Usage errors as one line naming the problem, and where help is. */
-const presenter = CliOutput.layerPresenter({
-  present: (event) =>
-    event._tag === "InvalidInvocation"
-      ? Effect.forEach(event.errors, (error) =>
-        Console.error(
-          `tezt-cloud: error: ${error.message} (see tezt-cloud ${event.commandPath.slice(1).join(" ")} --help)`
-        ), {
-        discard: true
-      })
-      : CliOutput.defaultPresenter.present(event)
-})
-
 /** The whole command tree for the built-in groups plus `extra` ones. */
 export const command = (stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
   Command.make("tezt-cloud").pipe(
-    Command.withDescription("Deploy agents, run scenarios on them, watch and tear everything down"),
+    Command.withDescription(Root.description),
     Command.withSubcommands([
       groupCommand(Basic.group, stateDir),
       groupCommand(CloudCommands.group(stateDir), stateDir),
@@ -187,4 +175,4 @@ export const command = (stateDir: string, extra: ReadonlyArray<Scenario.Group> =
 
 /** Runs the CLI on `argv` (without the node and script paths). */
 export const run = (argv: ReadonlyArray<string>, stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
-  Command.runWith(command(stateDir, extra), { version })(argv).pipe(Effect.provide(presenter))
+  Command.runWith(command(stateDir, extra), { version })(argv).pipe(Effect.provide(Root.presenter))

@@ -1,54 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `tezt-cloud` executable. Signals are ours, not the runtime's: the first Ctrl+C (or SIGTERM) interrupts the
- * run, which tears everything down gracefully and exits 130; a second one force-kills what is left of the run's
- * processes and exits at once.
+ * `node packages/cli/src/bin.ts`, kept for scripts that start the CLI by this path: the same as `bin.mjs`, the
+ * executable, plus ~0.1 s for Node's TypeScript stripper.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
-import { CloudError, Ledger } from "@tezt-cloud/core"
-import { Cause, Effect, Exit } from "effect"
-import { CliError } from "effect/cli"
-import * as Backends from "./Backends.ts"
-import * as Cli from "./Cli.ts"
-
-const extra = await Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS).catch((error: unknown) => {
-  process.stderr.write(`tezt-cloud: error: ${CloudError.messageOf(error)}\n`)
-  return process.exit(1)
-})
-const program = Cli.run(process.argv.slice(2), Ledger.stateDir(), extra).pipe(Effect.provide(NodeServices.layer))
-const fiber = Effect.runFork(program)
-
-let signals = 0
-const onSignal = () => {
-  signals += 1
-  if (signals === 1) {
-    process.stderr.write("\ntezt-cloud: interrupted: tearing down (press Ctrl+C again to force)\n")
-    fiber.interruptUnsafe()
-    return
-  }
-  let killed = 0
-  for (const namespace of Cli.activeNamespaces) killed += Backends.forceKillSync(namespace)
-  const namespaces = [...Cli.activeNamespaces].join(" ")
-  process.stderr.write(
-    `\ntezt-cloud: forced exit: killed ${killed} process${killed === 1 ? "" : "es"}` +
-      (namespaces === "" ? "\n" : `; run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespaces}' to remove the rest\n`)
-  )
-  process.exit(130)
-}
-process.on("SIGINT", onSignal)
-process.on("SIGTERM", onSignal)
-
-fiber.addObserver((exit) => {
-  // A command may set the exit code it succeeded with (`agents exec`: the worst agent's).
-  if (Exit.isSuccess(exit)) process.exit(typeof process.exitCode === "number" ? process.exitCode : 0)
-  if (Cause.hasInterruptsOnly(exit.cause)) process.exit(130)
-  const error = Cause.squash(exit.cause)
-  // CLI usage errors were already printed, as one line, by the CLI's presenter.
-  if (CliError.isCliError(error)) process.exit(2)
-  process.stderr.write(
-    error instanceof CloudError.CloudError
-      ? `tezt-cloud: error: ${error.message}\n`
-      : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}\n`
-  )
-  process.exit(1)
-})
+await import("./bin.mjs")

@@ -9,6 +9,7 @@ import * as path from "node:path"
 import * as readline from "node:readline"
 import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
+import * as AgentsControl from "./AgentsControl.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
@@ -140,6 +141,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
       yield* recordDeployment(config, agents)
+      yield* AgentsControl.serveRun(agents)
       // Started in the run's scope after the agents: they stop before the agents are torn down.
       const services = yield* Effect.serviceOption(RunServices)
       const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined

@@ -4,14 +4,27 @@
  * `<state-dir>/<ns>/deployment.json` while it lives; each command reaches them the way the run does (local
  * sandbox, or one multiplexed ssh connection per host), in parallel, with output prefixed per agent. The exit code
  * is the worst agent's (255 when an agent could not be reached, as ssh does).
+ *
+ * **Details**
+ *
+ * This is the cold path. `agents exec` first tries the run's control socket (`AgentsControl`) from a thin
+ * client that does not load this module (`AgentsExecClient.mjs`); it comes here when no run answers there, or
+ * with `TEZT_CLOUD_COLD=1`. Both print the same lines and exit with the same code.
  */
-import { type Agent, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents, type Runner } from "@tezt-cloud/core"
-import { DockerAgents } from "@tezt-cloud/docker"
-import { Localhost } from "@tezt-cloud/localhost"
-import { SshHost } from "@tezt-cloud/ssh"
+import {
+  type Agent,
+  AgentsControl,
+  CloudConfig,
+  CloudError,
+  Ledger,
+  Orchestrator,
+  RunEvents,
+  type Runner
+} from "@tezt-cloud/core"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
+import * as Root from "../Root.ts"
 
 const namespaceFlag = Flag.String("tezt-cloud").pipe(
   Flag.withDescription("Namespace of the live run (default: $TEZT_CLOUD)"),
@@ -57,32 +70,28 @@ export const load = Effect.fn("Agents.load")(function*(stateDir: string, namespa
 })
 
 /** The chosen agents' descriptors; an unknown name is an error naming the known ones. */
-const choose = (record: Orchestrator.DeploymentRecord, names: ReadonlyArray<string>) => {
-  const unknown = names.filter((n) => !record.agents.some((a) => a.agent === n))
-  if (unknown.length > 0) {
-    return Effect.fail(CloudError.config(
-      "--agent",
-      `no agent named ${unknown.join(", ")}; the run's agents are ${record.agents.map((a) => a.agent).join(", ")}`
-    ))
-  }
-  return Effect.succeed(
-    names.length === 0 ? record.agents : record.agents.filter((a) => names.includes(String(a.agent)))
-  )
-}
+const choose = (record: Orchestrator.DeploymentRecord, names: ReadonlyArray<string>) =>
+  AgentsControl.choose(record.agents, (a) => String(a.agent), names)
 
 /** Runners for the descriptors, in their order, owned by the current scope. */
 const runnersFor = (descriptors: ReadonlyArray<Agent.Descriptor>, config: CloudConfig.CloudConfig, stateDir: string) =>
   Effect.gen(function*() {
     const byName = new Map<string, Runner.Runner>()
-    for (const local of descriptors.filter((d) => d.backend === "localhost")) {
-      byName.set(String(local.agent), yield* Localhost.reattach(local))
+    // Each backend's package is loaded only when the run has agents of it: the Docker client and ssh2 cost
+    // ~0.2 s and ~0.15 s of start-up, which a fan-out on local sandboxes has no use for.
+    const local = descriptors.filter((d) => d.backend === "localhost")
+    if (local.length > 0) {
+      const { Localhost } = yield* Effect.promise(() => import("@tezt-cloud/localhost"))
+      for (const d of local) byName.set(String(d.agent), yield* Localhost.reattach(d))
     }
     const remote = descriptors.filter((d) => d.backend === "ssh-host")
     if (remote.length > 0) {
+      const { SshHost } = yield* Effect.promise(() => import("@tezt-cloud/ssh"))
       for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir)) byName.set(name, runner)
     }
     const containers = descriptors.filter((d) => d.backend === "docker")
     if (containers.length > 0) {
+      const { DockerAgents } = yield* Effect.promise(() => import("@tezt-cloud/docker"))
       for (const [name, runner] of yield* DockerAgents.reattach(containers, config)) byName.set(name, runner)
     }
     const missing = descriptors.filter((descriptor) => !byName.has(String(descriptor.agent)))
@@ -164,3 +173,16 @@ export const command = (stateDir: string) =>
     Command.withDescription("Act on the agents of a live run: list, exec, copy"),
     Command.withSubcommands([list(stateDir), exec(stateDir), copy(stateDir)])
   )
+
+/**
+ * Runs `argv` (`agents …`) on a command tree with only this branch: what the full tree would do, without loading
+ * the rest of the CLI.
+ */
+export const run = (argv: ReadonlyArray<string>, stateDir: string) =>
+  Command.runWith(
+    Command.make("tezt-cloud").pipe(
+      Command.withDescription(Root.description),
+      Command.withSubcommands([command(stateDir)])
+    ),
+    { version: Root.version }
+  )(argv).pipe(Effect.provide(Root.presenter))
