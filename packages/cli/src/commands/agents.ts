@@ -73,8 +73,16 @@ export const load = Effect.fn("Agents.load")(function*(stateDir: string, namespa
 const choose = (record: Orchestrator.DeploymentRecord, names: ReadonlyArray<string>) =>
   AgentsControl.choose(record.agents, (a) => String(a.agent), names)
 
-/** Runners for the descriptors, in their order, owned by the current scope. */
-const runnersFor = (descriptors: ReadonlyArray<Agent.Descriptor>, config: CloudConfig.CloudConfig, stateDir: string) =>
+/**
+ * Runners for the descriptors, in their order, owned by the current scope. `oneShot`: each runner runs one
+ * command, so a host's persistent executor only pays off when it serves several of the agents.
+ */
+const runnersFor = (
+  descriptors: ReadonlyArray<Agent.Descriptor>,
+  config: CloudConfig.CloudConfig,
+  stateDir: string,
+  oneShot: boolean
+) =>
   Effect.gen(function*() {
     const byName = new Map<string, Runner.Runner>()
     // Each backend's package is loaded only when the run has agents of it: the Docker client and ssh2 cost
@@ -87,7 +95,11 @@ const runnersFor = (descriptors: ReadonlyArray<Agent.Descriptor>, config: CloudC
     const remote = descriptors.filter((d) => d.backend === "ssh-host")
     if (remote.length > 0) {
       const { SshHost } = yield* Effect.promise(() => import("@tezt-cloud/ssh"))
-      for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir)) byName.set(name, runner)
+      const hosts = new Set(remote.map((d) => `${d.user}@${d.host}:${d.port}`))
+      const executor = !oneShot || hosts.size < remote.length
+      for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir, { executor })) {
+        byName.set(name, runner)
+      }
     }
     const containers = descriptors.filter((d) => d.backend === "docker")
     if (containers.length > 0) {
@@ -130,7 +142,7 @@ const exec = (stateDir: string) =>
     Effect.scoped(Effect.gen(function*() {
       const { config, record } = yield* load(stateDir, namespace)
       const chosen = yield* choose(record, agents)
-      const runners = yield* runnersFor(chosen, config, stateDir)
+      const runners = yield* runnersFor(chosen, config, stateDir, true)
       const [program, ...args] = command
       const codes = yield* Effect.forEach(runners, ([name, runner]) =>
         runner.exec(program!, args, {
@@ -156,7 +168,7 @@ const copy = (stateDir: string) =>
   }, ({ agents, destination, namespace, refresh, source }) =>
     Effect.scoped(Effect.gen(function*() {
       const { config, record } = yield* load(stateDir, namespace)
-      const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir)
+      const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir, false)
       const codes = yield* Effect.forEach(runners, ([name, runner]) =>
         runner.copy(source, { destination: Option.getOrUndefined(destination), refresh }).pipe(
           Effect.flatMap((remote) => Console.log(`[${name}] ${remote}`)),
