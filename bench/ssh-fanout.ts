@@ -93,19 +93,7 @@ const timedWithRss = (
 
 /** Wall time (ms) of a child process, without blocking this process's event loop (it may be serving). */
 const timedAsync = (argv: ReadonlyArray<string>, env: Record<string, string>): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const started = performance.now()
-    const proc = child.spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    let err = ""
-    proc.stderr.on("data", (d: Buffer) => (err += d.toString()))
-    proc.on("exit", (code) =>
-      code === 0
-        ? resolve(performance.now() - started)
-        : reject(new Error(`${argv.join(" ")} exited ${code}: ${err}`)))
-  })
+  timedWithRss(argv, env).then((r) => r.ms)
 
 const median = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!
 

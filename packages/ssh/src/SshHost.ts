@@ -87,23 +87,6 @@ class Control extends Request.Class<
   SshError.SshError
 > {}
 
-/**
- * Like `SshRunner.killScript`, for the processes carrying any of `markers`: each round is one pass over /proc,
- * whatever the number of markers.
- */
-const killAllScript = (markers: ReadonlyArray<string>, graceSeconds: number) =>
-  [
-    `pids() { grep -lzxF ${
-      markers.map((m) => `-e ${SshClient.quote(m)}`).join(" ")
-    } /proc/[0-9]*/environ 2>/dev/null | sed 's#^/proc/\\([0-9]*\\)/environ$#\\1#'; }`,
-    `p=$(pids); [ -z "$p" ] && exit 0`,
-    `for x in $p; do kill -TERM -"$x" "$x" 2>/dev/null; done`,
-    `i=0; while [ "$i" -lt ${
-      Math.max(1, Math.round(graceSeconds * 10))
-    } ]; do p=$(pids); [ -z "$p" ] && exit 0; sleep 0.1; i=$((i+1)); done`,
-    `for x in $p; do kill -KILL -"$x" "$x" 2>/dev/null; done; exit 0`
-  ].join("\n")
-
 /** The most control scripts one session runs. */
 const maxBatch = 64
 
@@ -119,7 +102,7 @@ const controlBatches = (connection: SshClient.Connection, graceSeconds: number) 
     const markers = entries.flatMap((entry) => entry.request.kill === undefined ? [] : [entry.request.kill])
     return connection.run(
       [
-        ...(markers.length === 0 ? [] : [`(\n${killAllScript(markers, graceSeconds)}\n)`]),
+        ...(markers.length === 0 ? [] : [`(\n${SshRunner.killScript(markers, graceSeconds)}\n)`]),
         `d=$(mktemp -d) || exit 1`,
         ...entries.map((entry, i) =>
           `{ (\n${entry.request.script}\n) >/dev/null 2>"$d/${i}"; echo "tezt-control ${i} $?"; } &`
