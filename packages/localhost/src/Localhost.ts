@@ -27,6 +27,7 @@ import {
   Deployment,
   Ledger,
   Limits,
+  OutputTail,
   RunEvents,
   type Runner,
   Sandbox,
@@ -238,7 +239,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       const collect = (stream: Stream.Stream<Uint8Array, unknown>, name: "stdout" | "stderr") => {
         // The text is kept as it came (no newline added to an unterminated last line, `\r` kept), up to its last
         // `maxOutputBytes`; lines are only for `onLine` and the event log.
-        const tail = makeTail(init.maxOutputBytes)
+        const tail = OutputTail.make(init.maxOutputBytes)
         return stream.pipe(
           Stream.tap((bytes) => Effect.sync(() => tail.push(bytes))),
           Stream.decodeText(),
@@ -337,23 +338,6 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   })
 
   return { exec, spawn, copy }
-}
-
-/** Keeps the last `max` bytes of a stream, in the chunks it came in (nothing is allocated ahead). */
-const makeTail = (max: number) => {
-  const chunks: Array<Uint8Array> = []
-  let size = 0
-  return {
-    push: (chunk: Uint8Array) => {
-      chunks.push(chunk)
-      size += chunk.length
-      while (chunks.length > 1 && size - chunks[0]!.length >= max) size -= chunks.shift()!.length
-    },
-    text: () => {
-      const all = Buffer.concat(chunks)
-      return all.subarray(Math.max(0, all.length - max)).toString("utf8")
-    }
-  }
 }
 
 /** Removes `dir` if it exists and is empty. */

@@ -16,7 +16,7 @@
  * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
  * - `FAKETIME` (`--faketime`) is set for every command, for images with libfaketime.
  */
-import { CloudError, CopyPolicy, type Daemon, type RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
+import { CloudError, CopyPolicy, type Daemon, OutputTail, type RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -86,8 +86,8 @@ export const make = (init: Init): Runner.Runner => {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describe(command, args) })
       const execId = crypto.randomUUID()
       const remote = yield* commandOf(execId, [command, ...args], options?.cwd, options?.env)
-      const out = makeCollector(maxOutput)
-      const err = makeCollector(maxOutput)
+      const out = OutputTail.make(maxOutput)
+      const err = OutputTail.make(maxOutput)
       let pid = 0
       // Lines wait here for `onLine` and the event log; past `high` the channel is paused (backpressure up to
       // the remote command), below `low` it reads on. Memory stays bounded whatever the command prints.
@@ -248,23 +248,6 @@ export const make = (init: Init): Runner.Runner => {
   })
 
   return { exec, spawn, copy }
-}
-
-/** Keeps the last `max` bytes of a stream. */
-const makeCollector = (max: number) => {
-  const chunks: Array<Buffer> = []
-  let size = 0
-  return {
-    push: (chunk: Buffer) => {
-      chunks.push(chunk)
-      size += chunk.length
-      while (size - (chunks[0]?.length ?? 0) >= max && chunks.length > 1) size -= chunks.shift()!.length
-    },
-    text: () => {
-      const all = Buffer.concat(chunks)
-      return all.subarray(Math.max(0, all.length - max)).toString("utf8")
-    }
-  }
 }
 
 /** Calls `onLine` for each complete line of a byte stream (`\n`-terminated, `\r\n` trimmed); `end` flushes. */
