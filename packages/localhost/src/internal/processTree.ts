@@ -8,41 +8,13 @@
 import { Effect } from "effect"
 import * as fs from "node:fs"
 
-/** Pids of live processes whose environment has `key=value` exactly. */
-export const findMarked = (key: string, value: string): Array<number> => {
-  const needle = `${key}=${value}`
-  const found: Array<number> = []
-  let entries: Array<string>
-  try {
-    entries = fs.readdirSync("/proc")
-  } catch {
-    return found
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    const pid = Number(entry)
-    if (pid === process.pid) continue
-    try {
-      const environ = fs.readFileSync(`/proc/${entry}/environ`, "latin1")
-      if (environ.split("\0").includes(needle) && !isZombie(entry)) found.push(pid)
-    } catch {
-      // gone meanwhile, or not ours
-    }
-  }
-  return found
-}
-
-/** `key=value` markers asked for by `find`, waiting for the next pass over /proc, with who waits for each. */
-const waiting = new Map<string, Array<(pids: Array<number>) => void>>()
-let scanScheduled = false
-
-/** One pass over /proc that answers every waiting request. */
-const scanWaiting = () => {
-  scanScheduled = false
-  const requests = new Map(waiting)
-  waiting.clear()
+/**
+ * One pass over /proc: for each `KEY=VALUE` needle, the pids of live (not zombie) processes, other than this
+ * one, whose environment has it exactly.
+ */
+const scan = (needles: Iterable<string>): Map<string, Array<number>> => {
   const found = new Map<string, Array<number>>()
-  for (const needle of requests.keys()) found.set(needle, [])
+  for (const needle of needles) found.set(needle, [])
   let entries: Array<string> = []
   try {
     entries = fs.readdirSync("/proc")
@@ -67,6 +39,25 @@ const scanWaiting = () => {
       if (!zombie) pids.push(pid)
     }
   }
+  return found
+}
+
+/** Pids of live processes whose environment has `key=value` exactly. */
+export const findMarked = (key: string, value: string): Array<number> => {
+  const needle = `${key}=${value}`
+  return scan([needle]).get(needle)!
+}
+
+/** `key=value` markers asked for by `find`, waiting for the next pass over /proc, with who waits for each. */
+const waiting = new Map<string, Array<(pids: Array<number>) => void>>()
+let scanScheduled = false
+
+/** One pass over /proc that answers every waiting request. */
+const scanWaiting = () => {
+  scanScheduled = false
+  const requests = new Map(waiting)
+  waiting.clear()
+  const found = scan(requests.keys())
   for (const [needle, resumes] of requests) {
     for (const resume of resumes) resume([...found.get(needle)!])
   }
