@@ -206,16 +206,16 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
   const ensure = starting.withPermits(1)(Effect.suspend(() => {
     if (live !== undefined) return Effect.succeed<Live | undefined>(live)
     if (unavailable !== undefined) return Effect.succeed(undefined)
-    return start.pipe(Effect.flatMap((started) =>
-      typeof started === "string"
-        ? Effect.as(
-          Effect.logWarning(
-            `${options.label}: no persistent executor (${started}); each command opens an ssh session instead`
-          ),
-          undefined
-        ).pipe(Effect.tap(() => Effect.sync(() => (unavailable = started))))
-        : Effect.sync(() => (live = started))
-    ))
+    return start.pipe(Effect.flatMap((started) => {
+      if (typeof started !== "string") return Effect.sync(() => (live = started))
+      unavailable = started
+      return Effect.as(
+        Effect.logWarning(
+          `${options.label}: no persistent executor (${started}); each command opens an ssh session instead`
+        ),
+        undefined
+      )
+    }))
   }))
 
   const exec = (what: string | Command, handlers: ExecHandlers) =>

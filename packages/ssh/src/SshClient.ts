@@ -154,10 +154,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   const connectOnce = Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
     const c = new ssh2.Client()
     keyMismatch = undefined
-    c.once("ready", () => {
-      c.setNoDelay(true)
-      resume(Effect.succeed(c))
-    })
+    c.once("ready", () => resume(Effect.succeed(c)))
     c.once("error", (error: Error & { level?: string }) => {
       if (keyMismatch !== undefined) {
         return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
@@ -198,7 +195,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       }
     })
     // Small packets (a command frame, a window adjust) go out at once: with Nagle, each waits for the peer's
-    // delayed acknowledgement (40 ms).
+    // delayed acknowledgement (40 ms). `connect` has made the socket (ssh2 keeps it for the connection's life).
     c.setNoDelay(true)
     return Effect.sync(() => c.end())
   })
@@ -333,10 +330,8 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
 
   /** A `Command` on a channel: the first line of its stdout is its pid (`echo $$` before `exec`), stripped. */
   const channelCommand = (command: Command, handlers: ExecHandlers) => {
-    const assignments = Object.entries(command.env).map(([k, v]) => Shell.quote(`${k}=${v}`)).join(" ")
-    const search = command.pathPrefix === undefined ? "" : `PATH=${Shell.quote(command.pathPrefix)}:"$PATH" `
-    const line = `cd ${Shell.quote(command.cwd)} && ${search}exec env ${assignments} ` +
-      `setsid -w sh -c 'echo $$; exec "$@"' sh ${Shell.commandLine(command.argv)}`
+    const line = `${Shell.environmentPrefix(command)} setsid -w sh -c 'echo $$; exec "$@"' sh ` +
+      Shell.commandLine(command.argv)
     let header: string | undefined = ""
     return channelExec(line, {
       ...handlers,
@@ -380,15 +375,21 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       channelExec(Shell.killScript(markers, 1), { onStdout: () => {}, onStderr: () => {} }).pipe(Effect.ignore)
   })
 
-  const exec = (commandLine: string, handlers: ExecHandlers) =>
-    executor === undefined ? channelExec(commandLine, handlers) : executor.exec(commandLine, handlers).pipe(
-      Effect.flatMap(Option.match({ onNone: () => channelExec(commandLine, handlers), onSome: Effect.succeed }))
+  /** Through the executor when the host has one, else on a channel (`fallback`). */
+  const viaExecutor = (
+    what: string | Command,
+    handlers: ExecHandlers,
+    fallback: Effect.Effect<ExecExit, SshError.SshError>
+  ) =>
+    executor === undefined ? fallback : executor.exec(what, handlers).pipe(
+      Effect.flatMap(Option.match({ onNone: () => fallback, onSome: Effect.succeed }))
     )
 
+  const exec = (commandLine: string, handlers: ExecHandlers) =>
+    viaExecutor(commandLine, handlers, Effect.suspend(() => channelExec(commandLine, handlers)))
+
   const execCommand = (command: Command, handlers: ExecHandlers) =>
-    executor === undefined ? channelCommand(command, handlers) : executor.exec(command, handlers).pipe(
-      Effect.flatMap(Option.match({ onNone: () => channelCommand(command, handlers), onSome: Effect.succeed }))
-    )
+    viaExecutor(command, handlers, Effect.suspend(() => channelCommand(command, handlers)))
 
   return {
     target,

@@ -22,7 +22,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StringDecoder } from "node:string_decoder"
-import { killScript } from "./internal/shell.ts"
+import { environmentPrefix, killScript } from "./internal/shell.ts"
 import { type Command, commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
 
 export interface Init extends Sandbox.Sandbox {
@@ -73,10 +73,7 @@ export const make = (init: Init): Runner.Runner => {
 
   /** `cd DIR && exec env VARS…`, for shell lines (daemons). */
   const prefix = (execId: string, cwd: string | undefined, env: Record<string, string> | undefined) =>
-    Effect.map(commandOf(execId, [], cwd, env), (command) => {
-      const assignments = Object.entries(command.env).map(([k, v]) => quote(`${k}=${v}`)).join(" ")
-      return `cd ${quote(command.cwd)} && PATH=${quote(binaries)}:"$PATH" exec env ${assignments}`
-    })
+    Effect.map(commandOf(execId, [], cwd, env), environmentPrefix)
 
   const killTree = (execId: string) =>
     init.connection.run(killScript(`TEZT_CLOUD_EXEC=${execId}`, init.graceSeconds)).pipe(Effect.ignore)

@@ -10,6 +10,20 @@ export const quote = (word: string): string => `'${word.replaceAll("'", `'\\''`)
 export const commandLine = (argv: ReadonlyArray<string>): string => argv.map(quote).join(" ")
 
 /**
+ * `cd DIR && PATH=PREFIX:"$PATH" exec env VARS…`: a shell line's start that puts the rest (an argv) in `cwd`
+ * with the environment `env` added, and `pathPrefix` (if any) in front of PATH.
+ */
+export const environmentPrefix = (command: {
+  readonly cwd: string
+  readonly env: Readonly<Record<string, string>>
+  readonly pathPrefix?: string | undefined
+}): string => {
+  const assignments = Object.entries(command.env).map(([k, v]) => quote(`${k}=${v}`)).join(" ")
+  const search = command.pathPrefix === undefined ? "" : `PATH=${quote(command.pathPrefix)}:"$PATH" `
+  return `cd ${quote(command.cwd)} && ${search}exec env ${assignments}`
+}
+
+/**
  * A script that kills every process whose environment has one of the `KEY=VALUE` markers, with its process
  * group: SIGTERM, then SIGKILL for what is left after `graceSeconds`.
  */
