@@ -282,10 +282,11 @@ export const reattach = Effect.fn("SshHost.reattach")(function*(
   stateDir: string,
   options: {
     /**
-     * Start the persistent executor on each host (default). A one-shot command per host gains nothing from
-     * it: one channel costs one sshd session, the executor a session and a perl start.
+     * Each runner runs a single command (`tezt-cloud agents exec`): a host's persistent executor is then started
+     * only where the host serves several of the agents. For one command, one channel costs one sshd session;
+     * the executor a session and a perl start.
      */
-    readonly executor?: boolean | undefined
+    readonly oneCommandEach?: boolean | undefined
   } = {}
 ) {
   const events = yield* RunEvents.RunEvents
@@ -298,7 +299,7 @@ export const reattach = Effect.fn("SshHost.reattach")(function*(
         const key = yield* SshKeys.ensure(config.namespace, String(d.key))
         const connection = yield* SshClient.connect(targetOf(d), {
           ...connectionOptions(config, stateDir, key.privateKey),
-          executor: options.executor
+          executor: !options.oneCommandEach || hosts.size < descriptors.length
         }).pipe(
           Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
         )

@@ -75,7 +75,7 @@ const choose = (record: Orchestrator.DeploymentRecord, names: ReadonlyArray<stri
 
 /**
  * Runners for the descriptors, in their order, owned by the current scope. `oneShot`: each runner runs one
- * command, so a host's persistent executor only pays off when it serves several of the agents.
+ * command (the backends then skip what only pays off over many, such as an ssh host's persistent executor).
  */
 const runnersFor = (
   descriptors: ReadonlyArray<Agent.Descriptor>,
@@ -95,9 +95,7 @@ const runnersFor = (
     const remote = descriptors.filter((d) => d.backend === "ssh-host")
     if (remote.length > 0) {
       const { SshHost } = yield* Effect.promise(() => import("@tezt-cloud/ssh"))
-      const hosts = new Set(remote.map((d) => `${d.user}@${d.host}:${d.port}`))
-      const executor = !oneShot || hosts.size < remote.length
-      for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir, { executor })) {
+      for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir, { oneCommandEach: oneShot })) {
         byName.set(name, runner)
       }
     }
