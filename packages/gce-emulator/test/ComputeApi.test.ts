@@ -63,6 +63,17 @@ const failure = (f: () => Promise<unknown>) =>
     })
   )
 
+/** Replaces the emulator's faults through its admin API. */
+const setFaults = (url: string, faults: Record<string, unknown>) =>
+  Effect.promise(async () => {
+    const r = await fetch(`${url}/emulator/v1/faults`, { method: "PUT", body: JSON.stringify(faults) })
+    assert.strictEqual(r.status, 200, await r.text())
+  })
+
+const resetFaults = Effect.gen(function*() {
+  yield* setFaults((yield* Clients).url, {})
+})
+
 const instance = (name: string, labels: Record<string, string> = {}, extra: Record<string, unknown> = {}) => ({
   name,
   machineType: `zones/${zone}/machineTypes/e2-small`,
@@ -359,5 +370,84 @@ describe("gce-emulator: Compute API", () => {
         yield* call(() => c.regionOperations.wait({ project, region, operation: operation(deletion).name! }))
         assert.strictEqual((yield* failure(() => c.addresses.get({ project, region, address: "addr-1" }))).code, 5)
       }))
+    it.effect("an injected quota error surfaces as the insert Operation's error (QUOTA_EXCEEDED, 403); nothing is created", () =>
+      Effect.gen(function*() {
+        const c = yield* Clients
+        yield* setFaults(c.url, { quotaExceededOnInsert: [2] })
+        const results = []
+        for (const name of ["q-1", "q-2", "q-3"]) {
+          const [op] = yield* call(() => c.instances.insert({ project, zone, instanceResource: instance(name) }))
+          const [done] = yield* call(() => c.zoneOperations.wait({ project, zone, operation: operation(op).name! }))
+          results.push(done)
+        }
+        assert.strictEqual(results[0]!.error ?? undefined, undefined)
+        assert.strictEqual(results[1]!.status, "DONE")
+        assert.strictEqual(results[1]!.error?.errors?.[0]?.code, "QUOTA_EXCEEDED")
+        assert.include(results[1]!.error?.errors?.[0]?.message, "Quota 'CPUS' exceeded")
+        assert.strictEqual(
+          results[1]!.error?.errors?.[0]?.errorDetails?.[0]?.quotaInfo?.metricName,
+          "compute.googleapis.com/cpus"
+        )
+        assert.strictEqual(results[1]!.httpErrorStatusCode, 403)
+        assert.strictEqual(results[2]!.error ?? undefined, undefined)
+        assert.strictEqual((yield* failure(() => c.instances.get({ project, zone, instance: "q-2" }))).code, 5)
+        const [q3] = yield* call(() => c.instances.get({ project, zone, instance: "q-3" }))
+        assert.strictEqual(q3.status, "RUNNING")
+      }).pipe(Effect.ensuring(resetFaults)))
+
+    it.effect("a slow Operation stays RUNNING for the injected delay and wait returns it DONE", () =>
+      Effect.gen(function*() {
+        const c = yield* Clients
+        yield* setFaults(c.url, { operationDelayMillis: 3000 })
+        const started = Date.now()
+        const [op] = yield* call(() =>
+          c.firewalls.insert({ project, firewallResource: { name: "slow-1", allowed: [{ IPProtocol: "icmp" }] } })
+        )
+        assert.strictEqual(operation(op).status, "RUNNING")
+        const [polled] = yield* call(() => c.globalOperations.get({ project, operation: operation(op).name! }))
+        assert.strictEqual(polled.status, "RUNNING")
+        const [done] = yield* call(() => c.globalOperations.wait({ project, operation: operation(op).name! }))
+        assert.strictEqual(done.status, "DONE")
+        assert.isAtLeast(Date.now() - started, 2900, "wait blocked until the Operation was done")
+        assert.strictEqual(done.progress, 100)
+      }).pipe(Effect.ensuring(resetFaults)))
+
+    it.effect("injected instance failures: after the configured time, or at once through the admin API", () =>
+      Effect.gen(function*() {
+        const c = yield* Clients
+        yield* setFaults(c.url, { instanceFailureAfterSeconds: 1 })
+        const [op] = yield* call(() => c.instances.insert({ project, zone, instanceResource: instance("fail-1") }))
+        yield* call(() => c.zoneOperations.wait({ project, zone, operation: operation(op).name! }))
+        const terminated = yield* call(async () => {
+          for (;;) {
+            const [i] = await c.instances.get({ project, zone, instance: "fail-1" })
+            if (i.status !== "RUNNING") return i
+            await new Promise((r) => setTimeout(r, 100))
+          }
+        }).pipe(Effect.timeout("30 seconds"))
+        assert.strictEqual(terminated.status, "TERMINATED")
+        yield* setFaults(c.url, {})
+        const [op2] = yield* call(() => c.instances.insert({ project, zone, instanceResource: instance("fail-2") }))
+        yield* call(() => c.zoneOperations.wait({ project, zone, operation: operation(op2).name! }))
+        const r = yield* call(() =>
+          fetch(`${c.url}/emulator/v1/projects/${project}/zones/${zone}/instances/fail-2/fail`, { method: "POST" })
+        )
+        assert.strictEqual(r.status, 200)
+        const [failed] = yield* call(() => c.instances.get({ project, zone, instance: "fail-2" }))
+        assert.strictEqual(failed.status, "TERMINATED")
+      }).pipe(Effect.ensuring(resetFaults)))
+
+    it.effect("the faults admin API refuses what it does not know", () =>
+      Effect.gen(function*() {
+        const c = yield* Clients
+        const put = (body: string) =>
+          call(() => fetch(`${c.url}/emulator/v1/faults`, { method: "PUT", body }).then((r) => r.status))
+        assert.strictEqual(yield* put(JSON.stringify({ quotaExceeded: 2 })), 400)
+        assert.strictEqual(yield* put(JSON.stringify({ operationDelayMillis: -1 })), 400)
+        assert.strictEqual(yield* put("{"), 400)
+        assert.strictEqual(yield* put(JSON.stringify({ operationDelayMillis: 0 })), 200)
+        const current = yield* call(() => fetch(`${c.url}/emulator/v1/faults`).then((r) => r.json()))
+        assert.deepStrictEqual(current, { operationDelayMillis: 0 })
+      }).pipe(Effect.ensuring(resetFaults)))
   })
 })
