@@ -1,5 +1,5 @@
 /**
- * A GCE emulator: the Compute REST API (and its admin API) served on `host:port`, its instances realized by the
+ * A GCE emulator: the Compute REST API, the Cloud DNS methods a deployment uses (and its admin API) served on `host:port`, its instances realized by the
  * `Hosts` in context, faults from the `Faults` in context. Everything it made goes when its scope closes: the
  * Operations' work is interrupted, and the `Hosts` layer removes the hosts it realized.
  */
@@ -10,6 +10,7 @@ import * as http from "node:http"
 import * as AddressPool from "./AddressPool.ts"
 import * as Api from "./Api.ts"
 import * as Compute from "./Compute.ts"
+import * as Dns from "./Dns.ts"
 import { Faults } from "./Faults.ts"
 import { Hosts } from "./Hosts.ts"
 import * as Links from "./Links.ts"
@@ -55,8 +56,9 @@ export const serve = Effect.fn("Emulator.serve")(function*(
   const url = `http://${host}:${"port" in address ? address.port : options.port}`
   const pool = AddressPool.make(options.addresses ?? AddressPool.defaultRange, hosts.free)
   const compute = yield* Compute.make(Links.make(url), pool)
+  const dns = yield* Dns.make()
   yield* Layer.build(
-    HttpRouter.serve(Server.routes(api, compute, faults), { disableLogger: true, disableListenLog: true }).pipe(
+    HttpRouter.serve(Server.routes(api, compute, dns, faults), { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide(Layer.succeedContext(serverContext))
     )
   )

@@ -1,6 +1,6 @@
 /**
  * The emulator's HTTP front: every request under `/compute/v1/` is matched against the Compute routes, decoded
- * by `Api`, handled by `Compute` and shaped back by `Api`; `/emulator/v1/` is the emulator's own admin API (a path
+ * by `Api`, handled by `Compute` and shaped back by `Api`; `/dns/v1/` goes to `Dns`; `/emulator/v1/` is the emulator's own admin API (a path
  * Google's APIs do not use):
  *
  * - `GET /emulator/v1/faults`, `PUT /emulator/v1/faults` (a `Faults.Config` JSON; unknown keys refused);
@@ -11,6 +11,7 @@ import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/h
 import type * as Api from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import type * as Compute from "./Compute.ts"
+import type * as Dns from "./Dns.ts"
 import * as Faults from "./Faults.ts"
 
 const json = (status: number, body: unknown) =>
@@ -77,13 +78,27 @@ const admin = (
     return yield* ApiError.notFound(`No emulator admin method at ${request.method} ${path}.`)
   })
 
+/** Cloud DNS: handled as a whole by `Dns`. */
+const dnsMethod = (dns: Dns.Dns, request: HttpServerRequest.HttpServerRequest, url: URL) =>
+  Effect.gen(function*() {
+    const body = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+    return json(200, yield* dns.handle(request.method, url, body))
+  })
+
 /** The routes of an emulator. */
-export const routes = (api: Api.Definitions, computeService: Compute.Compute, faults: Faults.Faults["Service"]) =>
+export const routes = (
+  api: Api.Definitions,
+  computeService: Compute.Compute,
+  dns: Dns.Dns,
+  faults: Faults.Faults["Service"]
+) =>
   HttpRouter.use(Effect.fn(function*(router) {
     yield* router.add("*", "*", (request) => {
       const url = new URL(request.url, "http://emulator.invalid")
       const handle = url.pathname.startsWith("/emulator/v1/")
         ? admin(api, computeService, faults, request, url)
+        : url.pathname.startsWith("/dns/v1/")
+        ? dnsMethod(dns, request, url)
         : computeMethod(api, computeService.handlers, request, url)
       return handle.pipe(
         Effect.catchTag("ApiError", (e) => Effect.succeed(failWith(e))),
