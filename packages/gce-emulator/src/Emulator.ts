@@ -64,3 +64,9 @@ export const serve = Effect.fn("Emulator.serve")(function*(
   )
   return { url }
 })
+
+/** A running emulator as a service, for tests of code that talks to it (e.g. a GCP backend). */
+export class GceEmulator extends Context.Service<GceEmulator, Emulator>()("@tezt-cloud/gce-emulator/GceEmulator") {
+  /** Serves an emulator for the layer's lifetime (its hosts and faults from context). */
+  static readonly layer = (options: Options) => Layer.effect(GceEmulator, serve(options))
+}

@@ -3,15 +3,16 @@
  * (replace an A record: delete the old set, add the new one, TTL 300), record sets listed by name and type.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Schedule } from "effect"
+import { Effect, Layer, Schedule } from "effect"
 import { Emulator, Faults, Hosts } from "../src/index.ts"
 
 const project = "proj"
 
-class Endpoint extends Context.Service<Endpoint, { readonly url: string }>()("test/DnsEndpoint") {}
+const Endpoint = Emulator.GceEmulator
 
-const endpoint = Layer.effect(Endpoint, Effect.map(Emulator.serve({ port: 0 }), ({ url }) => Endpoint.of({ url })))
-  .pipe(Layer.provide(Layer.mergeAll(Hosts.layerNone(), Faults.Faults.layer())))
+const endpoint = Emulator.GceEmulator.layer({ port: 0 }).pipe(
+  Layer.provide(Layer.mergeAll(Hosts.layerNone(), Faults.Faults.layer()))
+)
 
 /** `method url body` against the emulator's DNS API: status and JSON. */
 const request = (method: string, path: string, body?: unknown) =>
