@@ -156,6 +156,24 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
   const firewalls = new Map<string, Json>()
   const addresses = new Map<string, AddressRecord>()
 
+  /** Starts an Operation acting on an existing resource (its selfLink and id). */
+  const startOn = (
+    project: string,
+    scope: Operations.Scope,
+    operationType: string,
+    resource: Json,
+    work: Effect.Effect<void, Operations.OperationFailed>,
+    user?: string
+  ) =>
+    operations.start({
+      project,
+      scope,
+      operationType,
+      targetLink: String(resource.selfLink),
+      targetId: String(resource.id),
+      user
+    }, work)
+
   const instancePath = (project: string, zone: string, name: string) =>
     `projects/${project}/zones/${zone}/instances/${name}`
   const firewallPath = (project: string, name: string) => `projects/${project}/global/firewalls/${name}`
@@ -193,14 +211,14 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
 
   const startDelete = (record: InstanceRecord, user?: string) => {
     record.deleting = true
-    return operations.start({
-      project: record.project,
-      scope: { kind: "zones", name: record.zone },
-      operationType: "delete",
-      targetLink: links.url(instancePath(record.project, record.zone, record.name)),
-      targetId: String(record.resource.id),
+    return startOn(
+      record.project,
+      { kind: "zones", name: record.zone },
+      "delete",
+      record.resource,
+      teardown(record),
       user
-    }, teardown(record))
+    )
   }
 
   const killHost = (record: InstanceRecord, message: string) =>
@@ -490,6 +508,33 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
       selfLink: links.url(path)
     }))
 
+  /** The address a request names (project, region, address), or 404. */
+  const findAddress = (request: Api.Request) =>
+    Effect.gen(function*() {
+      const project = str(request, "project")
+      const region = str(request, "region")
+      yield* requireRegion(project, region)
+      const path = addressPath(project, region, str(request, "address"))
+      const address = addresses.get(path)
+      if (address === undefined) return yield* ApiError.resourceNotFound(path)
+      return { project, region, path, address }
+    })
+
+  /** `list` of a zonal or regional collection. */
+  const scopedList = (
+    kind: string,
+    scopeKind: "zones" | "regions",
+    collection: string,
+    items: (project: string, scope: string) => ReadonlyArray<Json>
+  ): Handler =>
+  (request) => {
+    const project = str(request, "project")
+    const scope = str(request, scopeKind === "zones" ? "zone" : "region")
+    return (scopeKind === "zones" ? requireZone : requireRegion)(project, scope).pipe(Effect.andThen(
+      listResponse(kind, `projects/${project}/${scopeKind}/${scope}/${collection}`, request, items(project, scope))
+    ))
+  }
+
   const operationHandlers = (service: string, scopeOf: (request: Api.Request) => Operations.Scope) => {
     const check = (request: Api.Request): Effect.Effect<void, ApiError.ApiError> => {
       const scope = scopeOf(request)
@@ -664,16 +709,15 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
         Effect.andThen(findInstance(str(request, "project"), str(request, "zone"), str(request, "instance"))),
         Effect.map((r) => r.resource)
       )],
-    ["Instances.List", (request) => {
-      const project = str(request, "project")
-      const zone = str(request, "zone")
-      return requireZone(project, zone).pipe(Effect.andThen(listResponse(
+    [
+      "Instances.List",
+      scopedList(
         "compute#instanceList",
-        `projects/${project}/zones/${zone}/instances`,
-        request,
-        instancesOf(project, zone).map((r) => r.resource)
-      )))
-    }],
+        "zones",
+        "instances",
+        (project, zone) => instancesOf(project, zone).map((r) => r.resource)
+      )
+    ],
     ["Instances.AggregatedList", (request) =>
       aggregated(
         "compute#instanceAggregatedList",
@@ -706,13 +750,7 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
         const labels = obj(body.labels)
         record.resource.labels = labels
         record.resource.labelFingerprint = fingerprint(labels)
-        return yield* operations.start({
-          project,
-          scope: { kind: "zones", name: zone },
-          operationType: "setLabels",
-          targetLink: String(record.resource.selfLink),
-          targetId: String(record.resource.id)
-        }, Effect.void)
+        return yield* startOn(project, { kind: "zones", name: zone }, "setLabels", record.resource, Effect.void)
       })],
     ...operationHandlers("ZoneOperations", (r) => ({ kind: "zones", name: str(r, "zone") })),
     ...operationHandlers("RegionOperations", (r) => ({ kind: "regions", name: str(r, "region") })),
@@ -738,37 +776,26 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
         const path = firewallPath(project, str(request, "firewall"))
         const firewall = firewalls.get(path)
         if (firewall === undefined) return yield* ApiError.resourceNotFound(path)
-        return yield* operations.start(
-          {
-            project,
-            scope: { kind: "global" },
-            operationType: "delete",
-            targetLink: String(firewall.selfLink),
-            targetId: String(firewall.id)
-          },
+        return yield* startOn(
+          project,
+          { kind: "global" },
+          "delete",
+          firewall,
           Effect.sync(() => void firewalls.delete(path))
         )
       })],
     ["Addresses.Insert", insertAddress],
-    ["Addresses.Get", (request) =>
-      Effect.gen(function*() {
-        const project = str(request, "project")
-        const region = str(request, "region")
-        yield* requireRegion(project, region)
-        const path = addressPath(project, region, str(request, "address"))
-        const address = addresses.get(path)
-        return address === undefined ? yield* ApiError.resourceNotFound(path) : address.resource
-      })],
-    ["Addresses.List", (request) => {
-      const project = str(request, "project")
-      const region = str(request, "region")
-      return requireRegion(project, region).pipe(Effect.andThen(listResponse(
+    ["Addresses.Get", (request) => Effect.map(findAddress(request), ({ address }) => address.resource)],
+    [
+      "Addresses.List",
+      scopedList(
         "compute#addressList",
-        `projects/${project}/regions/${region}/addresses`,
-        request,
-        [...addresses.values()].filter((a) => a.project === project && a.region === region).map((a) => a.resource)
-      )))
-    }],
+        "regions",
+        "addresses",
+        (project, region) =>
+          [...addresses.values()].filter((a) => a.project === project && a.region === region).map((a) => a.resource)
+      )
+    ],
     ["Addresses.AggregatedList", (request) =>
       aggregated(
         "compute#addressAggregatedList",
@@ -781,26 +808,18 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
       )],
     ["Addresses.Delete", (request) =>
       Effect.gen(function*() {
-        const project = str(request, "project")
-        const region = str(request, "region")
-        yield* requireRegion(project, region)
-        const path = addressPath(project, region, str(request, "address"))
-        const address = addresses.get(path)
-        if (address === undefined) return yield* ApiError.resourceNotFound(path)
+        const { project, region, path, address } = yield* findAddress(request)
         const users = list(address.resource.users) as unknown as ReadonlyArray<string>
         if (users.length > 0) {
           return yield* ApiError.inUse(
             `The address resource '${path}' is already being used by '${links.path(users[0]!, project)}'`
           )
         }
-        return yield* operations.start(
-          {
-            project,
-            scope: { kind: "regions", name: region },
-            operationType: "delete",
-            targetLink: String(address.resource.selfLink),
-            targetId: String(address.resource.id)
-          },
+        return yield* startOn(
+          project,
+          { kind: "regions", name: region },
+          "delete",
+          address.resource,
           Effect.gen(function*() {
             addresses.delete(path)
             yield* pool.release(String(address.resource.address))

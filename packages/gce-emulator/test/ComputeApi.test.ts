@@ -12,9 +12,9 @@ import {
   RegionOperationsClient,
   ZoneOperationsClient
 } from "@google-cloud/compute"
-import type { protos } from "@google-cloud/compute"
 import { Context, Effect, Layer } from "effect"
 import { clientOptions, Emulator, Faults, Hosts } from "../src/index.ts"
+import { call, operation } from "./Support.ts"
 
 const project = "proj"
 const zone = "europe-west1-b"
@@ -46,13 +46,6 @@ const clients = Layer.effect(
     })
   })
 ).pipe(Layer.provide(Layer.mergeAll(Hosts.layerNone(), Faults.Faults.layer())))
-
-/** The Compute Operation an insert, delete or setLabels answered with. */
-const operation = (lro: { readonly latestResponse: unknown }) =>
-  lro.latestResponse as protos.google.cloud.compute.v1.IOperation
-
-/** A promise of the client as an Effect (a rejection is a defect: the test fails with it). */
-const call = <A>(f: () => Promise<A>) => Effect.promise(f)
 
 /** The gRPC code of the client's error for a call that must fail. */
 const failure = (f: () => Promise<unknown>) =>

@@ -4,7 +4,7 @@
  * removed on delete, on expiry of `maxRunDuration`, and when the emulator (`npm run gcp-emulator`) gets SIGTERM.
  */
 import { afterAll, assert, beforeAll, describe, layer } from "@effect/vitest"
-import { InstancesClient, type protos, ZoneOperationsClient } from "@google-cloud/compute"
+import { InstancesClient, ZoneOperationsClient } from "@google-cloud/compute"
 import { DockerClient } from "@tezt-cloud/docker"
 import { Context, type Duration, Effect, Layer } from "effect"
 import * as child from "node:child_process"
@@ -15,6 +15,7 @@ import * as readline from "node:readline"
 import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import { clientOptions, DockerHosts, Emulator, Faults } from "../src/index.ts"
+import { call, operation } from "./Support.ts"
 
 const enabled = Integration.available("gce-emulator host tests", [...DockerEngine.binaries, "/usr/bin/ssh"])
 const project = "proj"
@@ -50,10 +51,6 @@ const clients = Layer.effect(
   )),
   Layer.provideMerge(DockerClient.layer(engine))
 )
-
-const call = <A>(f: () => Promise<A>) => Effect.promise(f)
-const operation = (lro: { readonly latestResponse: unknown }) =>
-  lro.latestResponse as protos.google.cloud.compute.v1.IOperation
 
 const instance = (name: string, extra: Record<string, unknown> = {}) => ({
   name,
