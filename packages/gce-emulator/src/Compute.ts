@@ -12,6 +12,7 @@
  * - `scheduling.maxRunDuration` with `instanceTerminationAction` `DELETE` deletes the instance (a system
  *   Operation) once it has run that long; `STOP` kills its host and leaves it `TERMINATED`.
  * - `setLabels` needs the current `labelFingerprint` (412 otherwise); fingerprints are hashes of the content.
+ * - A change sent again with the same `requestId` answers the first call's Operation (safe retries).
  */
 import { Deferred, Effect, Fiber, FiberSet, type Scope } from "effect"
 import * as crypto from "node:crypto"
@@ -30,6 +31,7 @@ export type Handler = (request: Api.Request) => Effect.Effect<unknown, ApiError.
 const namePattern = /^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$/
 const labelKey = /^[a-z][a-z0-9_-]{0,62}$/
 const labelValue = /^[a-z0-9_-]{0,63}$/
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** A fingerprint of some content (8 bytes, base64), as Compute's look. */
 export const fingerprint = (value: unknown) =>
@@ -827,6 +829,34 @@ export const make = Effect.fn("Compute.make")(function*(links: Links.Links, pool
         )
       })]
   ])
+
+  // A change sent again with the same requestId answers the first call's Operation and changes nothing, as
+  // Compute does: clients retry safely.
+  const byRequestId = new Map<string, { readonly scope: Operations.Scope; readonly name: string }>()
+  const idempotent = (handler: Handler): Handler => (request) =>
+    Effect.gen(function*() {
+      const requestId = request.requestId as string | undefined
+      if (requestId === undefined) return yield* handler(request)
+      if (!uuid.test(requestId) || /^[0-]+$/.test(requestId)) {
+        return yield* ApiError.invalidField("requestId", requestId, "Must be a valid UUID other than the zero UUID.")
+      }
+      const project = str(request, "project")
+      const seen = byRequestId.get(`${project}/${requestId}`)
+      if (seen !== undefined) return yield* operations.get(project, seen.scope, seen.name)
+      const answer = (yield* handler(request)) as Json
+      const scope: Operations.Scope = request.zone !== undefined
+        ? { kind: "zones", name: str(request, "zone") }
+        : request.region !== undefined
+        ? { kind: "regions", name: str(request, "region") }
+        : { kind: "global" }
+      byRequestId.set(`${project}/${requestId}`, { scope, name: String(answer.name) })
+      return answer
+    })
+  for (const [name, handler] of handlers) {
+    if (/\.(Insert|Delete|SetLabels)$/.test(name) && !name.includes("Operations.")) {
+      handlers.set(name, idempotent(handler))
+    }
+  }
 
   return {
     handlers,

@@ -113,6 +113,27 @@ describe("gce-emulator: Compute API", () => {
         assert.include(missing.message, `projects/${project}/zones/${zone}/instances/nope`)
       }))
 
+    it.effect("a change sent again with the same requestId answers the first Operation and changes nothing", () =>
+      Effect.gen(function*() {
+        const c = yield* Clients
+        const requestId = "5b0e4a52-7d5c-4a8e-9f65-0c1d2e3f4a5b"
+        const [first] = yield* call(() =>
+          c.instances.insert({ project, zone, requestId, instanceResource: instance("rid-1") })
+        )
+        const [again] = yield* call(() =>
+          c.instances.insert({ project, zone, requestId, instanceResource: instance("rid-1") })
+        )
+        assert.strictEqual(operation(again).name, operation(first).name)
+        const conflict = yield* failure(() =>
+          c.instances.insert({ project, zone, instanceResource: instance("rid-1") })
+        )
+        assert.strictEqual(conflict.code, 6, "without the requestId it is a second insert")
+        const bad = yield* failure(() =>
+          c.instances.insert({ project, zone, requestId: "not-a-uuid", instanceResource: instance("rid-2") })
+        )
+        assert.strictEqual(bad.code, 3)
+      }))
+
     it.effect("aggregatedList with a label filter finds exactly that label's instances (x never matches xy)", () =>
       Effect.gen(function*() {
         const c = yield* Clients
