@@ -62,7 +62,7 @@ const readRequest = (socket: net.Socket) =>
       socket.off("close", onEnd)
     }
     const onData = (chunk: Buffer) => {
-      const [line] = reader.push(chunk.toString("utf8"))
+      const [line] = reader.push(chunk)
       if (line !== undefined || reader.pending() > Protocol.maxRequestBytes) {
         stop()
         resume(Effect.succeed(line))

@@ -22,6 +22,7 @@
  */
 import * as os from "node:os"
 import * as path from "node:path"
+import { StringDecoder } from "node:string_decoder"
 
 /**
  * A namespace (`--tezt-cloud`, `$TEZT_CLOUD`): one safe path segment of letters, digits, `.`, `_` or `-`, at
@@ -89,18 +90,20 @@ export const maxRequestBytes = 1 << 20
 export const encode = (message) => JSON.stringify(message) + "\n"
 
 /**
- * Cuts a stream of text into lines: `push` takes the next chunk and returns the lines it completed; `pending`
- * is the length of the unfinished line kept for the next chunk.
+ * Cuts a stream into lines: `push` takes the next chunk and returns the lines it completed; `pending` is the
+ * length of the unfinished line kept for the next chunk. Bytes are decoded as UTF-8 across chunks: a character
+ * cut in two by the socket is joined again.
  */
 export const makeLineReader = () => {
+  const decoder = new StringDecoder("utf8")
   let buffer = ""
   return {
     /**
-     * @param {string} chunk
+     * @param {string | Buffer} chunk
      * @returns {Array<string>}
      */
     push: (chunk) => {
-      buffer += chunk
+      buffer += typeof chunk === "string" ? chunk : decoder.write(chunk)
       const lines = buffer.split("\n")
       buffer = lines.pop() ?? ""
       return lines
