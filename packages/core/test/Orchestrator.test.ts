@@ -169,7 +169,7 @@ describe("Orchestrator", () => {
       })
     }))
 
-  describe("port ranges of many agents (issue 7)", () => {
+  describe("port ranges of many agents", () => {
     const many = (n: number) =>
       Scenario.make({ title: "many", tags: [], vms: () => Array.from({ length: n }, () => ({})), run: Effect.void })
     const refusal = (n: number, input: CloudConfig.Input) =>

@@ -1,6 +1,6 @@
 /**
- * The run's website (reference §4.8), served with `effect/http` on `--website-port`: the summary page, the pushed
- * metrics on `/metrics` (and `/metrics.txt`, the name Tezt cloud's README uses), `/api/run` (the page's model as
+ * The run's website, as Tezt cloud serves one, with `effect/http` on `--website-port`: the summary page, the
+ * pushed metrics on `/metrics` (and `/metrics.txt`, the name Tezt cloud gives them), `/api/run` (the page's model as
  * JSON), and a read-only proxy to Prometheus' query API for the page's charts, so the browser only ever talks to
  * the website.
  *
