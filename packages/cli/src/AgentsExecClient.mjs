@@ -137,7 +137,7 @@ const exchange = (socket, invocation) =>
       else if ("exitCode" in r) codes.set(r.agent, r.exitCode)
       else {
         print("stderr", `[${r.agent}] error: ${r.error}\n`)
-        codes.set(r.agent, 255)
+        codes.set(r.agent, Protocol.agentErrorCode)
       }
     }
     const onSignal = () => {
@@ -181,11 +181,11 @@ const exchange = (socket, invocation) =>
       for (const agent of accepted) {
         if (!codes.has(agent)) {
           print("stderr", `[${agent}] error: the run ended before the command did\n`)
-          codes.set(agent, 255)
+          codes.set(agent, Protocol.agentErrorCode)
         }
       }
       flush()
-      resolve(Math.max(0, ...codes.values()))
+      resolve(Protocol.worstCode(codes.values()))
     })
     socket.write(Protocol.encode({ argv: invocation.argv, agents: invocation.agents }))
   })

@@ -65,6 +65,17 @@ export const fitsSocketPath = (file) => Buffer.byteLength(file) <= maxSocketPath
 /** A request line longer than this is refused (a request is a command line and agent names). */
 export const maxRequestBytes = 1 << 20
 
+/** The exit code of an agent whose command could not run (an `error` response), as ssh reports its own failures. */
+export const agentErrorCode = 255
+
+/**
+ * What `agents exec` exits with: the worst agent's code, 0 for none.
+ *
+ * @param {Iterable<number>} codes
+ * @returns {number}
+ */
+export const worstCode = (codes) => Math.max(0, ...codes)
+
 /**
  * @typedef {{
  *   readonly argv: ReadonlyArray<string>

@@ -64,6 +64,12 @@ describe("AgentsControlProtocol", () => {
     assert.deepStrictEqual(binary.push(bytes.subarray(cut)), ["\"é\""])
   })
 
+  it("agents exec exits with the worst agent's code, an agent's error counting as 255", () => {
+    assert.strictEqual(Protocol.worstCode([]), 0)
+    assert.strictEqual(Protocol.worstCode([0, 3, 1]), 3)
+    assert.strictEqual(Protocol.worstCode(new Map([["a", 0], ["b", Protocol.agentErrorCode]]).values()), 255)
+  })
+
   it("the state dir is $TEZT_CLOUD_STATE_DIR, else ~/.local/state/tezt-cloud; the socket is in the namespace's", () => {
     assert.strictEqual(Protocol.stateDir({ TEZT_CLOUD_STATE_DIR: "/s" }), "/s")
     assert.strictEqual(Protocol.stateDir({}), path.join(os.homedir(), ".local", "state", "tezt-cloud"))
