@@ -7,7 +7,7 @@ import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
-import { fresh, live, noProcessLeft, root, sandboxes, start } from "./fixtures/Cli.ts"
+import { fresh, live, noProcessLeft, root, running, sandboxes, start } from "./fixtures/Cli.ts"
 
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
@@ -161,6 +161,40 @@ describe("tezt-cloud CLI", () => {
     assert.strictEqual(await cli.exit, 130)
     assert.include(cli.stderr(), "forced exit")
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
+  })
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    live(
+      `${signal} at the --keep-alive prompt, the scenario's daemon still running, tears down and exits 130`,
+      async () => {
+        const { env, namespace, stateDir } = fresh()
+        const cli = start(["BASIC", "run", "detach", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+          stdin: "pipe"
+        })
+        await cli.waitFor("Please press <enter>")
+        // What keep-alive is for: the detached sleep is there to look at.
+        assert.strictEqual(running(namespace, ["sleep", "10"]).length, 1, cli.stdout())
+        cli.proc.kill(signal)
+        assert.strictEqual(await cli.exit, 130, cli.stderr())
+        assert.include(cli.stdout(), "Scenario ended successfully.")
+        assert.deepStrictEqual(await noProcessLeft(namespace), [])
+        assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
+      }
+    )
+  }
+
+  live("a failed scenario kept alive keeps its daemons until Enter, then fails with exit 1", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["TEST", "fail", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+      stdin: "pipe"
+    })
+    await cli.waitFor("Please press <enter>")
+    assert.include(cli.stdout(), "Scenario terminated unexpectedly")
+    assert.strictEqual(running(namespace, ["sleep", "300"]).length, 1, cli.stdout())
+    cli.proc.stdin!.end("\n")
+    assert.strictEqual(await cli.exit, 1, cli.stderr())
+    assert.deepStrictEqual(await noProcessLeft(namespace), [])
+    assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
   })
 
   live("kill -9 of the CLI mid-run, then CLOUD clean up, leaves no process or sandbox", async () => {

@@ -1,7 +1,8 @@
 /**
- * The life of one scenario run (ARCHITECTURE.md "The life of a run"): validate the agents it asks for, prepare
- * the artifacts dir, deploy, run the body, tear everything down in reverse order, whatever happened. The first
- * Ctrl+C interrupts the fiber running this, which is a normal scope close: the full teardown runs.
+ * The life of one scenario run: validate the agents it asks for, prepare the artifacts dir, deploy, run the body,
+ * (with `--keep-alive`) wait for the user with everything still up, tear everything down in reverse order,
+ * whatever happened. The first Ctrl+C interrupts the fiber running this, which is a normal scope close: the full
+ * teardown runs.
  */
 import { Cause, Context, Effect, Exit, Option } from "effect"
 import * as fs from "node:fs"
@@ -123,8 +124,8 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
 
 /**
  * Runs `scenario` on `configs` with the current `Deployment`, and the `RunServices` when provided. Ends with "Scenario ended successfully." or
- * "Scenario terminated unexpectedly: …", then tears down (after Enter with `--keep-alive`), then returns the
- * scenario's outcome.
+ * "Scenario terminated unexpectedly: …"; with `--keep-alive` it then waits for Enter (or an interruption) with
+ * everything still running, the scenario's daemons included; then tears down and returns the scenario's outcome.
  */
 export const run = Effect.fn("Orchestrator.run")(function*(
   scenario: Scenario,
@@ -147,18 +148,19 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
-      if (config.keepAlive) {
-        // Added after the deployment, so it runs before the agents are torn down (scopes close in reverse).
-        yield* Effect.addFinalizer(() =>
-          Effect.logInfo("Please press <enter> to terminate the scenario.").pipe(Effect.andThen(waitForEnter))
-        )
-      }
       const exit = yield* scenario.run.pipe(
         Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks)),
         Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
         Effect.exit
       )
       yield* report(exit)
+      if (config.keepAlive) {
+        // Before the scope closes, so the scenario's daemons, the agents and the services still run while the user
+        // looks at them; and not in a finalizer, so that Ctrl+C (or SIGTERM, SIGHUP) interrupts the wait like it
+        // interrupts the scenario, straight into the teardown.
+        yield* Effect.logInfo("Please press <enter> to terminate the scenario (Ctrl+C tears down too).")
+        yield* waitForEnter
+      }
       return exit
     })
   )
