@@ -7,7 +7,18 @@ import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
-import { fresh, live, noProcessLeft, root, running, sandboxes, start } from "./fixtures/Cli.ts"
+import {
+  fresh,
+  leftovers,
+  live,
+  noProcessLeft,
+  nothingLeft,
+  outstanding,
+  root,
+  running,
+  sandboxes,
+  start
+} from "./fixtures/Cli.ts"
 
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
@@ -149,6 +160,28 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
   })
 
+  live("SIGHUP (terminal closed, ssh session lost): graceful teardown, exit 130, nothing left", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["TEST", "block", "--localhost", "--tezt-cloud", namespace], env)
+    await cli.waitFor("ready for signal")
+    cli.proc.kill("SIGHUP")
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.include(cli.stderr(), "interrupted (SIGHUP): tearing down")
+    assert.include(cli.stdout(), "Scenario terminated unexpectedly: interrupted")
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+  })
+
+  live("a standard output closed under the run (| head -1) tears down gracefully: nothing left", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["TEST", "chatty", "--localhost", "--tezt-cloud", namespace], env)
+    await cli.waitFor("ready for signal")
+    // The reader goes away, as `head -1` does after its line: the run's next write fails with EPIPE.
+    cli.proc.stdout!.destroy()
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.include(cli.stderr(), "the standard output is closed (EPIPE): tearing down")
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+  })
+
   live("two Ctrl+C: the second force-kills what is left and exits at once", async () => {
     const { env, namespace } = fresh()
     const cli = start(["TEST", "stubborn", "--localhost", "--tezt-cloud", namespace], env)
@@ -211,14 +244,7 @@ describe("tezt-cloud CLI", () => {
     assert.include(cleanUp.stdout(), "2 sandboxes removed")
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
-    const ledger = fs.readFileSync(path.join(stateDir, namespace, "ledger.jsonl"), "utf8").trim().split("\n")
-      .map((l) => JSON.parse(l) as { op: string; id: string })
-    const outstanding = new Set<string>()
-    for (const e of ledger) {
-      if (e.op === "acquire") outstanding.add(e.id)
-      else outstanding.delete(e.id)
-    }
-    assert.deepStrictEqual([...outstanding], [])
+    assert.deepStrictEqual(outstanding(stateDir, namespace), [])
   })
 
   live("agents list|exec|copy act on the agents of a run kept alive, exit code = the worst agent's", async () => {

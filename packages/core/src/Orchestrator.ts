@@ -20,7 +20,10 @@ import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 
-/** Waits for a line of standard input that `accept`s, or for its end. */
+/**
+ * Waits for a line of standard input that `accept`s, or for its end; an input that fails (a terminal gone: EIO)
+ * is an end too, never a crash.
+ */
 export const waitForLine = (accept: (line: string) => boolean): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
     const rl = readline.createInterface({ input: process.stdin })
@@ -30,6 +33,7 @@ export const waitForLine = (accept: (line: string) => boolean): Effect.Effect<vo
     }
     rl.on("line", (line) => accept(line) && done())
     rl.once("close", done)
+    rl.on("error", done)
     return Effect.sync(() => rl.close())
   })
 
