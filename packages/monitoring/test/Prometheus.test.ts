@@ -87,6 +87,21 @@ const queryValue = (url: string, query: string) =>
     `Prometheus has no value for ${query}`
   )
 
+describe("Prometheus exposure", () => {
+  it.effect("listening beyond loopback is refused before anything starts: its admin and lifecycle APIs are open", () =>
+    Effect.gen(function*() {
+      const dir = path.join(tmp("prometheus-exposed"), "prometheus")
+      for (const host of ["0.0.0.0", "10.0.0.1", "::"]) {
+        const error = yield* Effect.flip(startPrometheus({ host, dir }))
+        assert.strictEqual(
+          error.message,
+          `prometheus: it must listen on a loopback address, not ${host}: its admin and lifecycle APIs have no authentication`
+        )
+      }
+      assert.isFalse(fs.existsSync(dir), "nothing created")
+    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+})
+
 const live = liveWith("prometheus")
 
 describe("Prometheus daemon", () => {
