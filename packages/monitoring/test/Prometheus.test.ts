@@ -5,6 +5,7 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
+import { InheritedEnv } from "@tezt-cloud/core"
 import { Effect, Exit, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -105,6 +106,34 @@ describe("Prometheus exposure", () => {
 const live = liveWith("prometheus")
 
 describe("Prometheus daemon", () => {
+  live("does not inherit the orchestrator's secrets: only the harmless part of its environment", () => {
+    const secrets = {
+      TEZT_CLOUD_GRAFANA_TOKEN: "grafana-secret",
+      TEZT_CLOUD_AUTH_PASSWORD: "auth-secret",
+      TEZTCLOUD_SLACK_BOT_TOKEN: "slack-secret",
+      SOME_CLOUD_CREDENTIAL: "cloud-secret"
+    }
+    return Effect.acquireRelease(
+      Effect.sync(() => Object.assign(process.env, secrets)),
+      () => Effect.sync(() => Object.keys(secrets).forEach((name) => delete process.env[name]))
+    ).pipe(
+      Effect.andThen(startPrometheus()),
+      Effect.map((prometheus) => {
+        const environ = fs.readFileSync(`/proc/${prometheus.pid}/environ`, "latin1")
+        for (const secret of Object.values(secrets)) assert.notInclude(environ, secret)
+        const names = environ.split("\0").filter((v) => v !== "").map((v) => v.slice(0, v.indexOf("=")))
+        // PWD is set by the shell that starts it.
+        assert.deepStrictEqual(names.filter((n) => !InheritedEnv.isPassed(n) && n !== "PWD").toSorted(), [
+          "TEZT_CLOUD_LOG",
+          "TEZT_CLOUD_NS"
+        ])
+        assert.include(names, "PATH")
+      }),
+      Effect.scoped,
+      Effect.provide(NodeServices.layer)
+    )
+  })
+
   live("scrapes the pushed metrics' exposition without error; escaped labels round-trip", () =>
     Effect.gen(function*() {
       const metrics = Metrics.make()
