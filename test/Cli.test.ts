@@ -210,8 +210,7 @@ describe("tezt-cloud CLI", () => {
         cli.proc.kill(signal)
         assert.strictEqual(await cli.exit, 130, cli.stderr())
         assert.include(cli.stdout(), "Scenario ended successfully.")
-        assert.deepStrictEqual(await noProcessLeft(namespace), [])
-        assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
+        assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
       }
     )
   }
@@ -226,8 +225,7 @@ describe("tezt-cloud CLI", () => {
     assert.strictEqual(running(namespace, ["sleep", "300"]).length, 1, cli.stdout())
     cli.proc.stdin!.end("\n")
     assert.strictEqual(await cli.exit, 1, cli.stderr())
-    assert.deepStrictEqual(await noProcessLeft(namespace), [])
-    assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
   })
 
   live("kill -9 of the CLI mid-run, then CLOUD clean up, leaves no process or sandbox", async () => {
