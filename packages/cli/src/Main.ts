@@ -43,7 +43,7 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
   Effect.gen(function*() {
     if (ending._tag === "Forced") {
       const done = Option.match(ending.result, {
-        onNone: () => "the last resort did not finish in time",
+        onNone: () => "the last resort did not complete",
         onSome: ({ killed, left }) => `killed ${plural(killed, "process")}${left > 0 ? `, ${left} left` : ""}`
       })
       const namespaces = ending.namespaces.join(" ")

@@ -38,7 +38,7 @@ export type Ending<E> =
     readonly _tag: "Forced"
     /** The namespaces the last resort acted on. */
     readonly namespaces: ReadonlyArray<string>
-    /** What it did, summed; `None` when it did not finish within its bound. */
+    /** What it did, summed; `None` when it did not complete (failed, or not within its bound). */
     readonly result: Option.Option<LastResort>
   }
 
@@ -131,7 +131,9 @@ export const layer = (options: Options) =>
           Effect.map((results) =>
             results.reduce((a, b) => ({ killed: a.killed + b.killed, left: a.left + b.left }), { killed: 0, left: 0 })
           ),
-          Effect.timeoutOption(options.bound ?? Duration.seconds(5))
+          Effect.timeoutOption(options.bound ?? Duration.seconds(5)),
+          // Whatever goes wrong in it, the forced exit still happens.
+          Effect.catchCause(() => Effect.succeedNone)
         )
 
       /** Waits for requests to stop: the first interrupts `fiber`, a second signal forces. */

@@ -63,15 +63,16 @@ describe("Shutdown", () => {
     )
   })
 
-  it.live("a last resort that does not end within its bound is given up", () =>
-    Effect.gen(function*() {
-      const shutdown = yield* Shutdown.Shutdown
-      const started = yield* Deferred.make<void>()
-      const run = shutdown.track("ns").pipe(Effect.andThen(command(started, Effect.never)), Effect.scoped)
-      yield* Effect.forkChild(Deferred.await(started).pipe(Effect.andThen(send), Effect.andThen(send)))
-      const ending = yield* shutdown.supervise(run)
-      assert.deepStrictEqual(ending, { _tag: "Forced", namespaces: ["ns"], result: Option.none() })
-    }).pipe(Effect.provide(layer(() => Effect.never))))
+  it.live("a last resort that fails, or does not end within its bound, is given up: the exit is still forced", () =>
+    Effect.forEach([Effect.never, Effect.die("the engine is gone")], (lastResort) =>
+      Effect.gen(function*() {
+        const shutdown = yield* Shutdown.Shutdown
+        const started = yield* Deferred.make<void>()
+        const run = shutdown.track("ns").pipe(Effect.andThen(command(started, Effect.never)), Effect.scoped)
+        yield* Effect.forkChild(Deferred.await(started).pipe(Effect.andThen(send), Effect.andThen(send)))
+        const ending = yield* shutdown.supervise(run)
+        assert.deepStrictEqual(ending, { _tag: "Forced", namespaces: ["ns"], result: Option.none() })
+      }).pipe(Effect.provide(layer(() => lastResort)))))
 
   it.live("a closed output (EPIPE, EIO) stops the command like a first signal", () => {
     const output = new EventEmitter()
