@@ -81,11 +81,18 @@ const proxy = (view: RunMonitor.View, request: HttpServerRequest.HttpServerReque
   )
 }
 
-/** Serves the website of `view` on `host:port` in the current scope. */
+/** Serves the website of `view` on `host:port` (a loopback address) in the current scope. */
 export const serve = Effect.fn("Website.serve")(function*(
   view: RunMonitor.View,
   options: { readonly host: string; readonly port: number }
 ): Effect.fn.Return<void, CloudError.CloudError, Scope.Scope> {
+  // It shows every command and its output, without authentication: never beyond loopback.
+  if (!Endpoints.isLoopback(options.host)) {
+    return yield* CloudError.service(
+      "website",
+      `it must listen on a loopback address, not ${options.host}: it has no authentication`
+    )
+  }
   const events: Array<RunEvents.Stamped> = []
   yield* view.subscribe((event) => {
     if (event.type === "run-start") events.length = 0
