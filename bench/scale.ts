@@ -1,5 +1,5 @@
 /**
- * Scale benchmark (issue 7): one orchestrator drives N agents through the real code path, per backend:
+ * Scale benchmark: one orchestrator drives N agents through the real code path, per backend:
  *
  *   - deploy: `Orchestrator.run` of a scenario whose `vms` asks for N agents, on the backend the CLI selects
  *     (`Backends.select`), with the on-disk ledger and `events.jsonl` as in a CLI run

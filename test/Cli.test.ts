@@ -7,7 +7,18 @@ import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
-import { fresh, live, noProcessLeft, root, sandboxes, start } from "./fixtures/Cli.ts"
+import {
+  fresh,
+  leftovers,
+  live,
+  noProcessLeft,
+  nothingLeft,
+  outstanding,
+  root,
+  running,
+  sandboxes,
+  start
+} from "./fixtures/Cli.ts"
 
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
@@ -149,6 +160,28 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
   })
 
+  live("SIGHUP (terminal closed, ssh session lost): graceful teardown, exit 130, nothing left", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["TEST", "block", "--localhost", "--tezt-cloud", namespace], env)
+    await cli.waitFor("ready for signal")
+    cli.proc.kill("SIGHUP")
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.include(cli.stderr(), "interrupted (SIGHUP): tearing down")
+    assert.include(cli.stdout(), "Scenario terminated unexpectedly: interrupted")
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+  })
+
+  live("a standard output closed under the run (| head -1) tears down gracefully: nothing left", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["TEST", "chatty", "--localhost", "--tezt-cloud", namespace], env)
+    await cli.waitFor("ready for signal")
+    // The reader goes away, as `head -1` does after its line: the run's next write fails with EPIPE.
+    cli.proc.stdout!.destroy()
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.include(cli.stderr(), "the standard output is closed (EPIPE): tearing down")
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+  })
+
   live("two Ctrl+C: the second force-kills what is left and exits at once", async () => {
     const { env, namespace } = fresh()
     const cli = start(["TEST", "stubborn", "--localhost", "--tezt-cloud", namespace], env)
@@ -161,6 +194,38 @@ describe("tezt-cloud CLI", () => {
     assert.strictEqual(await cli.exit, 130)
     assert.include(cli.stderr(), "forced exit")
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
+  })
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    live(
+      `${signal} at the --keep-alive prompt, the scenario's daemon still running, tears down and exits 130`,
+      async () => {
+        const { env, namespace, stateDir } = fresh()
+        const cli = start(["BASIC", "run", "detach", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+          stdin: "pipe"
+        })
+        await cli.waitFor("Please press <enter>")
+        // What keep-alive is for: the detached sleep is there to look at.
+        assert.strictEqual(running(namespace, ["sleep", "10"]).length, 1, cli.stdout())
+        cli.proc.kill(signal)
+        assert.strictEqual(await cli.exit, 130, cli.stderr())
+        assert.include(cli.stdout(), "Scenario ended successfully.")
+        assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+      }
+    )
+  }
+
+  live("a failed scenario kept alive keeps its daemons until Enter, then fails with exit 1", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["TEST", "fail", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+      stdin: "pipe"
+    })
+    await cli.waitFor("Please press <enter>")
+    assert.include(cli.stdout(), "Scenario terminated unexpectedly")
+    assert.strictEqual(running(namespace, ["sleep", "300"]).length, 1, cli.stdout())
+    cli.proc.stdin!.end("\n")
+    assert.strictEqual(await cli.exit, 1, cli.stderr())
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
   })
 
   live("kill -9 of the CLI mid-run, then CLOUD clean up, leaves no process or sandbox", async () => {
@@ -177,14 +242,7 @@ describe("tezt-cloud CLI", () => {
     assert.include(cleanUp.stdout(), "2 sandboxes removed")
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
-    const ledger = fs.readFileSync(path.join(stateDir, namespace, "ledger.jsonl"), "utf8").trim().split("\n")
-      .map((l) => JSON.parse(l) as { op: string; id: string })
-    const outstanding = new Set<string>()
-    for (const e of ledger) {
-      if (e.op === "acquire") outstanding.add(e.id)
-      else outstanding.delete(e.id)
-    }
-    assert.deepStrictEqual([...outstanding], [])
+    assert.deepStrictEqual(outstanding(stateDir, namespace), [])
   })
 
   live("agents list|exec|copy act on the agents of a run kept alive, exit code = the worst agent's", async () => {

@@ -9,7 +9,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fakeGrafana, freePort, freeRange, liveWith } from "../packages/monitoring/test/utils.ts"
-import { fresh, noProcessLeft, root, start } from "./fixtures/Cli.ts"
+import { SshKeys } from "../packages/ssh/src/index.ts"
+import { type Cli, fresh, noProcessLeft, root, start } from "./fixtures/Cli.ts"
+import * as Integration from "./fixtures/Integration.ts"
+import { isLoopback, listening } from "./fixtures/Listeners.ts"
+import * as SshHosts from "./fixtures/SshHosts.ts"
 
 /** Free ports for the website, Prometheus and the agents, and a fresh export path. */
 const monitoringArgs = async () => {
@@ -142,5 +146,69 @@ describe("tezt-cloud monitoring", () => {
         assert.deepStrictEqual(await noProcessLeft(namespace), [])
       }),
     120_000
+  )
+
+  describe.runIf(Integration.available("ssh integration tests", [SshHosts.sshd, "/usr/bin/ssh-keygen"]))(
+    "with agents on an ssh host",
+    () => {
+      liveWith("prometheus", "netdata", "prometheus-process-exporter")(
+        "the website and Prometheus listen on loopback only, and Prometheus still scrapes the remote agents",
+        () =>
+          Effect.promise(async () => {
+            const { env, namespace, stateDir } = fresh()
+            const home = path.join(stateDir, "home")
+            const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, home))
+            // A host of its own on the network (its own namespace and address), as a remote host is.
+            const host = await SshHosts.start({ authorizedKeys: [key.publicKey], netns: true })
+            let cli: Cli | undefined
+            try {
+              const { args } = await monitoringArgs()
+              cli = start(
+                [
+                  "MONITORING",
+                  "agents",
+                  "--ssh-host",
+                  `${SshHosts.user}@${host.host}:${host.port}`,
+                  "--website",
+                  "--prometheus",
+                  "--monitoring",
+                  "--keep-alive",
+                  "--tezt-cloud",
+                  namespace,
+                  ...args
+                ],
+                {
+                  ...env,
+                  HOME: home,
+                  TEZT_CLOUD_SCENARIOS: path.join(root, "test/fixtures/MonitoringScenarios.ts")
+                },
+                { stdin: "pipe" }
+              )
+              await cli.waitFor("Please press <enter>")
+              // What the network needs still works: Prometheus, here, scrapes the agents there.
+              for (const line of ["netdata of both agents scraped", "process exporters of both agents scraped"]) {
+                assert.include(cli.stdout(), line)
+              }
+              const websitePort = args[args.indexOf("--website-port") + 1]
+              const prometheusPort = args[args.indexOf("--prometheus-port") + 1]
+              const addresses = listening(cli.proc.pid!)
+              assert.include(addresses, `127.0.0.1:${websitePort}`)
+              assert.include(addresses, `127.0.0.1:${prometheusPort}`)
+              assert.deepStrictEqual(addresses.filter((a) => !isLoopback(a)), [], "nothing listens beyond loopback")
+              cli.proc.stdin!.end("\n")
+              assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
+              assert.deepStrictEqual(await noProcessLeft(namespace), [])
+            } finally {
+              // A failed check must not leave the run waiting at its prompt: its teardown reaches the host.
+              if (cli !== undefined && cli.proc.exitCode === null) {
+                cli.proc.kill("SIGTERM")
+                await cli.exit
+              }
+              await host.stop()
+            }
+          }),
+        120_000
+      )
+    }
   )
 })

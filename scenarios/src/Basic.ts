@@ -1,5 +1,5 @@
 /**
- * The BASIC group: self-checks of a deployment (reference §5.2). `simple health` is the README's first command.
+ * The BASIC group: self-checks of a deployment, as in Tezt cloud. `simple health` is the README's first command.
  */
 import { Cloud, CloudError, Scenario } from "@tezt-cloud/core"
 import { Endpoints, Prometheus } from "@tezt-cloud/monitoring"

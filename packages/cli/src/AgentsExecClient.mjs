@@ -9,24 +9,23 @@
  *
  * Plain Node, no `effect`, and JavaScript rather than TypeScript, because start-up is the whole cost here
  * (measured on the 2-core development machine): `node -e 0` takes ~80 ms, importing `effect` alone ~0.5 s, the
- * full CLI ~1.1 s, and a `.ts` entry point ~0.1 s more than a `.js` one (Node's type stripper loads a
- * WebAssembly compiler first). This module and `bin.mjs` load in a few milliseconds.
+ * full CLI ~1.1 s, and the first `.ts` module ~50 ms more (Node's type stripper loads a WebAssembly compiler
+ * first). This module, `bin.mjs` and core's `AgentsControlProtocol.mjs` load in a few milliseconds.
  *
- * It parses exactly the flags of `agents exec` (`--tezt-cloud NS`, `--agent NAME`…, then `--` and the command)
- * and resolves the state dir and namespace as `Ledger.stateDir` and `CloudConfig` do (`$TEZT_CLOUD_STATE_DIR`,
- * `$TEZT_CLOUD`). It prints what the full CLI prints: `[agent] line` on stdout or stderr as the agent wrote it,
+ * It parses exactly the flags of `agents exec` (`--tezt-cloud NS`, `--agent NAME`…, then `--` and the command),
+ * takes the namespace from `--tezt-cloud` or `$TEZT_CLOUD` as the full CLI does, and finds the socket, speaks
+ * and frames the protocol with core's `AgentsControlProtocol`, the module the server uses. It prints what the full CLI prints: `[agent] line` on stdout or stderr as the agent wrote it,
  * `[agent] error: …` for an agent whose command could not run, and exits with the worst agent's code (255 for an
  * error). Anything else (another command, `--help`, no socket, a stale socket after a `kill -9` of the run,
  * `TEZT_CLOUD_COLD=1`) returns `undefined`: the full CLI takes over, and says what is wrong if anything is.
  *
  * **Gotchas**
  *
- * The protocol is `AgentsControl`'s: change both together. Once the run has accepted the request, the command
- * may be running: there is no fallback from then on.
+ * Nothing here may import `effect` or a `.ts` module, directly or not (a test checks it). Once the run has
+ * accepted the request, the command may be running: there is no fallback from then on.
  */
+import * as Protocol from "@tezt-cloud/core/AgentsControlProtocol"
 import * as net from "node:net"
-import * as os from "node:os"
-import * as path from "node:path"
 
 /**
  * @typedef {{
@@ -35,20 +34,6 @@ import * as path from "node:path"
  *   readonly argv: ReadonlyArray<string>
  * }} Invocation
  */
-
-/**
- * @typedef {{
- *   readonly agents?: ReadonlyArray<string>
- *   readonly agent?: string
- *   readonly stream?: "stdout" | "stderr"
- *   readonly line?: string
- *   readonly exitCode?: number
- *   readonly error?: string
- * }} Response
- */
-
-/** CloudConfig's namespace pattern: one safe path segment. */
-const namespacePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
 
 /**
  * `agents exec [--tezt-cloud NS] [--agent NAME]… -- CMD…`, or `undefined` for anything else.
@@ -79,16 +64,17 @@ export const parse = (argv) => {
 }
 
 /**
- * The control socket of the namespace's live run, if the namespace is valid.
+ * The control socket of the namespace's live run, if the namespace is valid and a socket can have that path.
  *
  * @param {Invocation} invocation
  * @param {Record<string, string | undefined>} env
+ * @returns {string | undefined}
  */
 export const socketPath = (invocation, env) => {
   const namespace = invocation.namespace ?? (env.TEZT_CLOUD === "" ? undefined : env.TEZT_CLOUD)
-  if (namespace === undefined || !namespacePattern.test(namespace)) return undefined
-  const stateDir = env.TEZT_CLOUD_STATE_DIR ?? path.join(os.homedir(), ".local", "state", "tezt-cloud")
-  return path.join(stateDir, namespace, "control.sock")
+  if (namespace === undefined || !Protocol.namespacePattern.test(namespace)) return undefined
+  const file = Protocol.socketPath(Protocol.stateDir(env), namespace)
+  return Protocol.fitsSocketPath(file) ? file : undefined
 }
 
 /**
@@ -123,7 +109,7 @@ const exchange = (socket, invocation) =>
     let refused
     /** @type {Map<string, number>} */
     const codes = new Map()
-    let buffer = ""
+    const reader = Protocol.makeLineReader()
     // Lines of one stream in a row are written at once; a switch of stream flushes, to keep their order.
     let pending = ""
     /** @type {"stdout" | "stderr"} */
@@ -139,19 +125,19 @@ const exchange = (socket, invocation) =>
       ;(pendingStream === "stdout" ? process.stdout : process.stderr).write(pending)
       pending = ""
     }
-    /** @param {Response} r */
+    /** @param {Protocol.Response} r */
     const onResponse = (r) => {
-      if (r.agent === undefined) {
-        if (r.agents !== undefined) accepted = r.agents
-        else if (r.error !== undefined) {
+      if (!("agent" in r)) {
+        if ("agents" in r) accepted = r.agents
+        else {
           print("stderr", `tezt-cloud: error: ${r.error}\n`)
           refused = 1
         }
-      } else if (r.stream !== undefined) print(r.stream, `[${r.agent}] ${r.line ?? ""}\n`)
-      else if (r.exitCode !== undefined) codes.set(r.agent, r.exitCode)
+      } else if ("stream" in r) print(r.stream, `[${r.agent}] ${r.line}\n`)
+      else if ("exitCode" in r) codes.set(r.agent, r.exitCode)
       else {
-        print("stderr", `[${r.agent}] error: ${r.error ?? "unknown error"}\n`)
-        codes.set(r.agent, 255)
+        print("stderr", `[${r.agent}] error: ${r.error}\n`)
+        codes.set(r.agent, Protocol.agentErrorCode)
       }
     }
     const onSignal = () => {
@@ -172,19 +158,15 @@ const exchange = (socket, invocation) =>
     process.stderr.once("error", onOutputError)
     socket.setEncoding("utf8")
     socket.on("data", (/** @type {string} */ chunk) => {
-      buffer += chunk
-      let newline
-      while ((newline = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, newline)
-        buffer = buffer.slice(newline + 1)
-        try {
-          onResponse(JSON.parse(line))
-        } catch {
+      for (const line of reader.push(chunk)) {
+        const response = Protocol.decodeResponse(line)
+        if (response === undefined) {
           print("stderr", `tezt-cloud: internal error: not a control response: ${line.slice(0, 200)}\n`)
           refused = 1
           socket.destroy()
           break
         }
+        onResponse(response)
       }
       flush()
     })
@@ -199,13 +181,13 @@ const exchange = (socket, invocation) =>
       for (const agent of accepted) {
         if (!codes.has(agent)) {
           print("stderr", `[${agent}] error: the run ended before the command did\n`)
-          codes.set(agent, 255)
+          codes.set(agent, Protocol.agentErrorCode)
         }
       }
       flush()
-      resolve(Math.max(0, ...codes.values()))
+      resolve(Protocol.worstCode(codes.values()))
     })
-    socket.write(JSON.stringify({ argv: invocation.argv, agents: invocation.agents }) + "\n")
+    socket.write(Protocol.encode({ argv: invocation.argv, agents: invocation.agents }))
   })
 
 /**
@@ -222,7 +204,7 @@ export const run = async (argv, env) => {
   const invocation = parse(argv)
   if (invocation === undefined) return undefined
   const file = socketPath(invocation, env)
-  if (file === undefined || Buffer.byteLength(file) > 107) return undefined
+  if (file === undefined) return undefined
   const socket = await connect(file)
   return socket === undefined ? undefined : exchange(socket, invocation)
 }

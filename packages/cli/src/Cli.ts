@@ -17,6 +17,7 @@ import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
+import * as Shutdown from "./Shutdown.ts"
 import * as Terminal from "./Terminal.ts"
 
 export const version = Root.version
@@ -33,15 +34,12 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
       readonly groups?: ReadonlyArray<Scenario.Group>
     }
     if (module.group === undefined && module.groups === undefined) {
-      throw new Error(`$TEZT_CLOUD_SCENARIOS: ${file} exports neither "group" nor "groups"`)
+      throw new Error(`${file} exports neither "group" nor "groups"`)
     }
     groups.push(...(module.groups ?? []), ...(module.group === undefined ? [] : [module.group]))
   }
   return groups
 }
-
-/** Namespaces with a run in progress; a second Ctrl+C force-kills what they left. */
-export const activeNamespaces = new Set<string>()
 
 const readConfigFile = (file: string) =>
   Effect.try({
@@ -60,7 +58,7 @@ interface GroupInput {
   readonly flags: Record<string, Option.Option<unknown>>
 }
 
-/** Resolves the configuration and runs the selected scenarios of `group`. */
+/** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
 export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Group, stateDir: string, args: GroupInput) {
   const { input: cliInput, cliOnly } = Options.toInput(args.flags)
   const fileInput = cliOnly.configFile === undefined ? {} : yield* readConfigFile(cliOnly.configFile)
@@ -90,7 +88,8 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
         artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
       }))
   )
-  activeNamespaces.add(config.namespace)
+  // From here on the namespace has a run in progress: what a second Ctrl+C force-kills.
+  yield* (yield* Shutdown.Shutdown).track(config.namespace)
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
     const deploys = plan.scenario.vms !== undefined
@@ -119,7 +118,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )
   }
-})
+}, Effect.scoped)
 
 const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => {
   const selected = group.scenarios.filter((s) => tags.every((t) => s.tags.includes(t)))

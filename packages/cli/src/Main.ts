@@ -1,69 +1,80 @@
 /**
- * The full `tezt-cloud` CLI, loaded by `bin.mjs` when the fast path of `agents exec` does not apply. Signals are
- * ours, not the runtime's: the first Ctrl+C (or SIGTERM) interrupts the run, which tears everything down
- * gracefully and exits 130; a second one force-kills what is left of the run's processes and exits at once.
+ * The full `tezt-cloud` CLI, loaded by `bin.mjs` when the fast path of `agents exec` does not apply: it loads
+ * what the command needs, runs it under `Shutdown` (signals, a closed output, the last resort of a second
+ * Ctrl+C), and exits with the code the run ends with.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CloudError, Ledger } from "@tezt-cloud/core"
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Console, Effect, Exit, Option } from "effect"
 import { CliError } from "effect/cli"
+import * as Shutdown from "./Shutdown.ts"
 
 const argv = process.argv.slice(2)
 
-/** What a second Ctrl+C kills: the processes of the namespaces with a run in progress. */
-let forceKill = (): { readonly killed: number; readonly namespaces: string } => ({ killed: 0, namespaces: "" })
-
-const load = async () => {
+/** The command of `argv`, loading only what it needs. */
+const command = Effect.gen(function*() {
   // `agents …` acts on a live run from outside: it needs neither the scenario groups (the user's modules) nor
   // the run machinery (backends' deployment layers, monitoring, website), half a second of imports.
   if (argv[0] === "agents") {
-    const Agents = await import("./commands/agents.ts")
-    return Agents.run(argv, Ledger.stateDir())
+    const Agents = yield* Effect.promise(() => import("./commands/agents.ts"))
+    return yield* Agents.run(argv, Ledger.stateDir())
   }
-  const [Cli, Backends] = await Promise.all([import("./Cli.ts"), import("./Backends.ts")])
-  const extra = await Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS).catch((error: unknown) => {
-    process.stderr.write(`tezt-cloud: error: ${CloudError.messageOf(error)}\n`)
-    return process.exit(1)
+  const Cli = yield* Effect.promise(() => import("./Cli.ts"))
+  const extra = yield* Effect.tryPromise({
+    try: () => Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS),
+    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error))
   })
-  forceKill = () => {
-    let killed = 0
-    for (const namespace of Cli.activeNamespaces) killed += Backends.forceKillSync(namespace)
-    return { killed, namespaces: [...Cli.activeNamespaces].join(" ") }
-  }
-  return Cli.run(argv, Ledger.stateDir(), extra)
-}
-
-const fiber = Effect.runFork((await load()).pipe(Effect.provide(NodeServices.layer)))
-
-let signals = 0
-const onSignal = () => {
-  signals += 1
-  if (signals === 1) {
-    process.stderr.write("\ntezt-cloud: interrupted: tearing down (press Ctrl+C again to force)\n")
-    fiber.interruptUnsafe()
-    return
-  }
-  const { killed, namespaces } = forceKill()
-  process.stderr.write(
-    `\ntezt-cloud: forced exit: killed ${killed} process${killed === 1 ? "" : "es"}` +
-      (namespaces === "" ? "\n" : `; run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespaces}' to remove the rest\n`)
-  )
-  process.exit(130)
-}
-process.on("SIGINT", onSignal)
-process.on("SIGTERM", onSignal)
-
-fiber.addObserver((exit) => {
-  // A command may set the exit code it succeeded with (`agents exec`: the worst agent's).
-  if (Exit.isSuccess(exit)) process.exit(typeof process.exitCode === "number" ? process.exitCode : 0)
-  if (Cause.hasInterruptsOnly(exit.cause)) process.exit(130)
-  const error = Cause.squash(exit.cause)
-  // CLI usage errors were already printed, as one line, by the CLI's presenter.
-  if (CliError.isCliError(error)) process.exit(2)
-  process.stderr.write(
-    error instanceof CloudError.CloudError
-      ? `tezt-cloud: error: ${error.message}\n`
-      : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}\n`
-  )
-  process.exit(1)
+  return yield* Cli.run(argv, Ledger.stateDir(), extra)
 })
+
+/**
+ * The last resort of a second signal, per namespace with a run in progress: today the backends' synchronous kill
+ * of the namespace's local processes (loaded only when a run is in progress).
+ */
+const lastResort = (namespace: string) =>
+  Effect.promise(() => import("./Backends.ts")).pipe(
+    Effect.map((Backends): Shutdown.LastResort => ({ killed: Backends.forceKillSync(namespace), left: 0 }))
+  )
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "es"}`
+
+/** Tells the user how the command ended, and the code it exits with. */
+const conclude = (ending: Shutdown.Ending<unknown>) =>
+  Effect.gen(function*() {
+    if (ending._tag === "Forced") {
+      const done = Option.match(ending.result, {
+        onNone: () => "the last resort did not complete",
+        onSome: ({ killed, left }) => `killed ${plural(killed, "process")}${left > 0 ? `, ${left} left` : ""}`
+      })
+      const namespaces = ending.namespaces.join(" ")
+      yield* Console.error(
+        `\ntezt-cloud: forced exit: ${done}` +
+          (namespaces === "" ? "" : `; run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespaces}' to remove the rest`)
+      )
+      return 130
+    }
+    const { exit } = ending
+    // A command may say which code it succeeded with (`agents exec`: the worst agent's). `agents` still sets
+    // `process.exitCode` for that; it is read here until it calls `Shutdown.exitWith` instead.
+    if (Exit.isSuccess(exit)) return ending.code ?? (typeof process.exitCode === "number" ? process.exitCode : 0)
+    if (Cause.hasInterruptsOnly(exit.cause)) return 130
+    const error = Cause.squash(exit.cause)
+    // CLI usage errors were already printed, as one line, by the CLI's presenter.
+    if (CliError.isCliError(error)) return 2
+    yield* Console.error(
+      error instanceof CloudError.CloudError
+        ? `tezt-cloud: error: ${error.message}`
+        : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}`
+    )
+    return 1
+  })
+
+const main = Effect.gen(function*() {
+  const shutdown = yield* Shutdown.Shutdown
+  return yield* conclude(yield* shutdown.supervise(command))
+})
+
+const code = await Effect.runPromise(
+  main.pipe(Effect.provide(Shutdown.layer({ lastResort })), Effect.provide(NodeServices.layer))
+)
+process.exit(code)

@@ -5,56 +5,32 @@
  *
  * **Details**
  *
- * Newline-delimited JSON, one request per connection:
- *
- * - request: `{"argv": ["cmd", "arg", …], "agents": ["name", …]}`; no `agents` (or none listed) means all.
- * - accepted: first `{"agents": [the chosen names, in the run's order]}`, then, per agent, any number of
- *   `{"agent", "stream": "stdout" | "stderr", "line"}` and one `{"agent", "exitCode"}` or `{"agent", "error"}`.
- *   The server then ends the connection.
- * - refused (an unknown agent name, a malformed request): one `{"error": message}`, then the end.
+ * The protocol (newline-delimited JSON, one request per connection) is `AgentsControlProtocol`'s, shared with
+ * the thin client, `packages/cli/src/AgentsExecClient.mjs`, which speaks it without loading `effect`.
  *
  * At most `maxConcurrent` commands run at once, over all connections. A client that disconnects interrupts its
  * commands, which kills their process trees on the agents (the `Runner` contract); so does one that ends its
- * side after the request (a half-close is a disconnect here: keep it open until the server ends). Only agent names, argv,
- * output lines, exit codes and error messages cross the socket, never a key or a token; the socket is 0600.
- *
- * **Gotchas**
- *
- * The thin client, `packages/cli/src/AgentsExecClient.mjs`, speaks this protocol without importing core (that
- * is its point): change both together.
+ * side after the request (a half-close is a disconnect here: keep it open until the server ends). Only agent
+ * names, argv, output lines, exit codes and error messages cross the socket, never a key or a token; the socket
+ * is 0600.
  */
 import { Cause, Effect, FiberSet, Semaphore } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import type * as Agent from "./Agent.ts"
+import * as Protocol from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
 import { Ledger } from "./Ledger.ts"
 import type { Runner } from "./Runner.ts"
 
 /** Where a run serves its control socket: next to its ledger, `<state-dir>/<ns>/control.sock`. */
-export const socketFile = (ledgerFile: string): string => path.join(path.dirname(ledgerFile), "control.sock")
+export const socketFile = (ledgerFile: string): string => path.join(path.dirname(ledgerFile), Protocol.socketName)
 
 /** Commands running at once through one control socket, whatever the number of clients and agents. */
 export const maxConcurrent = 256
 
-/** A request line longer than this is refused (a request is a command line and agent names). */
-const maxRequestBytes = 1 << 20
-
-/** Unix socket paths are limited to `sizeof(sun_path)` = 108 bytes, with the final NUL. */
-const maxSocketPathBytes = 107
-
-export interface Request {
-  readonly argv: ReadonlyArray<string>
-  readonly agents?: ReadonlyArray<string> | undefined
-}
-
-export type Response =
-  | { readonly agents: ReadonlyArray<string> }
-  | { readonly error: string }
-  | { readonly agent: string; readonly stream: "stdout" | "stderr"; readonly line: string }
-  | { readonly agent: string; readonly exitCode: number }
-  | { readonly agent: string; readonly error: string }
+export type { Request, Response } from "./AgentsControlProtocol.mjs"
 
 /**
  * The entries of `all` named in `names` (all of them when `names` is empty), in `all`'s order. An unknown name
@@ -76,37 +52,20 @@ export const choose = <A>(
   return Effect.succeed(names.length === 0 ? all : all.filter((a) => names.includes(nameOf(a))))
 }
 
-const isStrings = (u: unknown): u is ReadonlyArray<string> => Array.isArray(u) && u.every((s) => typeof s === "string")
-
-/** The request on a line, or why it is not one. */
-const parseRequest = (line: string): Request | string => {
-  try {
-    const u = JSON.parse(line) as { readonly argv?: unknown; readonly agents?: unknown } | null
-    if (u === null || typeof u !== "object" || !isStrings(u.argv) || u.argv.length === 0) {
-      return "malformed request: argv must be a non-empty array of strings"
-    }
-    if (u.agents !== undefined && !isStrings(u.agents)) return "malformed request: agents must be strings"
-    return { argv: u.argv, agents: u.agents }
-  } catch {
-    return "malformed request: not JSON"
-  }
-}
-
 /** The first line the client sends; `undefined` when it goes away (or sends too much) before a newline. */
 const readRequest = (socket: net.Socket) =>
   Effect.callback<string | undefined>((resume) => {
-    let buffer = ""
+    const reader = Protocol.makeLineReader()
     const stop = () => {
       socket.off("data", onData)
       socket.off("end", onEnd)
       socket.off("close", onEnd)
     }
     const onData = (chunk: Buffer) => {
-      buffer += chunk.toString("utf8")
-      const newline = buffer.indexOf("\n")
-      if (newline >= 0 || buffer.length > maxRequestBytes) {
+      const [line] = reader.push(chunk)
+      if (line !== undefined || reader.pending() > Protocol.maxRequestBytes) {
         stop()
-        resume(Effect.succeed(newline >= 0 ? buffer.slice(0, newline) : undefined))
+        resume(Effect.succeed(line))
       }
     }
     const onEnd = () => {
@@ -142,9 +101,9 @@ const makeSender = (socket: net.Socket) => {
     waiting = []
     for (const f of wake) f()
   })
-  return (response: Response) =>
+  return (response: Protocol.Response) =>
     Effect.callback<void>((resume) => {
-      if (socket.destroyed || socket.write(JSON.stringify(response) + "\n")) return resume(Effect.void)
+      if (socket.destroyed || socket.write(Protocol.encode(response))) return resume(Effect.void)
       const wake = () => resume(Effect.void)
       waiting.push(wake)
       return Effect.sync(() => {
@@ -169,10 +128,10 @@ export const serve = Effect.fn("AgentsControl.serve")(function*(
   socketPath: string,
   agents: ReadonlyArray<readonly [string, Pick<Runner, "exec">]>
 ) {
-  if (Buffer.byteLength(socketPath) > maxSocketPathBytes) {
+  if (!Protocol.fitsSocketPath(socketPath)) {
     return yield* CloudError.state(
       socketPath,
-      `cannot serve the control socket: the path is longer than ${maxSocketPathBytes} bytes`
+      `cannot serve the control socket: the path is longer than ${Protocol.maxSocketPathBytes} bytes`
     )
   }
   const permits = yield* Semaphore.make(maxConcurrent)
@@ -184,7 +143,7 @@ export const serve = Effect.fn("AgentsControl.serve")(function*(
       const send = makeSender(socket)
       const requestLine = yield* readRequest(socket)
       if (requestLine === undefined) return
-      const request = parseRequest(requestLine)
+      const request = Protocol.decodeRequest(requestLine)
       if (typeof request === "string") return yield* send({ error: request })
       const chosen = yield* Effect.result(choose(agents, ([name]) => name, request.agents ?? []))
       if (chosen._tag === "Failure") return yield* send({ error: chosen.failure.message })

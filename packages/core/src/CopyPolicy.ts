@@ -1,5 +1,5 @@
 /**
- * Tezt cloud's `Agent.copy` rule (§7.9), independent of the transport: memoized per destination, `mkdir -p` of
+ * Tezt cloud's `Agent.copy` rule, independent of the transport: memoized per destination, `mkdir -p` of
  * the parent, skipped when the agent's md5 equals the local one, re-copied on mismatch when the consistency check
  * is on and left alone (with a warning) when it is off; directories are copied file by file.
  */

@@ -11,8 +11,8 @@
  */
 import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
+import * as Protocol from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
 
 /** A resource as recorded: what it is (`kind`), a unique `id`, and what clean-up needs to remove it. */
@@ -27,9 +27,11 @@ export interface Entry extends Resource {
   readonly at: string
 }
 
-/** The state directory of the tool: `$TEZT_CLOUD_STATE_DIR`, else `~/.local/state/tezt-cloud`. */
-export const stateDir = (env: Record<string, string | undefined> = process.env): string =>
-  env.TEZT_CLOUD_STATE_DIR ?? path.join(os.homedir(), ".local", "state", "tezt-cloud")
+/**
+ * The state directory of the tool: `$TEZT_CLOUD_STATE_DIR`, else `~/.local/state/tezt-cloud`. Stated in
+ * `AgentsControlProtocol`, where the fast `agents exec` client finds it without loading `effect`.
+ */
+export const stateDir: (env?: Readonly<Record<string, string | undefined>>) => string = Protocol.stateDir
 
 /** Where one namespace's state lives. */
 export const namespaceDir = (root: string, namespace: string): string => path.join(root, namespace)

@@ -1,6 +1,6 @@
 /**
  * How much one orchestrator does at once, whatever the number of agents: one run drives 1000 agents without
- * running out of file descriptors (the original's known limit past ~100 VMs, reference §6.1) or memory. Backends
+ * running out of file descriptors (where Tezt cloud is known to stop, past ~100 VMs) or memory. Backends
  * read these bounds when their layer is built and share them between all the agents of a run.
  *
  * **Details**

@@ -1,7 +1,8 @@
 /**
- * The life of one scenario run (ARCHITECTURE.md "The life of a run"): validate the agents it asks for, prepare
- * the artifacts dir, deploy, run the body, tear everything down in reverse order, whatever happened. The first
- * Ctrl+C interrupts the fiber running this, which is a normal scope close: the full teardown runs.
+ * The life of one scenario run: validate the agents it asks for, prepare the artifacts dir, deploy, run the body,
+ * (with `--keep-alive`) wait for the user with everything still up, tear everything down in reverse order,
+ * whatever happened. The first Ctrl+C interrupts the fiber running this, which is a normal scope close: the full
+ * teardown runs.
  */
 import { Cause, Context, Effect, Exit, Option } from "effect"
 import * as fs from "node:fs"
@@ -19,7 +20,10 @@ import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 
-/** Waits for a line of standard input that `accept`s, or for its end. */
+/**
+ * Waits for a line of standard input that `accept`s, or for its end; an input that fails (a terminal gone: EIO)
+ * is an end too, never a crash.
+ */
 export const waitForLine = (accept: (line: string) => boolean): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
     const rl = readline.createInterface({ input: process.stdin })
@@ -29,6 +33,7 @@ export const waitForLine = (accept: (line: string) => boolean): Effect.Effect<vo
     }
     rl.on("line", (line) => accept(line) && done())
     rl.once("close", done)
+    rl.on("error", done)
     return Effect.sync(() => rl.close())
   })
 
@@ -123,8 +128,8 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
 
 /**
  * Runs `scenario` on `configs` with the current `Deployment`, and the `RunServices` when provided. Ends with "Scenario ended successfully." or
- * "Scenario terminated unexpectedly: …", then tears down (after Enter with `--keep-alive`), then returns the
- * scenario's outcome.
+ * "Scenario terminated unexpectedly: …"; with `--keep-alive` it then waits for Enter (or an interruption) with
+ * everything still running, the scenario's daemons included; then tears down and returns the scenario's outcome.
  */
 export const run = Effect.fn("Orchestrator.run")(function*(
   scenario: Scenario,
@@ -147,18 +152,19 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
-      if (config.keepAlive) {
-        // Added after the deployment, so it runs before the agents are torn down (scopes close in reverse).
-        yield* Effect.addFinalizer(() =>
-          Effect.logInfo("Please press <enter> to terminate the scenario.").pipe(Effect.andThen(waitForEnter))
-        )
-      }
       const exit = yield* scenario.run.pipe(
         Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks)),
         Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
         Effect.exit
       )
       yield* report(exit)
+      if (config.keepAlive) {
+        // Before the scope closes, so the scenario's daemons, the agents and the services still run while the user
+        // looks at them; and not in a finalizer, so that Ctrl+C (or SIGTERM, SIGHUP) interrupts the wait like it
+        // interrupts the scenario, straight into the teardown.
+        yield* Effect.logInfo("Please press <enter> to terminate the scenario (Ctrl+C tears down too).")
+        yield* waitForEnter
+      }
       return exit
     })
   )

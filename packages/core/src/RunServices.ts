@@ -5,7 +5,7 @@
  *
  * **Details**
  *
- * The CLI provides `RunServices` per the defaults cascade (reference §7.20). Without it (`TestCloud`, maintenance
+ * The CLI provides `RunServices` per the defaults cascade (`CloudConfig.resolve`: what each mode turns on). Without it (`TestCloud`, maintenance
  * jobs, tests) `Cloud` falls back to `memory()`: metrics and links are kept in memory, sources and binaries are
  * accepted and ignored, as Tezt cloud does when Prometheus or process monitoring is off. Started after the
  * deployment, the services stop before the agents are torn down and after the scenario's own daemons.

@@ -1,6 +1,6 @@
 /**
  * The contract every backend implements to run things on one agent: commands with streamed output, exit code
- * and pid; daemons scoped to the run; file copies with Tezt cloud's md5 rule (§7.9). Every backend passes the
+ * and pid; daemons scoped to the run; file copies with Tezt cloud's md5 rule (CopyPolicy). Every backend passes the
  * same contract suite (`test/contract/RunnerContract.ts`).
  *
  * **Details**

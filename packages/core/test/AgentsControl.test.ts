@@ -4,6 +4,8 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as util from "node:util"
+import * as Protocol from "../src/AgentsControlProtocol.mjs"
 import { AgentsControl, type Runner } from "../src/index.ts"
 
 type Exec = Pick<Runner.Runner, "exec">
@@ -29,7 +31,10 @@ const socketIn = () => {
   return path.join(dir, "control.sock")
 }
 
-/** Sends one request line and collects the responses until the server ends the connection. */
+/**
+ * Sends one request line and collects the responses until the server ends the connection. Each line must be a
+ * response as the client decodes it (`AgentsControlProtocol.decodeResponse`), with nothing dropped.
+ */
 const ask = (socketPath: string, request: string) =>
   Effect.promise(() =>
     new Promise<Array<Record<string, unknown>>>((resolve, reject) => {
@@ -37,8 +42,12 @@ const ask = (socketPath: string, request: string) =>
       let text = ""
       socket.on("data", (d: Buffer) => (text += d.toString()))
       socket.on("error", reject)
-      socket.on("close", () =>
-        resolve(text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Record<string, unknown>)))
+      socket.on("close", () => {
+        const lines = text.split("\n").filter((l) => l !== "")
+        const undecoded = lines.find((l) => !util.isDeepStrictEqual(Protocol.decodeResponse(l), JSON.parse(l)))
+        if (undecoded !== undefined) reject(new Error(`the client does not decode ${undecoded} as sent`))
+        else resolve(lines.map((l) => JSON.parse(l) as Record<string, unknown>))
+      })
     })
   )
 

@@ -1,6 +1,6 @@
 /**
- * The run configuration: documented defaults, the defaults cascade (reference §7.20), the namespace gate, config
- * files (merge and rejections), validation, `toJson` (secrets out, round trip) and `checkAvailable`.
+ * The run configuration: documented defaults, the defaults cascade (what each mode turns on), the namespace gate,
+ * config files (merge and rejections), validation, `toJson` (secrets out, round trip) and `checkAvailable`.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -105,7 +105,7 @@ describe("CloudConfig: defaults", () => {
       })
     }))
 
-  // disk type and size are left to the GCP backend (terraform's own defaults), as in the original.
+  // disk type and size are left to the GCP backend (terraform's own defaults), as in Tezt cloud.
   const appliedByBackend = new Set(["disk_type", "disk_size_gb"])
   const documented = CloudConfig.options.filter((spec) =>
     spec.key !== undefined && !appliedByBackend.has(spec.key) &&
@@ -134,7 +134,7 @@ describe("CloudConfig: defaults", () => {
     }))
 })
 
-describe("CloudConfig: the defaults cascade (§7.20)", () => {
+describe("CloudConfig: the defaults cascade", () => {
   const stack = (c: CloudConfig.CloudConfig) => ({
     grafana: c.grafana,
     prometheus: c.prometheus,
@@ -437,7 +437,7 @@ describe("CloudConfig: config files", () => {
 })
 
 describe("CloudConfig: validation", () => {
-  it.effect("--ssh-host with --localhost or --proxy is refused (§7.2)", () =>
+  it.effect("--ssh-host with --localhost or --proxy is refused", () =>
     Effect.gen(function*() {
       const local = yield* rejected({ ssh_host: "root@h", localhost: true })
       assert.strictEqual(local.option, "--ssh-host")

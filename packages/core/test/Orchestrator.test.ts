@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, type Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import {
   Agent,
   Cloud,
@@ -144,11 +144,45 @@ describe("Orchestrator", () => {
 
   it.effect("--keep-alive waits for Enter after the scenario and before the teardown, on success and failure", () =>
     Effect.gen(function*() {
-      for (const run of [Effect.void, Effect.fail(new Error("boom"))]) {
+      for (const end of [Effect.void, Effect.fail(new Error("boom"))]) {
         const log: Array<string> = []
+        // The scenario's daemons still run at the prompt: inspecting them is what keep-alive is for.
+        const run = Effect.gen(function*() {
+          const cloud = yield* Cloud.Cloud
+          yield* cloud.agents[0]!.spawn("node", "octez-node", [])
+          yield* end
+        })
         yield* runWith(threeAgents(run), log, { input: { keep_alive: true } })
-        assert.deepStrictEqual(log.slice(3), ["enter", "down agent-002", "down agent-001", "down agent-000"])
+        assert.deepStrictEqual(log.slice(3), [
+          "enter",
+          "stop agent-000/node",
+          "down agent-002",
+          "down agent-001",
+          "down agent-000"
+        ])
       }
+    }))
+
+  it.effect("an interruption at the --keep-alive prompt ends the wait and tears everything down", () =>
+    Effect.gen(function*() {
+      const log: Array<string> = []
+      const config = yield* TestCloud.config({ keep_alive: true })
+      const scenario = threeAgents(Effect.void)
+      const waiting = yield* Deferred.make<void>()
+      const fiber = yield* Orchestrator.run(scenario, config, yield* Orchestrator.agentConfigs(scenario, config)).pipe(
+        Effect.provide(recordingDeployment(log)),
+        Effect.provide(RunEvents.RunEvents.layerNoop),
+        Effect.provideService(
+          Orchestrator.WaitForEnter,
+          Deferred.succeed(waiting, undefined).pipe(Effect.andThen(Effect.never))
+        ),
+        Effect.forkChild
+      )
+      yield* Deferred.await(waiting)
+      yield* Fiber.interrupt(fiber)
+      const exit = yield* Fiber.await(fiber)
+      assert.isTrue(Exit.hasInterrupts(exit))
+      assert.deepStrictEqual(log.slice(3), ["down agent-002", "down agent-001", "down agent-000"])
     }))
 
   it.effect("without --keep-alive it does not wait", () =>
@@ -169,7 +203,7 @@ describe("Orchestrator", () => {
       })
     }))
 
-  describe("port ranges of many agents (issue 7)", () => {
+  describe("port ranges of many agents", () => {
     const many = (n: number) =>
       Scenario.make({ title: "many", tags: [], vms: () => Array.from({ length: n }, () => ({})), run: Effect.void })
     const refusal = (n: number, input: CloudConfig.Input) =>

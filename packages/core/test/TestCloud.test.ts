@@ -222,7 +222,7 @@ describe("TestCloud", () => {
       }))
   })
 
-  describe("agent validation (§7.3), before anything is deployed", () => {
+  describe("agent validation, before anything is deployed", () => {
     /** A scenario that notes whether its body ran. */
     const probe = (vms: (config: CloudConfig.CloudConfig) => ReadonlyArray<AgentConfig.AgentRequest>) => {
       const state = { ran: false }

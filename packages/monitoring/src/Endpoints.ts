@@ -4,8 +4,12 @@
  *
  * **Details**
  *
- * With `--localhost` every service listens on 127.0.0.1 only. The remote modes, once they exist, listen on every
- * interface and are reached through the proxy's address.
+ * The run's services (website, Prometheus) listen on 127.0.0.1 only, in every mode: they have no authentication,
+ * the website shows every command and its output (`/api/run`), and Prometheus runs with its admin and lifecycle
+ * APIs on. Nothing needs them elsewhere: Prometheus, on this machine, scrapes the website here and the agents at
+ * their own addresses (outbound connections), and agents never reach the website. From another machine, tunnel
+ * (`ssh -L 8080:127.0.0.1:8080 …`). A remote orchestrator (`--proxy`, not built) that serves them to other
+ * machines must put authentication in front of the website, and still keep Prometheus on loopback.
  */
 import type { CloudConfig, CloudError } from "@tezt-cloud/core"
 import type { Effect } from "effect"
@@ -13,8 +17,12 @@ import * as Http from "./internal/http.ts"
 
 type Config = CloudConfig.CloudConfig
 
-/** The address the run's services bind to. */
-export const listenHost = (config: Config): string => config.mode === "localhost" ? "127.0.0.1" : "0.0.0.0"
+/** The address the run's services bind to: loopback, whatever the mode. */
+export const listenHost = (_config: Config): string => "127.0.0.1"
+
+/** Whether `host` is a loopback address (only those may serve Prometheus' admin and lifecycle APIs). */
+export const isLoopback = (host: string): boolean =>
+  host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 
 /** The host the run's services are reached at from this machine. */
 export const host = (_config: Config): string => "127.0.0.1"

@@ -22,6 +22,7 @@ import type { ChildProcessSpawner } from "effect/process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Endpoints from "./Endpoints.ts"
 import * as Binaries from "./internal/binaries.ts"
 import * as Daemon from "./internal/daemon.ts"
 import * as Http from "./internal/http.ts"
@@ -82,7 +83,7 @@ export class Prometheus extends Context.Service<Prometheus, {
 }>()("@tezt-cloud/monitoring/Prometheus") {}
 
 export interface Options {
-  /** Address to listen on (`127.0.0.1` with `--localhost`). */
+  /** Address to listen on: a loopback one (`127.0.0.1`), anything else is refused. */
   readonly host: string
   readonly port: number
   readonly scrapeInterval: number
@@ -107,6 +108,13 @@ export const start = Effect.fn("Prometheus.start")(function*(
   CloudError.CloudError,
   Scope.Scope | ChildProcessSpawner.ChildProcessSpawner
 > {
+  // Reloads and snapshots need the lifecycle and admin APIs, which have no authentication: loopback only.
+  if (!Endpoints.isLoopback(options.host)) {
+    return yield* CloudError.service(
+      service,
+      `it must listen on a loopback address, not ${options.host}: its admin and lifecycle APIs have no authentication`
+    )
+  }
   const binary = yield* Binaries.require(service, "prometheus", "install Debian's prometheus package")
   const configFile = path.join(options.dir, "prometheus.yml")
   const storage = yield* Teardown.acquireRelease(
@@ -132,8 +140,8 @@ export const start = Effect.fn("Prometheus.start")(function*(
     catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`)
   })
   yield* write
-  const listen = `${options.host}:${options.port}`
-  const url = `http://${options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${options.port}`
+  const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+  const url = `http://${listen}`
   const daemon = yield* Daemon.spawn({
     service,
     command: binary,

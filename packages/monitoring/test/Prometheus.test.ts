@@ -5,6 +5,7 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
+import { InheritedEnv } from "@tezt-cloud/core"
 import { Effect, Exit, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -87,9 +88,52 @@ const queryValue = (url: string, query: string) =>
     `Prometheus has no value for ${query}`
   )
 
+describe("Prometheus exposure", () => {
+  it.effect("listening beyond loopback is refused before anything starts: its admin and lifecycle APIs are open", () =>
+    Effect.gen(function*() {
+      const dir = path.join(tmp("prometheus-exposed"), "prometheus")
+      for (const host of ["0.0.0.0", "10.0.0.1", "::"]) {
+        const error = yield* Effect.flip(startPrometheus({ host, dir }))
+        assert.strictEqual(
+          error.message,
+          `prometheus: it must listen on a loopback address, not ${host}: its admin and lifecycle APIs have no authentication`
+        )
+      }
+      assert.isFalse(fs.existsSync(dir), "nothing created")
+    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+})
+
 const live = liveWith("prometheus")
 
 describe("Prometheus daemon", () => {
+  live("does not inherit the orchestrator's secrets: only the harmless part of its environment", () => {
+    const secrets = {
+      TEZT_CLOUD_GRAFANA_TOKEN: "grafana-secret",
+      TEZT_CLOUD_AUTH_PASSWORD: "auth-secret",
+      TEZTCLOUD_SLACK_BOT_TOKEN: "slack-secret",
+      SOME_CLOUD_CREDENTIAL: "cloud-secret"
+    }
+    return Effect.acquireRelease(
+      Effect.sync(() => Object.assign(process.env, secrets)),
+      () => Effect.sync(() => Object.keys(secrets).forEach((name) => delete process.env[name]))
+    ).pipe(
+      Effect.andThen(startPrometheus()),
+      Effect.map((prometheus) => {
+        const environ = fs.readFileSync(`/proc/${prometheus.pid}/environ`, "latin1")
+        for (const secret of Object.values(secrets)) assert.notInclude(environ, secret)
+        const names = environ.split("\0").filter((v) => v !== "").map((v) => v.slice(0, v.indexOf("=")))
+        // PWD is set by the shell that starts it.
+        assert.deepStrictEqual(names.filter((n) => !InheritedEnv.isPassed(n) && n !== "PWD").toSorted(), [
+          "TEZT_CLOUD_LOG",
+          "TEZT_CLOUD_NS"
+        ])
+        assert.include(names, "PATH")
+      }),
+      Effect.scoped,
+      Effect.provide(NodeServices.layer)
+    )
+  })
+
   live("scrapes the pushed metrics' exposition without error; escaped labels round-trip", () =>
     Effect.gen(function*() {
       const metrics = Metrics.make()

@@ -23,6 +23,22 @@ import { freePort, liveWith, request, serveMetrics } from "./utils.ts"
 
 const resolveConfig = (input: CloudConfig.Input) => CloudConfig.resolve({ tezt_cloud: "ns", ...input }, {}, {})
 
+describe("Endpoints", () => {
+  it.effect("the run's services listen on loopback in every mode: they have no authentication", () =>
+    Effect.gen(function*() {
+      for (const input of [{ localhost: true }, { ssh_host: "me@example.org" }, {}, { proxy: true }]) {
+        const config = yield* resolveConfig(input)
+        assert.strictEqual(Endpoints.listenHost(config), "127.0.0.1", config.mode)
+      }
+      assert.deepStrictEqual(
+        ["127.0.0.1", "127.1.2.3", "::1", "localhost", "0.0.0.0", "::", "10.0.0.1", "127.0.0.1.example.org"].map(
+          Endpoints.isLoopback
+        ),
+        [true, true, true, true, false, false, false, false]
+      )
+    }))
+})
+
 describe("RunMonitor: what starts, per the defaults cascade (§7.20)", () => {
   const all = (on: boolean) => ({ website: on, prometheus: on, grafana: on, netdata: false, processExporter: on })
   it.effect.each([

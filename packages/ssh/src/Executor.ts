@@ -18,7 +18,7 @@
 import { Effect, FiberSet, Option, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import type { Command, ExecExit, ExecHandlers } from "./SshClient.ts"
+import type { Command, ExecExit, ExecHandlers } from "./SshCommand.ts"
 import * as SshError from "./SshError.ts"
 
 const script = fs.readFileSync(new URL("./internal/executor.pl", import.meta.url))

@@ -4,6 +4,7 @@
  */
 export * as Executor from "./Executor.ts"
 export * as SshClient from "./SshClient.ts"
+export * as SshCommand from "./SshCommand.ts"
 export * as SshError from "./SshError.ts"
 export * as SshHost from "./SshHost.ts"
 export * as SshKeys from "./SshKeys.ts"

@@ -1,5 +1,5 @@
 /**
- * What the run's website shows (reference §4.8, §7.19): every agent's configuration and registered binaries, the
+ * What the run's website shows, as Tezt cloud's does: every agent's configuration and registered binaries, the
  * commands to reach it, the monitoring links (with "disabled, use --x" hints), charts of the pushed metrics and
  * agent health, and the run's events. One model feeds both the HTML page and `/api/run`.
  */

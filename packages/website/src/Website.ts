@@ -1,6 +1,6 @@
 /**
- * The run's website (reference §4.8), served with `effect/http` on `--website-port`: the summary page, the pushed
- * metrics on `/metrics` (and `/metrics.txt`, the name Tezt cloud's README uses), `/api/run` (the page's model as
+ * The run's website, as Tezt cloud serves one, with `effect/http` on `--website-port`: the summary page, the
+ * pushed metrics on `/metrics` (and `/metrics.txt`, the name Tezt cloud gives them), `/api/run` (the page's model as
  * JSON), and a read-only proxy to Prometheus' query API for the page's charts, so the browser only ever talks to
  * the website.
  *
@@ -81,11 +81,18 @@ const proxy = (view: RunMonitor.View, request: HttpServerRequest.HttpServerReque
   )
 }
 
-/** Serves the website of `view` on `host:port` in the current scope. */
+/** Serves the website of `view` on `host:port` (a loopback address) in the current scope. */
 export const serve = Effect.fn("Website.serve")(function*(
   view: RunMonitor.View,
   options: { readonly host: string; readonly port: number }
 ): Effect.fn.Return<void, CloudError.CloudError, Scope.Scope> {
+  // It shows every command and its output, without authentication: never beyond loopback.
+  if (!Endpoints.isLoopback(options.host)) {
+    return yield* CloudError.service(
+      "website",
+      `it must listen on a loopback address, not ${options.host}: it has no authentication`
+    )
+  }
   const events: Array<RunEvents.Stamped> = []
   yield* view.subscribe((event) => {
     if (event.type === "run-start") events.length = 0

@@ -14,9 +14,10 @@ import {
   Scenario,
   TestCloud
 } from "@tezt-cloud/core"
-import { RunMonitor } from "@tezt-cloud/monitoring"
+import { Metrics, RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect, Layer } from "effect"
 import * as net from "node:net"
+import { listening } from "../../../test/fixtures/Listeners.ts"
 import { freePort, request } from "../../monitoring/test/utils.ts"
 import { Website } from "../src/index.ts"
 
@@ -104,6 +105,28 @@ describe("Website", () => {
       assert.deepStrictEqual(run.agents.map((a) => a.name), ["node-a", "agent-001"])
       assert.deepStrictEqual(run.events.map((e) => e.type), ["run-start", "log"])
       assert.strictEqual(run.events[1]!.message, "after the start")
+    }).pipe(withEvents))
+
+  it.live("listens on loopback only, whatever the mode: it has no authentication", () =>
+    Effect.gen(function*() {
+      const { port } = yield* start({ localhost: false, ssh_host: "me@example.org" })
+      const addresses = listening(process.pid)
+      assert.include(addresses, `127.0.0.1:${port}`)
+      assert.notInclude(addresses, `0.0.0.0:${port}`)
+      const events = yield* RunEvents.RunEvents
+      const view: RunMonitor.View = {
+        config: yield* TestCloud.config({ website: true, website_port: port }),
+        agents: [],
+        metrics: Metrics.make(),
+        links: Effect.succeed([]),
+        binaries: Effect.succeed(new Map()),
+        subscribe: events.subscribe
+      }
+      const error = yield* Effect.flip(Website.serve(view, { host: "0.0.0.0", port }))
+      assert.strictEqual(
+        error.message,
+        "website: it must listen on a loopback address, not 0.0.0.0: it has no authentication"
+      )
     }).pipe(withEvents))
 
   it.live("serves uPlot and its own assets locally", () =>

@@ -1,7 +1,7 @@
 /**
  * The contract every backend's `Runner` (and the `Agent` built on it) must pass: exec semantics (exit code, exact
- * output, argv, env, streamed lines, pid), process-tree kills on interruption, scoped daemons, the §7.9 copy rule
- * and the §7.5 port allocation. A backend's test calls `runnerContract(name, layer)` with a layer that provides
+ * output, argv, env, streamed lines, pid), process-tree kills on interruption, scoped daemons, Tezt cloud's copy rule
+ * (CopyPolicy) and its port allocation. A backend's test calls `runnerContract(name, layer)` with a layer that provides
  * its `Deployment` and the `CurrentConfig` it was built from; nothing here knows which backend runs.
  *
  * **Details**
@@ -413,7 +413,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
       )
     })
 
-    describe("copy (§7.9)", () => {
+    describe("copy (the md5 rule of CopyPolicy)", () => {
       it.live("copies to the binaries path, keeping the executable mode", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
@@ -525,7 +525,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         }), timeout)
     })
 
-    describe("ports (§7.5)", () => {
+    describe("ports (each agent's range, --ports-per-vm wide, from --vm-base-port)", () => {
       it.live("agents come in configuration order with their port ranges", () =>
         Effect.gen(function*() {
           const { agents, config } = yield* deploy(3)

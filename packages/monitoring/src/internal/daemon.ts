@@ -1,9 +1,10 @@
 /**
  * Local daemons of the stack (Prometheus): spawned in the current scope with their output appended to a log file,
+ * with only the harmless part of the orchestrator's environment (`InheritedEnv`),
  * marked with the run's namespace so `CLOUD clean up` and a second Ctrl+C find them after a crash, and waited for
  * over HTTP with a bounded poll that stops early, with the log's last line, when the daemon dies.
  */
-import { CloudError } from "@tezt-cloud/core"
+import { CloudError, InheritedEnv } from "@tezt-cloud/core"
 import { Effect, Schedule, type Scope } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as fs from "node:fs"
@@ -36,8 +37,9 @@ export const spawn = (options: {
         options.command,
         ...options.args
       ], {
-        env: { TEZT_CLOUD_LOG: options.logFile, TEZT_CLOUD_NS: options.namespace },
-        extendEnv: true,
+        // Not the orchestrator's whole environment: it holds the run's secrets.
+        env: { ...InheritedEnv.inherited(), TEZT_CLOUD_LOG: options.logFile, TEZT_CLOUD_NS: options.namespace },
+        extendEnv: false,
         stdin: "ignore",
         stdout: "ignore",
         stderr: "ignore",
