@@ -21,13 +21,15 @@ const load = async () => {
     return Agents.run(argv, Ledger.stateDir())
   }
   const [Cli, Backends] = await Promise.all([import("./Cli.ts"), import("./Backends.ts")])
+  // The second Ctrl+C's last resorts; when a backend cannot load, the run itself fails with the reason.
+  const backends = await Effect.runPromise(Effect.orElseSucceed(Backends.all, () => []))
   const extra = await Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS).catch((error: unknown) => {
     process.stderr.write(`tezt-cloud: error: ${CloudError.messageOf(error)}\n`)
     return process.exit(1)
   })
   forceKill = () => {
     let killed = 0
-    for (const namespace of Cli.activeNamespaces) killed += Backends.forceKillSync(namespace)
+    for (const namespace of Cli.activeNamespaces) killed += Backends.forceKill(backends, namespace)
     return { killed, namespaces: [...Cli.activeNamespaces].join(" ") }
   }
   return Cli.run(argv, Ledger.stateDir(), extra)

@@ -20,20 +20,24 @@
 import {
   Agent,
   AgentConfig,
+  Backend,
   CloudConfig,
   CloudError,
   Deployment,
   Ledger,
+  Provision,
   RunEvents,
   Sandbox,
   Teardown
 } from "@tezt-cloud/core"
 import { SshClient, SshHost, SshKeys, SshRunner } from "@tezt-cloud/ssh"
-import { Effect, Layer, Schedule } from "effect"
+import { Effect, Layer, Schedule, Schema } from "effect"
 import * as path from "node:path"
+import * as Engine from "./DockerClient.ts"
 import { DockerClient, namespaceLabel, type RunSpec } from "./DockerClient.ts"
 import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
+import * as DockerJobs from "./DockerJobs.ts"
 
 /** The ssh-host backend's options (the agents are reached the same way), plus the container's own. */
 export interface Options extends SshHost.Options {
@@ -42,6 +46,17 @@ export interface Options extends SshHost.Options {
   /** How long a container may take to have sshd answer (default 60 s). */
   readonly readySeconds?: number | undefined
 }
+
+/** What this backend reads of the run's configuration. */
+export const Config = Schema.Struct({
+  ...Provision.Config.fields,
+  sshPrivateKey: Schema.UndefinedOr(Schema.String),
+  sshMaxChannels: Schema.Number,
+  faketime: Schema.UndefinedOr(Schema.String),
+  dockerHostNetwork: Schema.Boolean,
+  macosx: Schema.Boolean
+})
+export type Config = typeof Config.Type
 
 /** The ledger kinds this runtime records. */
 export const kinds: ReadonlyArray<string> = ["docker-container", "docker-network", "docker-image"]
@@ -115,7 +130,7 @@ export const layer = (options: Options) =>
         deploy: Effect.fn("DockerAgents.deploy")(function*(configs: ReadonlyArray<AgentConfig.AgentConfig>) {
           for (const c of configs) {
             // A container name must also start with a letter or digit.
-            if (!Sandbox.safeName.test(c.name) || !/^[A-Za-z0-9]/.test(c.name)) {
+            if (!Provision.validName.test(c.name) || !/^[A-Za-z0-9]/.test(c.name)) {
               return yield* CloudError.deploy(
                 c.name,
                 "an agent name must be letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -236,7 +251,14 @@ export const layer = (options: Options) =>
               if (check.code !== 0 || check.stdout !== "check") {
                 return yield* CloudError.deploy(name, `the container does not answer over ssh: ${check.stderr.trim()}`)
               }
-              const sandbox = Sandbox.make(config, agentConfig, index, home)
+              const sandbox = Sandbox.make({
+                name,
+                home,
+                namespace: config.namespace,
+                binariesPath: agentConfig.binariesPath,
+                checkFileConsistency: config.checkFileConsistency,
+                portStart: Provision.portStart(config, index)
+              })
               const agent = Agent.make({
                 index,
                 config: agentConfig,
@@ -324,3 +346,60 @@ export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: st
   for (const r of records) yield* ledger.release(r.id)
   return found
 })
+
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? "" : "s"}`
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: "docker",
+  config: Config,
+  select: Effect.fnUntraced(function*(config, context) {
+    if (config.mode !== "localhost") return Backend.Pass({ why: "not --localhost" })
+    if (config.agentRuntime === "process") return Backend.Pass({ why: "--agent-runtime process" })
+    const engine = Engine.engineOptions()
+    const where = Engine.engineLabel(engine)
+    if (!(yield* Engine.probe(engine))) {
+      if (config.agentRuntime === "auto") return Backend.Pass({ why: `no Docker engine answers at ${where}` })
+      return yield* CloudError.config(
+        "--agent-runtime docker",
+        `no Docker engine answers at ${where}: start dockerd (or point DOCKER_HOST at one; see README "Docker"), ` +
+          `or use --agent-runtime process`
+      )
+    }
+    const why = config.agentRuntime === "docker"
+      ? "--agent-runtime docker"
+      : "an engine answers; --agent-runtime process for processes"
+    return Backend.Take({
+      description: `Docker containers on ${where} (${why})`,
+      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir }).pipe(
+        Layer.provide(Engine.layer(engine))
+      )
+    })
+  }),
+  reattach: (descriptors, options) => reattach(descriptors, options.config),
+  where: (d) => `${d.container} ${d.host}:${d.port}`,
+  kinds,
+  cleanUp: ({ config }) =>
+    cleanUp(config.namespace).pipe(
+      Effect.map(({ containers, images, networks }) =>
+        containers.length + networks.length + images.length === 0 ? [] : [
+          `removed ${plural(containers.length, "container")}, ${plural(networks.length, "network")} and ` +
+          `${plural(images.length, "image tag")} of ${config.namespace} from Docker`,
+          ...[...containers, ...networks, ...images].map((name) => `removed ${name}`)
+        ]
+      ),
+      Effect.provide(Engine.layer())
+    ),
+  leftovers: ({ config }) =>
+    Effect.gen(function*() {
+      const docker = yield* DockerClient
+      // No engine: nothing of ours can be running on it.
+      if (!(yield* Engine.probe(Engine.engineOptions()))) return []
+      const found = yield* leftovers(config.namespace).pipe(
+        Effect.mapError((e) => CloudError.state(docker.engine, e.message))
+      )
+      return [...found.containers, ...found.networks, ...found.images]
+    }).pipe(Effect.provide(Engine.layer())),
+  forceKill: (namespace) => Engine.removeByLabelSync(namespaceLabel, namespace),
+  jobs: ({ stateDir }) => DockerJobs.all(stateDir)
+}

@@ -14,16 +14,18 @@
 import {
   Agent,
   AgentConfig,
+  Backend,
   CloudConfig,
   CloudError,
   Deployment,
   Ledger,
   Limits,
+  Provision,
   RunEvents,
   Sandbox,
   Teardown
 } from "@tezt-cloud/core"
-import { Effect, Exit, Layer, Request, RequestResolver } from "effect"
+import { Effect, Exit, Layer, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
 import type * as SshError from "./SshError.ts"
@@ -39,6 +41,16 @@ export interface Options {
   /** Seconds a killed process tree gets between SIGTERM and SIGKILL. */
   readonly graceSeconds?: number | undefined
 }
+
+/** What this backend reads of the run's configuration, besides its target. */
+export const Config = Schema.Struct({
+  ...Provision.Config.fields,
+  sshPrivateKey: Schema.UndefinedOr(Schema.String),
+  insecureHostKeys: Schema.Boolean,
+  sshMaxChannels: Schema.Number,
+  faketime: Schema.UndefinedOr(Schema.String)
+})
+export type Config = typeof Config.Type
 
 /** The ledger kinds this backend records. */
 export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox"]
@@ -218,14 +230,21 @@ export const layer = (options: Options) =>
           return yield* Effect.forEach(configs, (agentConfig, index) =>
             within(Effect.gen(function*() {
               const name = agentConfig.name
-              if (!Sandbox.safeName.test(name)) {
+              if (!Provision.validName.test(name)) {
                 return yield* CloudError.deploy(
                   name,
                   "an agent name must be one path segment of letters, digits, '.', '_' or '-'"
                 )
               }
               const home = path.posix.join(root, "agents", name)
-              const sandbox = Sandbox.make(config, agentConfig, index, home)
+              const sandbox = Sandbox.make({
+                name,
+                home,
+                namespace: config.namespace,
+                binariesPath: agentConfig.binariesPath,
+                checkFileConsistency: config.checkFileConsistency,
+                portStart: Provision.portStart(config, index)
+              })
               const marker = sandbox.marker
               yield* Ledger.scoped(
                 {
@@ -347,3 +366,57 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
   }
   return cleaned
 })
+
+/**
+ * What of the namespace is still on the hosts its runs used (every host its ledger ever recorded): the run's
+ * directory, and processes carrying its marker.
+ */
+export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: string, config: CloudConfig.CloudConfig) {
+  const entries = yield* Ledger.read(Ledger.ledgerFile(stateDir, config.namespace))
+  const roots = new Map(
+    entries.filter((e) => e.op === "acquire" && e.kind === "ssh-root").map((e) => [e.id, e.data] as const)
+  )
+  const found = yield* Effect.forEach(roots.values(), (data) =>
+    Effect.scoped(Effect.gen(function*() {
+      const target = { user: String(data.user), host: String(data.host), port: Number(data.port) }
+      const root = String(data.root)
+      const key = yield* SshKeys.ensure(config.namespace, String(data.key))
+      const connection = yield* SshClient.connect(target, connectionOptions(config, stateDir, key.privateKey)).pipe(
+        Effect.mapError((e) => CloudError.state(SshClient.label(target), e.message))
+      )
+      const r = yield* connection.run(
+        `[ -e ${SshClient.quote(root)} ] && echo "dir"; ` +
+          `grep -lzxF ${SshClient.quote(`TEZT_CLOUD_NS=${config.namespace}`)} /proc/[0-9]*/environ 2>/dev/null | wc -l`
+      ).pipe(Effect.mapError((e) => CloudError.state(SshClient.label(target), e.message)))
+      const lines = r.stdout.trim().split("\n")
+      const processes = Number(lines.at(-1))
+      return [
+        ...(lines.includes("dir") ? [`${SshClient.label(target)}:${root}`] : []),
+        ...(processes > 0 ? [`${processes} process(es) of ${config.namespace} on ${SshClient.label(target)}`] : [])
+      ]
+    })), { concurrency: 16 })
+  return found.flat()
+})
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: "ssh-host",
+  config: Config,
+  select: (config, context) => {
+    if (config.sshHost === undefined) return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
+    return Effect.succeed(Backend.Take({
+      description: `process sandboxes on ${SshClient.label(config.sshHost)} over ssh`,
+      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir })
+    }))
+  },
+  reattach: (descriptors, options) =>
+    reattach(descriptors, options.config, options.stateDir, { oneCommandEach: options.oneCommandEach }),
+  where: (d) => `${d.user}@${d.host}:${d.port}`,
+  kinds,
+  cleanUp: ({ config, stateDir }) =>
+    cleanUp(stateDir, config).pipe(Effect.map((hosts) => hosts.map((h) => `removed ${h} and its processes`))),
+  leftovers: ({ config, stateDir }) => leftovers(stateDir, config),
+  // Processes on a remote host cannot be reached synchronously: `CLOUD clean up` removes them.
+  forceKill: () => 0,
+  jobs: () => []
+}
