@@ -64,7 +64,7 @@ export interface Backend {
   readonly config: Schema.Top
   /** Whether it runs the agents of a run of `config` (see the module's details). */
   readonly select: (config: CloudConfig, context: SelectContext) => Effect.Effect<Choice, CloudError.CloudError>
-  /** Runners for agents of a live run, by name, in the order of `descriptors`, owned by the current scope. */
+  /** Runners for agents of a live run, by name (in any order), owned by the current scope. */
   readonly reattach: (
     descriptors: ReadonlyArray<Descriptor>,
     options: ReattachOptions

@@ -17,7 +17,7 @@
  * - Scopes: what `prepare` acquires lives as long as the deployment and goes after every agent; what `ready`
  *   acquires (a connection) goes before its agent's resource is removed.
  */
-import { Effect, Schema, type Scope } from "effect"
+import { Effect, Layer, Schema, type Scope } from "effect"
 import * as path from "node:path"
 import * as Agent from "./Agent.ts"
 import type { AgentConfig } from "./AgentConfig.ts"
@@ -79,6 +79,9 @@ export interface Provisioner<Shared, Created> {
   readonly destroy: (shared: Shared, slot: Slot, created: Created) => Effect.Effect<void, unknown>
 }
 
+/** A provisioner, its types inferred from its `prepare` and `create`. */
+export const provisioner = <Shared, Created>(p: Provisioner<Shared, Created>): Provisioner<Shared, Created> => p
+
 /** Agent names every backend accepts (the orchestrator refuses others first). */
 export const validName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 
@@ -111,67 +114,86 @@ export const slot = (
   }
 }
 
-/** A `Deployment` running `provisioner` in the loop (see the module's details). */
-export const make = <Shared, Created>(
+/** What the loop already has, for the backend's provisioner. */
+export interface Services {
+  readonly ledger: Ledger.Ledger["Service"]
+  readonly events: RunEvents["Service"]
+  readonly limits: Limits
+}
+
+/**
+ * The `Deployment` layer of a backend: `build` makes its provisioner (once per layer, with the run's services),
+ * which then runs in the loop (see the module's details).
+ */
+export const layer = <Shared, Created, E, R>(
   options: { readonly config: Config; readonly artifactsDir: string },
-  provisioner: Provisioner<Shared, Created>
-) =>
-  Effect.gen(function*() {
-    const ledger = yield* Ledger.Ledger
-    const events = yield* RunEvents
-    const limits = yield* Limits
-    const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(Effect.provideService(Ledger.Ledger, ledger), Effect.provideService(RunEvents, events))
-
-    const deploy = Effect.fn("Provision.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {
-      yield* Effect.annotateCurrentSpan({ backend: provisioner.backend, agents: configs.length })
-      for (const config of configs) {
-        if (!validName.test(config.name)) {
-          return yield* CloudError.deploy(
-            config.name,
-            "an agent name must be letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)"
-          )
-        }
-      }
-      const shared = yield* provisioner.prepare(configs)
-      const total = configs.length
-      let ready = 0
-      let down = 0
-      // Created after `prepare`: every agent is down before what they share goes.
-      const within = yield* Teardown.pool(limits.teardowns)
-      const one = (config: AgentConfig, index: number) =>
-        Effect.gen(function*() {
-          const place = slot(options.config, options, config, index)
-          const created = yield* Ledger.scoped(
-            provisioner.record(shared, place),
-            provisioner.create(shared, place),
-            (resource) =>
-              Teardown.reported(`agent ${place.name}`, provisioner.destroy(shared, place, resource)).pipe(
-                Effect.andThen(Effect.suspend(() => {
-                  down += 1
-                  return events.emit({ type: "agent-down", agent: place.name, down, total })
-                })),
-                Effect.provideService(RunEvents, events)
-              )
-          )
-          const machine = yield* provisioner.ready(shared, place, created)
-          ready += 1
-          yield* events.emit({ type: "agent-ready", agent: place.name, ready, total })
-          return Agent.make({
-            index,
-            config,
-            point: machine.point,
-            ports: place.ports,
-            artifactsDir: place.artifactsDir,
-            connect: machine.connect,
-            descriptor: machine.descriptor,
-            runner: machine.runner
-          })
-        })
-      return yield* Effect.forEach(configs, (config, index) => within(withServices(one(config, index))), {
-        concurrency: limits.deploys
-      })
+  build: (services: Services) => Effect.Effect<Provisioner<Shared, Created>, E, R>
+): Layer.Layer<Deployment, E, R | Ledger.Ledger | RunEvents> =>
+  Layer.effect(
+    Deployment,
+    Effect.gen(function*() {
+      const services: Services = { ledger: yield* Ledger.Ledger, events: yield* RunEvents, limits: yield* Limits }
+      return make(options, services, yield* build(services))
     })
+  )
 
-    return Deployment.of({ backend: provisioner.backend, deploy })
+const make = <Shared, Created>(
+  options: { readonly config: Config; readonly artifactsDir: string },
+  { events, ledger, limits }: Services,
+  backend: Provisioner<Shared, Created>
+) => {
+  const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    effect.pipe(Effect.provideService(Ledger.Ledger, ledger), Effect.provideService(RunEvents, events))
+
+  const deploy = Effect.fn("Provision.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {
+    yield* Effect.annotateCurrentSpan({ backend: backend.backend, agents: configs.length })
+    for (const config of configs) {
+      if (!validName.test(config.name)) {
+        return yield* CloudError.deploy(
+          config.name,
+          "an agent name must be letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)"
+        )
+      }
+    }
+    const shared = yield* backend.prepare(configs)
+    const total = configs.length
+    let ready = 0
+    let down = 0
+    // Created after `prepare`: every agent is down before what they share goes.
+    const within = yield* Teardown.pool(limits.teardowns)
+    const one = (config: AgentConfig, index: number) =>
+      Effect.gen(function*() {
+        const place = slot(options.config, options, config, index)
+        const created = yield* Ledger.scoped(
+          backend.record(shared, place),
+          backend.create(shared, place),
+          (resource) =>
+            Teardown.reported(`agent ${place.name}`, backend.destroy(shared, place, resource)).pipe(
+              Effect.andThen(Effect.suspend(() => {
+                down += 1
+                return events.emit({ type: "agent-down", agent: place.name, down, total })
+              })),
+              Effect.provideService(RunEvents, events)
+            )
+        )
+        const machine = yield* backend.ready(shared, place, created)
+        ready += 1
+        yield* events.emit({ type: "agent-ready", agent: place.name, ready, total })
+        return Agent.make({
+          index,
+          config,
+          point: machine.point,
+          ports: place.ports,
+          artifactsDir: place.artifactsDir,
+          connect: machine.connect,
+          descriptor: machine.descriptor,
+          runner: machine.runner
+        })
+      })
+    return yield* Effect.forEach(configs, (config, index) => within(withServices(one(config, index))), {
+      concurrency: limits.deploys
+    })
   })
+
+  return Deployment.of({ backend: backend.backend, deploy })
+}

@@ -24,7 +24,6 @@ import {
   type CloudConfig,
   CloudError,
   CopyPolicy,
-  Deployment,
   Ledger,
   Limits,
   OutputTail,
@@ -33,7 +32,7 @@ import {
   type Runner,
   Sandbox
 } from "@tezt-cloud/core"
-import { Duration, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
+import { Duration, Effect, Schedule, Semaphore, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -67,13 +66,9 @@ const backendId = "localhost"
 
 /** Deployment of process-sandbox agents. */
 export const layer = (options: Options) =>
-  Layer.effect(
-    Deployment.Deployment,
+  Provision.layer(options, ({ events, ledger, limits }) =>
     Effect.gen(function*() {
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-      const ledger = yield* Ledger.Ledger
-      const events = yield* RunEvents.RunEvents
-      const limits = yield* Limits.Limits
       // Shared by every agent of the backend: each running command holds a process and two pipes.
       const commands = yield* Semaphore.make(limits.commands)
       const { config } = options
@@ -83,7 +78,7 @@ export const layer = (options: Options) =>
       const dir = sandboxesDir(options.stateDir, config.namespace)
       const homeOf = (slot: Provision.Slot) => path.join(dir, slot.name)
 
-      return yield* Provision.make(options, {
+      return Provision.provisioner({
         backend: "localhost/process",
         // Runs after every sandbox is gone (the deployment's scope closes after its agents'): no empty `agents/`
         // is left either.
@@ -130,8 +125,7 @@ export const layer = (options: Options) =>
             }))
           )
       })
-    })
-  )
+    }))
 
 interface RunnerInit extends Sandbox.Sandbox {
   readonly spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
