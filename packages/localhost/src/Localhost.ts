@@ -238,7 +238,11 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         ? path.join(init.home, "logs", `${name}.log`)
         : Sandbox.pathIn(init.home, options.logFile)
       yield* Effect.try({
-        try: () => fs.mkdirSync(path.dirname(logFile), { recursive: true }),
+        // The log exists once `spawn` returns (the daemon may not have written to it yet).
+        try: () => {
+          fs.mkdirSync(path.dirname(logFile), { recursive: true })
+          fs.closeSync(fs.openSync(logFile, "a"))
+        },
         catch: (e) =>
           failed(command, args)(`cannot create the directory of its log ${logFile}: ${CloudError.messageOf(e)}`)
       })
