@@ -76,7 +76,7 @@ export const select = Effect.fn("Backends.select")(function*(
   }
   // What no backend of this build runs: the options' own refusal when there is one.
   yield* CloudConfig.checkAvailable(config)
-  return yield* CloudError.notAvailable(`mode ${config.mode}`, `no backend runs it (${reasons.join("; ")})`)
+  return yield* CloudError.notAvailable(`backend ${config.backend._tag}`, `no backend runs it (${reasons.join("; ")})`)
 })
 
 /** What `cleanUp` did: each backend's lines, and the backends whose clean-up failed. */

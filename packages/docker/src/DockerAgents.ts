@@ -308,19 +308,20 @@ export const backend: Backend.Backend = {
   id: "docker",
   config: Config,
   select: Effect.fnUntraced(function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext) {
-    if (config.mode !== "localhost") return Backend.Pass({ why: "not --localhost" })
-    if (config.agentRuntime === "process") return Backend.Pass({ why: "--agent-runtime process" })
+    const choice = config.backend
+    if (choice._tag !== "Localhost") return Backend.Pass({ why: "not --localhost" })
+    if (choice.runtime === "process") return Backend.Pass({ why: "--agent-runtime process" })
     const engine = Engine.engineOptions()
     const where = Engine.engineLabel(engine)
     if (!(yield* Engine.probe(engine))) {
-      if (config.agentRuntime === "auto") return Backend.Pass({ why: `no Docker engine answers at ${where}` })
+      if (choice.runtime === "auto") return Backend.Pass({ why: `no Docker engine answers at ${where}` })
       return yield* CloudError.config(
         "--agent-runtime docker",
         `no Docker engine answers at ${where}: start dockerd (or point DOCKER_HOST at one; see README "Docker"), ` +
           `or use --agent-runtime process`
       )
     }
-    const why = config.agentRuntime === "docker"
+    const why = choice.runtime === "docker"
       ? "--agent-runtime docker"
       : "an engine answers; --agent-runtime process for processes"
     return Backend.Take({

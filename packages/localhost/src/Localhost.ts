@@ -21,7 +21,6 @@
 import {
   type Agent,
   Backend,
-  type CloudConfig,
   CloudError,
   CopyPolicy,
   Ledger,
@@ -416,10 +415,11 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
 export const backend: Backend.Backend = {
   id: backendId,
   config: Config,
-  select: (config: CloudConfig.CloudConfig, context) => {
-    if (config.mode !== "localhost") return Effect.succeed(Backend.Pass({ why: "not --localhost" }))
-    if (config.agentRuntime === "docker") return Effect.succeed(Backend.Pass({ why: "--agent-runtime docker" }))
-    const why = config.agentRuntime === "process" ? "--agent-runtime process" : context.passed.join("; ")
+  select: (config, context) => {
+    const choice = config.backend
+    if (choice._tag !== "Localhost") return Effect.succeed(Backend.Pass({ why: "not --localhost" }))
+    if (choice.runtime === "docker") return Effect.succeed(Backend.Pass({ why: "--agent-runtime docker" }))
+    const why = choice.runtime === "process" ? "--agent-runtime process" : context.passed.join("; ")
     return Effect.succeed(Backend.Take({
       description: `local process sandboxes (${why || "--localhost"})`,
       layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir })

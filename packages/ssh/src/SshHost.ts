@@ -314,8 +314,8 @@ export const backend: Backend.Backend = {
   id: backendId,
   config: Config,
   select: (config, context) => {
-    if (config.sshHost === undefined) return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
-    const target = config.sshHost
+    if (config.backend._tag !== "SshHost") return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
+    const { target } = config.backend
     return Effect.succeed(Backend.Take({
       description: `process sandboxes on ${SshClient.label(target)} over ssh`,
       layer: layer({ stateDir: context.stateDir, config, target, artifactsDir: context.artifactsDir })
