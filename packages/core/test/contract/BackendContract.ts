@@ -65,8 +65,8 @@ export interface Registry {
   readonly deployer: string
 }
 
-/** Whether `pid` runs (a zombie does not). */
-const alive = (pid: number): boolean => {
+/** Whether `pid` runs on this machine (a zombie does not). */
+export const running = (pid: number): boolean => {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
     return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2))
@@ -74,6 +74,19 @@ const alive = (pid: number): boolean => {
     return false
   }
 }
+
+/** The first line of a child process's output that is a JSON object, parsed; the test fails without one. */
+export const reportOf = <A>(child: ChildProcessSpawner.ChildProcessHandle, what: string) =>
+  child.stdout.pipe(
+    Stream.decodeText(),
+    Stream.splitLines,
+    Stream.filter((line) => line.startsWith("{")),
+    Stream.runHead,
+    Effect.map((line) => {
+      assert.isTrue(Option.isSome(line), what)
+      return JSON.parse(Option.getOrThrow(line)) as A
+    })
+  )
 
 const resolve = (harness: Harness, namespace: string) => {
   const { cliOnly, input } = harness.config(namespace)
@@ -136,16 +149,10 @@ export const backendContract = (
             JSON.stringify(input),
             JSON.stringify(cliOnly ?? {})
           ], { stdin: "ignore", stderr: "inherit" }))
-          const report = yield* orchestrator.stdout.pipe(
-            Stream.decodeText(),
-            Stream.splitLines,
-            Stream.filter((line) => line.startsWith("{")),
-            Stream.runHead
+          const { descriptors } = yield* reportOf<{ readonly descriptors: ReadonlyArray<Agent.Descriptor> }>(
+            orchestrator,
+            "the other process reported its agents"
           )
-          assert.isTrue(Option.isSome(report), "the other process reported its agents")
-          const { descriptors } = JSON.parse(Option.getOrThrow(report)) as {
-            readonly descriptors: ReadonlyArray<Agent.Descriptor>
-          }
           assert.deepStrictEqual(descriptors.map((d) => d.backend), [id, id])
 
           // Reached through the list, from this process, by their descriptors only.
@@ -168,7 +175,7 @@ export const backendContract = (
           const found = yield* (yield* backend).leftovers({ stateDir, config })
           assert.isNotEmpty(found, "the live run's agents are seen")
           process.kill(orchestrator.pid, "SIGKILL")
-          yield* eventually("the other process is dead", Effect.sync(() => !alive(orchestrator.pid)))
+          yield* eventually("the other process is dead", Effect.sync(() => !running(orchestrator.pid)))
 
           const ledger = Ledger.Ledger.layer(stateDir, namespace)
           const cleaned = yield* registry.cleanUp(stateDir, config).pipe(Effect.provide(ledger))
