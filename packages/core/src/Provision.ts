@@ -144,6 +144,12 @@ const make = <Shared, Created>(
 ) => {
   const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     effect.pipe(Effect.provideService(Ledger.Ledger, ledger), Effect.provideService(RunEvents, events))
+  /** A deployment failure says which backend failed, besides which agent and why. */
+  const named = <A, R>(effect: Effect.Effect<A, CloudError.CloudError, R>) =>
+    Effect.mapError(effect, (e) =>
+      e.reason._tag === "DeployFailed"
+        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`)
+        : e)
 
   const deploy = Effect.fn("Provision.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {
     yield* Effect.annotateCurrentSpan({ backend: backend.backend, agents: configs.length })
@@ -193,7 +199,7 @@ const make = <Shared, Created>(
     return yield* Effect.forEach(configs, (config, index) => within(withServices(one(config, index))), {
       concurrency: limits.deploys
     })
-  })
+  }, named)
 
   return Deployment.of({ backend: backend.backend, deploy })
 }

@@ -250,6 +250,7 @@ describe("Localhost", () => {
       for (const name of ["..", "../..", "../../..", "a/b", "."]) {
         const error = yield* Effect.scoped(deploy(namespace, [name])).pipe(Effect.flip)
         assert.strictEqual(error.reason._tag, "DeployFailed", name)
+        assert.include(error.message, "localhost/process", "the error names the backend")
       }
       assert.isTrue(canaries.every((canary) => fs.existsSync(canary)), "nothing above the sandboxes was removed")
     }))
