@@ -12,11 +12,13 @@
  * with `TEZT_CLOUD_COLD=1`. Both print the same lines and exit with the same code.
  */
 import { type Agent, AgentsControl, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
+import * as Protocol from "@tezt-cloud/core/AgentsControlProtocol"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as Backends from "../Backends.ts"
 import * as Root from "../Root.ts"
+import * as Shutdown from "../Shutdown.ts"
 
 const namespaceFlag = Flag.String("tezt-cloud").pipe(
   Flag.withDescription("Namespace of the live run (default: $TEZT_CLOUD)"),
@@ -111,9 +113,9 @@ const exec = (stateDir: string) =>
             stream === "stdout" ? Console.log(`[${name}] ${line}`) : Console.error(`[${name}] ${line}`)
         }).pipe(
           Effect.map((r) => r.exitCode),
-          Effect.catch((e) => Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(255)))
+          Effect.catch((e) => Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(Protocol.agentErrorCode)))
         ), { concurrency: "unbounded" })
-      process.exitCode = Math.max(0, ...codes)
+      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
     }))).pipe(Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel"))
 
 const copy = (stateDir: string) =>
@@ -138,7 +140,7 @@ const copy = (stateDir: string) =>
             Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(1))
           )
         ), { concurrency: "unbounded" })
-      process.exitCode = Math.max(0, ...codes)
+      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
     }))).pipe(Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run"))
 
 export const command = (stateDir: string) =>
