@@ -1,5 +1,5 @@
 /**
- * Grafana for the run (`--grafana`, reference §4.7): provisioning files (a Prometheus datasource and the shipped
+ * Grafana for the run (`--grafana`): provisioning files (a Prometheus datasource and the shipped
  * dashboards of `grafana/dashboards/`), and the same pushed through Grafana's HTTP API with overwrite, when the
  * Grafana at `--grafana-url` answers.
  *

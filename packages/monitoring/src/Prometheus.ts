@@ -1,5 +1,5 @@
 /**
- * The run's Prometheus (reference §4.6): the Debian `prometheus` binary run as a scoped daemon on this machine,
+ * The run's Prometheus, as Tezt cloud runs it: the Debian `prometheus` binary run as a scoped daemon on this machine,
  * with a generated configuration that hot-reloads on every change, and a TSDB snapshot exported when its scope
  * closes, whatever ended the run.
  *
