@@ -1,7 +1,7 @@
 /**
  * The run's monitoring stack, as core's `RunServices`: what starts, in which order, per the defaults cascade
- * (Grafana, then Prometheus, the website and the process exporters, each on by default when the one before is), and how the scenario's `pushMetric`, `addService`, `addPrometheusSource` and
- * `registerBinary` reach it.
+ * (Grafana, then Prometheus, the website and the process exporters, each on by default when the one before is),
+ * and how the scenario's `pushMetric`, `addService`, `addPrometheusSource` and `registerBinary` reach it.
  *
  * **Details**
  *
