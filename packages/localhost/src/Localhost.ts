@@ -23,6 +23,7 @@ import {
   Backend,
   CloudError,
   CopyPolicy,
+  InheritedEnv,
   Ledger,
   Limits,
   OutputTail,
@@ -73,7 +74,7 @@ export const layer = (options: Options) =>
       const { config } = options
       const graceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? "3 seconds"))
       const maxOutputBytes = options.maxOutputBytes ?? defaultMaxOutputBytes
-      const baseEnv = { ...process.env }
+      const baseEnv = InheritedEnv.inherited()
       const dir = sandboxesDir(options.stateDir, config.namespace)
       const homeOf = (slot: Provision.Slot) => path.join(dir, slot.name)
 
@@ -136,8 +137,9 @@ interface RunnerInit extends Sandbox.Sandbox {
   readonly commands: Semaphore.Semaphore
   readonly maxOutputBytes: number
   /**
-   * The orchestrator's environment, which every process of the agent inherits, copied once: reading
-   * `process.env` whole costs about a millisecond, which 1000 commands would pay each.
+   * What every process of the agent inherits of the orchestrator's environment (`InheritedEnv`: what a program
+   * needs to run, never the run's secrets nor the user's tokens), copied once: reading `process.env` whole costs
+   * about a millisecond, which 1000 commands would pay each.
    */
   readonly baseEnv: Readonly<Record<string, string | undefined>>
 }
@@ -341,7 +343,7 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
   const ledger = yield* Ledger.Ledger
   const events = yield* RunEvents.RunEvents
   const commands = yield* Semaphore.make((yield* Limits.Limits).commands)
-  const baseEnv = { ...process.env }
+  const baseEnv = InheritedEnv.inherited()
   return descriptors.map((descriptor) => {
     const sandbox = Sandbox.fromDescriptor(descriptor)
     const runner = makeRunner({

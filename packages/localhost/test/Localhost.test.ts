@@ -269,6 +269,28 @@ describe("Localhost", () => {
       assert.strictEqual(yield* agent.run(name, ["by", "name"]), "tool by name\n")
     }))
 
+  it.live("an agent inherits what a program needs of the orchestrator's environment, never its secrets", () =>
+    Effect.gen(function*() {
+      const secrets = {
+        TEZT_CLOUD_GRAFANA_TOKEN: `canary-grafana-${base}`,
+        TEZT_CLOUD_AUTH_PASSWORD: `canary-password-${base}`,
+        TEZTCLOUD_SLACK_BOT_TOKEN: `canary-slack-${base}`
+      }
+      const before = { ...process.env }
+      Object.assign(process.env, secrets)
+      // The environment is read when the backend's layer is built: the deployment sees the canaries.
+      const env = yield* Effect.gen(function*() {
+        const { agents } = yield* deploy(ns("env"), ["e"])
+        return yield* agents[0]!.run("env", [])
+      }).pipe(Effect.ensuring(Effect.sync(() => {
+        for (const name of Object.keys(secrets)) delete process.env[name]
+        Object.assign(process.env, before)
+      })))
+      for (const value of Object.values(secrets)) assert.notInclude(env, value)
+      assert.match(env, /^PATH=/m)
+      assert.match(env, /^TEZT_CLOUD_AGENT=/m)
+    }))
+
   it.live("a copy onto a directory is a CopyFailed, not a defect", () =>
     Effect.gen(function*() {
       const { agents } = yield* deploy(ns("copydir"), ["c"])
