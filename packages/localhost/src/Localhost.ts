@@ -75,6 +75,8 @@ export const layer = (options: Options) =>
       const graceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? "3 seconds"))
       const maxOutputBytes = options.maxOutputBytes ?? defaultMaxOutputBytes
       const baseEnv = InheritedEnv.inherited()
+      // One finder for the backend's kills: those asked for together share a pass over /proc.
+      const find = ProcessTree.makeFinder()
       const dir = sandboxesDir(options.stateDir, config.namespace)
       const homeOf = (slot: Provision.Slot) => path.join(dir, slot.name)
 
@@ -114,11 +116,12 @@ export const layer = (options: Options) =>
               graceMillis,
               commands,
               maxOutputBytes,
-              baseEnv
+              baseEnv,
+              find
             })
           }),
         destroy: (_, __, sandbox) =>
-          killMarked("TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
+          killMarked(find, "TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
             Effect.andThen(Effect.try({
               try: () => fs.rmSync(sandbox.home, { recursive: true, force: true }),
               catch: (e) => CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
@@ -142,6 +145,8 @@ interface RunnerInit extends Sandbox.Sandbox {
    * about a millisecond, which 1000 commands would pay each.
    */
   readonly baseEnv: Readonly<Record<string, string | undefined>>
+  /** Finds a tree's processes; shared by the runners of a backend, so that kills share their passes over /proc. */
+  readonly find: ProcessTree.Find
 }
 
 const makeRunner = (init: RunnerInit): Runner.Runner => {
@@ -182,7 +187,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       // the process group. Once it is done the handle is unref'd, which tells the spawner there is nothing left
       // to wait for: its own wait would otherwise count zombies (orphans that a non-reaping PID 1 never
       // collects) as live members of the group and hold the teardown for its whole kill timeout.
-      const killTree = killMarked("TEZT_CLOUD_EXEC", execId, init.graceMillis)
+      const killTree = killMarked(init.find, "TEZT_CLOUD_EXEC", execId, init.graceMillis)
       yield* Effect.addFinalizer(() =>
         killTree.pipe(
           Effect.andThen(handle.unref),
@@ -315,22 +320,22 @@ const removeIfEmpty = (dir: string) => {
 }
 
 /**
- * Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. Concurrent calls share
- * their passes over /proc (`ProcessTree.find`).
+ * Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. Concurrent calls with the
+ * same `find` share their passes over /proc (`ProcessTree.makeFinder`).
  */
-const killMarked = (key: string, value: string, graceMillis: number) =>
+const killMarked = (find: ProcessTree.Find, key: string, value: string, graceMillis: number) =>
   Effect.gen(function*() {
-    const found = yield* ProcessTree.find(key, value)
+    const found = yield* find(key, value)
     if (found.length === 0) return
     ProcessTree.signalAll(found, "SIGTERM")
     const left = yield* Effect.sleep("20 millis").pipe(
-      Effect.andThen(ProcessTree.find(key, value)),
+      Effect.andThen(find(key, value)),
       Effect.repeat({
         until: (pids) => pids.length === 0,
         schedule: Schedule.during(Duration.millis(graceMillis))
       })
     )
-    if (left.length > 0) ProcessTree.signalAll(yield* ProcessTree.find(key, value), "SIGKILL")
+    if (left.length > 0) ProcessTree.signalAll(yield* find(key, value), "SIGKILL")
   })
 
 /**
@@ -344,6 +349,7 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
   const events = yield* RunEvents.RunEvents
   const commands = yield* Semaphore.make((yield* Limits.Limits).commands)
   const baseEnv = InheritedEnv.inherited()
+  const find = ProcessTree.makeFinder()
   return descriptors.map((descriptor) => {
     const sandbox = Sandbox.fromDescriptor(descriptor)
     const runner = makeRunner({
@@ -354,7 +360,8 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
       graceMillis: 3000,
       commands,
       maxOutputBytes: defaultMaxOutputBytes,
-      baseEnv
+      baseEnv,
+      find
     })
     return [sandbox.name, runner] as const
   })
@@ -370,7 +377,7 @@ export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
 export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
   const ledger = yield* Ledger.Ledger
   const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
-  yield* killMarked("TEZT_CLOUD_NS", namespace, 3000)
+  yield* killMarked(ProcessTree.makeFinder(), "TEZT_CLOUD_NS", namespace, 3000)
   const removed: Array<string> = []
   for (const resource of yield* ledger.outstanding) {
     // Other backends' records are theirs to clean.
