@@ -260,7 +260,7 @@ export const run = async (
   disk?.release()
   if (readOnlyDir !== undefined) fs.rmSync(readOnlyDir, { recursive: true, force: true })
   const leaked = Leftovers.count(left) > 0
-  // Kept for a look when something is left.
-  if (!leaked) fs.rmSync(stateDir, { recursive: true, force: true })
+  // Kept for a look when something is left (or when asked: `$TEZT_CLOUD_FAULT_KEEP`, with its events.jsonl).
+  if (!leaked && process.env.TEZT_CLOUD_FAULT_KEEP === undefined) fs.rmSync(stateDir, { recursive: true, force: true })
   return { plan, namespace, outcome, hung, leaked, exitMillis, left, log }
 }

@@ -9,17 +9,20 @@
  * **Replay**
  *
  * The seed is printed first; `TEZT_CLOUD_FAULT_SEED=<seed>` replays the same plans, and
- * `TEZT_CLOUD_FAULT_ONLY="<backend>/<fault>/<index>"` (as a failure names it) runs one of them alone.
+ * `TEZT_CLOUD_FAULT_ONLY="<backend>/<fault>/<index>"` (as a failure names it) runs one of them alone (ending with
+ * `/`, it is a prefix: `ssh-host/` runs the ssh host's plans only).
  * `TEZT_CLOUD_FAULTS` is the number of signal faults per backend (100 by default), `TEZT_CLOUD_FAULT_SPECIALS`
  * the number of each special fault per backend (4), `TEZT_CLOUD_FAULT_CONCURRENCY` the runs at once (6), and
  * `TEZT_CLOUD_FAULT_TABLE=<file>` also writes the table there.
  */
-import { afterAll, assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { noDocker } from "../fixtures/Cli.ts"
+import * as Integration from "../fixtures/Integration.ts"
 import * as SshHosts from "../fixtures/SshHosts.ts"
 import * as FaultPlan from "./FaultPlan.ts"
 import * as FaultRun from "./FaultRun.ts"
@@ -55,7 +58,7 @@ const plans = (backend: FaultPlan.Backend, specials: ReadonlyArray<FaultPlan.Fau
     ...specials.flatMap((fault) =>
       Array.from({ length: specialRuns }, (_, i) => FaultPlan.plan(seed, backend, fault, i))
     )
-  ].filter((p) => only === undefined || id(p) === only)
+  ].filter((p) => only === undefined || (only.endsWith("/") ? id(p).startsWith(only) : id(p) === only))
 
 /** Runs `task`s at most `n` at a time; a task that ends hands its slot to the next one waiting. */
 const limiter = (n: number) => {
@@ -85,10 +88,19 @@ const limiter = (n: number) => {
 const limit = limiter(concurrency)
 
 // Each run has a port range of its own (2 agents × 8 ports), in a block no other test uses, below Linux's
-// ephemeral range (32768 and up): a run never meets another's listener, nor a connection's port.
+// ephemeral range (32768 and up): a run never meets another's listener, nor a connection's port. A range where
+// something listens already (left by an earlier suite's failure) is skipped: a run is charged with its own only.
 const portBlock = { first: 10_000, size: 16, count: 625 }
 let nextSlot = 0
-const basePort = () => portBlock.first + (nextSlot++ % portBlock.count) * portBlock.size
+const basePort = () => {
+  for (let tries = 0; tries < portBlock.count; tries++) {
+    const base = portBlock.first + (nextSlot++ % portBlock.count) * portBlock.size
+    if (Leftovers.listeningPorts(base, base + portBlock.size).length === 0) return base
+  }
+  throw new Error(
+    `every port range of ${portBlock.first}-${portBlock.first + portBlock.count * portBlock.size} is taken`
+  )
+}
 
 const outcomes: Array<FaultRun.Outcome> = []
 const suiteStart = Date.now()
@@ -134,10 +146,37 @@ const processes: Backend = {
   })
 }
 
+/** The suite's ssh key (given with `--ssh-private-key`: nothing is written to `~/.ssh`) and the shared host. */
+const keyHome = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-home-"))
+const keyPath = SshKeys.defaultPath("faults", keyHome)
+const sshKey = () => Effect.runPromise(SshKeys.ensure("faults", undefined, keyHome))
+let sharedHost: SshHosts.SshHost | undefined
+
+/** A run on an ssh host: the shared one, or a host of its own for the faults that kill or stop it. */
+const sshHost: Backend = {
+  target: async (plan) => {
+    const own = plan.fault === "host killed" || plan.fault === "sshd stopped"
+    const host = own ? await SshHosts.start({ authorizedKeys: [(await sshKey()).publicKey] }) : sharedHost!
+    const uid = SshHosts.ensureUser()
+    return {
+      target: {
+        args: ["--ssh-host", `${host.user}@${host.host}:${host.port}`, "--ssh-private-key", keyPath],
+        env: { ...common, DOCKER_HOST: noDocker },
+        // Where the backend puts a run on the host: `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>` (no TMPDIR there).
+        remoteDir: (namespace) => path.join("/tmp", `tezt-cloud-${uid}`, namespace),
+        host
+      },
+      done: own ? () => host.stop() : nothing
+    }
+  }
+}
+
 const timeout = 1_800_000
 
 describe.concurrent("fault suite", () => {
-  afterAll(() => {
+  afterAll(async () => {
+    await sharedHost?.stop()
+    fs.rmSync(keyHome, { recursive: true, force: true })
     if (outcomes.length === 0) return
     const table = FaultTable.render(outcomes)
     const seconds = ((Date.now() - suiteStart) / 1000).toFixed(0)
@@ -155,5 +194,32 @@ describe.concurrent("fault suite", () => {
         runAll(processes, plans("process", ["daemon ignores SIGTERM", "artifacts disk full", "finalizer fails"]))
       ),
     timeout
+  )
+
+  describe.runIf(Integration.available("ssh-host fault suite", [SshHosts.sshd, "/usr/bin/ssh-keygen"]))(
+    "on an ssh host",
+    () => {
+      beforeAll(async () => {
+        sharedHost = await SshHosts.start({ authorizedKeys: [(await sshKey()).publicKey] })
+      })
+
+      it.live(
+        `ssh-host: ${signalRuns} signal faults and the special ones, nothing leaks, nothing hangs`,
+        () =>
+          Effect.promise(() =>
+            runAll(
+              sshHost,
+              plans("ssh-host", [
+                "host killed",
+                "sshd stopped",
+                "daemon ignores SIGTERM",
+                "artifacts disk full",
+                "finalizer fails"
+              ])
+            )
+          ),
+        timeout
+      )
+    }
   )
 })
