@@ -16,12 +16,14 @@
  * `TEZT_CLOUD_FAULT_TABLE=<file>` also writes the table there.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
 import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { noDocker } from "../fixtures/Cli.ts"
+import { noDocker, root } from "../fixtures/Cli.ts"
+import * as DockerEngine from "../fixtures/DockerEngine.ts"
 import * as Integration from "../fixtures/Integration.ts"
 import * as SshHosts from "../fixtures/SshHosts.ts"
 import * as FaultPlan from "./FaultPlan.ts"
@@ -171,6 +173,31 @@ const sshHost: Backend = {
   }
 }
 
+/** A run on the test engine's containers. */
+const docker: Backend = {
+  target: async () => ({
+    target: {
+      args: ["--localhost", "--agent-runtime", "docker", "--dockerfile-alias", "debian", "--ssh-private-key", keyPath],
+      env: { ...common, DOCKER_HOST: DockerEngine.host, TEZT_CLOUD_DOCKERFILES: path.join(root, "dockerfiles") },
+      dockerSocket: DockerEngine.socket
+    },
+    done: nothing
+  })
+}
+
+/** Removes what leaked runs left on the engine, once reported: later suites must not meet it. */
+const removeDockerLeftovers = (namespaces: ReadonlyArray<string>) =>
+  Effect.runPromise(
+    Effect.forEach(namespaces, (namespace) =>
+      Effect.gen(function*() {
+        const engine = yield* DockerClient.DockerClient
+        const left = yield* DockerAgents.leftovers(namespace)
+        yield* Effect.forEach(left.containers, (c) => engine.remove(c))
+        yield* Effect.forEach(left.networks, (n) => engine.removeNetwork(n))
+        yield* Effect.forEach(left.images, (i) => engine.removeImage(i))
+      }).pipe(Effect.ignore)).pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket })))
+  )
+
 const timeout = 1_800_000
 
 describe.concurrent("fault suite", () => {
@@ -222,4 +249,24 @@ describe.concurrent("fault suite", () => {
       )
     }
   )
+
+  describe.runIf(Integration.available("docker fault suite", DockerEngine.binaries))("on Docker", () => {
+    beforeAll(async () => {
+      await DockerEngine.ready()
+      await sshKey()
+    }, 600_000)
+
+    afterAll(() =>
+      removeDockerLeftovers(outcomes.filter((o) => o.plan.backend === "docker" && o.leaked).map((o) => o.namespace))
+    )
+
+    it.live(
+      `docker: ${signalRuns} signal faults and the special ones, nothing leaks, nothing hangs`,
+      () =>
+        Effect.promise(() =>
+          runAll(docker, plans("docker", ["daemon ignores SIGTERM", "artifacts disk full", "finalizer fails"]))
+        ),
+      timeout
+    )
+  })
 })
