@@ -120,13 +120,16 @@ const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
   }
 }
 
-/** A tiny file system for the artifacts: a tmpfs of `kib` KiB mounted on a fresh directory. */
-const tinyDisk = (kib: number): { readonly dir: string; readonly release: () => void } | undefined => {
+/**
+ * A tiny file system for the artifacts: a tmpfs of `kib` KiB mounted on a fresh directory, or why it cannot be
+ * mounted (not root, no `mount`).
+ */
+const tinyDisk = (kib: number): { readonly dir: string; readonly release: () => void } | string => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-disk-"))
   const r = child.spawnSync("mount", ["-t", "tmpfs", "-o", `size=${kib}k,mode=0755`, "tmpfs", dir], { stdio: "pipe" })
   if (r.status !== 0) {
     fs.rmSync(dir, { recursive: true, force: true })
-    return undefined
+    return `cannot mount a tmpfs (${(r.stderr?.toString() ?? "").trim() || r.error?.message || `exit ${r.status}`})`
   }
   return {
     dir,
@@ -150,8 +153,9 @@ export const run = async (
   const extra: Array<string> = []
   // A full disk: a tiny tmpfs when we may mount one; otherwise a directory made unwritable once the run started
   // (which only stops a user that is not root, who could not mount either).
-  const disk = plan.fault === "artifacts disk full" ? tinyDisk(plan.diskKib) : undefined
-  const readOnlyDir = plan.fault === "artifacts disk full" && disk === undefined
+  const mounted = plan.fault === "artifacts disk full" ? tinyDisk(plan.diskKib) : undefined
+  const disk = typeof mounted === "string" ? undefined : mounted
+  const readOnlyDir = typeof mounted === "string"
     ? fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-ro-"))
     : undefined
   const artifacts = disk?.dir ?? readOnlyDir
@@ -236,6 +240,8 @@ export const run = async (
     : killed
     ? "killed"
     : `${delivered || point === undefined ? "" : "ended first, "}${forced ? "forced, " : ""}${code}`
+  // Said in the table: such a run tests an unwritable directory, not a full disk.
+  if (typeof mounted === "string") outcome += ` (${mounted}: a directory made read-only instead)`
   let log = `${cli.stdout().slice(-3000)}\n${cli.stderr().slice(-3000)}`
   if (killed || hung || cli.stderr().includes("CLOUD clean up")) {
     const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
