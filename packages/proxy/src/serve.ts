@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+/**
+ * The proxy server's executable: `node serve.ts DIR` serves the namespace directory DIR of the proxy (see
+ * `ProxyServer`). Started detached (`setsid`) by the local CLI over ssh; it runs until asked to stop.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Effect } from "effect"
+import * as ProxyServer from "./ProxyServer.ts"
+
+const dir = process.argv[2]
+if (dir === undefined) {
+  process.stderr.write("usage: serve.ts DIR\n")
+  process.exit(2)
+}
+// Detached from every terminal: a hang-up is not addressed to it.
+process.on("SIGHUP", () => {})
+NodeRuntime.runMain(Effect.scoped(ProxyServer.main(dir)), { disableErrorReporting: false })
