@@ -28,10 +28,10 @@ export interface Entry {
 
 /** Every backend of this build, in the order `select` asks them. */
 export const entries: ReadonlyArray<Entry> = [
-  { id: "proxy", load: () => import("@tezt-cloud/proxy").then((m) => m.Proxy.backend) },
   { id: "docker", load: () => import("@tezt-cloud/docker").then((m) => m.DockerAgents.backend) },
   { id: "localhost", load: () => import("@tezt-cloud/localhost").then((m) => m.Localhost.backend) },
-  { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) }
+  { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) },
+  { id: "proxy", load: () => import("@tezt-cloud/proxy").then((m) => m.Proxy.backend) }
 ]
 
 /** The backend of an entry, loaded. */

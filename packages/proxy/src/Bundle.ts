@@ -217,8 +217,21 @@ export const tarball = Effect.fn("Bundle.tarball")(function*(bundle: Bundle, dir
     Effect.onInterrupt(() => Effect.sync(() => fs.rmSync(part, { force: true })))
   )
   fs.renameSync(part, file)
+  prune(dir, file)
   return file
 })
+
+/** Bundles kept in the cache besides the newest: a development tree makes a new one at each change. */
+const kept = 2
+
+/** Removes the cache's bundles but `current` and the most recent others. */
+const prune = (dir: string, current: string) => {
+  const others = fs.readdirSync(dir)
+    .filter((f) => f.endsWith(".tar.gz") && path.join(dir, f) !== current)
+    .map((f) => ({ file: path.join(dir, f), at: fs.statSync(path.join(dir, f)).mtimeMs }))
+    .toSorted((a, b) => b.at - a.at)
+  for (const { file } of others.slice(kept)) fs.rmSync(file, { force: true })
+}
 
 /**
  * The files of the scenario modules `spec` names (`$TEZT_CLOUD_SCENARIOS`, colon-separated, relative to `cwd`):

@@ -56,12 +56,18 @@ export interface Run {
   readonly namespace: string
 }
 
-/** The orchestrator's arguments on the proxy (after the CLI's entry point). */
+/**
+ * The orchestrator's arguments on the proxy (after the CLI's entry point). Prometheus' snapshot goes into the
+ * artifacts dir unless the user said where: it comes back with them.
+ */
 export const args = (run: Run, files: Protocol.Layout, configFile: string | undefined): Array<string> => [
   run.group,
   ...run.tags,
   ...flags(run.input),
   ...(configFile === undefined ? [] : ["--config-file", configFile]),
+  ...(run.input.prometheus_export_path === undefined
+    ? ["--prometheus-export-path", `${files.artifacts}/prometheus-snapshot`]
+    : []),
   "--localhost",
   "--tezt-cloud",
   run.namespace,

@@ -12,8 +12,10 @@
  *   build does not have yet (refused with the fix).
  * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there), then
  *   removes the local record; the inner backend's clean-up removes the proxy machine itself (it is in the
- *   ledger as that backend's resource). This backend comes first in the CLI's list so that the run is asked to
- *   stop before its machine goes.
+ *   ledger as that backend's resource). The CLI's list runs the clean-ups in its order, and this backend is
+ *   last (its passing `select` would otherwise be in every other backend's description): the Docker proxy is
+ *   then already gone, with the agents it held. A proxy whose run's agents live elsewhere (VMs) must be
+ *   stopped before its machine goes.
  */
 import { Backend, CloudConfig, CloudError, Ledger } from "@tezt-cloud/core"
 import { Effect, Option, Schema } from "effect"

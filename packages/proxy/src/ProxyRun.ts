@@ -154,7 +154,9 @@ const shipBundle = (connection: SshClient.Connection, home: string) =>
       connection,
       "bundle upload",
       `set -e; umask 077; d=${q(dir)}; p="$d.part.$$"; rm -rf "$p"; mkdir -p "$p"; tar -xzf - -C "$p"; ` +
-        `rm -rf "$d"; mv "$p" "$d"; touch "$d/.complete"`,
+        `rm -rf "$d"; mv "$p" "$d"; touch "$d/.complete"; ` +
+        // Older bundles go: the namespaces' workspaces are hard-linked copies, which keep their files.
+        `for b in "$(dirname "$d")"/*; do [ "$b" = "$d" ] || case "$b" in *.part.*) ;; *) rm -rf "$b" ;; esac; done`,
       fs.createReadStream(tarball)
     )
     return dir
