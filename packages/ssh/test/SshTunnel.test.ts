@@ -5,7 +5,7 @@
  * drop.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Schedule } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -90,7 +90,7 @@ describe.runIf(enabled)("SshTunnel", () => {
         const connection = yield* connect()
         const listener = yield* SshTunnel.listen(connection, SshTunnel.tcp("127.0.0.1", echoPort), 0)
         const through = (text: string) =>
-          Effect.promise(() =>
+          Effect.tryPromise(() =>
             new Promise<string>((resolve, reject) => {
               const socket = net.connect(listener.port, "127.0.0.1", () => {
                 socket.once("data", (d) => {
@@ -100,12 +100,14 @@ describe.runIf(enabled)("SshTunnel", () => {
                 socket.write(text)
               })
               socket.once("error", reject)
+              socket.once("close", () => reject(new Error("closed without an answer")))
             })
           )
         assert.deepStrictEqual(yield* Effect.all([through("1"), through("2")], { concurrency: 2 }), ["tcp:1", "tcp:2"])
         yield* Effect.promise(() => host!.kill())
         yield* Effect.promise(() => host!.restart())
-        assert.strictEqual(yield* through("3").pipe(Effect.retry({ times: 20 })), "tcp:3")
+        const again = through("3").pipe(Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }))
+        assert.strictEqual(yield* again, "tcp:3")
       })),
     60_000
   )
