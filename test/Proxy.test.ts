@@ -159,30 +159,44 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
     }
   )
 
-  live("secrets reach no command line, no environment and no file of the proxy but the 0600 one", async () => {
-    const { env, namespace, stateDir } = freshProxy()
-    const token = "glsa-proxy-test-token"
-    const slack = "xoxb-proxy-test-token"
-    const run = start([...tick(namespace), "--slack-bot-token", slack], { ...env, TEZT_CLOUD_GRAFANA_TOKEN: token }, {
-      stdin: "pipe"
-    })
-    await run.waitFor("] tick 2")
-    const processes = await onProxy(namespace, "ps -eo args=; cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
-    assert.strictEqual(processes.code, 0, processes.stderr)
-    assert.include(processes.stdout, "--tezt-cloud", "the orchestrator is in the list")
-    for (const secret of [token, slack]) assert.notInclude(processes.stdout, secret)
-    const files = await onProxy(
-      namespace,
-      `grep -rlF -e ${token} -e ${slack} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null | ` +
-        `while read -r f; do echo "$(stat -c %a "$f") $f"; done`
-    )
-    assert.deepStrictEqual(files.stdout.trim().split("\n"), [`600 /root/.tezt-cloud-proxy/${namespace}/secrets.json`])
-    for (const file of fs.readdirSync(path.join(stateDir, namespace))) {
-      const text = fs.readFileSync(path.join(stateDir, namespace, file), "utf8")
-      for (const secret of [token, slack]) assert.notInclude(text, secret, file)
+  live(
+    "secrets reach no command line, no environment and no file of the proxy but the 0600 one; the website and Prometheus are forwarded here",
+    async () => {
+      const { env, namespace, stateDir } = freshProxy()
+      const token = "glsa-proxy-test-token"
+      const slack = "xoxb-proxy-test-token"
+      // With Prometheus and the website, on the proxy's loopback, forwarded here.
+      const args = [...tick(namespace), "--prometheus", "--slack-bot-token", slack]
+      const run = start(args, { ...env, TEZT_CLOUD_GRAFANA_TOKEN: token }, { stdin: "pipe" })
+      await run.waitFor("] tick 2")
+      const forwarded = (name: string) => {
+        const url = new RegExp(`proxy: the run's ${name}: (http://127\\.0\\.0\\.1:\\d+)`).exec(run.stdout())?.[1]
+        assert.isDefined(url, `${name} is forwarded`)
+        return url!
+      }
+      const page = await fetch(`${forwarded("website")}/api/run`)
+      assert.strictEqual(page.status, 200)
+      const text = await page.text()
+      assert.include(text, namespace)
+      for (const secret of [token, slack]) assert.notInclude(text, secret)
+      assert.strictEqual((await fetch(`${forwarded("prometheus")}/-/ready`)).status, 200)
+      const processes = await onProxy(namespace, "ps -eo args=; cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
+      assert.strictEqual(processes.code, 0, processes.stderr)
+      assert.include(processes.stdout, "--tezt-cloud", "the orchestrator is in the list")
+      for (const secret of [token, slack]) assert.notInclude(processes.stdout, secret)
+      const files = await onProxy(
+        namespace,
+        `grep -rlF -e ${token} -e ${slack} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null | ` +
+          `while read -r f; do echo "$(stat -c %a "$f") $f"; done`
+      )
+      assert.deepStrictEqual(files.stdout.trim().split("\n"), [`600 /root/.tezt-cloud-proxy/${namespace}/secrets.json`])
+      for (const file of fs.readdirSync(path.join(stateDir, namespace))) {
+        const text = fs.readFileSync(path.join(stateDir, namespace, file), "utf8")
+        for (const secret of [token, slack]) assert.notInclude(text, secret, file)
+      }
+      run.proc.kill("SIGINT")
+      assert.strictEqual(await run.exit, 130, run.stderr())
+      assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)
     }
-    run.proc.kill("SIGINT")
-    assert.strictEqual(await run.exit, 130, run.stderr())
-    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)
-  })
+  )
 })
