@@ -176,9 +176,9 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
       }
       const page = await fetch(`${forwarded("website")}/api/run`)
       assert.strictEqual(page.status, 200)
-      const text = await page.text()
-      assert.include(text, namespace)
-      for (const secret of [token, slack]) assert.notInclude(text, secret)
+      const shown = await page.text()
+      assert.include(shown, namespace)
+      for (const secret of [token, slack]) assert.notInclude(shown, secret)
       assert.strictEqual((await fetch(`${forwarded("prometheus")}/-/ready`)).status, 200)
       const processes = await onProxy(namespace, "ps -eo args=; cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
       assert.strictEqual(processes.code, 0, processes.stderr)
