@@ -22,8 +22,7 @@ const enabled = Integration.available("proxy CLI tests", DockerEngine.binaries)
 
 const scenarios = path.join(root, "test/fixtures/ProxyScenarios.ts")
 
-const onEngine = <A, E>(effect: Effect.Effect<A, E, DockerClient.DockerClient>) =>
-  Effect.runPromise(effect.pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket }))))
+const onEngine = DockerEngine.onEngine
 
 const used: Array<string> = []
 
@@ -65,17 +64,7 @@ const lastTick = (output: string) => ticks(output).at(-1) ?? 0
 describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
   beforeAll(() => DockerEngine.ready(), 600_000)
 
-  afterAll(async () => {
-    for (const namespace of used) {
-      await onEngine(Effect.ignore(Effect.gen(function*() {
-        const docker = yield* DockerClient.DockerClient
-        const left = yield* DockerAgents.leftovers(namespace)
-        yield* Effect.forEach(left.containers, (c) => docker.remove(c))
-        yield* Effect.forEach(left.networks, (n) => docker.removeNetwork(n))
-        yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
-      })))
-    }
-  })
+  afterAll(() => DockerEngine.removeAll(used))
 
   live("BASIC simple health --localhost --proxy passes on the proxy and leaves nothing", async () => {
     const { env, namespace, stateDir } = freshProxy()

@@ -16,6 +16,7 @@
  *   separately (`scenarioFiles`), at the same paths relative to the repository: they change more often.
  */
 import { CloudError } from "@tezt-cloud/core"
+import { Binaries } from "@tezt-cloud/monitoring"
 import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as crypto from "node:crypto"
@@ -112,20 +113,6 @@ export const closure = (root: string, entry: string = path.join(root, "packages"
   return files
 }
 
-const which = (binary: string): string | undefined => {
-  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/local/sbin", "/usr/sbin", "/sbin"]) {
-    if (dir === "") continue
-    const file = path.join(dir, binary)
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      return file
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
-
 /** A digest of the files' paths, sizes, modes, modification times and link targets. */
 const digest = (root: string, files: ReadonlyArray<string>, extra: ReadonlyArray<string>) => {
   const hash = crypto.createHash("sha256").update(formatVersion)
@@ -152,7 +139,7 @@ export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) 
       if (!fs.existsSync(path.join(root, nodePath))) throw new Error(`${nodePath} is missing: run scripts/bootstrap.sh`)
       files.add(nodePath)
       const found = tools.flatMap((name) => {
-        const at = which(name)
+        const at = Binaries.which(name)
         return at === undefined ? [] : [{ name, path: fs.realpathSync(at) }]
       })
       const sorted = [...files].toSorted()

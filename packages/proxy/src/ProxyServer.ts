@@ -16,6 +16,7 @@
  *   command line and no environment.
  */
 import * as LineProtocol from "@tezt-cloud/core/AgentsControlProtocol"
+import * as LineSocket from "@tezt-cloud/core/LineSocket"
 import { Deferred, Effect, FiberSet, Schema, type Scope } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
@@ -174,53 +175,6 @@ const startOrchestrator = (config: Config, log: Log) => {
 }
 type Orchestrator = ReturnType<typeof startOrchestrator>
 
-/** Writes answers, waiting while the socket's buffer is full. */
-const makeSender = (socket: net.Socket) => (response: Protocol.Response) =>
-  Effect.callback<void>((resume) => {
-    if (socket.destroyed || socket.write(Protocol.encodeResponse(response))) return resume(Effect.void)
-    const wake = () => resume(Effect.void)
-    socket.once("drain", wake)
-    socket.once("close", wake)
-    return Effect.sync(() => {
-      socket.off("drain", wake)
-      socket.off("close", wake)
-    })
-  })
-
-/** The first line a client sends, `undefined` when it goes away (or sends too much) first. */
-const readRequest = (socket: net.Socket) =>
-  Effect.callback<string | undefined>((resume) => {
-    const reader = LineProtocol.makeLineReader()
-    const stop = () => {
-      socket.off("data", onData)
-      socket.off("close", onEnd)
-    }
-    const onData = (chunk: Buffer) => {
-      const [line] = reader.push(chunk)
-      if (line !== undefined || reader.pending() > 64 * 1024) {
-        stop()
-        resume(Effect.succeed(line))
-      }
-    }
-    const onEnd = () => {
-      stop()
-      resume(Effect.succeed(undefined))
-    }
-    socket.on("data", onData)
-    socket.once("close", onEnd)
-    return Effect.sync(stop)
-  })
-
-/** Succeeds when the client's socket closes. */
-const closed = (socket: net.Socket) =>
-  Effect.callback<void>((resume) => {
-    if (socket.destroyed) return resume(Effect.void)
-    const done = () => resume(Effect.void)
-    socket.once("close", done)
-    socket.resume()
-    return Effect.sync(() => void socket.off("close", done))
-  })
-
 const sendLog = (
   send: (response: Protocol.Response) => Effect.Effect<void>,
   log: Log,
@@ -262,8 +216,9 @@ export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.La
 
   const handle = (socket: net.Socket) =>
     Effect.gen(function*() {
-      const send = makeSender(socket)
-      const line = yield* readRequest(socket)
+      const write = LineSocket.writer(socket)
+      const send = (response: Protocol.Response) => write(Protocol.encodeResponse(response))
+      const line = yield* LineSocket.readLine(socket, 64 * 1024)
       if (line === undefined) return
       const request = Protocol.decodeRequest(line)
       if (request === undefined) return yield* send({ _tag: "Failed", message: "malformed request" })
@@ -289,7 +244,7 @@ export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.La
           return yield* Deferred.succeed(stopped, undefined)
       }
     }).pipe(
-      Effect.raceFirst(closed(socket)),
+      Effect.raceFirst(LineSocket.gone(socket)),
       Effect.ensuring(Effect.sync(() => socket.end()))
     )
 

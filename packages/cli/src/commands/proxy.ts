@@ -113,11 +113,4 @@ export const command = (stateDir: string) =>
   )
 
 /** Runs `argv` (`proxy …`) on a tree with only this branch: no scenario group, no backend is loaded. */
-export const run = (argv: ReadonlyArray<string>, stateDir: string) =>
-  Command.runWith(
-    Command.make("tezt-cloud").pipe(
-      Command.withDescription(Root.description),
-      Command.withSubcommands([command(stateDir)])
-    ),
-    { version: Root.version }
-  )(argv).pipe(Effect.provide(Root.presenter))
+export const run = (argv: ReadonlyArray<string>, stateDir: string) => Root.runBranch(command(stateDir), argv)
