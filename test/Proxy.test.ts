@@ -124,6 +124,15 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
     }
   )
 
+  live("Ctrl+C while the proxy is being set up removes it: nothing is left", async () => {
+    const { env, namespace, stateDir } = freshProxy()
+    const cli = start(tick(namespace), env)
+    await cli.waitFor(`agent ${namespace}-proxy ready`)
+    cli.proc.kill("SIGINT")
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)
+  })
+
   live(
     "a proxy gone under its record: one clear error, nothing created; CLOUD clean up then leaves nothing",
     async () => {
