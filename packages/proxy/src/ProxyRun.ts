@@ -86,18 +86,33 @@ interface Session {
 
 const proxyError = (what: string) => (e: { readonly message: string }) => CloudError.service(what, e.message)
 
-/** A connection to the recorded proxy machine, for the current scope. */
-const connect = (record: ProxyRecord.ProxyRecord, config: CloudConfig.CloudConfig, attempts: number) =>
+/** The proxy machine as its backend describes it, and how to check its host key. */
+interface Machine {
+  readonly namespace: string
+  readonly backend: string
+  readonly machine: ProxyRecord.ProxyRecord["machine"]
+}
+
+/**
+ * A connection to the proxy machine, for the current scope. A container the run made is trusted as it is (as
+ * the Docker backend does); another machine's host key is trusted on first use, in the namespace's `known_hosts`.
+ */
+const connect = (
+  proxy: Machine,
+  context: { readonly stateDir: string; readonly config: CloudConfig.CloudConfig },
+  attempts: number
+) =>
   Effect.gen(function*() {
-    const machine = record.machine
+    const { machine } = proxy
     const keyFile = String(machine.key)
     const privateKey = yield* Effect.try({
       try: () => fs.readFileSync(keyFile, "utf8"),
       catch: (e) => CloudError.config("--tezt-cloud", `${keyFile}: ${CloudError.messageOf(e)}`)
     })
-    const hostKeys: SshClient.HostKeyPolicy = record.backend === "docker" || config.insecureHostKeys
+    const knownHostsFile = path.join(Ledger.namespaceDir(context.stateDir, proxy.namespace), "known_hosts")
+    const hostKeys: SshClient.HostKeyPolicy = proxy.backend === "docker" || context.config.insecureHostKeys
       ? { _tag: "Insecure" }
-      : { _tag: "TrustOnFirstUse", knownHostsFile: path.join(path.dirname(ProxyRecord.file("", "")), "known_hosts") }
+      : { _tag: "TrustOnFirstUse", knownHostsFile }
     return yield* SshClient.connect(
       { host: String(machine.host), port: Number(machine.port), user: String(machine.user) },
       {
@@ -297,19 +312,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     const { config, stateDir } = options
     const ledger = yield* Ledger.Ledger
     const { backend, machine } = yield* deployMachine(options, owned)
-    const connection = yield* connect(
-      {
-        namespace: config.namespace,
-        backend,
-        machine,
-        home: "",
-        createdAt: "",
-        run: "",
-        artifactsDir: ""
-      },
-      config,
-      4
-    )
+    const connection = yield* connect({ namespace: config.namespace, backend, machine }, options, 4)
     const home = (yield* remote(connection, "home", `printf %s "$HOME"`)).trim()
     const record: ProxyRecord.ProxyRecord = {
       namespace: config.namespace,
@@ -346,7 +349,7 @@ const reattach = (
         `the proxy of ${ns} recorded here (${record.backend} ${record.machine.host}:${record.machine.port}) ${why}: ` +
           `run 'tezt-cloud CLOUD clean up --tezt-cloud ${ns}' to remove what is left of it, then run again`
       )
-    const connection = yield* connect(record, options.config, 1).pipe(
+    const connection = yield* connect(record, options, 1).pipe(
       Effect.timeoutOrElse({
         duration: `${reachSeconds + 1} seconds`,
         orElse: () => Effect.fail(new Error("timed out"))
@@ -448,7 +451,14 @@ const follow = (session: Session, options: { readonly stateDir: string; readonly
         : Effect.fail(CloudError.service("proxy", "the log stopped before the run's end"))
     ),
     Effect.tapError((e) => Effect.logWarning(`proxy: ${e.message}; reconnecting`)),
-    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 60 })
+    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 60 }),
+    Effect.mapError((e) =>
+      CloudError.service(
+        `proxy of ${session.record.namespace}`,
+        `lost for a minute (${e.message}); the run may go on there: rerun the command to reattach, or run ` +
+          `'tezt-cloud CLOUD clean up --tezt-cloud ${session.record.namespace}' to remove it`
+      )
+    )
   )
 
 /** Fetches the run's artifacts from the proxy into `dir`. */
@@ -504,7 +514,7 @@ export const finish = (
 ) =>
   Effect.gen(function*() {
     const exitCode = yield* Effect.scoped(Effect.gen(function*() {
-      const connection = yield* connect(record, options.config, 4).pipe(Effect.mapError(proxyError("proxy")))
+      const connection = yield* connect(record, options, 4).pipe(Effect.mapError(proxyError("proxy")))
       const session = sessionOf(record, connection)
       if (interrupt) {
         yield* Effect.logInfo("proxy: asking the run to tear down")

@@ -147,9 +147,17 @@ const startOrchestrator = (config: Config, log: Log) => {
   proc.stdin.on("error", () => {})
   eachLine(proc.stdout, (line) => log.append(isEvent(line) ? line : Protocol.consoleLine("stdout", line)))
   eachLine(proc.stderr, (line) => log.append(Protocol.consoleLine("stderr", line)))
-  proc.on("error", (error) => log.append(Protocol.consoleLine("stderr", `tezt-cloud proxy: ${error.message}`)))
+  proc.on("error", (error) => {
+    log.append(Protocol.consoleLine("stderr", `tezt-cloud proxy: ${error.message}`))
+    // It could not start: it has ended (with the shell's code for a command that cannot run).
+    if (proc.pid === undefined && exitCode === undefined) {
+      exitCode = 127
+      log.end()
+    }
+  })
   // `close` comes after the output streams are done: every line is in the log when the run is said to be over.
   proc.on("close", (code, signal) => {
+    if (exitCode !== undefined) return
     exitCode = code ?? 128 + signalNumber(signal)
     log.end()
   })
