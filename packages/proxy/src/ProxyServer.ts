@@ -248,7 +248,11 @@ export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.La
           stopping = true
           yield* log.changed(Number.MAX_SAFE_INTEGER)
           yield* send({ _tag: "Done" })
-          yield* Effect.callback<void>((resume) => void socket.end(() => resume(Effect.void)))
+          // The answer is flushed before the server goes (bounded: a client may be gone already).
+          yield* Effect.callback<void>((resume) => void socket.end(() => resume(Effect.void))).pipe(
+            Effect.timeout("2 seconds"),
+            Effect.ignore
+          )
           return yield* Deferred.succeed(stopped, undefined)
       }
     }).pipe(

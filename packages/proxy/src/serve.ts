@@ -4,7 +4,7 @@
  * `ProxyServer`). Started detached (`setsid`) by the local CLI over ssh; it runs until asked to stop.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect } from "effect"
+import { Effect, Runtime } from "effect"
 import * as ProxyServer from "./ProxyServer.ts"
 
 const dir = process.argv[2]
@@ -14,4 +14,11 @@ if (dir === undefined) {
 }
 // Detached from every terminal: a hang-up is not addressed to it.
 process.on("SIGHUP", () => {})
-NodeRuntime.runMain(Effect.scoped(ProxyServer.main(dir)), { disableErrorReporting: false })
+// It exits once stopped, whatever connections are still open.
+NodeRuntime.runMain(Effect.scoped(ProxyServer.main(dir)), {
+  teardown: (exit, onExit) =>
+    Runtime.defaultTeardown(exit, (code) => {
+      onExit(code)
+      process.exit(code)
+    })
+})

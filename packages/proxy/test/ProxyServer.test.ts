@@ -122,15 +122,19 @@ describe("ProxyServer", () => {
     assert.deepStrictEqual(ended?._tag === "Status" && [ended.status.state, ended.status.exitCode], ["ended", 130])
   })
 
-  live("Stop tears a running run down, answers once it has ended, then removes everything", async () => {
+  live("Stop tears a running run down, answers once it has ended, then removes everything and exits", async () => {
     const { files, server } = await start(0)
     assert.strictEqual(fs.statSync(files.socket).mode & 0o777, 0o600)
     assert.strictEqual(fs.statSync(files.log).mode & 0o777, 0o600)
     const status = (await ask(files, { _tag: "Status" }))[0]
     const pid = status?._tag === "Status" ? status.status.pid : 0
+    // A client that never says anything nor leaves does not keep the server.
+    const idle = net.connect(files.socket)
+    idle.on("error", () => {})
     assert.deepStrictEqual(await ask(files, { _tag: "Stop" }), [{ _tag: "Done" }])
     assert.isTrue(await gone(pid), "the orchestrator has ended")
     assert.isTrue(await gone(server.pid!), "the server has exited")
     assert.isFalse(fs.existsSync(files.dir))
+    idle.destroy()
   })
 })
