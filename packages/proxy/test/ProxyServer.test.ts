@@ -129,7 +129,7 @@ describe("ProxyServer", () => {
     const status = (await ask(files, { _tag: "Status" }))[0]
     const pid = status?._tag === "Status" ? status.status.pid : 0
     // A client that never says anything nor leaves does not keep the server.
-    const idle = net.connect(files.socket)
+    const idle = net.connect({ path: files.socket, allowHalfOpen: true })
     idle.on("error", () => {})
     assert.deepStrictEqual(await ask(files, { _tag: "Stop" }), [{ _tag: "Done" }])
     assert.isTrue(await gone(pid), "the orchestrator has ended")
