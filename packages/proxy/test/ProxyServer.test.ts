@@ -17,6 +17,8 @@ import * as ProxyServer from "../src/ProxyServer.ts"
 const serve = path.join(import.meta.dirname, "..", "src", "serve.ts")
 const fake = path.join(import.meta.dirname, "fixtures", "fakeOrchestrator.mjs")
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-server-"))
+/** The servers the tests started: a server runs until told to stop, and the tests' ended runs are not. */
+const servers: Array<child.ChildProcess> = []
 
 /** A server for a fresh namespace directory, its orchestrator ticking `ticks` times (0: until interrupted). */
 const start = async (ticks: number) => {
@@ -31,6 +33,7 @@ const start = async (ticks: number) => {
   fs.writeFileSync(files.config, ProxyServer.encodeConfig(config))
   const server = child.spawn(process.execPath, [serve, files.dir], { detached: true, stdio: "ignore" })
   server.unref()
+  servers.push(server)
   for (let i = 0; i < 300 && !fs.existsSync(files.socket); i++) await new Promise((r) => setTimeout(r, 20))
   return { files, server }
 }
@@ -76,7 +79,10 @@ const gone = async (pid: number) => {
 }
 
 describe("ProxyServer", () => {
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
+  afterAll(() => {
+    for (const server of servers) if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL")
+    fs.rmSync(root, { recursive: true, force: true })
+  })
 
   live("the log resumes from any line's offset: neither a lost nor a repeated line", async () => {
     const { files } = await start(30)
