@@ -8,9 +8,9 @@
  *
  * - Deploy: the proxy machine is the inner backend's agent `<ns>-proxy` (`--localhost --proxy`: a local Docker
  *   container on a network of its own). Its record (`ProxyRecord`) is written once it answers. Then, over one ssh
- *   connection: the bundle (`Bundle`, skipped when the proxy has it), the workspace with the scenario's files,
- *   the namespace's key, the secrets (a 0600 file, sent on the channel's input, never on a command line), the
- *   server's configuration; then the server starts, detached (`ProxyServer`).
+ *   connection (`Shipping`): the bundle (`Bundle`, skipped when the proxy has it), the workspace with the
+ *   scenario's files, the namespace's key, the secrets (a 0600 file, sent on the channel's input, never on a
+ *   command line), the server's configuration; then the server starts, detached (`ProxyServer`).
  * - Reattach: a rerun of the same command that finds the record reaches the proxy (within 5 s) and shows the log
  *   from where this machine left it. A proxy that does not answer is a clear error pointing at `CLOUD clean up`.
  * - While attached: the log is shown as a local run shows its events; lines typed are sent to the run (Enter for
@@ -34,17 +34,14 @@ import {
 } from "@tezt-cloud/core"
 import { SshClient, SshTunnel } from "@tezt-cloud/ssh"
 import { Cause, Effect, Exit, FiberSet, Layer, Option, Schedule, Scope } from "effect"
-import * as child from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as readline from "node:readline"
-import * as Bundle from "./Bundle.ts"
 import * as Launch from "./Launch.ts"
 import * as ProxyClient from "./ProxyClient.ts"
 import * as Protocol from "./ProxyProtocol.ts"
 import * as ProxyRecord from "./ProxyRecord.ts"
-import * as ProxyServer from "./ProxyServer.ts"
+import * as Shipping from "./Shipping.ts"
 
 /** Why the command is being stopped: Ctrl+C tears the remote run down, anything else only detaches. */
 export type StopKind = "teardown" | "detach"
@@ -135,148 +132,6 @@ const sessionOf = (record: ProxyRecord.ProxyRecord, connection: SshClient.Connec
   }
 }
 
-/** Runs a shell line on the proxy; a non-zero exit is an error naming `what`. */
-const remote = (connection: SshClient.Connection, what: string, line: string, stdin?: AsyncIterable<Uint8Array>) =>
-  connection.run(line, stdin).pipe(
-    Effect.mapError(proxyError(`proxy: ${what}`)),
-    Effect.flatMap((r) =>
-      r.code === 0
-        ? Effect.succeed(r.stdout)
-        : Effect.fail(CloudError.service(`proxy: ${what}`, `exited with ${r.code}: ${r.stderr.trim()}`))
-    )
-  )
-
-const q = SshClient.quote
-
-async function* bytes(data: string) {
-  yield Buffer.from(data)
-}
-
-/** The bundle on the proxy: nothing to do when it has this version, else the cached tarball streamed there. */
-const shipBundle = (connection: SshClient.Connection, home: string) =>
-  Effect.gen(function*() {
-    const bundle = yield* Bundle.make()
-    const dir = Protocol.bundleDir(home, bundle.hash)
-    const present = yield* remote(connection, "bundle check", `test -f ${q(`${dir}/.complete`)} && echo yes || true`)
-    if (present.trim() === "yes") {
-      yield* Effect.logInfo(`proxy: the orchestrator is already there (${bundle.hash})`)
-      return dir
-    }
-    const tarball = yield* Bundle.tarball(bundle)
-    const size = fs.statSync(tarball).size
-    yield* Effect.logInfo(`proxy: shipping the orchestrator (${(size / 1e6).toFixed(1)} MB)`)
-    yield* remote(
-      connection,
-      "bundle upload",
-      `set -e; umask 077; d=${q(dir)}; p="$d.part.$$"; rm -rf "$p"; mkdir -p "$p"; tar -xzf - -C "$p"; ` +
-        `rm -rf "$d"; mv "$p" "$d"; touch "$d/.complete"; ` +
-        // Older bundles go: the namespaces' workspaces are hard-linked copies, which keep their files.
-        `for b in "$(dirname "$d")"/*; do [ "$b" = "$d" ] || case "$b" in *.part.*) ;; *) rm -rf "$b" ;; esac; done`,
-      fs.createReadStream(tarball)
-    )
-    return dir
-  })
-
-/** The namespace's files on the proxy: workspace (the bundle, hard-linked, and the scenario's files), key, secrets. */
-const shipRun = (session: Session, bundleDir: string, options: Options) =>
-  Effect.gen(function*() {
-    const { config } = options
-    const { connection, files } = session
-    const scenarios = yield* Bundle.scenarioFiles(options.scenarios)
-    yield* remote(
-      connection,
-      "namespace directory",
-      `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)}; ` +
-        `cp -al ${q(bundleDir)} ${q(files.workspace)}`
-    )
-    if (scenarios.files.length > 0) {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
-      yield* Effect.acquireUseRelease(
-        Effect.succeed(path.join(tmp, "scenarios.tar.gz")),
-        (tarball) =>
-          Bundle.pack(Bundle.repoRoot, scenarios.files, tarball).pipe(
-            Effect.andThen(remote(
-              connection,
-              "scenario files",
-              `tar -xzf - -C ${q(files.workspace)}`,
-              fs.createReadStream(tarball)
-            ))
-          ),
-        () => Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
-      )
-    }
-    // The namespace's key, where the orchestrator there looks for it (it reaches agents with it).
-    const key = config.sshPrivateKey ?? path.join(os.homedir(), ".ssh", `${config.namespace}-tf`)
-    if (fs.existsSync(key)) {
-      yield* remote(
-        connection,
-        "ssh key",
-        `set -e; umask 077; mkdir -p "$HOME/.ssh"; cat > "$HOME/.ssh/"${q(`${config.namespace}-tf`)}`,
-        bytes(fs.readFileSync(key, "utf8"))
-      )
-    }
-    yield* remote(
-      connection,
-      "secrets",
-      `umask 077; cat > ${q(files.secrets)}`,
-      bytes(JSON.stringify(Launch.secrets(config)))
-    )
-    const extra = Launch.fileOnly(options.run.input)
-    const configFile = Object.keys(extra).length === 0 ? undefined : path.posix.join(files.dir, "options.json")
-    if (configFile !== undefined) {
-      yield* remote(connection, "options", `umask 077; cat > ${q(configFile)}`, bytes(JSON.stringify(extra)))
-    }
-    const server: ProxyServer.Config = {
-      namespace: config.namespace,
-      node: path.posix.join(files.workspace, Bundle.nodePath),
-      argv: [
-        path.posix.join(files.workspace, "packages/cli/src/bin.mjs"),
-        ...Launch.args({ ...options.run, namespace: config.namespace }, files, configFile)
-      ],
-      cwd: files.workspace,
-      env: Launch.environment({
-        home: session.record.home,
-        namespace: config.namespace,
-        files,
-        scenarios: scenarios.modules
-      })
-    }
-    yield* remote(
-      connection,
-      "server configuration",
-      `umask 077; cat > ${q(files.config)}`,
-      bytes(ProxyServer.encodeConfig(server))
-    )
-  })
-
-/** Starts the server, detached from the session, and waits until it answers. */
-const startServer = (session: Session) =>
-  Effect.gen(function*() {
-    const { connection, files } = session
-    const node = path.posix.join(files.workspace, Bundle.nodePath)
-    const serve = path.posix.join(files.workspace, "packages/proxy/src/serve.ts")
-    yield* remote(
-      connection,
-      "server start",
-      `cd ${q(files.dir)} && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" LANG=C.UTF-8 ` +
-        `setsid -f ${q(node)} ${q(serve)} ${q(files.dir)} < /dev/null >> ${q(files.serverLog)} 2>&1`
-    )
-    yield* session.client.status.pipe(
-      Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 200 }),
-      Effect.catch((e) =>
-        remote(connection, "server log", `tail -n 20 ${q(files.serverLog)} 2>/dev/null || true`).pipe(
-          Effect.orElseSucceed(() => ""),
-          Effect.flatMap((log) =>
-            CloudError.service(
-              "proxy",
-              `its server did not start: ${e.message}${log.trim() === "" ? "" : `\n${log.trim()}`}`
-            )
-          )
-        )
-      )
-    )
-  })
-
 /**
  * Deploys the proxy machine with the inner backend, in `owned` (closed by the caller when the run ends); returns
  * its record, written once it answers.
@@ -313,7 +168,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     const ledger = yield* Ledger.Ledger
     const { backend, machine } = yield* deployMachine(options, owned)
     const connection = yield* connect({ namespace: config.namespace, backend, machine }, options, 4)
-    const home = (yield* remote(connection, "home", `printf %s "$HOME"`)).trim()
+    const home = (yield* Shipping.remote(connection, "home", `printf %s "$HOME"`)).trim()
     const record: ProxyRecord.ProxyRecord = {
       namespace: config.namespace,
       backend,
@@ -328,10 +183,11 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     yield* ProxyRecord.write(stateDir, record)
     ProxyRecord.writeOffset(stateDir, config.namespace, 0)
     const session = sessionOf(record, connection)
-    const bundleDir = yield* shipBundle(connection, home)
-    yield* shipRun(session, bundleDir, options)
+    const target = { connection, files: session.files, home }
+    const bundleDir = yield* Shipping.bundle(connection, home)
+    yield* Shipping.run(target, bundleDir, options)
     yield* ledger.acquire(ProxyRecord.ledgerResource(config.namespace))
-    yield* startServer(session)
+    yield* Shipping.startServer(target, session.client.status)
     yield* Effect.logInfo(`proxy: the run started on ${SshClient.label(connection.target)}`)
     return session
   })
@@ -461,32 +317,6 @@ const follow = (session: Session, options: { readonly stateDir: string; readonly
     )
   )
 
-/** Fetches the run's artifacts from the proxy into `dir`. */
-const fetchArtifacts = (session: Session, dir: string) =>
-  Effect.gen(function*() {
-    const { connection, files } = session
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-artifacts-"))
-    const tarball = path.join(tmp, "artifacts.tar.gz")
-    yield* Effect.ensuring(
-      Effect.gen(function*() {
-        const fd = fs.openSync(tarball, "w")
-        const exit = yield* connection.exec(
-          `test -d ${q(files.artifacts)} || exit 3; tar -czf - -C ${q(files.artifacts)} .`,
-          { onStdout: (chunk) => void fs.writeSync(fd, chunk), onStderr: () => {} }
-        ).pipe(Effect.ensuring(Effect.sync(() => fs.closeSync(fd))), Effect.mapError(proxyError("proxy: artifacts")))
-        if (exit.code === 3) return
-        if (exit.code !== 0) return yield* CloudError.service("proxy: artifacts", `tar exited with ${exit.code}`)
-        fs.mkdirSync(dir, { recursive: true })
-        const extracted = child.spawnSync("tar", ["-xzf", tarball, "-C", dir], { encoding: "utf8" })
-        if (extracted.status !== 0) {
-          return yield* CloudError.service("proxy: artifacts", `tar failed: ${extracted.stderr.trim()}`)
-        }
-        yield* Effect.logInfo(`proxy: the run's artifacts are in ${dir}`)
-      }),
-      Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
-    )
-  })
-
 /** Removes the proxy machine (by `owned`, the scope that made it, when this process did; else by its backend) and
  * the records. */
 const removeMachine = (options: Options, owned: Scope.Closeable | undefined) =>
@@ -523,7 +353,7 @@ export const finish = (
         )
       }
       const end = yield* follow(session, options)
-      yield* fetchArtifacts(session, record.artifactsDir).pipe(
+      yield* Shipping.artifacts({ ...session, home: record.home }, record.artifactsDir).pipe(
         Effect.catch((e) => Effect.logWarning(`proxy: the run's artifacts could not be fetched: ${e.message}`))
       )
       yield* session.client.stop.pipe(

@@ -12,6 +12,8 @@ if (dir === undefined) {
   process.stderr.write("usage: serve.ts DIR\n")
   process.exit(2)
 }
+// What it creates (its socket, the log) is its user's only, from the start: no moment of a wider mode.
+process.umask(0o077)
 // Detached from every terminal: a hang-up is not addressed to it.
 process.on("SIGHUP", () => {})
 // It exits once stopped, whatever connections are still open.

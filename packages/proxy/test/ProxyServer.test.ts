@@ -21,7 +21,7 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-server-"))
 const servers: Array<child.ChildProcess> = []
 
 /** A server for a fresh namespace directory, its orchestrator ticking `ticks` times (0: until interrupted). */
-const start = async (ticks: number) => {
+const start = (ticks: number) => {
   const files = Protocol.layoutOf(fs.mkdtempSync(path.join(root, "ns-")))
   const config: ProxyServer.Config = {
     namespace: "test",
@@ -34,7 +34,6 @@ const start = async (ticks: number) => {
   const server = child.spawn(process.execPath, [serve, files.dir], { detached: true, stdio: "ignore" })
   server.unref()
   servers.push(server)
-  for (let i = 0; i < 300 && !fs.existsSync(files.socket); i++) await new Promise((r) => setTimeout(r, 20))
   return { files, server }
 }
 
@@ -58,6 +57,17 @@ const ask = (
     socket.on("close", () => resolve(answers))
     socket.on("error", reject)
   })
+
+/** A server that answers (its socket may exist a moment before it accepts). */
+const ready = async (ticks: number) => {
+  const started = start(ticks)
+  for (let i = 0; i < 300; i++) {
+    const answer = await ask(started.files, { _tag: "Status" }).catch(() => [])
+    if (answer[0]?._tag === "Status") return started
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error(`the server did not answer; see ${started.files.serverLog}`)
+}
 
 const linesOf = (answers: ReadonlyArray<Protocol.Response>) =>
   answers.flatMap((a) => (a._tag === "Lines" ? a.lines : []))
@@ -85,7 +95,7 @@ describe("ProxyServer", () => {
   })
 
   live("the log resumes from any line's offset: neither a lost nor a repeated line", async () => {
-    const { files } = await start(30)
+    const { files } = await ready(30)
     const all = await ask(files, { _tag: "Logs", from: 0, follow: true })
     assert.deepStrictEqual(all.at(-1), { _tag: "End", exitCode: 0 })
     const full = linesOf(all)
@@ -104,7 +114,7 @@ describe("ProxyServer", () => {
   })
 
   live("a follower that leaves and comes back sees the rest of a run that went on without it", async () => {
-    const { files } = await start(0)
+    const { files } = await ready(0)
     const first = await ask(
       files,
       { _tag: "Logs", from: 0, follow: true },
@@ -129,7 +139,7 @@ describe("ProxyServer", () => {
   })
 
   live("Stop tears a running run down, answers once it has ended, then removes everything and exits", async () => {
-    const { files, server } = await start(0)
+    const { files, server } = await ready(0)
     assert.strictEqual(fs.statSync(files.socket).mode & 0o777, 0o600)
     assert.strictEqual(fs.statSync(files.log).mode & 0o777, 0o600)
     const status = (await ask(files, { _tag: "Status" }))[0]
