@@ -4,6 +4,7 @@
 export * as Agent from "./Agent.ts"
 export * as AgentConfig from "./AgentConfig.ts"
 export * as AgentsControl from "./AgentsControl.ts"
+export * as AtomicFile from "./AtomicFile.ts"
 export * as Cloud from "./Cloud.ts"
 export * as CloudConfig from "./CloudConfig.ts"
 export * as CloudError from "./CloudError.ts"
