@@ -3,7 +3,7 @@
  * in one run on the same hosts (real OpenSSH sshd instances on loopback ports, test/fixtures/SshHosts.ts):
  *
  *   - tezt-cloud agents exec -- CMD, warm: the real CLI against the control socket of a live run, which this
- *     process simulates: it serves `AgentsControl` with the runners `SshHost.reattach` opens on the deployment
+ *     process simulates: it serves `AgentsControl` with the runners `SshSandbox.reattach` opens on the deployment
  *     record it writes (what `--keep-alive` runs serve). Issue 7's target: ≥ 10× faster than ControlMaster and
  *     ≥ 100× faster than ansible.
  *   - tezt-cloud agents exec -- CMD, cold: the same CLI with no socket, so it loads, connects to every host and
@@ -25,7 +25,7 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { SshClient, SshHost, SshKeys } from "../packages/ssh/src/index.ts"
+import { SshClient, SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/index.ts"
 import * as SshHosts from "../test/fixtures/SshHosts.ts"
 
 const sizes = (process.env.BENCH_SIZES ?? "1,16,64").split(",").map(Number)
@@ -156,7 +156,9 @@ const main = async () => {
           CloudConfig.resolve({ tezt_cloud: namespace, localhost: true }, {}, {})
         )
         results["tezt-cloud agents exec (warm)"] = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-          const runners = yield* SshHost.reattach(descriptors, config, stateDir).pipe(
+          const runners = yield* SshSandbox.reattach(descriptors, SshHost.settings(config, stateDir), {
+            oneCommandEach: false
+          }).pipe(
             Effect.provide(RunEvents.RunEvents.layerNoop)
           )
           yield* AgentsControl.serve(AgentsControl.socketFile(Ledger.ledgerFile(stateDir, namespace)), runners)

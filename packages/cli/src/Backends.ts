@@ -1,88 +1,148 @@
 /**
- * The one place a backend is chosen (ARCHITECTURE.md "Backend selection"): the resolved mode and
- * `--agent-runtime` map to a `Deployment` layer. Also the backends' clean-up entry points.
+ * The list of backends this build has, and the only module of the CLI that names them. Each entry is an id and a
+ * `load()` of the package's `Backend` value, so that a command needing one backend (`agents exec` on local
+ * sandboxes) loads only that one. Everything the CLI does with backends goes through here: choosing the run's
+ * (`select`), `CLOUD clean up` (`cleanUp`), the second Ctrl+C (`forceKill`), `agents exec|copy` (`reattach`) and
+ * the `CLOUD` jobs they contribute (`jobs`).
+ *
+ * **Details**
+ *
+ * Order matters for `select`: the first backend that takes the run gets it. Docker comes before process
+ * sandboxes, so that `--localhost` uses containers when an engine answers and falls back to processes otherwise.
  */
-import { CloudConfig, CloudError, type Deployment, type Ledger, type RunEvents } from "@tezt-cloud/core"
-import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
-import { Localhost } from "@tezt-cloud/localhost"
-import { SshHost } from "@tezt-cloud/ssh"
-import { Effect, Layer } from "effect"
-import type { ChildProcessSpawner } from "effect/process"
+import {
+  type Agent,
+  type Backend,
+  CloudConfig,
+  CloudError,
+  type Deployment,
+  type Runner,
+  type Scenario
+} from "@tezt-cloud/core"
+import { Effect, type Layer } from "effect"
+
+export interface Entry {
+  readonly id: string
+  readonly load: () => Promise<Backend.Backend>
+}
+
+/** Every backend of this build, in the order `select` asks them. */
+export const entries: ReadonlyArray<Entry> = [
+  { id: "docker", load: () => import("@tezt-cloud/docker").then((m) => m.DockerAgents.backend) },
+  { id: "localhost", load: () => import("@tezt-cloud/localhost").then((m) => m.Localhost.backend) },
+  { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) }
+]
+
+/** The backend of an entry, loaded. */
+const loadEntry = (entry: Entry) =>
+  Effect.tryPromise({
+    try: entry.load,
+    catch: (e) => CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`)
+  })
+
+/** The backend called `id` (the `backend` field of its agents' descriptors). */
+export const load = (id: string): Effect.Effect<Backend.Backend, CloudError.CloudError> => {
+  const entry = entries.find((e) => e.id === id)
+  return entry === undefined
+    ? Effect.fail(CloudError.notAvailable(`backend ${id}`, "this build has no such backend"))
+    : loadEntry(entry)
+}
+
+/** Every backend, loaded, in the list's order. */
+export const all: Effect.Effect<ReadonlyArray<Backend.Backend>, CloudError.CloudError> = Effect.forEach(
+  entries,
+  loadEntry,
+  { concurrency: "unbounded" }
+)
 
 export interface Selected {
   /** What the user is told: which backend and why. */
   readonly description: string
-  readonly layer: Layer.Layer<
-    Deployment.Deployment,
-    never,
-    Ledger.Ledger | RunEvents.RunEvents | ChildProcessSpawner.ChildProcessSpawner
-  >
+  readonly layer: Layer.Layer<Deployment.Deployment, never, Backend.Services>
 }
 
-/** The deployment layer for a resolved configuration. */
-export const select = (
-  config: CloudConfig.CloudConfig,
-  options: { readonly stateDir: string; readonly artifactsDir: string }
-): Effect.Effect<Selected, CloudError.CloudError> => {
-  switch (config.mode) {
-    case "localhost":
-      return localhost(config, options)
-    case "ssh-host":
-      return Effect.succeed({
-        description: `process sandboxes on ${config.sshHost!.user}@${config.sshHost!.host}:${
-          config.sshHost!.port
-        } over ssh`,
-        layer: SshHost.layer({ stateDir: options.stateDir, config, artifactsDir: options.artifactsDir })
-      })
-    default:
-      return CloudConfig.checkAvailable(config).pipe(
-        Effect.andThen(Effect.fail(CloudError.notAvailable(`mode ${config.mode}`, "run with --localhost")))
-      )
-  }
-}
-
-/**
- * `--localhost`: Docker containers when an engine answers (or `--agent-runtime docker` insists), process
- * sandboxes otherwise (or with `--agent-runtime process`), saying which and why.
- */
-const localhost = Effect.fnUntraced(function*(
+/** The backend that runs the agents of `config`: the first of the list that takes it. */
+export const select = Effect.fn("Backends.select")(function*(
   config: CloudConfig.CloudConfig,
   options: { readonly stateDir: string; readonly artifactsDir: string }
 ) {
-  const processes = (why: string): Selected => ({
-    description: `local process sandboxes (${why})`,
-    layer: Localhost.layer({ stateDir: options.stateDir, config, artifactsDir: options.artifactsDir })
-  })
-  if (config.agentRuntime === "process") return processes("--agent-runtime process")
-  const engine = DockerClient.engineOptions()
-  const where = DockerClient.engineLabel(engine)
-  if (!(yield* DockerClient.probe(engine))) {
-    if (config.agentRuntime === "auto") return processes(`no Docker engine answers at ${where}`)
-    return yield* CloudError.config(
-      "--agent-runtime docker",
-      `no Docker engine answers at ${where}: start dockerd (or point DOCKER_HOST at one; see README "Docker"), ` +
-        `or use --agent-runtime process`
-    )
+  const passed: Array<string> = []
+  const reasons: Array<string> = []
+  for (const backend of yield* all) {
+    const choice = yield* backend.select(config, { ...options, passed })
+    if (choice._tag === "Take") return { description: choice.description, layer: choice.layer } satisfies Selected
+    passed.push(choice.why)
+    reasons.push(`${backend.id}: ${choice.why}`)
   }
-  return {
-    description: `Docker containers on ${where} (${
-      config.agentRuntime === "docker"
-        ? "--agent-runtime docker"
-        : "an engine answers; --agent-runtime process for processes"
-    })`,
-    layer: DockerAgents.layer({ stateDir: options.stateDir, config, artifactsDir: options.artifactsDir }).pipe(
-      Layer.provide(DockerClient.layer(engine))
-    )
-  } satisfies Selected
+  // What no backend of this build runs: the options' own refusal when there is one.
+  yield* CloudConfig.checkAvailable(config)
+  return yield* CloudError.notAvailable(`backend ${config.backend._tag}`, `no backend runs it (${reasons.join("; ")})`)
 })
 
-/** Removes what killed runs of the namespace left, on every backend that can leave something. */
+/** What `cleanUp` did: each backend's lines, and the backends whose clean-up failed. */
+export interface CleanUpReport {
+  readonly done: ReadonlyArray<{ readonly backend: string; readonly lines: ReadonlyArray<string> }>
+  readonly failed: ReadonlyArray<{ readonly backend: string; readonly error: CloudError.CloudError }>
+}
+
+/**
+ * Removes what killed runs of the namespace left, on every backend: each one's clean-up runs whatever the
+ * others did, and each failure is reported, not thrown.
+ */
 export const cleanUp = Effect.fn("Backends.cleanUp")(function*(stateDir: string, config: CloudConfig.CloudConfig) {
-  const local = yield* Localhost.cleanUp(stateDir, config.namespace)
-  const remote = yield* SshHost.cleanUp(stateDir, config)
-  const docker = yield* DockerAgents.cleanUp(config.namespace).pipe(Effect.provide(DockerClient.layer()))
-  return { ...local, hosts: remote, docker }
+  const results = yield* Effect.forEach(entries, (entry) =>
+    loadEntry(entry).pipe(
+      Effect.flatMap((backend) => backend.cleanUp({ stateDir, config })),
+      Effect.result,
+      Effect.map((result) => ({ backend: entry.id, result }))
+    ))
+  return {
+    done: results.flatMap(({ backend, result }) =>
+      result._tag === "Success" ? [{ backend, lines: result.success }] : []
+    ),
+    failed: results.flatMap(({ backend, result }) =>
+      result._tag === "Failure" ? [{ backend, error: result.failure }] : []
+    )
+  } satisfies CleanUpReport
 })
 
-/** Last resort of a second Ctrl+C: kill the namespace's processes now. */
-export const forceKillSync = (namespace: string) => Localhost.forceKillSync(namespace)
+/**
+ * The second Ctrl+C's last resort with `backends` (from `all`): every backend kills what it runs for the
+ * namespace, at once; returns how many things were killed.
+ */
+export const forceKill = (backends: ReadonlyArray<Backend.Backend>, namespace: string): number =>
+  backends.reduce((killed, backend) => {
+    try {
+      return killed + backend.forceKill(namespace)
+    } catch {
+      // A last resort must not stop the next one.
+      return killed
+    }
+  }, 0)
+
+/**
+ * Runners for the agents of a live run, in the order of `descriptors`, owned by the current scope. Only the
+ * backends the descriptors name are loaded: the Docker client and ssh2 cost tenths of a second of start-up that a
+ * fan-out on local sandboxes has no use for.
+ */
+export const reattach = Effect.fn("Backends.reattach")(function*(
+  descriptors: ReadonlyArray<Agent.Descriptor>,
+  options: Backend.ReattachOptions
+) {
+  const byBackend = Map.groupBy(descriptors, (d) => d.backend)
+  const runners = new Map<string, Runner.Runner>()
+  for (const [id, group] of byBackend) {
+    const backend = yield* load(id)
+    for (const [name, runner] of yield* backend.reattach(group, options)) runners.set(name, runner)
+  }
+  return yield* Effect.forEach(descriptors, (d) => {
+    const runner = runners.get(String(d.agent))
+    return runner === undefined
+      ? Effect.fail(CloudError.deploy(String(d.agent), `backend ${d.backend} gave no runner for this agent`))
+      : Effect.succeed([String(d.agent), runner] as const)
+  })
+})
+
+/** The `CLOUD` jobs every backend contributes. */
+export const jobs = (stateDir: string): Effect.Effect<ReadonlyArray<Scenario.Scenario>, CloudError.CloudError> =>
+  Effect.map(all, (backends) => backends.flatMap((backend) => backend.jobs({ stateDir })))

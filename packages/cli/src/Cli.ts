@@ -174,13 +174,17 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
     )
   }).pipe(Command.withDescription(group.description))
 
-/** The whole command tree for the built-in groups plus `extra` ones. */
-export const command = (stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
+/** The whole command tree for the built-in groups, the backends' `CLOUD` `jobs`, and `extra` groups. */
+export const command = (
+  stateDir: string,
+  extra: ReadonlyArray<Scenario.Group> = [],
+  jobs: ReadonlyArray<Scenario.Scenario> = []
+) =>
   Command.make("tezt-cloud").pipe(
     Command.withDescription(Root.description),
     Command.withSubcommands([
       groupCommand(Basic.group, stateDir),
-      groupCommand(CloudCommands.group(stateDir), stateDir),
+      groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
       ...extra.map((g) => groupCommand(g, stateDir))
     ])
@@ -188,4 +192,7 @@ export const command = (stateDir: string, extra: ReadonlyArray<Scenario.Group> =
 
 /** Runs the CLI on `argv` (without the node and script paths). */
 export const run = (argv: ReadonlyArray<string>, stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
-  Command.runWith(command(stateDir, extra), { version })(argv).pipe(Effect.provide(Root.presenter))
+  Backends.jobs(stateDir).pipe(
+    Effect.flatMap((jobs) => Command.runWith(command(stateDir, extra, jobs), { version })(argv)),
+    Effect.provide(Root.presenter)
+  )

@@ -28,12 +28,17 @@ const command = Effect.gen(function*() {
 })
 
 /**
- * The last resort of a second signal, per namespace with a run in progress: today the backends' synchronous kill
- * of the namespace's local processes (loaded only when a run is in progress).
+ * The last resort of a second signal, per namespace with a run in progress: every backend of the registry kills
+ * what it runs for the namespace (local processes, containers by label…), loaded only when it is needed.
  */
 const lastResort = (namespace: string) =>
   Effect.promise(() => import("./Backends.ts")).pipe(
-    Effect.map((Backends): Shutdown.LastResort => ({ killed: Backends.forceKillSync(namespace), left: 0 }))
+    Effect.flatMap((Backends) =>
+      Backends.all.pipe(
+        Effect.orElseSucceed(() => []),
+        Effect.map((backends): Shutdown.LastResort => ({ killed: Backends.forceKill(backends, namespace), left: 0 }))
+      )
+    )
   )
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "es"}`

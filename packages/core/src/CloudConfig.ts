@@ -449,13 +449,45 @@ export interface CliOnly {
   readonly slackBotToken?: string | undefined
 }
 
-export type AgentRuntime = "auto" | "process" | "docker"
+/** `--agent-runtime`: with `--localhost`, containers when an engine answers, or always processes, or containers. */
+export const AgentRuntime = Schema.Literals(["auto", "process", "docker"])
+export type AgentRuntime = typeof AgentRuntime.Type
+
+/** A summary of the backend choice, in Tezt cloud's words (the monitoring cascade and messages use it). */
 export type Mode = "localhost" | "cloud" | "host" | "orchestrator" | "ssh-host"
 
-export interface SshHost {
-  readonly user: string
-  readonly host: string
-  readonly port: number
+/** `--ssh-host [user@]host[:port]`, resolved. */
+export const SshHost = Schema.Struct({ user: Schema.String, host: Schema.String, port: Schema.Number })
+export type SshHost = typeof SshHost.Type
+
+const Localhost = Schema.TaggedStruct("Localhost", { runtime: AgentRuntime })
+const Gcp = Schema.TaggedStruct("Gcp", {})
+
+/**
+ * The backend a run asks for: the one place where `--localhost`, `--agent-runtime`, `--ssh-host` and `--proxy`
+ * meet. What a backend needs of its choice (an ssh host's target, a local runtime) is in its case only.
+ */
+export const BackendChoice = Schema.Union([
+  Localhost,
+  Schema.TaggedStruct("SshHost", { target: SshHost }),
+  Gcp,
+  /** `--proxy`: the orchestrator itself runs on a remote VM, which drives the `inner` backend. */
+  Schema.TaggedStruct("Proxy", { inner: Schema.Union([Localhost, Gcp]) })
+])
+export type BackendChoice = typeof BackendChoice.Type
+
+/** The mode of a backend choice. */
+export const modeOf = (backend: BackendChoice): Mode => {
+  switch (backend._tag) {
+    case "Localhost":
+      return "localhost"
+    case "SshHost":
+      return "ssh-host"
+    case "Gcp":
+      return "cloud"
+    case "Proxy":
+      return backend.inner._tag === "Localhost" ? "orchestrator" : "host"
+  }
 }
 
 export interface Range {
@@ -466,10 +498,12 @@ export interface Range {
 /** The effective configuration of a run. Secrets are kept out of `toJson`. */
 export interface CloudConfig {
   readonly namespace: string
+  /** Which backend runs the agents, with what it alone needs. */
+  readonly backend: BackendChoice
+  /** `modeOf(backend)`. */
   readonly mode: Mode
+  /** `--localhost` as given (also with `--proxy`). */
   readonly localhost: boolean
-  readonly agentRuntime: AgentRuntime
-  readonly sshHost: SshHost | undefined
   readonly sshPrivateKey: string | undefined
   readonly insecureHostKeys: boolean
   readonly sshMaxChannels: number
@@ -685,14 +719,15 @@ export const resolve = (
         `cannot be combined with --${proxy ? "proxy" : "localhost"}: choose one backend`
       )
     }
-    const sshHost = sshHostText === undefined ? undefined : yield* parseSshHost(sshHostText, env.USER ?? "root")
-    const mode: Mode = sshHost !== undefined
-      ? "ssh-host"
+    const local = { _tag: "Localhost", runtime: get<AgentRuntime>("agent_runtime") ?? "auto" } as const
+    const backend: BackendChoice = sshHostText !== undefined
+      ? { _tag: "SshHost", target: yield* parseSshHost(sshHostText, env.USER ?? "root") }
       : proxy
-      ? localhost ? "orchestrator" : "host"
+      ? { _tag: "Proxy", inner: localhost ? local : { _tag: "Gcp" } }
       : localhost
-      ? "localhost"
-      : "cloud"
+      ? local
+      : { _tag: "Gcp" }
+    const mode = modeOf(backend)
 
     const macosx = bool("macosx", false)
     const os = get<Os>("os") ?? "cos"
@@ -736,10 +771,9 @@ export const resolve = (
     const artifactsDir = get<string>("artifacts_dir")
     return {
       namespace,
+      backend,
       mode,
       localhost,
-      agentRuntime: get<AgentRuntime>("agent_runtime") ?? "auto",
-      sshHost,
       sshPrivateKey: cliOnly.sshPrivateKey,
       insecureHostKeys: bool("insecure_host_keys", false),
       sshMaxChannels: yield* int("ssh_max_channels", "ssh-max-channels", 8, 1, 64),
@@ -800,6 +834,12 @@ export const resolve = (
 
 const nonEmpty = (s: string | undefined): string | undefined => s === undefined || s === "" ? undefined : s
 
+/** The local runtime a backend choice asks for, if it runs agents on this machine. */
+export const runtimeOf = (backend: BackendChoice): AgentRuntime | undefined =>
+  backend._tag === "Localhost" ? backend.runtime : backend._tag === "Proxy" && backend.inner._tag === "Localhost"
+    ? backend.inner.runtime
+    : undefined
+
 /**
  * The effective configuration as a config file would hold it (snake_case keys), secrets removed. Written to
  * `<artifacts-dir>/configuration.json`; feeding it back with `--config-file` reproduces the run.
@@ -808,8 +848,10 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
   const json: Record<string, unknown> = {
     tezt_cloud: config.namespace,
     localhost: config.localhost,
-    agent_runtime: config.agentRuntime,
-    ssh_host: config.sshHost && `${config.sshHost.user}@${config.sshHost.host}:${config.sshHost.port}`,
+    agent_runtime: runtimeOf(config.backend) ?? "auto",
+    ssh_host: config.backend._tag === "SshHost"
+      ? `${config.backend.target.user}@${config.backend.target.host}:${config.backend.target.port}`
+      : undefined,
     insecure_host_keys: config.insecureHostKeys,
     ssh_max_channels: config.sshMaxChannels,
     proxy: config.proxy,
@@ -870,15 +912,15 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
  */
 export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudError.CloudError> => {
   const missing: Array<readonly [string, string]> = []
-  if (config.mode === "cloud") missing.push(["GCP agents (the default mode)", "run with --localhost"])
-  if (config.mode === "host" || config.mode === "orchestrator") missing.push(["--proxy", "run with --localhost"])
+  if (config.backend._tag === "Gcp") missing.push(["GCP agents (the default mode)", "run with --localhost"])
+  if (config.backend._tag === "Proxy") missing.push(["--proxy", "run with --localhost"])
   // Causes before consequences of the §7.20 cascade (alert handlers → Prometheus → website…), so the option
   // named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
-    [config.faketime !== undefined && config.mode !== "ssh-host", "--faketime"],
+    [config.faketime !== undefined && config.backend._tag !== "SshHost", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"],
     [config.dnsDomains.length > 0, "--dns-domain"]

@@ -1,6 +1,7 @@
 /**
  * The backend contract: turn agent configurations into ready agents, owned by the caller's scope. When the scope
- * closes, the agents are destroyed (or kept, per the backend's policy). Each backend provides a layer of it.
+ * closes, the agents are destroyed (or kept, per the backend's policy). Each backend provides a layer of it, made
+ * with the provisioning loop (`Provision.make`).
  */
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { Agent } from "./Agent.ts"

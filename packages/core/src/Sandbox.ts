@@ -13,8 +13,6 @@
  */
 import * as path from "node:path"
 import type { Descriptor } from "./Agent.ts"
-import type { AgentConfig } from "./AgentConfig.ts"
-import type { CloudConfig } from "./CloudConfig.ts"
 
 export interface Sandbox {
   /** The agent's name. */
@@ -31,20 +29,10 @@ export interface Sandbox {
   readonly portStart: number
 }
 
-/** Agent names that can name a directory: one path segment. */
-export const safeName = /^(?!\.{1,2}$)[A-Za-z0-9._-]+$/
-
-/** The first port of agent `index`'s range. */
-export const portStart = (config: CloudConfig, index: number) => config.vmBasePort + index * config.portsPerVm
-
-export const make = (config: CloudConfig, agent: AgentConfig, index: number, home: string): Sandbox => ({
-  name: agent.name,
-  home,
-  marker: `${config.namespace}/${agent.name}`,
-  namespace: config.namespace,
-  binariesPath: agent.binariesPath,
-  checkFileConsistency: config.checkFileConsistency,
-  portStart: portStart(config, index)
+/** A sandbox from its fields; the marker is `<ns>/<agent>`. */
+export const make = (fields: Omit<Sandbox, "marker">): Sandbox => ({
+  ...fields,
+  marker: `${fields.namespace}/${fields.name}`
 })
 
 /** Where an agent path is inside the sandbox: an absolute one under `fs/`, a relative one under its home. */

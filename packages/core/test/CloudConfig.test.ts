@@ -27,10 +27,9 @@ const fileRejected = (text: string) => Effect.map(Effect.flip(CloudConfig.decode
 
 const cloudDefaults: CloudConfig.CloudConfig = {
   namespace: "ns",
+  backend: { _tag: "Gcp" },
   mode: "cloud",
   localhost: false,
-  agentRuntime: "auto",
-  sshHost: undefined,
   sshPrivateKey: undefined,
   insecureHostKeys: false,
   sshMaxChannels: 8,
@@ -96,6 +95,7 @@ describe("CloudConfig: defaults", () => {
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* resolve({ localhost: true }), {
         ...cloudDefaults,
+        backend: { _tag: "Localhost", runtime: "auto" },
         mode: "localhost",
         localhost: true,
         grafana: false,
@@ -459,21 +459,34 @@ describe("CloudConfig: validation", () => {
 
   it.effect("ssh host: user defaults to $USER (else root), port to 22", () =>
     Effect.gen(function*() {
-      assert.deepStrictEqual((yield* resolve({ ssh_host: "h" }, {}, { TEZT_CLOUD: "ns", USER: "bob" })).sshHost, {
-        user: "bob",
-        host: "h",
-        port: 22
+      const target = (input: CloudConfig.Input, environment = env) =>
+        Effect.map(resolve(input, {}, environment), (c) => c.backend)
+      assert.deepStrictEqual(yield* target({ ssh_host: "h" }, { TEZT_CLOUD: "ns", USER: "bob" }), {
+        _tag: "SshHost",
+        target: { user: "bob", host: "h", port: 22 }
       })
-      assert.deepStrictEqual((yield* resolve({ ssh_host: "10.0.0.1" })).sshHost, {
-        user: "root",
-        host: "10.0.0.1",
-        port: 22
+      assert.deepStrictEqual(yield* target({ ssh_host: "10.0.0.1" }), {
+        _tag: "SshHost",
+        target: { user: "root", host: "10.0.0.1", port: 22 }
       })
-      assert.deepStrictEqual((yield* resolve({ ssh_host: "al@h.org:2200" })).sshHost, {
-        user: "al",
-        host: "h.org",
-        port: 2200
+      assert.deepStrictEqual(yield* target({ ssh_host: "al@h.org:2200" }), {
+        _tag: "SshHost",
+        target: { user: "al", host: "h.org", port: 2200 }
       })
+    }))
+
+  it.effect.each<{ readonly input: CloudConfig.Input; readonly backend: CloudConfig.BackendChoice }>([
+    { input: {}, backend: { _tag: "Gcp" } },
+    { input: { localhost: true }, backend: { _tag: "Localhost", runtime: "auto" } },
+    { input: { localhost: true, agent_runtime: "docker" }, backend: { _tag: "Localhost", runtime: "docker" } },
+    { input: { proxy: true }, backend: { _tag: "Proxy", inner: { _tag: "Gcp" } } },
+    {
+      input: { proxy: true, localhost: true, agent_runtime: "process" },
+      backend: { _tag: "Proxy", inner: { _tag: "Localhost", runtime: "process" } }
+    }
+  ])("backend choice of $input", ({ backend, input }) =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual((yield* resolve(input)).backend, backend)
     }))
 
   it.effect.each([

@@ -1,8 +1,7 @@
 /**
- * The `--localhost` Docker runtime (reference §1.5 "Localhost"): each agent is a local container
- * `teztcloud-<ns>-<agent>` of the run's image, whose entrypoint is sshd on the agent's first port
- * (`vm-base-port + i * ports-per-vm`); the agent is then reached over ssh like any other host, with the ssh
- * transport's runner.
+ * The `--localhost` Docker runtime: each agent is a local container `teztcloud-<ns>-<agent>` of the run's image,
+ * whose entrypoint is sshd on the agent's first port (`vm-base-port + i * ports-per-vm`); the agent is then a
+ * sandbox reached over ssh (`SshSandbox`), like any other machine.
  *
  * **Details**
  *
@@ -17,31 +16,40 @@
  *   namespaces `a` and `ab` never touch each other's containers).
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import {
-  Agent,
-  AgentConfig,
-  CloudConfig,
-  CloudError,
-  Deployment,
-  Ledger,
-  RunEvents,
-  Sandbox,
-  Teardown
-} from "@tezt-cloud/core"
-import { SshClient, SshHost, SshKeys, SshRunner } from "@tezt-cloud/ssh"
-import { Effect, Layer, Schedule } from "effect"
-import * as path from "node:path"
+import { Backend, type CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
+import { Data, Effect, Layer, Schedule, Schema } from "effect"
+import * as Engine from "./DockerClient.ts"
 import { DockerClient, namespaceLabel, type RunSpec } from "./DockerClient.ts"
 import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
+import * as DockerJobs from "./DockerJobs.ts"
 
-/** The ssh-host backend's options (the agents are reached the same way), plus the container's own. */
-export interface Options extends SshHost.Options {
+/** What this backend reads of the run's configuration. */
+export const Config = Schema.Struct({
+  ...SshSandbox.Config.fields,
+  dockerHostNetwork: Schema.Boolean,
+  macosx: Schema.Boolean
+})
+export type Config = typeof Config.Type
+
+export interface Options {
+  readonly stateDir: string
+  readonly config: Config
+  /** The run's artifacts dir; each agent gets `<artifactsDir>/<agent>`. */
+  readonly artifactsDir: string
+  /** Where `~/.ssh/<ns>-tf` lives (the user's home by default). */
+  readonly keyHome?: string | undefined
+  /** Seconds a killed process tree gets between SIGTERM and SIGKILL. */
+  readonly graceSeconds?: number | undefined
   /** Where `<alias>.Dockerfile`s are (`dockerfiles/` by default). */
   readonly dockerfilesDir?: string | undefined
   /** How long a container may take to have sshd answer (default 60 s). */
   readonly readySeconds?: number | undefined
 }
+
+/** The backend's name in the CLI's list, and in its agents' descriptors. */
+const backendId = "docker"
 
 /** The ledger kinds this runtime records. */
 export const kinds: ReadonlyArray<string> = ["docker-container", "docker-network", "docker-image"]
@@ -52,12 +60,36 @@ export const containerName = (namespace: string, agent: string) => `teztcloud-${
 /** The dedicated network of a run (without `--docker-host-network`). */
 export const networkName = (namespace: string) => `${namespace}-net`
 
-class PortTaken {
-  readonly message = "port taken"
+/** How the containers are reached: the namespace's key, any host key (the run made them), the channel limit. */
+export const settings = (
+  config: Pick<Config, "namespace" | "sshMaxChannels" | "faketime">,
+  graceSeconds = 3
+): SshSandbox.Settings => ({
+  namespace: config.namespace,
+  hostKeys: { _tag: "Insecure" },
+  maxChannels: config.sshMaxChannels,
+  faketime: config.faketime,
+  graceSeconds
+})
+
+/** The container's sshd says its IPv4 port is taken (by some other socket of this machine). */
+class PortTaken extends Data.TaggedError("PortTaken")<{ readonly port: number }> {
+  override get message() {
+    return `port ${this.port} stays taken on this machine: choose another --vm-base-port (one below Linux's ` +
+      `ephemeral range, /proc/sys/net/ipv4/ip_local_port_range, is never a connection's)`
+  }
+}
+
+/** The container's sshd did not say it listens in time. */
+class SshdTimeout extends Data.TaggedError("SshdTimeout")<{ readonly seconds: number }> {
+  override get message() {
+    return `sshd did not start within ${this.seconds} s`
+  }
 }
 
 /**
- * Follows the container's output until sshd listens on IPv4 (true) or says its IPv4 port is taken (false).
+ * Follows the container's output until sshd listens on IPv4; fails with `PortTaken` when it says its IPv4 port is
+ * taken.
  */
 const sshdUp = (container: string, port: number, seconds: number) =>
   Effect.gen(function*() {
@@ -66,42 +98,29 @@ const sshdUp = (container: string, port: number, seconds: number) =>
       container,
       new RegExp(`Server listening on 0\\.0\\.0\\.0 port ${port}|Bind to port ${port} on 0\\.0\\.0\\.0 failed`)
     )
-    return !line.startsWith("Bind")
+    if (line.startsWith("Bind")) return yield* new PortTaken({ port })
   }).pipe(
-    Effect.timeoutOrElse({
-      duration: `${seconds} seconds`,
-      orElse: () => Effect.fail({ message: "sshd did not start in time" })
-    })
+    Effect.timeoutOrElse({ duration: `${seconds} seconds`, orElse: () => Effect.fail(new SshdTimeout({ seconds })) })
   )
 
 /** The pid file the container's sshd writes: it tells, over ssh, which container answered. */
 const pidFile = (container: string) => `/run/${container}.sshd.pid`
 
 /** Where an agent's sandbox lives inside its container. */
-export const homeIn = (namespace: string, agent: string) => path.posix.join("/tmp/tezt-cloud", namespace, agent)
+export const homeIn = (namespace: string, agent: string) => `/tmp/tezt-cloud/${namespace}/${agent}`
 
-const toCloud = (agent: string) => (e: DockerError.DockerError | { readonly message: string }) =>
-  CloudError.deploy(agent, e.message)
-
-/** The ssh connection options for containers: the namespace's key, any host key, the channel limit. */
-const connectionOptions = (config: CloudConfig.CloudConfig, privateKey: string) => ({
-  privateKey,
-  hostKeys: { _tag: "Insecure" as const },
-  maxChannels: config.sshMaxChannels
-})
+const toCloud = (agent: string) => (e: DockerError.DockerError) => CloudError.deploy(agent, e.message)
 
 export const layer = (options: Options) =>
-  Layer.effect(
-    Deployment.Deployment,
+  Provision.layer(options, ({ events, ledger }) =>
     Effect.gen(function*() {
-      const ledger = yield* Ledger.Ledger
-      const events = yield* RunEvents.RunEvents
       const docker = yield* DockerClient
       const { config } = options
       const ns = config.namespace
-      const graceSeconds = options.graceSeconds ?? 3
+      const reaching = settings(config, options.graceSeconds)
       const labels = { [namespaceLabel]: ns }
       const hostNetwork = config.dockerHostNetwork
+      const network = hostNetwork ? "host" : networkName(ns)
 
       const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
         effect.pipe(
@@ -110,174 +129,131 @@ export const layer = (options: Options) =>
           Effect.provideService(DockerClient, docker)
         )
 
-      return Deployment.Deployment.of({
-        backend: `localhost/docker (${hostNetwork ? "host network" : networkName(ns)})`,
-        deploy: Effect.fn("DockerAgents.deploy")(function*(configs: ReadonlyArray<AgentConfig.AgentConfig>) {
-          for (const c of configs) {
-            // A container name must also start with a letter or digit.
-            if (!Sandbox.safeName.test(c.name) || !/^[A-Za-z0-9]/.test(c.name)) {
-              return yield* CloudError.deploy(
-                c.name,
-                "an agent name must be letters, digits, '.', '_' or '-', starting with a letter or digit"
+      /** An agent's container; `images` are the agents' images, in their order. */
+      const spec = (images: ReadonlyArray<string>, slot: Provision.Slot): RunSpec => ({
+        name: containerName(ns, slot.name),
+        image: images[slot.index] ?? "",
+        cmd: ["-D", "-p", String(slot.ports.start), "-e", "-o", `PidFile=${pidFile(containerName(ns, slot.name))}`],
+        labels: { ...labels, "tezt-cloud.agent": slot.name },
+        network,
+        publish: config.macosx ? slot.ports : undefined,
+        capAdd: ["NET_ADMIN"]
+      })
+
+      /** Waits for the container's sshd, starting the container again while its port is taken. */
+      const sshdReady = (images: ReadonlyArray<string>, slot: Provision.Slot) => {
+        const container = containerName(ns, slot.name)
+        return sshdUp(container, slot.ports.start, options.readySeconds ?? 60).pipe(
+          // On the host network the port may be held for a moment by some socket of this machine (ports 30000+
+          // are in Linux's ephemeral range): the container is started again, a few times.
+          Effect.tapError((e) =>
+            e._tag === "PortTaken"
+              ? docker.remove(container).pipe(Effect.andThen(docker.run(spec(images, slot))))
+              : Effect.void
+          ),
+          Effect.retry({
+            times: 6,
+            while: (e) => e._tag === "PortTaken",
+            schedule: Schedule.exponential("100 millis")
+          }),
+          Effect.catch((e) =>
+            docker.logs(container).pipe(
+              Effect.orElseSucceed(() => ""),
+              Effect.flatMap((output) =>
+                CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`)
               )
+            )
+          ),
+          Effect.provideService(DockerClient, docker)
+        )
+      }
+
+      return Provision.provisioner({
+        backend: `localhost/docker (${hostNetwork ? "host network" : network})`,
+        prepare: (configs) =>
+          Effect.gen(function*() {
+            for (const c of configs) {
+              if (c.dockerImage._tag === "OctezRelease") {
+                return yield* CloudError.notAvailable(
+                  "Octez release images with the Docker runtime",
+                  "use a Dockerfile alias, or --agent-runtime process"
+                )
+              }
             }
-            if (c.dockerImage._tag === "OctezRelease") {
-              return yield* CloudError.notAvailable(
-                "Octez release images with the Docker runtime",
-                "use a Dockerfile alias, or --agent-runtime process"
-              )
-            }
-          }
-          const key = yield* SshKeys.ensure(ns, config.sshPrivateKey, options.keyHome)
-          const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir))
-          // One build per (alias, args), before any container: containers then start together.
-          const images = yield* Effect.forEach(configs, (c) =>
-            withServices(
-              builder.image(
+            const key = yield* SshSandbox.key(reaching, {
+              sshPrivateKey: config.sshPrivateKey,
+              keyHome: options.keyHome
+            })
+            const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir))
+            // One build per (alias, args), before any container: containers then start together.
+            const images = yield* Effect.forEach(configs, (c) =>
+              withServices(builder.image(
                 c.dockerImage._tag === "Alias" ? c.dockerImage.alias : "",
                 DockerImage.buildArgs(c, key.publicKey)
-              )
-            ))
-          const network = hostNetwork ? "host" : networkName(ns)
-          if (!hostNetwork) {
-            yield* withServices(Ledger.scoped(
-              { id: `docker-network:${network}`, kind: "docker-network", data: { name: network, namespace: ns } },
-              // Re-created, as Tezt cloud does: a leftover of ours is replaced, someone else's is an error.
-              docker.removeNetwork(network).pipe(
-                Effect.andThen(docker.createNetwork(network, labels)),
-                Effect.mapError(toCloud(network))
-              ),
-              () => Teardown.step(`network ${network}`, docker.removeNetwork(network))
-            ))
-          }
-
-          let ready = 0
-          let down = 0
-          return yield* Effect.forEach(configs, (agentConfig, index) =>
-            Effect.gen(function*() {
-              const name = agentConfig.name
-              const container = containerName(ns, name)
-              const start = config.vmBasePort + index * config.portsPerVm
-              const ports = { start, end: start + config.portsPerVm - 1 }
-              const spec: RunSpec = {
-                name: container,
-                image: images[index]!,
-                cmd: ["-D", "-p", String(start), "-e", "-o", `PidFile=${pidFile(container)}`],
-                labels: { ...labels, "tezt-cloud.agent": name },
-                network,
-                publish: config.macosx ? ports : undefined,
-                capAdd: ["NET_ADMIN"]
-              }
+              )))
+            if (!hostNetwork) {
               yield* withServices(Ledger.scoped(
-                {
-                  id: `docker-container:${container}`,
-                  kind: "docker-container",
-                  data: { name: container, agent: name, namespace: ns }
-                },
-                docker.run(spec).pipe(Effect.mapError(toCloud(name))),
-                () =>
-                  Teardown.step(
-                    `agent ${name}`,
-                    docker.remove(container).pipe(Effect.andThen(Effect.suspend(() => {
-                      down += 1
-                      return events.emit({ type: "agent-down", agent: name, down, total: configs.length })
-                    })))
-                  )
+                { id: `docker-network:${network}`, kind: "docker-network", data: { name: network, namespace: ns } },
+                // Re-created, as Tezt cloud does: a leftover of ours is replaced, someone else's is an error.
+                docker.removeNetwork(network).pipe(
+                  Effect.andThen(docker.createNetwork(network, labels)),
+                  Effect.mapError(toCloud(network))
+                ),
+                () => Teardown.step(`network ${network}`, docker.removeNetwork(network))
               ))
-              yield* sshdUp(container, start, options.readySeconds ?? 60).pipe(
-                // On the host network the port may be held for a moment by some socket of this machine (ports
-                // 30000+ are in Linux's ephemeral range): the container is started again, a few times.
-                Effect.flatMap((up) => up ? Effect.void : Effect.fail(new PortTaken())),
-                Effect.tapError((e) =>
-                  e instanceof PortTaken ? docker.remove(container).pipe(Effect.andThen(docker.run(spec))) : Effect.void
-                ),
-                Effect.retry({
-                  times: 6,
-                  while: (e) => e instanceof PortTaken,
-                  schedule: Schedule.exponential("100 millis")
-                }),
-                Effect.catch((e) =>
-                  docker.logs(container).pipe(
-                    Effect.orElseSucceed(() => ""),
-                    Effect.flatMap((output) =>
-                      CloudError.deploy(
-                        name,
-                        `${
-                          e instanceof PortTaken
-                            ? `port ${start} stays taken on this machine: choose another --vm-base-port (one below Linux's ` +
-                              `ephemeral range, /proc/sys/net/ipv4/ip_local_port_range, is never a connection's)`
-                            : e.message
-                        }${output.trim() === "" ? "" : `\n${output.trim()}`}`
-                      )
-                    )
-                  )
-                ),
-                Effect.provideService(DockerClient, docker)
+            }
+            return { key, images }
+          }),
+        record: (_, slot) => {
+          const container = containerName(ns, slot.name)
+          return {
+            id: `docker-container:${container}`,
+            kind: "docker-container",
+            data: { name: container, agent: slot.name, namespace: ns }
+          }
+        },
+        create: (shared, slot) => docker.run(spec(shared.images, slot)).pipe(Effect.mapError(toCloud(slot.name))),
+        ready: (shared, slot) =>
+          Effect.gen(function*() {
+            const container = containerName(ns, slot.name)
+            const port = slot.ports.start
+            yield* sshdReady(shared.images, slot)
+            const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
+              Effect.mapError(toCloud(slot.name))
+            )
+            const reach = { user: "root", host, port, key: shared.key.path }
+            const connection = yield* SshSandbox.connect(reach, shared.key.privateKey, reaching, slot.name)
+            const home = homeIn(ns, slot.name)
+            // On the host network, a port taken by someone else's sshd would let us in elsewhere: the sshd that
+            // answers must be the one whose pid file names this container.
+            const check = yield* connection.run(
+              `[ -e ${SshClient.quote(pidFile(container))} ] || ` +
+                `{ echo "port ${port} answers, but not from ${container}: another process holds it; ` +
+                `choose another --vm-base-port" >&2; exit 1; }; ` +
+                `echo -n check && ${SshSandbox.makeDirs(home)}`
+            ).pipe(
+              Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
+              Effect.mapError((e) => CloudError.deploy(slot.name, e.message))
+            )
+            if (check.code !== 0 || check.stdout !== "check") {
+              return yield* CloudError.deploy(
+                slot.name,
+                `the container does not answer over ssh: ${check.stderr.trim()}`
               )
-              const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
-                Effect.mapError(toCloud(name))
-              )
-              const target = { user: "root", host, port: start }
-              const connection = yield* SshClient.connect(target, connectionOptions(config, key.privateKey)).pipe(
-                Effect.mapError(toCloud(name))
-              )
-              const home = homeIn(ns, name)
-              // On the host network, a port taken by someone else's sshd would let us in elsewhere: the sshd that
-              // answers must be the one whose pid file names this container.
-              const check = yield* connection.run(
-                `[ -e ${SshClient.quote(pidFile(container))} ] || ` +
-                  `{ echo "port ${start} answers, but not from ${container}: another process holds it; ` +
-                  `choose another --vm-base-port" >&2; exit 1; }; ` +
-                  `echo -n check && mkdir -p ${SshClient.quote(`${home}/logs`)} ${SshClient.quote(`${home}/fs`)}`
-              ).pipe(
-                Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
-                Effect.mapError(toCloud(name))
-              )
-              if (check.code !== 0 || check.stdout !== "check") {
-                return yield* CloudError.deploy(name, `the container does not answer over ssh: ${check.stderr.trim()}`)
-              }
-              const sandbox = Sandbox.make(config, agentConfig, index, home)
-              const agent = Agent.make({
-                index,
-                config: agentConfig,
-                point: { host, port: start },
-                ports,
-                artifactsDir: path.join(options.artifactsDir, name),
-                connect: `ssh -i ${key.path} -p ${start} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ` +
-                  `root@${host} -t 'cd ${home}; exec $SHELL'`,
-                descriptor: Sandbox.descriptor("docker", sandbox, { container, host, port: start, key: key.path }),
-                runner: SshRunner.make({ connection, events, ...sandbox, graceSeconds, faketime: config.faketime })
-              })
-              ready += 1
-              yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
-              return agent
-            }), { concurrency: 64 })
-        })
+            }
+            return SshSandbox.machine({
+              backend: backendId,
+              settings: reaching,
+              connection,
+              reach,
+              sandbox: slot.sandbox(home),
+              events,
+              fields: { container }
+            })
+          }),
+        destroy: (_, slot) => docker.remove(containerName(ns, slot.name))
       })
-    })
-  )
-
-/** Runners for agents of a run that is still alive, from their descriptors, owned by the current scope. */
-export const reattach = Effect.fn("DockerAgents.reattach")(function*(
-  descriptors: ReadonlyArray<Agent.Descriptor>,
-  config: CloudConfig.CloudConfig
-) {
-  const events = yield* RunEvents.RunEvents
-  // Every container at once, like a deployment: one connection each.
-  return yield* Effect.forEach(descriptors, (d) =>
-    Effect.gen(function*() {
-      const key = yield* SshKeys.ensure(config.namespace, String(d.key))
-      const connection = yield* SshClient.connect(
-        { user: "root", host: String(d.host), port: Number(d.port) },
-        connectionOptions(config, key.privateKey)
-      ).pipe(Effect.mapError(toCloud(String(d.agent))))
-      const sandbox = Sandbox.fromDescriptor(d)
-      return [
-        sandbox.name,
-        SshRunner.make({ connection, events, ...sandbox, graceSeconds: 3, faketime: config.faketime })
-      ] as const
-    }), { concurrency: 64 })
-})
+    }))
 
 export interface Leftovers {
   readonly containers: ReadonlyArray<string>
@@ -324,3 +300,62 @@ export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: st
   for (const r of records) yield* ledger.release(r.id)
   return found
 })
+
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? "" : "s"}`
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: "docker",
+  config: Config,
+  select: Effect.fnUntraced(function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext) {
+    const choice = config.backend
+    if (choice._tag !== "Localhost") return Backend.Pass({ why: "not --localhost" })
+    if (choice.runtime === "process") return Backend.Pass({ why: "--agent-runtime process" })
+    const engine = Engine.engineOptions()
+    const where = Engine.engineLabel(engine)
+    if (!(yield* Engine.probe(engine))) {
+      if (choice.runtime === "auto") return Backend.Pass({ why: `no Docker engine answers at ${where}` })
+      return yield* CloudError.config(
+        "--agent-runtime docker",
+        `no Docker engine answers at ${where}: start dockerd (or point DOCKER_HOST at one; see README "Docker"), ` +
+          `or use --agent-runtime process`
+      )
+    }
+    const why = choice.runtime === "docker"
+      ? "--agent-runtime docker"
+      : "an engine answers; --agent-runtime process for processes"
+    return Backend.Take({
+      description: `Docker containers on ${where} (${why})`,
+      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir }).pipe(
+        Layer.provide(Engine.layer(engine))
+      )
+    })
+  }),
+  reattach: (descriptors, options) =>
+    SshSandbox.reattach(descriptors, settings(options.config), { oneCommandEach: options.oneCommandEach }),
+  where: (d) => `${d.container} ${d.host}:${d.port}`,
+  kinds,
+  cleanUp: ({ config }) =>
+    cleanUp(config.namespace).pipe(
+      Effect.map(({ containers, images, networks }) =>
+        containers.length + networks.length + images.length === 0 ? [] : [
+          `removed ${plural(containers.length, "container")}, ${plural(networks.length, "network")} and ` +
+          `${plural(images.length, "image tag")} of ${config.namespace} from Docker`,
+          ...[...containers, ...networks, ...images].map((name) => `removed ${name}`)
+        ]
+      ),
+      Effect.provide(Engine.layer())
+    ),
+  leftovers: ({ config }) =>
+    Effect.gen(function*() {
+      const docker = yield* DockerClient
+      // No engine: nothing of ours can be running on it.
+      if (!(yield* Engine.probe(Engine.engineOptions()))) return []
+      const found = yield* leftovers(config.namespace).pipe(
+        Effect.mapError((e) => CloudError.state(docker.engine, e.message))
+      )
+      return [...found.containers, ...found.networks, ...found.images]
+    }).pipe(Effect.provide(Engine.layer())),
+  forceKill: (namespace) => Engine.removeByLabelSync(namespaceLabel, namespace),
+  jobs: ({ stateDir }) => DockerJobs.all(stateDir)
+}

@@ -12,8 +12,10 @@
  */
 import Docker from "dockerode"
 import { Context, Effect, Layer } from "effect"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
 import { PassThrough } from "node:stream"
+import { fileURLToPath } from "node:url"
 import * as DockerError from "./DockerError.ts"
 
 /** The label every container, network and image of a run carries, with the namespace as value. */
@@ -375,3 +377,25 @@ export const probe = (options: Docker.DockerOptions = engineOptions(), timeoutMi
 
 /** The engine of `DOCKER_HOST` (or the default socket). */
 export const layer = (options?: Docker.DockerOptions) => Layer.sync(DockerClient, () => make(options))
+
+/**
+ * Removes every container labelled `key=value` now, synchronously, giving up after `timeoutMillis`: the last
+ * resort of an orchestrator that must exit at once. Returns how many went (0 when no engine answers in time).
+ */
+export const removeByLabelSync = (
+  key: string,
+  value: string,
+  options: Docker.DockerOptions = engineOptions(),
+  timeoutMillis = 5000
+): number => {
+  const engine = options.socketPath === undefined
+    ? { host: options.host, port: options.port }
+    : { socketPath: options.socketPath }
+  const result = child.spawnSync(
+    process.execPath,
+    [fileURLToPath(new URL("internal/removeByLabel.mjs", import.meta.url)), JSON.stringify(engine), key, value],
+    { encoding: "utf8", timeout: timeoutMillis, stdio: ["ignore", "pipe", "ignore"] }
+  )
+  const removed = Number(result.stdout)
+  return Number.isInteger(removed) ? removed : 0
+}

@@ -1,5 +1,5 @@
 /**
- * Agent images: `dockerfiles/<alias>.Dockerfile` built with the build args of reference §7.6, once per
+ * Agent images: `dockerfiles/<alias>.Dockerfile` built with Tezt cloud's automatic build args, once per
  * `(image, args)` per run, tagged for the run and labelled with its namespace.
  *
  * **Details**

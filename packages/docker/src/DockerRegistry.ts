@@ -1,5 +1,5 @@
 /**
- * A local image registry (`CLOUD docker registry deploy`, reference §3.4): Debian's `docker-registry` binary run
+ * A local image registry (`CLOUD docker registry deploy`): Debian's `docker-registry` binary run
  * in a container of the base image, on the host network at `127.0.0.1:<port>`, storing under the namespace's
  * state dir. Loopback registries need no daemon configuration to push to or pull from.
  *

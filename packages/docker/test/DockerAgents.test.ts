@@ -75,7 +75,7 @@ describe.runIf(enabled)("docker", () => {
 
   afterAll(async () => {
     // Whatever a failed test left of this file's namespaces.
-    for (const suffix of ["rc", "host", "net", "int", "kill", "a", "ab"]) {
+    for (const suffix of ["rc", "host", "net", "int", "kill", "force", "forcex", "a", "ab"]) {
       await Effect.runPromise(
         DockerAgents.cleanUp(`${base}-${suffix}`).pipe(
           Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, `${base}-${suffix}`))),
@@ -183,6 +183,26 @@ describe.runIf(enabled)("docker", () => {
           "the ledger's Docker records are released"
         )
       }),
+    120_000
+  )
+
+  it.live(
+    "the second Ctrl+C's last resort removes the namespace's containers at once, and only them",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const ns = `${base}-force`
+        const other = `${base}-forcex`
+        yield* deploy(other, ["x"], { vm_base_port: 21700 })
+        // Never closed: the orchestrator is about to exit without its teardown.
+        const scope = yield* Scope.make()
+        yield* deploy(ns, ["a", "b"], { vm_base_port: 21600 }).pipe(Scope.provide(scope))
+        assert.lengthOf((yield* leftovers(ns)).containers, 2)
+        assert.strictEqual(DockerAgents.backend.forceKill(ns), 2)
+        assert.deepStrictEqual((yield* leftovers(ns)).containers, [])
+        assert.deepStrictEqual((yield* leftovers(other)).containers, [DockerAgents.containerName(other, "x")])
+        yield* DockerAgents.cleanUp(ns).pipe(Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, ns))))
+        yield* nothingLeft(ns)
+      })),
     120_000
   )
 

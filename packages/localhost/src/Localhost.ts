@@ -10,43 +10,42 @@
  * `TEZT_CLOUD_NS`, `TEZT_CLOUD_AGENT` and `TEZT_CLOUD_EXEC` in its environment, so its whole tree can be found
  * and killed, even after `setsid` or a `kill -9` of the orchestrator (`cleanUp`).
  *
- * At scale (issue 7): at most `Limits.commands` commands run at once across the agents (each holds two pipes),
- * deploys and teardowns go `Limits.deploys` / `Limits.teardowns` at a time, and concurrent kills share their
- * passes over /proc.
+ * At scale: at most `Limits.commands` commands run at once across the agents (each holds two pipes), the
+ * provisioning loop (`Provision`) bounds deploys and teardowns, and concurrent kills share their passes over
+ * /proc.
  *
  * **Gotchas**
  *
  * A sandbox is not a security boundary: agents run as the current user and share the machine's network.
  */
 import {
-  Agent,
-  AgentConfig,
-  CloudConfig,
+  type Agent,
+  Backend,
   CloudError,
   CopyPolicy,
-  Deployment,
   Ledger,
   Limits,
   OutputTail,
+  Provision,
   RunEvents,
   type Runner,
-  Sandbox,
-  Teardown
+  Sandbox
 } from "@tezt-cloud/core"
-import { Duration, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
+import { Duration, Effect, Schedule, Semaphore, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as ProcessTree from "./internal/processTree.ts"
 
-type AgentConfig = AgentConfig.AgentConfig
-type CloudConfig = CloudConfig.CloudConfig
+/** What this backend reads of the run's configuration: only what the provisioning loop does. */
+export const Config = Provision.Config
+export type Config = typeof Config.Type
 
 export interface Options {
   /** The state dir (ledger and sandboxes live under `<stateDir>/<ns>`). */
   readonly stateDir: string
-  readonly config: CloudConfig
+  readonly config: Config
   /** The run's artifacts dir; each agent gets `<artifactsDir>/<agent>`. */
   readonly artifactsDir: string
   /** How long a killed process tree gets between SIGTERM and SIGKILL. */
@@ -61,111 +60,71 @@ export const sandboxesDir = (stateDir: string, namespace: string) =>
 
 const defaultMaxOutputBytes = 16 * 1024 * 1024
 
+/** The backend's name in the CLI's list, and in its agents' descriptors. */
+const backendId = "localhost"
+
 /** Deployment of process-sandbox agents. */
 export const layer = (options: Options) =>
-  Layer.effect(
-    Deployment.Deployment,
+  Provision.layer(options, ({ events, ledger, limits }) =>
     Effect.gen(function*() {
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-      const ledger = yield* Ledger.Ledger
-      const events = yield* RunEvents.RunEvents
-      const limits = yield* Limits.Limits
       // Shared by every agent of the backend: each running command holds a process and two pipes.
       const commands = yield* Semaphore.make(limits.commands)
       const { config } = options
       const graceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? "3 seconds"))
       const maxOutputBytes = options.maxOutputBytes ?? defaultMaxOutputBytes
       const baseEnv = { ...process.env }
-      let ready = 0
-      let down = 0
+      const dir = sandboxesDir(options.stateDir, config.namespace)
+      const homeOf = (slot: Provision.Slot) => path.join(dir, slot.name)
 
-      const deployOne = (agentConfig: AgentConfig, index: number, total: number) =>
-        Effect.gen(function*() {
-          const name = agentConfig.name
-          if (!Sandbox.safeName.test(name)) {
-            // The name becomes a directory under the state dir, which deploy and teardown `rm -rf`.
-            return yield* CloudError.deploy(
-              name,
-              "an agent name must be one path segment of letters, digits, '.', '_' or '-' to name its sandbox"
-            )
-          }
-          const home = path.join(sandboxesDir(options.stateDir, config.namespace), name)
-          const sandbox = Sandbox.make(config, agentConfig, index, home)
-          const marker = sandbox.marker
-          yield* Ledger.scoped(
-            { id: `sandbox:${name}`, kind: "sandbox", data: { agent: name, path: home, marker } },
-            Effect.try({
-              try: () => {
-                fs.rmSync(home, { recursive: true, force: true })
-                for (const dir of ["logs", "fs"]) fs.mkdirSync(path.join(home, dir), { recursive: true })
-              },
-              catch: (e) => CloudError.deploy(name, `cannot create its sandbox ${home}: ${CloudError.messageOf(e)}`)
-            }),
-            () =>
-              Effect.gen(function*() {
-                yield* killMarked("TEZT_CLOUD_AGENT", marker, graceMillis)
-                yield* Effect.try({
-                  try: () => fs.rmSync(home, { recursive: true, force: true }),
-                  catch: (e) => CloudError.state(home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
-                })
-                down += 1
-                yield* events.emit({ type: "agent-down", agent: name, down, total })
-              }).pipe(
-                // Reported like any teardown step, then still a failure: the ledger keeps the sandbox's record
-                // so that `cleanUp` retries it.
-                Effect.catchCause((cause) =>
-                  Teardown.step(`agent ${name}`, Effect.failCause(cause)).pipe(
-                    Effect.provideService(RunEvents.RunEvents, events),
-                    Effect.andThen(Effect.fail(CloudError.state(home, "the sandbox's teardown failed")))
-                  )
-                )
-              )
-          ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-          const start = sandbox.portStart
-          const runner = makeRunner({
-            spawner,
-            ledger,
-            events,
-            ...sandbox,
-            graceMillis,
-            commands,
-            maxOutputBytes,
-            baseEnv
-          })
-          const artifactsDir = path.join(options.artifactsDir, name)
-          const agent = Agent.make({
-            index,
-            config: agentConfig,
-            point: undefined,
-            ports: { start, end: start + config.portsPerVm - 1 },
-            artifactsDir,
-            connect:
-              `cd ${home} && env TEZT_CLOUD_NS=${config.namespace} TEZT_CLOUD_AGENT=${marker} HOME=${home} $SHELL`,
-            descriptor: Sandbox.descriptor("localhost", sandbox),
-            runner
-          })
-          ready += 1
-          yield* events.emit({ type: "agent-ready", agent: name, ready, total })
-          return agent
-        })
-
-      return Deployment.Deployment.of({
+      return Provision.provisioner({
         backend: "localhost/process",
-        deploy: Effect.fn("Localhost.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {
-          yield* Effect.annotateCurrentSpan({ agents: configs.length })
-          ready = 0
-          down = 0
-          // Runs after every sandbox is gone (scopes close in reverse): no empty `agents/` is left either.
-          const dir = sandboxesDir(options.stateDir, config.namespace)
-          yield* Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir)))
-          const within = yield* Teardown.pool(limits.teardowns)
-          return yield* Effect.forEach(configs, (c, i) => within(deployOne(c, i, configs.length)), {
-            concurrency: limits.deploys
-          })
-        })
+        // Runs after every sandbox is gone (the deployment's scope closes after its agents'): no empty `agents/`
+        // is left either.
+        prepare: () => Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir))),
+        record: (_, slot) => ({
+          id: `sandbox:${slot.name}`,
+          kind: "sandbox",
+          data: { agent: slot.name, path: homeOf(slot), marker: slot.sandbox(homeOf(slot)).marker }
+        }),
+        create: (_, slot) =>
+          Effect.try({
+            try: () => {
+              const home = homeOf(slot)
+              fs.rmSync(home, { recursive: true, force: true })
+              for (const sub of ["logs", "fs"]) fs.mkdirSync(path.join(home, sub), { recursive: true })
+              return slot.sandbox(home)
+            },
+            catch: (e) =>
+              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`)
+          }),
+        ready: (_, __, sandbox) =>
+          Effect.succeed({
+            point: undefined,
+            connect:
+              `cd ${sandbox.home} && env TEZT_CLOUD_NS=${sandbox.namespace} TEZT_CLOUD_AGENT=${sandbox.marker} ` +
+              `HOME=${sandbox.home} $SHELL`,
+            descriptor: Sandbox.descriptor(backendId, sandbox),
+            runner: makeRunner({
+              spawner,
+              ledger,
+              events,
+              ...sandbox,
+              graceMillis,
+              commands,
+              maxOutputBytes,
+              baseEnv
+            })
+          }),
+        destroy: (_, __, sandbox) =>
+          killMarked("TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
+            Effect.andThen(Effect.try({
+              try: () => fs.rmSync(sandbox.home, { recursive: true, force: true }),
+              catch: (e) => CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+            }))
+          )
       })
-    })
-  )
+    }))
 
 interface RunnerInit extends Sandbox.Sandbox {
   readonly spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
@@ -278,7 +237,11 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         ? path.join(init.home, "logs", `${name}.log`)
         : Sandbox.pathIn(init.home, options.logFile)
       yield* Effect.try({
-        try: () => fs.mkdirSync(path.dirname(logFile), { recursive: true }),
+        // The log exists once `spawn` returns (the daemon may not have written to it yet).
+        try: () => {
+          fs.mkdirSync(path.dirname(logFile), { recursive: true })
+          fs.closeSync(fs.openSync(logFile, "a"))
+        },
         catch: (e) =>
           failed(command, args)(`cannot create the directory of its log ${logFile}: ${CloudError.messageOf(e)}`)
       })
@@ -368,28 +331,30 @@ const killMarked = (key: string, value: string, graceMillis: number) =>
     if (left.length > 0) ProcessTree.signalAll(yield* ProcessTree.find(key, value), "SIGKILL")
   })
 
-/** The bound on commands of every reattached runner of this process (`tezt-cloud agents exec` on all agents). */
-let reattachedSemaphore: Semaphore.Semaphore | undefined
-const reattachedCommands = Effect.gen(function*() {
-  const limits = yield* Limits.Limits
-  return (reattachedSemaphore ??= Semaphore.makeUnsafe(limits.commands))
-})
-
 /**
- * A runner for an agent of a run that is still alive (kept with `--keep-alive`), from its descriptor: what
- * `tezt-cloud agents exec|copy` uses from another process. Its processes are recorded in the namespace's ledger
- * like the run's own.
+ * Runners for agents of a run that is still alive (kept with `--keep-alive`), from their descriptors: what
+ * `tezt-cloud agents exec|copy` uses from another process. Their commands share one bound (`Limits.commands`);
+ * their processes are recorded in the namespace's ledger like the run's own.
  */
-export const reattach = Effect.fn("Localhost.reattach")(function*(descriptor: Agent.Descriptor) {
-  return makeRunner({
-    spawner: yield* ChildProcessSpawner.ChildProcessSpawner,
-    ledger: yield* Ledger.Ledger,
-    events: yield* RunEvents.RunEvents,
-    ...Sandbox.fromDescriptor(descriptor),
-    graceMillis: 3000,
-    commands: yield* reattachedCommands,
-    maxOutputBytes: defaultMaxOutputBytes,
-    baseEnv: { ...process.env }
+export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: ReadonlyArray<Agent.Descriptor>) {
+  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+  const ledger = yield* Ledger.Ledger
+  const events = yield* RunEvents.RunEvents
+  const commands = yield* Semaphore.make((yield* Limits.Limits).commands)
+  const baseEnv = { ...process.env }
+  return descriptors.map((descriptor) => {
+    const sandbox = Sandbox.fromDescriptor(descriptor)
+    const runner = makeRunner({
+      spawner,
+      ledger,
+      events,
+      ...sandbox,
+      graceMillis: 3000,
+      commands,
+      maxOutputBytes: defaultMaxOutputBytes,
+      baseEnv
+    })
+    return [sandbox.name, runner] as const
   })
 })
 
@@ -433,3 +398,43 @@ export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string
 
 /** The last resort of a second Ctrl+C: kill the namespace's processes now, synchronously. */
 export const forceKillSync = (namespace: string): number => ProcessTree.killMarkedSync("TEZT_CLOUD_NS", namespace, 500)
+
+/** What of the namespace is still on this machine: processes carrying its marker, and sandboxes. */
+export const leftovers = (stateDir: string, namespace: string): ReadonlyArray<string> => {
+  const processes = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
+  const dir = sandboxesDir(stateDir, namespace)
+  return [
+    ...(processes.length === 0 ? [] : [`${processes.length} process(es) of ${namespace}: ${processes.join(" ")}`]),
+    ...(fs.existsSync(dir) ? fs.readdirSync(dir).map((entry) => path.join(dir, entry)) : [])
+  ]
+}
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: backendId,
+  config: Config,
+  select: (config, context) => {
+    const choice = config.backend
+    if (choice._tag !== "Localhost") return Effect.succeed(Backend.Pass({ why: "not --localhost" }))
+    if (choice.runtime === "docker") return Effect.succeed(Backend.Pass({ why: "--agent-runtime docker" }))
+    const why = choice.runtime === "process" ? "--agent-runtime process" : context.passed.join("; ")
+    return Effect.succeed(Backend.Take({
+      description: `local process sandboxes (${why || "--localhost"})`,
+      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir })
+    }))
+  },
+  reattach: (descriptors) => reattach(descriptors),
+  where: () => "localhost",
+  kinds,
+  cleanUp: ({ config, stateDir }) =>
+    cleanUp(stateDir, config.namespace).pipe(Effect.map((removed) => [
+      `${plural(removed.processes, "process", "processes")} killed, ` +
+      `${plural(removed.sandboxes.length, "sandbox", "sandboxes")} removed`,
+      ...removed.sandboxes.map((dir) => `removed ${dir}`)
+    ])),
+  leftovers: ({ config, stateDir }) => Effect.sync(() => leftovers(stateDir, config.namespace)),
+  forceKill: forceKillSync,
+  jobs: () => []
+}

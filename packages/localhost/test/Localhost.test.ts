@@ -10,13 +10,14 @@ import {
   RunEvents,
   TestCloud
 } from "@tezt-cloud/core"
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as childProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
 import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { Localhost } from "../src/index.ts"
 import * as ProcessTree from "../src/internal/processTree.ts"
@@ -77,16 +78,6 @@ const outstanding = (namespace: string) =>
   Effect.gen(function*() {
     return yield* (yield* Ledger.Ledger).outstanding
   }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
-
-/** Whether `pid` runs on this machine (a zombie does not). */
-const running = (pid: number): boolean => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2))
-  } catch {
-    return false
-  }
-}
 
 const allGone = (what: string, pids: ReadonlyArray<number>) =>
   eventually(`${what} (${pids.join(", ")}) are gone`, Effect.sync(() => pids.every((pid) => !running(pid))))
@@ -259,6 +250,7 @@ describe("Localhost", () => {
       for (const name of ["..", "../..", "../../..", "a/b", "."]) {
         const error = yield* Effect.scoped(deploy(namespace, [name])).pipe(Effect.flip)
         assert.strictEqual(error.reason._tag, "DeployFailed", name)
+        assert.include(error.message, "localhost/process", "the error names the backend")
       }
       assert.isTrue(canaries.every((canary) => fs.existsSync(canary)), "nothing above the sandboxes was removed")
     }))
@@ -331,17 +323,10 @@ describe("Localhost", () => {
         ["--input-type=module", "--no-warnings", "-e", crashingOrchestrator, stateDir, namespace],
         { cwd: fileURLToPath(new URL("..", import.meta.url)), stdin: "ignore", stderr: "inherit" }
       ))
-      const report = yield* orchestrator.stdout.pipe(
-        Stream.decodeText(),
-        Stream.splitLines,
-        Stream.filter((line) => line.startsWith("{")),
-        Stream.runHead
-      )
-      assert.isTrue(Option.isSome(report), "the orchestrator reported its daemons")
-      const { pids: daemons, logs } = JSON.parse(Option.getOrThrow(report)) as {
+      const { logs, pids: daemons } = yield* reportOf<{
         readonly pids: ReadonlyArray<number>
         readonly logs: ReadonlyArray<string>
-      }
+      }>(orchestrator, "the orchestrator reported its daemons")
       process.kill(orchestrator.pid, "SIGKILL")
       yield* eventually("the orchestrator is dead", Effect.sync(() => !running(orchestrator.pid)))
 

@@ -1,7 +1,7 @@
 /**
  * The `--ssh-host [user@]host[:port]` backend: agents are process sandboxes on a host of the user's, reached
- * over one multiplexed ssh connection (reference §4.18 provisions a Debian host as root or a sudoer; here the
- * host only needs `sh`, `setsid`, `md5sum`, `grep` and `/proc`, which every Debian/Ubuntu has).
+ * over one multiplexed ssh connection (`SshSandbox`). The host only needs `sh`, `setsid`, `md5sum`, `grep` and
+ * `/proc`, which every Debian/Ubuntu has; nothing is installed on it.
  *
  * **Details**
  *
@@ -11,28 +11,24 @@
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import {
-  Agent,
-  AgentConfig,
-  CloudConfig,
-  CloudError,
-  Deployment,
-  Ledger,
-  Limits,
-  RunEvents,
-  Sandbox,
-  Teardown
-} from "@tezt-cloud/core"
-import { Effect, Exit, Layer, Request, RequestResolver } from "effect"
+import { Backend, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
 import type * as SshError from "./SshError.ts"
 import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
+import * as SshSandbox from "./SshSandbox.ts"
+
+/** What this backend reads of the run's configuration, besides its target. */
+export const Config = Schema.Struct({ ...SshSandbox.Config.fields, insecureHostKeys: Schema.Boolean })
+export type Config = typeof Config.Type
 
 export interface Options {
   readonly stateDir: string
-  readonly config: CloudConfig.CloudConfig
+  readonly config: Config
+  /** The host: `--ssh-host`. */
+  readonly target: SshClient.Target
   readonly artifactsDir: string
   /** Where `~/.ssh/<ns>-tf` lives (the user's home by default). */
   readonly keyHome?: string | undefined
@@ -40,20 +36,42 @@ export interface Options {
   readonly graceSeconds?: number | undefined
 }
 
+/** The backend's name in the CLI's list, and in its agents' descriptors. */
+const backendId = "ssh-host"
+
 /** The ledger kinds this backend records. */
 export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox"]
 
-/** Connection options for the namespace: its key, its known hosts (or none, if asked), its channel limit. */
-export const connectionOptions = (config: CloudConfig.CloudConfig, stateDir: string, privateKey: string) => ({
-  privateKey,
+/** How the namespace's sandboxes are reached: its host keys trusted on first use, unless asked otherwise. */
+export const settings = (config: Config, stateDir: string, graceSeconds = 3): SshSandbox.Settings => ({
+  namespace: config.namespace,
   hostKeys: config.insecureHostKeys
-    ? { _tag: "Insecure" as const }
+    ? { _tag: "Insecure" }
     : {
-      _tag: "TrustOnFirstUse" as const,
+      _tag: "TrustOnFirstUse",
       knownHostsFile: path.join(Ledger.namespaceDir(stateDir, config.namespace), "known_hosts")
     },
-  maxChannels: config.sshMaxChannels
+  maxChannels: config.sshMaxChannels,
+  faketime: config.faketime,
+  graceSeconds
 })
+
+/** A control script on the host (a sandbox's wipe, the run's directory's) exited non-zero. */
+export class ControlFailed extends Schema.TaggedError<ControlFailed>()("ControlFailed", {
+  host: Schema.String,
+  what: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.host}: ${this.what}: ${this.reason}`
+  }
+}
+
+/** Fails with `ControlFailed` unless a control script exited 0. */
+const succeeded = (host: string, what: string) => (r: ControlResult) =>
+  r.code === 0
+    ? Effect.void
+    : Effect.fail(new ControlFailed({ host, what, reason: r.stderr.trim() || `exit ${r.code}` }))
 
 interface ControlResult {
   readonly code: number
@@ -154,196 +172,165 @@ const wipe = (connection: SshClient.Connection, marker: string, dir: string, gra
   connection.run(`(\n${SshRunner.killScript(marker, graceSeconds)}\n)\nrm -rf ${SshClient.quote(dir)}`)
 
 export const layer = (options: Options) =>
-  Layer.effect(
-    Deployment.Deployment,
-    Effect.gen(function*() {
-      const ledger = yield* Ledger.Ledger
-      const events = yield* RunEvents.RunEvents
-      const limits = yield* Limits.Limits
-      const { config } = options
-      const target = config.sshHost
-      if (target === undefined) return yield* Effect.die(new Error("SshHost.layer needs --ssh-host"))
+  Provision.layer(options, ({ events, ledger }) =>
+    Effect.sync(() => {
+      const { config, target } = options
       const graceSeconds = options.graceSeconds ?? 3
+      const reaching = settings(config, options.stateDir, graceSeconds)
       const host = SshClient.label(target)
 
-      return Deployment.Deployment.of({
+      return Provision.provisioner({
         backend: `ssh-host ${host}`,
-        deploy: Effect.fn("SshHost.deploy")(function*(configs: ReadonlyArray<AgentConfig.AgentConfig>) {
-          const key = yield* SshKeys.ensure(config.namespace, config.sshPrivateKey, options.keyHome)
-          const connection = yield* SshClient.connect(
-            target,
-            connectionOptions(config, options.stateDir, key.privateKey)
-          ).pipe(
-            Effect.mapError((e) => CloudError.deploy(host, e.message))
-          )
-          // Provisioning: what the sandboxes need, and where they go.
-          const probe = yield* must(
-            connection,
-            `for c in sh setsid md5sum grep sed mktemp tr; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
-              `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }; echo "\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"`,
-            "the host cannot run agents",
-            host
-          )
-          const root = path.posix.join(probe.trim(), config.namespace)
-          yield* Ledger.scoped(
-            {
-              id: `ssh-root:${host}`,
-              kind: "ssh-root",
-              data: {
-                user: target.user,
-                host: target.host,
-                port: target.port,
-                root,
-                key: key.path,
-                namespace: config.namespace
-              }
-            },
-            must(connection, `mkdir -p ${SshClient.quote(root)}`, "cannot create the run's directory", host),
-            // A failed wipe is reported and keeps the host's record, for `CLOUD clean up` to retry.
-            () =>
-              Teardown.reported(
-                `host ${host}`,
-                wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, graceSeconds).pipe(
-                  Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
-                  Effect.andThen(connection.run(`rmdir ${SshClient.quote(path.posix.dirname(root))} 2>/dev/null; true`))
-                )
-              ).pipe(Effect.provideService(RunEvents.RunEvents, events))
-          ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-
-          const control = controlBatches(connection, graceSeconds)
-          let ready = 0
-          let down = 0
-          // Created after the host's record: every agent is down before the host is wiped.
-          const within = yield* Teardown.pool(limits.teardowns)
-          return yield* Effect.forEach(configs, (agentConfig, index) =>
-            within(Effect.gen(function*() {
-              const name = agentConfig.name
-              if (!Sandbox.safeName.test(name)) {
-                return yield* CloudError.deploy(
-                  name,
-                  "an agent name must be one path segment of letters, digits, '.', '_' or '-'"
-                )
-              }
-              const home = path.posix.join(root, "agents", name)
-              const sandbox = Sandbox.make(config, agentConfig, index, home)
-              const marker = sandbox.marker
-              yield* Ledger.scoped(
-                {
-                  id: `ssh-sandbox:${host}:${name}`,
-                  kind: "ssh-sandbox",
-                  data: { agent: name, host, path: home, marker }
-                },
-                must(
-                  control,
-                  `mkdir -p ${SshClient.quote(`${home}/logs`)} ${SshClient.quote(`${home}/fs`)}`,
-                  "cannot create its sandbox",
-                  name
-                ),
-                () =>
-                  Teardown.reported(
-                    `agent ${name}`,
-                    control.wipe(`TEZT_CLOUD_AGENT=${marker}`, home).pipe(
-                      Effect.flatMap((r) => r.code === 0 ? Effect.void : Effect.fail(new Error(r.stderr.trim()))),
-                      Effect.andThen(Effect.suspend(() => {
-                        down += 1
-                        return events.emit({ type: "agent-down", agent: name, down, total: configs.length })
-                      }))
+        prepare: () =>
+          Effect.gen(function*() {
+            const key = yield* SshSandbox.key(reaching, {
+              sshPrivateKey: config.sshPrivateKey,
+              keyHome: options.keyHome
+            })
+            const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+            // What the sandboxes need, and where they go.
+            const probe = yield* must(
+              connection,
+              `for c in sh setsid md5sum grep sed mktemp tr; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
+                `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }; echo "\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"`,
+              "the host cannot run agents",
+              host
+            )
+            const root = path.posix.join(probe.trim(), config.namespace)
+            yield* Ledger.scoped(
+              {
+                id: `ssh-root:${host}`,
+                kind: "ssh-root",
+                data: { ...target, root, key: key.path, namespace: config.namespace }
+              },
+              must(connection, `mkdir -p ${SshClient.quote(root)}`, "cannot create the run's directory", host),
+              // After every agent's sandbox (the loop's pool closes first). A failed wipe is reported and keeps
+              // the host's record, for `CLOUD clean up` to retry.
+              () =>
+                Teardown.reported(
+                  `host ${host}`,
+                  wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, graceSeconds).pipe(
+                    Effect.flatMap(succeeded(host, `cannot remove ${root}`)),
+                    Effect.andThen(
+                      connection.run(`rmdir ${SshClient.quote(path.posix.dirname(root))} 2>/dev/null; true`)
                     )
-                  ).pipe(Effect.provideService(RunEvents.RunEvents, events))
-              ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-              const start = sandbox.portStart
-              const agent = Agent.make({
-                index,
-                config: agentConfig,
-                point: { host: target.host, port: target.port },
-                ports: { start, end: start + config.portsPerVm - 1 },
-                artifactsDir: path.join(options.artifactsDir, name),
-                connect:
-                  `ssh -i ${key.path} -p ${target.port} ${target.user}@${target.host} -t 'cd ${home}; exec $SHELL'`,
-                descriptor: Sandbox.descriptor("ssh-host", sandbox, { ...target, key: key.path }),
-                runner: SshRunner.make({ connection, events, ...sandbox, graceSeconds, faketime: config.faketime })
-              })
-              ready += 1
-              yield* events.emit({ type: "agent-ready", agent: name, ready, total: configs.length })
-              return agent
-            })), { concurrency: limits.deploys })
-        })
+                  )
+                ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+            ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+            return { key, connection, root, control: controlBatches(connection, graceSeconds) }
+          }),
+        record: (shared, slot) => {
+          const home = homeOf(shared.root, slot)
+          return {
+            id: `ssh-sandbox:${host}:${slot.name}`,
+            kind: "ssh-sandbox",
+            data: { agent: slot.name, host, path: home, marker: slot.sandbox(home).marker }
+          }
+        },
+        create: (shared, slot) =>
+          must(shared.control, SshSandbox.makeDirs(homeOf(shared.root, slot)), "cannot create its sandbox", slot.name)
+            .pipe(Effect.as(slot.sandbox(homeOf(shared.root, slot)))),
+        ready: (shared, _, sandbox) =>
+          Effect.succeed(SshSandbox.machine({
+            backend: backendId,
+            settings: reaching,
+            connection: shared.connection,
+            reach: { ...target, key: shared.key.path },
+            sandbox,
+            events
+          })),
+        destroy: (shared, _, sandbox) =>
+          shared.control.wipe(`TEZT_CLOUD_AGENT=${sandbox.marker}`, sandbox.home).pipe(
+            Effect.flatMap(succeeded(host, `cannot remove ${sandbox.home}`))
+          )
       })
-    })
-  )
+    }))
 
-/**
- * Runners for agents of a run that is still alive, from their descriptors: one connection per host, shared by
- * its agents, owned by the current scope.
- */
-export const reattach = Effect.fn("SshHost.reattach")(function*(
-  descriptors: ReadonlyArray<Agent.Descriptor>,
-  config: CloudConfig.CloudConfig,
-  stateDir: string,
-  options: {
-    /**
-     * Each runner runs a single command (`tezt-cloud agents exec`): a host's persistent executor is then started
-     * only where the host serves several of the agents. For one command, one channel costs one sshd session;
-     * the executor a session and a perl start.
-     */
-    readonly oneCommandEach?: boolean | undefined
-  } = {}
-) {
-  const events = yield* RunEvents.RunEvents
-  const targetOf = (d: Agent.Descriptor) => ({ user: String(d.user), host: String(d.host), port: Number(d.port) })
-  const hosts = new Map(descriptors.map((d) => [SshClient.label(targetOf(d)), d] as const))
-  // Every host at once: a fan-out over 64 hosts must not pay 64 handshakes in a row.
-  const connections = new Map(
-    yield* Effect.forEach(hosts, ([id, d]) =>
-      Effect.gen(function*() {
-        const key = yield* SshKeys.ensure(config.namespace, String(d.key))
-        const connection = yield* SshClient.connect(targetOf(d), {
-          ...connectionOptions(config, stateDir, key.privateKey),
-          executor: !options.oneCommandEach || hosts.size < descriptors.length
-        }).pipe(
-          Effect.mapError((e) => CloudError.deploy(String(d.agent), e.message))
-        )
-        return [id, connection] as const
-      }), { concurrency: 64 })
-  )
-  return descriptors.map((d) =>
-    [
-      String(d.agent),
-      SshRunner.make({
-        connection: connections.get(SshClient.label(targetOf(d)))!,
-        events,
-        ...Sandbox.fromDescriptor(d),
-        graceSeconds: 3,
-        faketime: config.faketime
-      })
-    ] as const
-  )
-})
+/** An agent's home under the run's directory on the host. */
+const homeOf = (root: string, slot: Provision.Slot) => path.posix.join(root, "agents", slot.name)
 
 /**
  * Finishes what killed runs left on ssh hosts: for every `ssh-root` record, reconnects with the recorded key,
  * kills the namespace's processes there and removes the run's directory.
  */
-export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, config: CloudConfig.CloudConfig) {
+export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, config: Config) {
   const ledger = yield* Ledger.Ledger
+  const reaching = settings(config, stateDir, 1)
   const cleaned: Array<string> = []
   for (const resource of yield* ledger.outstanding) {
     if (!kinds.includes(resource.kind)) continue
     if (resource.kind === "ssh-root") {
-      const target = {
-        user: String(resource.data.user),
-        host: String(resource.data.host),
-        port: Number(resource.data.port)
-      }
-      const key = yield* SshKeys.ensure(config.namespace, String(resource.data.key))
+      const target = SshSandbox.reachOf(resource.data)
+      const host = SshClient.label(target)
+      const root = String(resource.data.root)
+      const key = yield* SshKeys.ensure(config.namespace, target.key)
       yield* Effect.scoped(Effect.gen(function*() {
-        const connection = yield* SshClient.connect(target, connectionOptions(config, stateDir, key.privateKey))
-        const r = yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, String(resource.data.root), 1)
-        if (r.code !== 0) return yield* Effect.fail(new Error(r.stderr.trim()))
-      })).pipe(Effect.mapError((e) => CloudError.state(SshClient.label(target), `clean up failed: ${e.message}`)))
-      cleaned.push(`${SshClient.label(target)}:${String(resource.data.root)}`)
+        const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+        yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, 1).pipe(
+          Effect.flatMap(succeeded(host, `cannot remove ${root}`)),
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`))
+        )
+      }))
+      cleaned.push(`${host}:${root}`)
     }
     yield* ledger.release(resource.id)
   }
   return cleaned
 })
+
+/**
+ * What of the namespace is still on the hosts its runs used (every host its ledger ever recorded): the run's
+ * directory, and processes carrying its marker.
+ */
+export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: string, config: Config) {
+  const entries = yield* Ledger.read(Ledger.ledgerFile(stateDir, config.namespace))
+  const roots = new Map(
+    entries.filter((e) => e.op === "acquire" && e.kind === "ssh-root").map((e) => [e.id, e.data] as const)
+  )
+  const reaching = settings(config, stateDir)
+  const found = yield* Effect.forEach(roots.values(), (data) =>
+    Effect.scoped(Effect.gen(function*() {
+      const target = SshSandbox.reachOf(data)
+      const host = SshClient.label(target)
+      const root = String(data.root)
+      const key = yield* SshKeys.ensure(config.namespace, target.key)
+      const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+      const r = yield* connection.run(
+        `[ -e ${SshClient.quote(root)} ] && echo dir; ` +
+          `grep -lzxF ${SshClient.quote(`TEZT_CLOUD_NS=${config.namespace}`)} /proc/[0-9]*/environ 2>/dev/null | wc -l`
+      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message)))
+      const lines = r.stdout.trim().split("\n")
+      const processes = Number(lines.at(-1))
+      return [
+        ...(lines.includes("dir") ? [`${host}:${root}`] : []),
+        ...(processes > 0 ? [`${processes} process(es) of ${config.namespace} on ${host}`] : [])
+      ]
+    })), { concurrency: 16 })
+  return found.flat()
+})
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: backendId,
+  config: Config,
+  select: (config, context) => {
+    if (config.backend._tag !== "SshHost") return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
+    const { target } = config.backend
+    return Effect.succeed(Backend.Take({
+      description: `process sandboxes on ${SshClient.label(target)} over ssh`,
+      layer: layer({ stateDir: context.stateDir, config, target, artifactsDir: context.artifactsDir })
+    }))
+  },
+  reattach: (descriptors, options) =>
+    SshSandbox.reattach(descriptors, settings(options.config, options.stateDir), {
+      oneCommandEach: options.oneCommandEach
+    }),
+  where: (d) => SshClient.label(SshSandbox.reachOf(d)),
+  kinds,
+  cleanUp: ({ config, stateDir }) =>
+    cleanUp(stateDir, config).pipe(Effect.map((hosts) => hosts.map((h) => `removed ${h} and its processes`))),
+  leftovers: ({ config, stateDir }) => leftovers(stateDir, config),
+  // Processes on a remote host cannot be reached synchronously: `CLOUD clean up` removes them.
+  forceKill: () => 0,
+  jobs: () => []
+}

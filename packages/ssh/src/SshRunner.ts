@@ -181,7 +181,9 @@ export const make = (init: Init): Runner.Runner => {
         ? path.posix.join(init.home, "logs", `${name}.log`)
         : Sandbox.pathIn(init.home, options.logFile)
       const env = { ...options?.env, TEZT_CLOUD_LOG: logFile }
-      const line = `mkdir -p ${quote(path.posix.dirname(logFile))} && (${yield* prefix(execId, options?.cwd, env)} ` +
+      // The log exists once `spawn` returns (the daemon may not have written to it yet).
+      const line = `mkdir -p ${quote(path.posix.dirname(logFile))} && : >>${quote(logFile)} && ` +
+        `(${yield* prefix(execId, options?.cwd, env)} ` +
         `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${commandLine([command, ...args])} ` +
         `>/dev/null 2>&1 </dev/null & echo $!)`
       const started = yield* Effect.acquireRelease(

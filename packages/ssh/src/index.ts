@@ -1,6 +1,6 @@
 /**
- * @tezt-cloud/ssh: the ssh transport (one multiplexed connection per host), the ssh Runner and the
- * `--ssh-host` backend.
+ * @tezt-cloud/ssh: the ssh transport (one multiplexed connection per host), the ssh Runner, sandbox agents over
+ * ssh (for every backend that reaches its agents that way) and the `--ssh-host` backend.
  */
 export * as Executor from "./Executor.ts"
 export * as SshClient from "./SshClient.ts"
@@ -9,3 +9,4 @@ export * as SshError from "./SshError.ts"
 export * as SshHost from "./SshHost.ts"
 export * as SshKeys from "./SshKeys.ts"
 export * as SshRunner from "./SshRunner.ts"
+export * as SshSandbox from "./SshSandbox.ts"

@@ -334,7 +334,14 @@ describe.runIf(enabled)("executor", () => {
         ports_per_vm: 10
       })
       return Layer.mergeAll(
-        SshHost.layer({ stateDir: work, config, artifactsDir: path.join(work, "artifacts"), keyHome, graceSeconds: 1 }),
+        SshHost.layer({
+          stateDir: work,
+          config,
+          target: { user: SshHosts.user, host: noPerl!.host, port: noPerl!.port },
+          artifactsDir: path.join(work, "artifacts"),
+          keyHome,
+          graceSeconds: 1
+        }),
         Layer.succeed(CloudConfig.CurrentConfig, config)
       ).pipe(Layer.provideMerge(Layer.mergeAll(
         Ledger.Ledger.layer(work, config.namespace),

@@ -35,7 +35,14 @@ const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], i
       ...input
     })
     return Layer.mergeAll(
-      SshHost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts"), keyHome, graceSeconds: 1 }),
+      SshHost.layer({
+        stateDir,
+        config,
+        target: { user: SshHosts.user, host: host!.host, port: host!.port },
+        artifactsDir: path.join(stateDir, "artifacts"),
+        keyHome,
+        graceSeconds: 1
+      }),
       Layer.succeed(CloudConfig.CurrentConfig, config)
     )
   })).pipe(

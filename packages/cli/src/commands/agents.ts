@@ -11,19 +11,11 @@
  * client that does not load this module (`AgentsExecClient.mjs`); it comes here when no run answers there, or
  * with `TEZT_CLOUD_COLD=1`. Both print the same lines and exit with the same code.
  */
-import {
-  type Agent,
-  AgentsControl,
-  CloudConfig,
-  CloudError,
-  Ledger,
-  Orchestrator,
-  RunEvents,
-  type Runner
-} from "@tezt-cloud/core"
+import { type Agent, AgentsControl, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
+import * as Backends from "../Backends.ts"
 import * as Root from "../Root.ts"
 
 const namespaceFlag = Flag.String("tezt-cloud").pipe(
@@ -74,8 +66,9 @@ const choose = (record: Orchestrator.DeploymentRecord, names: ReadonlyArray<stri
   AgentsControl.choose(record.agents, (a) => String(a.agent), names)
 
 /**
- * Runners for the descriptors, in their order, owned by the current scope. `oneShot`: each runner runs one
- * command (the backends then skip what only pays off over many, such as an ssh host's persistent executor).
+ * Runners for the descriptors, in their order, owned by the current scope, through the backends that made them.
+ * `oneShot`: each runner runs one command (the backends then skip what only pays off over many, such as an ssh
+ * host's persistent executor).
  */
 const runnersFor = (
   descriptors: ReadonlyArray<Agent.Descriptor>,
@@ -83,33 +76,7 @@ const runnersFor = (
   stateDir: string,
   oneShot: boolean
 ) =>
-  Effect.gen(function*() {
-    const byName = new Map<string, Runner.Runner>()
-    // Each backend's package is loaded only when the run has agents of it: the Docker client and ssh2 cost
-    // ~0.2 s and ~0.15 s of start-up, which a fan-out on local sandboxes has no use for.
-    const local = descriptors.filter((d) => d.backend === "localhost")
-    if (local.length > 0) {
-      const { Localhost } = yield* Effect.promise(() => import("@tezt-cloud/localhost"))
-      for (const d of local) byName.set(String(d.agent), yield* Localhost.reattach(d))
-    }
-    const remote = descriptors.filter((d) => d.backend === "ssh-host")
-    if (remote.length > 0) {
-      const { SshHost } = yield* Effect.promise(() => import("@tezt-cloud/ssh"))
-      for (const [name, runner] of yield* SshHost.reattach(remote, config, stateDir, { oneCommandEach: oneShot })) {
-        byName.set(name, runner)
-      }
-    }
-    const containers = descriptors.filter((d) => d.backend === "docker")
-    if (containers.length > 0) {
-      const { DockerAgents } = yield* Effect.promise(() => import("@tezt-cloud/docker"))
-      for (const [name, runner] of yield* DockerAgents.reattach(containers, config)) byName.set(name, runner)
-    }
-    const missing = descriptors.filter((descriptor) => !byName.has(String(descriptor.agent)))
-    if (missing.length > 0) {
-      return yield* CloudError.notAvailable(`agents of backend ${missing[0]!.backend}`, "this build cannot reach them")
-    }
-    return descriptors.map((d) => [String(d.agent), byName.get(String(d.agent))!] as const)
-  }).pipe(
+  Backends.reattach(descriptors, { config, stateDir, oneCommandEach: oneShot }).pipe(
     Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
     Effect.provide(RunEvents.RunEvents.layerNoop)
   )
@@ -119,11 +86,7 @@ const list = (stateDir: string) =>
     Effect.gen(function*() {
       const { record } = yield* load(stateDir, namespace)
       for (const d of record.agents) {
-        const where = d.backend === "ssh-host"
-          ? `${d.user}@${d.host}:${d.port}`
-          : d.backend === "docker"
-          ? `${d.container} ${d.host}:${d.port}`
-          : "localhost"
+        const where = (yield* Backends.load(d.backend)).where(d)
         yield* Console.log(`${d.agent}\t${d.backend}\t${where}\t${d.home}`)
       }
     })).pipe(Command.withDescription("List the agents of a live run"))

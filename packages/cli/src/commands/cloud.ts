@@ -1,6 +1,6 @@
 /**
- * The CLOUD group: maintenance jobs that deploy nothing (reference §3.4). Built here, not in `scenarios/`,
- * because they drive the backends and the monitoring parts directly.
+ * The CLOUD group: maintenance jobs that deploy nothing. `clean up` and `prometheus import` are built here, because
+ * they drive every backend and the monitoring parts; the backends contribute their own jobs (`CLOUD docker …`).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
@@ -8,35 +8,33 @@ import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitori
 import { Context, Effect } from "effect"
 import * as path from "node:path"
 import * as Backends from "../Backends.ts"
-import * as Docker from "./docker.ts"
 
-/** `CLOUD clean up`: kills the processes and removes the sandboxes a killed run of the namespace left. */
+/**
+ * `CLOUD clean up`: every backend removes what killed runs of the namespace left (processes, sandboxes,
+ * containers…). One backend's failure does not stop the others; each is reported, and the job then fails.
+ */
 export const cleanUp = (stateDir: string) =>
   Scenario.make({
     title: "Clean up what killed runs of the namespace left",
     tags: ["clean", "up"],
     run: Effect.gen(function*() {
       const cloud = yield* Cloud.Cloud
-      const removed = yield* Backends.cleanUp(stateDir, cloud.config).pipe(
+      const report = yield* Backends.cleanUp(stateDir, cloud.config).pipe(
         Effect.provide(Ledger.Ledger.layer(stateDir, cloud.namespace))
       )
-      yield* Effect.logInfo(
-        `clean up of ${cloud.namespace}: ${removed.processes} process${removed.processes === 1 ? "" : "es"} killed, ` +
-          `${removed.sandboxes.length} sandbox${removed.sandboxes.length === 1 ? "" : "es"} removed`
-      )
-      for (const dir of removed.sandboxes) yield* Effect.logInfo(`removed ${dir}`)
-      for (const dir of removed.hosts) yield* Effect.logInfo(`removed ${dir} and its processes`)
-      const { containers, networks, images } = removed.docker
-      if (containers.length + networks.length + images.length > 0) {
-        yield* Effect.logInfo(
-          `removed ${containers.length} container${containers.length === 1 ? "" : "s"}, ${networks.length} ` +
-            `network${networks.length === 1 ? "" : "s"} and ${images.length} image tag${
-              images.length === 1 ? "" : "s"
-            } ` +
-            `of ${cloud.namespace} from Docker`
+      for (const { backend, lines } of report.done) {
+        for (const line of lines) yield* Effect.logInfo(`clean up of ${cloud.namespace} (${backend}): ${line}`)
+      }
+      for (const { backend, error } of report.failed) {
+        yield* Effect.logError(`clean up of ${cloud.namespace} (${backend}) failed: ${error.message}`)
+      }
+      if (report.failed.length > 0) {
+        return yield* CloudError.state(
+          Ledger.ledgerFile(stateDir, cloud.namespace),
+          `clean up failed on ${report.failed.map((f) => f.backend).join(", ")}: fix the cause above and run ` +
+            `CLOUD clean up again (what was removed stays removed)`
         )
       }
-      for (const name of [...containers, ...networks, ...images]) yield* Effect.logInfo(`removed ${name}`)
     })
   })
 
@@ -103,12 +101,10 @@ export const prometheusImport = (stateDir: string) =>
     }).pipe(Effect.provide(NodeServices.layer))
   })
 
-export const group = (stateDir: string) =>
+/** The group, with the jobs the backends contribute (`Backends.jobs`) after the built-in ones. */
+export const group = (stateDir: string, jobs: ReadonlyArray<Scenario.Scenario>) =>
   Scenario.group("CLOUD", "Maintenance jobs: clean up, prometheus import, docker base|build|push|registry, …", [
     cleanUp(stateDir),
     prometheusImport(stateDir),
-    Docker.base,
-    Docker.buildImage,
-    Docker.push,
-    Docker.registryDeploy(stateDir)
+    ...jobs
   ])

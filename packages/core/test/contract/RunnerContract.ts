@@ -1,8 +1,9 @@
 /**
  * The contract every backend's `Runner` (and the `Agent` built on it) must pass: exec semantics (exit code, exact
- * output, argv, env, streamed lines, pid), process-tree kills on interruption, scoped daemons, Tezt cloud's copy rule
- * (CopyPolicy) and its port allocation. A backend's test calls `runnerContract(name, layer)` with a layer that provides
- * its `Deployment` and the `CurrentConfig` it was built from; nothing here knows which backend runs.
+ * output, argv, env, streamed lines, pid), process-tree kills on interruption, scoped daemons, Tezt cloud's copy
+ * rule (md5 comparison, memoized copies) and its port allocation (a range per agent). A backend's test calls
+ * `runnerContract(name, layer)` with a layer that provides its `Deployment` and the `CurrentConfig` it was built
+ * from; nothing here knows which backend runs. `BackendContract.ts` runs it over every backend of the CLI's list.
  *
  * **Details**
  *
@@ -362,6 +363,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
             ],
             { env: { DAEMON_VAR: "x y" } }
           )
+          assert.strictEqual((yield* agent.exec("test", ["-f", daemon.logFile])).exitCode, 0, "the log exists at once")
           const expected = trickyArgs.map((a) => `[${a}]`).join("") + "{x y}"
           yield* eventually(
             "the daemon printed its arguments",
@@ -413,7 +415,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
       )
     })
 
-    describe("copy (the md5 rule of CopyPolicy)", () => {
+    describe("copy", () => {
       it.live("copies to the binaries path, keeping the executable mode", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
@@ -525,7 +527,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         }), timeout)
     })
 
-    describe("ports (each agent's range, --ports-per-vm wide, from --vm-base-port)", () => {
+    describe("ports", () => {
       it.live("agents come in configuration order with their port ranges", () =>
         Effect.gen(function*() {
           const { agents, config } = yield* deploy(3)

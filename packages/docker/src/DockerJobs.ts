@@ -1,13 +1,16 @@
 /**
- * The CLOUD docker jobs (reference §3.4): `CLOUD docker base` (the base image from Debian packages, for machines
- * no registry serves), `CLOUD docker build`, `CLOUD docker push` (to the local registry) and
- * `CLOUD docker registry deploy`. They deploy nothing; images they make are the user's and stay.
+ * The `CLOUD docker …` maintenance jobs this package contributes: `CLOUD docker base` (the base image from Debian
+ * packages, for machines no registry serves), `CLOUD docker build`, `CLOUD docker push` (to the local registry)
+ * and `CLOUD docker registry deploy`. They deploy nothing; images they make are the user's and stay.
  */
 import { AgentConfig, Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
-import { BaseImage, DockerClient, DockerImage, DockerRegistry } from "@tezt-cloud/docker"
 import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
 import * as path from "node:path"
+import * as BaseImage from "./BaseImage.ts"
+import * as DockerClient from "./DockerClient.ts"
+import * as DockerImage from "./DockerImage.ts"
+import * as DockerRegistry from "./DockerRegistry.ts"
 
 /** The engine of `DOCKER_HOST`, or one clear error when none answers. */
 const engine = Effect.gen(function*() {
@@ -93,3 +96,11 @@ export const registryDeploy = (stateDir: string) =>
       yield* Effect.logInfo(`registry ${DockerRegistry.containerName(cloud.namespace)} listens on ${where}`)
     }))
   })
+
+/** Every job, in the order `CLOUD --list` shows them. */
+export const all = (stateDir: string): ReadonlyArray<Scenario.Scenario> => [
+  base,
+  buildImage,
+  push,
+  registryDeploy(stateDir)
+]
