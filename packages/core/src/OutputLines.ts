@@ -63,16 +63,40 @@ export const splitter = (onLine: (line: string) => void, maxLineBytes: number = 
     }
     take(rest)
   }
+  /** Delivers a line's text (its bytes were at most `maxLineBytes`), without the `\r` of a `\r\n`. */
+  const line = (text: string) => onLine(text.endsWith("\r") ? text.slice(0, -1) : text)
+  /** Ends the current line at a newline. */
+  const complete = (part: Uint8Array) => {
+    add(part)
+    line(size === 0 ? "" : decode(flush()))
+  }
   const push = (chunk: Uint8Array) => {
     let start = 0
-    while (start < chunk.length) {
-      const newline = chunk.indexOf(0x0a, start)
-      if (newline < 0) return add(chunk.subarray(start))
-      add(chunk.subarray(start, newline))
-      const line = size === 0 ? "" : decode(flush())
-      onLine(line.endsWith("\r") ? line.slice(0, -1) : line)
-      start = newline + 1
+    if (size > 0) {
+      // The line begun in an earlier chunk.
+      const first = chunk.indexOf(0x0a)
+      if (first < 0) return add(chunk)
+      complete(chunk.subarray(0, first))
+      start = first + 1
     }
+    const last = chunk.lastIndexOf(0x0a)
+    if (last >= start) {
+      if (last - start <= maxLineBytes) {
+        // The common case: whole lines, none past the bound, decoded at once.
+        for (const text of decode(chunk.subarray(start, last)).split("\n")) line(text)
+      } else {
+        for (
+          let newline = chunk.indexOf(0x0a, start);
+          newline >= 0 && newline <= last;
+          newline = chunk.indexOf(0x0a, start)
+        ) {
+          complete(chunk.subarray(start, newline))
+          start = newline + 1
+        }
+      }
+      start = last + 1
+    }
+    if (start < chunk.length) add(chunk.subarray(start))
   }
   return Object.assign(push, {
     end: () => {

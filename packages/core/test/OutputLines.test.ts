@@ -31,6 +31,16 @@ describe("OutputLines", () => {
     assert.deepStrictEqual(collect(["12345678\n"], 8), ["12345678"])
     assert.deepStrictEqual(collect(["123456789\n"], 8), ["12345678", "9"])
     assert.deepStrictEqual(collect(["1234", "5678", "9abcdefgh", "ijk\nz"], 8), ["12345678", "9abcdefg", "hijk", "z"])
+    // Short lines around a long one, in one chunk and across chunks.
+    assert.deepStrictEqual(collect(["ab\n123456789012\ncd\n"], 8), ["ab", "12345678", "9012", "cd"])
+    assert.deepStrictEqual(collect(["x", "y\nab\n123456789012\ncd\ne", "f\r", "\n"], 8), [
+      "xy",
+      "ab",
+      "12345678",
+      "9012",
+      "cd",
+      "ef"
+    ])
   })
 
   it("pieces are cut between UTF-8 characters, and join back to the line", () => {
