@@ -39,6 +39,38 @@ const connect = (target: SshHosts.SshHost, executor = true) =>
 
 const quiet = { onStdout: () => {}, onStderr: () => {} }
 
+/**
+ * Runs `command` through the connection's executor, in the background, once `processes` processes carry its
+ * marker: the fiber, the marker and the executor's pid.
+ */
+const runMarked = (connection: SshClient.Connection, command: string, processes: number) =>
+  Effect.gen(function*() {
+    let marker = ""
+    const running = yield* Effect.forkChild(connection.exec(`echo "$TEZT_CLOUD_XREQ"; ${command}`, {
+      onStdout: (c) => (marker ||= c.toString().trim()),
+      onStderr: () => {}
+    }))
+    assert.isTrue(yield* eventually(() => marker !== "" && marked(`TEZT_CLOUD_XREQ=${marker}`).length >= processes))
+    return { running, marker, first: connection.executorPid()! }
+  })
+
+/** The message of the failure `running` ends with (within 30 s: a test of a hang fails, it does not hang). */
+const failureOf = (running: Fiber.Fiber<unknown, unknown>) =>
+  Effect.gen(function*() {
+    const exit = yield* Fiber.await(running).pipe(Effect.timeout("30 seconds"))
+    assert.isTrue(Exit.isFailure(exit))
+    return Exit.isFailure(exit) ? String(exit.cause) : ""
+  })
+
+/** After a lost executor: the command's tree is gone, and the next command runs on a new executor. */
+const replaced = (connection: SshClient.Connection, marker: string, first: number) =>
+  Effect.gen(function*() {
+    assert.isTrue(yield* eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0))
+    const next = yield* connection.run("echo again")
+    assert.strictEqual(next.stdout, "again\n")
+    assert.notStrictEqual(connection.executorPid(), first)
+  })
+
 /** Pids of the processes whose environment has `marker` (a `KEY=VALUE` entry). */
 const marked = (marker: string) =>
   child.execFileSync("sh", ["-c", `grep -lzxF -- '${marker}' /proc/[0-9]*/environ 2>/dev/null || true`])
@@ -148,24 +180,13 @@ describe.runIf(enabled)("executor", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         const connection = yield* connect(host!)
-        let marker = ""
-        const running = yield* Effect.forkChild(connection.exec(
-          `echo "$TEZT_CLOUD_XREQ"; sh -c 'setsid sleep 300 & wait'`,
-          { onStdout: (c) => (marker ||= c.toString().trim()), onStderr: () => {} }
-        ))
-        assert.isTrue(yield* eventually(() => marker !== "" && marked(`TEZT_CLOUD_XREQ=${marker}`).length >= 2))
-        const first = connection.executorPid()!
+        const { first, marker, running } = yield* runMarked(connection, `sh -c 'setsid sleep 300 & wait'`, 2)
         process.kill(first, "SIGKILL")
-        const exit = yield* Fiber.await(running)
-        assert.isTrue(Exit.isFailure(exit))
-        const message = Exit.isFailure(exit) ? String(exit.cause) : ""
+        const message = yield* failureOf(running)
         assert.include(message, `${SshHosts.user}@${host!.host}:${host!.port}`)
         assert.include(message, "executor on the host stopped during the command (killed by SIGKILL)")
         // Its tree, the setsid grandchild included, is killed through a plain channel.
-        assert.isTrue(yield* eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0))
-        const next = yield* connection.run("echo again")
-        assert.strictEqual(next.stdout, "again\n")
-        assert.notStrictEqual(connection.executorPid(), first)
+        yield* replaced(connection, marker, first)
       })),
     60_000
   )
@@ -270,27 +291,15 @@ describe.runIf(enabled)("executor", () => {
     () =>
       Effect.scoped(Effect.gen(function*() {
         const connection = yield* connect(hostile!)
-        let marker = ""
-        const running = yield* Effect.forkChild(connection.exec(
-          `echo "$TEZT_CLOUD_XREQ"; exec sleep 300`,
-          { onStdout: (c) => (marker ||= c.toString().trim()), onStderr: () => {} }
-        ))
-        assert.isTrue(yield* eventually(() => marker !== "" && marked(`TEZT_CLOUD_XREQ=${marker}`).length === 1))
-        const first = connection.executorPid()!
+        const { first, marker, running } = yield* runMarked(connection, "exec sleep 300", 1)
         fs.writeFileSync(trigger, "")
         // A frame header announcing 4 GiB: the command must not wait for it (nor memory fill up with what follows).
-        const exit = yield* Fiber.await(running).pipe(Effect.timeout("30 seconds"))
-        assert.isTrue(Exit.isFailure(exit))
-        const message = Exit.isFailure(exit) ? String(exit.cause) : ""
         assert.include(
-          message,
+          yield* failureOf(running),
           "the executor on the host sent a frame of type 'O' of 4294967295 bytes (at most 65536): it is stopped"
         )
-        assert.isTrue(yield* eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0))
         assert.isTrue(yield* eventually(() => !alive(first)), "the corrupt executor still runs")
-        const next = yield* connection.run("echo again")
-        assert.strictEqual(next.stdout, "again\n")
-        assert.notStrictEqual(connection.executorPid(), first)
+        yield* replaced(connection, marker, first)
       })),
     60_000
   )
