@@ -100,7 +100,8 @@ const make = (sinks: ReadonlyArray<Sink>) => {
     writeTo: (dir) =>
       Effect.sync(() => {
         fs.mkdirSync(dir, { recursive: true })
-        fd = fs.openSync(path.join(dir, "events.jsonl"), "a")
+        // Private to the user (0600): agents' output lines may hold what others must not read.
+        fd = fs.openSync(path.join(dir, "events.jsonl"), "a", 0o600)
       })
   })
   return { service, dispatch }
