@@ -11,6 +11,7 @@ import * as readline from "node:readline"
 import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as AgentsControl from "./AgentsControl.ts"
+import * as AtomicFile from "./AtomicFile.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
@@ -199,8 +200,8 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
     yield* Effect.acquireRelease(
       Effect.try({
         try: () => {
-          fs.mkdirSync(path.dirname(file), { recursive: true })
-          fs.writeFileSync(file, JSON.stringify(record, null, 2) + "\n")
+          fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+          AtomicFile.writeAtomic(file, JSON.stringify(record, null, 2) + "\n")
         },
         catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`)
       }),

@@ -26,6 +26,7 @@ import {
   InheritedEnv,
   Ledger,
   Limits,
+  OutputLines,
   OutputTail,
   Provision,
   RunEvents,
@@ -208,8 +209,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         const tail = OutputTail.make(init.maxOutputBytes)
         return stream.pipe(
           Stream.tap((bytes) => Effect.sync(() => tail.push(bytes))),
-          Stream.decodeText(),
-          Stream.splitLines,
+          OutputLines.split(),
           Stream.runForEach((line) =>
             Effect.gen(function*() {
               yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
@@ -383,7 +383,8 @@ export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string
     // Other backends' records are theirs to clean.
     if (!kinds.includes(resource.kind)) continue
     if (resource.kind === "sandbox") {
-      const dir = String(resource.data.path)
+      // Only a sandbox of this namespace is ever removed, whatever the ledger says.
+      const dir = yield* Ledger.checkInside(sandboxesDir(stateDir, namespace), String(resource.data.path))
       yield* Effect.try({
         try: () => fs.rmSync(dir, { recursive: true, force: true }),
         catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)

@@ -374,6 +374,23 @@ describe("Localhost", () => {
       assert.deepStrictEqual(yield* outstanding(namespace), [])
     }).pipe(Effect.provide(NodeServices.layer)))
 
+  it.live("cleanUp refuses to remove a recorded path outside the namespace's sandboxes, and keeps its record", () =>
+    Effect.gen(function*() {
+      const namespace = ns("victim")
+      const victim = fs.mkdtempSync(path.join(stateDir, "victim-"))
+      fs.writeFileSync(path.join(victim, "precious"), "keep me")
+      const escaping = path.join(Localhost.sandboxesDir(stateDir, namespace), "..", "..", path.basename(victim))
+      yield* Effect.gen(function*() {
+        const ledger = yield* Ledger.Ledger
+        yield* ledger.acquire({ id: "sandbox:outside", kind: "sandbox", data: { agent: "x", path: victim } })
+        yield* ledger.acquire({ id: "sandbox:escaping", kind: "sandbox", data: { agent: "y", path: escaping } })
+      }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
+      const error = yield* Effect.flip(cleanUp(namespace))
+      assert.include(error.message, "not inside")
+      assert.strictEqual(fs.readFileSync(path.join(victim, "precious"), "utf8"), "keep me")
+      assert.includeMembers((yield* outstanding(namespace)).map((r) => r.id), ["sandbox:outside"])
+    }))
+
   it.live("cleanUp of namespace a never touches namespace ab", () =>
     Effect.gen(function*() {
       const a = ns("a")

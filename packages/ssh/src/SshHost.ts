@@ -253,6 +253,16 @@ const homeOf = (root: string, slot: Provision.Slot) => path.posix.join(root, "ag
  * Finishes what killed runs left on ssh hosts: for every `ssh-root` record, reconnects with the recorded key,
  * kills the namespace's processes there and removes the run's directory.
  */
+/**
+ * `root` as recorded in the ledger, if it is a run directory of `namespace` (`…/tezt-cloud-<uid>/<ns>`, absolute
+ * and normal): clean up removes it on the host, so a ledger line naming anything else is refused.
+ */
+const runRoot = (host: string, root: string, namespace: string) =>
+  path.posix.isAbsolute(root) && path.posix.normalize(root) === root && path.posix.basename(root) === namespace &&
+    /^tezt-cloud-\d+$/.test(path.posix.basename(path.posix.dirname(root)))
+    ? Effect.succeed(root)
+    : Effect.fail(CloudError.state(host, `refusing to remove ${root}: it is not a run directory of ${namespace}`))
+
 export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, config: Config) {
   const ledger = yield* Ledger.Ledger
   const reaching = settings(config, stateDir, 1)
@@ -262,7 +272,7 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
     if (resource.kind === "ssh-root") {
       const target = SshSandbox.reachOf(resource.data)
       const host = SshClient.label(target)
-      const root = String(resource.data.root)
+      const root = yield* runRoot(host, String(resource.data.root), config.namespace)
       const key = yield* SshKeys.ensure(config.namespace, target.key)
       yield* Effect.scoped(Effect.gen(function*() {
         const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)

@@ -16,12 +16,20 @@
  * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
  * - `FAKETIME` (`--faketime`) is set for every command, for images with libfaketime.
  */
-import { CloudError, CopyPolicy, type Daemon, OutputTail, type RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
+import {
+  CloudError,
+  CopyPolicy,
+  type Daemon,
+  OutputLines,
+  OutputTail,
+  type RunEvents,
+  type Runner,
+  Sandbox
+} from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { StringDecoder } from "node:string_decoder"
 import { environmentPrefix, killScript } from "./internal/shell.ts"
 import { type Command, commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
 
@@ -103,8 +111,8 @@ export const make = (init: Init): Runner.Runner => {
         }
         wake?.()
       }
-      const stdoutLines = makeLineSplitter(push("stdout"))
-      const stderrLines = makeLineSplitter(push("stderr"))
+      const stdoutLines = OutputLines.splitter(push("stdout"))
+      const stderrLines = OutputLines.splitter(push("stderr"))
       const onStdout = (chunk: Buffer) => {
         out.push(chunk)
         stdoutLines(chunk)
@@ -247,26 +255,4 @@ export const make = (init: Init): Runner.Runner => {
   })
 
   return { exec, spawn, copy }
-}
-
-/** Calls `onLine` for each complete line of a byte stream (`\n`-terminated, `\r\n` trimmed); `end` flushes. */
-const makeLineSplitter = (onLine: (line: string) => void) => {
-  // A multi-byte character may straddle two chunks: the decoder keeps its first bytes for the next one.
-  const decoder = new StringDecoder("utf8")
-  let rest = ""
-  const split = (chunk: Buffer) => {
-    rest += decoder.write(chunk)
-    let newline = rest.indexOf("\n")
-    while (newline >= 0) {
-      onLine(rest.slice(0, newline).replace(/\r$/, ""))
-      rest = rest.slice(newline + 1)
-      newline = rest.indexOf("\n")
-    }
-  }
-  split.end = () => {
-    rest += decoder.end()
-    if (rest !== "") onLine(rest)
-    rest = ""
-  }
-  return split
 }
