@@ -94,18 +94,23 @@ export const make = (init: Init): Runner.Runner => {
       const out = OutputTail.make(maxOutput)
       const err = OutputTail.make(maxOutput)
       let pid = 0
-      // Lines wait here for `onLine` and the event log; past `high` the channel is paused (backpressure up to
-      // the remote command), below `low` it reads on. Memory stays bounded whatever the command prints.
+      // Lines wait here for `onLine` and the event log; past `high` lines or `highChars` characters the channel is
+      // paused (backpressure up to the remote command), below `low` lines and `lowChars` it reads on. Memory stays
+      // bounded whatever the command prints, in many short lines or in a few long ones (up to 1 MiB each).
       const queue: Array<Runner.OutputLine> = []
       const high = 4096
       const low = 256
+      const highChars = 16 * 1024 * 1024
+      const lowChars = 1024 * 1024
+      let queuedChars = 0
       let flow: Flow | undefined
       let paused = false
       let finished = false
       let wake: (() => void) | undefined
       const push = (stream: "stdout" | "stderr") => (line: string) => {
         queue.push({ stream, line })
-        if (queue.length >= high && !paused && flow) {
+        queuedChars += line.length
+        if ((queue.length >= high || queuedChars >= highChars) && !paused && flow) {
           paused = true
           flow.pause()
         }
@@ -136,11 +141,13 @@ export const make = (init: Init): Runner.Runner => {
             })
             continue
           }
-          for (const item of queue.splice(0, queue.length)) {
+          const taken = queue.splice(0, queue.length)
+          queuedChars = 0
+          for (const item of taken) {
             yield* init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line })
             if (options?.onLine) yield* options.onLine(item)
           }
-          if (paused && queue.length < low) {
+          if (paused && queue.length < low && queuedChars < lowChars) {
             paused = false
             flow?.resume()
           }
