@@ -16,7 +16,7 @@
  *   namespaces `a` and `ab` never touch each other's containers).
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import { Backend, type CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
 import * as Engine from "./DockerClient.ts"
@@ -25,11 +25,11 @@ import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
 import * as DockerJobs from "./DockerJobs.ts"
 
-/** What this backend reads of the run's configuration. */
+/** What this backend reads of the run's configuration: its own options, and `--macosx`. */
 export const Config = Schema.Struct({
   ...SshSandbox.Config.fields,
-  dockerHostNetwork: Schema.Boolean,
-  macosx: Schema.Boolean
+  ...CloudConfig.ownedBy("docker"),
+  ...CloudConfig.pick("macosx")
 })
 export type Config = typeof Config.Type
 

@@ -11,7 +11,7 @@
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import { Backend, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
@@ -20,8 +20,8 @@ import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
 import * as SshSandbox from "./SshSandbox.ts"
 
-/** What this backend reads of the run's configuration, besides its target. */
-export const Config = Schema.Struct({ ...SshSandbox.Config.fields, insecureHostKeys: Schema.Boolean })
+/** What this backend reads of the run's configuration, besides its target: the ssh options among them. */
+export const Config = Schema.Struct({ ...SshSandbox.Config.fields, ...CloudConfig.ownedBy("ssh") })
 export type Config = typeof Config.Type
 
 export interface Options {
