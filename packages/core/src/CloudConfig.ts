@@ -891,7 +891,8 @@ export const decodeFile = (path: string, text: string): Effect.Effect<Input, Clo
       catch: (e) =>
         CloudError.config(
           "--config-file",
-          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`
+          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`,
+          { cause: e }
         )
     })
     if (typeof json !== "object" || json === null || Array.isArray(json)) {

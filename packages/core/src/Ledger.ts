@@ -90,7 +90,7 @@ const makeFile = (root: string, namespace: string) => {
           fs.appendFileSync(file, line)
         }
       },
-      catch: (e) => CloudError.state(file, `cannot append to the ledger: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.state(file, `cannot append to the ledger: ${CloudError.messageOf(e)}`, { cause: e })
     })
   return Ledger.of({
     namespace,
@@ -115,7 +115,7 @@ export const read = (file: string): Effect.Effect<ReadonlyArray<Entry>, CloudErr
         }
       })
     },
-    catch: (e) => CloudError.state(file, `cannot read the ledger: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.state(file, `cannot read the ledger: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 const fold = (entries: ReadonlyArray<Entry>): ReadonlyArray<Resource> => {

@@ -144,7 +144,7 @@ const make = <Shared, Created>(
   const named = <A, R>(effect: Effect.Effect<A, CloudError.CloudError, R>) =>
     Effect.mapError(effect, (e) =>
       e.reason._tag === "DeployFailed"
-        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`)
+        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`, { cause: e.cause })
         : e)
 
   const deploy = Effect.fn("Provision.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {

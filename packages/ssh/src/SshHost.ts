@@ -87,7 +87,7 @@ const must = (
   agent: string
 ) =>
   connection.run(line).pipe(
-    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
+    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`, { cause: e })),
     Effect.flatMap((r) =>
       r.code === 0
         ? Effect.succeed(r.stdout)
@@ -268,7 +268,7 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
         const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
         yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, 1).pipe(
           Effect.flatMap(succeeded(host, `cannot remove ${root}`)),
-          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`))
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`, { cause: e }))
         )
       }))
       cleaned.push(`${host}:${root}`)
@@ -298,7 +298,7 @@ export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: stri
       const r = yield* connection.run(
         `[ -e ${SshClient.quote(root)} ] && echo dir; ` +
           `grep -lzxF ${SshClient.quote(`TEZT_CLOUD_NS=${config.namespace}`)} /proc/[0-9]*/environ 2>/dev/null | wc -l`
-      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message)))
+      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message, { cause: e })))
       const lines = r.stdout.trim().split("\n")
       const processes = Number(lines.at(-1))
       return [

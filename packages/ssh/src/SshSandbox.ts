@@ -63,7 +63,7 @@ export const connect = (
   options: { readonly executor?: boolean | undefined } = {}
 ): Effect.Effect<SshClient.Connection, CloudError.CloudError, Scope.Scope> =>
   SshClient.connect(target, { ...connectionOptions(settings, privateKey), ...options }).pipe(
-    Effect.mapError((e) => CloudError.deploy(agent, e.message))
+    Effect.mapError((e) => CloudError.deploy(agent, e.message, { cause: e }))
   )
 
 /** The shell line that makes a sandbox's directories (its home, `logs/`, `fs/`). */
