@@ -80,6 +80,27 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 
+  live("a config file that cannot be read is one line; --log-level debug adds the error under it", async () => {
+    const { env, namespace, stateDir } = fresh()
+    // A directory: unreadable as a file, even by root.
+    const file = fs.mkdtempSync(`${stateDir}-config-`)
+    const argv = ["BASIC", "simple", "--localhost", "--tezt-cloud", namespace, "--config-file", file]
+    const line = `tezt-cloud: error: --config-file: cannot read ${file}: EISDIR: illegal operation on a directory, read`
+    const plain = start(argv, env)
+    assert.strictEqual(await plain.exit, 1)
+    assert.strictEqual(plain.stderr().trim(), line)
+    assert.notInclude(plain.stdout(), "caused by")
+    const debug = start([...argv, "--log-level", "debug"], env)
+    assert.strictEqual(await debug.exit, 1)
+    assert.strictEqual(debug.stderr().trim(), line, "the error itself is still one line")
+    assert.match(
+      debug.stdout(),
+      /caused by Error: EISDIR: illegal operation on a directory, read\n\s+at .*readFileSync/
+    )
+    assert.deepStrictEqual(fs.readdirSync(stateDir), [])
+    fs.rmdirSync(file)
+  })
+
   live("a backend that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
     const cli = start(["BASIC", "simple", "--tezt-cloud", namespace], env)

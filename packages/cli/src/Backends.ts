@@ -37,7 +37,8 @@ export const entries: ReadonlyArray<Entry> = [
 const loadEntry = (entry: Entry) =>
   Effect.tryPromise({
     try: entry.load,
-    catch: (e) => CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`)
+    catch: (e) =>
+      CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 /** The backend called `id` (the `backend` field of its agents' descriptors). */

@@ -53,7 +53,7 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
 const readConfigFile = (file: string) =>
   Effect.try({
     try: () => fs.readFileSync(file, "utf8"),
-    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`, { cause: e })
   }).pipe(Effect.flatMap((text) => CloudConfig.decodeFile(file, text)))
 
 const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
@@ -170,6 +170,8 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
   }, (args) => {
     const sink = sinkFor(args.json)
     return runGroup(group, stateDir, args).pipe(
+      // The one line is the CLI's to print; with --log-level debug, the errors under it go to the log first.
+      Effect.tapError(CloudError.logDetails),
       Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
     )
   }).pipe(Command.withDescription(group.description))

@@ -6,8 +6,8 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
-import { type CloudError, Ledger, RunEvents, TestCloud } from "@tezt-cloud/core"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { CloudConfig, type CloudError, Ledger, RunEvents, TestCloud } from "@tezt-cloud/core"
+import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -29,6 +29,40 @@ describe("Backends", () => {
       const all = yield* Backends.all
       assert.deepStrictEqual(all.map((b) => b.id), Backends.entries.map((e) => e.id))
       assert.strictEqual(new Set(all.map((b) => b.id)).size, all.length)
+    }))
+
+  it.effect("each backend's config is a slice of the run configuration, with every option it owns", () =>
+    Effect.gen(function*() {
+      const owner: Record<string, CloudConfig.BackendTag> = { "ssh-host": "ssh", docker: "docker" }
+      const config = yield* TestCloud.config({ ssh_max_channels: 3, docker_host_network: false })
+      for (const backend of yield* Backends.all) {
+        const fields = Object.entries(backend.config.fields)
+        assert.isAbove(fields.length, 0, backend.id)
+        for (const [name, schema] of fields) {
+          assert.strictEqual(
+            schema,
+            (CloudConfig.CloudConfig.fields as Schema.Struct.Fields)[name],
+            `${backend.id}: ${name}`
+          )
+        }
+        const tag = owner[backend.id]
+        if (tag !== undefined) {
+          assert.includeMembers(Object.keys(backend.config.fields), Object.keys(CloudConfig.ownedBy(tag)), backend.id)
+        }
+        // Every field of the slice decodes from the run's configuration, as it is.
+        const slice = Schema.decodeUnknownSync(backend.config as unknown as Schema.Codec<Record<string, unknown>>)(
+          config
+        )
+        for (const name of Object.keys(backend.config.fields)) {
+          assert.deepStrictEqual(slice[name], (config as Record<string, unknown>)[name], `${backend.id}: ${name}`)
+        }
+      }
+      assert.sameMembers(Object.keys(CloudConfig.ownedBy("ssh")), [
+        "sshPrivateKey",
+        "insecureHostKeys",
+        "sshMaxChannels"
+      ])
+      assert.sameMembers(Object.keys(CloudConfig.ownedBy("docker")), ["dockerHostNetwork"])
     }))
 
   it.effect("--localhost with no engine: process sandboxes, saying why", () =>

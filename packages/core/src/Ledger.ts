@@ -93,7 +93,7 @@ const makeFile = (root: string, namespace: string) => {
           appendLine(file, JSON.stringify(entry))
         }
       },
-      catch: (e) => CloudError.state(file, `cannot append to the ledger: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.state(file, `cannot append to the ledger: ${CloudError.messageOf(e)}`, { cause: e })
     })
   return Ledger.of({
     namespace,
@@ -153,7 +153,7 @@ const appendLine = (file: string, line: string) => {
 export const read = (file: string): Effect.Effect<ReadonlyArray<Entry>, CloudError.CloudError> =>
   Effect.try({
     try: () => fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "",
-    catch: (e) => CloudError.state(file, `cannot read the ledger: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.state(file, `cannot read the ledger: ${CloudError.messageOf(e)}`, { cause: e })
   }).pipe(Effect.flatMap((text) => {
     const entries: Array<Entry> = []
     const skipped: Array<number> = []

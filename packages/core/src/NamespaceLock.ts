@@ -155,7 +155,10 @@ export const acquire = Effect.fn("NamespaceLock.acquire")(function*(
       }
       throw new Error("it keeps changing: another process takes and leaves it again and again")
     },
-    catch: (e) => CloudError.state(file, `cannot take the namespace's lock: ${CloudError.messageOf(e)}`)
+    catch: (e) =>
+      CloudError.state(file, `cannot take the namespace's lock: ${CloudError.messageOf(e)}`, {
+        cause: e
+      })
   })
   const taken = yield* Effect.acquireRelease(take, (result) =>
     Effect.sync(() => {

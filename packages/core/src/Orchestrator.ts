@@ -124,7 +124,7 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
       fs.mkdirSync(dir, { recursive: true })
       fs.writeFileSync(path.join(dir, "configuration.json"), JSON.stringify(toJson(config), null, 2) + "\n")
     },
-    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 /**
@@ -203,7 +203,7 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
           fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
           AtomicFile.writeAtomic(file, JSON.stringify(record, null, 2) + "\n")
         },
-        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`)
+        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`, { cause: e })
       }),
       () => Effect.sync(() => fs.rmSync(file, { force: true }))
     )
@@ -217,8 +217,9 @@ const report = (exit: Exit.Exit<unknown, unknown>) =>
       yield* events.emit({ type: "run-end", ok: true, message: "Scenario ended successfully." })
     } else {
       const message = `Scenario terminated unexpectedly: ${render(exit.cause)}`
+      const cause = CloudError.details(Cause.squash(exit.cause))
       yield* Effect.logError(message)
-      yield* events.emit({ type: "run-end", ok: false, message })
+      yield* events.emit({ type: "run-end", ok: false, message, ...(cause === undefined ? {} : { cause }) })
     }
   })
 

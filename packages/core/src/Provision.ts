@@ -21,6 +21,7 @@ import { Effect, Layer, Schema, type Scope } from "effect"
 import * as path from "node:path"
 import * as Agent from "./Agent.ts"
 import type { AgentConfig } from "./AgentConfig.ts"
+import * as CloudConfig from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Ledger from "./Ledger.ts"
@@ -31,12 +32,7 @@ import * as Sandbox from "./Sandbox.ts"
 import * as Teardown from "./Teardown.ts"
 
 /** What the loop reads of the run's configuration; a backend's own slice extends it. */
-export const Config = Schema.Struct({
-  namespace: Schema.String,
-  vmBasePort: Schema.Number,
-  portsPerVm: Schema.Number,
-  checkFileConsistency: Schema.Boolean
-})
+export const Config = Schema.Struct(CloudConfig.pick("namespace", "vmBasePort", "portsPerVm", "checkFileConsistency"))
 export type Config = typeof Config.Type
 
 /** One agent's place in the deployment, as the loop gives it to the backend. */
@@ -148,7 +144,7 @@ const make = <Shared, Created>(
   const named = <A, R>(effect: Effect.Effect<A, CloudError.CloudError, R>) =>
     Effect.mapError(effect, (e) =>
       e.reason._tag === "DeployFailed"
-        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`)
+        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`, { cause: e.cause })
         : e)
 
   const deploy = Effect.fn("Provision.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {

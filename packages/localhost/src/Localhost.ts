@@ -100,7 +100,9 @@ export const layer = (options: Options) =>
               return slot.sandbox(home)
             },
             catch: (e) =>
-              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`)
+              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`, {
+                cause: e
+              })
           }),
         ready: (_, __, sandbox) =>
           Effect.succeed({
@@ -125,7 +127,8 @@ export const layer = (options: Options) =>
           killMarked(find, "TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
             Effect.andThen(Effect.try({
               try: () => fs.rmSync(sandbox.home, { recursive: true, force: true }),
-              catch: (e) => CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+              catch: (e) =>
+                CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
             }))
           )
       })
@@ -159,8 +162,14 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     ...extra
   })
   const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
-  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
-    CloudError.command(init.name, describeCommand(command, args), CloudError.messageOf(cause))
+  /** A command that could not be started or followed; `context` says what was being done. */
+  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown, context?: string) =>
+    CloudError.command(
+      init.name,
+      describeCommand(command, args),
+      context === undefined ? CloudError.messageOf(cause) : `${context}: ${CloudError.messageOf(cause)}`,
+      { cause }
+    )
 
   /**
    * Spawns in the current scope, recorded in the ledger; killing the scope kills the whole tree. Also returns
@@ -249,8 +258,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           fs.mkdirSync(path.dirname(logFile), { recursive: true })
           fs.closeSync(fs.openSync(logFile, "a"))
         },
-        catch: (e) =>
-          failed(command, args)(`cannot create the directory of its log ${logFile}: ${CloudError.messageOf(e)}`)
+        catch: (e) => failed(command, args)(e, `cannot create the directory of its log ${logFile}`)
       })
       // The shell only redirects and `exec`s: the argv reaches the program unchanged.
       const { handle, killTree } = yield* start("/bin/sh", [
@@ -288,7 +296,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           const file = Sandbox.pathIn(init.home, remote)
           return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
         },
-        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e))
+        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e), { cause: e })
       }),
     put: (local, remote, mode) =>
       Effect.try({
@@ -298,7 +306,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           fs.copyFileSync(local, file)
           fs.chmodSync(file, mode)
         },
-        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e))
+        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e), { cause: e })
       })
   }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
 
@@ -387,7 +395,7 @@ export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string
       const dir = yield* Ledger.checkInside(sandboxesDir(stateDir, namespace), String(resource.data.path))
       yield* Effect.try({
         try: () => fs.rmSync(dir, { recursive: true, force: true }),
-        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
       })
       removed.push(dir)
     }

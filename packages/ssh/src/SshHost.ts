@@ -11,7 +11,7 @@
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import { Backend, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
@@ -20,8 +20,8 @@ import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
 import * as SshSandbox from "./SshSandbox.ts"
 
-/** What this backend reads of the run's configuration, besides its target. */
-export const Config = Schema.Struct({ ...SshSandbox.Config.fields, insecureHostKeys: Schema.Boolean })
+/** What this backend reads of the run's configuration, besides its target: the ssh options among them. */
+export const Config = Schema.Struct({ ...SshSandbox.Config.fields, ...CloudConfig.ownedBy("ssh") })
 export type Config = typeof Config.Type
 
 export interface Options {
@@ -87,7 +87,7 @@ const must = (
   agent: string
 ) =>
   connection.run(line).pipe(
-    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
+    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`, { cause: e })),
     Effect.flatMap((r) =>
       r.code === 0
         ? Effect.succeed(r.stdout)
@@ -278,7 +278,7 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
         const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
         yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, 1).pipe(
           Effect.flatMap(succeeded(host, `cannot remove ${root}`)),
-          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`))
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`, { cause: e }))
         )
       }))
       cleaned.push(`${host}:${root}`)
@@ -308,7 +308,7 @@ export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: stri
       const r = yield* connection.run(
         `[ -e ${SshClient.quote(root)} ] && echo dir; ` +
           `grep -lzxF ${SshClient.quote(`TEZT_CLOUD_NS=${config.namespace}`)} /proc/[0-9]*/environ 2>/dev/null | wc -l`
-      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message)))
+      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message, { cause: e })))
       const lines = r.stdout.trim().split("\n")
       const processes = Number(lines.at(-1))
       return [

@@ -53,7 +53,8 @@ export const ensure = Effect.fn("SshKeys.ensure")(function*(namespace: string, p
     catch: (e) =>
       CloudError.config(
         privateKeyPath === undefined ? "--tezt-cloud" : "--ssh-private-key",
-        `${file}: ${CloudError.messageOf(e)}`
+        `${file}: ${CloudError.messageOf(e)}`,
+        { cause: e }
       )
   })
 })

@@ -52,7 +52,7 @@ export const make = (init: Init): Runner.Runner => {
   const maxOutput = init.maxOutputBytes ?? 16 * 1024 * 1024
   const describe = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
-    CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause))
+    CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause), { cause })
 
   /** The command's directory and environment: the agent's own, FAKETIME, then the command's. */
   const commandOf = (
@@ -233,7 +233,7 @@ export const make = (init: Init): Runner.Runner => {
     agent: init.name,
     md5: (remote) =>
       init.connection.run(`f=${quote(Sandbox.pathIn(init.home, remote))}; [ -f "$f" ] || exit 3; md5sum < "$f"`).pipe(
-        Effect.mapError((e) => CloudError.copy(init.name, remote, e.message)),
+        Effect.mapError((e) => CloudError.copy(init.name, remote, e.message, { cause: e })),
         Effect.flatMap((r) =>
           r.code === 3
             ? Effect.succeed(undefined)
@@ -251,7 +251,7 @@ export const make = (init: Init): Runner.Runner => {
           `mkdir -p ${quote(path.posix.dirname(file))} && cat > ${quote(partial)} && chmod ${mode.toString(8)} ` +
             `${quote(partial)} && mv -f ${quote(partial)} ${quote(file)} || { rm -f ${quote(partial)}; exit 1; }`,
           fs.createReadStream(local, { highWaterMark: 256 * 1024 })
-        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.message)))
+        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.message, { cause: e })))
         if (written.code !== 0) return yield* CloudError.copy(init.name, local, written.stderr.trim())
       })
   }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
