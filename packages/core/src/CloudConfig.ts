@@ -870,7 +870,6 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
  */
 export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudError.CloudError> => {
   const missing: Array<readonly [string, string]> = []
-  if (config.mode === "cloud") missing.push(["GCP agents (the default mode)", "run with --localhost"])
   if (config.mode === "host" || config.mode === "orchestrator") missing.push(["--proxy", "run with --localhost"])
   // Causes before consequences of the §7.20 cascade (alert handlers → Prometheus → website…), so the option
   // named is one the user gave.
