@@ -15,8 +15,9 @@
  *   global to the project: `a` + `b-c` and `a-b` + `c` must not meet).
  * - The VM: the `--os` image (`cos-stable` or `debian-12`, or `$TEZT_CLOUD_GCP_IMAGE`), `--machine-type`,
  *   `--disk-type`, `--disk-size-gb`, an ephemeral external address (no reserved address to forget and pay for),
- *   the namespace's public key in `ssh-keys`, and a startup script that runs an sshd for root with that key on
- *   `--vm-base-port` (where the agents are reached). With a time to live, `scheduling.maxRunDuration` and
+ *   the namespace's public key in `ssh-keys`, and a startup script that installs the monitoring daemons the run
+ *   starts on agents (`prometheus-process-exporter`, `netdata`; Debian only) and runs an sshd for root with that
+ *   key on `--vm-base-port` (where the agents are reached). With a time to live, `scheduling.maxRunDuration` and
  *   `instanceTerminationAction: DELETE`: GCE deletes a forgotten VM itself.
  * - The firewall rule: tcp to the VM's sshd port, the agent's port range, and netdata's 19999 with
  *   `--monitoring`, from anywhere, for the VM's own network tag only.
@@ -90,20 +91,43 @@ export interface Spec {
   /** The agent's port range. */
   readonly ports: { readonly start: number; readonly end: number }
   readonly monitoring: boolean
+  /** Debian packages the VM installs at boot, before its sshd answers (the monitoring daemons the run starts). */
+  readonly packages: ReadonlyArray<string>
 }
 
 /** The hash of what a VM is made of (its time to live apart: changing it does not make a new VM). */
 export const specHash = (spec: Spec) =>
-  hash(JSON.stringify([spec.machineType, spec.image, spec.diskType, spec.diskSizeGb, spec.sshPort, spec.publicKey]), 16)
+  hash(
+    JSON.stringify([
+      spec.machineType,
+      spec.image,
+      spec.diskType,
+      spec.diskSizeGb,
+      spec.sshPort,
+      spec.publicKey,
+      spec.packages
+    ]),
+    16
+  )
 
 /** Where the startup script keeps the authorized key of the agents' sshd. */
 const keysFile = "/var/lib/tezt-cloud/authorized_keys"
 
-/** The startup script of a VM: an sshd for root with the namespace's key on the agents' port (every boot). */
+/**
+ * The startup script of a VM (every boot): the monitoring packages where apt exists (Debian; COS has none), then
+ * an sshd for root with the namespace's key on the agents' port, so that an agent that answers has them.
+ */
 export const startupScript = (spec: Spec) =>
   [
     "#!/bin/sh",
-    "# tezt-cloud: the sshd its agents are reached at",
+    "# tezt-cloud: what its agents need, then the sshd they are reached at",
+    ...(spec.packages.length === 0 ? [] : [
+      `if command -v apt-get >/dev/null; then`,
+      `  export DEBIAN_FRONTEND=noninteractive`,
+      `  dpkg -s ${spec.packages.join(" ")} >/dev/null 2>&1 || ` +
+      `{ apt-get update -q && apt-get install -y -q --no-install-recommends ${spec.packages.join(" ")}; }`,
+      `fi`
+    ]),
     `mkdir -p /var/lib/tezt-cloud /run/sshd`,
     `printf '%s\\n' '${spec.publicKey.replaceAll("'", "")}' > ${keysFile}`,
     `chmod 600 ${keysFile}`,

@@ -148,7 +148,10 @@ export const layer = (options: Options) =>
         sshPort: config.vmBasePort,
         publicKey,
         ports: slot.ports,
-        monitoring: config.monitoring
+        monitoring: config.monitoring,
+        // The process exporter always (small, and the default mode's monitoring runs it): toggling
+        // --process-monitoring does not make new VMs. netdata only with --monitoring.
+        packages: ["prometheus-process-exporter", ...(config.monitoring ? ["netdata"] : [])]
       })
 
       return Provision.provisioner({
