@@ -73,21 +73,33 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
     Effect.promise(() => Promise.allSettled(Object.values(clients).map((c) => c.close())))
   )
   const { project } = target
-  // The async iterators page by themselves; `autoPaginate` must be off (the client warns otherwise).
-  const pages = { autoPaginate: false }
   const context = { project, zone: target.zone }
 
-  /** A call of the client; transient failures are sent again (changes carry a requestId: at most once). */
-  const call = <A>(name: string, f: () => Promise<A>, image?: string) =>
+  // Reads (get, list, wait) are retried by the client on transient errors, within their timeout: a dead endpoint
+  // is an error after 30 s, not after the client's default ten minutes. A `wait` lasts up to two minutes.
+  const request = { timeout: 30_000 }
+  const pages = { ...request, autoPaginate: false }
+  const waiting = { timeout: 150_000 }
+
+  /** A read, or a change (sent again on a transient failure: it carries a requestId, so it happens at most once). */
+  const call = <A>(name: string, f: () => Promise<A>, image?: string, change = false) =>
     Effect.tryPromise({ try: f, catch: (e) => e }).pipe(
-      Effect.retry({ while: GcpError.isTransient, times: 3, schedule: Schedule.exponential("500 millis") }),
+      Effect.retry({
+        while: (e) => change && GcpError.isTransient(e),
+        times: 3,
+        schedule: Schedule.exponential("500 millis")
+      }),
       Effect.mapError((e) => GcpError.classify(name, e, { ...context, image }))
     )
 
   /** A call that may answer NOT_FOUND: `undefined` then. */
-  const maybe = <A>(name: string, f: () => Promise<A>) =>
+  const maybe = <A>(name: string, f: () => Promise<A>, change = false) =>
     Effect.tryPromise({ try: f, catch: (e) => e }).pipe(
-      Effect.retry({ while: GcpError.isTransient, times: 3, schedule: Schedule.exponential("500 millis") }),
+      Effect.retry({
+        while: (e) => change && GcpError.isTransient(e),
+        times: 3,
+        schedule: Schedule.exponential("500 millis")
+      }),
       Effect.catchIf(GcpError.isNotFound, () => Effect.succeed(undefined)),
       Effect.mapError((e) => GcpError.classify(name, e, context))
     )
@@ -109,10 +121,11 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
       if (errors.length > 0) return yield* GcpError.classify(name, operation!.error, { ...context, image })
     })
 
-  const zoneWait = (zone: string) => (operation: string) => clients.zoneOperations.wait({ project, zone, operation })
-  const globalWait = (operation: string) => clients.globalOperations.wait({ project, operation })
+  const zoneWait = (zone: string) => (operation: string) =>
+    clients.zoneOperations.wait({ project, zone, operation }, waiting)
+  const globalWait = (operation: string) => clients.globalOperations.wait({ project, operation }, waiting)
   const regionWait = (region: string) => (operation: string) =>
-    clients.regionOperations.wait({ project, region, operation })
+    clients.regionOperations.wait({ project, region, operation }, waiting)
 
   /** The latest Operation of a long-running call's answer. */
   const started = (answer: readonly [{ readonly latestResponse: unknown }, ...Array<unknown>]) =>
@@ -129,7 +142,7 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
   return {
     target,
     instance: (zone, name) =>
-      maybe(`get instance ${name}`, () => clients.instances.get({ project, zone, instance: name })).pipe(
+      maybe(`get instance ${name}`, () => clients.instances.get({ project, zone, instance: name }, request)).pipe(
         Effect.map((answer) => answer?.[0])
       ),
     instances: (filter) =>
@@ -144,31 +157,47 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
       Effect.gen(function*() {
         const name = `create instance ${resource.name}`
         const requestId = crypto.randomUUID()
-        const answer = yield* call(name, () =>
-          clients.instances.insert({ project, zone: target.zone, requestId, instanceResource: resource }), image)
+        const answer = yield* call(
+          name,
+          () =>
+            clients.instances.insert({ project, zone: target.zone, requestId, instanceResource: resource }, request),
+          image,
+          true
+        )
         yield* settle(name, started(answer), zoneWait(target.zone), image)
       }),
     deleteInstance: (zone, instance) =>
       Effect.gen(function*() {
         const name = `delete instance ${instance}`
         const requestId = crypto.randomUUID()
-        const answer = yield* maybe(name, () => clients.instances.delete({ project, zone, instance, requestId }))
-        if (answer !== undefined) yield* settle(name, started(answer), zoneWait(zone))
+        const answer = yield* maybe(name, () =>
+          clients.instances.delete({ project, zone, instance, requestId }, request), true)
+        if (answer !== undefined) {
+          yield* settle(name, started(answer), zoneWait(zone))
+        }
       }),
     firewalls: all("list firewall rules", () => clients.firewalls.listAsync({ project }, pages)),
     insertFirewall: (resource) =>
       Effect.gen(function*() {
         const name = `create firewall rule ${resource.name}`
         const requestId = crypto.randomUUID()
-        const answer = yield* call(name, () =>
-          clients.firewalls.insert({ project, requestId, firewallResource: resource }))
+        const answer = yield* call(
+          name,
+          () => clients.firewalls.insert({ project, requestId, firewallResource: resource }, request),
+          undefined,
+          true
+        )
         yield* settle(name, started(answer), globalWait)
       }),
     deleteFirewall: (firewall) =>
       Effect.gen(function*() {
         const name = `delete firewall rule ${firewall}`
         const requestId = crypto.randomUUID()
-        const answer = yield* maybe(name, () => clients.firewalls.delete({ project, firewall, requestId }))
+        const answer = yield* maybe(
+          name,
+          () => clients.firewalls.delete({ project, firewall, requestId }, request),
+          true
+        )
         if (answer !== undefined) yield* settle(name, started(answer), globalWait)
       }),
     addresses: (filter) =>
@@ -183,8 +212,11 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
       Effect.gen(function*() {
         const name = `delete address ${address}`
         const requestId = crypto.randomUUID()
-        const answer = yield* maybe(name, () => clients.addresses.delete({ project, region, address, requestId }))
-        if (answer !== undefined) yield* settle(name, started(answer), regionWait(region))
+        const answer = yield* maybe(name, () =>
+          clients.addresses.delete({ project, region, address, requestId }, request), true)
+        if (answer !== undefined) {
+          yield* settle(name, started(answer), regionWait(region))
+        }
       })
   } satisfies Api
 })

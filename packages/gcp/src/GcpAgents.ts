@@ -349,7 +349,7 @@ export const leftovers = Effect.fn("GcpAgents.leftovers")(function*(stateDir: st
     Effect.scoped(Effect.gen(function*() {
       const gce = yield* GceClient.make(targetOf(data))
       return yield* GcpNamespace.resources(gce, namespace)
-    })).pipe(Effect.mapError(GcpError.toCloud("leftovers"))))
+    })).pipe(Effect.mapError(GcpError.toCloudJob("leftovers"))))
   return found.flatMap((r) => [
     ...r.instances.map((i) => `VM ${i.resource.name} (${i.where})`),
     ...r.rules.map((f) => `firewall rule ${f.name}`),

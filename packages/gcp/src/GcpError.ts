@@ -111,7 +111,11 @@ interface Raw {
   readonly errors?: unknown
 }
 
-const one = (s: string) => s.replaceAll(/\s+/g, " ").trim()
+/** A message on one line, without the client's list of every earlier attempt, and not endless. */
+const one = (s: string) => {
+  const line = s.replace(/\s*:\s*Previous errors\s*:[\s\S]*$/, "").replaceAll(/\s+/g, " ").trim()
+  return line.length > 400 ? `${line.slice(0, 400)}…` : line
+}
 
 /** gRPC status names of the client's numeric codes. */
 const statusNames: Record<number, string> = {
@@ -158,8 +162,10 @@ export const classify = (
     ...(typeof r.reason === "string" ? [r.reason] : []),
     ...errors.flatMap((e) => [e.code, e.reason].filter((c): c is string => typeof c === "string"))
   ]
+  // A network failure (`fetch failed`) says why in its cause (ECONNREFUSED…).
+  const cause = raw instanceof Error && raw.cause instanceof Error ? `: ${raw.cause.message}` : ""
   const messages = [
-    ...(typeof r.message === "string" ? [r.message] : raw instanceof Error ? [raw.message] : []),
+    ...(typeof r.message === "string" ? [`${r.message}${cause}`] : []),
     ...errors.flatMap((e) => typeof e.message === "string" ? [e.message] : [])
   ].map(one)
   const text = messages.join("; ")
@@ -193,12 +199,19 @@ export const classify = (
   ) {
     return make(new UnknownProject({ project }))
   }
-  const code = typeof r.code === "number" ? statusNames[r.code] ?? String(r.code) : codes[0] ?? "error"
+  const code = typeof r.code === "number" ? statusNames[r.code] ?? String(r.code) : codes[0] ?? "no answer"
   return make(new CallFailed({ call, code, detail: text === "" ? String(raw) : text }))
 }
 
-/** The error the CLI prints: the option a user fixes when there is one, else a deployment failure of `what`. */
-export const toCloud = (what: string) => (e: GcpError): CloudError.CloudError => {
+/** The error the CLI prints: the option a user fixes when there is one, else a deployment failure of `agent`. */
+export const toCloud = (agent: string) => (e: GcpError): CloudError.CloudError =>
+  asOption(e) ?? CloudError.deploy(agent, e.message)
+
+/** The error a `CLOUD` job `job` prints: the option a user fixes when there is one, else the job's failure. */
+export const toCloudJob = (job: string) => (e: GcpError): CloudError.CloudError =>
+  asOption(e) ?? CloudError.service(`GCP (${job})`, e.message)
+
+const asOption = (e: GcpError): CloudError.CloudError | undefined => {
   switch (e.reason._tag) {
     case "NoProject":
     case "UnknownProject":
@@ -208,6 +221,6 @@ export const toCloud = (what: string) => (e: GcpError): CloudError.CloudError =>
     case "BadSetting":
       return CloudError.config(e.reason.setting, e.reason.detail)
     default:
-      return CloudError.deploy(what, e.message)
+      return undefined
   }
 }

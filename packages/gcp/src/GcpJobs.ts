@@ -2,26 +2,32 @@
  * The `CLOUD` maintenance jobs of the GCP backend, on the project and API of the command's options
  * (`--project-id`, `TEZT_CLOUD_GCP_ENDPOINT`): `CLOUD destroy` (also `CLOUD terraform destroy`, Tezt cloud's
  * name) deletes everything labelled with the namespace, `CLOUD list vms` lists its VMs, `CLOUD delete unused ips`
- * deletes its reserved addresses no VM uses. `CLOUD clean up` is the backend's `cleanUp`.
+ * deletes its reserved addresses no VM uses, `CLOUD dns list` and `CLOUD dns remove --dns-domain D` read and remove
+ * Cloud DNS A records. `CLOUD clean up` is the backend's `cleanUp`.
  */
-import { Cloud, Ledger, Scenario } from "@tezt-cloud/core"
+import { Cloud, CloudError, Ledger, Scenario } from "@tezt-cloud/core"
 import { Effect } from "effect"
+import * as CloudDns from "./CloudDns.ts"
 import * as GceClient from "./GceClient.ts"
 import * as GceResources from "./GceResources.ts"
 import * as GcpError from "./GcpError.ts"
 import * as GcpNamespace from "./GcpNamespace.ts"
 import * as GcpTarget from "./GcpTarget.ts"
 
-/** Runs `f` with the Compute API of the command's project, and the namespace. */
-const withApi = <A, E, R>(what: string, f: (gce: GceClient.Api, namespace: string) => Effect.Effect<A, E, R>) =>
+/** Runs `f` with the target of the command's options (`--project-id`, the environment), and the namespace. */
+const withTarget = <A, E, R>(
+  what: string,
+  f: (target: GcpTarget.Target, namespace: string) => Effect.Effect<A, E, R>
+) =>
   Effect.gen(function*() {
     const cloud = yield* Cloud.Cloud
-    const target = yield* GcpTarget.resolve(cloud.config.projectId)
-    const gce = yield* GceClient.make(target)
-    return yield* f(gce, cloud.namespace)
-  }).pipe(
-    Effect.scoped,
-    Effect.mapError((e) => e instanceof GcpError.GcpError ? GcpError.toCloud(what)(e) : e)
+    return yield* f(yield* GcpTarget.resolve(cloud.config.projectId), cloud.namespace)
+  }).pipe(Effect.mapError((e) => e instanceof GcpError.GcpError ? GcpError.toCloudJob(what)(e) : e))
+
+/** Runs `f` with the Compute API of the command's target, and the namespace. */
+const withApi = <A, E, R>(what: string, f: (gce: GceClient.Api, namespace: string) => Effect.Effect<A, E, R>) =>
+  withTarget(what, (target, namespace) => Effect.flatMap(GceClient.make(target), (gce) => f(gce, namespace))).pipe(
+    Effect.scoped
   )
 
 /** `CLOUD destroy` / `CLOUD terraform destroy`: the namespace's VMs, firewall rules and addresses. */
@@ -85,5 +91,46 @@ export const deleteUnusedIps = Scenario.make({
     }))
 })
 
+/** `CLOUD dns list` (also `CLOUD describe dns list`): the A records of every managed zone of the project. */
+export const dnsList = Scenario.make({
+  title: "List the DNS A records of the project's managed zones",
+  tags: ["describe", "dns", "list"],
+  run: withTarget("dns list", (target) =>
+    Effect.gen(function*() {
+      const dns = CloudDns.make(target)
+      for (const zone of yield* dns.zones) {
+        for (const set of (yield* dns.records(zone.name)).filter((r) => r.type === "A")) {
+          yield* Effect.logInfo(
+            `${zone.name}\t${set.name}\t${(set.rrdatas ?? []).join(",")}\tTTL ${set.ttl ?? CloudDns.ttl}`
+          )
+        }
+      }
+    }))
+})
+
+/** `CLOUD dns remove --dns-domain D…`: removes the A record of each domain. */
+export const dnsRemove = Scenario.make({
+  title: "Remove the DNS A record of each --dns-domain",
+  tags: ["dns", "remove"],
+  run: withTarget("dns remove", (target) =>
+    Effect.gen(function*() {
+      const cloud = yield* Cloud.Cloud
+      if (cloud.config.dnsDomains.length === 0) {
+        return yield* CloudError.config("--dns-domain", "give the domain(s) whose A record to remove")
+      }
+      const dns = CloudDns.make(target)
+      for (const domain of cloud.config.dnsDomains) {
+        const removed = yield* dns.remove(domain)
+        yield* Effect.logInfo(`${CloudDns.normalize(domain)}: ${removed ? "A record removed" : "no A record"}`)
+      }
+    }))
+})
+
 /** The jobs this backend contributes. */
-export const all = (stateDir: string): ReadonlyArray<Scenario.Scenario> => [destroy(stateDir), listVms, deleteUnusedIps]
+export const all = (stateDir: string): ReadonlyArray<Scenario.Scenario> => [
+  destroy(stateDir),
+  listVms,
+  deleteUnusedIps,
+  dnsList,
+  dnsRemove
+]
