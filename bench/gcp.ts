@@ -17,14 +17,15 @@
  * (default 1,8,32); `BENCH_OPERATION_DELAY_MS` the latency of each Operation (default 1500).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
-import { Context, Effect, Layer, Scope } from "effect"
+import { AgentConfig, CloudConfig, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { GceClient, GceResources, GcpAgents, GcpNamespace, type GcpTarget } from "../packages/gcp/src/index.ts"
 import * as Emulator from "../packages/gcp/test/fixtures/Emulator.ts"
 import { SshClient, SshKeys } from "../packages/ssh/src/index.ts"
+import { deployAndTearDown } from "./Deploy.ts"
 
 const sizes = (process.env.BENCH_SIZES ?? "1,8,32").split(",").map(Number)
 const delay = Number(process.env.BENCH_OPERATION_DELAY_MS ?? 1500)
@@ -65,21 +66,11 @@ const tezt = (url: string, namespace: string, n: number) =>
         NodeServices.layer
       ))
     )
-    const scope = yield* Scope.make()
-    const start = performance.now()
-    const context = yield* Layer.build(layer).pipe(Scope.provide(scope))
     const configs = AgentConfig.complete(
       Array.from({ length: n }, (_, i) => ({ name: `a${i}` })),
       Orchestrator.agentDefaults(config)
     )
-    const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs).pipe(
-      Scope.provide(scope),
-      Effect.onError((cause) => Scope.close(scope, { _tag: "Failure", cause } as never))
-    )
-    const deployed = performance.now() - start
-    if (agents.length !== n) throw new Error(`deployed ${agents.length} of ${n}`)
-    yield* Scope.close(scope, { _tag: "Success", value: undefined } as never)
-    return deployed
+    return (yield* deployAndTearDown(layer, configs)).deploy
   })
 
 /** One agent as a terraform workspace of Tezt cloud makes it: VM and rule together, wait, then `echo check`. */

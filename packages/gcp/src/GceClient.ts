@@ -81,25 +81,22 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
   const pages = { ...request, autoPaginate: false }
   const waiting = { timeout: 150_000 }
 
-  /** A read, or a change (sent again on a transient failure: it carries a requestId, so it happens at most once). */
-  const call = <A>(name: string, f: () => Promise<A>, image?: string, change = false) =>
+  /** A call; a change is sent again on a transient failure (it carries a requestId: it happens at most once). */
+  const send = <A>(name: string, f: () => Promise<A>, change: boolean) =>
     Effect.tryPromise({ try: f, catch: (e) => e }).pipe(
       Effect.retry({
         while: (e) => change && GcpError.isTransient(e),
         times: 3,
         schedule: Schedule.exponential("500 millis")
-      }),
-      Effect.mapError((e) => GcpError.classify(name, e, { ...context, image }))
+      })
     )
+
+  const call = <A>(name: string, f: () => Promise<A>, image?: string, change = false) =>
+    send(name, f, change).pipe(Effect.mapError((e) => GcpError.classify(name, e, { ...context, image })))
 
   /** A call that may answer NOT_FOUND: `undefined` then. */
   const maybe = <A>(name: string, f: () => Promise<A>, change = false) =>
-    Effect.tryPromise({ try: f, catch: (e) => e }).pipe(
-      Effect.retry({
-        while: (e) => change && GcpError.isTransient(e),
-        times: 3,
-        schedule: Schedule.exponential("500 millis")
-      }),
+    send(name, f, change).pipe(
       Effect.catchIf(GcpError.isNotFound, () => Effect.succeed(undefined)),
       Effect.mapError((e) => GcpError.classify(name, e, context))
     )
@@ -121,22 +118,42 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
       if (errors.length > 0) return yield* GcpError.classify(name, operation!.error, { ...context, image })
     })
 
-  const zoneWait = (zone: string) => (operation: string) =>
+  type Wait = (operation: string) => Promise<[Operation, ...Array<unknown>]>
+  type LongRunning = readonly [{ readonly latestResponse: unknown }, ...Array<unknown>]
+  const zoneWait = (zone: string): Wait => (operation) =>
     clients.zoneOperations.wait({ project, zone, operation }, waiting)
-  const globalWait = (operation: string) => clients.globalOperations.wait({ project, operation }, waiting)
-  const regionWait = (region: string) => (operation: string) =>
+  const globalWait: Wait = (operation) => clients.globalOperations.wait({ project, operation }, waiting)
+  const regionWait = (region: string): Wait => (operation) =>
     clients.regionOperations.wait({ project, region, operation }, waiting)
 
-  /** The latest Operation of a long-running call's answer. */
-  const started = (answer: readonly [{ readonly latestResponse: unknown }, ...Array<unknown>]) =>
-    answer[0].latestResponse as Operation | undefined
+  /** A change (`start` with a fresh requestId), then its Operation until DONE. */
+  const change = (name: string, start: (requestId: string) => Promise<LongRunning>, wait: Wait, image?: string) =>
+    Effect.gen(function*() {
+      const requestId = crypto.randomUUID()
+      const answer = yield* call(name, () => start(requestId), image, true)
+      yield* settle(name, answer[0].latestResponse as Operation | undefined, wait, image)
+    })
 
-  /** Every item of a paged iterable. */
-  const all = <A>(name: string, iterate: () => AsyncIterable<A>) =>
+  /** A deletion (`start` with a fresh requestId), then its Operation until DONE; a missing resource is gone. */
+  const removal = (name: string, start: (requestId: string) => Promise<LongRunning>, wait: Wait) =>
+    Effect.gen(function*() {
+      const requestId = crypto.randomUUID()
+      const answer = yield* maybe(name, () => start(requestId), true)
+      if (answer !== undefined) yield* settle(name, answer[0].latestResponse as Operation | undefined, wait)
+    })
+
+  /** Every item of an aggregated list, with the last segment of its zone or region. */
+  const aggregated = <L, A>(
+    name: string,
+    iterate: () => AsyncIterable<[string, L]>,
+    items: (list: L) => ReadonlyArray<A> | null | undefined
+  ) =>
     call(name, async () => {
-      const items: Array<A> = []
-      for await (const item of iterate()) items.push(item)
-      return items
+      const found: Array<Located<A>> = []
+      for await (const [scope, list] of iterate()) {
+        for (const resource of items(list) ?? []) found.push({ where: lastSegment(scope), resource })
+      }
+      return found
     })
 
   return {
@@ -146,78 +163,54 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
         Effect.map((answer) => answer?.[0])
       ),
     instances: (filter) =>
-      all("list instances", () => clients.instances.aggregatedListAsync({ project, filter }, pages)).pipe(
-        Effect.map((scopes) =>
-          scopes.flatMap(([scope, list]) =>
-            (list.instances ?? []).map((resource) => ({ where: lastSegment(scope), resource }))
-          )
-        )
+      aggregated(
+        "list instances",
+        () => clients.instances.aggregatedListAsync({ project, filter }, pages),
+        (list) => list.instances
       ),
     insertInstance: (resource, image) =>
-      Effect.gen(function*() {
-        const name = `create instance ${resource.name}`
-        const requestId = crypto.randomUUID()
-        const answer = yield* call(
-          name,
-          () =>
-            clients.instances.insert({ project, zone: target.zone, requestId, instanceResource: resource }, request),
-          image,
-          true
-        )
-        yield* settle(name, started(answer), zoneWait(target.zone), image)
-      }),
+      change(
+        `create instance ${resource.name}`,
+        (requestId) =>
+          clients.instances.insert({ project, zone: target.zone, requestId, instanceResource: resource }, request),
+        zoneWait(target.zone),
+        image
+      ),
     deleteInstance: (zone, instance) =>
-      Effect.gen(function*() {
-        const name = `delete instance ${instance}`
-        const requestId = crypto.randomUUID()
-        const answer = yield* maybe(name, () =>
-          clients.instances.delete({ project, zone, instance, requestId }, request), true)
-        if (answer !== undefined) {
-          yield* settle(name, started(answer), zoneWait(zone))
-        }
-      }),
-    firewalls: all("list firewall rules", () => clients.firewalls.listAsync({ project }, pages)),
+      removal(
+        `delete instance ${instance}`,
+        (requestId) => clients.instances.delete({ project, zone, instance, requestId }, request),
+        zoneWait(zone)
+      ),
+    firewalls: call("list firewall rules", async () => {
+      const rules: Array<Firewall> = []
+      for await (const rule of clients.firewalls.listAsync({ project }, pages)) rules.push(rule)
+      return rules
+    }),
     insertFirewall: (resource) =>
-      Effect.gen(function*() {
-        const name = `create firewall rule ${resource.name}`
-        const requestId = crypto.randomUUID()
-        const answer = yield* call(
-          name,
-          () => clients.firewalls.insert({ project, requestId, firewallResource: resource }, request),
-          undefined,
-          true
-        )
-        yield* settle(name, started(answer), globalWait)
-      }),
+      change(
+        `create firewall rule ${resource.name}`,
+        (requestId) => clients.firewalls.insert({ project, requestId, firewallResource: resource }, request),
+        globalWait
+      ),
     deleteFirewall: (firewall) =>
-      Effect.gen(function*() {
-        const name = `delete firewall rule ${firewall}`
-        const requestId = crypto.randomUUID()
-        const answer = yield* maybe(
-          name,
-          () => clients.firewalls.delete({ project, firewall, requestId }, request),
-          true
-        )
-        if (answer !== undefined) yield* settle(name, started(answer), globalWait)
-      }),
+      removal(
+        `delete firewall rule ${firewall}`,
+        (requestId) => clients.firewalls.delete({ project, firewall, requestId }, request),
+        globalWait
+      ),
     addresses: (filter) =>
-      all("list addresses", () => clients.addresses.aggregatedListAsync({ project, filter }, pages)).pipe(
-        Effect.map((scopes) =>
-          scopes.flatMap(([scope, list]) =>
-            (list.addresses ?? []).map((resource) => ({ where: lastSegment(scope), resource }))
-          )
-        )
+      aggregated(
+        "list addresses",
+        () => clients.addresses.aggregatedListAsync({ project, filter }, pages),
+        (list) => list.addresses
       ),
     deleteAddress: (region, address) =>
-      Effect.gen(function*() {
-        const name = `delete address ${address}`
-        const requestId = crypto.randomUUID()
-        const answer = yield* maybe(name, () =>
-          clients.addresses.delete({ project, region, address, requestId }, request), true)
-        if (answer !== undefined) {
-          yield* settle(name, started(answer), regionWait(region))
-        }
-      })
+      removal(
+        `delete address ${address}`,
+        (requestId) => clients.addresses.delete({ project, region, address, requestId }, request),
+        regionWait(region)
+      )
   } satisfies Api
 })
 
