@@ -110,6 +110,9 @@ export const specHash = (spec: Spec) =>
     16
   )
 
+/** The firewall rule's ports as iptables' `multiport` writes them (`a,b:c`). */
+const hostPorts = (spec: Spec) => firewallPorts(spec).map((p) => p.replace("-", ":")).join(",")
+
 /** Where the startup script keeps the authorized key of the agents' sshd. */
 const keysFile = "/var/lib/tezt-cloud/authorized_keys"
 
@@ -128,6 +131,11 @@ export const startupScript = (spec: Spec) =>
       `{ apt-get update -q && apt-get install -y -q --no-install-recommends ${spec.packages.join(" ")}; }`,
       `fi`
     ]),
+    // COS drops incoming connections but ssh's in its own host firewall: the rule's ports are let in there too.
+    `if command -v iptables >/dev/null; then`,
+    `  iptables -w -C INPUT -p tcp -m multiport --dports ${hostPorts(spec)} -j ACCEPT 2>/dev/null || ` +
+    `iptables -w -I INPUT -p tcp -m multiport --dports ${hostPorts(spec)} -j ACCEPT`,
+    `fi`,
     `mkdir -p /var/lib/tezt-cloud /run/sshd`,
     `printf '%s\\n' '${spec.publicKey.replaceAll("'", "")}' > ${keysFile}`,
     `chmod 600 ${keysFile}`,

@@ -64,6 +64,7 @@ describe("GceResources", () => {
     assert.strictEqual(keys?.value, "root:ssh-ed25519 AAAAC3Nza tezt-cloud x")
     const script = vm.metadata?.items?.find((i) => i.key === "startup-script")?.value ?? ""
     assert.include(script, "/usr/sbin/sshd -p 30000")
+    assert.include(script, "--dports 30000,30050:30099 -j ACCEPT", "COS's own firewall lets the rule's ports in")
     assert.notInclude(script, "apt-get", "nothing to install without monitoring")
     assert.isUndefined(GceResources.instance(spec({ maxRunDuration: undefined })).scheduling)
     assert.include(
