@@ -83,7 +83,18 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     // Slow Operations: created one after the other, the second insert would come after the first one's end.
     await emulator!.setFaults({ operationDelayMillis: 2000 })
     const first = gcp(
-      ["BASIC", "simple", "health", "--website-port", String(vmPort + 7), "--prometheus-port", String(vmPort + 8)],
+      [
+        "BASIC",
+        "simple",
+        "health",
+        // The default monitoring, on ports and in a directory of this test's.
+        "--website-port",
+        String(vmPort + 7),
+        "--prometheus-port",
+        String(vmPort + 8),
+        "--prometheus-export-path",
+        path.join(stateDir, "snapshot")
+      ],
       x,
       env
     )
