@@ -92,7 +92,7 @@ const credentialsProject = (file: string | undefined): string | undefined => {
 }
 
 /** Whether this machine is a GCE VM (whose metadata server gives credentials), read from its DMI product name. */
-const onGce = () => /Google/.test(readText("/sys/class/dmi/id/product_name") ?? "")
+export const onGce = () => /Google/.test(readText("/sys/class/dmi/id/product_name") ?? "")
 
 const zonePattern = /^([a-z]+-[a-z]+[0-9]+)-[a-z]$/
 
