@@ -103,9 +103,9 @@ describe("tezt-cloud CLI", () => {
 
   live("a backend that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start(["BASIC", "simple", "--tezt-cloud", namespace], env)
+    const cli = start(["BASIC", "simple", "--proxy", "--tezt-cloud", namespace], env)
     assert.strictEqual(await cli.exit, 1)
-    assert.match(cli.stderr(), /not available yet.*--localhost/)
+    assert.match(cli.stderr(), /--proxy is not available yet.*--localhost/)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 

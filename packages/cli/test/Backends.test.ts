@@ -88,9 +88,22 @@ describe("Backends", () => {
       assert.strictEqual(selected.description, "process sandboxes on bob@10.1.2.3:2222 over ssh")
     }))
 
+  it.effect("the default mode selects GCP VMs, on the emulator TEZT_CLOUD_GCP_ENDPOINT names, contacting nothing", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config({ localhost: false, project_id: "p" })
+      process.env.TEZT_CLOUD_GCP_ENDPOINT = "http://127.0.0.1:1"
+      const selected = yield* Backends.select(config, where).pipe(
+        Effect.ensuring(Effect.sync(() => delete process.env.TEZT_CLOUD_GCP_ENDPOINT))
+      )
+      assert.strictEqual(
+        selected.description,
+        "GCP VMs (project p, zone europe-west1-b, emulator http://127.0.0.1:1)"
+      )
+    }))
+
   it.effect("a mode no backend runs is refused before anything is created", () =>
     Effect.gen(function*() {
-      const config = yield* TestCloud.config({ localhost: false })
+      const config = yield* TestCloud.config({ localhost: false, proxy: true })
       const error = reasonOf(yield* Effect.exit(Backends.select(config, where)))
       assert.strictEqual(error?.reason._tag, "NotAvailable")
       assert.include(error?.message ?? "", "--localhost")
@@ -112,7 +125,7 @@ describe("Backends", () => {
       const report = yield* Backends.cleanUp(stateDir, config).pipe(Effect.provide(ledger))
       assert.deepStrictEqual(report.failed.map((f) => f.backend), ["docker"])
       assert.include(report.failed[0]!.error.message, "no Docker engine answers")
-      assert.sameMembers(report.done.map((d) => d.backend), ["localhost", "ssh-host"])
+      assert.sameMembers(report.done.map((d) => d.backend), ["localhost", "ssh-host", "gcp"])
       assert.isFalse(fs.existsSync(sandbox), "the sandbox is removed although Docker's clean-up failed")
       const left = yield* Effect.flatMap(Effect.service(Ledger.Ledger), (l) => l.outstanding).pipe(
         Effect.provide(ledger)
@@ -125,7 +138,7 @@ describe("Backends", () => {
       const config = yield* TestCloud.config({})
       const exit = yield* Effect.exit(
         Effect.scoped(
-          Backends.reattach([{ backend: "gcp", agent: "a" }], { config, stateDir, oneCommandEach: true })
+          Backends.reattach([{ backend: "proxy", agent: "a" }], { config, stateDir, oneCommandEach: true })
         ).pipe(
           Effect.provide(
             Layer.mergeAll(Ledger.Ledger.layerMemory("t"), RunEvents.RunEvents.layerNoop, NodeServices.layer)
@@ -134,6 +147,6 @@ describe("Backends", () => {
       )
       const error = reasonOf(exit)
       assert.strictEqual(error?.reason._tag, "NotAvailable")
-      assert.include(error?.message ?? "", "backend gcp")
+      assert.include(error?.message ?? "", "backend proxy")
     }))
 })

@@ -1080,7 +1080,6 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
  */
 export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudError.CloudError> => {
   const missing: Array<readonly [string, string]> = []
-  if (config.backend._tag === "Gcp") missing.push(["GCP agents (the default mode)", "run with --localhost"])
   if (config.backend._tag === "Proxy") missing.push(["--proxy", "run with --localhost"])
   // Causes before consequences in the cascade (alert handlers turn Prometheus on, which turns the website on…),
   // so the option named is one the user gave.
@@ -1088,7 +1087,7 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
-    [config.faketime !== undefined && config.backend._tag !== "SshHost", "--faketime"],
+    [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"],
     [config.dnsDomains.length > 0, "--dns-domain"]
