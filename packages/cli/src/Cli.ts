@@ -88,15 +88,16 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     )
   }
   // Everything that can be refused is refused before anything is created.
-  const plans = yield* Effect.forEach(
-    selected,
-    (scenario) =>
-      Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
-        scenario,
-        configs,
-        artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
-      }))
-  )
+  // The backend too: one that refuses the run (no engine, no credentials…) does so before the lock is taken.
+  const plans = yield* Effect.forEach(selected, (scenario) =>
+    Effect.gen(function*() {
+      const configs = yield* Orchestrator.agentConfigs(scenario, config)
+      const artifactsDir = selected.length === 1 ? root : path.join(root, slug(scenario.title))
+      const backend = scenario.vms !== undefined
+        ? yield* Backends.select(config, { stateDir, artifactsDir })
+        : { description: "none (maintenance job)", layer: Deployment.layerNone }
+      return { scenario, configs, artifactsDir, backend }
+    }))
   // One live run per namespace (and CLOUD clean up): a second one would tear down what the first still uses.
   if (plans.some((p) => p.scenario.vms !== undefined || p.scenario.exclusive === true)) {
     const what = ["tezt-cloud", group.name, ...args.tags].join(" ")
@@ -107,9 +108,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
     const deploys = plan.scenario.vms !== undefined
-    const backend = deploys
-      ? yield* Backends.select(config, { stateDir, artifactsDir: plan.artifactsDir })
-      : { description: "none (maintenance job)", layer: Deployment.layerNone }
+    const backend = plan.backend
     if (deploys || config.artifactsDir !== undefined) {
       yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
       yield* events.writeTo(plan.artifactsDir)
