@@ -162,7 +162,7 @@ const main = async () => {
             Effect.provide(RunEvents.RunEvents.layerNoop)
           )
           yield* AgentsControl.serve(AgentsControl.socketFile(Ledger.ledgerFile(stateDir, namespace)), runners)
-          // One untimed round first: a live run has used its agents before (with issue 7's executor, the first
+          // One untimed round first: a live run has used its agents before (with the persistent executor, the first
           // command on a connection also starts it).
           yield* Effect.promise(() => timedAsync(cli, env))
           const runs: Array<number> = []

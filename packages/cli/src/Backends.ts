@@ -31,6 +31,7 @@ export const entries: ReadonlyArray<Entry> = [
   { id: "docker", load: () => import("@tezt-cloud/docker").then((m) => m.DockerAgents.backend) },
   { id: "localhost", load: () => import("@tezt-cloud/localhost").then((m) => m.Localhost.backend) },
   { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) },
+  { id: "gcp", load: () => import("@tezt-cloud/gcp").then((m) => m.GcpAgents.backend) },
   { id: "proxy", load: () => import("@tezt-cloud/proxy").then((m) => m.Proxy.backend) }
 ]
 
@@ -38,7 +39,8 @@ export const entries: ReadonlyArray<Entry> = [
 const loadEntry = (entry: Entry) =>
   Effect.tryPromise({
     try: entry.load,
-    catch: (e) => CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`)
+    catch: (e) =>
+      CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 /** The backend called `id` (the `backend` field of its agents' descriptors). */
@@ -77,7 +79,7 @@ export const select = Effect.fn("Backends.select")(function*(
   }
   // What no backend of this build runs: the options' own refusal when there is one.
   yield* CloudConfig.checkAvailable(config)
-  return yield* CloudError.notAvailable(`mode ${config.mode}`, `no backend runs it (${reasons.join("; ")})`)
+  return yield* CloudError.notAvailable(`backend ${config.backend._tag}`, `no backend runs it (${reasons.join("; ")})`)
 })
 
 /** What `cleanUp` did: each backend's lines, and the backends whose clean-up failed. */

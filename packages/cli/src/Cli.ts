@@ -3,7 +3,16 @@
  * accepting every run option. A run resolves its configuration (CLI over `--config-file` over environment over
  * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
  */
-import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, type Scenario } from "@tezt-cloud/core"
+import {
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Ledger,
+  NamespaceLock,
+  Orchestrator,
+  RunEvents,
+  type Scenario
+} from "@tezt-cloud/core"
 import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
 import { Website } from "@tezt-cloud/website"
@@ -45,7 +54,7 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
 const readConfigFile = (file: string) =>
   Effect.try({
     try: () => fs.readFileSync(file, "utf8"),
-    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`, { cause: e })
   }).pipe(Effect.flatMap((text) => CloudConfig.decodeFile(file, text)))
 
 const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
@@ -85,7 +94,14 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     )
   }
   if (proxy !== undefined && !maintenance && !proxy.Proxy.onProxy(process.env, config.namespace)) {
-    // The whole run moves to the proxy: this process deploys it (or reattaches) and shows its events.
+    // The whole run moves to the proxy: this process deploys it (or reattaches) and shows its events, as the
+    // namespace's one live run here.
+    yield* NamespaceLock.acquire(
+      stateDir,
+      config.namespace,
+      ["tezt-cloud", group.name, ...args.tags].join(" "),
+      ", or give another --tezt-cloud"
+    )
     const shutdown = yield* Shutdown.Shutdown
     const options = yield* proxy.Proxy.runOptions({
       config,
@@ -102,23 +118,27 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     return yield* shutdown.exitWith(code)
   }
   // Everything that can be refused is refused before anything is created.
-  const plans = yield* Effect.forEach(
-    selected,
-    (scenario) =>
-      Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
-        scenario,
-        configs,
-        artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
-      }))
-  )
+  // The backend too: one that refuses the run (no engine, no credentials…) does so before the lock is taken.
+  const plans = yield* Effect.forEach(selected, (scenario) =>
+    Effect.gen(function*() {
+      const configs = yield* Orchestrator.agentConfigs(scenario, config)
+      const artifactsDir = selected.length === 1 ? root : path.join(root, slug(scenario.title))
+      const backend = scenario.vms !== undefined
+        ? yield* Backends.select(config, { stateDir, artifactsDir })
+        : { description: "none (maintenance job)", layer: Deployment.layerNone }
+      return { scenario, configs, artifactsDir, backend }
+    }))
+  // One live run per namespace (and CLOUD clean up): a second one would tear down what the first still uses.
+  if (plans.some((p) => p.scenario.vms !== undefined || p.scenario.exclusive === true)) {
+    const what = ["tezt-cloud", group.name, ...args.tags].join(" ")
+    yield* NamespaceLock.acquire(stateDir, config.namespace, what, maintenance ? "" : ", or give another --tezt-cloud")
+  }
   // From here on the namespace has a run in progress: what a second Ctrl+C force-kills.
   yield* (yield* Shutdown.Shutdown).track(config.namespace)
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
     const deploys = plan.scenario.vms !== undefined
-    const backend = deploys
-      ? yield* Backends.select(config, { stateDir, artifactsDir: plan.artifactsDir })
-      : { description: "none (maintenance job)", layer: Deployment.layerNone }
+    const backend = plan.backend
     if (deploys || config.artifactsDir !== undefined) {
       yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
       yield* events.writeTo(plan.artifactsDir)
@@ -171,6 +191,8 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
   }, (args) => {
     const sink = Terminal.sinkFor(args.json)
     return runGroup(group, stateDir, { ...args, sink }).pipe(
+      // The one line is the CLI's to print; with --log-level debug, the errors under it go to the log first.
+      Effect.tapError(CloudError.logDetails),
       Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
     )
   }).pipe(Command.withDescription(group.description))

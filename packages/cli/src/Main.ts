@@ -27,7 +27,7 @@ const command = Effect.gen(function*() {
   const Cli = yield* Effect.promise(() => import("./Cli.ts"))
   const extra = yield* Effect.tryPromise({
     try: () => Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS),
-    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error))
+    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error), { cause: error })
   })
   return yield* Cli.run(argv, Ledger.stateDir(), extra)
 })
@@ -64,9 +64,8 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
       return 130
     }
     const { exit } = ending
-    // A command may say which code it succeeded with (`agents exec`: the worst agent's). `agents` still sets
-    // `process.exitCode` for that; it is read here until it calls `Shutdown.exitWith` instead.
-    if (Exit.isSuccess(exit)) return ending.code ?? (typeof process.exitCode === "number" ? process.exitCode : 0)
+    // A command may say which code it succeeded with (`agents exec`: the worst agent's, through `exitWith`).
+    if (Exit.isSuccess(exit)) return ending.code ?? 0
     if (Cause.hasInterruptsOnly(exit.cause)) return 130
     const error = Cause.squash(exit.cause)
     // CLI usage errors were already printed, as one line, by the CLI's presenter.

@@ -37,11 +37,15 @@ const parseOk = (argv: ReadonlyArray<string>) =>
     ({ result }) => result._tag === "Success" ? Effect.succeed(result.success) : Effect.die(result.failure)
   )
 
-/** argv → CLI input (decoded as the CLI does) → resolved configuration. */
-const resolveArgv = (argv: ReadonlyArray<string>, env: CloudConfig.Environment = { TEZT_CLOUD: "ns" }) =>
+/** argv → CLI input (decoded as the CLI does, over a config file's `file`) → resolved configuration. */
+const resolveArgv = (
+  argv: ReadonlyArray<string>,
+  env: CloudConfig.Environment = { TEZT_CLOUD: "ns" },
+  file: CloudConfig.Input = {}
+) =>
   Effect.gen(function*() {
     const { input, cliOnly } = Options.toInput(yield* parseOk(argv))
-    const decoded = yield* CloudConfig.decodeInput(input, "option")
+    const decoded = CloudConfig.merge(file, yield* CloudConfig.decodeInput(input, "option"))
     const config = yield* CloudConfig.resolve(decoded, cliOnly, env)
     return { input, cliOnly, config }
   })
@@ -51,8 +55,8 @@ const field: Record<string, (config: CloudConfig.CloudConfig, cliOnly: CloudConf
   "tezt-cloud": (c) => c.namespace,
   "config-file": (_, o) => o.configFile,
   "localhost": (c) => c.localhost,
-  "agent-runtime": (c) => c.agentRuntime,
-  "ssh-host": (c) => c.sshHost,
+  "agent-runtime": (c) => CloudConfig.runtimeOf(c.backend),
+  "ssh-host": (c) => c.backend._tag === "SshHost" ? c.backend.target : undefined,
   "ssh-private-key": (c, o) => [c.sshPrivateKey, o.sshPrivateKey],
   "insecure-host-keys": (c) => c.insecureHostKeys,
   "ssh-max-channels": (c) => c.sshMaxChannels,
@@ -129,6 +133,11 @@ const extraEnv: Record<string, CloudConfig.Environment> = {
   "auth-password": { TEZT_CLOUD_AUTH_USERNAME: "env-user" }
 }
 
+/** A runtime is part of the backend choice only with `--localhost`: that half comes from a config file here. */
+const extraInput: Record<string, CloudConfig.Input> = {
+  "agent-runtime": { localhost: true }
+}
+
 interface Case {
   readonly name: string
   readonly spec: CloudConfig.OptionSpec
@@ -191,7 +200,7 @@ describe("Options: every option parsed from the CLI", () => {
       const { input: cliInput, cliOnly, config: resolved } = yield* resolveArgv(argv, {
         TEZT_CLOUD: "ns",
         ...extraEnv[spec.flag]
-      })
+      }, extraInput[spec.flag])
       if (spec.key === undefined) {
         assert.deepStrictEqual(cliInput, {}, "CLI-only options never reach the config input")
       } else {

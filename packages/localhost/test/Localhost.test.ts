@@ -10,13 +10,14 @@ import {
   RunEvents,
   TestCloud
 } from "@tezt-cloud/core"
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as childProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
 import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { Localhost } from "../src/index.ts"
 import * as ProcessTree from "../src/internal/processTree.ts"
@@ -77,16 +78,6 @@ const outstanding = (namespace: string) =>
   Effect.gen(function*() {
     return yield* (yield* Ledger.Ledger).outstanding
   }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
-
-/** Whether `pid` runs on this machine (a zombie does not). */
-const running = (pid: number): boolean => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2))
-  } catch {
-    return false
-  }
-}
 
 const allGone = (what: string, pids: ReadonlyArray<number>) =>
   eventually(`${what} (${pids.join(", ")}) are gone`, Effect.sync(() => pids.every((pid) => !running(pid))))
@@ -259,6 +250,7 @@ describe("Localhost", () => {
       for (const name of ["..", "../..", "../../..", "a/b", "."]) {
         const error = yield* Effect.scoped(deploy(namespace, [name])).pipe(Effect.flip)
         assert.strictEqual(error.reason._tag, "DeployFailed", name)
+        assert.include(error.message, "localhost/process", "the error names the backend")
       }
       assert.isTrue(canaries.every((canary) => fs.existsSync(canary)), "nothing above the sandboxes was removed")
     }))
@@ -277,6 +269,28 @@ describe("Localhost", () => {
       assert.strictEqual(yield* agent.run(name, ["by", "name"]), "tool by name\n")
     }))
 
+  it.live("an agent inherits what a program needs of the orchestrator's environment, never its secrets", () =>
+    Effect.gen(function*() {
+      const secrets = {
+        TEZT_CLOUD_GRAFANA_TOKEN: `canary-grafana-${base}`,
+        TEZT_CLOUD_AUTH_PASSWORD: `canary-password-${base}`,
+        TEZTCLOUD_SLACK_BOT_TOKEN: `canary-slack-${base}`
+      }
+      const before = { ...process.env }
+      Object.assign(process.env, secrets)
+      // The environment is read when the backend's layer is built: the deployment sees the canaries.
+      const env = yield* Effect.gen(function*() {
+        const { agents } = yield* deploy(ns("env"), ["e"])
+        return yield* agents[0]!.run("env", [])
+      }).pipe(Effect.ensuring(Effect.sync(() => {
+        for (const name of Object.keys(secrets)) delete process.env[name]
+        Object.assign(process.env, before)
+      })))
+      for (const value of Object.values(secrets)) assert.notInclude(env, value)
+      assert.match(env, /^PATH=/m)
+      assert.match(env, /^TEZT_CLOUD_AGENT=/m)
+    }))
+
   it.live("a copy onto a directory is a CopyFailed, not a defect", () =>
     Effect.gen(function*() {
       const { agents } = yield* deploy(ns("copydir"), ["c"])
@@ -288,6 +302,27 @@ describe("Localhost", () => {
       fs.writeFileSync(path.join(dir, "taken"), "file\n")
       const error = yield* agent.copy(path.join(dir, "taken")).pipe(Effect.flip)
       assert.strictEqual(error.reason._tag, "CopyFailed")
+    }))
+
+  it.live("a failed copy keeps the error under it (its errno code), out of its one line", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("copycause"), ["c"])
+      const agent = agents[0]!
+      const dir = fs.mkdtempSync(path.join(stateDir, "src-"))
+      const missing = path.join(dir, "missing")
+      const absent = yield* agent.copy(missing).pipe(Effect.flip)
+      assert.strictEqual(absent.message, `agent c: copy of ${missing} failed: no such local file or directory`)
+      assert.strictEqual((absent.cause as NodeJS.ErrnoException).code, "ENOENT")
+      fs.writeFileSync(path.join(dir, "anchor"), "")
+      const anchor = yield* agent.copy(path.join(dir, "anchor"))
+      fs.mkdirSync(path.join(path.dirname(anchor), "taken"))
+      fs.writeFileSync(path.join(dir, "taken"), "file\n")
+      const onDirectory = yield* agent.copy(path.join(dir, "taken")).pipe(Effect.flip)
+      const cause = onDirectory.cause as NodeJS.ErrnoException
+      assert.strictEqual(cause.code, "EISDIR")
+      // The md5 of what is there already fails: the copy names the destination.
+      const remote = path.posix.join(agent.config.binariesPath, "taken")
+      assert.strictEqual(onDirectory.message, `agent c: copy of ${remote} failed: ${cause.message}`)
     }))
 
   it.live.skipIf(pinning === undefined)(
@@ -331,17 +366,10 @@ describe("Localhost", () => {
         ["--input-type=module", "--no-warnings", "-e", crashingOrchestrator, stateDir, namespace],
         { cwd: fileURLToPath(new URL("..", import.meta.url)), stdin: "ignore", stderr: "inherit" }
       ))
-      const report = yield* orchestrator.stdout.pipe(
-        Stream.decodeText(),
-        Stream.splitLines,
-        Stream.filter((line) => line.startsWith("{")),
-        Stream.runHead
-      )
-      assert.isTrue(Option.isSome(report), "the orchestrator reported its daemons")
-      const { pids: daemons, logs } = JSON.parse(Option.getOrThrow(report)) as {
+      const { logs, pids: daemons } = yield* reportOf<{
         readonly pids: ReadonlyArray<number>
         readonly logs: ReadonlyArray<string>
-      }
+      }>(orchestrator, "the orchestrator reported its daemons")
       process.kill(orchestrator.pid, "SIGKILL")
       yield* eventually("the orchestrator is dead", Effect.sync(() => !running(orchestrator.pid)))
 
@@ -366,6 +394,23 @@ describe("Localhost", () => {
       assert.isTrue(sandboxes.every((dir) => !fs.existsSync(dir)))
       assert.deepStrictEqual(yield* outstanding(namespace), [])
     }).pipe(Effect.provide(NodeServices.layer)))
+
+  it.live("cleanUp refuses to remove a recorded path outside the namespace's sandboxes, and keeps its record", () =>
+    Effect.gen(function*() {
+      const namespace = ns("victim")
+      const victim = fs.mkdtempSync(path.join(stateDir, "victim-"))
+      fs.writeFileSync(path.join(victim, "precious"), "keep me")
+      const escaping = path.join(Localhost.sandboxesDir(stateDir, namespace), "..", "..", path.basename(victim))
+      yield* Effect.gen(function*() {
+        const ledger = yield* Ledger.Ledger
+        yield* ledger.acquire({ id: "sandbox:outside", kind: "sandbox", data: { agent: "x", path: victim } })
+        yield* ledger.acquire({ id: "sandbox:escaping", kind: "sandbox", data: { agent: "y", path: escaping } })
+      }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
+      const error = yield* Effect.flip(cleanUp(namespace))
+      assert.include(error.message, "not inside")
+      assert.strictEqual(fs.readFileSync(path.join(victim, "precious"), "utf8"), "keep me")
+      assert.includeMembers((yield* outstanding(namespace)).map((r) => r.id), ["sandbox:outside"])
+    }))
 
   it.live("cleanUp of namespace a never touches namespace ab", () =>
     Effect.gen(function*() {

@@ -1,5 +1,5 @@
 /**
- * Behaviour at scale on process sandboxes, through the orchestrator: a few hundred agents deployed, one
+ * Process sandboxes at scale, through the orchestrator: a few hundred agents deployed, one
  * command on all of them at once, every result checked, the orchestrator's open file descriptors bounded by the
  * command limit rather than by the number of agents, and nothing left after the teardown. Times are measured in
  * bench/scale.ts, never asserted here.

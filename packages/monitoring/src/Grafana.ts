@@ -1,5 +1,5 @@
 /**
- * Grafana for the run (`--grafana`, reference §4.7): provisioning files (a Prometheus datasource and the shipped
+ * Grafana for the run (`--grafana`): provisioning files (a Prometheus datasource and the shipped
  * dashboards of `grafana/dashboards/`), and the same pushed through Grafana's HTTP API with overwrite, when the
  * Grafana at `--grafana-url` answers.
  *
@@ -88,7 +88,8 @@ export const writeProvisioning = (dir: string, datasources: ReadonlyArray<Dataso
       fs.writeFileSync(path.join(dir, "provisioning", "dashboards", "tezt-cloud.yml"), dashboardsFile(copied))
       return path.join(dir, "provisioning")
     },
-    catch: (e) => CloudError.service("grafana", `cannot write its provisioning files: ${CloudError.messageOf(e)}`)
+    catch: (e) =>
+      CloudError.service("grafana", `cannot write its provisioning files: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 export interface Credentials {

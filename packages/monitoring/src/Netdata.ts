@@ -1,5 +1,5 @@
 /**
- * netdata on an agent (`--monitoring`, reference §4.5): the Debian binary run as a daemon of the agent, owned by
+ * netdata on an agent (`--monitoring`, as in Tezt cloud): the Debian binary run as a daemon of the agent, owned by
  * the run's scope, with its own configuration and state directories in the agent's home, and scraped by
  * Prometheus at `/api/v1/allmetrics?format=prometheus&help=yes`, labelled `app=<agent>`.
  *

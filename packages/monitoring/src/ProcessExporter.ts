@@ -1,11 +1,11 @@
 /**
- * `prometheus-process-exporter` on an agent (`--process-monitoring`, reference §4.11): it reports CPU, memory,
+ * `prometheus-process-exporter` on an agent (`--process-monitoring`, as in Tezt cloud): it reports CPU, memory,
  * file descriptors, … of the processes of the binaries registered with `Cloud.registerBinary`.
  *
  * **Details**
  *
  * The exporter takes the agent's first free port when the stack starts, before the scenario asks for any
- * (§7.5), but only runs once a binary is registered: it has nothing to report before. Each new binary restarts it
+ * (`nextAvailablePort` hands out the ones after it), but only runs once a binary is registered: it has nothing to report before. Each new binary restarts it
  * with the new `-procnames` list, on the same port; the Prometheus job `<agent>:prometheus-process-exporter` is
  * added with the first one.
  */

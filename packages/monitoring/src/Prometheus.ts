@@ -1,5 +1,5 @@
 /**
- * The run's Prometheus (reference §4.6): the Debian `prometheus` binary run as a scoped daemon on this machine,
+ * The run's Prometheus, as Tezt cloud runs it: the Debian `prometheus` binary run as a scoped daemon on this machine,
  * with a generated configuration that hot-reloads on every change, and a TSDB snapshot exported when its scope
  * closes, whatever ended the run.
  *
@@ -126,7 +126,7 @@ export const start = Effect.fn("Prometheus.start")(function*(
         if (options.snapshotOf !== undefined) fs.cpSync(options.snapshotOf, dir, { recursive: true })
         return dir
       },
-      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`, { cause: e })
     }),
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
@@ -137,7 +137,7 @@ export const start = Effect.fn("Prometheus.start")(function*(
       fs.writeFileSync(temporary, renderConfig(options.scrapeInterval, jobs))
       fs.renameSync(temporary, configFile)
     },
-    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`, { cause: e })
   })
   yield* write
   const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
@@ -189,7 +189,8 @@ export const start = Effect.fn("Prometheus.start")(function*(
         fs.mkdirSync(path.dirname(target), { recursive: true })
         fs.cpSync(path.join(storage, "snapshots", name), target, { recursive: true })
       },
-      catch: (e) => CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`)
+      catch: (e) =>
+        CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`, { cause: e })
     })
     return target
   })

@@ -1,7 +1,7 @@
 /**
  * The run's monitoring stack, as core's `RunServices`: what starts, in which order, per the defaults cascade
- * (reference §1.7, §7.20), and how the scenario's `pushMetric`, `addService`, `addPrometheusSource` and
- * `registerBinary` reach it.
+ * (Grafana, then Prometheus, the website and the process exporters, each on by default when the one before is),
+ * and how the scenario's `pushMetric`, `addService`, `addPrometheusSource` and `registerBinary` reach it.
  *
  * **Details**
  *
@@ -151,7 +151,7 @@ const start = (
     }
     const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
     if (steps.processExporter) {
-      // Before netdata and the scenario: each exporter takes its agent's first free port (§7.5).
+      // Before netdata and the scenario: each exporter takes its agent's first free port, before the scenario takes any.
       for (const agent of agents) exporters.set(agent.name, yield* ProcessExporter.make(agent))
     }
     if (steps.netdata) {

@@ -39,7 +39,7 @@ describe("Endpoints", () => {
     }))
 })
 
-describe("RunMonitor: what starts, per the defaults cascade (§7.20)", () => {
+describe("RunMonitor: what starts, per the defaults cascade", () => {
   const all = (on: boolean) => ({ website: on, prometheus: on, grafana: on, netdata: false, processExporter: on })
   it.effect.each([
     { name: "--localhost: all off", input: { localhost: true }, expected: all(false) },

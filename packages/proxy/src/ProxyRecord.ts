@@ -96,9 +96,12 @@ export const writeOffset = (stateDir: string, namespace: string, offset: number)
   fs.renameSync(`${at}.tmp`, at)
 }
 
+/** The ledger kind of a run on a proxy. */
+export const runKind = "proxy-run"
+
 /** The ledger record of the run on the proxy: acquired before the server starts, released once it stopped. */
 export const ledgerResource = (namespace: string): Ledger.Resource => ({
   id: `proxy-run:${namespace}`,
-  kind: "proxy-run",
+  kind: runKind,
   data: { namespace }
 })

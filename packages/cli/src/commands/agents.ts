@@ -12,11 +12,13 @@
  * with `TEZT_CLOUD_COLD=1`. Both print the same lines and exit with the same code.
  */
 import { type Agent, AgentsControl, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
+import * as Protocol from "@tezt-cloud/core/AgentsControlProtocol"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
 import * as Backends from "../Backends.ts"
 import * as Root from "../Root.ts"
+import * as Shutdown from "../Shutdown.ts"
 
 const namespaceFlag = Flag.String("tezt-cloud").pipe(
   Flag.withDescription("Namespace of the live run (default: $TEZT_CLOUD)"),
@@ -89,7 +91,7 @@ const list = (stateDir: string) =>
         const where = (yield* Backends.load(d.backend)).where(d)
         yield* Console.log(`${d.agent}\t${d.backend}\t${where}\t${d.home}`)
       }
-    })).pipe(Command.withDescription("List the agents of a live run"))
+    }).pipe(Effect.tapError(CloudError.logDetails))).pipe(Command.withDescription("List the agents of a live run"))
 
 const exec = (stateDir: string) =>
   Command.make("exec", {
@@ -111,10 +113,17 @@ const exec = (stateDir: string) =>
             stream === "stdout" ? Console.log(`[${name}] ${line}`) : Console.error(`[${name}] ${line}`)
         }).pipe(
           Effect.map((r) => r.exitCode),
-          Effect.catch((e) => Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(255)))
+          Effect.catch((e) =>
+            CloudError.logDetails(e).pipe(
+              Effect.andThen(Console.error(`[${name}] error: ${e.message}`)),
+              Effect.as(Protocol.agentErrorCode)
+            )
+          )
         ), { concurrency: "unbounded" })
-      process.exitCode = Math.max(0, ...codes)
-    }))).pipe(Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel"))
+      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+    })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
+      Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel")
+    )
 
 const copy = (stateDir: string) =>
   Command.make("copy", {
@@ -135,11 +144,13 @@ const copy = (stateDir: string) =>
           Effect.flatMap((remote) => Console.log(`[${name}] ${remote}`)),
           Effect.as(0),
           Effect.catch((e) =>
-            Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(1))
+            CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
           )
         ), { concurrency: "unbounded" })
-      process.exitCode = Math.max(0, ...codes)
-    }))).pipe(Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run"))
+      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+    })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
+      Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run")
+    )
 
 export const command = (stateDir: string) =>
   Command.make("agents").pipe(

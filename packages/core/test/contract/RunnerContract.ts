@@ -1,8 +1,9 @@
 /**
  * The contract every backend's `Runner` (and the `Agent` built on it) must pass: exec semantics (exit code, exact
- * output, argv, env, streamed lines, pid), process-tree kills on interruption, scoped daemons, Tezt cloud's copy rule
- * (CopyPolicy) and its port allocation. A backend's test calls `runnerContract(name, layer)` with a layer that provides
- * its `Deployment` and the `CurrentConfig` it was built from; nothing here knows which backend runs.
+ * output, argv, env, streamed lines, pid), process-tree kills on interruption, scoped daemons, Tezt cloud's copy
+ * rule (md5 comparison, memoized copies) and its port allocation (a range per agent). A backend's test calls
+ * `runnerContract(name, layer)` with a layer that provides its `Deployment` and the `CurrentConfig` it was built
+ * from; nothing here knows which backend runs. `BackendContract.ts` runs it over every backend of the CLI's list.
  *
  * **Details**
  *
@@ -186,6 +187,22 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         timeout
       )
 
+      it.live(
+        "a line longer than 1 MiB reaches onLine in pieces of at most 1 MiB that join back to it",
+        () =>
+          Effect.gen(function*() {
+            const agent = yield* deployOne
+            const lines: Array<string> = []
+            const result = yield* agent.exec("sh", ["-c", "head -c 2500000 /dev/zero | tr '\\0' x; echo; echo next"], {
+              onLine: ({ line, stream }) => Effect.sync(() => void (stream === "stdout" && lines.push(line)))
+            })
+            assert.strictEqual(result.exitCode, 0)
+            assert.deepStrictEqual(lines.map((l) => l.length), [1048576, 1048576, 402848, 4])
+            assert.strictEqual(lines.slice(0, 3).join(""), "x".repeat(2_500_000))
+          }),
+        timeout
+      )
+
       it.live("hands every output line to onLine, in order, tagged with its stream", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
@@ -362,6 +379,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
             ],
             { env: { DAEMON_VAR: "x y" } }
           )
+          assert.strictEqual((yield* agent.exec("test", ["-f", daemon.logFile])).exitCode, 0, "the log exists at once")
           const expected = trickyArgs.map((a) => `[${a}]`).join("") + "{x y}"
           yield* eventually(
             "the daemon printed its arguments",
@@ -413,7 +431,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
       )
     })
 
-    describe("copy (the md5 rule of CopyPolicy)", () => {
+    describe("copy", () => {
       it.live("copies to the binaries path, keeping the executable mode", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
@@ -525,7 +543,7 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         }), timeout)
     })
 
-    describe("ports (each agent's range, --ports-per-vm wide, from --vm-base-port)", () => {
+    describe("ports", () => {
       it.live("agents come in configuration order with their port ranges", () =>
         Effect.gen(function*() {
           const { agents, config } = yield* deploy(3)
