@@ -95,13 +95,9 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   }
   if (proxy !== undefined && !maintenance && !proxy.Proxy.onProxy(process.env, config.namespace)) {
     // The whole run moves to the proxy: this process deploys it (or reattaches) and shows its events, as the
-    // namespace's one live run here.
-    yield* NamespaceLock.acquire(
-      stateDir,
-      config.namespace,
-      ["tezt-cloud", group.name, ...args.tags].join(" "),
-      ", or give another --tezt-cloud"
-    )
+    // namespace's one live run here. What the proxy refuses is refused before the lock is taken, and so are
+    // agents the run there would refuse.
+    for (const scenario of selected) yield* Orchestrator.agentConfigs(scenario, config)
     const shutdown = yield* Shutdown.Shutdown
     const options = yield* proxy.Proxy.runOptions({
       config,
@@ -112,6 +108,12 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       sink: args.sink,
       stopKind: ProxyCommand.stopKind(shutdown)
     })
+    yield* NamespaceLock.acquire(
+      stateDir,
+      config.namespace,
+      ["tezt-cloud", group.name, ...args.tags].join(" "),
+      ", or give another --tezt-cloud"
+    )
     const code = yield* proxy.ProxyRun.run({ ...options, deploy: true }).pipe(
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace))
     )

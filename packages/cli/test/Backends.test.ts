@@ -138,7 +138,7 @@ describe("Backends", () => {
       const config = yield* TestCloud.config({})
       const exit = yield* Effect.exit(
         Effect.scoped(
-          Backends.reattach([{ backend: "proxy", agent: "a" }], { config, stateDir, oneCommandEach: true })
+          Backends.reattach([{ backend: "no-such-backend", agent: "a" }], { config, stateDir, oneCommandEach: true })
         ).pipe(
           Effect.provide(
             Layer.mergeAll(Ledger.Ledger.layerMemory("t"), RunEvents.RunEvents.layerNoop, NodeServices.layer)
@@ -147,6 +147,6 @@ describe("Backends", () => {
       )
       const error = reasonOf(exit)
       assert.strictEqual(error?.reason._tag, "NotAvailable")
-      assert.include(error?.message ?? "", "backend proxy")
+      assert.include(error?.message ?? "", "backend no-such-backend")
     }))
 })

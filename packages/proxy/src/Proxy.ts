@@ -11,10 +11,10 @@
  * - Inner backends: `--localhost --proxy` makes the proxy a local Docker container (the `docker` backend, on a
  *   network of its own, as a remote machine has its own addresses); `--proxy` alone asks for a GCP VM, which this
  *   backend does not make yet (refused with the fix).
- * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there), then
- *   the runtimes' clean-ups remove what they hold of the namespace (here: the proxy's container, its network and
- *   image tag, which are in the ledger as the Docker backend's; on the proxy: the agents), and the records go.
- *   The CLI's list asks this backend last (its passing `select` would otherwise be in every other backend's
+ * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there) and
+ *   removes the records; the runtimes' clean-ups, in the CLI's list, remove what they hold of the namespace
+ *   (here: the proxy's container, its network and image tag, in the ledger as the Docker backend's; on the proxy:
+ *   the agents). The CLI's list asks this backend last (its passing `select` would otherwise be in every other backend's
  *   description), so its Docker clean-up may have removed the container first, with the agents it held: a proxy
  *   whose run's agents live elsewhere (VMs) must be stopped before its machine goes.
  */
@@ -52,8 +52,8 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
   }
   if (choice.inner._tag !== "Localhost") {
     return yield* CloudError.notAvailable(
-      "--proxy without --localhost (a GCP proxy VM)",
-      "this build runs the proxy in a local Docker container only; run with --localhost --proxy"
+      "--proxy",
+      "a proxy on a GCP VM is not built yet; run with --localhost --proxy (the proxy is then a local Docker container)"
     )
   }
   return {
@@ -132,8 +132,8 @@ export const recordedConfig = (namespace: string | undefined, env: CloudConfig.E
   CloudConfig.resolve({ tezt_cloud: namespace, localhost: true, proxy: true }, {}, env)
 
 /**
- * Asks the recorded run to stop, when its proxy still answers, then removes what the namespace's runtimes hold
- * here (the proxy's container on this machine; the agents, on the proxy) and the records.
+ * Asks the recorded run to stop, when its proxy still answers, and removes the records. What the runtimes hold of
+ * the namespace (here, the proxy's container; on the proxy, the agents) is theirs to remove, in the CLI's list.
  */
 const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOptions) {
   const ns = options.config.namespace
@@ -152,7 +152,6 @@ const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOpt
           `machine is removed as it is`
     )
   }
-  for (const runtime of runtimes) lines.push(...(yield* runtime.cleanUp(options)))
   const ledger = yield* Ledger.Ledger
   for (const resource of yield* ledger.outstanding) {
     if (resource.kind === ProxyRecord.runKind) yield* ledger.release(resource.id)
