@@ -48,7 +48,11 @@ const dockerName = (s: string) => s.toLowerCase().replace(/[^a-z0-9._-]/g, "-")
 
 /** The run's tag of an alias built with `args`. */
 export const tagFor = (namespace: string, alias: string, args: Record<string, string>) => {
-  const hash = crypto.createHash("sha256").update(JSON.stringify(Object.entries(args).toSorted())).digest("hex")
+  // The namespace and alias are hashed too: two (namespace, alias) pairs of the same docker name (`A` and `a`,
+  // or `a` + `b-x` and `a-b` + `x`) never share a tag, which a run's teardown removes.
+  const hash = crypto.createHash("sha256")
+    .update(JSON.stringify([namespace, alias, Object.entries(args).toSorted()]))
+    .digest("hex")
   return `teztcloud-${dockerName(namespace)}-${dockerName(alias)}:${hash.slice(0, 12)}`
 }
 
