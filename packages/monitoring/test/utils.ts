@@ -2,8 +2,10 @@
  * Helpers of the monitoring, website and end-to-end suites: gating on real binaries (`TEZT_CLOUD_IT`), free
  * ports, bounded polling and plain HTTP requests to 127.0.0.1.
  */
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Ledger } from "@tezt-cloud/core"
+import { Effect, Layer, Schedule } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
 import { which } from "../src/internal/binaries.ts"
@@ -25,6 +27,9 @@ export const liveWith = (...binaries: ReadonlyArray<string>): typeof it.live.ski
         new Error(`needs ${missing.join(", ")}, not installed, and TEZT_CLOUD_IT=require: run .ci/run's apt step`)
       ))
 }
+
+/** The platform's services and an in-memory ledger (Prometheus records its storage there). */
+export const platform = Layer.mergeAll(NodeServices.layer, Ledger.Ledger.layerMemory("test"))
 
 /** A port nobody listens on right now, from the kernel's ephemeral range. */
 export const freePort = (): Promise<number> =>
