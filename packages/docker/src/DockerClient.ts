@@ -20,6 +20,7 @@ import * as fs from "node:fs"
 import { PassThrough } from "node:stream"
 import { fileURLToPath } from "node:url"
 import * as DockerError from "./DockerError.ts"
+import { childEnv } from "./internal/childEnv.ts"
 
 /** The label every container, network and image of a run carries, with the namespace as value. */
 export const namespaceLabel = "tezt-cloud.namespace"
@@ -459,7 +460,7 @@ export const removeByLabelSync = (
   const result = child.spawnSync(
     process.execPath,
     [fileURLToPath(new URL("internal/removeByLabel.mjs", import.meta.url)), JSON.stringify(engine), key, value],
-    { encoding: "utf8", timeout: timeoutMillis, stdio: ["ignore", "pipe", "ignore"] }
+    { encoding: "utf8", timeout: timeoutMillis, stdio: ["ignore", "pipe", "ignore"], env: childEnv() }
   )
   const removed = Number(result.stdout)
   return Number.isInteger(removed) ? removed : 0

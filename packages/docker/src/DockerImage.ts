@@ -20,6 +20,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { DockerClient, namespaceLabel } from "./DockerClient.ts"
+import { childEnv } from "./internal/childEnv.ts"
 
 /** `dockerfiles/` of the project: `$TEZT_CLOUD_DOCKERFILES`, else `./dockerfiles`. */
 export const dockerfilesDir = (env: Record<string, string | undefined> = process.env) =>
@@ -27,7 +28,7 @@ export const dockerfilesDir = (env: Record<string, string | undefined> = process
 
 /** `git rev-parse HEAD` of the working directory, when there is one. */
 const commit = (): string | undefined => {
-  const r = child.spawnSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", timeout: 2000 })
+  const r = child.spawnSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", timeout: 2000, env: childEnv(/^GIT_/) })
   return r.status === 0 ? r.stdout.trim() : undefined
 }
 
