@@ -94,7 +94,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   live("--agent-runtime docker without an engine: one clear error naming the option and the fix", async () => {
     const { env, namespace } = fresh()
     const cli = start(["BASIC", "simple", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await cli.exit, 1)
+    assert.strictEqual(await cli.exit, 2)
     assert.match(cli.stderr(), /--agent-runtime docker.*no Docker engine answers.*--agent-runtime process/)
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
   })

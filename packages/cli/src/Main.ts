@@ -1,7 +1,8 @@
 /**
  * The full `tezt-cloud` CLI, loaded by `bin.mjs` when the fast path of `agents exec` does not apply: it loads
  * what the command needs, runs it under `Shutdown` (signals, a closed output, the last resort of a second
- * Ctrl+C), and exits with the code the run ends with.
+ * Ctrl+C), and exits with the code the command ends with: 0 on success (`agents exec`: the worst agent's code), 2
+ * on bad input (usage, a value it cannot use), 130 when interrupted, 1 on any other failure.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CloudError, Ledger } from "@tezt-cloud/core"
@@ -70,7 +71,8 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
         ? `tezt-cloud: error: ${error.message}`
         : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}`
     )
-    return 1
+    // A value we cannot use (an option, a config file, the environment) is bad input, like a usage error.
+    return error instanceof CloudError.CloudError && error.reason._tag === "ConfigInvalid" ? 2 : 1
   })
 
 const main = Effect.gen(function*() {
