@@ -8,6 +8,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CloudError, Ledger } from "@tezt-cloud/core"
 import { Cause, Console, Effect, Exit, Option } from "effect"
 import { CliError } from "effect/cli"
+import * as Root from "./Root.ts"
 import * as Shutdown from "./Shutdown.ts"
 
 const argv = process.argv.slice(2)
@@ -66,13 +67,15 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
     const error = Cause.squash(exit.cause)
     // CLI usage errors were already printed, as one line, by the CLI's presenter.
     if (CliError.isCliError(error)) return 2
+    // A value we cannot use (an option, a config file, the environment) is bad input, like a usage error: its
+    // message may quote the value back, cut short.
+    const badInput = error instanceof CloudError.CloudError && error.reason._tag === "ConfigInvalid"
     yield* Console.error(
       error instanceof CloudError.CloudError
-        ? `tezt-cloud: error: ${error.message}`
+        ? `tezt-cloud: error: ${Root.oneLine(badInput ? Root.shorten(error.message) : error.message)}`
         : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}`
     )
-    // A value we cannot use (an option, a config file, the environment) is bad input, like a usage error.
-    return error instanceof CloudError.CloudError && error.reason._tag === "ConfigInvalid" ? 2 : 1
+    return badInput ? 2 : 1
   })
 
 const main = Effect.gen(function*() {

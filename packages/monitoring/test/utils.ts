@@ -42,10 +42,13 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** `count` consecutive free ports (an agent range for `--vm-base-port`); the first is returned. */
+/**
+ * `count` consecutive free ports (an agent range for `--vm-base-port`); the first is returned. Below Linux's
+ * ephemeral range, where `freePort` never answers: a run's website or Prometheus is never in its agents' ports.
+ */
 export const freeRange = async (count: number): Promise<number> => {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000)
+    const base = 20000 + Math.floor(Math.random() * (32768 - 20000 - count))
     const ok = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)))
     if (ok.every(Boolean)) return base
   }
