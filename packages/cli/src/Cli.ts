@@ -50,12 +50,6 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
   return groups
 }
 
-const readConfigFile = (file: string) =>
-  Effect.try({
-    try: () => fs.readFileSync(file, "utf8"),
-    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`, { cause: e })
-  }).pipe(Effect.flatMap((text) => CloudConfig.decodeFile(file, text)))
-
 const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
 
 const timestamp = () => new Date().toISOString().replaceAll(/[:.]/g, "-")
@@ -69,15 +63,13 @@ interface GroupInput {
 
 /** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
 export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Group, stateDir: string, args: GroupInput) {
-  const { input: cliInput, cliOnly } = Options.toInput(args.flags)
-  const fileInput = cliOnly.configFile === undefined ? {} : yield* readConfigFile(cliOnly.configFile)
-  const input = CloudConfig.merge(fileInput, yield* CloudConfig.decodeInput(cliInput, "option"))
+  const { input, cliOnly } = yield* Options.read(args.flags, process.env)
   const selected = yield* selectScenarios(group, args.tags)
   if (args.list) {
     for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
     return
   }
-  const config = yield* CloudConfig.resolve(input, cliOnly, process.env)
+  const config = yield* Options.configuration(input, cliOnly, process.env)
   const maintenance = selected.every((s) => s.vms === undefined)
   if (!maintenance) yield* CloudConfig.checkAvailable(config)
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
