@@ -119,11 +119,35 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
       Effect.provide(backend.layer),
       Effect.provide(services),
+      Effect.onExit(() => leftBehind(stateDir, config.namespace)),
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )
   }
 }, Effect.scoped)
+
+/**
+ * Tells the user to run `CLOUD clean up` when the namespace's ledger still records resources once a run is over:
+ * its teardown could not remove them (a host that went down, a failing engine), or an earlier killed run left them.
+ */
+const leftBehind = (stateDir: string, namespace: string) =>
+  Ledger.read(Ledger.ledgerFile(stateDir, namespace)).pipe(
+    Effect.map((entries) => {
+      const open = new Set<string>()
+      for (const e of entries) {
+        if (e.op === "acquire") open.add(e.id)
+        else open.delete(e.id)
+      }
+      return open.size
+    }),
+    Effect.flatMap((left) =>
+      left === 0 ? Effect.void : Console.error(
+        `tezt-cloud: ${left} resource(s) of ${namespace} could not be removed (see the teardown failures above); ` +
+          `run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespace}' to remove them`
+      )
+    ),
+    Effect.ignore
+  )
 
 const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => {
   const selected = group.scenarios.filter((s) => tags.every((t) => s.tags.includes(t)))
