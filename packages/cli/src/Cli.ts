@@ -73,7 +73,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     return
   }
   // A `--proxy` run's package, loaded only for those: on the proxy, it also gives the run its secrets.
-  const proxy = input.proxy === true ? yield* Effect.promise(() => import("@tezt-cloud/proxy")) : undefined
+  const proxy = input.proxy === true ? yield* Effect.promise(() => Backends.proxyPackage()) : undefined
   const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
   const config = yield* Options.configuration(input, cliOnly, env)
   const maintenance = selected.every((s) => s.vms === undefined)
