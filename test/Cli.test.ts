@@ -58,7 +58,7 @@ describe("tezt-cloud CLI", () => {
   live("without a namespace the run fails with one clear line and creates nothing", async () => {
     const { env, stateDir } = fresh()
     const cli = start(["BASIC", "simple", "health", "--localhost"], { ...env, TEZT_CLOUD: "" })
-    assert.strictEqual(await cli.exit, 1)
+    assert.strictEqual(await cli.exit, 2)
     assert.match(cli.stderr(), /^tezt-cloud: error: --tezt-cloud: the tezt-cloud value should be set/)
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
@@ -142,7 +142,7 @@ describe("tezt-cloud CLI", () => {
     )
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
     const none = start(["BASIC", "simple", "detach", "--list"], env)
-    assert.strictEqual(await none.exit, 1)
+    assert.strictEqual(await none.exit, 2)
     assert.include(none.stderr(), "no scenario of BASIC has all of the tags simple detach")
   })
 
@@ -309,12 +309,12 @@ describe("tezt-cloud CLI", () => {
       assert.strictEqual(fs.readFileSync(remote, "utf8"), fs.readFileSync(path.join(root, "README.md"), "utf8"))
     }
     const unknown = start(["agents", "exec", "--tezt-cloud", namespace, "--agent", "nope", "--", "true"], env)
-    assert.strictEqual(await unknown.exit, 1)
+    assert.strictEqual(await unknown.exit, 2)
     assert.include(unknown.stderr(), "no agent named nope; the run's agents are agent-000, agent-001")
     run.proc.stdin!.end("\n")
     assert.strictEqual(await run.exit, 0, run.stderr())
     const gone = start(["agents", "list", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await gone.exit, 1)
+    assert.strictEqual(await gone.exit, 2)
     assert.include(gone.stderr(), "no live run")
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
   })

@@ -3,7 +3,7 @@
  * (test/fixtures/DockerEngine.ts): the README's command, runtime selection, kill -9 then `CLOUD clean up`.
  */
 import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
-import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
+import { DockerAgents, DockerClient, DockerRegistry } from "@tezt-cloud/docker"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -80,7 +80,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   live("--agent-runtime docker without an engine: one clear error naming the option and the fix", async () => {
     const { env, namespace } = fresh()
     const cli = start(["BASIC", "simple", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await cli.exit, 1)
+    assert.strictEqual(await cli.exit, 2)
     assert.match(cli.stderr(), /--agent-runtime docker.*no Docker engine answers.*--agent-runtime process/)
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
   })
@@ -92,7 +92,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "sh", "-c", "ls /run/*.sshd.pid"], env)
     assert.strictEqual(await exec.exit, 0, exec.stderr())
     for (const agent of ["agent-000", "agent-001"]) {
-      assert.include(exec.stdout(), `[${agent}] /run/teztcloud-${namespace}-${agent}.sshd.pid`)
+      assert.include(exec.stdout(), `[${agent}] /run/${DockerAgents.containerName(namespace, agent)}.sshd.pid`)
     }
     cli.proc.kill("SIGKILL")
     await cli.exit
@@ -123,7 +123,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     } finally {
       await onEngine(Effect.ignore(Effect.gen(function*() {
         const docker = yield* DockerClient.DockerClient
-        yield* docker.remove(`teztcloud-${namespace}-registry`)
+        yield* docker.remove(DockerRegistry.containerName(namespace))
         yield* docker.removeImage(`${registry}/${namespace}:latest`)
         yield* docker.removeImage(`${namespace}:latest`)
       })))

@@ -35,6 +35,12 @@ export const entries: ReadonlyArray<Entry> = [
   { id: "proxy", load: () => import("@tezt-cloud/proxy").then((m) => m.Proxy.backend) }
 ]
 
+/**
+ * The proxy package itself, for what the CLI does with it besides the backend value: its `proxy …` commands, and
+ * the secrets a run on the proxy receives. Loaded only for those.
+ */
+export const proxyPackage = () => import("@tezt-cloud/proxy")
+
 /** The backend of an entry, loaded. */
 const loadEntry = (entry: Entry) =>
   Effect.tryPromise({

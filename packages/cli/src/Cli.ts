@@ -51,12 +51,6 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
   return groups
 }
 
-const readConfigFile = (file: string) =>
-  Effect.try({
-    try: () => fs.readFileSync(file, "utf8"),
-    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`, { cause: e })
-  }).pipe(Effect.flatMap((text) => CloudConfig.decodeFile(file, text)))
-
 const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
 
 const timestamp = () => new Date().toISOString().replaceAll(/[:.]/g, "-")
@@ -72,18 +66,16 @@ interface GroupInput {
 
 /** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
 export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Group, stateDir: string, args: GroupInput) {
-  const { input: cliInput, cliOnly } = Options.toInput(args.flags)
-  const fileInput = cliOnly.configFile === undefined ? {} : yield* readConfigFile(cliOnly.configFile)
-  const input = CloudConfig.merge(fileInput, yield* CloudConfig.decodeInput(cliInput, "option"))
+  const { input, cliOnly } = yield* Options.read(args.flags, process.env)
   const selected = yield* selectScenarios(group, args.tags)
   if (args.list) {
     for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
     return
   }
   // A `--proxy` run's package, loaded only for those: on the proxy, it also gives the run its secrets.
-  const proxy = input.proxy === true ? yield* Effect.promise(() => import("@tezt-cloud/proxy")) : undefined
+  const proxy = input.proxy === true ? yield* Effect.promise(() => Backends.proxyPackage()) : undefined
   const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
-  const config = yield* CloudConfig.resolve(input, cliOnly, env)
+  const config = yield* Options.configuration(input, cliOnly, env)
   const maintenance = selected.every((s) => s.vms === undefined)
   if (!maintenance) yield* CloudConfig.checkAvailable(config)
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
@@ -159,11 +151,35 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
       Effect.provide(backend.layer),
       Effect.provide(services),
+      Effect.onExit(() => leftBehind(stateDir, config.namespace)),
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )
   }
 }, Effect.scoped)
+
+/**
+ * Tells the user to run `CLOUD clean up` when the namespace's ledger still records resources once a run is over:
+ * its teardown could not remove them (a host that went down, a failing engine), or an earlier killed run left them.
+ */
+const leftBehind = (stateDir: string, namespace: string) =>
+  Ledger.read(Ledger.ledgerFile(stateDir, namespace)).pipe(
+    Effect.map((entries) => {
+      const open = new Set<string>()
+      for (const e of entries) {
+        if (e.op === "acquire") open.add(e.id)
+        else open.delete(e.id)
+      }
+      return open.size
+    }),
+    Effect.flatMap((left) =>
+      left === 0 ? Effect.void : Console.error(
+        `tezt-cloud: ${left} resource(s) of ${namespace} could not be removed (see the teardown failures above); ` +
+          `run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespace}' to remove them`
+      )
+    ),
+    Effect.ignore
+  )
 
 const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => {
   const selected = group.scenarios.filter((s) => tags.every((t) => s.tags.includes(t)))

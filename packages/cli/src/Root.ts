@@ -1,6 +1,6 @@
 /**
- * The root of the `tezt-cloud` command tree: its name, version and description, and how usage errors are
- * printed (one line naming the problem and where help is). `Cli.ts` hangs every command on it; `agents …`
+ * The root of the `tezt-cloud` command tree: its name, version and description, and how errors are printed:
+ * one line naming the problem (and, for usage errors, where help is), never a long value quoted back in full. `Cli.ts` hangs every command on it; `agents …`
  * hangs only its own branch (`commands/agents.ts`), so it loads no scenario group, no backend's deployment layer
  * and no monitoring stack.
  */
@@ -11,13 +11,33 @@ export const version = "0.1.0"
 
 export const description = "Deploy agents, run scenarios on them, watch and tear everything down"
 
+/** The longest value a usage error quotes back in full. */
+const maxQuoted = 60
+
+/**
+ * A usage error's message with every long quoted value cut to its start and its size: the parser quotes the value
+ * it refused, which may be a megabyte.
+ */
+export const shorten = (message: string): string =>
+  message.replaceAll(
+    new RegExp(`"([^"]{${maxQuoted + 1},})"?`, "g"),
+    (_, value: string) => `"${value.slice(0, 20)}…" (${Buffer.byteLength(value, "utf8")} bytes)`
+  )
+
+/** A message on one line: control characters (a newline in a value quoted back) are written as escapes. */
+export const oneLine = (message: string): string =>
+  // oxlint-disable-next-line no-control-regex
+  message.replaceAll(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))
+
 /** Usage errors as one line naming the problem, and where help is. */
 export const presenter = CliOutput.layerPresenter({
   present: (event) =>
     event._tag === "InvalidInvocation"
       ? Effect.forEach(event.errors, (error) =>
         Console.error(
-          `tezt-cloud: error: ${error.message} (see tezt-cloud ${event.commandPath.slice(1).join(" ")} --help)`
+          `tezt-cloud: error: ${oneLine(shorten(error.message))} (see tezt-cloud ${
+            event.commandPath.slice(1).join(" ")
+          } --help)`
         ), {
         discard: true
       })

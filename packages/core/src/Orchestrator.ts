@@ -54,7 +54,10 @@ export const agentDefaults = (config: CloudConfig): AgentDefaults => ({
   dockerfileAlias: config.dockerfileAlias
 })
 
-/** The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`. */
+/**
+ * The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`, port ranges
+ * that fit and clash with no listener of the run.
+ */
 export const agentConfigs = (
   scenario: Scenario,
   config: CloudConfig
@@ -83,6 +86,8 @@ export const agentConfigs = (
     }
     const rangeError = portRangeError(configs.length, config.vmBasePort, config.portsPerVm)
     if (rangeError !== undefined) return yield* rangeError
+    const clash = portClashError(config, configs.length)
+    if (clash !== undefined) return yield* clash
     return configs
   })
 
@@ -111,6 +116,41 @@ export const portRangeError = (agents: number, basePort: number, portsPerVm: num
       "--vms-limit",
       `${what}: at most ${Math.floor(65535 / 2)} agents have port ranges (2 ports each, from port 1)`
     )
+}
+
+/** Whether the agents of `config` take their ports on this machine (sandboxes and containers here, a loopback ssh host). */
+const agentsHere = (config: CloudConfig) =>
+  config.backend._tag === "Localhost" ||
+  (config.backend._tag === "SshHost" && /^(?:127\.|localhost$|::1$)/.test(config.backend.target.host))
+
+/**
+ * Why the run's own listeners (the website, Prometheus) clash with each other or, on this machine, with the port
+ * ranges of `agents` agents, naming the option to change; `undefined` when nothing clashes.
+ */
+export const portClashError = (config: CloudConfig, agents: number) => {
+  if (config.website && config.prometheus && config.websitePort === config.prometheusPort) {
+    return CloudError.config(
+      "--prometheus-port",
+      `${config.prometheusPort} is the website's port too (--website-port): give each its own port`
+    )
+  }
+  if (agents === 0 || !agentsHere(config)) return undefined
+  const first = config.vmBasePort
+  const last = first + agents * config.portsPerVm - 1
+  const listeners: ReadonlyArray<readonly [boolean, string, number]> = [
+    [config.website, "--website-port", config.websitePort],
+    [config.prometheus, "--prometheus-port", config.prometheusPort]
+  ]
+  for (const [on, option, port] of listeners) {
+    if (on && port >= first && port <= last) {
+      return CloudError.config(
+        option,
+        `${port} is in the agents' ports ${first}-${last} (--vm-base-port ${first}, ${agents} agents × ` +
+          `--ports-per-vm ${config.portsPerVm}): give a port outside them, or another --vm-base-port`
+      )
+    }
+  }
+  return undefined
 }
 
 /**

@@ -21,7 +21,23 @@ export class Refused extends Schema.TaggedError<Refused>()("Refused", {
   statusCode: Schema.optionalKey(Schema.Number)
 }) {}
 
-export const Reason = Schema.Union([EngineUnreachable, NotFound, StreamFailed, Refused])
+/**
+ * A container or network of the name asked for exists but lacks the labels that make it ours: it is someone
+ * else's, and is left alone.
+ */
+export class NotOurs extends Schema.TaggedError<NotOurs>()("NotOurs", {
+  /** `container` or `network`. */
+  kind: Schema.String,
+  name: Schema.String,
+  /** The labels it should carry, `key=value`. */
+  expected: Schema.String
+}) {
+  override get message(): string {
+    return `the ${this.kind} ${this.name} is not ours (it lacks the label ${this.expected}): it is left alone`
+  }
+}
+
+export const Reason = Schema.Union([EngineUnreachable, NotFound, StreamFailed, Refused, NotOurs])
 export type Reason = typeof Reason.Type
 
 export class DockerError extends Schema.TaggedError<DockerError>()("DockerError", {

@@ -3,15 +3,53 @@
  * they drive every backend and the monitoring parts; the backends contribute their own jobs (`CLOUD docker …`).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
+import { AgentsControl, Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
 import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
 import { Context, Effect } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Backends from "../Backends.ts"
 
+/** Whether process `pid` exists (it may be another user's). */
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * The files a killed run of the namespace left in its state dir: its deployment record when the orchestrator it
+ * names is gone (or it cannot be read), and its control socket when no live run records it. A live run's stay.
+ */
+const deadRunFiles = (ledgerFile: string): Array<string> => {
+  const record = Orchestrator.deploymentFile(ledgerFile)
+  const socket = AgentsControl.socketFile(ledgerFile)
+  let live = false
+  try {
+    const { pid } = JSON.parse(fs.readFileSync(record, "utf8")) as Orchestrator.DeploymentRecord
+    live = typeof pid === "number" && pid !== process.pid && alive(pid)
+  } catch {
+    // missing or torn: no live run records itself there
+  }
+  return live ? [] : [record, socket].filter((file) => fs.existsSync(file))
+}
+
+/**
+ * What `CLOUD clean up` runs besides the backends' clean-ups: the run-level services' resources on this machine
+ * (Prometheus' storage, of runs and of imports), each recorded in the namespace's ledger.
+ */
+const serviceCleanUps: ReadonlyArray<{
+  readonly id: string
+  readonly cleanUp: Effect.Effect<ReadonlyArray<string>, CloudError.CloudError, Ledger.Ledger>
+}> = [{ id: "monitoring", cleanUp: Prometheus.cleanUp() }]
+
 /**
  * `CLOUD clean up`: every backend removes what killed runs of the namespace left (processes, sandboxes,
- * containers…). One backend's failure does not stop the others; each is reported, and the job then fails.
+ * containers…), then the run-level services (`serviceCleanUps`), then the killed run's deployment record and
+ * control socket go. One's failure does not stop the others; each is reported, and the job then fails.
  */
 export const cleanUp = (stateDir: string) =>
   Scenario.make({
@@ -20,19 +58,43 @@ export const cleanUp = (stateDir: string) =>
     exclusive: true,
     run: Effect.gen(function*() {
       const cloud = yield* Cloud.Cloud
-      const report = yield* Backends.cleanUp(stateDir, cloud.config).pipe(
-        Effect.provide(Ledger.Ledger.layer(stateDir, cloud.namespace))
-      )
-      for (const { backend, lines } of report.done) {
+      const ledger = Ledger.Ledger.layer(stateDir, cloud.namespace)
+      const report = yield* Backends.cleanUp(stateDir, cloud.config).pipe(Effect.provide(ledger))
+      const services = yield* Effect.forEach(serviceCleanUps, ({ id, cleanUp: clean }) =>
+        clean.pipe(Effect.provide(ledger), Effect.result, Effect.map((result) => ({ id, result }))))
+      const done = [
+        ...report.done,
+        ...services.flatMap(({ id, result }) =>
+          result._tag === "Success" ? [{ backend: id, lines: result.success }] : []
+        )
+      ]
+      const failed = [
+        ...report.failed,
+        ...services.flatMap(({ id, result }) =>
+          result._tag === "Failure" ? [{ backend: id, error: result.failure }] : []
+        )
+      ]
+      for (const { backend, lines } of done) {
         for (const line of lines) yield* Effect.logInfo(`clean up of ${cloud.namespace} (${backend}): ${line}`)
       }
-      for (const { backend, error } of report.failed) {
+      for (const { backend, error } of failed) {
         yield* Effect.logError(`clean up of ${cloud.namespace} (${backend}) failed: ${error.message}`)
       }
-      if (report.failed.length > 0) {
+      const ledgerFile = Ledger.ledgerFile(stateDir, cloud.namespace)
+      for (const file of deadRunFiles(ledgerFile)) {
+        yield* Effect.try({
+          try: () => fs.rmSync(file, { force: true }),
+          catch: (e) =>
+            CloudError.state(file, `cannot remove the killed run's file: ${CloudError.messageOf(e)}`, {
+              cause: e
+            })
+        })
+        yield* Effect.logInfo(`clean up of ${cloud.namespace}: removed ${file}`)
+      }
+      if (failed.length > 0) {
         return yield* CloudError.state(
           Ledger.ledgerFile(stateDir, cloud.namespace),
-          `clean up failed on ${report.failed.map((f) => f.backend).join(", ")}: fix the cause above and run ` +
+          `clean up failed on ${failed.map((f) => f.backend).join(", ")}: fix the cause above and run ` +
             `CLOUD clean up again (what was removed stays removed)`
         )
       }
@@ -79,6 +141,8 @@ export const prometheusImport = (stateDir: string) =>
           dir: path.join(dir, `prometheus-${i}`),
           namespace: cloud.namespace
         }).pipe(
+          // The copy it serves is recorded in the namespace's ledger, for `CLOUD clean up` after a kill -9.
+          Effect.provide(Ledger.Ledger.layer(stateDir, cloud.namespace)),
           Effect.tap((p) => Effect.logInfo(`prometheus: ${snapshot.path} is served at ${p.url}`)),
           Effect.map((p) => ({ snapshot, url: p.url }))
         ))

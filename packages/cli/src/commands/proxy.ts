@@ -7,6 +7,7 @@
 import { Ledger, RunEvents } from "@tezt-cloud/core"
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
+import * as Backends from "../Backends.ts"
 import * as Root from "../Root.ts"
 import * as Shutdown from "../Shutdown.ts"
 import * as Terminal from "../Terminal.ts"
@@ -30,7 +31,7 @@ const jsonFlag = Flag.Boolean("json").pipe(
 /** What every subcommand needs: the proxy package, and the options of the namespace's recorded run. */
 const recorded = (stateDir: string, namespace: Option.Option<string>, json: boolean) =>
   Effect.gen(function*() {
-    const proxy = yield* Effect.promise(() => import("@tezt-cloud/proxy"))
+    const proxy = yield* Effect.promise(() => Backends.proxyPackage())
     const config = yield* proxy.Proxy.recordedConfig(Option.getOrUndefined(namespace), process.env)
     const shutdown = yield* Shutdown.Shutdown
     const sink = Terminal.sinkFor(json)
