@@ -6,7 +6,6 @@
 import { assert, describe } from "@effect/vitest"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { cleanUp as cleanUpJob } from "../packages/cli/src/commands/cloud.ts"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
 import {
   fresh,
@@ -22,7 +21,6 @@ import {
 } from "./fixtures/Cli.ts"
 
 /** Whether `CLOUD clean up` takes the namespace's lock (it is marked `exclusive`, as runs that deploy are). */
-const cleanUpIsExclusive = cleanUpJob("").exclusive === true
 
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
@@ -87,11 +85,11 @@ describe("tezt-cloud CLI", () => {
     const argv = ["BASIC", "simple", "--localhost", "--tezt-cloud", namespace, "--config-file", file]
     const line = `tezt-cloud: error: --config-file: cannot read ${file}: EISDIR: illegal operation on a directory, read`
     const plain = start(argv, env)
-    assert.strictEqual(await plain.exit, 1)
+    assert.strictEqual(await plain.exit, 2)
     assert.strictEqual(plain.stderr().trim(), line)
     assert.notInclude(plain.stdout(), "caused by")
     const debug = start([...argv, "--log-level", "debug"], env)
-    assert.strictEqual(await debug.exit, 1)
+    assert.strictEqual(await debug.exit, 2)
     assert.strictEqual(debug.stderr().trim(), line, "the error itself is still one line")
     assert.match(
       debug.stdout(),
@@ -335,7 +333,7 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(before, ["control.sock", "deployment.json", "lock", "agents"])
     const agents = sandboxes(stateDir, namespace)
     const second = start(["BASIC", "simple", "health", "--localhost", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await second.exit, 1, second.stdout())
+    assert.strictEqual(await second.exit, 2, second.stdout())
     assert.strictEqual(
       second.stderr(),
       `tezt-cloud: error: --tezt-cloud: namespace ${namespace} is in use by 'tezt-cloud BASIC simple' (pid ${first.proc.pid}, since ${
@@ -344,7 +342,7 @@ describe("tezt-cloud CLI", () => {
     )
     // A maintenance job that needs the namespace (as CLOUD clean up does) is refused the same way.
     const job = start(["TEST", "exclusive", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await job.exit, 1, job.stdout())
+    assert.strictEqual(await job.exit, 2, job.stdout())
     assert.match(job.stderr(), new RegExp(`\\(pid ${first.proc.pid}, since [^)]+\\): stop it first\\n$`))
     assert.notInclude(job.stdout(), "the exclusive job ran")
     // The first run's agents, socket, record and lock are as they were: it still works.
@@ -378,7 +376,7 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
   })
 
-  live.skipIf(!cleanUpIsExclusive)(
+  live(
     "CLOUD clean up refuses while a live run holds the namespace, naming its pid, and removes nothing",
     async () => {
       const { env, namespace, stateDir } = fresh()
@@ -389,7 +387,7 @@ describe("tezt-cloud CLI", () => {
       const before = liveFiles(stateDir, namespace)
       const agents = sandboxes(stateDir, namespace)
       const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
-      assert.strictEqual(await cleanUp.exit, 1, cleanUp.stdout())
+      assert.strictEqual(await cleanUp.exit, 2, cleanUp.stdout())
       assert.match(cleanUp.stderr(), new RegExp(`\\(pid ${first.proc.pid}, since [^)]+\\): stop it first\\n$`))
       assert.deepStrictEqual(liveFiles(stateDir, namespace), before)
       assert.deepStrictEqual(sandboxes(stateDir, namespace), agents)
