@@ -3,7 +3,16 @@
  * accepting every run option. A run resolves its configuration (CLI over `--config-file` over environment over
  * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
  */
-import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, type Scenario } from "@tezt-cloud/core"
+import {
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Ledger,
+  NamespaceLock,
+  Orchestrator,
+  RunEvents,
+  type Scenario
+} from "@tezt-cloud/core"
 import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
 import { Website } from "@tezt-cloud/website"
@@ -80,6 +89,11 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
         artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
       }))
   )
+  // One live run per namespace (and CLOUD clean up): a second one would tear down what the first still uses.
+  if (plans.some((p) => p.scenario.vms !== undefined || p.scenario.exclusive === true)) {
+    const what = ["tezt-cloud", group.name, ...args.tags].join(" ")
+    yield* NamespaceLock.acquire(stateDir, config.namespace, what, maintenance ? "" : ", or give another --tezt-cloud")
+  }
   // From here on the namespace has a run in progress: what a second Ctrl+C force-kills.
   yield* (yield* Shutdown.Shutdown).track(config.namespace)
   const events = yield* RunEvents.RunEvents
@@ -148,6 +162,8 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
   }, (args) => {
     const sink = sinkFor(args.json)
     return runGroup(group, stateDir, args).pipe(
+      // The one line is the CLI's to print; with --log-level debug, the errors under it go to the log first.
+      Effect.tapError(CloudError.logDetails),
       Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
     )
   }).pipe(Command.withDescription(group.description))

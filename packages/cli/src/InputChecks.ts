@@ -72,7 +72,7 @@ export const configFile = (file: string) =>
     // A device or a FIFO could be read forever (or block on open): only a regular file is opened.
     const stat = yield* Effect.try({
       try: () => fs.statSync(file),
-      catch: (e) => CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}`, { cause: e })
     })
     if (!stat.isFile()) {
       return yield* CloudError.config(option, `${file} is not a regular file: give a JSON file of options`)
@@ -85,7 +85,7 @@ export const configFile = (file: string) =>
     }
     const text = yield* Effect.try({
       try: () => fs.readFileSync(file, "utf8"),
-      catch: (e) => CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}`, { cause: e })
     })
     yield* fileEntries(file, text)
     return yield* CloudConfig.decodeFile(file, text)
@@ -119,7 +119,9 @@ export const privateKey = (file: string) =>
     const stat = yield* Effect.try({
       try: () => fs.statSync(file),
       catch: (e) =>
-        CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}: give a private key file`)
+        CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}: give a private key file`, {
+          cause: e
+        })
     })
     if (!stat.isFile() || stat.size > maxKeyFileBytes) {
       return yield* CloudError.config(option, `${file} is not a private key file: give the path of one`)
@@ -136,7 +138,8 @@ export const privateKey = (file: string) =>
       catch: (e) =>
         CloudError.config(
           option,
-          `cannot read ${file}: ${CloudError.messageOf(e)}: it must be a file of yours, mode 0600`
+          `cannot read ${file}: ${CloudError.messageOf(e)}: it must be a file of yours, mode 0600`,
+          { cause: e }
         )
     })
   })

@@ -24,7 +24,7 @@ const command = Effect.gen(function*() {
   const Cli = yield* Effect.promise(() => import("./Cli.ts"))
   const extra = yield* Effect.tryPromise({
     try: () => Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS),
-    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error))
+    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error), { cause: error })
   })
   return yield* Cli.run(argv, Ledger.stateDir(), extra)
 })

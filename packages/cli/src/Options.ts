@@ -1,6 +1,7 @@
 /**
  * The CLI flags of a run, generated from `CloudConfig.options` (the one option table), and their mapping back to
- * a config `Input`: only the flags the user gave are present, so the config file and defaults fill the rest. Then
+ * a config `Input`: only the flags the user gave are present, so the config file and defaults fill the rest. The
+ * options a backend owns come last in `--help`, each description starting with the backend's tag (`[ssh] …`). Then
  * the run's configuration from them, the config file and the environment, every value checked (`InputChecks`).
  */
 import { CloudConfig } from "@tezt-cloud/core"
@@ -29,7 +30,8 @@ const flagOf = (spec: CloudConfig.OptionSpec): Flag.Flag<Option.Option<unknown>>
       break
   }
   for (const alias of spec.aliases ?? []) flag = Flag.withAlias(flag, alias)
-  return flag.pipe(Flag.withDescription(`${spec.description} (default: ${spec.default})`), Flag.optional)
+  const owner = spec.backend === undefined ? "" : `[${spec.backend}] `
+  return flag.pipe(Flag.withDescription(`${owner}${spec.description} (default: ${spec.default})`), Flag.optional)
 }
 
 /** One optional flag per option, keyed by the option's flag name. */
@@ -40,18 +42,13 @@ export const flags: Record<string, Flag.Flag<Option.Option<unknown>>> = Object.f
 /** The parsed flags as config input (present values only) and the CLI-only values. */
 export const toInput = (parsed: Record<string, Option.Option<unknown>>) => {
   const input: Record<string, unknown> = {}
-  const value = (flag: string) => Option.getOrUndefined(parsed[flag] ?? Option.none()) as string | undefined
+  const cliOnly: Record<string, unknown> = {}
   for (const spec of CloudConfig.options) {
     const v = Option.getOrUndefined(parsed[spec.flag] ?? Option.none())
-    if (v !== undefined && spec.key !== undefined) input[spec.key] = v
+    if (spec.key === undefined) cliOnly[spec.field] = v
+    else if (v !== undefined) input[spec.key] = v
   }
-  const cliOnly: CloudConfig.CliOnly = {
-    configFile: value("config-file"),
-    sshPrivateKey: value("ssh-private-key"),
-    authPassword: value("auth-password"),
-    slackBotToken: value("slack-bot-token")
-  }
-  return { input, cliOnly }
+  return { input, cliOnly: cliOnly as CloudConfig.CliOnly }
 }
 
 /**

@@ -169,7 +169,7 @@ export const serve = Effect.fn("AgentsControl.serve")(function*(
     Effect.callback<net.Server, CloudError.CloudError>((resume) => {
       const failed = (e: unknown) =>
         resume(Effect.fail(
-          CloudError.state(socketPath, `cannot serve the control socket: ${CloudError.messageOf(e)}`)
+          CloudError.state(socketPath, `cannot serve the control socket: ${CloudError.messageOf(e)}`, { cause: e })
         ))
       try {
         fs.mkdirSync(path.dirname(socketPath), { recursive: true })

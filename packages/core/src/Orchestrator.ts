@@ -11,6 +11,7 @@ import * as readline from "node:readline"
 import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as AgentsControl from "./AgentsControl.ts"
+import * as AtomicFile from "./AtomicFile.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
@@ -163,7 +164,7 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
       fs.mkdirSync(dir, { recursive: true })
       fs.writeFileSync(path.join(dir, "configuration.json"), JSON.stringify(toJson(config), null, 2) + "\n")
     },
-    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 /**
@@ -239,10 +240,10 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
     yield* Effect.acquireRelease(
       Effect.try({
         try: () => {
-          fs.mkdirSync(path.dirname(file), { recursive: true })
-          fs.writeFileSync(file, JSON.stringify(record, null, 2) + "\n")
+          fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+          AtomicFile.writeAtomic(file, JSON.stringify(record, null, 2) + "\n")
         },
-        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`)
+        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`, { cause: e })
       }),
       () => Effect.sync(() => fs.rmSync(file, { force: true }))
     )
@@ -256,8 +257,9 @@ const report = (exit: Exit.Exit<unknown, unknown>) =>
       yield* events.emit({ type: "run-end", ok: true, message: "Scenario ended successfully." })
     } else {
       const message = `Scenario terminated unexpectedly: ${render(exit.cause)}`
+      const cause = CloudError.details(Cause.squash(exit.cause))
       yield* Effect.logError(message)
-      yield* events.emit({ type: "run-end", ok: false, message })
+      yield* events.emit({ type: "run-end", ok: false, message, ...(cause === undefined ? {} : { cause }) })
     }
   })
 

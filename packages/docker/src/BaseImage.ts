@@ -61,7 +61,7 @@ const exec = (file: string, args: ReadonlyArray<string>) =>
     p.stderr.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString("utf8")).slice(-4000)
     })
-    p.once("error", (e) => resume(Effect.fail(CloudError.deploy("base image", `${file}: ${e.message}`))))
+    p.once("error", (e) => resume(Effect.fail(CloudError.deploy("base image", `${file}: ${e.message}`, { cause: e }))))
     p.once("close", (code) =>
       resume(
         code === 0
@@ -88,7 +88,7 @@ export const ensure = Effect.fn("BaseImage.ensure")(function*(options: EnsureOpt
   const ref = options.reference ?? reference
   const suite = options.suite ?? "bookworm"
   const dir = options.cacheDir ?? cacheDir()
-  const toDeploy = (e: { readonly message: string }) => CloudError.deploy("base image", e.message)
+  const toDeploy = (e: { readonly message: string }) => CloudError.deploy("base image", e.message, { cause: e })
   if (!options.rebuild && (yield* docker.imageExists(ref).pipe(Effect.mapError(toDeploy)))) return "present" as const
   const tarball = path.join(dir, `${ref.replace(/[^A-Za-z0-9._-]/g, "_")}.tar`)
   let built = false

@@ -18,7 +18,7 @@
  *   the labels it was made with.
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import { Backend, type CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
 import * as Engine from "./DockerClient.ts"
@@ -27,11 +27,11 @@ import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
 import * as DockerJobs from "./DockerJobs.ts"
 
-/** What this backend reads of the run's configuration. */
+/** What this backend reads of the run's configuration: its own options, and `--macosx`. */
 export const Config = Schema.Struct({
   ...SshSandbox.Config.fields,
-  dockerHostNetwork: Schema.Boolean,
-  macosx: Schema.Boolean
+  ...CloudConfig.ownedBy("docker"),
+  ...CloudConfig.pick("macosx")
 })
 export type Config = typeof Config.Type
 
@@ -123,7 +123,7 @@ const pidFile = (container: string) => `/run/${container}.sshd.pid`
 /** Where an agent's sandbox lives inside its container. */
 export const homeIn = (namespace: string, agent: string) => `/tmp/tezt-cloud/${namespace}/${agent}`
 
-const toCloud = (agent: string) => (e: DockerError.DockerError) => CloudError.deploy(agent, e.message)
+const toCloud = (agent: string) => (e: DockerError.DockerError) => CloudError.deploy(agent, e.message, { cause: e })
 
 /**
  * A container of an agent's name could not be made because one is there already: a killed run's of the namespace
@@ -207,7 +207,9 @@ export const layer = (options: Options) =>
             docker.logs(container).pipe(
               Effect.orElseSucceed(() => ""),
               Effect.flatMap((output) =>
-                CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`)
+                CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`, {
+                  cause: e
+                })
               )
             )
           ),
@@ -284,7 +286,7 @@ export const layer = (options: Options) =>
                 `echo -n check && ${SshSandbox.makeDirs(home)}`
             ).pipe(
               Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
-              Effect.mapError((e) => CloudError.deploy(slot.name, e.message))
+              Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e }))
             )
             if (check.code !== 0 || check.stdout !== "check") {
               return yield* CloudError.deploy(
@@ -341,8 +343,11 @@ export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: st
         `${docker.engine}: start it (or set DOCKER_HOST) and run CLOUD clean up again`
     )
   }
-  const found = yield* leftovers(namespace).pipe(Effect.mapError((e) => CloudError.state(docker.engine, e.message)))
-  const fail = (e: DockerError.DockerError) => CloudError.state(docker.engine, `clean up failed: ${e.message}`)
+  const found = yield* leftovers(namespace).pipe(
+    Effect.mapError((e) => CloudError.state(docker.engine, e.message, { cause: e }))
+  )
+  const fail = (e: DockerError.DockerError) =>
+    CloudError.state(docker.engine, `clean up failed: ${e.message}`, { cause: e })
   const labels = { [namespaceLabel]: namespace }
   yield* Effect.forEach(found.containers, (c) => docker.removeOwned(c, labels), { concurrency: 16, discard: true })
     .pipe(Effect.mapError(fail))
@@ -405,7 +410,7 @@ export const backend: Backend.Backend = {
       // No engine: nothing of ours can be running on it.
       if (!(yield* Engine.probe(Engine.engineOptions()))) return []
       const found = yield* leftovers(config.namespace).pipe(
-        Effect.mapError((e) => CloudError.state(docker.engine, e.message))
+        Effect.mapError((e) => CloudError.state(docker.engine, e.message, { cause: e }))
       )
       return [...found.containers, ...found.networks, ...found.images]
     }).pipe(Effect.provide(Engine.layer())),

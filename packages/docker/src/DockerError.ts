@@ -43,7 +43,9 @@ export type Reason = typeof Reason.Type
 export class DockerError extends Schema.TaggedError<DockerError>()("DockerError", {
   /** What was asked of the engine: `run teztcloud-ns-a`, `build debian`, … */
   operation: Schema.String,
-  reason: Reason
+  reason: Reason,
+  /** The engine's own error (dockerode's, with its status code and body), out of the message. */
+  cause: Schema.optionalKey(Schema.Defect())
 }) {
   override get message(): string {
     return `docker ${this.operation}: ${this.reason.message}`
@@ -59,5 +61,5 @@ export const fromCause = (operation: string, cause: unknown): DockerError => {
     : e?.statusCode === 404
     ? new NotFound({ message })
     : new Refused({ message, ...(typeof e?.statusCode === "number" ? { statusCode: e.statusCode } : {}) })
-  return new DockerError({ operation, reason })
+  return new DockerError({ operation, reason, cause })
 }

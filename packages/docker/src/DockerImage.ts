@@ -107,7 +107,7 @@ export const builder = Effect.fn("DockerImage.builder")(function*(namespace: str
             tag,
             buildArgs: args,
             labels: { [namespaceLabel]: namespace }
-          }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message))),
+          }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message, { cause: e }))),
           () => Teardown.step(`image ${tag}`, docker.removeImage(tag))
         ).pipe(Effect.provideService(Ledger.Ledger, ledger))
         built.set(tag, tag)

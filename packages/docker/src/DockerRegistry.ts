@@ -38,7 +38,7 @@ export const deploy = Effect.fn("DockerRegistry.deploy")(function*(options: {
 }) {
   const docker = yield* DockerClient
   const where = options.address ?? address()
-  const fail = (e: { readonly message: string }) => CloudError.deploy("registry", e.message)
+  const fail = (e: { readonly message: string }) => CloudError.deploy("registry", e.message, { cause: e })
   if (!fs.existsSync(binary)) {
     return yield* CloudError.notAvailable(
       "CLOUD docker registry deploy",

@@ -26,6 +26,7 @@ import {
   InheritedEnv,
   Ledger,
   Limits,
+  OutputLines,
   OutputTail,
   Provision,
   RunEvents,
@@ -75,6 +76,8 @@ export const layer = (options: Options) =>
       const graceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.killGrace ?? "3 seconds"))
       const maxOutputBytes = options.maxOutputBytes ?? defaultMaxOutputBytes
       const baseEnv = InheritedEnv.inherited()
+      // One finder for the backend's kills: those asked for together share a pass over /proc.
+      const find = ProcessTree.makeFinder()
       const dir = sandboxesDir(options.stateDir, config.namespace)
       const homeOf = (slot: Provision.Slot) => path.join(dir, slot.name)
 
@@ -97,7 +100,9 @@ export const layer = (options: Options) =>
               return slot.sandbox(home)
             },
             catch: (e) =>
-              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`)
+              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`, {
+                cause: e
+              })
           }),
         ready: (_, __, sandbox) =>
           Effect.succeed({
@@ -114,14 +119,16 @@ export const layer = (options: Options) =>
               graceMillis,
               commands,
               maxOutputBytes,
-              baseEnv
+              baseEnv,
+              find
             })
           }),
         destroy: (_, __, sandbox) =>
-          killMarked("TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
+          killMarked(find, "TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
             Effect.andThen(Effect.try({
               try: () => fs.rmSync(sandbox.home, { recursive: true, force: true }),
-              catch: (e) => CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+              catch: (e) =>
+                CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
             }))
           )
       })
@@ -142,6 +149,8 @@ interface RunnerInit extends Sandbox.Sandbox {
    * about a millisecond, which 1000 commands would pay each.
    */
   readonly baseEnv: Readonly<Record<string, string | undefined>>
+  /** Finds a tree's processes; shared by the runners of a backend, so that kills share their passes over /proc. */
+  readonly find: ProcessTree.Find
 }
 
 const makeRunner = (init: RunnerInit): Runner.Runner => {
@@ -153,8 +162,14 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     ...extra
   })
   const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
-  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
-    CloudError.command(init.name, describeCommand(command, args), CloudError.messageOf(cause))
+  /** A command that could not be started or followed; `context` says what was being done. */
+  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown, context?: string) =>
+    CloudError.command(
+      init.name,
+      describeCommand(command, args),
+      context === undefined ? CloudError.messageOf(cause) : `${context}: ${CloudError.messageOf(cause)}`,
+      { cause }
+    )
 
   /**
    * Spawns in the current scope, recorded in the ledger; killing the scope kills the whole tree. Also returns
@@ -182,7 +197,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       // the process group. Once it is done the handle is unref'd, which tells the spawner there is nothing left
       // to wait for: its own wait would otherwise count zombies (orphans that a non-reaping PID 1 never
       // collects) as live members of the group and hold the teardown for its whole kill timeout.
-      const killTree = killMarked("TEZT_CLOUD_EXEC", execId, init.graceMillis)
+      const killTree = killMarked(init.find, "TEZT_CLOUD_EXEC", execId, init.graceMillis)
       yield* Effect.addFinalizer(() =>
         killTree.pipe(
           Effect.andThen(handle.unref),
@@ -203,8 +218,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         const tail = OutputTail.make(init.maxOutputBytes)
         return stream.pipe(
           Stream.tap((bytes) => Effect.sync(() => tail.push(bytes))),
-          Stream.decodeText(),
-          Stream.splitLines,
+          OutputLines.split(),
           Stream.runForEach((line) =>
             Effect.gen(function*() {
               yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
@@ -244,8 +258,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           fs.mkdirSync(path.dirname(logFile), { recursive: true })
           fs.closeSync(fs.openSync(logFile, "a"))
         },
-        catch: (e) =>
-          failed(command, args)(`cannot create the directory of its log ${logFile}: ${CloudError.messageOf(e)}`)
+        catch: (e) => failed(command, args)(e, `cannot create the directory of its log ${logFile}`)
       })
       // The shell only redirects and `exec`s: the argv reaches the program unchanged.
       const { handle, killTree } = yield* start("/bin/sh", [
@@ -283,7 +296,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           const file = Sandbox.pathIn(init.home, remote)
           return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
         },
-        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e))
+        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e), { cause: e })
       }),
     put: (local, remote, mode) =>
       Effect.try({
@@ -293,7 +306,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           fs.copyFileSync(local, file)
           fs.chmodSync(file, mode)
         },
-        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e))
+        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e), { cause: e })
       })
   }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
 
@@ -315,22 +328,22 @@ const removeIfEmpty = (dir: string) => {
 }
 
 /**
- * Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. Concurrent calls share
- * their passes over /proc (`ProcessTree.find`).
+ * Kills every process carrying `key=value`: SIGTERM, then SIGKILL after `graceMillis`. Concurrent calls with the
+ * same `find` share their passes over /proc (`ProcessTree.makeFinder`).
  */
-const killMarked = (key: string, value: string, graceMillis: number) =>
+const killMarked = (find: ProcessTree.Find, key: string, value: string, graceMillis: number) =>
   Effect.gen(function*() {
-    const found = yield* ProcessTree.find(key, value)
+    const found = yield* find(key, value)
     if (found.length === 0) return
     ProcessTree.signalAll(found, "SIGTERM")
     const left = yield* Effect.sleep("20 millis").pipe(
-      Effect.andThen(ProcessTree.find(key, value)),
+      Effect.andThen(find(key, value)),
       Effect.repeat({
         until: (pids) => pids.length === 0,
         schedule: Schedule.during(Duration.millis(graceMillis))
       })
     )
-    if (left.length > 0) ProcessTree.signalAll(yield* ProcessTree.find(key, value), "SIGKILL")
+    if (left.length > 0) ProcessTree.signalAll(yield* find(key, value), "SIGKILL")
   })
 
 /**
@@ -344,6 +357,7 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
   const events = yield* RunEvents.RunEvents
   const commands = yield* Semaphore.make((yield* Limits.Limits).commands)
   const baseEnv = InheritedEnv.inherited()
+  const find = ProcessTree.makeFinder()
   return descriptors.map((descriptor) => {
     const sandbox = Sandbox.fromDescriptor(descriptor)
     const runner = makeRunner({
@@ -354,7 +368,8 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
       graceMillis: 3000,
       commands,
       maxOutputBytes: defaultMaxOutputBytes,
-      baseEnv
+      baseEnv,
+      find
     })
     return [sandbox.name, runner] as const
   })
@@ -370,16 +385,17 @@ export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
 export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
   const ledger = yield* Ledger.Ledger
   const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
-  yield* killMarked("TEZT_CLOUD_NS", namespace, 3000)
+  yield* killMarked(ProcessTree.makeFinder(), "TEZT_CLOUD_NS", namespace, 3000)
   const removed: Array<string> = []
   for (const resource of yield* ledger.outstanding) {
     // Other backends' records are theirs to clean.
     if (!kinds.includes(resource.kind)) continue
     if (resource.kind === "sandbox") {
-      const dir = String(resource.data.path)
+      // Only a sandbox of this namespace is ever removed, whatever the ledger says.
+      const dir = yield* Ledger.checkInside(sandboxesDir(stateDir, namespace), String(resource.data.path))
       yield* Effect.try({
         try: () => fs.rmSync(dir, { recursive: true, force: true }),
-        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
       })
       removed.push(dir)
     }

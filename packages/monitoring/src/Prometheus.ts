@@ -113,13 +113,13 @@ const storageDir = (namespace: string) => {
   const dir = path.join(os.tmpdir(), `tezt-cloud-${namespace}-prometheus-${crypto.randomBytes(6).toString("hex")}`)
   const remove = Effect.try({
     try: () => fs.rmSync(dir, { recursive: true, force: true }),
-    catch: (e) => CloudError.state(dir, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.state(dir, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`, { cause: e })
   })
   return Ledger.scoped(
     { id: `prometheus-storage:${dir}`, kind: "prometheus-storage", data: { path: dir } },
     Effect.try({
       try: () => fs.mkdirSync(dir, { mode: 0o700 }),
-      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`, { cause: e })
     }),
     () => Teardown.reported("prometheus storage", remove)
   ).pipe(Effect.as(dir))
@@ -144,14 +144,14 @@ export const start = Effect.fn("Prometheus.start")(function*(
   const configFile = path.join(options.dir, "prometheus.yml")
   yield* Effect.try({
     try: () => fs.mkdirSync(options.dir, { recursive: true }),
-    catch: (e) => CloudError.service(service, `cannot create ${options.dir}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.service(service, `cannot create ${options.dir}: ${CloudError.messageOf(e)}`, { cause: e })
   })
   const storage = yield* storageDir(options.namespace)
   const snapshotOf = options.snapshotOf
   if (snapshotOf !== undefined) {
     yield* Effect.try({
       try: () => fs.cpSync(snapshotOf, storage, { recursive: true }),
-      catch: (e) => CloudError.service(service, `cannot copy ${snapshotOf}: ${CloudError.messageOf(e)}`)
+      catch: (e) => CloudError.service(service, `cannot copy ${snapshotOf}: ${CloudError.messageOf(e)}`, { cause: e })
     })
   }
   let jobs = options.jobs
@@ -161,7 +161,7 @@ export const start = Effect.fn("Prometheus.start")(function*(
       fs.writeFileSync(temporary, renderConfig(options.scrapeInterval, jobs))
       fs.renameSync(temporary, configFile)
     },
-    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`, { cause: e })
   })
   yield* write
   const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
@@ -213,7 +213,8 @@ export const start = Effect.fn("Prometheus.start")(function*(
         fs.mkdirSync(path.dirname(target), { recursive: true })
         fs.cpSync(path.join(storage, "snapshots", name), target, { recursive: true })
       },
-      catch: (e) => CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`)
+      catch: (e) =>
+        CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`, { cause: e })
     })
     return target
   })
@@ -317,7 +318,8 @@ export const cleanUp = Effect.fn("Prometheus.cleanUp")(function*() {
     const stopped = yield* stopServing(storage)
     yield* Effect.try({
       try: () => fs.rmSync(storage, { recursive: true, force: true }),
-      catch: (e) => CloudError.state(storage, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`)
+      catch: (e) =>
+        CloudError.state(storage, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`, { cause: e })
     })
     yield* ledger.release(resource.id)
     lines.push(

@@ -12,7 +12,7 @@
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import { Backend, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
@@ -21,8 +21,8 @@ import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
 import * as SshSandbox from "./SshSandbox.ts"
 
-/** What this backend reads of the run's configuration, besides its target. */
-export const Config = Schema.Struct({ ...SshSandbox.Config.fields, insecureHostKeys: Schema.Boolean })
+/** What this backend reads of the run's configuration, besides its target: the ssh options among them. */
+export const Config = Schema.Struct({ ...SshSandbox.Config.fields, ...CloudConfig.ownedBy("ssh") })
 export type Config = typeof Config.Type
 
 export interface Options {
@@ -119,7 +119,7 @@ const must = (
   agent: string
 ) =>
   connection.run(line).pipe(
-    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
+    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`, { cause: e })),
     Effect.flatMap((r) =>
       r.code === 0
         ? Effect.succeed(r.stdout)
@@ -294,6 +294,16 @@ const homeOf = (root: string, slot: Provision.Slot) => path.posix.join(root, "ag
  * Finishes what killed runs left on ssh hosts: for every `ssh-root` record, reconnects with the recorded key,
  * kills the namespace's processes there and removes the run's directory.
  */
+/**
+ * `root` as recorded in the ledger, if it is a run directory of `namespace` (`…/tezt-cloud-<uid>/<ns>`, absolute
+ * and normal): clean up removes it on the host, so a ledger line naming anything else is refused.
+ */
+const runRoot = (host: string, root: string, namespace: string) =>
+  path.posix.isAbsolute(root) && path.posix.normalize(root) === root && path.posix.basename(root) === namespace &&
+    /^tezt-cloud-\d+$/.test(path.posix.basename(path.posix.dirname(root)))
+    ? Effect.succeed(root)
+    : Effect.fail(CloudError.state(host, `refusing to remove ${root}: it is not a run directory of ${namespace}`))
+
 export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, config: Config) {
   const ledger = yield* Ledger.Ledger
   const reaching = settings(config, stateDir, 1)
@@ -303,13 +313,13 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
     if (resource.kind === "ssh-root") {
       const target = SshSandbox.reachOf(resource.data)
       const host = SshClient.label(target)
-      const root = String(resource.data.root)
+      const root = yield* runRoot(host, String(resource.data.root), config.namespace)
       const key = yield* SshKeys.ensure(config.namespace, target.key)
       yield* Effect.scoped(Effect.gen(function*() {
         const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
         yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, 1).pipe(
           Effect.flatMap(succeeded(host, `cannot remove ${root}`)),
-          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`))
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`, { cause: e }))
         )
       }))
       cleaned.push(`${host}:${root}`)
@@ -339,7 +349,7 @@ export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: stri
       const r = yield* connection.run(
         `[ -e ${SshClient.quote(root)} ] && echo dir; ` +
           `grep -lzxF ${SshClient.quote(`TEZT_CLOUD_NS=${config.namespace}`)} /proc/[0-9]*/environ 2>/dev/null | wc -l`
-      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message)))
+      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message, { cause: e })))
       const lines = r.stdout.trim().split("\n")
       const processes = Number(lines.at(-1))
       return [

@@ -27,6 +27,7 @@ export const cleanUp = (stateDir: string) =>
   Scenario.make({
     title: "Clean up what killed runs of the namespace left",
     tags: ["clean", "up"],
+    exclusive: true,
     run: Effect.gen(function*() {
       const cloud = yield* Cloud.Cloud
       const ledger = Ledger.Ledger.layer(stateDir, cloud.namespace)

@@ -48,42 +48,48 @@ export const findMarked = (key: string, value: string): Array<number> => {
   return scan([needle]).get(needle)!
 }
 
-/** `key=value` markers asked for by `find`, waiting for the next pass over /proc, with who waits for each. */
-const waiting = new Map<string, Array<(pids: Array<number>) => void>>()
-let scanScheduled = false
-
-/** One pass over /proc that answers every waiting request. */
-const scanWaiting = () => {
-  scanScheduled = false
-  const requests = new Map(waiting)
-  waiting.clear()
-  const found = scan(requests.keys())
-  for (const [needle, resumes] of requests) {
-    for (const resume of resumes) resume([...found.get(needle)!])
-  }
-}
+/** Finds the pids of live processes whose environment has `key=value` exactly (see `makeFinder`). */
+export type Find = (key: string, value: string) => Effect.Effect<Array<number>>
 
 /**
- * Like `findMarked`, but every request made in the same turn of the event loop is answered by one pass over
- * /proc: 1000 commands ending together (or 32 agents torn down together) cost one scan of /proc, not one each.
+ * A `Find` whose requests made in the same turn of the event loop are answered by one pass over /proc: 1000
+ * commands ending together (or 32 agents torn down together) cost one scan of /proc, not one each. Each finder
+ * keeps its own waiting requests: a backend's layer (or a reattach, or a clean-up) makes one and shares it.
  */
-export const find = (key: string, value: string): Effect.Effect<Array<number>> =>
-  Effect.callback<Array<number>>((resume) => {
-    const needle = `${key}=${value}`
-    const answer = (pids: Array<number>) => resume(Effect.succeed(pids))
-    const resumes = waiting.get(needle) ?? []
-    resumes.push(answer)
-    waiting.set(needle, resumes)
-    if (!scanScheduled) {
-      scanScheduled = true
-      setImmediate(scanWaiting)
+export const makeFinder = (): Find => {
+  /** `key=value` markers waiting for the next pass over /proc, with who waits for each. */
+  const waiting = new Map<string, Array<(pids: Array<number>) => void>>()
+  let scanScheduled = false
+
+  /** One pass over /proc that answers every waiting request. */
+  const scanWaiting = () => {
+    scanScheduled = false
+    const requests = new Map(waiting)
+    waiting.clear()
+    const found = scan(requests.keys())
+    for (const [needle, resumes] of requests) {
+      for (const resume of resumes) resume([...found.get(needle)!])
     }
-    return Effect.sync(() => {
-      const left = (waiting.get(needle) ?? []).filter((r) => r !== answer)
-      if (left.length === 0) waiting.delete(needle)
-      else waiting.set(needle, left)
+  }
+
+  return (key, value) =>
+    Effect.callback<Array<number>>((resume) => {
+      const needle = `${key}=${value}`
+      const answer = (pids: Array<number>) => resume(Effect.succeed(pids))
+      const resumes = waiting.get(needle) ?? []
+      resumes.push(answer)
+      waiting.set(needle, resumes)
+      if (!scanScheduled) {
+        scanScheduled = true
+        setImmediate(scanWaiting)
+      }
+      return Effect.sync(() => {
+        const left = (waiting.get(needle) ?? []).filter((r) => r !== answer)
+        if (left.length === 0) waiting.delete(needle)
+        else waiting.set(needle, left)
+      })
     })
-  })
+}
 
 const isZombie = (pid: string): boolean => {
   try {
