@@ -80,15 +80,16 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     )
   }
   // Everything that can be refused is refused before anything is created.
-  const plans = yield* Effect.forEach(
-    selected,
-    (scenario) =>
-      Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
-        scenario,
-        configs,
-        artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
-      }))
-  )
+  // The backend too: one that refuses the run (no engine, no credentials…) does so before the lock is taken.
+  const plans = yield* Effect.forEach(selected, (scenario) =>
+    Effect.gen(function*() {
+      const configs = yield* Orchestrator.agentConfigs(scenario, config)
+      const artifactsDir = selected.length === 1 ? root : path.join(root, slug(scenario.title))
+      const backend = scenario.vms !== undefined
+        ? yield* Backends.select(config, { stateDir, artifactsDir })
+        : { description: "none (maintenance job)", layer: Deployment.layerNone }
+      return { scenario, configs, artifactsDir, backend }
+    }))
   // One live run per namespace (and CLOUD clean up): a second one would tear down what the first still uses.
   if (plans.some((p) => p.scenario.vms !== undefined || p.scenario.exclusive === true)) {
     const what = ["tezt-cloud", group.name, ...args.tags].join(" ")
@@ -99,9 +100,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
     const deploys = plan.scenario.vms !== undefined
-    const backend = deploys
-      ? yield* Backends.select(config, { stateDir, artifactsDir: plan.artifactsDir })
-      : { description: "none (maintenance job)", layer: Deployment.layerNone }
+    const backend = plan.backend
     if (deploys || config.artifactsDir !== undefined) {
       yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
       yield* events.writeTo(plan.artifactsDir)
@@ -120,11 +119,35 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
       Effect.provide(backend.layer),
       Effect.provide(services),
+      Effect.onExit(() => leftBehind(stateDir, config.namespace)),
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )
   }
 }, Effect.scoped)
+
+/**
+ * Tells the user to run `CLOUD clean up` when the namespace's ledger still records resources once a run is over:
+ * its teardown could not remove them (a host that went down, a failing engine), or an earlier killed run left them.
+ */
+const leftBehind = (stateDir: string, namespace: string) =>
+  Ledger.read(Ledger.ledgerFile(stateDir, namespace)).pipe(
+    Effect.map((entries) => {
+      const open = new Set<string>()
+      for (const e of entries) {
+        if (e.op === "acquire") open.add(e.id)
+        else open.delete(e.id)
+      }
+      return open.size
+    }),
+    Effect.flatMap((left) =>
+      left === 0 ? Effect.void : Console.error(
+        `tezt-cloud: ${left} resource(s) of ${namespace} could not be removed (see the teardown failures above); ` +
+          `run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespace}' to remove them`
+      )
+    ),
+    Effect.ignore
+  )
 
 const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => {
   const selected = group.scenarios.filter((s) => tags.every((t) => s.tags.includes(t)))

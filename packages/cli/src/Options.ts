@@ -1,8 +1,9 @@
 /**
  * The CLI flags of a run, generated from `CloudConfig.options` (the one option table), and their mapping back to
  * a config `Input`: only the flags the user gave are present, so the config file and defaults fill the rest. The
- * options a backend owns come last in `--help`, each description starting with the backend's tag (`[ssh] …`). Then
- * the run's configuration from them, the config file and the environment, every value checked (`InputChecks`).
+ * options a backend owns come last in `--help`, each description starting with the backend's tag (`[ssh] …`).
+ * Then the run's configuration from them, the config file and the environment, every value checked
+ * (`InputChecks`).
  */
 import { CloudConfig } from "@tezt-cloud/core"
 import { Effect, Option } from "effect"

@@ -87,8 +87,29 @@ const make = (sinks: ReadonlyArray<Sink>) => {
   // A ring of the last `recentEvents` events: a run of 1000 agents emits thousands, each kept in O(1).
   const recent: Array<Stamped> = []
   let oldest = 0
+  let file: string | undefined
   const all: Array<Sink> = [...sinks, (event) => {
-    if (fd !== undefined) fs.writeSync(fd, JSON.stringify(event) + "\n")
+    if (fd === undefined) return
+    try {
+      fs.writeSync(fd, JSON.stringify(event) + "\n")
+    } catch (error) {
+      // A sink must not throw: a full or failing disk stops the log, never the run nor its teardown (an event
+      // that throws in a finalizer would skip the rest of it, and leave the resource's ledger record behind).
+      const failed = fd
+      fd = undefined
+      try {
+        fs.closeSync(failed)
+      } catch {
+        // already unusable
+      }
+      const reason = error instanceof Error ? error.message : String(error)
+      dispatch({
+        type: "log",
+        level: "Warning",
+        message: `${file}: ${reason}: no more events are written there`,
+        at: Date.now()
+      })
+    }
   }, (event) => {
     if (recent.length < recentEvents) recent.push(event)
     else {
@@ -112,8 +133,9 @@ const make = (sinks: ReadonlyArray<Sink>) => {
     writeTo: (dir) =>
       Effect.sync(() => {
         fs.mkdirSync(dir, { recursive: true })
+        file = path.join(dir, "events.jsonl")
         // Private to the user (0600): agents' output lines may hold what others must not read.
-        fd = fs.openSync(path.join(dir, "events.jsonl"), "a", 0o600)
+        fd = fs.openSync(file, "a", 0o600)
       })
   })
   return { service, dispatch }

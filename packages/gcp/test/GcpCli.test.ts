@@ -182,7 +182,10 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     const code = await cli.exit
     await emulator!.setFaults({})
     assert.strictEqual(code, 1)
-    assert.match(cli.stderr(), /deployment failed: quota exceeded in project p \(Quota 'CPUS' exceeded.*--machine-type/)
+    assert.match(
+      cli.stderr(),
+      /deployment failed: gcp \(project p, [^)]*\): quota exceeded in project p \(Quota 'CPUS' exceeded.*--machine-type/
+    )
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
     assert.include(cli.stdout(), "deleted the 1 VM it created")
     assert.deepStrictEqual(await emulator!.instancesOf(namespace), [])

@@ -6,7 +6,9 @@
  *
  * - Channels per host are limited (default 8, below OpenSSH's `MaxSessions` 10); extra commands queue.
  * - Keepalives detect a dead peer within `keepaliveMillis × keepaliveCountMax`.
- * - Connecting retries with exponential backoff; a dropped connection is re-established on next use.
+ * - Connecting retries with exponential backoff; a dropped connection is re-established on next use. A
+ *   handshake that times out is not retried: the host takes connections but does not answer (it is frozen, or
+ *   its sshd is stopped), and each attempt would cost another whole time-out (a teardown would wait for them all).
  * - After `connectAttempts` failed attempts the circuit breaker opens: calls fail at once with `HostDown` until
  *   `breakerCooldownMillis` have passed, instead of every command waiting for its own time-outs.
  * - Host keys: trust on first use, recorded in a per-namespace `known_hosts`; a changed key is refused.
@@ -121,6 +123,8 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   let brokenUntil = 0
   let lastFailure = ""
   let closed = false
+  /** Whether the last attempt's handshake timed out. */
+  let handshakeTimedOut = false
 
   const hostKeyId = target.port === 22 ? target.host : `[${target.host}]:${target.port}`
   let keyMismatch: string | undefined
@@ -128,8 +132,18 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   const connectOnce = Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
     const c = new ssh2.Client()
     keyMismatch = undefined
-    c.once("ready", () => resume(Effect.succeed(c)))
-    c.once("error", (error: Error & { level?: string }) => {
+    let settled = false
+    c.once("ready", () => {
+      settled = true
+      resume(Effect.succeed(c))
+    })
+    // Every error is listened to, for the client's whole life: one unheard crashes the process, and a client
+    // emits more than one (a handshake that times out, then the socket's close "before handshake"). The first
+    // settles the attempt; later ones are the 'close' handlers' business.
+    c.on("error", (error: Error & { level?: string }) => {
+      if (settled) return
+      settled = true
+      handshakeTimedOut = error.level === "client-timeout"
       if (keyMismatch !== undefined) {
         return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
       }
@@ -191,8 +205,8 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       Effect.retry({
         times: attempts - 1,
         schedule: Schedule.exponential(Duration.millis(200)),
-        // A wrong key or a changed host key will not fix itself: no retry.
-        while: (e) => e.reason._tag === "Unreachable"
+        // A wrong key or a changed host key will not fix itself, nor will a host that does not answer: no retry.
+        while: (e) => e.reason._tag === "Unreachable" && !handshakeTimedOut
       }),
       Effect.tap((c) =>
         Effect.sync(() => {

@@ -3,11 +3,39 @@
  * they drive every backend and the monitoring parts; the backends contribute their own jobs (`CLOUD docker …`).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
+import { AgentsControl, Cloud, CloudError, Ledger, Orchestrator, Scenario } from "@tezt-cloud/core"
 import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
 import { Context, Effect } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Backends from "../Backends.ts"
+
+/** Whether process `pid` exists (it may be another user's). */
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * The files a killed run of the namespace left in its state dir: its deployment record when the orchestrator it
+ * names is gone (or it cannot be read), and its control socket when no live run records it. A live run's stay.
+ */
+const deadRunFiles = (ledgerFile: string): Array<string> => {
+  const record = Orchestrator.deploymentFile(ledgerFile)
+  const socket = AgentsControl.socketFile(ledgerFile)
+  let live = false
+  try {
+    const { pid } = JSON.parse(fs.readFileSync(record, "utf8")) as Orchestrator.DeploymentRecord
+    live = typeof pid === "number" && pid !== process.pid && alive(pid)
+  } catch {
+    // missing or torn: no live run records itself there
+  }
+  return live ? [] : [record, socket].filter((file) => fs.existsSync(file))
+}
 
 /**
  * What `CLOUD clean up` runs besides the backends' clean-ups: the run-level services' resources on this machine
@@ -20,8 +48,8 @@ const serviceCleanUps: ReadonlyArray<{
 
 /**
  * `CLOUD clean up`: every backend removes what killed runs of the namespace left (processes, sandboxes,
- * containers…), then the run-level services (`serviceCleanUps`). One's failure does not stop the others; each is
- * reported, and the job then fails.
+ * containers…), then the run-level services (`serviceCleanUps`), then the killed run's deployment record and
+ * control socket go. One's failure does not stop the others; each is reported, and the job then fails.
  */
 export const cleanUp = (stateDir: string) =>
   Scenario.make({
@@ -51,6 +79,17 @@ export const cleanUp = (stateDir: string) =>
       }
       for (const { backend, error } of failed) {
         yield* Effect.logError(`clean up of ${cloud.namespace} (${backend}) failed: ${error.message}`)
+      }
+      const ledgerFile = Ledger.ledgerFile(stateDir, cloud.namespace)
+      for (const file of deadRunFiles(ledgerFile)) {
+        yield* Effect.try({
+          try: () => fs.rmSync(file, { force: true }),
+          catch: (e) =>
+            CloudError.state(file, `cannot remove the killed run's file: ${CloudError.messageOf(e)}`, {
+              cause: e
+            })
+        })
+        yield* Effect.logInfo(`clean up of ${cloud.namespace}: removed ${file}`)
       }
       if (failed.length > 0) {
         return yield* CloudError.state(

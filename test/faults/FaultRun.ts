@@ -1,0 +1,266 @@
+/**
+ * One run of the fault suite: the real CLI started on a scenario of `FaultScenarios.ts` with `--json`, the fault
+ * delivered at its plan's point (an event line of the output, then a delay), the exit awaited for at most 30 s
+ * after the last signal (a run still there then is hung: it is killed), `CLOUD clean up` where the run needs it
+ * (after SIGKILL, a hang, or when the CLI says to), and what is left counted (`Leftovers`).
+ */
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { type Cli, start } from "../fixtures/Cli.ts"
+import type * as SshHosts from "../fixtures/SshHosts.ts"
+import * as FaultPlan from "./FaultPlan.ts"
+import * as Leftovers from "./Leftovers.ts"
+
+const scenarios = path.join(import.meta.dirname, "FaultScenarios.ts")
+
+/** How long a run may take to exit after its last signal: past it, it is hung. */
+export const exitBound = 30_000
+/** How long a run left to itself (no signal yet) may take to reach its point, or to end. */
+const progressBound = 120_000
+/** How long `CLOUD clean up` may take. */
+const cleanUpBound = 60_000
+
+/** Where one run goes: the backend's flags and environment, and what to look at after it. */
+export interface Target {
+  /** The flags that choose the backend (and its key, its host…). */
+  readonly args: ReadonlyArray<string>
+  readonly env: Record<string, string>
+  /** The run's directory on the ssh host, when it runs there. */
+  readonly remoteDir?: ((namespace: string) => string) | undefined
+  /** The engine's socket, when it runs on Docker. */
+  readonly dockerSocket?: string | undefined
+  /** The run's own ssh host, for the faults that kill or stop it. */
+  readonly host?: SshHosts.SshHost | undefined
+}
+
+export interface Outcome {
+  readonly plan: FaultPlan.Plan
+  readonly namespace: string
+  /** How it ended: `exit 130`, `forced, exit 130`, `killed`, `ended first, exit 0`, `died of SIGTERM`, `hung`; `+ clean up`. */
+  readonly outcome: string
+  readonly hung: boolean
+  /** Whether anything of it is left (after its clean up, when it needed one). */
+  readonly leaked: boolean
+  /** From its last signal (or fault; from its start when it had none) to its exit. */
+  readonly exitMillis: number
+  readonly left: Leftovers.Leftovers
+  /** The end of its output, and of its clean up's, for a failure's report. */
+  readonly log: string
+}
+
+const sleep = (millis: number) => new Promise((r) => setTimeout(r, millis))
+
+/** Resolves with whether the run exited within `millis`. */
+const exitWithin = (cli: Cli, millis: number) =>
+  Promise.race([cli.exit.then(() => true), sleep(millis).then(() => false)])
+
+const exited = (cli: Cli) => cli.proc.exitCode !== null || cli.proc.signalCode !== null
+
+/**
+ * Waits (at most 5 s) for the end of an exited run's output: a process' exit is known before the last of what it
+ * wrote is read (its "forced exit" line, say).
+ */
+const drained = (cli: Cli) =>
+  Promise.race([
+    Promise.all([cli.proc.stdout!, cli.proc.stderr!].map((stream) =>
+      stream.readableEnded ? Promise.resolve() : new Promise((resolve) => stream.once("close", resolve))
+    )),
+    sleep(5000)
+  ])
+
+/** Waits for the `nth` event line `key` of the run's `--json` output: true when printed, false if it exited first. */
+const eventWatcher = (cli: Cli) => {
+  const seen = new Map<string, number>()
+  const waiters: Array<{ key: string; nth: number; resolve: (ok: boolean) => void }> = []
+  let buffer = ""
+  cli.proc.stdout!.on("data", (data: Buffer) => {
+    buffer += data.toString()
+    for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
+      const line = buffer.slice(0, end)
+      buffer = buffer.slice(end + 1)
+      let event: { type?: string; message?: string }
+      try {
+        event = JSON.parse(line) as typeof event
+      } catch {
+        continue
+      }
+      const key = event.type === "log" ? `log ${event.message}` : String(event.type)
+      const n = (seen.get(key) ?? 0) + 1
+      seen.set(key, n)
+      for (const w of waiters) if (w.key === key && w.nth === n) w.resolve(true)
+    }
+  })
+  return (key: string, nth: number) =>
+    new Promise<boolean>((resolve) => {
+      if ((seen.get(key) ?? 0) >= nth) return resolve(true)
+      waiters.push({ key, nth, resolve })
+      void cli.exit.then(() => resolve(false))
+    })
+}
+
+/** The sshd processes of a host (listener and sessions), without the commands they run. */
+const sshdProcesses = (host: SshHosts.SshHost, tree: (pid: number) => Array<number>) =>
+  tree(host.pid()).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, "latin1").startsWith("sshd")
+    } catch {
+      return false
+    }
+  })
+
+const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** A tiny file system for the artifacts: a tmpfs of `kib` KiB mounted on a fresh directory. */
+const tinyDisk = (kib: number): { readonly dir: string; readonly release: () => void } | undefined => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-disk-"))
+  const r = child.spawnSync("mount", ["-t", "tmpfs", "-o", `size=${kib}k,mode=0755`, "tmpfs", dir], { stdio: "pipe" })
+  if (r.status !== 0) {
+    fs.rmSync(dir, { recursive: true, force: true })
+    return undefined
+  }
+  return {
+    dir,
+    release: () => {
+      child.spawnSync("umount", [dir], { stdio: "pipe" })
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Runs one fault: see the module's comment. `basePort` starts the run's own port range (2 agents × 8 ports). */
+export const run = async (
+  plan: FaultPlan.Plan,
+  target: Target,
+  options: { readonly basePort: number; readonly tree: (pid: number) => Array<number> }
+): Promise<Outcome> => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-"))
+  const namespace = `fault-${plan.backend.slice(0, 3)}-${plan.seed.toString(36)}`
+  const env = { ...target.env, TEZT_CLOUD_STATE_DIR: stateDir, TEZT_CLOUD_SCENARIOS: scenarios }
+  const portsPerVm = 8
+  const extra: Array<string> = []
+  // A full disk: a tiny tmpfs when we may mount one; otherwise a directory made unwritable once the run started
+  // (which only stops a user that is not root, who could not mount either).
+  const disk = plan.fault === "artifacts disk full" ? tinyDisk(plan.diskKib) : undefined
+  const readOnlyDir = plan.fault === "artifacts disk full" && disk === undefined
+    ? fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-ro-"))
+    : undefined
+  const artifacts = disk?.dir ?? readOnlyDir
+  if (artifacts !== undefined) extra.push("--artifacts-dir", path.join(artifacts, "artifacts"))
+  const cli = start(
+    [
+      "FAULTS",
+      ...plan.tags,
+      ...target.args,
+      "--json",
+      "--tezt-cloud",
+      namespace,
+      "--vm-base-port",
+      String(options.basePort),
+      "--ports-per-vm",
+      String(portsPerVm),
+      ...extra
+    ],
+    env
+  )
+  const waitEvent = eventWatcher(cli)
+  const started = Date.now()
+  let faultAt: number | undefined
+  let delivered = false
+  let stopped: Array<number> = []
+
+  if (readOnlyDir !== undefined) {
+    void waitEvent("deploy-done", 1).then(() => fs.chmodSync(path.join(readOnlyDir, "artifacts"), 0o555))
+  }
+  const point = plan.point
+  const reached = point === undefined
+    ? false
+    : await Promise.race([waitEvent(point.event, point.nth), sleep(progressBound).then(() => false)])
+  if (point !== undefined && reached) {
+    await sleep(point.delayMillis)
+    if (!exited(cli)) {
+      delivered = true
+      faultAt = Date.now()
+      switch (plan.fault) {
+        case "host killed":
+          await target.host!.kill()
+          faultAt = Date.now()
+          break
+        case "sshd stopped":
+          stopped = sshdProcesses(target.host!, options.tree)
+          signalAll(stopped, "SIGSTOP")
+          await sleep(plan.thenMillis)
+          cli.proc.kill("SIGINT")
+          faultAt = Date.now()
+          break
+        default:
+          cli.proc.kill(plan.signal!)
+          if (plan.fault === "double SIGINT") {
+            await sleep(plan.thenMillis)
+            if (!exited(cli)) {
+              cli.proc.kill("SIGINT")
+              faultAt = Date.now()
+            }
+          }
+      }
+    }
+  }
+
+  const from = faultAt ?? started
+  const hung = !(await exitWithin(cli, (faultAt === undefined ? progressBound : exitBound) - (Date.now() - from)))
+  if (hung) {
+    cli.proc.kill("SIGKILL")
+    await cli.exit
+  }
+  const exitMillis = Date.now() - from
+  await drained(cli)
+  // The host comes back: clean up reaches it again.
+  signalAll(stopped, "SIGCONT")
+  if (plan.fault === "host killed" && delivered) await target.host!.restart()
+
+  // A signal that comes once the run has let go of its signals, as it exits, ends it the default way.
+  const code = cli.proc.exitCode === null ? `died of ${cli.proc.signalCode}` : `exit ${cli.proc.exitCode}`
+  const forced = cli.stderr().includes("forced exit")
+  const killed = delivered && plan.signal === "SIGKILL"
+  let outcome = hung
+    ? "hung"
+    : killed
+    ? "killed"
+    : `${delivered || point === undefined ? "" : "ended first, "}${forced ? "forced, " : ""}${code}`
+  let log = `${cli.stdout().slice(-3000)}\n${cli.stderr().slice(-3000)}`
+  if (killed || hung || cli.stderr().includes("CLOUD clean up")) {
+    const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+    const done = await exitWithin(cleanUp, cleanUpBound)
+    if (!done) {
+      cleanUp.proc.kill("SIGKILL")
+      await cleanUp.exit
+    }
+    await drained(cleanUp)
+    outcome += done ?
+      (cleanUp.proc.exitCode === 0 ? " + clean up" : ` + clean up exit ${cleanUp.proc.exitCode}`) :
+      " + clean up hung"
+    log += `\nCLOUD clean up:\n${cleanUp.stdout().slice(-2000)}\n${cleanUp.stderr().slice(-2000)}`
+  }
+  const left = await Leftovers.collect({
+    stateDir,
+    namespace,
+    ports: [options.basePort, options.basePort + 2 * portsPerVm],
+    remoteDir: target.remoteDir?.(namespace),
+    dockerSocket: target.dockerSocket
+  })
+  disk?.release()
+  if (readOnlyDir !== undefined) fs.rmSync(readOnlyDir, { recursive: true, force: true })
+  const leaked = Leftovers.count(left) > 0
+  // Kept for a look when something is left (or when asked: `$TEZT_CLOUD_FAULT_KEEP`, with its events.jsonl).
+  if (!leaked && process.env.TEZT_CLOUD_FAULT_KEEP === undefined) fs.rmSync(stateDir, { recursive: true, force: true })
+  return { plan, namespace, outcome, hung, leaked, exitMillis, left, log }
+}
