@@ -14,8 +14,7 @@ import * as Integration from "./fixtures/Integration.ts"
 const enabled = Integration.available("docker CLI tests", DockerEngine.binaries)
 
 /** Runs an effect against the test engine. */
-const onEngine = <A, E>(effect: Effect.Effect<A, E, DockerClient.DockerClient>) =>
-  Effect.runPromise(effect.pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket }))))
+const onEngine = DockerEngine.onEngine
 
 const leftovers = (namespace: string) => onEngine(DockerAgents.leftovers(namespace))
 
@@ -47,20 +46,7 @@ const freshDocker = () => {
 describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   beforeAll(() => DockerEngine.ready(), 600_000)
 
-  afterAll(async () => {
-    for (const namespace of used) {
-      await onEngine(Effect.ignore(Effect.gen(function*() {
-        const docker = yield* DockerClient.DockerClient
-        const left = yield* DockerAgents.leftovers(namespace)
-        yield* Effect.forEach(left.containers, (c) => docker.remove(c))
-        yield* Effect.forEach(
-          left.networks,
-          (n) => docker.removeNetwork(n, { [DockerClient.namespaceLabel]: namespace })
-        )
-        yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
-      })))
-    }
-  })
+  afterAll(() => DockerEngine.removeAll(used))
 
   live("BASIC simple health --agent-runtime docker passes and leaves no container, network or image tag", async () => {
     const { cli, namespace } = onDocker(["BASIC", "simple", "health"])

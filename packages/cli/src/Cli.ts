@@ -24,6 +24,7 @@ import * as url from "node:url"
 import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
+import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
 import * as Shutdown from "./Shutdown.ts"
@@ -59,6 +60,8 @@ interface GroupInput {
   readonly list: boolean
   readonly json: boolean
   readonly flags: Record<string, Option.Option<unknown>>
+  /** Where the run's events are shown (a `--proxy` run shows the proxy's events there as they were stamped). */
+  readonly sink: RunEvents.Sink
 }
 
 /** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
@@ -69,7 +72,10 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
     return
   }
-  const config = yield* Options.configuration(input, cliOnly, process.env)
+  // A `--proxy` run's package, loaded only for those: on the proxy, it also gives the run its secrets.
+  const proxy = input.proxy === true ? yield* Effect.promise(() => Backends.proxyPackage()) : undefined
+  const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
+  const config = yield* Options.configuration(input, cliOnly, env)
   const maintenance = selected.every((s) => s.vms === undefined)
   if (!maintenance) yield* CloudConfig.checkAvailable(config)
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
@@ -78,6 +84,30 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       "--artifacts-dir",
       `${root} already exists: give a directory that does not exist yet`
     )
+  }
+  if (proxy !== undefined && !maintenance && !proxy.Proxy.onProxy(process.env, config.namespace)) {
+    // The whole run moves to the proxy: this process deploys it (or reattaches) and shows its events, as the
+    // namespace's one live run here.
+    yield* NamespaceLock.acquire(
+      stateDir,
+      config.namespace,
+      ["tezt-cloud", group.name, ...args.tags].join(" "),
+      ", or give another --tezt-cloud"
+    )
+    const shutdown = yield* Shutdown.Shutdown
+    const options = yield* proxy.Proxy.runOptions({
+      config,
+      run: { group: group.name, tags: args.tags, input },
+      stateDir,
+      artifactsDir: root,
+      scenarios: process.env.TEZT_CLOUD_SCENARIOS,
+      sink: args.sink,
+      stopKind: ProxyCommand.stopKind(shutdown)
+    })
+    const code = yield* proxy.ProxyRun.run({ ...options, deploy: true }).pipe(
+      Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace))
+    )
+    return yield* shutdown.exitWith(code)
   }
   // Everything that can be refused is refused before anything is created.
   // The backend too: one that refuses the run (no engine, no credentials…) does so before the lock is taken.
@@ -159,14 +189,6 @@ const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => 
     ))
 }
 
-/** The sink the terminal gets: JSON with `--json`, a live display on a TTY, plain lines otherwise. */
-const sinkFor = (json: boolean): RunEvents.Sink =>
-  json
-    ? Terminal.json(process.stdout)
-    : process.stdout.isTTY
-    ? Terminal.tty(process.stdout)
-    : Terminal.plain(process.stdout)
-
 const groupCommand = (group: Scenario.Group, stateDir: string) =>
   Command.make(group.name, {
     flags: Options.flags,
@@ -183,8 +205,8 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
       Flag.withDefault(false)
     )
   }, (args) => {
-    const sink = sinkFor(args.json)
-    return runGroup(group, stateDir, args).pipe(
+    const sink = Terminal.sinkFor(args.json)
+    return runGroup(group, stateDir, { ...args, sink }).pipe(
       // The one line is the CLI's to print; with --log-level debug, the errors under it go to the log first.
       Effect.tapError(CloudError.logDetails),
       Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
@@ -203,6 +225,7 @@ export const command = (
       groupCommand(Basic.group, stateDir),
       groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
+      ProxyCommand.command(stateDir),
       ...extra.map((g) => groupCommand(g, stateDir))
     ])
   )

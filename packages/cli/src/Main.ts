@@ -21,6 +21,11 @@ const command = Effect.gen(function*() {
     const Agents = yield* Effect.promise(() => import("./commands/agents.ts"))
     return yield* Agents.run(argv, Ledger.stateDir())
   }
+  // `proxy …` acts on a recorded `--proxy` run: no scenario group either.
+  if (argv[0] === "proxy") {
+    const Proxy = yield* Effect.promise(() => import("./commands/proxy.ts"))
+    return yield* Proxy.run(argv, Ledger.stateDir())
+  }
   const Cli = yield* Effect.promise(() => import("./Cli.ts"))
   const extra = yield* Effect.tryPromise({
     try: () => Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS),

@@ -5,7 +5,7 @@
  * and no monitoring stack.
  */
 import { Console, Effect } from "effect"
-import { CliOutput } from "effect/cli"
+import { CliOutput, Command } from "effect/cli"
 
 export const version = "0.1.0"
 
@@ -45,3 +45,16 @@ export const presenter = CliOutput.layerPresenter({
       })
       : CliOutput.defaultPresenter.present(event)
 })
+
+/**
+ * Runs `argv` on a tree with only `branch` under the root: what the full tree does for it, without loading the
+ * rest of the CLI (scenario groups, backends' deployment layers, monitoring).
+ */
+export const runBranch = <Name extends string, I, C, E, R>(
+  branch: Command.Command<Name, I, C, E, R>,
+  argv: ReadonlyArray<string>
+) =>
+  Command.runWith(
+    Command.make("tezt-cloud").pipe(Command.withDescription(description), Command.withSubcommands([branch])),
+    { version }
+  )(argv).pipe(Effect.provide(presenter))

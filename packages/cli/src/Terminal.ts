@@ -148,3 +148,11 @@ export const tty = (out: Out, now: () => number = Date.now): RunEvents.Sink => {
     }
   }
 }
+
+/** The sink a terminal gets: JSON with `--json`, a live display on a TTY, plain lines otherwise. */
+export const sinkFor = (asJson: boolean): RunEvents.Sink =>
+  asJson
+    ? json(process.stdout)
+    : process.stdout.isTTY
+    ? tty(process.stdout)
+    : plain(process.stdout)

@@ -6,6 +6,7 @@
  * to the list without a harness fails here.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { ProxyProtocol } from "@tezt-cloud/proxy"
 import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -101,6 +102,21 @@ const harnesses: Record<string, Harness> = {
     }),
     portLayout: "shared",
     timeout: 120_000
+  },
+  // The proxy's side of --localhost --proxy: the orchestrator its server started, whose agents are process
+  // sandboxes on the proxy (here). The variable the server sets tells it so, this process and the deploying one.
+  proxy: {
+    enabled: true,
+    config: (namespace) => {
+      process.env[ProxyProtocol.onProxyVariable] = namespace
+      return {
+        input: { localhost: true, proxy: true, agent_runtime: "process", vm_base_port: 46000, ports_per_vm: 10 }
+      }
+    },
+    teardown: async () => {
+      delete process.env[ProxyProtocol.onProxyVariable]
+    },
+    timeout: 30_000
   }
 }
 

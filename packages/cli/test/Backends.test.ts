@@ -125,7 +125,7 @@ describe("Backends", () => {
       const report = yield* Backends.cleanUp(stateDir, config).pipe(Effect.provide(ledger))
       assert.deepStrictEqual(report.failed.map((f) => f.backend), ["docker"])
       assert.include(report.failed[0]!.error.message, "no Docker engine answers")
-      assert.sameMembers(report.done.map((d) => d.backend), ["localhost", "ssh-host", "gcp"])
+      assert.sameMembers(report.done.map((d) => d.backend), ["localhost", "ssh-host", "gcp", "proxy"])
       assert.isFalse(fs.existsSync(sandbox), "the sandbox is removed although Docker's clean-up failed")
       const left = yield* Effect.flatMap(Effect.service(Ledger.Ledger), (l) => l.outstanding).pipe(
         Effect.provide(ledger)

@@ -1080,7 +1080,6 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
  */
 export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudError.CloudError> => {
   const missing: Array<readonly [string, string]> = []
-  if (config.backend._tag === "Proxy") missing.push(["--proxy", "run with --localhost"])
   // Causes before consequences in the cascade (alert handlers turn Prometheus on, which turns the website on…),
   // so the option named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [

@@ -838,8 +838,6 @@ describe("CloudConfig: checkAvailable", () => {
     }))
 
   it.effect.each([
-    { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
-    { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
     { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
       name: "--alert-handler (turns prometheus on)",

@@ -82,6 +82,8 @@ export interface Connection {
   readonly openChannels: () => number
   /** The executor's pid on the host while one runs (for tests and benchmarks). */
   readonly executorPid: () => number | undefined
+  /** The live ssh2 client, connecting when there is none: for what this module does not wrap (`SshTunnel`). */
+  readonly client: Effect.Effect<ssh2.Client, SshError.SshError>
 }
 
 export const label = (target: Target) => `${target.user}@${target.host}:${target.port}`
@@ -401,6 +403,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
     execCommand,
     run,
     openChannels: () => open,
-    executorPid: () => executor?.pid()
+    executorPid: () => executor?.pid(),
+    client: ensure
   } satisfies Connection
 })

@@ -162,11 +162,4 @@ export const command = (stateDir: string) =>
  * Runs `argv` (`agents …`) on a command tree with only this branch: what the full tree would do, without loading
  * the rest of the CLI.
  */
-export const run = (argv: ReadonlyArray<string>, stateDir: string) =>
-  Command.runWith(
-    Command.make("tezt-cloud").pipe(
-      Command.withDescription(Root.description),
-      Command.withSubcommands([command(stateDir)])
-    ),
-    { version: Root.version }
-  )(argv).pipe(Effect.provide(Root.presenter))
+export const run = (argv: ReadonlyArray<string>, stateDir: string) => Root.runBranch(command(stateDir), argv)
