@@ -119,7 +119,9 @@ export const privateKey = (file: string) =>
     const stat = yield* Effect.try({
       try: () => fs.statSync(file),
       catch: (e) =>
-        CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}: give a private key file`)
+        CloudError.config(option, `cannot read ${file}: ${CloudError.messageOf(e)}: give a private key file`, {
+          cause: e
+        })
     })
     if (!stat.isFile() || stat.size > maxKeyFileBytes) {
       return yield* CloudError.config(option, `${file} is not a private key file: give the path of one`)
@@ -136,7 +138,8 @@ export const privateKey = (file: string) =>
       catch: (e) =>
         CloudError.config(
           option,
-          `cannot read ${file}: ${CloudError.messageOf(e)}: it must be a file of yours, mode 0600`
+          `cannot read ${file}: ${CloudError.messageOf(e)}: it must be a file of yours, mode 0600`,
+          { cause: e }
         )
     })
   })

@@ -19,9 +19,11 @@ const maxQuoted = 60
  * it refused, which may be a megabyte.
  */
 export const shorten = (message: string): string =>
+  // Quotes are paired from the left: the text between two quoted values is never taken for one.
   message.replaceAll(
-    new RegExp(`"([^"]{${maxQuoted + 1},})"?`, "g"),
-    (_, value: string) => `"${value.slice(0, 20)}…" (${Buffer.byteLength(value, "utf8")} bytes)`
+    /"([^"]*)"/g,
+    (quoted, value: string) =>
+      value.length > maxQuoted ? `"${value.slice(0, 20)}…" (${Buffer.byteLength(value, "utf8")} bytes)` : quoted
   )
 
 /** A message on one line: control characters (a newline in a value quoted back) are written as escapes. */
