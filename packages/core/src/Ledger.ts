@@ -237,10 +237,13 @@ export const checkInside = (root: string, candidate: string): Effect.Effect<stri
         CloudError.state(candidate, `refusing to remove it: the ledger recorded it, but it is not inside ${root}`)
       )
     if (!isInside(root, candidate)) return refuse()
+    // No root, nothing under it: removing the path is a no-op (a run killed after its teardown removed the
+    // sandboxes' directory, before the ledger said so).
+    if (!fs.existsSync(root)) return Effect.succeed(candidate)
     // The deepest part of the path that exists, resolved, must still be inside the resolved root.
     let existing = path.dirname(path.normalize(candidate))
     while (!fs.existsSync(existing) && existing !== path.dirname(existing)) existing = path.dirname(existing)
-    const realRoot = fs.existsSync(root) ? fs.realpathSync(root) : path.normalize(root)
+    const realRoot = fs.realpathSync(root)
     const realParent = fs.realpathSync(existing)
     return realParent === realRoot || isInside(realRoot, realParent) ? Effect.succeed(candidate) : refuse()
   })

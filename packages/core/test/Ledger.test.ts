@@ -155,4 +155,12 @@ describe("Ledger", () => {
         assert.include(error.message, `not inside ${root}`)
       }
     }))
+
+  it.effect("checkInside accepts a path under a root that is gone (nothing there to remove), and still refuses outside", () =>
+    Effect.gen(function*() {
+      const root = path.join(work, `gone-${next++}`, "agents")
+      assert.strictEqual(yield* Ledger.checkInside(root, path.join(root, "a")), path.join(root, "a"))
+      const error = yield* Effect.flip(Ledger.checkInside(root, path.join(root, "..", "..", "elsewhere")))
+      assert.include(error.message, `not inside ${root}`)
+    }))
 })
