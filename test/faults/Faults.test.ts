@@ -11,8 +11,8 @@
  * The seed is printed first; `TEZT_CLOUD_FAULT_SEED=<seed>` replays the same plans, and
  * `TEZT_CLOUD_FAULT_ONLY="<backend>/<fault>/<index>"` (as a failure names it) runs one of them alone (ending with
  * `/`, it is a prefix: `ssh-host/` runs the ssh host's plans only).
- * `TEZT_CLOUD_FAULTS` is the number of signal faults per backend (100 by default), `TEZT_CLOUD_FAULT_SPECIALS`
- * the number of each special fault per backend (4), `TEZT_CLOUD_FAULT_CONCURRENCY` the runs at once (6), and
+ * `TEZT_CLOUD_FAULTS` is the number of faults per backend (100 by default), `TEZT_CLOUD_FAULT_SPECIALS` the
+ * number of each special fault among them (4; the signals take the rest), `TEZT_CLOUD_FAULT_CONCURRENCY` the runs at once (6), and
  * `TEZT_CLOUD_FAULT_TABLE=<file>` also writes the table there.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -40,7 +40,7 @@ const count = (variable: string, fallback: number) => {
 }
 
 const seed = FaultPlan.suiteSeed()
-const signalRuns = count("TEZT_CLOUD_FAULTS", 100)
+const perBackend = count("TEZT_CLOUD_FAULTS", 100)
 const specialRuns = count("TEZT_CLOUD_FAULT_SPECIALS", 4)
 const concurrency = Math.max(1, count("TEZT_CLOUD_FAULT_CONCURRENCY", 6))
 const only = process.env.TEZT_CLOUD_FAULT_ONLY
@@ -50,17 +50,22 @@ console.log(`fault suite: seed ${seed} (replay with TEZT_CLOUD_FAULT_SEED=${seed
 /** How a failure names a run, for `TEZT_CLOUD_FAULT_ONLY`. */
 const id = (plan: FaultPlan.Plan) => `${plan.backend}/${plan.fault}/${plan.index}`
 
-/** The backend's plans: the signal faults in turn, then each special fault. */
-const plans = (backend: FaultPlan.Backend, specials: ReadonlyArray<FaultPlan.Fault>) =>
-  [
-    ...Array.from(
-      { length: signalRuns },
-      (_, i) => FaultPlan.plan(seed, backend, FaultPlan.signalFaults[i % FaultPlan.signalFaults.length]!, i)
-    ),
-    ...specials.flatMap((fault) =>
-      Array.from({ length: specialRuns }, (_, i) => FaultPlan.plan(seed, backend, fault, i))
-    )
-  ].filter((p) => only === undefined || (only.endsWith("/") ? id(p).startsWith(only) : id(p) === only))
+/**
+ * The backend's `perBackend` plans: `specialRuns` of each of its special faults (first: they last longer), then the
+ * signal faults in turn.
+ */
+const plans = (backend: FaultPlan.Backend, specials: ReadonlyArray<FaultPlan.Fault>) => {
+  const special = specials.flatMap((fault) =>
+    Array.from({ length: specialRuns }, (_, i) => FaultPlan.plan(seed, backend, fault, i))
+  ).slice(0, perBackend)
+  const signals = Array.from(
+    { length: perBackend - special.length },
+    (_, i) => FaultPlan.plan(seed, backend, FaultPlan.signalFaults[i % FaultPlan.signalFaults.length]!, i)
+  )
+  return [...special, ...signals].filter((p) =>
+    only === undefined || (only.endsWith("/") ? id(p).startsWith(only) : id(p) === only)
+  )
+}
 
 /** Runs `task`s at most `n` at a time; a task that ends hands its slot to the next one waiting. */
 const limiter = (n: number) => {
@@ -218,7 +223,7 @@ describe.concurrent("fault suite", () => {
   })
 
   it.live(
-    `process sandboxes: ${signalRuns} signal faults and the special ones, nothing leaks, nothing hangs`,
+    `process sandboxes: ${perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
     () =>
       Effect.promise(() =>
         runAll(processes, plans("process", ["daemon ignores SIGTERM", "artifacts disk full", "finalizer fails"]))
@@ -234,7 +239,7 @@ describe.concurrent("fault suite", () => {
       })
 
       it.live(
-        `ssh-host: ${signalRuns} signal faults and the special ones, nothing leaks, nothing hangs`,
+        `ssh-host: ${perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
         () =>
           Effect.promise(() =>
             runAll(
@@ -264,7 +269,7 @@ describe.concurrent("fault suite", () => {
     )
 
     it.live(
-      `docker: ${signalRuns} signal faults and the special ones, nothing leaks, nothing hangs`,
+      `docker: ${perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
       () =>
         Effect.promise(() =>
           runAll(docker, plans("docker", ["daemon ignores SIGTERM", "artifacts disk full", "finalizer fails"]))
