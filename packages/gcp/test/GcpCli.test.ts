@@ -239,7 +239,7 @@ describe.skipIf(GcpTarget.onGce())("tezt-cloud on GCP without credentials", () =
         CLOUDSDK_CONFIG: "",
         TEZT_CLOUD_GCP_ENDPOINT: ""
       })
-      assert.strictEqual(await cli.exit, 1)
+      assert.strictEqual(await cli.exit, 2)
       assert.match(
         cli.stderr(),
         /GCP credentials: no Google Cloud credentials here: run 'gcloud auth application-default login'/
