@@ -12,8 +12,8 @@
  * counts (default 1,8,32).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
-import { Context, Effect, Layer, Scope } from "effect"
+import { AgentConfig, CloudConfig, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
+import { Effect, Layer } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -21,6 +21,7 @@ import * as path from "node:path"
 import { DockerAgents, DockerClient, DockerImage } from "../packages/docker/src/index.ts"
 import { SshKeys } from "../packages/ssh/src/index.ts"
 import * as DockerEngine from "../test/fixtures/DockerEngine.ts"
+import { deployAndTearDown } from "./Deploy.ts"
 
 const sizes = (process.env.BENCH_SIZES ?? "1,8,32").split(",").map(Number)
 const root = path.resolve(import.meta.dirname, "..")
@@ -74,23 +75,11 @@ const tezt = (n: number) =>
       client,
       NodeServices.layer
     )))
-    const scope = yield* Scope.make()
-    const start = performance.now()
-    const context = yield* Layer.build(layer).pipe(Scope.provide(scope))
     const configs = AgentConfig.complete(
       Array.from({ length: n }, (_, i) => ({ name: `a${i}` })),
       Orchestrator.agentDefaults(config)
     )
-    const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs).pipe(
-      Scope.provide(scope),
-      // A failed deploy still removes what it made.
-      Effect.onError((cause) => Scope.close(scope, { _tag: "Failure", cause } as never))
-    )
-    const deployed = performance.now() - start
-    if (agents.length !== n) throw new Error(`deployed ${agents.length} of ${n}`)
-    const down = performance.now()
-    yield* Scope.close(scope, { _tag: "Success", value: undefined } as never)
-    return { deploy: deployed, teardown: performance.now() - down }
+    return yield* deployAndTearDown(layer, configs)
   })
 
 /** Raw `docker run -d` of `n` containers of `image` in parallel, then `docker rm -f` of them in parallel. */

@@ -85,7 +85,7 @@ describe("tezt-cloud agents exec", () => {
 
     const unknown = await outcome(r.exec(["--agent", "agent-000", "--agent", "nope", "--", "true"]))
     assert.deepStrictEqual(unknown, {
-      code: 1,
+      code: 2,
       stdout: [],
       stderr: ["tezt-cloud: error: --agent: no agent named nope; the run's agents are agent-000, agent-001"]
     })
@@ -104,14 +104,14 @@ describe("tezt-cloud agents exec", () => {
       stderr: []
     })
     const noRecord = r.exec(["--", "echo", "hi"], cold)
-    assert.strictEqual(await noRecord.exit, 1)
+    assert.strictEqual(await noRecord.exit, 2)
     assert.include(noRecord.stderr(), "no live run")
     fs.writeFileSync(record, saved)
 
     assert.strictEqual(await r.end(), 0, r.run.stderr())
     assert.isFalse(fs.existsSync(r.socket), "the socket is gone with the run")
     const gone = r.exec(["--", "true"])
-    assert.strictEqual(await gone.exit, 1)
+    assert.strictEqual(await gone.exit, 2)
     assert.include(gone.stderr(), "no live run")
     assert.deepStrictEqual(sandboxes(r.stateDir, r.namespace), [])
   })
@@ -138,7 +138,7 @@ describe("tezt-cloud agents exec", () => {
     await r.run.exit
     assert.isTrue(fs.existsSync(r.socket), "nobody removed the socket")
     const stale = r.exec(["--", "true"])
-    assert.strictEqual(await stale.exit, 1)
+    assert.strictEqual(await stale.exit, 2)
     assert.include(stale.stderr(), `the run of ${r.namespace} that kept these agents (pid ${r.run.proc.pid}) is gone`)
     const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", r.namespace], r.env)
     assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())

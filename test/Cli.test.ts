@@ -20,6 +20,8 @@ import {
   start
 } from "./fixtures/Cli.ts"
 
+/** Whether `CLOUD clean up` takes the namespace's lock (it is marked `exclusive`, as runs that deploy are). */
+
 describe("tezt-cloud CLI", () => {
   live("BASIC simple health prints both Hello world lines, exits 0 and leaves nothing", async () => {
     const { env, namespace, stateDir } = fresh()
@@ -54,7 +56,7 @@ describe("tezt-cloud CLI", () => {
   live("without a namespace the run fails with one clear line and creates nothing", async () => {
     const { env, stateDir } = fresh()
     const cli = start(["BASIC", "simple", "health", "--localhost"], { ...env, TEZT_CLOUD: "" })
-    assert.strictEqual(await cli.exit, 1)
+    assert.strictEqual(await cli.exit, 2)
     assert.match(cli.stderr(), /^tezt-cloud: error: --tezt-cloud: the tezt-cloud value should be set/)
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
@@ -76,11 +78,29 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 
+  live("a config file that cannot be read is one line; --log-level debug adds the error under it", async () => {
+    const { env, namespace, stateDir } = fresh()
+    // Missing: unreadable, even by root.
+    const file = `${stateDir}-config-missing.json`
+    const argv = ["BASIC", "simple", "--localhost", "--tezt-cloud", namespace, "--config-file", file]
+    const line =
+      `tezt-cloud: error: --config-file: cannot read ${file}: ENOENT: no such file or directory, stat '${file}'`
+    const plain = start(argv, env)
+    assert.strictEqual(await plain.exit, 2)
+    assert.strictEqual(plain.stderr().trim(), line)
+    assert.notInclude(plain.stdout(), "caused by")
+    const debug = start([...argv, "--log-level", "debug"], env)
+    assert.strictEqual(await debug.exit, 2)
+    assert.strictEqual(debug.stderr().trim(), line, "the error itself is still one line")
+    assert.match(debug.stdout(), /caused by Error: ENOENT: no such file or directory, stat .*\n\s+at .*statSync/)
+    assert.deepStrictEqual(fs.readdirSync(stateDir), [])
+  })
+
   live("a backend that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start(["BASIC", "simple", "--tezt-cloud", namespace], env)
+    const cli = start(["BASIC", "simple", "--proxy", "--tezt-cloud", namespace], env)
     assert.strictEqual(await cli.exit, 1)
-    assert.match(cli.stderr(), /not available yet.*--localhost/)
+    assert.match(cli.stderr(), /--proxy is not available yet.*--localhost/)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 
@@ -117,7 +137,7 @@ describe("tezt-cloud CLI", () => {
     )
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
     const none = start(["BASIC", "simple", "detach", "--list"], env)
-    assert.strictEqual(await none.exit, 1)
+    assert.strictEqual(await none.exit, 2)
     assert.include(none.stderr(), "no scenario of BASIC has all of the tags simple detach")
   })
 
@@ -284,13 +304,93 @@ describe("tezt-cloud CLI", () => {
       assert.strictEqual(fs.readFileSync(remote, "utf8"), fs.readFileSync(path.join(root, "README.md"), "utf8"))
     }
     const unknown = start(["agents", "exec", "--tezt-cloud", namespace, "--agent", "nope", "--", "true"], env)
-    assert.strictEqual(await unknown.exit, 1)
+    assert.strictEqual(await unknown.exit, 2)
     assert.include(unknown.stderr(), "no agent named nope; the run's agents are agent-000, agent-001")
     run.proc.stdin!.end("\n")
     assert.strictEqual(await run.exit, 0, run.stderr())
     const gone = start(["agents", "list", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await gone.exit, 1)
+    assert.strictEqual(await gone.exit, 2)
     assert.include(gone.stderr(), "no live run")
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
   })
+
+  /** The live run's files that a second run of the namespace must leave alone. */
+  const liveFiles = (stateDir: string, namespace: string) =>
+    ["control.sock", "deployment.json", "lock", "agents"].filter((f) =>
+      fs.existsSync(path.join(stateDir, namespace, f))
+    )
+
+  live("a second run of a namespace whose run is kept alive is refused with one line naming its pid", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const first = start(["BASIC", "simple", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+      stdin: "pipe"
+    })
+    await first.waitFor("Please press <enter>")
+    const before = liveFiles(stateDir, namespace)
+    assert.deepStrictEqual(before, ["control.sock", "deployment.json", "lock", "agents"])
+    const agents = sandboxes(stateDir, namespace)
+    const second = start(["BASIC", "simple", "health", "--localhost", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await second.exit, 2, second.stdout())
+    assert.strictEqual(
+      second.stderr(),
+      `tezt-cloud: error: --tezt-cloud: namespace ${namespace} is in use by 'tezt-cloud BASIC simple' (pid ${first.proc.pid}, since ${
+        /since ([^)]+)\)/.exec(second.stderr())?.[1]
+      }): stop it first, or give another --tezt-cloud\n`
+    )
+    // A maintenance job that needs the namespace (as CLOUD clean up does) is refused the same way.
+    const job = start(["TEST", "exclusive", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await job.exit, 2, job.stdout())
+    assert.match(job.stderr(), new RegExp(`\\(pid ${first.proc.pid}, since [^)]+\\): stop it first\\n$`))
+    assert.notInclude(job.stdout(), "the exclusive job ran")
+    // The first run's agents, socket, record and lock are as they were: it still works.
+    assert.deepStrictEqual(liveFiles(stateDir, namespace), before)
+    assert.deepStrictEqual(sandboxes(stateDir, namespace), agents)
+    const list = start(["agents", "list", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await list.exit, 0, list.stderr())
+    first.proc.stdin!.end("\n")
+    assert.strictEqual(await first.exit, 0, first.stderr())
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+    // Once it is over, the namespace is free again.
+    const after = start(["TEST", "exclusive", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await after.exit, 0, after.stderr())
+    assert.include(after.stdout(), "the exclusive job ran")
+    assert.isFalse(fs.existsSync(path.join(stateDir, namespace, "lock")))
+  })
+
+  live("the lock of a run killed with -9 does not hold the namespace: the next run takes it", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const cli = start(["BASIC", "simple", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+      stdin: "pipe"
+    })
+    await cli.waitFor("Please press <enter>")
+    cli.proc.kill("SIGKILL")
+    await cli.exit
+    assert.isTrue(fs.existsSync(path.join(stateDir, namespace, "lock")))
+    const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
+    const next = start(["BASIC", "simple", "--localhost", "--tezt-cloud", namespace], env)
+    assert.strictEqual(await next.exit, 0, next.stderr())
+    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+  })
+
+  live(
+    "CLOUD clean up refuses while a live run holds the namespace, naming its pid, and removes nothing",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      const first = start(["BASIC", "simple", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
+        stdin: "pipe"
+      })
+      await first.waitFor("Please press <enter>")
+      const before = liveFiles(stateDir, namespace)
+      const agents = sandboxes(stateDir, namespace)
+      const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+      assert.strictEqual(await cleanUp.exit, 2, cleanUp.stdout())
+      assert.match(cleanUp.stderr(), new RegExp(`\\(pid ${first.proc.pid}, since [^)]+\\): stop it first\\n$`))
+      assert.deepStrictEqual(liveFiles(stateDir, namespace), before)
+      assert.deepStrictEqual(sandboxes(stateDir, namespace), agents)
+      first.proc.stdin!.end("\n")
+      assert.strictEqual(await first.exit, 0, first.stderr())
+      assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+    }
+  )
 })

@@ -3,7 +3,7 @@
  * (test/fixtures/DockerEngine.ts): the README's command, runtime selection, kill -9 then `CLOUD clean up`.
  */
 import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
-import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
+import { DockerAgents, DockerClient, DockerRegistry } from "@tezt-cloud/docker"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -14,8 +14,7 @@ import * as Integration from "./fixtures/Integration.ts"
 const enabled = Integration.available("docker CLI tests", DockerEngine.binaries)
 
 /** Runs an effect against the test engine. */
-const onEngine = <A, E>(effect: Effect.Effect<A, E, DockerClient.DockerClient>) =>
-  Effect.runPromise(effect.pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket }))))
+const onEngine = DockerEngine.onEngine
 
 const leftovers = (namespace: string) => onEngine(DockerAgents.leftovers(namespace))
 
@@ -47,17 +46,7 @@ const freshDocker = () => {
 describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   beforeAll(() => DockerEngine.ready(), 600_000)
 
-  afterAll(async () => {
-    for (const namespace of used) {
-      await onEngine(Effect.ignore(Effect.gen(function*() {
-        const docker = yield* DockerClient.DockerClient
-        const left = yield* DockerAgents.leftovers(namespace)
-        yield* Effect.forEach(left.containers, (c) => docker.remove(c))
-        yield* Effect.forEach(left.networks, (n) => docker.removeNetwork(n))
-        yield* Effect.forEach(left.images, (i) => docker.removeImage(i))
-      })))
-    }
-  })
+  afterAll(() => DockerEngine.removeAll(used))
 
   live("BASIC simple health --agent-runtime docker passes and leaves no container, network or image tag", async () => {
     const { cli, namespace } = onDocker(["BASIC", "simple", "health"])
@@ -91,7 +80,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   live("--agent-runtime docker without an engine: one clear error naming the option and the fix", async () => {
     const { env, namespace } = fresh()
     const cli = start(["BASIC", "simple", "--localhost", "--agent-runtime", "docker", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await cli.exit, 1)
+    assert.strictEqual(await cli.exit, 2)
     assert.match(cli.stderr(), /--agent-runtime docker.*no Docker engine answers.*--agent-runtime process/)
     assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
   })
@@ -103,7 +92,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "sh", "-c", "ls /run/*.sshd.pid"], env)
     assert.strictEqual(await exec.exit, 0, exec.stderr())
     for (const agent of ["agent-000", "agent-001"]) {
-      assert.include(exec.stdout(), `[${agent}] /run/teztcloud-${namespace}-${agent}.sshd.pid`)
+      assert.include(exec.stdout(), `[${agent}] /run/${DockerAgents.containerName(namespace, agent)}.sshd.pid`)
     }
     cli.proc.kill("SIGKILL")
     await cli.exit
@@ -134,7 +123,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     } finally {
       await onEngine(Effect.ignore(Effect.gen(function*() {
         const docker = yield* DockerClient.DockerClient
-        yield* docker.remove(`teztcloud-${namespace}-registry`)
+        yield* docker.remove(DockerRegistry.containerName(namespace))
         yield* docker.removeImage(`${registry}/${namespace}:latest`)
         yield* docker.removeImage(`${namespace}:latest`)
       })))

@@ -1,16 +1,17 @@
 /**
  * End-to-end monitoring with the real executable and the real Debian binaries: `BASIC monitoring health` passes
  * (Grafana checked against a fake one when on), its snapshot re-opens with `CLOUD prometheus import`, netdata
- * and the process exporters reach Prometheus, and nothing is left behind.
+ * and the process exporters reach Prometheus, and nothing is left behind, even after a `kill -9` and
+ * `CLOUD clean up`.
  */
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fakeGrafana, freePort, freeRange, liveWith } from "../packages/monitoring/test/utils.ts"
+import { fakeGrafana, freePort, freeRange, liveWith, which } from "../packages/monitoring/test/utils.ts"
 import { SshKeys } from "../packages/ssh/src/index.ts"
-import { type Cli, fresh, noProcessLeft, root, start } from "./fixtures/Cli.ts"
+import { type Cli, fresh, noProcessLeft, outstanding, root, running, start } from "./fixtures/Cli.ts"
 import * as Integration from "./fixtures/Integration.ts"
 import { isLoopback, listening } from "./fixtures/Listeners.ts"
 import * as SshHosts from "./fixtures/SshHosts.ts"
@@ -92,6 +93,43 @@ describe("tezt-cloud monitoring", () => {
       importer.proc.stdin!.write("stop\n")
       assert.strictEqual(await importer.exit, 0, importer.stderr())
       assert.deepStrictEqual(await noProcessLeft(namespace), [])
+    }
+  )
+
+  live(
+    "after kill -9 of a run and of an import, CLOUD clean up leaves no Prometheus storage and no Prometheus",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      const { args } = await monitoringArgs()
+      /** Prometheus' storage directories of the namespace, and its Prometheus processes. */
+      const storage = () =>
+        fs.readdirSync(os.tmpdir()).filter((entry) => entry.startsWith(`tezt-cloud-${namespace}-prometheus-`))
+      const prometheusProcesses = () => running(namespace, [which("prometheus")!])
+      const run = start(["TEST", "block", "--localhost", "--prometheus", "--tezt-cloud", namespace, ...args], env)
+      await run.waitFor("ready for signal")
+      run.proc.kill("SIGKILL")
+      await run.exit
+      // A snapshot to import: any TSDB directory will do, an empty one too.
+      const snapshot = fs.mkdtempSync(path.join(stateDir, "snapshot-"))
+      const port = await freePort()
+      const importer = start(
+        ["CLOUD", "prometheus", "import", "--prometheus-snapshots", `${snapshot}:${port}`, "--tezt-cloud", namespace],
+        env,
+        { stdin: "pipe" }
+      )
+      await importer.waitFor("is served at")
+      importer.proc.kill("SIGKILL")
+      await importer.exit
+      // Both Prometheus outlive their CLI, each on its storage: the run's TSDB and the import's copy.
+      assert.lengthOf(storage(), 2, storage().join(" "))
+      assert.lengthOf(prometheusProcesses(), 2)
+      const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+      assert.strictEqual(await cleanUp.exit, 0, cleanUp.stdout() + cleanUp.stderr())
+      assert.include(cleanUp.stdout(), "removed Prometheus' storage")
+      assert.deepStrictEqual(storage(), [])
+      assert.deepStrictEqual(prometheusProcesses(), [])
+      assert.deepStrictEqual(await noProcessLeft(namespace), [])
+      assert.deepStrictEqual(outstanding(stateDir, namespace), [])
     }
   )
 

@@ -198,7 +198,10 @@ const removeDockerLeftovers = (namespaces: ReadonlyArray<string>) =>
         const engine = yield* DockerClient.DockerClient
         const left = yield* DockerAgents.leftovers(namespace)
         yield* Effect.forEach(left.containers, (c) => engine.remove(c))
-        yield* Effect.forEach(left.networks, (n) => engine.removeNetwork(n))
+        yield* Effect.forEach(
+          left.networks,
+          (n) => engine.removeNetwork(n, { [DockerClient.namespaceLabel]: namespace })
+        )
         yield* Effect.forEach(left.images, (i) => engine.removeImage(i))
       }).pipe(Effect.ignore)).pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket })))
   )

@@ -131,7 +131,8 @@ const exchange = (socket, invocation) =>
         if ("agents" in r) accepted = r.agents
         else {
           print("stderr", `tezt-cloud: error: ${r.error}\n`)
-          refused = 1
+          // Unknown agents or a malformed request: bad input, as the cold path's ConfigInvalid.
+          refused = 2
         }
       } else if ("stream" in r) print(r.stream, `[${r.agent}] ${r.line}\n`)
       else if ("exitCode" in r) codes.set(r.agent, r.exitCode)

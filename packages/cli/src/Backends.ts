@@ -30,14 +30,23 @@ export interface Entry {
 export const entries: ReadonlyArray<Entry> = [
   { id: "docker", load: () => import("@tezt-cloud/docker").then((m) => m.DockerAgents.backend) },
   { id: "localhost", load: () => import("@tezt-cloud/localhost").then((m) => m.Localhost.backend) },
-  { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) }
+  { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) },
+  { id: "gcp", load: () => import("@tezt-cloud/gcp").then((m) => m.GcpAgents.backend) },
+  { id: "proxy", load: () => import("@tezt-cloud/proxy").then((m) => m.Proxy.backend) }
 ]
+
+/**
+ * The proxy package itself, for what the CLI does with it besides the backend value: its `proxy …` commands, and
+ * the secrets a run on the proxy receives. Loaded only for those.
+ */
+export const proxyPackage = () => import("@tezt-cloud/proxy")
 
 /** The backend of an entry, loaded. */
 const loadEntry = (entry: Entry) =>
   Effect.tryPromise({
     try: entry.load,
-    catch: (e) => CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`)
+    catch: (e) =>
+      CloudError.notAvailable(`backend ${entry.id}`, `it cannot be loaded: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 /** The backend called `id` (the `backend` field of its agents' descriptors). */

@@ -3,7 +3,16 @@
  * accepting every run option. A run resolves its configuration (CLI over `--config-file` over environment over
  * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
  */
-import { CloudConfig, CloudError, Deployment, Ledger, Orchestrator, RunEvents, type Scenario } from "@tezt-cloud/core"
+import {
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Ledger,
+  NamespaceLock,
+  Orchestrator,
+  RunEvents,
+  type Scenario
+} from "@tezt-cloud/core"
 import { RunMonitor } from "@tezt-cloud/monitoring"
 import { Basic } from "@tezt-cloud/scenarios"
 import { Website } from "@tezt-cloud/website"
@@ -15,6 +24,7 @@ import * as url from "node:url"
 import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
+import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
 import * as Shutdown from "./Shutdown.ts"
@@ -41,12 +51,6 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
   return groups
 }
 
-const readConfigFile = (file: string) =>
-  Effect.try({
-    try: () => fs.readFileSync(file, "utf8"),
-    catch: (e) => CloudError.config("--config-file", `cannot read ${file}: ${CloudError.messageOf(e)}`)
-  }).pipe(Effect.flatMap((text) => CloudConfig.decodeFile(file, text)))
-
 const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
 
 const timestamp = () => new Date().toISOString().replaceAll(/[:.]/g, "-")
@@ -56,19 +60,22 @@ interface GroupInput {
   readonly list: boolean
   readonly json: boolean
   readonly flags: Record<string, Option.Option<unknown>>
+  /** Where the run's events are shown (a `--proxy` run shows the proxy's events there as they were stamped). */
+  readonly sink: RunEvents.Sink
 }
 
 /** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
 export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Group, stateDir: string, args: GroupInput) {
-  const { input: cliInput, cliOnly } = Options.toInput(args.flags)
-  const fileInput = cliOnly.configFile === undefined ? {} : yield* readConfigFile(cliOnly.configFile)
-  const input = CloudConfig.merge(fileInput, yield* CloudConfig.decodeInput(cliInput, "option"))
+  const { input, cliOnly } = yield* Options.read(args.flags, process.env)
   const selected = yield* selectScenarios(group, args.tags)
   if (args.list) {
     for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
     return
   }
-  const config = yield* CloudConfig.resolve(input, cliOnly, process.env)
+  // A `--proxy` run's package, loaded only for those: on the proxy, it also gives the run its secrets.
+  const proxy = input.proxy === true ? yield* Effect.promise(() => Backends.proxyPackage()) : undefined
+  const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
+  const config = yield* Options.configuration(input, cliOnly, env)
   const maintenance = selected.every((s) => s.vms === undefined)
   if (!maintenance) yield* CloudConfig.checkAvailable(config)
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
@@ -78,24 +85,54 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       `${root} already exists: give a directory that does not exist yet`
     )
   }
+  if (proxy !== undefined && !maintenance && !proxy.Proxy.onProxy(process.env, config.namespace)) {
+    // The whole run moves to the proxy: this process deploys it (or reattaches) and shows its events, as the
+    // namespace's one live run here. What the proxy refuses is refused before the lock is taken, and so are
+    // agents the run there would refuse.
+    for (const scenario of selected) yield* Orchestrator.agentConfigs(scenario, config)
+    const shutdown = yield* Shutdown.Shutdown
+    const options = yield* proxy.Proxy.runOptions({
+      config,
+      run: { group: group.name, tags: args.tags, input },
+      stateDir,
+      artifactsDir: root,
+      scenarios: process.env.TEZT_CLOUD_SCENARIOS,
+      sink: args.sink,
+      stopKind: ProxyCommand.stopKind(shutdown)
+    })
+    yield* NamespaceLock.acquire(
+      stateDir,
+      config.namespace,
+      ["tezt-cloud", group.name, ...args.tags].join(" "),
+      ", or give another --tezt-cloud"
+    )
+    const code = yield* proxy.ProxyRun.run({ ...options, deploy: true }).pipe(
+      Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace))
+    )
+    return yield* shutdown.exitWith(code)
+  }
   // Everything that can be refused is refused before anything is created.
-  const plans = yield* Effect.forEach(
-    selected,
-    (scenario) =>
-      Effect.map(Orchestrator.agentConfigs(scenario, config), (configs) => ({
-        scenario,
-        configs,
-        artifactsDir: selected.length === 1 ? root : path.join(root, slug(scenario.title))
-      }))
-  )
+  // The backend too: one that refuses the run (no engine, no credentials…) does so before the lock is taken.
+  const plans = yield* Effect.forEach(selected, (scenario) =>
+    Effect.gen(function*() {
+      const configs = yield* Orchestrator.agentConfigs(scenario, config)
+      const artifactsDir = selected.length === 1 ? root : path.join(root, slug(scenario.title))
+      const backend = scenario.vms !== undefined
+        ? yield* Backends.select(config, { stateDir, artifactsDir })
+        : { description: "none (maintenance job)", layer: Deployment.layerNone }
+      return { scenario, configs, artifactsDir, backend }
+    }))
+  // One live run per namespace (and CLOUD clean up): a second one would tear down what the first still uses.
+  if (plans.some((p) => p.scenario.vms !== undefined || p.scenario.exclusive === true)) {
+    const what = ["tezt-cloud", group.name, ...args.tags].join(" ")
+    yield* NamespaceLock.acquire(stateDir, config.namespace, what, maintenance ? "" : ", or give another --tezt-cloud")
+  }
   // From here on the namespace has a run in progress: what a second Ctrl+C force-kills.
   yield* (yield* Shutdown.Shutdown).track(config.namespace)
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
     const deploys = plan.scenario.vms !== undefined
-    const backend = deploys
-      ? yield* Backends.select(config, { stateDir, artifactsDir: plan.artifactsDir })
-      : { description: "none (maintenance job)", layer: Deployment.layerNone }
+    const backend = plan.backend
     if (deploys || config.artifactsDir !== undefined) {
       yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
       yield* events.writeTo(plan.artifactsDir)
@@ -154,14 +191,6 @@ const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => 
     ))
 }
 
-/** The sink the terminal gets: JSON with `--json`, a live display on a TTY, plain lines otherwise. */
-const sinkFor = (json: boolean): RunEvents.Sink =>
-  json
-    ? Terminal.json(process.stdout)
-    : process.stdout.isTTY
-    ? Terminal.tty(process.stdout)
-    : Terminal.plain(process.stdout)
-
 const groupCommand = (group: Scenario.Group, stateDir: string) =>
   Command.make(group.name, {
     flags: Options.flags,
@@ -178,8 +207,10 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
       Flag.withDefault(false)
     )
   }, (args) => {
-    const sink = sinkFor(args.json)
-    return runGroup(group, stateDir, args).pipe(
+    const sink = Terminal.sinkFor(args.json)
+    return runGroup(group, stateDir, { ...args, sink }).pipe(
+      // The one line is the CLI's to print; with --log-level debug, the errors under it go to the log first.
+      Effect.tapError(CloudError.logDetails),
       Effect.provide(RunEvents.RunEvents.layerWithLogger([sink]))
     )
   }).pipe(Command.withDescription(group.description))
@@ -196,6 +227,7 @@ export const command = (
       groupCommand(Basic.group, stateDir),
       groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
+      ProxyCommand.command(stateDir),
       ...extra.map((g) => groupCommand(g, stateDir))
     ])
   )

@@ -1,12 +1,14 @@
 /**
  * The full `tezt-cloud` CLI, loaded by `bin.mjs` when the fast path of `agents exec` does not apply: it loads
  * what the command needs, runs it under `Shutdown` (signals, a closed output, the last resort of a second
- * Ctrl+C), and exits with the code the run ends with.
+ * Ctrl+C), and exits with the code the command ends with: 0 on success (`agents exec`: the worst agent's code), 2
+ * on bad input (usage, a value it cannot use), 130 when interrupted, 1 on any other failure.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CloudError, Ledger } from "@tezt-cloud/core"
 import { Cause, Console, Effect, Exit, Option } from "effect"
 import { CliError } from "effect/cli"
+import * as Root from "./Root.ts"
 import * as Shutdown from "./Shutdown.ts"
 
 const argv = process.argv.slice(2)
@@ -19,10 +21,15 @@ const command = Effect.gen(function*() {
     const Agents = yield* Effect.promise(() => import("./commands/agents.ts"))
     return yield* Agents.run(argv, Ledger.stateDir())
   }
+  // `proxy …` acts on a recorded `--proxy` run: no scenario group either.
+  if (argv[0] === "proxy") {
+    const Proxy = yield* Effect.promise(() => import("./commands/proxy.ts"))
+    return yield* Proxy.run(argv, Ledger.stateDir())
+  }
   const Cli = yield* Effect.promise(() => import("./Cli.ts"))
   const extra = yield* Effect.tryPromise({
     try: () => Cli.loadGroups(process.env.TEZT_CLOUD_SCENARIOS),
-    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error))
+    catch: (error) => CloudError.config("$TEZT_CLOUD_SCENARIOS", CloudError.messageOf(error), { cause: error })
   })
   return yield* Cli.run(argv, Ledger.stateDir(), extra)
 })
@@ -65,12 +72,15 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
     const error = Cause.squash(exit.cause)
     // CLI usage errors were already printed, as one line, by the CLI's presenter.
     if (CliError.isCliError(error)) return 2
+    // A value we cannot use (an option, a config file, the environment) is bad input, like a usage error: its
+    // message may quote the value back, cut short.
+    const badInput = error instanceof CloudError.CloudError && error.reason._tag === "ConfigInvalid"
     yield* Console.error(
       error instanceof CloudError.CloudError
-        ? `tezt-cloud: error: ${error.message}`
+        ? `tezt-cloud: error: ${Root.oneLine(badInput ? Root.shorten(error.message) : error.message)}`
         : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}`
     )
-    return 1
+    return badInput ? 2 : 1
   })
 
 const main = Effect.gen(function*() {

@@ -47,6 +47,8 @@ export class Shutdown extends Context.Service<Shutdown, {
   track(namespace: string): Effect.Effect<void, never, Scope.Scope>
   /** The code the command exits with when it succeeds (`agents exec`: the worst agent's). */
   exitWith(code: number): Effect.Effect<void>
+  /** The first request to stop, once there was one (a `--proxy` run detaches unless it was Ctrl+C). */
+  readonly stopped: Effect.Effect<Stop | undefined>
   /**
    * Runs `command` until it ends, or until a second signal: then the last resort runs and this returns without
    * waiting for the command's teardown.
@@ -104,6 +106,7 @@ export const layer = (options: Options) =>
       const stops = yield* Queue.unbounded<Stop>()
       const running = new Map<string, number>()
       let code: number | undefined
+      let firstStop: Stop | undefined
       const signals = options.signals ?? ["SIGINT", "SIGTERM", "SIGHUP"]
       const output = options.output ?? process.stdout
       const quiet = options.quiet ?? [process.stderr]
@@ -167,15 +170,15 @@ export const layer = (options: Options) =>
               })
           ),
         exitWith: (exitCode) => Effect.sync(() => void (code = exitCode)),
+        stopped: Effect.sync(() => firstStop),
         supervise: <E, R>(command: Effect.Effect<void, E, R>) =>
           Effect.gen(function*() {
             // Detached: after a second signal this returns without waiting for the command's teardown.
             const fiber = yield* Effect.forkDetach(command)
-            let stopped: Stop | undefined
             const ended = Fiber.await(fiber).pipe(
-              Effect.map((exit): Ending<E> => ({ _tag: "Ended", exit, code, stop: stopped }))
+              Effect.map((exit): Ending<E> => ({ _tag: "Ended", exit, code, stop: firstStop }))
             )
-            return yield* Effect.raceFirst(ended, watch(fiber, (stop) => void (stopped = stop)))
+            return yield* Effect.raceFirst(ended, watch(fiber, (stop) => void (firstStop = stop)))
           })
       })
     })

@@ -3,6 +3,11 @@
  * torn down (ready / total, elapsed). Elsewhere: one plain line per event (past `everyAgentUpTo` agents, one per
  * tenth of them: 1000 agents print 10 progress lines, not 1000). With `--json`: every event as one JSON line on
  * stdout, for machines.
+ *
+ * Text that comes from agents (their output, remote errors in messages) is shown, never obeyed: in the plain and
+ * TTY displays every control character but tab (escape sequences that recolour, retitle or clear the terminal, a
+ * carriage return that overwrites a line…) is printed as a visible escape such as `\x1b`. JSON escapes them
+ * itself.
  */
 import type { RunEvents } from "@tezt-cloud/core"
 
@@ -17,8 +22,28 @@ export const everyAgentUpTo = 100
 const shown = (done: number, total: number) =>
   total <= everyAgentUpTo || done === total || done % Math.ceil(total / 10) === 0
 
-/** The plain line of an event, or `undefined` when the event is only shown as progress. */
+/** Control characters (C0, DEL, and the C1 ones some terminals obey as escapes) but tab, and newline when kept. */
+const controls = /[^\P{Cc}\t\n]/gu
+const controlsAndNewline = /[^\P{Cc}\t]/gu
+
+/**
+ * `text` with every control character but tab shown as a visible escape (`\x1b`, `\r`, `\n`…), so a terminal
+ * prints it and obeys none of it. `keepNewlines`: a multi-line message stays on several lines.
+ */
+export const printable = (text: string, keepNewlines = false): string =>
+  text.replace(keepNewlines ? controls : controlsAndNewline, (c) => {
+    const code = c.charCodeAt(0)
+    return code === 0x0d ? "\\r" : code === 0x0a ? "\\n" : `\\x${code.toString(16).padStart(2, "0")}`
+  })
+
+/** The plain line of an event, made printable, or `undefined` when the event is only shown as progress. */
 const line = (event: RunEvents.Stamped): string | undefined => {
+  const text = rawLine(event)
+  // An output line is one line; other events' text (log messages) may span several.
+  return text === undefined ? undefined : printable(text, event.type !== "output")
+}
+
+const rawLine = (event: RunEvents.Stamped): string | undefined => {
   switch (event.type) {
     case "run-start":
       return `[${
@@ -123,3 +148,11 @@ export const tty = (out: Out, now: () => number = Date.now): RunEvents.Sink => {
     }
   }
 }
+
+/** The sink a terminal gets: JSON with `--json`, a live display on a TTY, plain lines otherwise. */
+export const sinkFor = (asJson: boolean): RunEvents.Sink =>
+  asJson
+    ? json(process.stdout)
+    : process.stdout.isTTY
+    ? tty(process.stdout)
+    : plain(process.stdout)

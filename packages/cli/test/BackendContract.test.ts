@@ -1,10 +1,12 @@
 /**
  * The backend contract (packages/core/test/contract/BackendContract.ts) over every entry of the CLI's list of
  * backends, each with the harness that gives it its real environment: nothing for process sandboxes, a real
- * Docker engine (test/fixtures/DockerEngine.ts), a real OpenSSH host (test/fixtures/SshHosts.ts). A backend added
+ * Docker engine (test/fixtures/DockerEngine.ts), a real OpenSSH host (test/fixtures/SshHosts.ts), the GCE emulator
+ * whose VMs are real hosts (packages/gcp/test/fixtures/Emulator.ts). A backend added
  * to the list without a harness fails here.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { ProxyProtocol } from "@tezt-cloud/proxy"
 import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -14,6 +16,7 @@ import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
 import { backendContract, type Harness } from "../../core/test/contract/BackendContract.ts"
+import * as GceEmulator from "../../gcp/test/fixtures/Emulator.ts"
 import * as Backends from "../src/Backends.ts"
 
 const root = path.resolve(import.meta.dirname, "../../..")
@@ -26,6 +29,10 @@ let sshHost: SshHosts.SshHost | undefined
 // Containers' sshd bind their agent's port on the host network: each deployment gets a range of its own, below
 // Linux's ephemeral range and away from the ranges of the other Docker suites.
 let dockerPort = 27000
+let emulator: GceEmulator.Emulator | undefined
+// The emulator's VMs each have an address of their own on this loopback /24, their sshd on one port.
+const gcpSubnet = `127.82.${process.pid % 250}`
+const gcpPort = 23000 + (process.pid % 50) * 10
 
 const harnesses: Record<string, Harness> = {
   localhost: {
@@ -70,6 +77,46 @@ const harnesses: Record<string, Harness> = {
       cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
     }),
     timeout: 60_000
+  },
+  gcp: {
+    enabled: Integration.available("gcp backend contract", GceEmulator.binaries),
+    setup: async () => {
+      emulator = await GceEmulator.start({ subnet: gcpSubnet, vmPort: gcpPort })
+      process.env.TEZT_CLOUD_GCP_ENDPOINT = emulator.url
+      await key()
+    },
+    teardown: async () => {
+      delete process.env.TEZT_CLOUD_GCP_ENDPOINT
+      await emulator?.stop()
+    },
+    config: () => ({
+      input: {
+        localhost: false,
+        project_id: GceEmulator.project,
+        vm_base_port: gcpPort,
+        ports_per_vm: 10,
+        destroy: true,
+        grafana: false
+      },
+      cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
+    }),
+    portLayout: "shared",
+    timeout: 120_000
+  },
+  // The proxy's side of --localhost --proxy: the orchestrator its server started, whose agents are process
+  // sandboxes on the proxy (here). The variable the server sets tells it so, this process and the deploying one.
+  proxy: {
+    enabled: true,
+    config: (namespace) => {
+      process.env[ProxyProtocol.onProxyVariable] = namespace
+      return {
+        input: { localhost: true, proxy: true, agent_runtime: "process", vm_base_port: 46000, ports_per_vm: 10 }
+      }
+    },
+    teardown: async () => {
+      delete process.env[ProxyProtocol.onProxyVariable]
+    },
+    timeout: 30_000
   }
 }
 

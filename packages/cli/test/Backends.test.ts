@@ -6,8 +6,8 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
-import { type CloudError, Ledger, RunEvents, TestCloud } from "@tezt-cloud/core"
-import { Cause, Effect, Exit, Layer } from "effect"
+import { CloudConfig, type CloudError, Ledger, RunEvents, TestCloud } from "@tezt-cloud/core"
+import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -29,6 +29,40 @@ describe("Backends", () => {
       const all = yield* Backends.all
       assert.deepStrictEqual(all.map((b) => b.id), Backends.entries.map((e) => e.id))
       assert.strictEqual(new Set(all.map((b) => b.id)).size, all.length)
+    }))
+
+  it.effect("each backend's config is a slice of the run configuration, with every option it owns", () =>
+    Effect.gen(function*() {
+      const owner: Record<string, CloudConfig.BackendTag> = { "ssh-host": "ssh", docker: "docker" }
+      const config = yield* TestCloud.config({ ssh_max_channels: 3, docker_host_network: false })
+      for (const backend of yield* Backends.all) {
+        const fields = Object.entries(backend.config.fields)
+        assert.isAbove(fields.length, 0, backend.id)
+        for (const [name, schema] of fields) {
+          assert.strictEqual(
+            schema,
+            (CloudConfig.CloudConfig.fields as Schema.Struct.Fields)[name],
+            `${backend.id}: ${name}`
+          )
+        }
+        const tag = owner[backend.id]
+        if (tag !== undefined) {
+          assert.includeMembers(Object.keys(backend.config.fields), Object.keys(CloudConfig.ownedBy(tag)), backend.id)
+        }
+        // Every field of the slice decodes from the run's configuration, as it is.
+        const slice = Schema.decodeUnknownSync(backend.config as unknown as Schema.Codec<Record<string, unknown>>)(
+          config
+        )
+        for (const name of Object.keys(backend.config.fields)) {
+          assert.deepStrictEqual(slice[name], (config as Record<string, unknown>)[name], `${backend.id}: ${name}`)
+        }
+      }
+      assert.sameMembers(Object.keys(CloudConfig.ownedBy("ssh")), [
+        "sshPrivateKey",
+        "insecureHostKeys",
+        "sshMaxChannels"
+      ])
+      assert.sameMembers(Object.keys(CloudConfig.ownedBy("docker")), ["dockerHostNetwork"])
     }))
 
   it.effect("--localhost with no engine: process sandboxes, saying why", () =>
@@ -54,9 +88,22 @@ describe("Backends", () => {
       assert.strictEqual(selected.description, "process sandboxes on bob@10.1.2.3:2222 over ssh")
     }))
 
+  it.effect("the default mode selects GCP VMs, on the emulator TEZT_CLOUD_GCP_ENDPOINT names, contacting nothing", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config({ localhost: false, project_id: "p" })
+      process.env.TEZT_CLOUD_GCP_ENDPOINT = "http://127.0.0.1:1"
+      const selected = yield* Backends.select(config, where).pipe(
+        Effect.ensuring(Effect.sync(() => delete process.env.TEZT_CLOUD_GCP_ENDPOINT))
+      )
+      assert.strictEqual(
+        selected.description,
+        "GCP VMs (project p, zone europe-west1-b, emulator http://127.0.0.1:1)"
+      )
+    }))
+
   it.effect("a mode no backend runs is refused before anything is created", () =>
     Effect.gen(function*() {
-      const config = yield* TestCloud.config({ localhost: false })
+      const config = yield* TestCloud.config({ localhost: false, proxy: true })
       const error = reasonOf(yield* Effect.exit(Backends.select(config, where)))
       assert.strictEqual(error?.reason._tag, "NotAvailable")
       assert.include(error?.message ?? "", "--localhost")
@@ -78,7 +125,7 @@ describe("Backends", () => {
       const report = yield* Backends.cleanUp(stateDir, config).pipe(Effect.provide(ledger))
       assert.deepStrictEqual(report.failed.map((f) => f.backend), ["docker"])
       assert.include(report.failed[0]!.error.message, "no Docker engine answers")
-      assert.sameMembers(report.done.map((d) => d.backend), ["localhost", "ssh-host"])
+      assert.sameMembers(report.done.map((d) => d.backend), ["localhost", "ssh-host", "gcp", "proxy"])
       assert.isFalse(fs.existsSync(sandbox), "the sandbox is removed although Docker's clean-up failed")
       const left = yield* Effect.flatMap(Effect.service(Ledger.Ledger), (l) => l.outstanding).pipe(
         Effect.provide(ledger)
@@ -91,7 +138,7 @@ describe("Backends", () => {
       const config = yield* TestCloud.config({})
       const exit = yield* Effect.exit(
         Effect.scoped(
-          Backends.reattach([{ backend: "gcp", agent: "a" }], { config, stateDir, oneCommandEach: true })
+          Backends.reattach([{ backend: "no-such-backend", agent: "a" }], { config, stateDir, oneCommandEach: true })
         ).pipe(
           Effect.provide(
             Layer.mergeAll(Ledger.Ledger.layerMemory("t"), RunEvents.RunEvents.layerNoop, NodeServices.layer)
@@ -100,6 +147,6 @@ describe("Backends", () => {
       )
       const error = reasonOf(exit)
       assert.strictEqual(error?.reason._tag, "NotAvailable")
-      assert.include(error?.message ?? "", "backend gcp")
+      assert.include(error?.message ?? "", "backend no-such-backend")
     }))
 })

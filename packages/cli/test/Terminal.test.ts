@@ -70,4 +70,36 @@ describe("Terminal", () => {
     const parsed = text().trimEnd().split("\n").map((l) => JSON.parse(l) as RunEvents.Stamped)
     assert.deepStrictEqual(parsed, deployAndTearDown)
   })
+
+  /** An agent's line that would retitle the window, clear the screen, ring, overwrite itself and hide text. */
+  const hostile = "ok\x1b]0;pwned\x07\x1b[2J\tdone\rfake\x9b31m\x00\x7f"
+  const shownAs = "ok\\x1b]0;pwned\\x07\\x1b[2J\tdone\\rfake\\x9b31m\\x00\\x7f"
+  const hostileEvents: ReadonlyArray<RunEvents.Stamped> = [
+    { type: "output", agent: "a", stream: "stdout", line: hostile, ...at(0) },
+    { type: "output", agent: "a", stream: "stderr", line: "two\nlines", ...at(1) },
+    { type: "log", level: "Error", message: `failed:\n${hostile}`, ...at(2) }
+  ]
+
+  for (const [name, make] of [["plain", Terminal.plain], ["tty", Terminal.tty]] as const) {
+    it(`${name}: agent output is shown, not obeyed: control characters but tab become visible escapes`, () => {
+      const { out, text } = capture()
+      const sink = make(out)
+      for (const e of hostileEvents) sink(e)
+      // Nothing of the agents' text reaches the terminal as a control character (tab and our own newlines aside).
+      assert.notMatch(text(), /[^\P{Cc}\t\n]/u)
+      const lines = text().split("\n")
+      assert.include(lines, `[a] ${shownAs}`)
+      assert.include(lines, "[a] two\\nlines")
+      // A log message keeps its lines.
+      assert.isTrue(lines.some((l) => l.endsWith("error: failed:")), text())
+      assert.include(lines, shownAs)
+    })
+  }
+
+  it("json: agent output as it came (JSON escapes it)", () => {
+    const { out, text } = capture()
+    Terminal.json(out)(hostileEvents[0]!)
+    assert.notInclude(text(), "\x1b")
+    assert.strictEqual((JSON.parse(text()) as { line: string }).line, hostile)
+  })
 })

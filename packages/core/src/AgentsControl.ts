@@ -22,6 +22,7 @@ import type * as Agent from "./Agent.ts"
 import * as Protocol from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
 import { Ledger } from "./Ledger.ts"
+import * as LineSocket from "./LineSocket.ts"
 import type { Runner } from "./Runner.ts"
 
 /** Where a run serves its control socket: next to its ledger, `<state-dir>/<ns>/control.sock`. */
@@ -52,66 +53,6 @@ export const choose = <A>(
   return Effect.succeed(names.length === 0 ? all : all.filter((a) => names.includes(nameOf(a))))
 }
 
-/** The first line the client sends; `undefined` when it goes away (or sends too much) before a newline. */
-const readRequest = (socket: net.Socket) =>
-  Effect.callback<string | undefined>((resume) => {
-    const reader = Protocol.makeLineReader()
-    const stop = () => {
-      socket.off("data", onData)
-      socket.off("end", onEnd)
-      socket.off("close", onEnd)
-    }
-    const onData = (chunk: Buffer) => {
-      const [line] = reader.push(chunk)
-      if (line !== undefined || reader.pending() > Protocol.maxRequestBytes) {
-        stop()
-        resume(Effect.succeed(line))
-      }
-    }
-    const onEnd = () => {
-      stop()
-      resume(Effect.succeed(undefined))
-    }
-    socket.on("data", onData)
-    socket.once("end", onEnd)
-    socket.once("close", onEnd)
-    return Effect.sync(stop)
-  })
-
-/** Succeeds when the client has gone (end of its side, or the socket closed). */
-const clientGone = (socket: net.Socket) =>
-  Effect.callback<void>((resume) => {
-    const done = () => resume(Effect.void)
-    if (socket.destroyed || socket.readableEnded) return done()
-    socket.once("end", done)
-    socket.once("close", done)
-    // Input after the request is ignored, but must be read for its end to be seen.
-    socket.resume()
-    return Effect.sync(() => {
-      socket.off("end", done)
-      socket.off("close", done)
-    })
-  })
-
-/** Writes responses; a full socket buffer makes the writer wait (backpressure up to the agents' commands). */
-const makeSender = (socket: net.Socket) => {
-  let waiting: Array<() => void> = []
-  socket.on("drain", () => {
-    const wake = waiting
-    waiting = []
-    for (const f of wake) f()
-  })
-  return (response: Protocol.Response) =>
-    Effect.callback<void>((resume) => {
-      if (socket.destroyed || socket.write(Protocol.encode(response))) return resume(Effect.void)
-      const wake = () => resume(Effect.void)
-      waiting.push(wake)
-      return Effect.sync(() => {
-        waiting = waiting.filter((f) => f !== wake)
-      })
-    })
-}
-
 const messageOf = (cause: Cause.Cause<unknown>) => {
   const error = Cause.squash(cause)
   return error instanceof Error ? error.message : String(error)
@@ -140,8 +81,9 @@ export const serve = Effect.fn("AgentsControl.serve")(function*(
 
   const handle = (socket: net.Socket) =>
     Effect.gen(function*() {
-      const send = makeSender(socket)
-      const requestLine = yield* readRequest(socket)
+      const write = LineSocket.writer(socket)
+      const send = (response: Protocol.Response) => write(Protocol.encode(response))
+      const requestLine = yield* LineSocket.readLine(socket, Protocol.maxRequestBytes)
       if (requestLine === undefined) return
       const request = Protocol.decodeRequest(requestLine)
       if (typeof request === "string") return yield* send({ error: request })
@@ -161,7 +103,7 @@ export const serve = Effect.fn("AgentsControl.serve")(function*(
         ), { concurrency: "unbounded", discard: true })
     }).pipe(
       // The client went away: its commands are interrupted, which kills them on the agents.
-      Effect.raceFirst(clientGone(socket)),
+      Effect.raceFirst(LineSocket.gone(socket)),
       Effect.ensuring(Effect.sync(() => socket.end()))
     )
 
@@ -169,7 +111,7 @@ export const serve = Effect.fn("AgentsControl.serve")(function*(
     Effect.callback<net.Server, CloudError.CloudError>((resume) => {
       const failed = (e: unknown) =>
         resume(Effect.fail(
-          CloudError.state(socketPath, `cannot serve the control socket: ${CloudError.messageOf(e)}`)
+          CloudError.state(socketPath, `cannot serve the control socket: ${CloudError.messageOf(e)}`, { cause: e })
         ))
       try {
         fs.mkdirSync(path.dirname(socketPath), { recursive: true })

@@ -60,8 +60,11 @@ export interface CleanUpOptions {
 export interface Backend {
   /** Its name in the list, and the `backend` field of its agents' descriptors. */
   readonly id: string
-  /** The part of the run's configuration it reads. */
-  readonly config: Schema.Top
+  /**
+   * The part of the run's configuration it reads: fields of `CloudConfig.CloudConfig` with their schemas
+   * (`CloudConfig.pick`), among them those of the options it owns (`CloudConfig.ownedBy`).
+   */
+  readonly config: Schema.Struct<Schema.Struct.Fields>
   /** Whether it runs the agents of a run of `config` (see the module's details). */
   readonly select: (config: CloudConfig, context: SelectContext) => Effect.Effect<Choice, CloudError.CloudError>
   /** Runners for agents of a live run, by name (in any order), owned by the current scope. */

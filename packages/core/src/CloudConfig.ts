@@ -1,452 +1,45 @@
 /**
- * The run's configuration: every Tezt cloud option (reference §3.1), where it comes from (CLI, `--config-file`
- * JSON, environment) and the defaults cascade (§7.20). The option table below is the single source the CLI flags,
- * the config-file schema, the README table and the tests are all derived from.
+ * The run's configuration: every option of a run, where its value comes from (CLI, `--config-file` JSON,
+ * environment), its default and the defaults cascade (what each mode turns on by default). The option table
+ * `options` is the single source of the options: the CLI flags, the config-file schema (`Input`), the
+ * `CloudConfig` schema and type, `toJson`, the README's option table and the tests are all derived from it.
  *
  * **Details**
  *
- * Precedence is CLI, then config file, then environment, then default. List options concatenate the config
- * file's values and the CLI's. Secrets (`auth_password`, `slack_bot_token`) are never read from nor written to a
- * config file.
+ * - Precedence is CLI, then config file, then environment, then default. List options concatenate the config
+ *   file's values and the CLI's. Secrets (`auth_password`, `slack_bot_token`) are never read from nor written to
+ *   a config file.
+ * - An entry of the table says how its option is resolved when no other option bears on it (its default, its
+ *   bounds, the environment variable it falls back to). What depends on other options (the backend choice, the
+ *   monitoring cascade, defaults derived from the namespace, the mode or `--macosx`) and the checks across
+ *   options are the explicit code of `resolve`.
+ * - An option that only one backend reads is declared in that backend's block of the table (`owned`): `--help`
+ *   and the README list it under the backend, and the backend's `Backend.config` slice takes it with `ownedBy`.
  */
-import { Context, Effect, Schema, SchemaIssue } from "effect"
+import { Context, Effect, Schema, SchemaIssue, Struct } from "effect"
 import { Os } from "./AgentConfig.ts"
+import { namespacePattern } from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
 
 /** How an option is spelled and typed on the command line. */
 export type OptionKind = "flag" | "int" | "string" | "strings"
 
-export interface OptionSpec {
-  /** Long flag name, without the leading dashes. */
-  readonly flag: string
-  /** The config-file key; `undefined` when the option cannot be set from a config file. */
-  readonly key: string | undefined
-  readonly kind: OptionKind
-  readonly description: string
-  /** The default, as a user reads it in help and the README. */
-  readonly default: string
-  readonly aliases?: ReadonlyArray<string>
-  /** For flags: the name of the negated form (`no-<flag>` when omitted, none when `null`). */
-  readonly negation?: string | null
-  /** Only these literal values are accepted. */
-  readonly choices?: ReadonlyArray<string>
-  /** Never printed, never written to a file, never read from a config file. */
-  readonly secret?: boolean
-}
+/** The backends that own options of their own, and what those options are about (their `--help` and README heading). */
+export const backendTags = {
+  ssh: "ssh connections (`--ssh-host`, and every agent reached over ssh: Docker containers, VMs)",
+  docker: "Docker agents (`--localhost` with a Docker engine)",
+  gcp: "GCP VMs (the default mode)"
+} as const
+export type BackendTag = keyof typeof backendTags
 
-/** Every option of reference §3.1, plus ours (`--agent-runtime`). Order is the help and README order. */
-export const options: ReadonlyArray<OptionSpec> = [
-  {
-    flag: "tezt-cloud",
-    key: "tezt_cloud",
-    kind: "string",
-    default: "$TEZT_CLOUD",
-    description: "Namespace of the run; every resource name derives from it. Required."
-  },
-  {
-    flag: "config-file",
-    key: undefined,
-    kind: "string",
-    default: "none",
-    description: "JSON file of options (snake_case keys); the CLI overrides it, lists concatenate."
-  },
-  {
-    flag: "localhost",
-    key: "localhost",
-    kind: "flag",
-    default: "false",
-    negation: "cloud",
-    description: "Run agents on this machine (Docker containers when an engine answers, else process sandboxes)."
-  },
-  {
-    flag: "agent-runtime",
-    key: "agent_runtime",
-    kind: "string",
-    default: "auto",
-    choices: ["auto", "process", "docker"],
-    description: "With --localhost: force process sandboxes or Docker containers."
-  },
-  {
-    flag: "ssh-host",
-    key: "ssh_host",
-    kind: "string",
-    default: "none",
-    description: "Deploy onto [user@]host[:port] over ssh (user defaults to $USER, port to 22)."
-  },
-  {
-    flag: "ssh-private-key",
-    key: undefined,
-    kind: "string",
-    default: "~/.ssh/<ns>-tf",
-    description: "Private key used for every ssh connection instead of the generated one."
-  },
-  {
-    flag: "insecure-host-keys",
-    key: "insecure_host_keys",
-    kind: "flag",
-    default: "false",
-    description:
-      "Accept any ssh host key (Tezt cloud's StrictHostKeyChecking=no); otherwise trusted on first use, then checked."
-  },
-  {
-    flag: "ssh-max-channels",
-    key: "ssh_max_channels",
-    kind: "int",
-    default: "8",
-    description: "Commands run at once on one ssh host (below sshd's MaxSessions 10); more wait their turn."
-  },
-  {
-    flag: "proxy",
-    key: "proxy",
-    kind: "flag",
-    default: "false",
-    description: "Run the orchestrator itself on a remote proxy VM."
-  },
-  {
-    flag: "monitoring",
-    key: "monitoring",
-    kind: "flag",
-    default: "false",
-    description: "Run netdata (port 19999) on each agent."
-  },
-  {
-    flag: "destroy",
-    key: "destroy",
-    kind: "flag",
-    default: "false",
-    description: "Destroy VMs at the end of the run (they are kept otherwise)."
-  },
-  {
-    flag: "keep-alive",
-    key: "keep_alive",
-    kind: "flag",
-    default: "false",
-    description: "Wait for <enter> before tearing down, on success and on failure."
-  },
-  { flag: "project-id", key: "project_id", kind: "string", default: "gcloud's project", description: "GCP project." },
-  {
-    flag: "vms-limit",
-    key: "vms_limit",
-    kind: "int",
-    default: "none",
-    description: "Maximum number of agents; the run fails if the scenario asks for more."
-  },
-  {
-    flag: "vm-base-port",
-    key: "vm_base_port",
-    kind: "int",
-    default: "30000",
-    description: "First port of an agent's range (its sshd listens there)."
-  },
-  {
-    flag: "ports-per-vm",
-    key: "ports_per_vm",
-    kind: "int",
-    default: "50",
-    description: "Size of each agent's port range."
-  },
-  { flag: "os", key: "os", kind: "string", default: "cos", choices: ["cos", "debian"], description: "VM OS image." },
-  {
-    flag: "grafana",
-    key: "grafana",
-    kind: "flag",
-    default: "on in cloud/proxy modes with cos, off with --localhost or --ssh-host",
-    description: "Run Grafana."
-  },
-  {
-    flag: "grafana-legacy-source",
-    key: "grafana_legacy_source",
-    kind: "flag",
-    default: "false",
-    description: "Snapshot import: name the datasource Prometheus (one snapshot only)."
-  },
-  {
-    flag: "grafana-url",
-    key: "grafana_url",
-    kind: "string",
-    default: "http://127.0.0.1:3000",
-    description: "The Grafana --grafana provisions through its HTTP API (token: $TEZT_CLOUD_GRAFANA_TOKEN)."
-  },
-  {
-    flag: "alert-handler",
-    key: "alert_handlers",
-    kind: "strings",
-    default: "[]",
-    description: "Alert handler (repeatable); any turns Prometheus on by default."
-  },
-  {
-    flag: "prometheus",
-    key: "prometheus",
-    kind: "flag",
-    default: "= grafana, or on with alert handlers",
-    description: "Run Prometheus."
-  },
-  {
-    flag: "prometheus-export",
-    key: "prometheus_export",
-    kind: "flag",
-    default: "true",
-    description: "Export a Prometheus snapshot at the end of the run."
-  },
-  { flag: "prometheus-port", key: "prometheus_port", kind: "int", default: "9090", description: "Prometheus port." },
-  {
-    flag: "prometheus-export-path",
-    key: "prometheus_export_path",
-    kind: "string",
-    default: "/tmp/<ns>-prometheus-snapshot",
-    description: "Where the snapshot is exported."
-  },
-  {
-    flag: "prometheus-snapshots",
-    key: "prometheus_snapshots",
-    kind: "strings",
-    default: "[]",
-    description: "path[:port] of snapshots for CLOUD prometheus import (repeatable)."
-  },
-  {
-    flag: "prometheus-scrape-interval",
-    key: "prometheus_scrape_interval",
-    kind: "int",
-    default: "5",
-    description: "Prometheus scrape interval, in seconds."
-  },
-  {
-    flag: "process-monitoring",
-    key: "process_monitoring",
-    kind: "flag",
-    default: "= prometheus",
-    description: "Run prometheus-process-exporter on each agent."
-  },
-  {
-    flag: "website",
-    key: "website",
-    kind: "flag",
-    default: "= prometheus",
-    description: "Serve the run's website and /metrics."
-  },
-  {
-    flag: "website-port",
-    key: "website_port",
-    kind: "int",
-    default: "8080 (80 for a remote orchestrator)",
-    description: "Website port."
-  },
-  {
-    flag: "machine-type",
-    key: "machine_type",
-    kind: "string",
-    default: "n1-standard-2",
-    description: "GCP machine type."
-  },
-  { flag: "disk-type", key: "disk_type", kind: "string", default: "pd-ssd", description: "GCP disk type." },
-  { flag: "disk-size-gb", key: "disk_size_gb", kind: "int", default: "200", description: "GCP disk size in GB." },
-  {
-    flag: "dockerfile-alias",
-    key: "dockerfile_alias",
-    kind: "string",
-    default: "<ns>",
-    description: "Selects dockerfiles/<alias>.Dockerfile and the image name."
-  },
-  {
-    flag: "max-run-duration",
-    key: "max_run_duration",
-    kind: "int",
-    default: "7200",
-    description: "VM time to live, in seconds from creation."
-  },
-  {
-    flag: "no-max-run-duration",
-    key: "no_max_run_duration",
-    kind: "flag",
-    default: "on with --proxy or --os debian",
-    negation: null,
-    description: "Give VMs no time to live."
-  },
-  {
-    flag: "dns-domain",
-    key: "dns_domains",
-    kind: "strings",
-    aliases: ["dns"],
-    default: "[]",
-    description: "Domain pointed at the proxy or ssh host (repeatable)."
-  },
-  {
-    flag: "no-dns",
-    key: "no_dns",
-    kind: "flag",
-    aliases: ["no-dns-domain"],
-    default: "false",
-    negation: null,
-    description: "Register no domain, not even the default proxy one."
-  },
-  {
-    flag: "open-telemetry",
-    key: "open_telemetry",
-    kind: "flag",
-    aliases: ["otel"],
-    default: "false",
-    description: "Run an OpenTelemetry collector and Jaeger."
-  },
-  { flag: "macosx", key: "macosx", kind: "flag", default: "false", description: "The orchestrator runs on macOS." },
-  {
-    flag: "check-file-consistency",
-    key: "check_file_consistency",
-    kind: "flag",
-    default: "true (false with --macosx)",
-    description: "Agent.copy compares md5 sums and re-copies files that differ."
-  },
-  {
-    flag: "docker-host-network",
-    key: "docker_host_network",
-    kind: "flag",
-    default: "true (false with --macosx)",
-    description: "Docker agents use the host network instead of a dedicated one."
-  },
-  {
-    flag: "docker-push",
-    key: "push_docker",
-    kind: "flag",
-    default: "true",
-    description: "Push images to the registry (--no-docker-push to skip)."
-  },
-  {
-    flag: "auto-approve",
-    key: "auto_approve",
-    kind: "flag",
-    default: "true",
-    description: "Apply infrastructure changes without asking."
-  },
-  {
-    flag: "faketime",
-    key: "faketime",
-    kind: "string",
-    default: "none",
-    description: "FAKETIME for agents' commands (libfaketime), e.g. -10d."
-  },
-  {
-    flag: "binaries-path",
-    key: "binaries_path",
-    kind: "string",
-    default: "/tmp/tezt-runners",
-    description: "Where binaries live on agents; Agent.copy's default destination."
-  },
-  {
-    flag: "log-rotation",
-    key: "log_rotation",
-    kind: "int",
-    default: "300",
-    description: "logrotate count for the run's log file; 0 disables rotation."
-  },
-  {
-    flag: "artifacts-dir",
-    key: "artifacts_dir",
-    kind: "string",
-    default: "<state-dir>/<ns>/runs/<time>",
-    description: "Where the run's artifacts go; must not exist."
-  },
-  {
-    flag: "daily-logs-artifacts",
-    key: "daily_logs_artifacts",
-    kind: "flag",
-    default: "false",
-    description: "Fetch daemons' daily logs into the artifacts dir."
-  },
-  {
-    flag: "teztale-artifacts",
-    key: "teztale_artifacts",
-    kind: "flag",
-    default: "false",
-    description: "Fetch the Teztale database into the artifacts dir."
-  },
-  {
-    flag: "ppx-profiling-traces-artifacts",
-    key: "retrieve_ppx_profiling_traces",
-    kind: "flag",
-    default: "false",
-    description: "Fetch profiling traces into the artifacts dir."
-  },
-  {
-    flag: "tc-delay",
-    key: "tc_delay",
-    kind: "string",
-    default: "none",
-    description: "MIN,MAX seconds: random network delay per agent."
-  },
-  {
-    flag: "tc-jitter",
-    key: "tc_jitter",
-    kind: "string",
-    default: "none",
-    description: "MIN,MAX seconds: random network jitter per agent."
-  },
-  {
-    flag: "auth-username",
-    key: "auth_username",
-    kind: "string",
-    default: "$TEZT_CLOUD_AUTH_USERNAME",
-    description: "Basic-auth user for the monitoring UIs."
-  },
-  {
-    flag: "auth-password",
-    key: undefined,
-    kind: "string",
-    default: "$TEZT_CLOUD_AUTH_PASSWORD",
-    secret: true,
-    description: "Basic-auth password (never in a config file)."
-  },
-  {
-    flag: "slack-channel-id",
-    key: "slack_channel_id",
-    kind: "string",
-    default: "none",
-    description: "Slack channel of the notifier."
-  },
-  {
-    flag: "slack-bot-token",
-    key: undefined,
-    kind: "string",
-    default: "$TEZTCLOUD_SLACK_BOT_TOKEN",
-    secret: true,
-    description: "Slack bot token of the notifier (never in a config file)."
-  }
-]
-
-/** Config-file keys that exist but take their value from elsewhere: the rejection names the right way. */
-const forbiddenKeys: Record<string, string> = {
-  auth_password: "secrets are never read from a config file: use --auth-password or $TEZT_CLOUD_AUTH_PASSWORD",
-  slack_bot_token: "secrets are never read from a config file: use --slack-bot-token or $TEZTCLOUD_SLACK_BOT_TOKEN",
-  ssh_private_key: "not a config-file key: use --ssh-private-key",
-  config_file: "a config file cannot include another one"
-}
-
-const valueSchema = (spec: OptionSpec): Schema.Top => {
-  switch (spec.kind) {
-    case "flag":
-      return Schema.Boolean
-    case "int":
-      return Schema.Int
-    case "string":
-      return spec.choices ? Schema.Literals(spec.choices) : Schema.String
-    case "strings":
-      return Schema.Array(Schema.String)
-  }
-}
-
-/** The raw input of a run: one optional value per config-file key (CLI flags are mapped onto the same keys). */
-export const Input = Schema.Struct({
-  ...Object.fromEntries(
-    options.flatMap((spec) => spec.key === undefined ? [] : [[spec.key, Schema.optionalKey(valueSchema(spec))]])
-  ),
-  scenario_specific: Schema.optionalKey(Schema.Tuple([Schema.String, Schema.Unknown]))
-})
-export type Input = Record<string, unknown>
-
-/** CLI-only values: secrets and paths that a config file cannot carry. */
-export interface CliOnly {
-  readonly configFile?: string | undefined
-  readonly sshPrivateKey?: string | undefined
-  readonly authPassword?: string | undefined
-  readonly slackBotToken?: string | undefined
+/** The environment variables the configuration reads. */
+export interface Environment {
+  readonly TEZT_CLOUD?: string | undefined
+  readonly TEZT_CLOUD_AUTH_USERNAME?: string | undefined
+  readonly TEZT_CLOUD_AUTH_PASSWORD?: string | undefined
+  readonly TEZTCLOUD_SLACK_BOT_TOKEN?: string | undefined
+  readonly TEZT_CLOUD_GRAFANA_TOKEN?: string | undefined
+  readonly USER?: string | undefined
 }
 
 /** `--agent-runtime`: with `--localhost`, containers when an engine answers, or always processes, or containers. */
@@ -454,7 +47,8 @@ export const AgentRuntime = Schema.Literals(["auto", "process", "docker"])
 export type AgentRuntime = typeof AgentRuntime.Type
 
 /** A summary of the backend choice, in Tezt cloud's words (the monitoring cascade and messages use it). */
-export type Mode = "localhost" | "cloud" | "host" | "orchestrator" | "ssh-host"
+export const Mode = Schema.Literals(["localhost", "cloud", "host", "orchestrator", "ssh-host"])
+export type Mode = typeof Mode.Type
 
 /** `--ssh-host [user@]host[:port]`, resolved. */
 export const SshHost = Schema.Struct({ user: Schema.String, host: Schema.String, port: Schema.Number })
@@ -476,6 +70,736 @@ export const BackendChoice = Schema.Union([
 ])
 export type BackendChoice = typeof BackendChoice.Type
 
+/** `MIN,MAX` seconds (`--tc-delay`, `--tc-jitter`). */
+export const Range = Schema.Struct({ min: Schema.Number, max: Schema.Number })
+export type Range = typeof Range.Type
+
+/** A config file's `scenario_specific`: a scenario's own settings, e.g. `["DAL", {"bakers": 3}]`. */
+const ScenarioSpecific = Schema.Tuple([Schema.String, Schema.Unknown])
+
+/** A snapshot for `CLOUD prometheus import` and the port its Prometheus serves it on. */
+export const Snapshot = Schema.Struct({ path: Schema.String, port: Schema.Number })
+export type Snapshot = typeof Snapshot.Type
+
+/**
+ * One option: how it is spelled (flag, config-file key), documented, typed and resolved. The public view of an
+ * entry of `options`; the table's own entries are more precisely typed, which `CloudConfig` is computed from.
+ */
+export interface OptionSpec {
+  /** Long flag name, without the leading dashes. */
+  readonly flag: string
+  /** The config-file key; `undefined` when the option cannot be set from a config file (it is in `CliOnly`). */
+  readonly key: string | undefined
+  /** Its name in the code: its `CloudConfig` field when it has a `schema`, its `CliOnly` field when it has no key. */
+  readonly field: string
+  readonly kind: OptionKind
+  readonly description: string
+  /** The default, as a user reads it in help and the README. */
+  readonly default: string
+  readonly aliases?: ReadonlyArray<string>
+  /** For flags: the name of the negated form (`no-<flag>` when omitted, none when `null`). */
+  readonly negation?: string | null
+  /** Only these literal values are accepted. */
+  readonly choices?: ReadonlyArray<string>
+  /** Never printed, never written to a file, never read from a config file. */
+  readonly secret?: boolean
+  /** The backend that alone reads it; none: any run may. */
+  readonly backend?: BackendTag
+  /** The environment variable it falls back to when neither the CLI nor the config file gives it. */
+  readonly env?: keyof Environment
+  /**
+   * The schema of its `CloudConfig` field; none when it only feeds another field (`--ssh-host` and
+   * `--agent-runtime` the backend choice, `--no-max-run-duration` the time to live) or the CLI (`--config-file`).
+   */
+  readonly schema?: Schema.Top
+  /**
+   * Its value from the value given (`undefined`: none), when no other option bears on it; none when `resolve`
+   * computes it from other options.
+   */
+  readonly resolve?: (given: unknown, flag: string) => Effect.Effect<unknown, CloudError.CloudError>
+  /** Its config-file value from its resolved value, for `toJson` (the value itself when omitted). */
+  readonly encode?: (value: never) => unknown
+  /** For an option without a field: its config-file value, read from what it feeds. */
+  readonly write?: (config: ChoiceFields) => unknown
+}
+
+/** What the options without a field of their own feed, as `write` reads it. */
+export interface ChoiceFields {
+  readonly backend: BackendChoice
+  readonly maxRunDuration: number | undefined
+}
+
+const nonEmpty = (s: string | undefined): string | undefined => s === undefined || s === "" ? undefined : s
+
+const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
+
+/** Refuses a whole number out of `[min, max]`, naming the option. */
+const checkInt = (flag: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  value < min || value > max
+    ? Effect.fail(CloudError.config(`--${flag}`, `${value} is out of range: give a whole number from ${min} to ${max}`))
+    : Effect.succeed(value)
+
+const httpUrl = (option: string, text: string): Effect.Effect<string, CloudError.CloudError> =>
+  /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(text)
+    ? Effect.succeed(text.replace(/\/+$/, ""))
+    : Effect.fail(CloudError.config(option, `"${text}" is not an http(s) URL such as http://127.0.0.1:3000`))
+
+// The kinds of entries. Each gives an entry its `kind`, `schema`, documented `default` and `resolve`; an entry's
+// own properties, written after, refine them.
+
+/** An on/off flag, `fallback` when not given. */
+const toggle = (fallback: boolean) =>
+  ({
+    kind: "flag",
+    schema: Schema.Boolean,
+    default: String(fallback),
+    resolve: (given: unknown) => Effect.succeed((given as boolean | undefined) ?? fallback)
+  }) as const
+
+interface Bounds {
+  readonly min: number
+  readonly max?: number
+}
+
+/** A whole number within bounds: `fallback` when not given, or none when there is no fallback. */
+function int(bounds: Bounds & { readonly fallback: number }): {
+  readonly kind: "int"
+  readonly schema: typeof Schema.Int
+  readonly default: string
+  readonly resolve: (given: unknown, flag: string) => Effect.Effect<number, CloudError.CloudError>
+}
+function int(bounds: Bounds): {
+  readonly kind: "int"
+  readonly schema: Schema.UndefinedOr<typeof Schema.Int>
+  readonly default: string
+  readonly resolve: (given: unknown, flag: string) => Effect.Effect<number | undefined, CloudError.CloudError>
+}
+function int(bounds: Bounds & { readonly fallback?: number }): {
+  readonly kind: "int"
+  readonly schema: Schema.Top
+  readonly default: string
+  readonly resolve: (given: unknown, flag: string) => Effect.Effect<number | undefined, CloudError.CloudError>
+} {
+  const { fallback, max, min } = bounds
+  return {
+    kind: "int",
+    schema: fallback === undefined ? Schema.UndefinedOr(Schema.Int) : Schema.Int,
+    default: fallback === undefined ? "none" : String(fallback),
+    resolve: (given: unknown, flag: string) => {
+      const value = (given as number | undefined) ?? fallback
+      return value === undefined ? Effect.succeed(undefined) : checkInt(flag, value, min, max)
+    }
+  } as const
+}
+
+/** A port: a whole number from 1 to 65535. */
+const tcpPort = (fallback: number) => int({ fallback, min: 1, max: 65535 })
+
+/** A text: `fallback` when not given, or none when there is no fallback; `check` refuses or normalizes it. */
+function str(fallback: string, check?: Check): {
+  readonly kind: "string"
+  readonly schema: typeof Schema.String
+  readonly default: string
+  readonly resolve: (given: unknown, flag: string) => Effect.Effect<string, CloudError.CloudError>
+}
+function str(): {
+  readonly kind: "string"
+  readonly schema: Schema.UndefinedOr<typeof Schema.String>
+  readonly default: string
+  readonly resolve: (given: unknown) => Effect.Effect<string | undefined>
+}
+function str(fallback?: string, check?: Check): {
+  readonly kind: "string"
+  readonly schema: Schema.Top
+  readonly default: string
+  readonly resolve: (given: unknown, flag: string) => Effect.Effect<string | undefined, CloudError.CloudError>
+} {
+  return {
+    kind: "string",
+    schema: fallback === undefined ? Schema.UndefinedOr(Schema.String) : Schema.String,
+    default: fallback ?? "none",
+    resolve: (given: unknown, flag: string) => {
+      const value = (given as string | undefined) ?? fallback
+      return value === undefined || check === undefined ? Effect.succeed(value) : check(`--${flag}`, value)
+    }
+  } as const
+}
+
+/** Refuses a text given for `option`, or normalizes it. */
+type Check = (option: string, text: string) => Effect.Effect<string, CloudError.CloudError>
+
+/** One of the literals of `schema`, `fallback` when not given. */
+const choice = <const L extends ReadonlyArray<string>>(schema: Schema.Literals<L>, fallback: L[number]) =>
+  ({
+    kind: "string",
+    schema,
+    choices: schema.literals,
+    default: fallback,
+    resolve: (given: unknown) => Effect.succeed((given as L[number] | undefined) ?? fallback)
+  }) as const
+
+/** A repeatable text; the given values, each through `each`. */
+const strs = (each: (value: string) => string = (value) => value) =>
+  ({
+    kind: "strings",
+    schema: Schema.Array(Schema.String),
+    default: "[]",
+    resolve: (given: unknown) => Effect.succeed(((given as ReadonlyArray<string> | undefined) ?? []).map(each))
+  }) as const
+
+/** `MIN,MAX` seconds, or none. */
+const range = {
+  kind: "string",
+  schema: Schema.UndefinedOr(Range),
+  default: "none",
+  resolve: (given: unknown, flag: string): Effect.Effect<Range | undefined, CloudError.CloudError> => {
+    const text = given as string | undefined
+    if (text === undefined) return Effect.succeed(undefined)
+    // `Number("")` is 0: an empty bound (",5", "1,") must be refused, not read as 0.
+    const parts = text.split(",").map((s) => s.trim() === "" ? Number.NaN : Number(s))
+    const [min, max] = parts
+    if (parts.length !== 2 || !Number.isFinite(min) || !Number.isFinite(max) || min! < 0 || min! > max!) {
+      return Effect.fail(
+        CloudError.config(`--${flag}`, `"${text}" is not MIN,MAX seconds with 0 ≤ MIN ≤ MAX, e.g. 0.1,0.5`)
+      )
+    }
+    return Effect.succeed({ min: min!, max: max! })
+  },
+  encode: (value: Range | undefined) => value && `${value.min},${value.max}`
+} as const
+
+/** An option whose value `resolve` computes from other options; `doc` says how, in help and the README. */
+const derived = <const K extends OptionKind, S extends Schema.Top>(kind: K, schema: S, doc: string) =>
+  ({ kind, schema, default: doc }) as const
+
+/** An entry of the table, kept as precisely typed as it is written. */
+const option = <const E extends OptionSpec>(entry: E): E => entry
+
+/** A block of options that only `backend` reads. */
+const owned = <const T extends BackendTag, const Es extends ReadonlyArray<OptionSpec>>(backend: T, entries: Es) =>
+  entries.map((entry) => ({ ...entry, backend })) as unknown as {
+    readonly [I in keyof Es]: Es[I] & { readonly backend: T }
+  }
+
+/** An option with no field of its own: it feeds what `resolve` computes, and `write` reads it back from there. */
+const feeds = <const O extends { readonly kind: OptionKind; readonly schema?: Schema.Top }>(
+  from: O,
+  write: (config: ChoiceFields) => unknown
+) => {
+  const { schema: _, ...rest } = from
+  return { ...rest, write }
+}
+
+/** `--ssh-host`'s value written back. */
+const sshHostText = (target: SshHost) => `${target.user}@${target.host}:${target.port}`
+
+/**
+ * Every option, in help and README order: those any run may read, then each backend's own (`owned`). The
+ * options of Tezt cloud, plus ours (`--agent-runtime`, `--ssh-host` and its ssh options, `--grafana-url`).
+ */
+const table = [
+  option({
+    flag: "tezt-cloud",
+    key: "tezt_cloud",
+    field: "namespace",
+    kind: "string",
+    schema: Schema.String,
+    env: "TEZT_CLOUD",
+    default: "$TEZT_CLOUD",
+    description: "Namespace of the run; every resource name derives from it. Required.",
+    resolve: (given: unknown) => namespaceOf(given as string | undefined)
+  }),
+  option({
+    flag: "config-file",
+    key: undefined,
+    field: "configFile",
+    kind: "string",
+    default: "none",
+    description: "JSON file of options (snake_case keys); the CLI overrides it, lists concatenate."
+  }),
+  option({
+    flag: "localhost",
+    key: "localhost",
+    field: "localhost",
+    ...toggle(false),
+    negation: "cloud",
+    description: "Run agents on this machine (Docker containers when an engine answers, else process sandboxes)."
+  }),
+  option({
+    flag: "agent-runtime",
+    key: "agent_runtime",
+    field: "agentRuntime",
+    ...feeds(choice(AgentRuntime, "auto"), (config) => runtimeOf(config.backend) ?? "auto"),
+    description: "With --localhost: force process sandboxes or Docker containers."
+  }),
+  option({
+    flag: "proxy",
+    key: "proxy",
+    field: "proxy",
+    ...toggle(false),
+    description: "Run the orchestrator itself on a remote proxy VM."
+  }),
+  option({
+    flag: "monitoring",
+    key: "monitoring",
+    field: "monitoring",
+    ...toggle(false),
+    description: "Run netdata (port 19999) on each agent."
+  }),
+  option({
+    flag: "destroy",
+    key: "destroy",
+    field: "destroy",
+    ...toggle(false),
+    description: "Destroy VMs at the end of the run (they are kept otherwise)."
+  }),
+  option({
+    flag: "keep-alive",
+    key: "keep_alive",
+    field: "keepAlive",
+    ...toggle(false),
+    description: "Wait for <enter> before tearing down, on success and on failure."
+  }),
+  option({
+    flag: "vms-limit",
+    key: "vms_limit",
+    field: "vmsLimit",
+    ...int({ min: 0 }),
+    description: "Maximum number of agents; the run fails if the scenario asks for more."
+  }),
+  option({
+    flag: "vm-base-port",
+    key: "vm_base_port",
+    field: "vmBasePort",
+    ...tcpPort(30000),
+    description: "First port of an agent's range (its sshd listens there)."
+  }),
+  option({
+    flag: "ports-per-vm",
+    key: "ports_per_vm",
+    field: "portsPerVm",
+    // From 2 to what fits above --vm-base-port: `resolve` checks it, 50 when not given.
+    ...derived("int", Schema.Int, "50"),
+    description: "Size of each agent's port range."
+  }),
+  option({ flag: "os", key: "os", field: "os", ...choice(Os, "cos"), description: "VM OS image." }),
+  option({
+    flag: "grafana",
+    key: "grafana",
+    field: "grafana",
+    ...derived("flag", Schema.Boolean, "on in cloud/proxy modes with cos, off with --localhost or --ssh-host"),
+    description: "Run Grafana."
+  }),
+  option({
+    flag: "grafana-legacy-source",
+    key: "grafana_legacy_source",
+    field: "grafanaLegacySource",
+    ...toggle(false),
+    description: "Snapshot import: name the datasource Prometheus (one snapshot only)."
+  }),
+  option({
+    flag: "grafana-url",
+    key: "grafana_url",
+    field: "grafanaUrl",
+    ...str("http://127.0.0.1:3000", httpUrl),
+    description: "The Grafana --grafana provisions through its HTTP API (token: $TEZT_CLOUD_GRAFANA_TOKEN)."
+  }),
+  option({
+    flag: "alert-handler",
+    key: "alert_handlers",
+    field: "alertHandlers",
+    ...strs(),
+    description: "Alert handler (repeatable); any turns Prometheus on by default."
+  }),
+  option({
+    flag: "prometheus",
+    key: "prometheus",
+    field: "prometheus",
+    ...derived("flag", Schema.Boolean, "= grafana, or on with alert handlers"),
+    description: "Run Prometheus."
+  }),
+  option({
+    flag: "prometheus-export",
+    key: "prometheus_export",
+    field: "prometheusExport",
+    ...toggle(true),
+    description: "Export a Prometheus snapshot at the end of the run."
+  }),
+  option({
+    flag: "prometheus-port",
+    key: "prometheus_port",
+    field: "prometheusPort",
+    ...tcpPort(9090),
+    description: "Prometheus port."
+  }),
+  option({
+    flag: "prometheus-export-path",
+    key: "prometheus_export_path",
+    field: "prometheusExportPath",
+    ...derived("string", Schema.String, "/tmp/<ns>-prometheus-snapshot"),
+    description: "Where the snapshot is exported."
+  }),
+  option({
+    flag: "prometheus-snapshots",
+    key: "prometheus_snapshots",
+    field: "prometheusSnapshots",
+    ...derived("strings", Schema.Array(Snapshot), "[]"),
+    encode: (snapshots: ReadonlyArray<Snapshot>) => snapshots.map((s) => `${s.path}:${s.port}`),
+    description: "path[:port] of snapshots for CLOUD prometheus import (repeatable)."
+  }),
+  option({
+    flag: "prometheus-scrape-interval",
+    key: "prometheus_scrape_interval",
+    field: "prometheusScrapeInterval",
+    ...int({ fallback: 5, min: 1 }),
+    description: "Prometheus scrape interval, in seconds."
+  }),
+  option({
+    flag: "process-monitoring",
+    key: "process_monitoring",
+    field: "processMonitoring",
+    ...derived("flag", Schema.Boolean, "= prometheus"),
+    description: "Run prometheus-process-exporter on each agent."
+  }),
+  option({
+    flag: "website",
+    key: "website",
+    field: "website",
+    ...derived("flag", Schema.Boolean, "= prometheus"),
+    description: "Serve the run's website and /metrics."
+  }),
+  option({
+    flag: "website-port",
+    key: "website_port",
+    field: "websitePort",
+    ...derived("int", Schema.Int, "8080 (80 for a remote orchestrator)"),
+    description: "Website port."
+  }),
+  option({
+    flag: "dockerfile-alias",
+    key: "dockerfile_alias",
+    field: "dockerfileAlias",
+    ...derived("string", Schema.String, "<ns>"),
+    description: "Selects dockerfiles/<alias>.Dockerfile and the image name."
+  }),
+  option({
+    flag: "max-run-duration",
+    key: "max_run_duration",
+    field: "maxRunDuration",
+    // Checked even when --no-max-run-duration drops it; `resolve` does.
+    ...int({ fallback: 7200, min: 1 }),
+    schema: Schema.UndefinedOr(Schema.Int),
+    description: "VM time to live, in seconds from creation."
+  }),
+  option({
+    flag: "no-max-run-duration",
+    key: "no_max_run_duration",
+    field: "noMaxRunDuration",
+    ...feeds(
+      { kind: "flag", default: "on with --proxy or --os debian" },
+      (config) => config.maxRunDuration === undefined
+    ),
+    negation: null,
+    description: "Give VMs no time to live."
+  }),
+  option({
+    flag: "dns-domain",
+    key: "dns_domains",
+    field: "dnsDomains",
+    ...strs((domain) => domain.endsWith(".") ? domain : `${domain}.`),
+    aliases: ["dns"],
+    description: "Domain pointed at the proxy or ssh host (repeatable)."
+  }),
+  option({
+    flag: "no-dns",
+    key: "no_dns",
+    field: "noDns",
+    ...toggle(false),
+    aliases: ["no-dns-domain"],
+    negation: null,
+    description: "Register no domain, not even the default proxy one."
+  }),
+  option({
+    flag: "open-telemetry",
+    key: "open_telemetry",
+    field: "openTelemetry",
+    ...toggle(false),
+    aliases: ["otel"],
+    description: "Run an OpenTelemetry collector and Jaeger."
+  }),
+  option({
+    flag: "macosx",
+    key: "macosx",
+    field: "macosx",
+    ...toggle(false),
+    description: "The orchestrator runs on macOS."
+  }),
+  option({
+    flag: "check-file-consistency",
+    key: "check_file_consistency",
+    field: "checkFileConsistency",
+    ...derived("flag", Schema.Boolean, "true (false with --macosx)"),
+    description: "Agent.copy compares md5 sums and re-copies files that differ."
+  }),
+  option({
+    flag: "docker-push",
+    key: "push_docker",
+    field: "pushDocker",
+    ...toggle(true),
+    description: "Push images to the registry (--no-docker-push to skip)."
+  }),
+  option({
+    flag: "auto-approve",
+    key: "auto_approve",
+    field: "autoApprove",
+    ...toggle(true),
+    description: "Apply infrastructure changes without asking."
+  }),
+  option({
+    flag: "faketime",
+    key: "faketime",
+    field: "faketime",
+    ...str(),
+    description: "FAKETIME for agents' commands (libfaketime), e.g. -10d."
+  }),
+  option({
+    flag: "binaries-path",
+    key: "binaries_path",
+    field: "binariesPath",
+    ...str("/tmp/tezt-runners"),
+    description: "Where binaries live on agents; Agent.copy's default destination."
+  }),
+  option({
+    flag: "log-rotation",
+    key: "log_rotation",
+    field: "logRotation",
+    ...int({ fallback: 300, min: 0 }),
+    description: "logrotate count for the run's log file; 0 disables rotation."
+  }),
+  option({
+    flag: "artifacts-dir",
+    key: "artifacts_dir",
+    field: "artifactsDir",
+    ...str(),
+    default: "<state-dir>/<ns>/runs/<time>",
+    description: "Where the run's artifacts go; must not exist."
+  }),
+  option({
+    flag: "daily-logs-artifacts",
+    key: "daily_logs_artifacts",
+    field: "dailyLogsArtifacts",
+    ...toggle(false),
+    description: "Fetch daemons' daily logs into the artifacts dir."
+  }),
+  option({
+    flag: "teztale-artifacts",
+    key: "teztale_artifacts",
+    field: "teztaleArtifacts",
+    ...toggle(false),
+    description: "Fetch the Teztale database into the artifacts dir."
+  }),
+  option({
+    flag: "ppx-profiling-traces-artifacts",
+    key: "retrieve_ppx_profiling_traces",
+    field: "ppxProfilingTracesArtifacts",
+    ...toggle(false),
+    description: "Fetch profiling traces into the artifacts dir."
+  }),
+  option({
+    flag: "tc-delay",
+    key: "tc_delay",
+    field: "tcDelay",
+    ...range,
+    description: "MIN,MAX seconds: random network delay per agent."
+  }),
+  option({
+    flag: "tc-jitter",
+    key: "tc_jitter",
+    field: "tcJitter",
+    ...range,
+    description: "MIN,MAX seconds: random network jitter per agent."
+  }),
+  option({
+    flag: "auth-username",
+    key: "auth_username",
+    field: "authUsername",
+    ...str(),
+    env: "TEZT_CLOUD_AUTH_USERNAME",
+    default: "$TEZT_CLOUD_AUTH_USERNAME",
+    description: "Basic-auth user for the monitoring UIs."
+  }),
+  option({
+    flag: "auth-password",
+    key: undefined,
+    field: "authPassword",
+    ...str(),
+    env: "TEZT_CLOUD_AUTH_PASSWORD",
+    default: "$TEZT_CLOUD_AUTH_PASSWORD",
+    secret: true,
+    description: "Basic-auth password (never in a config file)."
+  }),
+  option({
+    flag: "slack-channel-id",
+    key: "slack_channel_id",
+    field: "slackChannelId",
+    ...str(),
+    description: "Slack channel of the notifier."
+  }),
+  option({
+    flag: "slack-bot-token",
+    key: undefined,
+    field: "slackBotToken",
+    ...str(),
+    env: "TEZTCLOUD_SLACK_BOT_TOKEN",
+    default: "$TEZTCLOUD_SLACK_BOT_TOKEN",
+    secret: true,
+    description: "Slack bot token of the notifier (never in a config file)."
+  }),
+  ...owned("ssh", [
+    option({
+      flag: "ssh-host",
+      key: "ssh_host",
+      field: "sshHost",
+      ...feeds(
+        { kind: "string", default: "none" },
+        (config) => config.backend._tag === "SshHost" ? sshHostText(config.backend.target) : undefined
+      ),
+      description: "Deploy onto [user@]host[:port] over ssh (user defaults to $USER, port to 22)."
+    }),
+    option({
+      flag: "ssh-private-key",
+      key: undefined,
+      field: "sshPrivateKey",
+      ...str(),
+      default: "~/.ssh/<ns>-tf",
+      description: "Private key used for every ssh connection instead of the generated one."
+    }),
+    option({
+      flag: "insecure-host-keys",
+      key: "insecure_host_keys",
+      field: "insecureHostKeys",
+      ...toggle(false),
+      description:
+        "Accept any ssh host key (Tezt cloud's StrictHostKeyChecking=no); otherwise trusted on first use, then checked."
+    }),
+    option({
+      flag: "ssh-max-channels",
+      key: "ssh_max_channels",
+      field: "sshMaxChannels",
+      ...int({ fallback: 8, min: 1, max: 64 }),
+      description: "Commands run at once on one ssh host (below sshd's MaxSessions 10); more wait their turn."
+    })
+  ]),
+  ...owned("docker", [
+    option({
+      flag: "docker-host-network",
+      key: "docker_host_network",
+      field: "dockerHostNetwork",
+      ...derived("flag", Schema.Boolean, "true (false with --macosx)"),
+      description: "Docker agents use the host network instead of a dedicated one."
+    })
+  ]),
+  ...owned("gcp", [
+    option({
+      flag: "project-id",
+      key: "project_id",
+      field: "projectId",
+      ...str(),
+      default: "gcloud's project",
+      description: "GCP project."
+    }),
+    option({
+      flag: "machine-type",
+      key: "machine_type",
+      field: "machineType",
+      ...str("n1-standard-2"),
+      description: "GCP machine type."
+    }),
+    // Left to the GCP backend when not given (its own defaults, documented here), as Tezt cloud leaves them.
+    option({
+      flag: "disk-type",
+      key: "disk_type",
+      field: "diskType",
+      ...str(),
+      default: "pd-ssd",
+      description: "GCP disk type."
+    }),
+    option({
+      flag: "disk-size-gb",
+      key: "disk_size_gb",
+      field: "diskSizeGb",
+      ...int({ min: 1 }),
+      default: "200",
+      description: "GCP disk size in GB."
+    })
+  ])
+]
+
+/** Every option, in help and README order. */
+export const options: ReadonlyArray<OptionSpec> = table
+
+type Entry = (typeof table)[number]
+type SchemaOf<E> = E extends { readonly schema: infer S extends Schema.Top } ? S : never
+type ResolvedOf<E> = E extends {
+  readonly resolve: (...args: ReadonlyArray<never>) => Effect.Effect<infer A, CloudError.CloudError>
+} ? A
+  : never
+type GivenOf<E> = E extends { readonly choices: ReadonlyArray<infer C> } ? C
+  : E extends { readonly kind: "flag" } ? boolean
+  : E extends { readonly kind: "int" } ? number
+  : E extends { readonly kind: "strings" } ? ReadonlyArray<string>
+  : string
+
+/** The fields of `CloudConfig` the options make: one per entry with a schema. */
+type OptionFields = {
+  readonly [E in Entry as E extends { readonly schema: Schema.Top } ? E["field"] : never]: SchemaOf<E>
+}
+/** The values of the options no other option bears on, as each entry's `resolve` makes them. */
+type Resolved = {
+  readonly [E in Entry as E extends { readonly resolve: unknown } ? E["field"] : never]: ResolvedOf<E>
+}
+/** What the CLI or the config file gave for each option. */
+type Given = { readonly [E in Entry as E["field"]]: GivenOf<E> | undefined }
+
+/** CLI-only values: secrets and paths that a config file cannot carry (the options with no config-file key). */
+export type CliOnly = {
+  readonly [E in Entry as E["key"] extends string ? never : E["field"]]?: string | undefined
+}
+
+/** The effective configuration of a run: a field per option (see `options`), and what the options make together. */
+export const CloudConfig = Schema.Struct({
+  ...(Object.fromEntries(
+    options.flatMap((spec) => spec.schema === undefined ? [] : [[spec.field, spec.schema]])
+  ) as OptionFields),
+  /** Which backend runs the agents, with what it alone needs. */
+  backend: BackendChoice,
+  /** `modeOf(backend)`. */
+  mode: Mode,
+  /** From `$TEZT_CLOUD_GRAFANA_TOKEN` only; never written anywhere. */
+  grafanaToken: Schema.UndefinedOr(Schema.String),
+  /** The config file's `scenario_specific`. */
+  scenarioSpecific: Schema.UndefinedOr(ScenarioSpecific)
+})
+export type CloudConfig = typeof CloudConfig.Type
+
+type Fields = typeof CloudConfig.fields
+
+/** Fields of `CloudConfig`, by name: what a backend's `Backend.config` slice reads of the run's configuration. */
+export const pick = <const Names extends ReadonlyArray<keyof Fields>>(...names: Names) =>
+  Struct.pick(CloudConfig.fields, names)
+
+/** The fields of the options `backend` owns, for its `Backend.config` slice. */
+export const ownedBy = <T extends BackendTag>(backend: T) =>
+  Object.fromEntries(
+    options.flatMap((spec) => spec.backend === backend && spec.schema !== undefined ? [[spec.field, spec.schema]] : [])
+  ) as {
+    readonly [E in Entry as E extends { readonly backend: T; readonly schema: Schema.Top } ? E["field"] : never]:
+      SchemaOf<E>
+  }
+
+/** The current run's configuration, as a service. */
+export class CurrentConfig extends Context.Service<CurrentConfig, CloudConfig>()("@tezt-cloud/core/CloudConfig") {}
+
 /** The mode of a backend choice. */
 export const modeOf = (backend: BackendChoice): Mode => {
   switch (backend._tag) {
@@ -490,78 +814,73 @@ export const modeOf = (backend: BackendChoice): Mode => {
   }
 }
 
-export interface Range {
-  readonly min: number
-  readonly max: number
+/** The local runtime a backend choice asks for, if it runs agents on this machine. */
+export const runtimeOf = (backend: BackendChoice): AgentRuntime | undefined =>
+  backend._tag === "Localhost" ? backend.runtime : backend._tag === "Proxy" && backend.inner._tag === "Localhost"
+    ? backend.inner.runtime
+    : undefined
+
+const namespaceOf = (namespace: string | undefined): Effect.Effect<string, CloudError.CloudError> =>
+  namespace === undefined
+    ? Effect.fail(CloudError.config(
+      "--tezt-cloud",
+      "the tezt-cloud value should be set. Either via the CLI (--tezt-cloud NAME) or via the environment variable 'TEZT_CLOUD'"
+    ))
+    : namespacePattern.test(namespace)
+    ? Effect.succeed(namespace)
+    : Effect.fail(CloudError.config(
+      "--tezt-cloud",
+      `"${namespace}" is not a valid namespace: use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`
+    ))
+
+/** `[user@]host[:port]` */
+export const parseSshHost = (text: string, defaultUser: string): Effect.Effect<SshHost, CloudError.CloudError> => {
+  const match = /^(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?$/.exec(text)
+  const port = match?.[3] === undefined ? 22 : Number(match[3])
+  if (match === null || !validPort(port)) {
+    return Effect.fail(CloudError.config("--ssh-host", `"${text}" is not [user@]host[:port], e.g. root@10.0.0.5:22`))
+  }
+  return Effect.succeed({ user: match[1] ?? defaultUser, host: match[2]!, port })
 }
 
-/** The effective configuration of a run. Secrets are kept out of `toJson`. */
-export interface CloudConfig {
-  readonly namespace: string
-  /** Which backend runs the agents, with what it alone needs. */
-  readonly backend: BackendChoice
-  /** `modeOf(backend)`. */
-  readonly mode: Mode
-  /** `--localhost` as given (also with `--proxy`). */
-  readonly localhost: boolean
-  readonly sshPrivateKey: string | undefined
-  readonly insecureHostKeys: boolean
-  readonly sshMaxChannels: number
-  readonly proxy: boolean
-  readonly monitoring: boolean
-  readonly destroy: boolean
-  readonly keepAlive: boolean
-  readonly projectId: string | undefined
-  readonly vmsLimit: number | undefined
-  readonly vmBasePort: number
-  readonly portsPerVm: number
-  readonly os: Os
-  readonly grafana: boolean
-  readonly grafanaLegacySource: boolean
-  readonly grafanaUrl: string
-  /** From `$TEZT_CLOUD_GRAFANA_TOKEN` only; never written anywhere. */
-  readonly grafanaToken: string | undefined
-  readonly alertHandlers: ReadonlyArray<string>
-  readonly prometheus: boolean
-  readonly prometheusExport: boolean
-  readonly prometheusPort: number
-  readonly prometheusExportPath: string
-  readonly prometheusSnapshots: ReadonlyArray<{ readonly path: string; readonly port: number }>
-  readonly prometheusScrapeInterval: number
-  readonly processMonitoring: boolean
-  readonly website: boolean
-  readonly websitePort: number
-  readonly machineType: string
-  readonly diskType: string | undefined
-  readonly diskSizeGb: number | undefined
-  readonly dockerfileAlias: string
-  readonly maxRunDuration: number | undefined
-  readonly dnsDomains: ReadonlyArray<string>
-  readonly noDns: boolean
-  readonly openTelemetry: boolean
-  readonly macosx: boolean
-  readonly checkFileConsistency: boolean
-  readonly dockerHostNetwork: boolean
-  readonly pushDocker: boolean
-  readonly autoApprove: boolean
-  readonly faketime: string | undefined
-  readonly binariesPath: string
-  readonly logRotation: number
-  readonly artifactsDir: string | undefined
-  readonly dailyLogsArtifacts: boolean
-  readonly teztaleArtifacts: boolean
-  readonly ppxProfilingTracesArtifacts: boolean
-  readonly tcDelay: Range | undefined
-  readonly tcJitter: Range | undefined
-  readonly authUsername: string | undefined
-  readonly authPassword: string | undefined
-  readonly slackChannelId: string | undefined
-  readonly slackBotToken: string | undefined
-  readonly scenarioSpecific: readonly [string, unknown] | undefined
+const valueSchema = (spec: OptionSpec): Schema.Top => {
+  switch (spec.kind) {
+    case "flag":
+      return Schema.Boolean
+    case "int":
+      return Schema.Int
+    case "string":
+      return spec.choices ? Schema.Literals(spec.choices) : Schema.String
+    case "strings":
+      return Schema.Array(Schema.String)
+  }
 }
 
-/** The current run's configuration, as a service. */
-export class CurrentConfig extends Context.Service<CurrentConfig, CloudConfig>()("@tezt-cloud/core/CloudConfig") {}
+/** The raw input of a run: one optional value per config-file key (CLI flags are mapped onto the same keys). */
+export const Input = Schema.Struct({
+  ...Object.fromEntries(
+    options.flatMap((spec) => spec.key === undefined ? [] : [[spec.key, Schema.optionalKey(valueSchema(spec))]])
+  ),
+  scenario_specific: Schema.optionalKey(ScenarioSpecific)
+})
+export type Input = Record<string, unknown>
+
+/**
+ * Config-file keys of the CLI-only options: they take their value from elsewhere, and the refusal names the right
+ * way.
+ */
+const forbiddenKeys: Record<string, string> = Object.fromEntries(
+  options.flatMap((spec) =>
+    spec.key !== undefined ? [] : [[
+      spec.flag.replaceAll("-", "_"),
+      spec.field === "configFile"
+        ? "a config file cannot include another one"
+        : spec.secret
+        ? `secrets are never read from a config file: use --${spec.flag} or $${spec.env}`
+        : `not a config-file key: use --${spec.flag}`
+    ]]
+  )
+)
 
 /** What a config file looks like when it is not even JSON, or not an object of known keys and right types. */
 export const decodeFile = (path: string, text: string): Effect.Effect<Input, CloudError.CloudError> =>
@@ -572,7 +891,8 @@ export const decodeFile = (path: string, text: string): Effect.Effect<Input, Clo
       catch: (e) =>
         CloudError.config(
           "--config-file",
-          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`
+          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`,
+          { cause: e }
         )
     })
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
@@ -628,52 +948,16 @@ export const merge = (file: Input, cli: Input): Input => {
   return out
 }
 
-/** `[user@]host[:port]` */
-export const parseSshHost = (text: string, defaultUser: string): Effect.Effect<SshHost, CloudError.CloudError> => {
-  const match = /^(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?$/.exec(text)
-  const port = match?.[3] === undefined ? 22 : Number(match[3])
-  if (match === null || !validPort(port)) {
-    return Effect.fail(CloudError.config("--ssh-host", `"${text}" is not [user@]host[:port], e.g. root@10.0.0.5:22`))
-  }
-  return Effect.succeed({ user: match[1] ?? defaultUser, host: match[2]!, port })
-}
-
-const parseRange = (
-  option: string,
-  text: string | undefined
-): Effect.Effect<Range | undefined, CloudError.CloudError> => {
-  if (text === undefined) return Effect.succeed(undefined)
-  // `Number("")` is 0: an empty bound (",5", "1,") must be refused, not read as 0.
-  const parts = text.split(",").map((s) => s.trim() === "" ? Number.NaN : Number(s))
-  const [min, max] = parts
-  if (parts.length !== 2 || !Number.isFinite(min) || !Number.isFinite(max) || min! < 0 || min! > max!) {
-    return Effect.fail(CloudError.config(option, `"${text}" is not MIN,MAX seconds with 0 ≤ MIN ≤ MAX, e.g. 0.1,0.5`))
-  }
-  return Effect.succeed({ min: min!, max: max! })
-}
-
-const httpUrl = (option: string, text: string): Effect.Effect<string, CloudError.CloudError> =>
-  /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(text)
-    ? Effect.succeed(text.replace(/\/+$/, ""))
-    : Effect.fail(CloudError.config(option, `"${text}" is not an http(s) URL such as http://127.0.0.1:3000`))
-
-const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
-
-const namespacePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
-
-/** The environment variables the configuration reads. */
-export interface Environment {
-  readonly TEZT_CLOUD?: string | undefined
-  readonly TEZT_CLOUD_AUTH_USERNAME?: string | undefined
-  readonly TEZT_CLOUD_AUTH_PASSWORD?: string | undefined
-  readonly TEZTCLOUD_SLACK_BOT_TOKEN?: string | undefined
-  readonly TEZT_CLOUD_GRAFANA_TOKEN?: string | undefined
-  readonly USER?: string | undefined
-}
+const byField = new Map(options.map((spec) => [spec.field, spec]))
 
 /**
  * Applies defaults and the cascade, reads the environment and validates every value. Fails on the first bad
  * option with its name and the fix.
+ *
+ * **Details**
+ *
+ * First every option no other bears on, by its entry (in table order); then, here, the backend choice, the
+ * defaults that follow from other options and the checks across options.
  */
 export const resolve = (
   input: Input,
@@ -681,47 +965,32 @@ export const resolve = (
   env: Environment
 ): Effect.Effect<CloudConfig, CloudError.CloudError> =>
   Effect.gen(function*() {
-    const get = <A>(key: string): A | undefined => input[key] as A | undefined
-    const bool = (key: string, fallback: boolean): boolean => get<boolean>(key) ?? fallback
-    const int = (key: string, flag: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
-      Effect.gen(function*() {
-        const value = get<number>(key) ?? fallback
-        if (value < min || value > max) {
-          return yield* CloudError.config(
-            `--${flag}`,
-            `${value} is out of range: give a whole number from ${min} to ${max}`
-          )
-        }
-        return value
-      })
-    const port = (key: string, flag: string, fallback: number) => int(key, flag, fallback, 1, 65535)
+    const givenBy = (spec: OptionSpec): unknown =>
+      spec.key === undefined ? (cliOnly as Record<string, unknown>)[spec.field] : input[spec.key]
+    const given = <F extends keyof Given>(field: F) => givenBy(byField.get(field)!) as Given[F]
+    const flagOf = (field: keyof Given) => byField.get(field)!.flag
+    const name = (field: keyof Given) => `--${flagOf(field)}`
 
-    const namespace = get<string>("tezt_cloud") ?? nonEmpty(env.TEZT_CLOUD)
-    if (namespace === undefined) {
-      return yield* CloudError.config(
-        "--tezt-cloud",
-        "the tezt-cloud value should be set. Either via the CLI (--tezt-cloud NAME) or via the environment variable 'TEZT_CLOUD'"
-      )
+    const resolved: Record<string, unknown> = {}
+    for (const spec of options) {
+      if (spec.resolve === undefined) continue
+      const value = givenBy(spec) ?? (spec.env === undefined ? undefined : nonEmpty(env[spec.env]))
+      resolved[spec.field] = yield* spec.resolve(value, spec.flag)
     }
-    if (!namespacePattern.test(namespace)) {
-      return yield* CloudError.config(
-        "--tezt-cloud",
-        `"${namespace}" is not a valid namespace: use letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)`
-      )
-    }
+    const values = resolved as Resolved
+    const { localhost, macosx, namespace, os, proxy } = values
 
-    const localhost = bool("localhost", false)
-    const proxy = bool("proxy", false)
-    const sshHostText = get<string>("ssh_host")
-    if (sshHostText !== undefined && (proxy || localhost)) {
+    // The backend choice.
+    const sshHost = given("sshHost")
+    if (sshHost !== undefined && (proxy || localhost)) {
       return yield* CloudError.config(
-        "--ssh-host",
+        name("sshHost"),
         `cannot be combined with --${proxy ? "proxy" : "localhost"}: choose one backend`
       )
     }
-    const local = { _tag: "Localhost", runtime: get<AgentRuntime>("agent_runtime") ?? "auto" } as const
-    const backend: BackendChoice = sshHostText !== undefined
-      ? { _tag: "SshHost", target: yield* parseSshHost(sshHostText, env.USER ?? "root") }
+    const local = { _tag: "Localhost", runtime: values.agentRuntime } as const
+    const backend: BackendChoice = sshHost !== undefined
+      ? { _tag: "SshHost", target: yield* parseSshHost(sshHost, env.USER ?? "root") }
       : proxy
       ? { _tag: "Proxy", inner: localhost ? local : { _tag: "Gcp" } }
       : localhost
@@ -729,180 +998,79 @@ export const resolve = (
       : { _tag: "Gcp" }
     const mode = modeOf(backend)
 
-    const macosx = bool("macosx", false)
-    const os = get<Os>("os") ?? "cos"
-    const alertHandlers = get<ReadonlyArray<string>>("alert_handlers") ?? []
-    // §7.20: the cascade. Localhost turns everything off by default; cloud and proxy modes turn Grafana on (COS).
-    // An ssh host is the user's own machine, like localhost: nothing runs there unless asked for.
-    const grafana = bool("grafana", (mode === "cloud" || proxy) && os === "cos")
-    const prometheus = bool("prometheus", grafana || alertHandlers.length > 0)
-    const website = bool("website", prometheus)
-    const processMonitoring = bool("process_monitoring", prometheus)
-    const noMaxRunDuration = bool("no_max_run_duration", proxy || os !== "cos")
-    const maxRunDuration = yield* int("max_run_duration", "max-run-duration", 7200, 1)
+    // The cascade. Localhost turns everything off by default; cloud and proxy modes turn Grafana on (with cos). An
+    // ssh host is the user's own machine, like localhost: nothing runs there unless asked for.
+    const grafana = given("grafana") ?? ((mode === "cloud" || proxy) && os === "cos")
+    const prometheus = given("prometheus") ?? (grafana || values.alertHandlers.length > 0)
+    const noMaxRunDuration = given("noMaxRunDuration") ?? (proxy || os !== "cos")
 
-    const vmsLimitRaw = get<number>("vms_limit")
-    const vmsLimit = vmsLimitRaw === undefined ? undefined : yield* int("vms_limit", "vms-limit", 0, 0)
-    const vmBasePort = yield* port("vm_base_port", "vm-base-port", 30000)
-    const portsPerVm = yield* int("ports_per_vm", "ports-per-vm", 50, 2, 65535 - vmBasePort + 1)
-    const prometheusPort = yield* port("prometheus_port", "prometheus-port", 9090)
-    const websitePort = yield* port("website_port", "website-port", proxy && localhost ? 80 : 8080)
-
-    const snapshots = yield* Effect.forEach(get<ReadonlyArray<string>>("prometheus_snapshots") ?? [], (text, i) => {
+    // An agent's port range must fit below 65536; a remote orchestrator serves its website on 80.
+    const portsPerVm = yield* checkInt(flagOf("portsPerVm"), given("portsPerVm") ?? 50, 2, 65536 - values.vmBasePort)
+    const websitePort = yield* checkInt(
+      flagOf("websitePort"),
+      given("websitePort") ?? (mode === "orchestrator" ? 80 : 8080),
+      1,
+      65535
+    )
+    // A snapshot without a port gets the next one after --prometheus-port.
+    const prometheusSnapshots = yield* Effect.forEach(given("prometheusSnapshots") ?? [], (text, i) => {
       const match = /^(.+?)(?::(\d+))?$/.exec(text)!
-      const snapshotPort = match[2] === undefined ? prometheusPort + i : Number(match[2])
+      const snapshotPort = match[2] === undefined ? values.prometheusPort + i : Number(match[2])
       return validPort(snapshotPort)
         ? Effect.succeed({ path: match[1]!, port: snapshotPort })
-        : Effect.fail(CloudError.config("--prometheus-snapshots", `"${text}": the port must be from 1 to 65535`))
+        : Effect.fail(CloudError.config(name("prometheusSnapshots"), `"${text}": the port must be from 1 to 65535`))
     })
 
-    const authUsername = get<string>("auth_username") ?? nonEmpty(env.TEZT_CLOUD_AUTH_USERNAME)
-    const authPassword = cliOnly.authPassword ?? nonEmpty(env.TEZT_CLOUD_AUTH_PASSWORD)
+    const { authPassword, authUsername } = values
     if ((authUsername === undefined) !== (authPassword === undefined)) {
       return yield* CloudError.config(
-        authUsername === undefined ? "--auth-username" : "--auth-password",
+        name(authUsername === undefined ? "authUsername" : "authPassword"),
         "auth mode needs both a user name and a password (CLI or $TEZT_CLOUD_AUTH_USERNAME/$TEZT_CLOUD_AUTH_PASSWORD)"
       )
     }
     if (authUsername !== undefined && macosx) {
-      return yield* CloudError.config("--auth-username", "auth mode is not supported with --macosx")
+      return yield* CloudError.config(name("authUsername"), "auth mode is not supported with --macosx")
     }
 
-    const artifactsDir = get<string>("artifacts_dir")
-    return {
-      namespace,
+    const config: CloudConfig = {
+      ...Struct.pick(values, resolvedFields),
       backend,
       mode,
-      localhost,
-      sshPrivateKey: cliOnly.sshPrivateKey,
-      insecureHostKeys: bool("insecure_host_keys", false),
-      sshMaxChannels: yield* int("ssh_max_channels", "ssh-max-channels", 8, 1, 64),
-      proxy,
-      monitoring: bool("monitoring", false),
-      destroy: bool("destroy", false),
-      keepAlive: bool("keep_alive", false),
-      projectId: get<string>("project_id"),
-      vmsLimit,
-      vmBasePort,
-      portsPerVm,
-      os,
       grafana,
-      grafanaLegacySource: bool("grafana_legacy_source", false),
-      grafanaUrl: yield* httpUrl("--grafana-url", get<string>("grafana_url") ?? "http://127.0.0.1:3000"),
-      grafanaToken: nonEmpty(env.TEZT_CLOUD_GRAFANA_TOKEN),
-      alertHandlers,
       prometheus,
-      prometheusExport: bool("prometheus_export", true),
-      prometheusPort,
-      prometheusExportPath: get<string>("prometheus_export_path") ?? `/tmp/${namespace}-prometheus-snapshot`,
-      prometheusSnapshots: snapshots,
-      prometheusScrapeInterval: yield* int("prometheus_scrape_interval", "prometheus-scrape-interval", 5, 1),
-      processMonitoring,
-      website,
+      website: given("website") ?? prometheus,
+      processMonitoring: given("processMonitoring") ?? prometheus,
+      portsPerVm,
       websitePort,
-      machineType: get<string>("machine_type") ?? "n1-standard-2",
-      diskType: get<string>("disk_type"),
-      diskSizeGb: get<number>("disk_size_gb") === undefined
-        ? undefined
-        : yield* int("disk_size_gb", "disk-size-gb", 0, 1),
-      dockerfileAlias: get<string>("dockerfile_alias") ?? namespace,
-      maxRunDuration: noMaxRunDuration ? undefined : maxRunDuration,
-      dnsDomains: (get<ReadonlyArray<string>>("dns_domains") ?? []).map((d) => d.endsWith(".") ? d : `${d}.`),
-      noDns: bool("no_dns", false),
-      openTelemetry: bool("open_telemetry", false),
-      macosx,
-      checkFileConsistency: bool("check_file_consistency", !macosx),
-      dockerHostNetwork: bool("docker_host_network", !macosx),
-      pushDocker: bool("push_docker", true),
-      autoApprove: bool("auto_approve", true),
-      faketime: get<string>("faketime"),
-      binariesPath: get<string>("binaries_path") ?? "/tmp/tezt-runners",
-      logRotation: yield* int("log_rotation", "log-rotation", 300, 0),
-      artifactsDir,
-      dailyLogsArtifacts: bool("daily_logs_artifacts", false),
-      teztaleArtifacts: bool("teztale_artifacts", false),
-      ppxProfilingTracesArtifacts: bool("retrieve_ppx_profiling_traces", false),
-      tcDelay: yield* parseRange("--tc-delay", get<string>("tc_delay")),
-      tcJitter: yield* parseRange("--tc-jitter", get<string>("tc_jitter")),
-      authUsername,
-      authPassword,
-      slackChannelId: get<string>("slack_channel_id"),
-      slackBotToken: cliOnly.slackBotToken ?? nonEmpty(env.TEZTCLOUD_SLACK_BOT_TOKEN),
-      scenarioSpecific: get<readonly [string, unknown]>("scenario_specific")
-    } satisfies CloudConfig
+      prometheusSnapshots,
+      prometheusExportPath: given("prometheusExportPath") ?? `/tmp/${namespace}-prometheus-snapshot`,
+      dockerfileAlias: given("dockerfileAlias") ?? namespace,
+      maxRunDuration: noMaxRunDuration ? undefined : values.maxRunDuration,
+      checkFileConsistency: given("checkFileConsistency") ?? !macosx,
+      dockerHostNetwork: given("dockerHostNetwork") ?? !macosx,
+      grafanaToken: nonEmpty(env.TEZT_CLOUD_GRAFANA_TOKEN),
+      scenarioSpecific: input["scenario_specific"] as CloudConfig["scenarioSpecific"]
+    }
+    return config
   })
 
-const nonEmpty = (s: string | undefined): string | undefined => s === undefined || s === "" ? undefined : s
-
-/** The local runtime a backend choice asks for, if it runs agents on this machine. */
-export const runtimeOf = (backend: BackendChoice): AgentRuntime | undefined =>
-  backend._tag === "Localhost" ? backend.runtime : backend._tag === "Proxy" && backend.inner._tag === "Localhost"
-    ? backend.inner.runtime
-    : undefined
+/** The options' own fields that their entries resolve (not the values that only feed others, as `--agent-runtime`'s). */
+const resolvedFields = options.flatMap((spec) =>
+  spec.schema === undefined || spec.resolve === undefined ? [] : [spec.field as keyof Resolved & keyof OptionFields]
+)
 
 /**
  * The effective configuration as a config file would hold it (snake_case keys), secrets removed. Written to
  * `<artifacts-dir>/configuration.json`; feeding it back with `--config-file` reproduces the run.
  */
 export const toJson = (config: CloudConfig): Record<string, unknown> => {
-  const json: Record<string, unknown> = {
-    tezt_cloud: config.namespace,
-    localhost: config.localhost,
-    agent_runtime: runtimeOf(config.backend) ?? "auto",
-    ssh_host: config.backend._tag === "SshHost"
-      ? `${config.backend.target.user}@${config.backend.target.host}:${config.backend.target.port}`
-      : undefined,
-    insecure_host_keys: config.insecureHostKeys,
-    ssh_max_channels: config.sshMaxChannels,
-    proxy: config.proxy,
-    monitoring: config.monitoring,
-    destroy: config.destroy,
-    keep_alive: config.keepAlive,
-    project_id: config.projectId,
-    vms_limit: config.vmsLimit,
-    vm_base_port: config.vmBasePort,
-    ports_per_vm: config.portsPerVm,
-    os: config.os,
-    grafana: config.grafana,
-    grafana_legacy_source: config.grafanaLegacySource,
-    grafana_url: config.grafanaUrl,
-    alert_handlers: config.alertHandlers,
-    prometheus: config.prometheus,
-    prometheus_export: config.prometheusExport,
-    prometheus_port: config.prometheusPort,
-    prometheus_export_path: config.prometheusExportPath,
-    prometheus_snapshots: config.prometheusSnapshots.map((s) => `${s.path}:${s.port}`),
-    prometheus_scrape_interval: config.prometheusScrapeInterval,
-    process_monitoring: config.processMonitoring,
-    website: config.website,
-    website_port: config.websitePort,
-    machine_type: config.machineType,
-    disk_type: config.diskType,
-    disk_size_gb: config.diskSizeGb,
-    dockerfile_alias: config.dockerfileAlias,
-    max_run_duration: config.maxRunDuration,
-    no_max_run_duration: config.maxRunDuration === undefined,
-    dns_domains: config.dnsDomains,
-    no_dns: config.noDns,
-    open_telemetry: config.openTelemetry,
-    macosx: config.macosx,
-    check_file_consistency: config.checkFileConsistency,
-    docker_host_network: config.dockerHostNetwork,
-    push_docker: config.pushDocker,
-    auto_approve: config.autoApprove,
-    faketime: config.faketime,
-    binaries_path: config.binariesPath,
-    log_rotation: config.logRotation,
-    artifacts_dir: config.artifactsDir,
-    daily_logs_artifacts: config.dailyLogsArtifacts,
-    teztale_artifacts: config.teztaleArtifacts,
-    retrieve_ppx_profiling_traces: config.ppxProfilingTracesArtifacts,
-    tc_delay: config.tcDelay && `${config.tcDelay.min},${config.tcDelay.max}`,
-    tc_jitter: config.tcJitter && `${config.tcJitter.min},${config.tcJitter.max}`,
-    auth_username: config.authUsername,
-    slack_channel_id: config.slackChannelId,
-    scenario_specific: config.scenarioSpecific
+  const json: Record<string, unknown> = {}
+  for (const spec of options) {
+    if (spec.key === undefined) continue
+    const value = spec.schema === undefined ? spec.write?.(config) : config[spec.field as keyof CloudConfig]
+    json[spec.key] = spec.encode === undefined ? value : spec.encode(value as never)
   }
+  json["scenario_specific"] = config.scenarioSpecific
   return Object.fromEntries(Object.entries(json).filter(([, v]) => v !== undefined))
 }
 
@@ -912,15 +1080,13 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
  */
 export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudError.CloudError> => {
   const missing: Array<readonly [string, string]> = []
-  if (config.backend._tag === "Gcp") missing.push(["GCP agents (the default mode)", "run with --localhost"])
-  if (config.backend._tag === "Proxy") missing.push(["--proxy", "run with --localhost"])
-  // Causes before consequences of the §7.20 cascade (alert handlers → Prometheus → website…), so the option
-  // named is one the user gave.
+  // Causes before consequences in the cascade (alert handlers turn Prometheus on, which turns the website on…),
+  // so the option named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
-    [config.faketime !== undefined && config.backend._tag !== "SshHost", "--faketime"],
+    [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"],
     [config.dnsDomains.length > 0, "--dns-domain"]

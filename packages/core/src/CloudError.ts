@@ -1,8 +1,15 @@
 /**
  * The one error type that crosses core's public API. Each failure carries a `reason` that says what happened;
  * recover with `Effect.catchReason`/`catchTag` on the reason's tag, never by matching message text.
+ *
+ * **Details**
+ *
+ * The `message` is one line for users. The error underneath (a Node error with its errno code, an ssh2 or
+ * dockerode error, a schema issue…) is kept as the `cause`, out of that line: `Cause.pretty` shows it, and so do
+ * `details` (for `--log-level debug`) and the `events.jsonl` of a run. Every constructor takes it:
+ * `CloudError.copy(agent, source, CloudError.messageOf(e), { cause: e })`.
  */
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 
 /** A CLI option, a config-file key or an environment variable has a value we cannot use. */
 export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", {
@@ -89,12 +96,13 @@ export const Reason = Schema.Union([
 export type Reason = typeof Reason.Type
 
 /**
- * The error of every core service. `message` is the one line shown to users.
+ * The error of every core service. `message` is the one line shown to users; `cause`, the error underneath.
  *
  * @category errors
  */
 export class CloudError extends Schema.TaggedError<CloudError>()("CloudError", {
-  reason: Reason
+  reason: Reason,
+  cause: Schema.optionalKey(Schema.Defect())
 }) {
   override get message(): string {
     return describe(this.reason)
@@ -133,24 +141,69 @@ export const describe = (reason: Reason): string => {
 
 const lastLine = (text: string): string => text.trim().split("\n").at(-1) ?? ""
 
-/** Shorthand constructors: `CloudError.config("--vms-limit", "must be ≥ 0")`. */
-export const config = (option: string, message: string) =>
-  new CloudError({ reason: new ConfigInvalid({ option, message }) })
-export const agents = (message: string) => new CloudError({ reason: new AgentsInvalid({ message }) })
-export const deploy = (agent: string, message: string) =>
-  new CloudError({ reason: new DeployFailed({ agent, message }) })
-export const command = (agent: string, commandLine: string, message: string) =>
-  new CloudError({ reason: new CommandFailed({ agent, command: commandLine, message }) })
-export const copy = (agent: string, source: string, message: string) =>
-  new CloudError({ reason: new CopyFailed({ agent, source, message }) })
-export const state = (path: string, message: string) => new CloudError({ reason: new StateFailed({ path, message }) })
-export const notAvailable = (feature: string, message: string) =>
-  new CloudError({ reason: new NotAvailable({ feature, message }) })
-export const metric = (name: string, message: string) =>
-  new CloudError({ reason: new MetricInvalid({ metric: name, message }) })
-export const service = (name: string, message: string) =>
-  new CloudError({ reason: new ServiceFailed({ service: name, message }) })
+/** What a constructor may add to the reason: the error underneath. */
+export interface Options {
+  readonly cause?: unknown
+}
+
+const make = (reason: Reason, options: Options | undefined) =>
+  new CloudError(options?.cause === undefined ? { reason } : { reason, cause: options.cause })
+
+/** Shorthand constructors: `CloudError.config("--vms-limit", "must be ≥ 0")`, `CloudError.state(file, m, { cause })`. */
+export const config = (option: string, message: string, options?: Options) =>
+  make(new ConfigInvalid({ option, message }), options)
+export const agents = (message: string, options?: Options) => make(new AgentsInvalid({ message }), options)
+export const deploy = (agent: string, message: string, options?: Options) =>
+  make(new DeployFailed({ agent, message }), options)
+export const command = (agent: string, commandLine: string, message: string, options?: Options) =>
+  make(new CommandFailed({ agent, command: commandLine, message }), options)
+export const copy = (agent: string, source: string, message: string, options?: Options) =>
+  make(new CopyFailed({ agent, source, message }), options)
+export const state = (path: string, message: string, options?: Options) =>
+  make(new StateFailed({ path, message }), options)
+export const notAvailable = (feature: string, message: string, options?: Options) =>
+  make(new NotAvailable({ feature, message }), options)
+export const metric = (name: string, message: string, options?: Options) =>
+  make(new MetricInvalid({ metric: name, message }), options)
+export const service = (name: string, message: string, options?: Options) =>
+  make(new ServiceFailed({ service: name, message }), options)
 
 /** The message of an unknown thrown value. */
 export const messageOf = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : JSON.stringify(cause)
+
+/**
+ * The errors under `error`, outermost first, as a developer reads them: each one's stack (else its name and
+ * message), with its `code` when the stack does not say it (ENOENT, ECONNREFUSED…). `undefined` when there is
+ * none: for `--log-level debug` and `events.jsonl`, never for the one-line message.
+ */
+export const details = (error: unknown): string | undefined => {
+  const parts: Array<string> = []
+  const seen = new Set<unknown>([error])
+  let current = causeOf(error)
+  while (current !== undefined && !seen.has(current)) {
+    seen.add(current)
+    parts.push(describeCause(current))
+    current = causeOf(current)
+  }
+  return parts.length === 0 ? undefined : parts.map((part) => `caused by ${part}`).join("\n")
+}
+
+/** Logs a failure's one line and `details` at debug level (`--log-level debug`), when it has a cause. */
+export const logDetails = (error: unknown): Effect.Effect<void> => {
+  const text = details(error)
+  return text === undefined ? Effect.void : Effect.logDebug(`${messageOf(error)}\n${text}`)
+}
+
+const causeOf = (error: unknown): unknown =>
+  typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
+
+const describeCause = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return typeof cause === "string" ? cause : JSON.stringify(cause) ?? String(cause)
+  // The frames of Effect's own machinery, from the first one on, say nothing of where the error came from.
+  const frames = (cause.stack ?? `${cause.name}: ${cause.message}`).split("\n")
+  const machinery = frames.findIndex((line, i) => i > 0 && /~effect\/|node_modules\/effect\//.test(line))
+  const text = (machinery === -1 ? frames : frames.slice(0, machinery)).join("\n")
+  const code = (cause as { readonly code?: unknown }).code
+  return code === undefined || text.includes(String(code)) ? text : `${text}\n  (code ${String(code)})`
+}

@@ -55,7 +55,7 @@ export const make = (transport: CopyTransport, defaults: CopyDefaults) => {
       const local = path.resolve(source)
       const stat = yield* Effect.try({
         try: () => fs.statSync(local),
-        catch: () => CloudError.copy(transport.agent, source, "no such local file or directory")
+        catch: (e) => CloudError.copy(transport.agent, source, "no such local file or directory", { cause: e })
       })
       const destination = options.destination ?? path.posix.join(defaults.binariesPath, path.basename(local))
       if (done.has(destination) && !options.refresh) {

@@ -11,6 +11,7 @@ import * as readline from "node:readline"
 import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as AgentsControl from "./AgentsControl.ts"
+import * as AtomicFile from "./AtomicFile.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
@@ -53,7 +54,10 @@ export const agentDefaults = (config: CloudConfig): AgentDefaults => ({
   dockerfileAlias: config.dockerfileAlias
 })
 
-/** The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`. */
+/**
+ * The agent configurations of a scenario under `config`, validated: unique names, within `--vms-limit`, port ranges
+ * that fit and clash with no listener of the run.
+ */
 export const agentConfigs = (
   scenario: Scenario,
   config: CloudConfig
@@ -82,6 +86,8 @@ export const agentConfigs = (
     }
     const rangeError = portRangeError(configs.length, config.vmBasePort, config.portsPerVm)
     if (rangeError !== undefined) return yield* rangeError
+    const clash = portClashError(config, configs.length)
+    if (clash !== undefined) return yield* clash
     return configs
   })
 
@@ -112,6 +118,41 @@ export const portRangeError = (agents: number, basePort: number, portsPerVm: num
     )
 }
 
+/** Whether the agents of `config` take their ports on this machine (sandboxes and containers here, a loopback ssh host). */
+const agentsHere = (config: CloudConfig) =>
+  config.backend._tag === "Localhost" ||
+  (config.backend._tag === "SshHost" && /^(?:127\.|localhost$|::1$)/.test(config.backend.target.host))
+
+/**
+ * Why the run's own listeners (the website, Prometheus) clash with each other or, on this machine, with the port
+ * ranges of `agents` agents, naming the option to change; `undefined` when nothing clashes.
+ */
+export const portClashError = (config: CloudConfig, agents: number) => {
+  if (config.website && config.prometheus && config.websitePort === config.prometheusPort) {
+    return CloudError.config(
+      "--prometheus-port",
+      `${config.prometheusPort} is the website's port too (--website-port): give each its own port`
+    )
+  }
+  if (agents === 0 || !agentsHere(config)) return undefined
+  const first = config.vmBasePort
+  const last = first + agents * config.portsPerVm - 1
+  const listeners: ReadonlyArray<readonly [boolean, string, number]> = [
+    [config.website, "--website-port", config.websitePort],
+    [config.prometheus, "--prometheus-port", config.prometheusPort]
+  ]
+  for (const [on, option, port] of listeners) {
+    if (on && port >= first && port <= last) {
+      return CloudError.config(
+        option,
+        `${port} is in the agents' ports ${first}-${last} (--vm-base-port ${first}, ${agents} agents × ` +
+          `--ports-per-vm ${config.portsPerVm}): give a port outside them, or another --vm-base-port`
+      )
+    }
+  }
+  return undefined
+}
+
 /**
  * Creates the artifacts dir (a user-given one must not exist yet) and writes `configuration.json`, the effective
  * configuration without secrets.
@@ -123,7 +164,7 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
       fs.mkdirSync(dir, { recursive: true })
       fs.writeFileSync(path.join(dir, "configuration.json"), JSON.stringify(toJson(config), null, 2) + "\n")
     },
-    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 /**
@@ -199,10 +240,10 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
     yield* Effect.acquireRelease(
       Effect.try({
         try: () => {
-          fs.mkdirSync(path.dirname(file), { recursive: true })
-          fs.writeFileSync(file, JSON.stringify(record, null, 2) + "\n")
+          fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+          AtomicFile.writeAtomic(file, JSON.stringify(record, null, 2) + "\n")
         },
-        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`)
+        catch: (e) => CloudError.state(file, `cannot record the deployment: ${CloudError.messageOf(e)}`, { cause: e })
       }),
       () => Effect.sync(() => fs.rmSync(file, { force: true }))
     )
@@ -216,8 +257,9 @@ const report = (exit: Exit.Exit<unknown, unknown>) =>
       yield* events.emit({ type: "run-end", ok: true, message: "Scenario ended successfully." })
     } else {
       const message = `Scenario terminated unexpectedly: ${render(exit.cause)}`
+      const cause = CloudError.details(Cause.squash(exit.cause))
       yield* Effect.logError(message)
-      yield* events.emit({ type: "run-end", ok: false, message })
+      yield* events.emit({ type: "run-end", ok: false, message, ...(cause === undefined ? {} : { cause }) })
     }
   })
 

@@ -21,6 +21,7 @@ import { Effect, Layer, Schema, type Scope } from "effect"
 import * as path from "node:path"
 import * as Agent from "./Agent.ts"
 import type { AgentConfig } from "./AgentConfig.ts"
+import * as CloudConfig from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Ledger from "./Ledger.ts"
@@ -31,12 +32,7 @@ import * as Sandbox from "./Sandbox.ts"
 import * as Teardown from "./Teardown.ts"
 
 /** What the loop reads of the run's configuration; a backend's own slice extends it. */
-export const Config = Schema.Struct({
-  namespace: Schema.String,
-  vmBasePort: Schema.Number,
-  portsPerVm: Schema.Number,
-  checkFileConsistency: Schema.Boolean
-})
+export const Config = Schema.Struct(CloudConfig.pick("namespace", "vmBasePort", "portsPerVm", "checkFileConsistency"))
 export type Config = typeof Config.Type
 
 /** One agent's place in the deployment, as the loop gives it to the backend. */
@@ -63,6 +59,11 @@ export interface Machine {
 export interface Provisioner<Shared, Created> {
   /** A short name for messages: `localhost/process`, `ssh-host user@host:22`, … */
   readonly backend: string
+  /**
+   * Each agent has a machine of its own (VMs): every agent's port range then starts at `--vm-base-port`, as its
+   * sshd does. Otherwise agents share a machine and agent `i`'s range starts at `vm-base-port + i × ports-per-vm`.
+   */
+  readonly machinePerAgent?: boolean | undefined
   /** Once per deployment, before any agent (a connection, images, a network…), in the deployment's scope. */
   readonly prepare: (configs: ReadonlyArray<AgentConfig>) => Effect.Effect<Shared, CloudError.CloudError, Scope.Scope>
   /** The ledger record of the agent's resource, written before it is created. */
@@ -88,14 +89,15 @@ export const validName = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
 /** The first port of agent `index`'s range. */
 export const portStart = (config: Config, index: number) => config.vmBasePort + index * config.portsPerVm
 
-/** The slot of agent `index` (`config`) in a deployment. */
+/** The slot of agent `index` (`config`) in a deployment (with a machine of its own: see `Provisioner`). */
 export const slot = (
   config: Config,
   options: { readonly artifactsDir: string },
   agent: AgentConfig,
-  index: number
+  index: number,
+  machinePerAgent = false
 ): Slot => {
-  const start = portStart(config, index)
+  const start = machinePerAgent ? config.vmBasePort : portStart(config, index)
   return {
     index,
     name: agent.name,
@@ -148,7 +150,7 @@ const make = <Shared, Created>(
   const named = <A, R>(effect: Effect.Effect<A, CloudError.CloudError, R>) =>
     Effect.mapError(effect, (e) =>
       e.reason._tag === "DeployFailed"
-        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`)
+        ? CloudError.deploy(e.reason.agent, `${backend.backend}: ${e.reason.message}`, { cause: e.cause })
         : e)
 
   const deploy = Effect.fn("Provision.deploy")(function*(configs: ReadonlyArray<AgentConfig>) {
@@ -169,7 +171,7 @@ const make = <Shared, Created>(
     const within = yield* Teardown.pool(limits.teardowns)
     const one = (config: AgentConfig, index: number) =>
       Effect.gen(function*() {
-        const place = slot(options.config, options, config, index)
+        const place = slot(options.config, options, config, index, backend.machinePerAgent)
         const created = yield* Ledger.scoped(
           backend.record(shared, place),
           backend.create(shared, place),

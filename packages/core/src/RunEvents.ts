@@ -32,8 +32,20 @@ export type RunEvent =
   | { readonly type: "log"; readonly level: string; readonly message: string }
   | { readonly type: "teardown-start"; readonly total: number }
   | { readonly type: "agent-down"; readonly agent: string; readonly down: number; readonly total: number }
-  | { readonly type: "teardown-failed"; readonly step: string; readonly message: string }
-  | { readonly type: "run-end"; readonly ok: boolean; readonly message: string }
+  | {
+    readonly type: "teardown-failed"
+    readonly step: string
+    readonly message: string
+    /** The errors under the failure (`CloudError.details`), when it has any. */
+    readonly cause?: string
+  }
+  | {
+    readonly type: "run-end"
+    readonly ok: boolean
+    readonly message: string
+    /** The errors under the failure (`CloudError.details`), when it has any. */
+    readonly cause?: string
+  }
 
 export type Stamped = RunEvent & { readonly at: number }
 
@@ -122,7 +134,8 @@ const make = (sinks: ReadonlyArray<Sink>) => {
       Effect.sync(() => {
         fs.mkdirSync(dir, { recursive: true })
         file = path.join(dir, "events.jsonl")
-        fd = fs.openSync(file, "a")
+        // Private to the user (0600): agents' output lines may hold what others must not read.
+        fd = fs.openSync(file, "a", 0o600)
       })
   })
   return { service, dispatch }

@@ -37,7 +37,8 @@ export const make = (fields: Omit<Sandbox, "marker">): Sandbox => ({
 
 /** Where an agent path is inside the sandbox: an absolute one under `fs/`, a relative one under its home. */
 export const pathIn = (home: string, agentPath: string) =>
-  path.posix.isAbsolute(agentPath) ? path.posix.join(home, "fs", agentPath) : path.posix.join(home, agentPath)
+  // Resolved from the sandbox's own root first, as in a chroot: `..` never climbs out of it.
+  path.posix.join(home, path.posix.isAbsolute(agentPath) ? "fs" : ".", path.posix.resolve("/", agentPath).slice(1))
 
 /** The variables every process of the sandbox gets (see the module's details). */
 export const environment = (sandbox: Sandbox, execId: string): Record<string, string> => ({

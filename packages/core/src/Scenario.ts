@@ -16,6 +16,11 @@ export interface Scenario {
    * maintenance job), so nothing is deployed and `Cloud.agents` is empty.
    */
   readonly vms: ((config: CloudConfig) => ReadonlyArray<AgentRequest>) | undefined
+  /**
+   * Whether it holds the namespace's lock while it runs (`NamespaceLock`), as every scenario that deploys does:
+   * a maintenance job that must not run beside a live run of the namespace (`CLOUD clean up`).
+   */
+  readonly exclusive?: boolean | undefined
   readonly run: Effect.Effect<void, unknown, Cloud | Scope.Scope>
 }
 
@@ -29,6 +34,7 @@ export const make = (scenario: {
   readonly title: string
   readonly tags: ReadonlyArray<string>
   readonly vms?: ((config: CloudConfig) => ReadonlyArray<AgentRequest>) | ReadonlyArray<AgentRequest> | undefined
+  readonly exclusive?: boolean | undefined
   readonly run: Effect.Effect<void, unknown, Cloud | Scope.Scope>
 }): Scenario => ({
   title: scenario.title,
@@ -38,6 +44,7 @@ export const make = (scenario: {
     : typeof scenario.vms === "function"
     ? scenario.vms
     : ((vms) => () => vms)(scenario.vms),
+  exclusive: scenario.exclusive,
   run: scenario.run
 })
 

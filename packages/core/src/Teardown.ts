@@ -3,6 +3,7 @@
  * broken step never blocks the next. Scopes run them in reverse order of acquisition.
  */
 import { Cause, Effect, Exit, Scope } from "effect"
+import * as CloudError from "./CloudError.ts"
 import { RunEvents } from "./RunEvents.ts"
 
 /** Runs `release` as a named teardown step: a failure or defect is reported, never propagated. */
@@ -11,14 +12,22 @@ export const step = <E, R>(name: string, release: Effect.Effect<void, E, R>): Ef
     Effect.exit,
     Effect.flatMap((exit) => {
       if (Exit.isSuccess(exit)) return Effect.void
-      const message = Cause.squash(exit.cause) instanceof Error
-        ? (Cause.squash(exit.cause) as Error).message
-        : Cause.pretty(exit.cause)
+      const error = Cause.squash(exit.cause)
+      const message = error instanceof Error ? error.message : Cause.pretty(exit.cause)
+      const cause = CloudError.details(error)
       return Effect.serviceOption(RunEvents).pipe(
         Effect.flatMap((events) =>
-          events._tag === "Some" ? events.value.emit({ type: "teardown-failed", step: name, message }) : Effect.void
+          events._tag === "Some"
+            ? events.value.emit({
+              type: "teardown-failed",
+              step: name,
+              message,
+              ...(cause === undefined ? {} : { cause })
+            })
+            : Effect.void
         ),
-        Effect.andThen(Effect.logWarning(`teardown: ${name} failed: ${message}`))
+        Effect.andThen(Effect.logWarning(`teardown: ${name} failed: ${message}`)),
+        Effect.andThen(CloudError.logDetails(error))
       )
     })
   )

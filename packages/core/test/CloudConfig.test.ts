@@ -3,7 +3,7 @@
  * config files (merge and rejections), validation, `toJson` (secrets out, round trip) and `checkAvailable`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import * as CloudConfig from "../src/CloudConfig.ts"
 import * as CloudError from "../src/CloudError.ts"
 
@@ -132,6 +132,60 @@ describe("CloudConfig: defaults", () => {
         : spec.default
       assert.deepStrictEqual(json[spec.key!], expected)
     }))
+})
+
+describe("CloudConfig: the option table", () => {
+  it.effect.each([
+    { name: "defaults", input: {}, cliOnly: {} },
+    { name: "ssh host", input: { ssh_host: "h", prometheus_snapshots: ["/a"], tc_delay: "0,1" }, cliOnly: {} },
+    {
+      name: "remote orchestrator, secrets",
+      input: { proxy: true, localhost: true, auth_username: "u", scenario_specific: ["X", 1] },
+      cliOnly: { authPassword: "p", sshPrivateKey: "/k" }
+    }
+  ])(
+    "a resolved configuration ($name) is what the CloudConfig schema says, field for field",
+    ({ cliOnly, input }) =>
+      Effect.gen(function*() {
+        const config = yield* resolve(input, cliOnly)
+        assert.sameMembers(Object.keys(config), Object.keys(CloudConfig.CloudConfig.fields))
+        assert.deepStrictEqual(Schema.decodeUnknownSync(CloudConfig.CloudConfig)(config), config)
+      })
+  )
+
+  it("an option has a field of the configuration, or feeds one, or is read by the CLI alone", () => {
+    const fields = Object.keys(CloudConfig.CloudConfig.fields)
+    for (const spec of CloudConfig.options) {
+      if (spec.schema !== undefined) assert.include(fields, spec.field, spec.flag)
+      else assert.isTrue(spec.key === undefined || spec.write !== undefined, `${spec.flag} is written back`)
+    }
+    assert.deepStrictEqual(
+      CloudConfig.options.filter((spec) => spec.key === undefined).map((spec) => spec.field),
+      ["configFile", "authPassword", "slackBotToken", "sshPrivateKey"]
+    )
+  })
+
+  it("each backend's options come after the others, together, and ownedBy gives their fields", () => {
+    const tags = CloudConfig.options.map((spec) => spec.backend ?? "")
+    const firstOwned = tags.findIndex((tag) => tag !== "")
+    assert.isTrue(tags.slice(firstOwned).every((tag) => tag !== ""), "no option any run reads among a backend's")
+    const blocks = tags.slice(firstOwned).filter((tag, i, all) => i === 0 || all[i - 1] !== tag)
+    assert.deepStrictEqual(blocks, Object.keys(CloudConfig.backendTags))
+    const owned = (tag: CloudConfig.BackendTag) =>
+      CloudConfig.options.filter((spec) => spec.backend === tag && spec.schema !== undefined).map((s) => s.field)
+    for (const tag of ["ssh", "docker", "gcp"] as const) {
+      const fields = CloudConfig.ownedBy(tag) as Record<string, unknown>
+      assert.deepStrictEqual(Object.keys(fields), owned(tag))
+      for (const [field, schema] of Object.entries(fields)) {
+        assert.strictEqual(schema, (CloudConfig.CloudConfig.fields as Record<string, unknown>)[field])
+      }
+    }
+    assert.deepStrictEqual(owned("gcp"), ["projectId", "machineType", "diskType", "diskSizeGb"])
+    assert.deepStrictEqual(
+      CloudConfig.options.filter((spec) => spec.backend === "ssh").map((spec) => spec.flag),
+      ["ssh-host", "ssh-private-key", "insecure-host-keys", "ssh-max-channels"]
+    )
+  })
 })
 
 describe("CloudConfig: the defaults cascade", () => {
@@ -748,6 +802,12 @@ describe("CloudConfig: checkAvailable", () => {
       )
     }))
 
+  it.effect("the default (GCP) mode passes", () =>
+    Effect.gen(function*() {
+      yield* CloudConfig.checkAvailable(yield* resolve({}))
+      yield* CloudConfig.checkAvailable(yield* resolve({ grafana: false, destroy: true, project_id: "p" }))
+    }))
+
   it.effect("--faketime is refused where the runner cannot set it (process sandboxes)", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(CloudConfig.checkAvailable(yield* resolve({ localhost: true, faketime: "-1d" })))
@@ -778,10 +838,6 @@ describe("CloudConfig: checkAvailable", () => {
     }))
 
   it.effect.each([
-    { name: "cloud mode (the default)", input: {}, feature: "GCP agents" },
-    { name: "cloud mode, --no-grafana", input: { grafana: false }, feature: "GCP agents" },
-    { name: "--proxy", input: { proxy: true }, feature: "--proxy" },
-    { name: "--proxy --localhost", input: { proxy: true, localhost: true }, feature: "--proxy" },
     { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
       name: "--alert-handler (turns prometheus on)",

@@ -19,6 +19,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { DockerClient } from "./DockerClient.ts"
+import { childEnv } from "./internal/childEnv.ts"
 
 /** The reference `debian.Dockerfile` starts from (its `BASE_IMAGE` build arg). */
 export const reference = "tezt-cloud-base:bookworm"
@@ -51,12 +52,16 @@ export const mirror = (etc = "/etc/apt"): string | undefined => {
 /** Runs a program to completion, killing it if interrupted; its stderr tail is the error. */
 const exec = (file: string, args: ReadonlyArray<string>) =>
   Effect.callback<void, CloudError.CloudError>((resume) => {
-    const p = child.spawn(file, [...args], { stdio: ["ignore", "ignore", "pipe"] })
+    const p = child.spawn(file, [...args], {
+      // debootstrap fetches through the user's proxy, if any.
+      env: childEnv(/^(?:https?|ftp|no|all)_proxy$/i),
+      stdio: ["ignore", "ignore", "pipe"]
+    })
     let stderr = ""
     p.stderr.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString("utf8")).slice(-4000)
     })
-    p.once("error", (e) => resume(Effect.fail(CloudError.deploy("base image", `${file}: ${e.message}`))))
+    p.once("error", (e) => resume(Effect.fail(CloudError.deploy("base image", `${file}: ${e.message}`, { cause: e }))))
     p.once("close", (code) =>
       resume(
         code === 0
@@ -83,7 +88,7 @@ export const ensure = Effect.fn("BaseImage.ensure")(function*(options: EnsureOpt
   const ref = options.reference ?? reference
   const suite = options.suite ?? "bookworm"
   const dir = options.cacheDir ?? cacheDir()
-  const toDeploy = (e: { readonly message: string }) => CloudError.deploy("base image", e.message)
+  const toDeploy = (e: { readonly message: string }) => CloudError.deploy("base image", e.message, { cause: e })
   if (!options.rebuild && (yield* docker.imageExists(ref).pipe(Effect.mapError(toDeploy)))) return "present" as const
   const tarball = path.join(dir, `${ref.replace(/[^A-Za-z0-9._-]/g, "_")}.tar`)
   let built = false

@@ -1,5 +1,6 @@
 /**
- * The `--localhost` Docker runtime: each agent is a local container `teztcloud-<ns>-<agent>` of the run's image,
+ * The `--localhost` Docker runtime: each agent is a local container `teztcloud-<n>-<ns>-<agent>` (`n`: the length of
+ * the namespace, so that no two (namespace, agent) pairs share a name) of the run's image,
  * whose entrypoint is sshd on the agent's first port (`vm-base-port + i * ports-per-vm`); the agent is then a
  * sandbox reached over ssh (`SshSandbox`), like any other machine.
  *
@@ -7,16 +8,17 @@
  *
  * - Networking: `--docker-host-network` (the default) runs containers on the host network, reached at
  *   127.0.0.1; otherwise the network `<ns>-net` is (re)created and each agent is reached at its container's
- *   address there.
+ *   address there. A network of that name without the namespace's label is someone else's: an error, left alone.
  * - Readiness is event-driven: the deploy follows the container's output until sshd says it listens, then runs
  *   `echo check` over ssh. No fixed sleep.
  * - Containers start in parallel. Every image tag, network and container is labelled
  *   `tezt-cloud.namespace=<ns>` and recorded in the Ledger before it exists; the run's scope removes them.
  * - `cleanUp` removes what a killed run left: everything carrying the namespace's label (an exact match, so
- *   namespaces `a` and `ab` never touch each other's containers).
+ *   namespaces `a` and `ab` never touch each other's containers). Nothing is removed by name unless it carries
+ *   the labels it was made with.
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import { Backend, type CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
 import * as Engine from "./DockerClient.ts"
@@ -25,11 +27,11 @@ import type * as DockerError from "./DockerError.ts"
 import * as DockerImage from "./DockerImage.ts"
 import * as DockerJobs from "./DockerJobs.ts"
 
-/** What this backend reads of the run's configuration. */
+/** What this backend reads of the run's configuration: its own options, and `--macosx`. */
 export const Config = Schema.Struct({
   ...SshSandbox.Config.fields,
-  dockerHostNetwork: Schema.Boolean,
-  macosx: Schema.Boolean
+  ...CloudConfig.ownedBy("docker"),
+  ...CloudConfig.pick("macosx")
 })
 export type Config = typeof Config.Type
 
@@ -54,8 +56,20 @@ const backendId = "docker"
 /** The ledger kinds this runtime records. */
 export const kinds: ReadonlyArray<string> = ["docker-container", "docker-network", "docker-image"]
 
-/** The container of an agent. */
-export const containerName = (namespace: string, agent: string) => `teztcloud-${namespace}-${agent}`
+/** The label naming an agent's container's agent. */
+const agentLabel = "tezt-cloud.agent"
+
+/**
+ * The container of an agent: `teztcloud-<n>-<ns>-<agent>`, `n` being the namespace's length, so that the name tells
+ * the pair back (namespace `a` with agent `b-x` and namespace `a-b` with agent `x` are two containers).
+ */
+export const containerName = (namespace: string, agent: string) => `teztcloud-${namespace.length}-${namespace}-${agent}`
+
+/** The labels of an agent's container: what makes a container of its name ours to remove. */
+export const containerLabels = (namespace: string, agent: string): Record<string, string> => ({
+  [namespaceLabel]: namespace,
+  [agentLabel]: agent
+})
 
 /** The dedicated network of a run (without `--docker-host-network`). */
 export const networkName = (namespace: string) => `${namespace}-net`
@@ -109,7 +123,38 @@ const pidFile = (container: string) => `/run/${container}.sshd.pid`
 /** Where an agent's sandbox lives inside its container. */
 export const homeIn = (namespace: string, agent: string) => `/tmp/tezt-cloud/${namespace}/${agent}`
 
-const toCloud = (agent: string) => (e: DockerError.DockerError) => CloudError.deploy(agent, e.message)
+const toCloud = (agent: string) => (e: DockerError.DockerError) => CloudError.deploy(agent, e.message, { cause: e })
+
+/**
+ * A container of an agent's name could not be made because one is there already: a killed run's of the namespace
+ * (clean up), or someone else's (left alone).
+ */
+const inTheWay = (namespace: string, agent: string, error: DockerError.DockerError) =>
+  Effect.gen(function*() {
+    const docker = yield* DockerClient
+    const name = containerName(namespace, agent)
+    const conflict = error.reason._tag === "Refused" && error.reason.statusCode === 409
+    const labels = conflict ? yield* docker.labelsOf(name).pipe(Effect.orElseSucceed(() => undefined)) : undefined
+    if (labels === undefined) return yield* toCloud(agent)(error)
+    return yield* CloudError.deploy(
+      agent,
+      labels[namespaceLabel] === namespace
+        ? `a container ${name} of another run of ${namespace} (killed, or still running) is in the way: end that ` +
+          `run, or run CLOUD clean up --tezt-cloud ${namespace}`
+        : `a container named ${name}, not tezt-cloud's, is in the way: remove or rename it (docker rm -f ${name}), ` +
+          `or use another namespace`
+    )
+  })
+
+/** A network of the run's name is someone else's: the error names it and the ways out. */
+const networkTaken = (namespace: string, network: string) => (error: DockerError.DockerError) =>
+  error.reason._tag === "NotOurs"
+    ? CloudError.deploy(
+      network,
+      `a network named ${network}, not this namespace's (no label ${namespaceLabel}=${namespace}), exists: remove ` +
+        `or rename it (docker network rm ${network}), use another namespace, or --docker-host-network`
+    )
+    : toCloud(network)(error)
 
 export const layer = (options: Options) =>
   Provision.layer(options, ({ events, ledger }) =>
@@ -134,7 +179,7 @@ export const layer = (options: Options) =>
         name: containerName(ns, slot.name),
         image: images[slot.index] ?? "",
         cmd: ["-D", "-p", String(slot.ports.start), "-e", "-o", `PidFile=${pidFile(containerName(ns, slot.name))}`],
-        labels: { ...labels, "tezt-cloud.agent": slot.name },
+        labels: containerLabels(ns, slot.name),
         network,
         publish: config.macosx ? slot.ports : undefined,
         capAdd: ["NET_ADMIN"]
@@ -148,7 +193,9 @@ export const layer = (options: Options) =>
           // are in Linux's ephemeral range): the container is started again, a few times.
           Effect.tapError((e) =>
             e._tag === "PortTaken"
-              ? docker.remove(container).pipe(Effect.andThen(docker.run(spec(images, slot))))
+              ? docker.removeOwned(container, containerLabels(ns, slot.name)).pipe(
+                Effect.andThen(docker.run(spec(images, slot)))
+              )
               : Effect.void
           ),
           Effect.retry({
@@ -160,7 +207,9 @@ export const layer = (options: Options) =>
             docker.logs(container).pipe(
               Effect.orElseSucceed(() => ""),
               Effect.flatMap((output) =>
-                CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`)
+                CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`, {
+                  cause: e
+                })
               )
             )
           ),
@@ -195,11 +244,11 @@ export const layer = (options: Options) =>
               yield* withServices(Ledger.scoped(
                 { id: `docker-network:${network}`, kind: "docker-network", data: { name: network, namespace: ns } },
                 // Re-created, as Tezt cloud does: a leftover of ours is replaced, someone else's is an error.
-                docker.removeNetwork(network).pipe(
+                docker.removeNetwork(network, labels).pipe(
                   Effect.andThen(docker.createNetwork(network, labels)),
-                  Effect.mapError(toCloud(network))
+                  Effect.mapError(networkTaken(ns, network))
                 ),
-                () => Teardown.step(`network ${network}`, docker.removeNetwork(network))
+                () => Teardown.step(`network ${network}`, docker.removeNetwork(network, labels))
               ))
             }
             return { key, images }
@@ -212,7 +261,11 @@ export const layer = (options: Options) =>
             data: { name: container, agent: slot.name, namespace: ns }
           }
         },
-        create: (shared, slot) => docker.run(spec(shared.images, slot)).pipe(Effect.mapError(toCloud(slot.name))),
+        create: (shared, slot) =>
+          docker.run(spec(shared.images, slot)).pipe(
+            Effect.catch((e) => inTheWay(ns, slot.name, e)),
+            Effect.provideService(DockerClient, docker)
+          ),
         ready: (shared, slot) =>
           Effect.gen(function*() {
             const container = containerName(ns, slot.name)
@@ -233,7 +286,7 @@ export const layer = (options: Options) =>
                 `echo -n check && ${SshSandbox.makeDirs(home)}`
             ).pipe(
               Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
-              Effect.mapError((e) => CloudError.deploy(slot.name, e.message))
+              Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e }))
             )
             if (check.code !== 0 || check.stdout !== "check") {
               return yield* CloudError.deploy(
@@ -251,7 +304,7 @@ export const layer = (options: Options) =>
               fields: { container }
             })
           }),
-        destroy: (_, slot) => docker.remove(containerName(ns, slot.name))
+        destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name))
       })
     }))
 
@@ -290,12 +343,17 @@ export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: st
         `${docker.engine}: start it (or set DOCKER_HOST) and run CLOUD clean up again`
     )
   }
-  const found = yield* leftovers(namespace).pipe(Effect.mapError((e) => CloudError.state(docker.engine, e.message)))
-  const fail = (e: DockerError.DockerError) => CloudError.state(docker.engine, `clean up failed: ${e.message}`)
-  yield* Effect.forEach(found.containers, (c) => docker.remove(c), { concurrency: 16, discard: true }).pipe(
+  const found = yield* leftovers(namespace).pipe(
+    Effect.mapError((e) => CloudError.state(docker.engine, e.message, { cause: e }))
+  )
+  const fail = (e: DockerError.DockerError) =>
+    CloudError.state(docker.engine, `clean up failed: ${e.message}`, { cause: e })
+  const labels = { [namespaceLabel]: namespace }
+  yield* Effect.forEach(found.containers, (c) => docker.removeOwned(c, labels), { concurrency: 16, discard: true })
+    .pipe(Effect.mapError(fail))
+  yield* Effect.forEach(found.networks, (n) => docker.removeNetwork(n, labels), { discard: true }).pipe(
     Effect.mapError(fail)
   )
-  yield* Effect.forEach(found.networks, (n) => docker.removeNetwork(n), { discard: true }).pipe(Effect.mapError(fail))
   yield* Effect.forEach(found.images, (i) => docker.removeImage(i), { discard: true }).pipe(Effect.mapError(fail))
   for (const r of records) yield* ledger.release(r.id)
   return found
@@ -352,7 +410,7 @@ export const backend: Backend.Backend = {
       // No engine: nothing of ours can be running on it.
       if (!(yield* Engine.probe(Engine.engineOptions()))) return []
       const found = yield* leftovers(config.namespace).pipe(
-        Effect.mapError((e) => CloudError.state(docker.engine, e.message))
+        Effect.mapError((e) => CloudError.state(docker.engine, e.message, { cause: e }))
       )
       return [...found.containers, ...found.networks, ...found.images]
     }).pipe(Effect.provide(Engine.layer())),

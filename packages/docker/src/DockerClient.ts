@@ -7,6 +7,9 @@
  *
  * - The engine is the one `DOCKER_HOST` names (`unix://…` or `tcp://…`), else `/var/run/docker.sock`.
  * - Removing something that is already gone succeeds: removals are idempotent, as teardown and clean-up need.
+ * - A container or network removed by name must carry the labels the caller names (its namespace's, the
+ *   registry's): one of that name without them is someone else's, left alone (`NotOurs`). The check and the
+ *   removal go by the id the check saw, so a name taken again in between is not removed either.
  * - Streams (build, import, push progress, followed logs) are destroyed when the calling fiber is interrupted.
  * - Filters by label are exact matches on `key=value` (never a name prefix): namespaces `a` and `ab` never meet.
  */
@@ -17,6 +20,7 @@ import * as fs from "node:fs"
 import { PassThrough } from "node:stream"
 import { fileURLToPath } from "node:url"
 import * as DockerError from "./DockerError.ts"
+import { childEnv } from "./internal/childEnv.ts"
 
 /** The label every container, network and image of a run carries, with the namespace as value. */
 export const namespaceLabel = "tezt-cloud.namespace"
@@ -96,10 +100,18 @@ export class DockerClient extends Context.Service<DockerClient, {
   /** The container's address on `network` (its first one when undefined). */
   address(container: string, network?: string): Effect.Effect<string, DockerError.DockerError>
   stop(container: string, graceSeconds: number): Effect.Effect<void, DockerError.DockerError>
-  /** Kills and removes a container with its anonymous volumes; a missing one is fine. */
-  remove(container: string): Effect.Effect<void, DockerError.DockerError>
+  /** Kills and removes a container, by its id, with its anonymous volumes; a missing one is fine. */
+  remove(id: string): Effect.Effect<void, DockerError.DockerError>
+  /**
+   * Kills and removes the container `name` with its anonymous volumes, if it carries every `key=value` of
+   * `labels` (else `NotOurs`); a missing one is fine.
+   */
+  removeOwned(name: string, labels: Record<string, string>): Effect.Effect<void, DockerError.DockerError>
   createNetwork(name: string, labels: Record<string, string>): Effect.Effect<void, DockerError.DockerError>
-  removeNetwork(name: string): Effect.Effect<void, DockerError.DockerError>
+  /** Removes the network `name` if it carries every `key=value` of `labels` (else `NotOurs`); a missing one is fine. */
+  removeNetwork(name: string, labels: Record<string, string>): Effect.Effect<void, DockerError.DockerError>
+  /** The labels of the container `name`, or `undefined` when there is none of that name. */
+  labelsOf(name: string): Effect.Effect<Record<string, string> | undefined, DockerError.DockerError>
   /** Containers (running or not) whose labels include every `key=value` of `labels`. */
   containers(labels: Record<string, string>): Effect.Effect<ReadonlyArray<Listed>, DockerError.DockerError>
   networks(labels: Record<string, string>): Effect.Effect<ReadonlyArray<Listed>, DockerError.DockerError>
@@ -116,6 +128,37 @@ const matches = (have: Record<string, string> | undefined, want: Record<string, 
 
 const missingIsFine = <A>(effect: Effect.Effect<A, DockerError.DockerError>) =>
   effect.pipe(Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.void))
+
+/**
+ * The engine also finds a container or network by a prefix of its id: what it found must have the name asked for,
+ * else there is none of that name.
+ */
+const sameName = (operation: string, kind: string, name: string, found: string) =>
+  found === name ? Effect.void : Effect.fail(
+    new DockerError.DockerError({
+      operation,
+      reason: new DockerError.NotFound({ message: `no ${kind} named ${name}` })
+    })
+  )
+
+/** Fails with `NotOurs` unless `have` carries every label of `want`. */
+const owned = (
+  operation: string,
+  kind: string,
+  name: string,
+  have: Record<string, string> | undefined,
+  want: Record<string, string>
+) =>
+  matches(have, want) ? Effect.void : Effect.fail(
+    new DockerError.DockerError({
+      operation,
+      reason: new DockerError.NotOurs({
+        kind,
+        name,
+        expected: Object.entries(want).map(([k, v]) => `${k}=${v}`).join(", ")
+      })
+    })
+  )
 
 /** Waits for a progress stream (build, import, push) to end; an `error` item fails it. */
 const followProgress = (docker: Docker, operation: string, stream: NodeJS.ReadableStream) =>
@@ -143,6 +186,12 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
   const docker = new Docker(options)
   const call = <A>(operation: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: (e) => DockerError.fromCause(operation, e) })
+
+  const removeContainer = (operation: string, id: string) =>
+    call(operation, () => docker.getContainer(id).remove({ force: true, v: true })).pipe(
+      // 409: a removal is already in progress; it will finish.
+      Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 409, () => Effect.void)
+    )
 
   return DockerClient.of({
     engine: engineLabel(options),
@@ -300,19 +349,36 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
         )
       )
     }),
-    remove: Effect.fn("DockerClient.remove")(function*(container) {
-      yield* missingIsFine(
-        call(`rm ${container}`, () => docker.getContainer(container).remove({ force: true, v: true })).pipe(
-          // 409: a removal is already in progress; it will finish.
-          Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 409, () => Effect.void)
-        )
+    remove: Effect.fn("DockerClient.remove")(function*(id) {
+      yield* missingIsFine(removeContainer(`rm ${id}`, id))
+    }),
+    removeOwned: Effect.fn("DockerClient.removeOwned")(function*(name, labels) {
+      const operation = `rm ${name}`
+      yield* missingIsFine(Effect.gen(function*() {
+        const info = yield* call(operation, () => docker.getContainer(name).inspect())
+        yield* sameName(operation, "container", name, info.Name.replace(/^\//, ""))
+        yield* owned(operation, "container", name, info.Config.Labels, labels)
+        yield* removeContainer(operation, info.Id)
+      }))
+    }),
+    labelsOf: Effect.fn("DockerClient.labelsOf")(function*(name) {
+      return yield* call(`inspect ${name}`, () => docker.getContainer(name).inspect()).pipe(
+        Effect.tap((info) => sameName(`inspect ${name}`, "container", name, info.Name.replace(/^\//, ""))),
+        Effect.map((info): Record<string, string> | undefined => info.Config.Labels ?? {}),
+        Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(undefined))
       )
     }),
     createNetwork: Effect.fn("DockerClient.createNetwork")(function*(name, labels) {
       yield* call(`network create ${name}`, () => docker.createNetwork({ Name: name, Labels: labels }))
     }),
-    removeNetwork: Effect.fn("DockerClient.removeNetwork")(function*(name) {
-      yield* missingIsFine(call(`network rm ${name}`, () => docker.getNetwork(name).remove()))
+    removeNetwork: Effect.fn("DockerClient.removeNetwork")(function*(name, labels) {
+      const operation = `network rm ${name}`
+      yield* missingIsFine(Effect.gen(function*() {
+        const info: Docker.NetworkInspectInfo = yield* call(operation, () => docker.getNetwork(name).inspect())
+        yield* sameName(operation, "network", name, info.Name)
+        yield* owned(operation, "network", name, info.Labels, labels)
+        yield* call(operation, () => docker.getNetwork(info.Id).remove())
+      }))
     }),
     containers: Effect.fn("DockerClient.containers")(function*(labels) {
       const list = yield* call("ps", () => docker.listContainers({ all: true, filters: labelFilter(labels) }))
@@ -394,7 +460,7 @@ export const removeByLabelSync = (
   const result = child.spawnSync(
     process.execPath,
     [fileURLToPath(new URL("internal/removeByLabel.mjs", import.meta.url)), JSON.stringify(engine), key, value],
-    { encoding: "utf8", timeout: timeoutMillis, stdio: ["ignore", "pipe", "ignore"] }
+    { encoding: "utf8", timeout: timeoutMillis, stdio: ["ignore", "pipe", "ignore"], env: childEnv() }
   )
   const removed = Number(result.stdout)
   return Number.isInteger(removed) ? removed : 0

@@ -21,13 +21,31 @@ export class Refused extends Schema.TaggedError<Refused>()("Refused", {
   statusCode: Schema.optionalKey(Schema.Number)
 }) {}
 
-export const Reason = Schema.Union([EngineUnreachable, NotFound, StreamFailed, Refused])
+/**
+ * A container or network of the name asked for exists but lacks the labels that make it ours: it is someone
+ * else's, and is left alone.
+ */
+export class NotOurs extends Schema.TaggedError<NotOurs>()("NotOurs", {
+  /** `container` or `network`. */
+  kind: Schema.String,
+  name: Schema.String,
+  /** The labels it should carry, `key=value`. */
+  expected: Schema.String
+}) {
+  override get message(): string {
+    return `the ${this.kind} ${this.name} is not ours (it lacks the label ${this.expected}): it is left alone`
+  }
+}
+
+export const Reason = Schema.Union([EngineUnreachable, NotFound, StreamFailed, Refused, NotOurs])
 export type Reason = typeof Reason.Type
 
 export class DockerError extends Schema.TaggedError<DockerError>()("DockerError", {
   /** What was asked of the engine: `run teztcloud-ns-a`, `build debian`, … */
   operation: Schema.String,
-  reason: Reason
+  reason: Reason,
+  /** The engine's own error (dockerode's, with its status code and body), out of the message. */
+  cause: Schema.optionalKey(Schema.Defect())
 }) {
   override get message(): string {
     return `docker ${this.operation}: ${this.reason.message}`
@@ -43,5 +61,5 @@ export const fromCause = (operation: string, cause: unknown): DockerError => {
     : e?.statusCode === 404
     ? new NotFound({ message })
     : new Refused({ message, ...(typeof e?.statusCode === "number" ? { statusCode: e.statusCode } : {}) })
-  return new DockerError({ operation, reason })
+  return new DockerError({ operation, reason, cause })
 }

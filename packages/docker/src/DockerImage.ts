@@ -20,6 +20,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { DockerClient, namespaceLabel } from "./DockerClient.ts"
+import { childEnv } from "./internal/childEnv.ts"
 
 /** `dockerfiles/` of the project: `$TEZT_CLOUD_DOCKERFILES`, else `./dockerfiles`. */
 export const dockerfilesDir = (env: Record<string, string | undefined> = process.env) =>
@@ -27,7 +28,7 @@ export const dockerfilesDir = (env: Record<string, string | undefined> = process
 
 /** `git rev-parse HEAD` of the working directory, when there is one. */
 const commit = (): string | undefined => {
-  const r = child.spawnSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", timeout: 2000 })
+  const r = child.spawnSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", timeout: 2000, env: childEnv(/^GIT_/) })
   return r.status === 0 ? r.stdout.trim() : undefined
 }
 
@@ -48,7 +49,11 @@ const dockerName = (s: string) => s.toLowerCase().replace(/[^a-z0-9._-]/g, "-")
 
 /** The run's tag of an alias built with `args`. */
 export const tagFor = (namespace: string, alias: string, args: Record<string, string>) => {
-  const hash = crypto.createHash("sha256").update(JSON.stringify(Object.entries(args).toSorted())).digest("hex")
+  // The namespace and alias are hashed too: two (namespace, alias) pairs of the same docker name (`A` and `a`,
+  // or `a` + `b-x` and `a-b` + `x`) never share a tag, which a run's teardown removes.
+  const hash = crypto.createHash("sha256")
+    .update(JSON.stringify([namespace, alias, Object.entries(args).toSorted()]))
+    .digest("hex")
   return `teztcloud-${dockerName(namespace)}-${dockerName(alias)}:${hash.slice(0, 12)}`
 }
 
@@ -102,7 +107,7 @@ export const builder = Effect.fn("DockerImage.builder")(function*(namespace: str
             tag,
             buildArgs: args,
             labels: { [namespaceLabel]: namespace }
-          }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message))),
+          }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message, { cause: e }))),
           () => Teardown.step(`image ${tag}`, docker.removeImage(tag))
         ).pipe(Effect.provideService(Ledger.Ledger, ledger))
         built.set(tag, tag)

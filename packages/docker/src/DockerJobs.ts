@@ -43,7 +43,7 @@ const build = Effect.gen(function*() {
     tag,
     buildArgs: DockerImage.buildArgs(agent!, key.publicKey),
     labels: {}
-  }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message)))
+  }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message, { cause: e })))
   yield* Effect.logInfo(`built ${tag} from ${path.relative(process.cwd(), file)}`)
   return tag
 })
@@ -76,7 +76,7 @@ export const push = Scenario.make({
     const docker = yield* DockerClient.DockerClient
     const tag = yield* build
     const target = `${DockerRegistry.address()}/${tag}`
-    const fail = (e: { readonly message: string }) => CloudError.deploy("registry", e.message)
+    const fail = (e: { readonly message: string }) => CloudError.deploy("registry", e.message, { cause: e })
     yield* docker.tag(tag, target).pipe(Effect.mapError(fail))
     yield* docker.push(target).pipe(Effect.mapError(fail))
     yield* Effect.logInfo(`pushed ${target}`)

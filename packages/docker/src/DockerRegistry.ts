@@ -5,9 +5,11 @@
  *
  * **Details**
  *
- * The container `teztcloud-<ns>-registry` is long-lived (restart `unless-stopped`) and carries the label
+ * The container `teztcloud-registry-<ns>` is long-lived (restart `unless-stopped`) and carries the label
  * `tezt-cloud.registry=<ns>`, not the namespace label: `CLOUD clean up` leaves it alone. Deploying again replaces
- * it, keeping the stored images.
+ * the container carrying that label (whatever its name: older versions named it otherwise), keeping the stored
+ * images; a container of its name without it is someone else's: an error, left alone. No agent's container can
+ * have its name (theirs are `teztcloud-<n>-…`, `n` a number).
  */
 import { CloudError } from "@tezt-cloud/core"
 import { Effect } from "effect"
@@ -23,7 +25,10 @@ export const binary = "/usr/bin/docker-registry"
 export const address = (env: Record<string, string | undefined> = process.env) =>
   env.TEZT_CLOUD_DOCKER_REGISTRY ?? "127.0.0.1:5000"
 
-export const containerName = (namespace: string) => `teztcloud-${namespace}-registry`
+export const containerName = (namespace: string) => `teztcloud-registry-${namespace}`
+
+/** The label of a namespace's registry container. */
+const registryLabel = "tezt-cloud.registry"
 
 /** Runs (or replaces) the registry container; returns its address once it listens. */
 export const deploy = Effect.fn("DockerRegistry.deploy")(function*(options: {
@@ -33,7 +38,7 @@ export const deploy = Effect.fn("DockerRegistry.deploy")(function*(options: {
 }) {
   const docker = yield* DockerClient
   const where = options.address ?? address()
-  const fail = (e: { readonly message: string }) => CloudError.deploy("registry", e.message)
+  const fail = (e: { readonly message: string }) => CloudError.deploy("registry", e.message, { cause: e })
   if (!fs.existsSync(binary)) {
     return yield* CloudError.notAvailable(
       "CLOUD docker registry deploy",
@@ -58,13 +63,17 @@ export const deploy = Effect.fn("DockerRegistry.deploy")(function*(options: {
   )
   yield* BaseImage.ensure()
   const name = containerName(options.namespace)
-  yield* docker.remove(name).pipe(Effect.mapError(fail))
+  const labels = { [registryLabel]: options.namespace }
+  const previous = yield* docker.containers(labels).pipe(Effect.mapError(fail))
+  yield* Effect.forEach(previous, (c) => docker.removeOwned(c.name, labels), { discard: true }).pipe(
+    Effect.mapError(fail)
+  )
   yield* docker.run({
     name,
     image: BaseImage.reference,
     entrypoint: [binary],
     cmd: ["serve", "/etc/tezt-cloud-registry/config.yml"],
-    labels: { "tezt-cloud.registry": options.namespace },
+    labels,
     network: "host",
     binds: [`${binary}:${binary}:ro`, `${options.dir}:/etc/tezt-cloud-registry:ro`, `${storage}:/var/lib/registry`],
     restart: true

@@ -1,7 +1,8 @@
 /**
  * The `--localhost` Docker runtime against a real engine (test/fixtures/DockerEngine.ts): the Runner contract
  * unchanged, nothing of a run left behind (containers, network, image tags), an interrupted start-up, clean up
- * after a run that never tore down, and namespaces that are prefixes of each other.
+ * after a run that never tore down, namespaces that are prefixes of each other, names that never collide, and
+ * containers or networks of our names that are someone else's, left alone.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -13,7 +14,7 @@ import * as path from "node:path"
 import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
-import { DockerAgents, DockerClient } from "../src/index.ts"
+import { BaseImage, DockerAgents, DockerClient, DockerRegistry } from "../src/index.ts"
 
 const enabled = Integration.available("docker integration tests", DockerEngine.binaries)
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-docker-"))
@@ -75,7 +76,7 @@ describe.runIf(enabled)("docker", () => {
 
   afterAll(async () => {
     // Whatever a failed test left of this file's namespaces.
-    for (const suffix of ["rc", "host", "net", "int", "kill", "force", "forcex", "a", "ab"]) {
+    for (const suffix of ["rc", "host", "net", "int", "kill", "force", "forcex", "a", "ab", "a-b", "reg", "theirs"]) {
       await Effect.runPromise(
         DockerAgents.cleanUp(`${base}-${suffix}`).pipe(
           Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, `${base}-${suffix}`))),
@@ -220,6 +221,128 @@ describe.runIf(enabled)("docker", () => {
         yield* nothingLeft(a)
         assert.deepStrictEqual((yield* leftovers(ab)).containers, [DockerAgents.containerName(ab, "x")])
       })),
+    120_000
+  )
+
+  it.live(
+    "names never collide: namespace a with agent b-x and namespace a-b with agent x are two containers",
+    () =>
+      Effect.gen(function*() {
+        const a = `${base}-a`
+        const ab = `${base}-a-b`
+        assert.notStrictEqual(DockerAgents.containerName(a, "b-x"), DockerAgents.containerName(ab, "x"))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { agents } = yield* deploy(ab, ["x"], { vm_base_port: 24100 })
+          yield* Effect.scoped(Effect.gen(function*() {
+            yield* deploy(a, ["b-x"], { vm_base_port: 24200 })
+            assert.deepStrictEqual((yield* leftovers(a)).containers, [DockerAgents.containerName(a, "b-x")])
+          }))
+          // a's teardown removed its own container only.
+          assert.deepStrictEqual((yield* leftovers(ab)).containers, [DockerAgents.containerName(ab, "x")])
+          assert.strictEqual(yield* agents[0]!.run("echo", ["still here"]), "still here\n")
+        }))
+        yield* nothingLeft(a)
+        yield* nothingLeft(ab)
+      }),
+    120_000
+  )
+
+  /** A container of someone else's named `name` (no label of ours), running until removed. */
+  const theirContainer = (name: string) =>
+    Effect.acquireRelease(
+      Effect.flatMap(Effect.service(DockerClient.DockerClient), (docker) =>
+        docker.run({
+          name,
+          image: BaseImage.reference,
+          entrypoint: ["sleep"],
+          cmd: ["600"],
+          labels: {},
+          network: "none"
+        })),
+      (id) => Effect.ignore(Effect.flatMap(Effect.service(DockerClient.DockerClient), (docker) => docker.remove(id)))
+    ).pipe(Effect.provide(client))
+
+  /** Whether the container `id` still runs. */
+  const running = (id: string) =>
+    Effect.flatMap(Effect.service(DockerClient.DockerClient), (docker) => docker.exec(id, ["true"])).pipe(
+      Effect.map((r) => r.code === 0),
+      Effect.orElseSucceed(() => false),
+      Effect.provide(client)
+    )
+
+  it.live(
+    "the registry and an agent named registry are two containers; someone else's of the registry's name stays",
+    () =>
+      Effect.gen(function*() {
+        if (!Integration.available("docker registry test", [DockerRegistry.binary])) return
+        const ns = `${base}-reg`
+        const dir = path.join(stateDir, ns, "registry")
+        const address = `127.0.0.1:${24400 + (process.pid % 100)}`
+        const registry = DockerRegistry.deploy({ namespace: ns, dir, address }).pipe(Effect.provide(client))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { agents } = yield* deploy(ns, ["registry"], { vm_base_port: 24300 })
+          yield* Effect.ensuring(
+            Effect.gen(function*() {
+              assert.strictEqual(yield* registry, address)
+              // The registry's deploy left the agent's container alone.
+              assert.strictEqual(yield* agents[0]!.run("echo", ["alive"]), "alive\n")
+            }),
+            Effect.ignore(
+              Effect.flatMap(
+                Effect.service(DockerClient.DockerClient),
+                (docker) => docker.remove(DockerRegistry.containerName(ns))
+              ).pipe(Effect.provide(client))
+            )
+          )
+        }))
+        yield* Effect.scoped(Effect.gen(function*() {
+          const theirs = yield* theirContainer(DockerRegistry.containerName(ns))
+          const error = yield* Effect.flip(registry)
+          assert.include(error.message, DockerRegistry.containerName(ns))
+          assert.match(error.message, /remove \(or rename\)/)
+          assert.isTrue(yield* running(theirs), "someone else's container is left alone")
+        }))
+      }),
+    120_000
+  )
+
+  it.live(
+    "someone else's network or container of the run's names: an error naming it and the fix; it stays",
+    () =>
+      Effect.gen(function*() {
+        const ns = `${base}-theirs`
+        const network = DockerAgents.networkName(ns)
+        const docker = yield* Effect.service(DockerClient.DockerClient).pipe(Effect.provide(client))
+        // The network: refused, still there, nothing of the namespace made.
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* Effect.acquireRelease(
+            docker.createNetwork(network, {}),
+            () => Effect.ignore(docker.removeNetwork(network, {}))
+          )
+          const error = yield* Effect.flip(
+            Effect.scoped(deploy(ns, ["a"], { docker_host_network: false, vm_base_port: 24500 }))
+          )
+          assert.include(error.message, `a network named ${network}, not this namespace's`)
+          assert.include(error.message, `docker network rm ${network}`)
+          assert.lengthOf(
+            yield* docker.networks({}).pipe(
+              Effect.map((all) => all.filter((n) => n.name === network))
+            ),
+            1
+          )
+          yield* nothingLeft(ns)
+        }))
+        // An agent's container: refused, still running.
+        yield* Effect.scoped(Effect.gen(function*() {
+          const name = DockerAgents.containerName(ns, "a")
+          const theirs = yield* theirContainer(name)
+          const error = yield* Effect.flip(Effect.scoped(deploy(ns, ["a"], { vm_base_port: 24500 })))
+          assert.include(error.message, `a container named ${name}, not tezt-cloud's, is in the way`)
+          assert.include(error.message, `docker rm -f ${name}`)
+          assert.isTrue(yield* running(theirs), "someone else's container is left alone")
+        }))
+        yield* nothingLeft(ns)
+      }),
     120_000
   )
 })

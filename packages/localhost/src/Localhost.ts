@@ -26,6 +26,7 @@ import {
   InheritedEnv,
   Ledger,
   Limits,
+  OutputLines,
   OutputTail,
   Provision,
   RunEvents,
@@ -99,7 +100,9 @@ export const layer = (options: Options) =>
               return slot.sandbox(home)
             },
             catch: (e) =>
-              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`)
+              CloudError.deploy(slot.name, `cannot create its sandbox ${homeOf(slot)}: ${CloudError.messageOf(e)}`, {
+                cause: e
+              })
           }),
         ready: (_, __, sandbox) =>
           Effect.succeed({
@@ -124,7 +127,8 @@ export const layer = (options: Options) =>
           killMarked(find, "TEZT_CLOUD_AGENT", sandbox.marker, graceMillis).pipe(
             Effect.andThen(Effect.try({
               try: () => fs.rmSync(sandbox.home, { recursive: true, force: true }),
-              catch: (e) => CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+              catch: (e) =>
+                CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
             }))
           )
       })
@@ -158,8 +162,14 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     ...extra
   })
   const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
-  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
-    CloudError.command(init.name, describeCommand(command, args), CloudError.messageOf(cause))
+  /** A command that could not be started or followed; `context` says what was being done. */
+  const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown, context?: string) =>
+    CloudError.command(
+      init.name,
+      describeCommand(command, args),
+      context === undefined ? CloudError.messageOf(cause) : `${context}: ${CloudError.messageOf(cause)}`,
+      { cause }
+    )
 
   /**
    * Spawns in the current scope, recorded in the ledger; killing the scope kills the whole tree. Also returns
@@ -208,8 +218,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         const tail = OutputTail.make(init.maxOutputBytes)
         return stream.pipe(
           Stream.tap((bytes) => Effect.sync(() => tail.push(bytes))),
-          Stream.decodeText(),
-          Stream.splitLines,
+          OutputLines.split(),
           Stream.runForEach((line) =>
             Effect.gen(function*() {
               yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
@@ -249,8 +258,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           fs.mkdirSync(path.dirname(logFile), { recursive: true })
           fs.closeSync(fs.openSync(logFile, "a"))
         },
-        catch: (e) =>
-          failed(command, args)(`cannot create the directory of its log ${logFile}: ${CloudError.messageOf(e)}`)
+        catch: (e) => failed(command, args)(e, `cannot create the directory of its log ${logFile}`)
       })
       // The shell only redirects and `exec`s: the argv reaches the program unchanged.
       const { handle, killTree } = yield* start("/bin/sh", [
@@ -288,7 +296,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           const file = Sandbox.pathIn(init.home, remote)
           return fs.existsSync(file) ? CopyPolicy.md5File(file) : undefined
         },
-        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e))
+        catch: (e) => CloudError.copy(init.name, remote, CloudError.messageOf(e), { cause: e })
       }),
     put: (local, remote, mode) =>
       Effect.try({
@@ -298,7 +306,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           fs.copyFileSync(local, file)
           fs.chmodSync(file, mode)
         },
-        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e))
+        catch: (e) => CloudError.copy(init.name, local, CloudError.messageOf(e), { cause: e })
       })
   }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
 
@@ -383,10 +391,11 @@ export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string
     // Other backends' records are theirs to clean.
     if (!kinds.includes(resource.kind)) continue
     if (resource.kind === "sandbox") {
-      const dir = String(resource.data.path)
+      // Only a sandbox of this namespace is ever removed, whatever the ledger says.
+      const dir = yield* Ledger.checkInside(sandboxesDir(stateDir, namespace), String(resource.data.path))
       yield* Effect.try({
         try: () => fs.rmSync(dir, { recursive: true, force: true }),
-        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`)
+        catch: (e) => CloudError.state(dir, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
       })
       removed.push(dir)
     }

@@ -304,6 +304,27 @@ describe("Localhost", () => {
       assert.strictEqual(error.reason._tag, "CopyFailed")
     }))
 
+  it.live("a failed copy keeps the error under it (its errno code), out of its one line", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("copycause"), ["c"])
+      const agent = agents[0]!
+      const dir = fs.mkdtempSync(path.join(stateDir, "src-"))
+      const missing = path.join(dir, "missing")
+      const absent = yield* agent.copy(missing).pipe(Effect.flip)
+      assert.strictEqual(absent.message, `agent c: copy of ${missing} failed: no such local file or directory`)
+      assert.strictEqual((absent.cause as NodeJS.ErrnoException).code, "ENOENT")
+      fs.writeFileSync(path.join(dir, "anchor"), "")
+      const anchor = yield* agent.copy(path.join(dir, "anchor"))
+      fs.mkdirSync(path.join(path.dirname(anchor), "taken"))
+      fs.writeFileSync(path.join(dir, "taken"), "file\n")
+      const onDirectory = yield* agent.copy(path.join(dir, "taken")).pipe(Effect.flip)
+      const cause = onDirectory.cause as NodeJS.ErrnoException
+      assert.strictEqual(cause.code, "EISDIR")
+      // The md5 of what is there already fails: the copy names the destination.
+      const remote = path.posix.join(agent.config.binariesPath, "taken")
+      assert.strictEqual(onDirectory.message, `agent c: copy of ${remote} failed: ${cause.message}`)
+    }))
+
   it.live.skipIf(pinning === undefined)(
     "one agent's failed teardown is reported, keeps its ledger record, and does not stop the others",
     () =>
@@ -373,6 +394,23 @@ describe("Localhost", () => {
       assert.isTrue(sandboxes.every((dir) => !fs.existsSync(dir)))
       assert.deepStrictEqual(yield* outstanding(namespace), [])
     }).pipe(Effect.provide(NodeServices.layer)))
+
+  it.live("cleanUp refuses to remove a recorded path outside the namespace's sandboxes, and keeps its record", () =>
+    Effect.gen(function*() {
+      const namespace = ns("victim")
+      const victim = fs.mkdtempSync(path.join(stateDir, "victim-"))
+      fs.writeFileSync(path.join(victim, "precious"), "keep me")
+      const escaping = path.join(Localhost.sandboxesDir(stateDir, namespace), "..", "..", path.basename(victim))
+      yield* Effect.gen(function*() {
+        const ledger = yield* Ledger.Ledger
+        yield* ledger.acquire({ id: "sandbox:outside", kind: "sandbox", data: { agent: "x", path: victim } })
+        yield* ledger.acquire({ id: "sandbox:escaping", kind: "sandbox", data: { agent: "y", path: escaping } })
+      }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace)))
+      const error = yield* Effect.flip(cleanUp(namespace))
+      assert.include(error.message, "not inside")
+      assert.strictEqual(fs.readFileSync(path.join(victim, "precious"), "utf8"), "keep me")
+      assert.includeMembers((yield* outstanding(namespace)).map((r) => r.id), ["sandbox:outside"])
+    }))
 
   it.live("cleanUp of namespace a never touches namespace ab", () =>
     Effect.gen(function*() {

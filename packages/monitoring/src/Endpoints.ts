@@ -8,8 +8,8 @@
  * the website shows every command and its output (`/api/run`), and Prometheus runs with its admin and lifecycle
  * APIs on. Nothing needs them elsewhere: Prometheus, on this machine, scrapes the website here and the agents at
  * their own addresses (outbound connections), and agents never reach the website. From another machine, tunnel
- * (`ssh -L 8080:127.0.0.1:8080 …`). A remote orchestrator (`--proxy`, not built) that serves them to other
- * machines must put authentication in front of the website, and still keep Prometheus on loopback.
+ * (`ssh -L 8080:127.0.0.1:8080 …`). A remote orchestrator (`--proxy`) keeps them on the proxy's loopback too: the
+ * user's machine reaches them through its ssh connection to the proxy.
  */
 import type { CloudConfig, CloudError } from "@tezt-cloud/core"
 import type { Effect } from "effect"

@@ -88,7 +88,8 @@ export const writeProvisioning = (dir: string, datasources: ReadonlyArray<Dataso
       fs.writeFileSync(path.join(dir, "provisioning", "dashboards", "tezt-cloud.yml"), dashboardsFile(copied))
       return path.join(dir, "provisioning")
     },
-    catch: (e) => CloudError.service("grafana", `cannot write its provisioning files: ${CloudError.messageOf(e)}`)
+    catch: (e) =>
+      CloudError.service("grafana", `cannot write its provisioning files: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
 export interface Credentials {

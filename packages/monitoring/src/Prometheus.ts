@@ -7,18 +7,20 @@
  *
  * The configuration is written as JSON, which is YAML too: no quoting rule of YAML can bite a job name or a
  * label. `addJob` with a known job name merges the targets (sorted, without duplicates), rewrites the file and
- * `POST`s `/-/reload`: the daemon is never restarted. Storage lives in a temporary directory removed at the end;
- * what survives the run is the snapshot, copied to `exportTo` (or, if that path already exists, next to it), and
- * the config and log under `dir`.
+ * `POST`s `/-/reload`: the daemon is never restarted. Storage lives in a temporary directory removed at the end,
+ * recorded in the Ledger (kind `prometheus-storage`) before it exists: after a `kill -9` of the run, `cleanUp`
+ * (run by `CLOUD clean up`) stops the Prometheus still serving it and removes it. What survives the run is the
+ * snapshot, copied to `exportTo` (or, if that path already exists, next to it), and the config and log under `dir`.
  *
  * **Gotchas**
  *
  * `serveSnapshot` runs Prometheus on a copy of a snapshot: Prometheus writes into its storage (WAL, compaction,
  * retention), and the user's snapshot must stay as it was.
  */
-import { CloudError, Teardown } from "@tezt-cloud/core"
-import { Context, Effect, type Scope, Semaphore } from "effect"
+import { CloudError, Ledger, Teardown } from "@tezt-cloud/core"
+import { Context, Effect, Schedule, type Scope, Semaphore } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -100,13 +102,36 @@ export interface Options {
 
 const service = "prometheus"
 
+/** The ledger kind of a Prometheus' storage: a run's TSDB, or the copy of a snapshot `CLOUD prometheus import` serves. */
+export const kinds: ReadonlyArray<string> = ["prometheus-storage"]
+
+/**
+ * A fresh storage directory (mode 0700) in the system's temporary dir, recorded in the ledger before it exists and
+ * removed, with its record, when the scope closes.
+ */
+const storageDir = (namespace: string) => {
+  const dir = path.join(os.tmpdir(), `tezt-cloud-${namespace}-prometheus-${crypto.randomBytes(6).toString("hex")}`)
+  const remove = Effect.try({
+    try: () => fs.rmSync(dir, { recursive: true, force: true }),
+    catch: (e) => CloudError.state(dir, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`, { cause: e })
+  })
+  return Ledger.scoped(
+    { id: `prometheus-storage:${dir}`, kind: "prometheus-storage", data: { path: dir } },
+    Effect.try({
+      try: () => fs.mkdirSync(dir, { mode: 0o700 }),
+      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`, { cause: e })
+    }),
+    () => Teardown.reported("prometheus storage", remove)
+  ).pipe(Effect.as(dir))
+}
+
 /** Starts Prometheus in the current scope and waits until it is ready. */
 export const start = Effect.fn("Prometheus.start")(function*(
   options: Options
 ): Effect.fn.Return<
   Prometheus["Service"],
   CloudError.CloudError,
-  Scope.Scope | ChildProcessSpawner.ChildProcessSpawner
+  Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
 > {
   // Reloads and snapshots need the lifecycle and admin APIs, which have no authentication: loopback only.
   if (!Endpoints.isLoopback(options.host)) {
@@ -117,19 +142,18 @@ export const start = Effect.fn("Prometheus.start")(function*(
   }
   const binary = yield* Binaries.require(service, "prometheus", "install Debian's prometheus package")
   const configFile = path.join(options.dir, "prometheus.yml")
-  const storage = yield* Teardown.acquireRelease(
-    "prometheus storage",
-    Effect.try({
-      try: () => {
-        fs.mkdirSync(options.dir, { recursive: true })
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tezt-cloud-${options.namespace}-prometheus-`))
-        if (options.snapshotOf !== undefined) fs.cpSync(options.snapshotOf, dir, { recursive: true })
-        return dir
-      },
-      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`)
-    }),
-    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-  )
+  yield* Effect.try({
+    try: () => fs.mkdirSync(options.dir, { recursive: true }),
+    catch: (e) => CloudError.service(service, `cannot create ${options.dir}: ${CloudError.messageOf(e)}`, { cause: e })
+  })
+  const storage = yield* storageDir(options.namespace)
+  const snapshotOf = options.snapshotOf
+  if (snapshotOf !== undefined) {
+    yield* Effect.try({
+      try: () => fs.cpSync(snapshotOf, storage, { recursive: true }),
+      catch: (e) => CloudError.service(service, `cannot copy ${snapshotOf}: ${CloudError.messageOf(e)}`, { cause: e })
+    })
+  }
   let jobs = options.jobs
   const write = Effect.try({
     try: () => {
@@ -137,7 +161,7 @@ export const start = Effect.fn("Prometheus.start")(function*(
       fs.writeFileSync(temporary, renderConfig(options.scrapeInterval, jobs))
       fs.renameSync(temporary, configFile)
     },
-    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`)
+    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`, { cause: e })
   })
   yield* write
   const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
@@ -189,7 +213,8 @@ export const start = Effect.fn("Prometheus.start")(function*(
         fs.mkdirSync(path.dirname(target), { recursive: true })
         fs.cpSync(path.join(storage, "snapshots", name), target, { recursive: true })
       },
-      catch: (e) => CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`)
+      catch: (e) =>
+        CloudError.service(service, `cannot copy the snapshot to ${target}: ${CloudError.messageOf(e)}`, { cause: e })
     })
     return target
   })
@@ -240,6 +265,71 @@ export const serveSnapshot = (options: {
       snapshotOf: options.snapshot
     })
   })
+
+/** Pids of the live processes whose arguments include `argument` exactly (one pass over /proc). */
+const withArgument = (argument: string): Array<number> =>
+  fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    const pid = Number(entry)
+    if (pid === process.pid) return []
+    let argv: Array<string>
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, "latin1").split("\0")
+    } catch {
+      return [] // gone meanwhile
+    }
+    return argv.includes(argument) ? [pid] : []
+  })
+
+/**
+ * Stops (SIGKILL: its storage goes next) every Prometheus serving `storage`, and waits, bounded, until none is
+ * left; returns their pids.
+ */
+const stopServing = (storage: string) =>
+  Effect.gen(function*() {
+    const argument = `--storage.tsdb.path=${storage}`
+    const pids = withArgument(argument)
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL")
+      } catch {
+        // gone, or not ours: the wait below says which
+      }
+    }
+    yield* Effect.suspend(() => {
+      const left = withArgument(argument)
+      return left.length === 0
+        ? Effect.void
+        : Effect.fail(CloudError.state(storage, `Prometheus (pid ${left.join(", ")}) serving it does not stop`))
+    }).pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100 }))
+    return pids
+  })
+
+/**
+ * Finishes what killed runs and imports of the namespace left of their Prometheus (`CLOUD clean up`): for every
+ * outstanding `prometheus-storage` record, stops the Prometheus still serving it, removes it and releases the
+ * record. Returns a line per storage removed.
+ */
+export const cleanUp = Effect.fn("Prometheus.cleanUp")(function*() {
+  const ledger = yield* Ledger.Ledger
+  const lines: Array<string> = []
+  for (const resource of yield* ledger.outstanding) {
+    if (!kinds.includes(resource.kind)) continue
+    const storage = String(resource.data.path)
+    const stopped = yield* stopServing(storage)
+    yield* Effect.try({
+      try: () => fs.rmSync(storage, { recursive: true, force: true }),
+      catch: (e) =>
+        CloudError.state(storage, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`, { cause: e })
+    })
+    yield* ledger.release(resource.id)
+    lines.push(
+      stopped.length === 0
+        ? `removed Prometheus' storage ${storage}`
+        : `stopped Prometheus (pid ${stopped.join(", ")}) and removed its storage ${storage}`
+    )
+  }
+  return lines
+})
 
 /** One series of an instant query's answer. */
 export interface Sample {

@@ -12,7 +12,7 @@
  * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
  * serving.
  */
-import { type Agent, type CloudConfig, CloudError, RunEvents, RunServices } from "@tezt-cloud/core"
+import { type Agent, type CloudConfig, CloudError, Ledger, RunEvents, RunServices } from "@tezt-cloud/core"
 import { Effect, Layer, type Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import * as path from "node:path"
@@ -105,7 +105,8 @@ const start = (
   options: Options,
   agents: ReadonlyArray<Agent.Agent>,
   events: RunEvents.RunEvents["Service"],
-  spawner: ChildProcessSpawner.ChildProcessSpawner["Service"]
+  spawner: ChildProcessSpawner.ChildProcessSpawner["Service"],
+  ledger: Ledger.Ledger["Service"]
 ) =>
   Effect.gen(function*() {
     const { config } = options
@@ -146,7 +147,10 @@ const start = (
         dir: path.join(options.artifactsDir, "prometheus"),
         namespace: config.namespace,
         exportTo: config.prometheusExport ? config.prometheusExportPath : undefined
-      }).pipe(Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner))
+      }).pipe(
+        Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
+        Effect.provideService(Ledger.Ledger, ledger)
+      )
       yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
     }
     const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
@@ -216,9 +220,11 @@ export const layer = (options: Options) =>
     Effect.gen(function*() {
       const events = yield* RunEvents.RunEvents
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      // Prometheus' storage is recorded in the run's ledger.
+      const ledger = yield* Ledger.Ledger
       return RunServices.RunServices.of({
         start: Effect.fn("RunMonitor.start")((agents: ReadonlyArray<Agent.Agent>) =>
-          start(options, agents, events, spawner)
+          start(options, agents, events, spawner, ledger)
         )
       })
     })

@@ -4,6 +4,7 @@
  */
 export * as Endpoints from "./Endpoints.ts"
 export * as Grafana from "./Grafana.ts"
+export * as Binaries from "./internal/binaries.ts"
 export * as Metrics from "./Metrics.ts"
 export * as Netdata from "./Netdata.ts"
 export * as ProcessExporter from "./ProcessExporter.ts"

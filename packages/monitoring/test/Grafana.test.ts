@@ -2,7 +2,6 @@
  * Grafana: the shipped dashboards and provisioning files, and the HTTP API calls against a fake Grafana that
  * answers as the documented API does (no Grafana is packaged where tezt-cloud runs).
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { RunEvents, RunServices, TestCloud } from "@tezt-cloud/core"
 import { Effect, Layer, Logger } from "effect"
@@ -10,7 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Grafana, RunMonitor } from "../src/index.ts"
-import { fakeGrafana, freePort } from "./utils.ts"
+import { fakeGrafana, freePort, platform } from "./utils.ts"
 
 const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `tezt-cloud-test-${name}-`))
 
@@ -134,7 +133,7 @@ const startStack = (grafanaUrl: string, token: string | undefined, artifactsDir:
   }).pipe(
     Effect.provide(Layer.mergeAll(
       RunEvents.RunEvents.layer([]),
-      NodeServices.layer,
+      platform,
       Logger.layer([Logger.make(({ message }) => void logs.push(String(message)))])
     ))
   )

@@ -3,7 +3,6 @@
  * error, hot-reloads a new source without restarting, exports a snapshot when its scope closes, and serves a
  * snapshot again for import.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { InheritedEnv } from "@tezt-cloud/core"
 import { Effect, Exit, Scope } from "effect"
@@ -11,7 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Metrics, Prometheus } from "../src/index.ts"
-import { eventually, freePort, liveWith, request, serveMetrics } from "./utils.ts"
+import { eventually, freePort, liveWith, platform, request, serveMetrics } from "./utils.ts"
 
 const job = (name: string, ...addresses: ReadonlyArray<string>): Prometheus.Job => ({
   name,
@@ -100,7 +99,7 @@ describe("Prometheus exposure", () => {
         )
       }
       assert.isFalse(fs.existsSync(dir), "nothing created")
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 })
 
 const live = liveWith("prometheus")
@@ -130,7 +129,7 @@ describe("Prometheus daemon", () => {
         assert.include(names, "PATH")
       }),
       Effect.scoped,
-      Effect.provide(NodeServices.layer)
+      Effect.provide(platform)
     )
   })
 
@@ -159,7 +158,7 @@ describe("Prometheus daemon", () => {
       )
       assert.strictEqual(result[0]!.metric.path, tricky)
       assert.strictEqual(yield* queryValue(prometheus.url, "tezt_special"), "+Inf")
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 
   live(
     "hot-reloads a new source without a restart: same pid, same start time, the new target scraped",
@@ -185,7 +184,7 @@ describe("Prometheus daemon", () => {
         assert.doesNotThrow(() => process.kill(prometheus.pid, 0))
         const config = (yield* request(`${prometheus.url}/api/v1/status/config`)).body
         assert.include(config, "late_source")
-      }).pipe(Effect.scoped, Effect.provide(NodeServices.layer))
+      }).pipe(Effect.scoped, Effect.provide(platform))
   )
 
   live("exports a snapshot when its scope closes; serveSnapshot answers queries from it", () =>
@@ -216,7 +215,7 @@ describe("Prometheus daemon", () => {
       const value = yield* queryValue(served.url, "last_over_time(tezt_kept[1h])")
       assert.strictEqual(value, "12.5")
       assert.deepStrictEqual(fs.readdirSync(exportTo).toSorted(), before, "the snapshot itself is left untouched")
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 
   live("an export path that exists already gets the snapshot next to it, never over it", () =>
     Effect.gen(function*() {
@@ -227,7 +226,7 @@ describe("Prometheus daemon", () => {
       assert.notStrictEqual(target, exportTo)
       assert.isTrue(target.startsWith(`${exportTo}-`))
       assert.deepStrictEqual(fs.readdirSync(exportTo), ["keep.txt"])
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 
   live("a taken port is one clear error naming --prometheus-port", () =>
     Effect.gen(function*() {
@@ -237,7 +236,7 @@ describe("Prometheus daemon", () => {
       assert.strictEqual(error.reason._tag, "ServiceFailed")
       assert.include(error.message, `cannot listen on 127.0.0.1:${port}`)
       assert.include(error.message, "--prometheus-port")
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 
   live("a configuration Prometheus refuses is an error, and rolled back", () =>
     Effect.gen(function*() {
@@ -250,5 +249,5 @@ describe("Prometheus daemon", () => {
       assert.deepStrictEqual(yield* prometheus.jobs, [])
       yield* prometheus.addJob(job("good", "127.0.0.1:1"))
       assert.deepStrictEqual((yield* prometheus.jobs).map((j) => j.name), ["good"])
-    }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)))
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 })

@@ -2,7 +2,6 @@
  * The monitoring stack: what it starts per the cascade, and with the real Prometheus, the run's sources, and the
  * snapshot exported by the teardown even when the scenario failed. A tiny HTTP front stands in for the website.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import {
   Cloud,
@@ -19,7 +18,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Endpoints, Prometheus, RunMonitor } from "../src/index.ts"
-import { freePort, liveWith, request, serveMetrics } from "./utils.ts"
+import { freePort, liveWith, platform, request, serveMetrics } from "./utils.ts"
 
 const resolveConfig = (input: CloudConfig.Input) => CloudConfig.resolve({ tezt_cloud: "ns", ...input }, {}, {})
 
@@ -101,7 +100,7 @@ const runScenario = (config: CloudConfig.CloudConfig, run: Scenario.Scenario["ru
       Effect.provide(TestCloud.layer()),
       Effect.provide(RunMonitor.layer({ config, artifactsDir: tmp("artifacts"), front: metricsFront })),
       Effect.provideService(CloudConfig.CurrentConfig, config),
-      Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), NodeServices.layer)),
+      Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), platform)),
       Effect.exit
     )
   })
@@ -144,7 +143,7 @@ describe("RunMonitor with Prometheus", () => {
         })
         const samples = yield* Prometheus.query(served.url, "last_over_time(tezt_before_failure[1h])")
         assert.deepStrictEqual(samples.map((s) => s.value), ["3"])
-      }).pipe(Effect.scoped, Effect.provide(NodeServices.layer))
+      }).pipe(Effect.scoped, Effect.provide(platform))
   )
 
   live(
@@ -197,5 +196,5 @@ describe("RunMonitor without Prometheus", () => {
       yield* hooks.pushMetric({ name: "kept", value: 1 })
       assert.deepStrictEqual((yield* hooks.metrics).map((m) => m.name), ["kept"])
       yield* hooks.registerBinary({ name: "octez-node" })
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), NodeServices.layer))))
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), platform))))
 })

@@ -2,8 +2,10 @@
  * Helpers of the monitoring, website and end-to-end suites: gating on real binaries (`TEZT_CLOUD_IT`), free
  * ports, bounded polling and plain HTTP requests to 127.0.0.1.
  */
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Ledger } from "@tezt-cloud/core"
+import { Effect, Layer, Schedule } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
 import { which } from "../src/internal/binaries.ts"
@@ -26,6 +28,9 @@ export const liveWith = (...binaries: ReadonlyArray<string>): typeof it.live.ski
       ))
 }
 
+/** The platform's services and an in-memory ledger (Prometheus records its storage there). */
+export const platform = Layer.mergeAll(NodeServices.layer, Ledger.Ledger.layerMemory("test"))
+
 /** A port nobody listens on right now, from the kernel's ephemeral range. */
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -37,10 +42,13 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** `count` consecutive free ports (an agent range for `--vm-base-port`); the first is returned. */
+/**
+ * `count` consecutive free ports (an agent range for `--vm-base-port`); the first is returned. Below Linux's
+ * ephemeral range, where `freePort` never answers: a run's website or Prometheus is never in its agents' ports.
+ */
 export const freeRange = async (count: number): Promise<number> => {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000)
+    const base = 20000 + Math.floor(Math.random() * (32768 - 20000 - count))
     const ok = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)))
     if (ok.every(Boolean)) return base
   }

@@ -12,13 +12,19 @@
  * - stdin is sent in acknowledged chunks: at most one chunk per command waits in the executor.
  * - When the executor is lost (killed, or the connection dropped), running commands fail with a clear error,
  *   their trees are killed through a plain channel, and the next command starts a new executor.
+ * - Frames from the host are checked (internal/frames.ts): a corrupt or hostile one (unknown type, a length
+ *   past its type's bound, a pid or exit code that is not one) stops that executor as if it were lost; before
+ *   it is ready, the host is treated as one without an executor. Nothing is allocated for a length not checked.
+ * - A command with a NUL byte (in argv, a variable, the directory, a shell line) is refused before anything is
+ *   sent (`CommandInvalid`): the frame's fields are NUL-separated.
  * - The executor exits when its session closes, killing the trees of the commands still running: nothing
  *   outlives the orchestrator's connection.
  */
 import { Effect, FiberSet, Option, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import type { Command, ExecExit, ExecHandlers } from "./SshCommand.ts"
+import * as Frames from "./internal/frames.ts"
+import { type Command, type ExecExit, type ExecHandlers, invalid } from "./SshCommand.ts"
 import * as SshError from "./SshError.ts"
 
 const script = fs.readFileSync(new URL("./internal/executor.pl", import.meta.url))
@@ -79,35 +85,6 @@ interface Live {
   readonly requests: Map<number, Request>
 }
 
-const frame = (type: string, id: number, payload: Buffer | string = "") => {
-  const body = typeof payload === "string" ? Buffer.from(payload) : payload
-  const header = Buffer.alloc(9)
-  header.write(type, 0, "latin1")
-  header.writeUInt32BE(id, 1)
-  header.writeUInt32BE(body.length, 5)
-  return Buffer.concat([header, body])
-}
-
-/** Splits a byte stream into frames. */
-const makeParser = (onFrame: (type: string, id: number, payload: Buffer) => void) => {
-  let pending: Buffer = Buffer.alloc(0)
-  return (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
-    let offset = 0
-    while (pending.length - offset >= 9) {
-      const length = pending.readUInt32BE(offset + 5)
-      if (pending.length - offset < 9 + length) break
-      onFrame(
-        String.fromCharCode(pending[offset]!),
-        pending.readUInt32BE(offset + 1),
-        Buffer.from(pending.subarray(offset + 9, offset + 9 + length))
-      )
-      offset += 9 + length
-    }
-    pending = offset === pending.length ? Buffer.alloc(0) : pending.subarray(offset)
-  }
-}
-
 /** A `Command` as the `c` frame's fields: cwd, PATH prefix, variable count, variables, argv. */
 const commandFields = (command: Command) => {
   const env = Object.entries(command.env).map(([k, v]) => `${k}=${v}`)
@@ -127,16 +104,19 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
   let unavailable: string | undefined
   let nextId = 1
 
-  /** Everything running on a lost executor fails, and its trees are killed over a plain channel. */
-  const lost = (current: Live, exit: ExecExit | undefined, stderr: string) => {
-    if (live === current) live = undefined
-    // A session closing without an exit status is the connection dropping.
+  /** Why the executor's session ended: its exit (none: the connection dropped) and the start of its stderr. */
+  const ended = (exit: ExecExit | undefined, stderr: string) => {
     const detail = stderr.trim() === "" ? "" : `: ${stderr.trim().split("\n")[0]}`
-    const message = exit === undefined
+    return exit === undefined
       ? "the connection dropped during the command"
       : `the executor on the host stopped during the command (${
         exit.signal === undefined ? `exit code ${exit.code}` : `killed by SIG${exit.signal}`
       }${detail}); the next command starts a new one`
+  }
+
+  /** Everything running on a lost executor fails with `message`, and its trees are killed over a plain channel. */
+  const lost = (current: Live, message: string) => {
+    if (live === current) live = undefined
     const error = fail(new SshError.Disconnected({ message }))
     const running = [...current.requests.keys()].map((id) => `TEZT_CLOUD_XREQ=${current.sessionId}-${id}`)
     for (const request of current.requests.values()) request.done(Effect.fail(error))
@@ -151,8 +131,20 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
     let current: Live | undefined
     let onReady: ((pid: number) => void) | undefined
     let onEarlyClose: ((exit: ExecExit | undefined) => void) | undefined
-    const parse = makeParser((type, id, payload) => {
-      if (type === "R") return onReady?.(Number(payload.toString()))
+    let onEarlyCorrupt: ((reason: string) => void) | undefined
+    /** A frame that is not one, or one that comes when it cannot: this executor is not to be trusted any more. */
+    const corrupt = (reason: string) => {
+      const message = `the executor on the host sent ${reason}: it is stopped, the next command starts a new one`
+      if (current === undefined) return onEarlyCorrupt?.(reason)
+      const lostOne = current
+      lost(lostOne, message)
+      lostOne.session.close()
+    }
+    const parse = Frames.parser((type, id, payload) => {
+      if (type === "R") {
+        if (current !== undefined || id !== 0) return corrupt("a ready frame out of turn")
+        return onReady?.(Number(payload.toString()))
+      }
       const request = requests.get(id)
       if (request === undefined) return
       switch (type) {
@@ -171,14 +163,14 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
           requests.delete(id)
           return request.done(Effect.fail(fail(new SshError.ChannelFailed({ message: payload.toString() }))))
       }
-    })
+    }, corrupt)
     const session = yield* options.open(bootstrap(sessionId), {
       onStdout: parse,
       onStderr: (chunk) => {
         stderr = (stderr + chunk.toString()).slice(-4096)
       },
       onClose: (exit) => {
-        if (current !== undefined) lost(current, exit, stderr)
+        if (current !== undefined) lost(current, ended(exit, stderr))
         else onEarlyClose?.(exit)
       }
     })
@@ -188,6 +180,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
         resume(Effect.fail(
           stderr.trim().split("\n")[0] || (exit === undefined ? "its session closed" : `exit ${exit.code}`)
         ))
+      onEarlyCorrupt = (reason) => resume(Effect.fail(`it sent ${reason}`))
       session.write(script)
     }).pipe(
       Effect.timeoutOrElse({
@@ -218,8 +211,11 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
     }))
   }))
 
-  const exec = (what: string | Command, handlers: ExecHandlers) =>
-    Effect.flatMap(ensure, (executor) => {
+  const exec = (what: string | Command, handlers: ExecHandlers) => {
+    // A NUL would end a field of the frame early: the rest of the value would run as something else.
+    const refused = invalid(what)
+    if (refused !== undefined) return Effect.fail(fail(new SshError.CommandInvalid({ message: refused })))
+    return Effect.flatMap(ensure, (executor) => {
       if (executor === undefined) return Effect.succeed(Option.none<ExecExit>())
       return permits.withPermits(1)(Effect.callback<ExecExit, SshError.SshError>((resume) => {
         const id = nextId++
@@ -237,7 +233,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
         }
         executor.requests.set(id, request)
         const send = (type: string, payload?: Buffer | string) => {
-          if (!finished) executor.session.write(frame(type, id, payload))
+          if (!finished) executor.session.write(Frames.encode(type, id, payload))
         }
         const flags = Buffer.from([handlers.stdin === undefined ? 0 : 1])
         if (typeof what === "string") send("x", Buffer.concat([flags, Buffer.from(what)]))
@@ -273,6 +269,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
         })
       })).pipe(Effect.map(Option.some))
     })
+  }
 
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {

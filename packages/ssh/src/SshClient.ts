@@ -15,6 +15,10 @@
  *   `insecure` accepts any key (Tezt cloud's `StrictHostKeyChecking=no`), only when asked for explicitly.
  * - Commands go through the connection's persistent executor (Executor.ts: one session, many commands, no sshd
  *   session set-up per command) where the host can run it, through one channel each otherwise.
+ * - A command with a NUL byte (in argv, a variable, the directory, a shell line) is refused before anything is
+ *   sent, on either path (`CommandInvalid`): no program can receive one, and the executor's frames would cut it.
+ * - What the host sends is bounded: the executor's frames are checked, a command's pid line on a channel is at
+ *   most a few bytes (past that it is output, not a pid).
  * - The connection belongs to the scope that opened it.
  */
 import { Duration, Effect, Option, Schedule, Semaphore } from "effect"
@@ -24,7 +28,7 @@ import * as path from "node:path"
 import ssh2 from "ssh2"
 import * as Executor from "./Executor.ts"
 import * as Shell from "./internal/shell.ts"
-import type { Command, ExecExit, ExecHandlers } from "./SshCommand.ts"
+import { type Command, type ExecExit, type ExecHandlers, invalid } from "./SshCommand.ts"
 import * as SshError from "./SshError.ts"
 
 export { commandLine, quote } from "./internal/shell.ts"
@@ -78,6 +82,8 @@ export interface Connection {
   readonly openChannels: () => number
   /** The executor's pid on the host while one runs (for tests and benchmarks). */
   readonly executorPid: () => number | undefined
+  /** The live ssh2 client, connecting when there is none: for what this module does not wrap (`SshTunnel`). */
+  readonly client: Effect.Effect<ssh2.Client, SshError.SshError>
 }
 
 export const label = (target: Target) => `${target.user}@${target.host}:${target.port}`
@@ -90,6 +96,9 @@ const exitOf = (code: number | null | undefined, signal: string | undefined): Ex
   const name = signal?.replace(/^SIG/, "")
   return { code: 128 + (signals[name ?? ""] ?? 0), signal: name }
 }
+
+/** The longest pid line a command on a channel starts with (`echo $$`): digits and a newline. */
+const maxPidLine = 16
 
 /** Reads `known_hosts`-style lines `[host]:port base64` into a map. */
 const readKnownHosts = (file: string): Map<string, string> => {
@@ -309,20 +318,26 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         })
       })))
 
-  /** A `Command` on a channel: the first line of its stdout is its pid (`echo $$` before `exec`), stripped. */
+  /**
+   * A `Command` on a channel: the first line of its stdout is its pid (`echo $$` before `exec`), stripped. What
+   * is not such a line (more than `maxPidLine` bytes without a newline, or not a number) is no pid: it is passed
+   * on as output, and so is everything after it.
+   */
   const channelCommand = (command: Command, handlers: ExecHandlers) => {
     const line = `${Shell.environmentPrefix(command)} setsid -w sh -c 'echo $$; exec "$@"' sh ` +
       Shell.commandLine(command.argv)
-    let header: string | undefined = ""
+    let header: Buffer | undefined = Buffer.alloc(0)
     return channelExec(line, {
       ...handlers,
       onStdout: (chunk) => {
         if (header === undefined) return handlers.onStdout(chunk)
-        header += chunk.toString("latin1")
-        const newline = header.indexOf("\n")
-        if (newline < 0) return
-        handlers.onPid?.(Number(header.slice(0, newline)))
-        const rest = Buffer.from(header.slice(newline + 1), "latin1")
+        header = Buffer.concat([header, chunk])
+        const newline = header.indexOf(0x0a)
+        if (newline < 0 && header.length <= maxPidLine) return
+        const pid = newline < 0 ? "" : header.subarray(0, newline).toString("latin1")
+        const isPid = /^[1-9]\d{0,9}$/.test(pid)
+        if (isPid) handlers.onPid?.(Number(pid))
+        const rest = isPid ? header.subarray(newline + 1) : header
         header = undefined
         if (rest.length > 0) handlers.onStdout(rest)
       }
@@ -366,11 +381,20 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       Effect.flatMap(Option.match({ onNone: () => fallback, onSome: Effect.succeed }))
     )
 
+  /** Refuses what cannot be sent (a NUL byte…) before either path sends anything. */
+  const checked = (what: string | Command, send: Effect.Effect<ExecExit, SshError.SshError>) => {
+    const refused = invalid(what)
+    return refused === undefined ? send : Effect.fail(fail(new SshError.CommandInvalid({ message: refused })))
+  }
+
   const exec = (commandLine: string, handlers: ExecHandlers) =>
-    viaExecutor(commandLine, handlers, Effect.suspend(() => channelExec(commandLine, handlers)))
+    checked(
+      commandLine,
+      viaExecutor(commandLine, handlers, Effect.suspend(() => channelExec(commandLine, handlers)))
+    )
 
   const execCommand = (command: Command, handlers: ExecHandlers) =>
-    viaExecutor(command, handlers, Effect.suspend(() => channelCommand(command, handlers)))
+    checked(command, viaExecutor(command, handlers, Effect.suspend(() => channelCommand(command, handlers))))
 
   return {
     target,
@@ -379,6 +403,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
     execCommand,
     run,
     openChannels: () => open,
-    executorPid: () => executor?.pid()
+    executorPid: () => executor?.pid(),
+    client: ensure
   } satisfies Connection
 })

@@ -27,6 +27,11 @@ export class Disconnected extends Schema.TaggedError<Disconnected>()("Disconnect
 /** A channel failed, or the executor could not start a command. */
 export class ChannelFailed extends Schema.TaggedError<ChannelFailed>()("ChannelFailed", { message: Schema.String }) {}
 
+/** The command cannot be sent as given (a NUL byte in an argument, a variable or the directory): nothing ran. */
+export class CommandInvalid extends Schema.TaggedError<CommandInvalid>()("CommandInvalid", {
+  message: Schema.String
+}) {}
+
 /**
  * The server refused to open a channel (sshd's `MaxSessions`, often for a moment after other channels closed):
  * nothing ran, so it is retried.
@@ -42,6 +47,7 @@ export const Reason = Schema.Union([
   HostKeyMismatch,
   Disconnected,
   ChannelFailed,
+  CommandInvalid,
   ChannelRefused
 ])
 export type Reason = typeof Reason.Type

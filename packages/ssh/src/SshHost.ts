@@ -1,17 +1,18 @@
 /**
  * The `--ssh-host [user@]host[:port]` backend: agents are process sandboxes on a host of the user's, reached
- * over one multiplexed ssh connection (`SshSandbox`). The host only needs `sh`, `setsid`, `md5sum`, `grep` and
+ * over one multiplexed ssh connection (`SshSandbox`). The host only needs `sh`, `setsid`, coreutils, `grep` and
  * `/proc`, which every Debian/Ubuntu has; nothing is installed on it.
  *
  * **Details**
  *
- * Provisioning checks the host, then creates `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>/` on it; each agent gets
+ * Provisioning checks the host, then creates `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>/` on it, both mode 0700 and
+ * refused unless they are this user's own directories that no one else can write in; each agent gets
  * `agents/<name>/` there (its home; absolute paths it copies to live under its `fs/`). Teardown kills every
  * process carrying the namespace's marker on the host and removes the directory: nothing is left behind. Both
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import { Backend, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
@@ -20,8 +21,8 @@ import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
 import * as SshSandbox from "./SshSandbox.ts"
 
-/** What this backend reads of the run's configuration, besides its target. */
-export const Config = Schema.Struct({ ...SshSandbox.Config.fields, insecureHostKeys: Schema.Boolean })
+/** What this backend reads of the run's configuration, besides its target: the ssh options among them. */
+export const Config = Schema.Struct({ ...SshSandbox.Config.fields, ...CloudConfig.ownedBy("ssh") })
 export type Config = typeof Config.Type
 
 export interface Options {
@@ -67,6 +68,37 @@ export class ControlFailed extends Schema.TaggedError<ControlFailed>()("ControlF
   }
 }
 
+/**
+ * A shell function, `private_dir PATH CREATE`, for the run's directory and its parent
+ * (`${TMPDIR:-/tmp}/tezt-cloud-<uid>`, which another user of the host could make first): it creates PATH with mode
+ * 0700 when CREATE is 1 and PATH is missing, then refuses (one line on stderr, status 3) unless PATH is a directory,
+ * not a symbolic link, owned by this user and writable by no one else. Its agents' binaries come first on their
+ * PATH: a directory someone else can write in is one where they choose what the agents run. A directory of this
+ * user's that others may only read (older versions made them 0755) is made 0700.
+ */
+const privateDir = [
+  `private_dir() {`,
+  `  if [ ! -e "$1" ] && [ ! -L "$1" ]; then`,
+  `    [ "$2" = 1 ] || return 0`,
+  `    e=$(mkdir -m 700 -- "$1" 2>&1) || [ -e "$1" ] || [ -L "$1" ] || { echo "$e" >&2; return 1; }`,
+  `  fi`,
+  `  fix="remove it (as its owner, or root) and run again: the run's directory must be yours alone, mode 0700"`,
+  `  if [ -L "$1" ]; then`,
+  `    echo "refused $1: it is a symbolic link (to $(readlink -- "$1")), not a directory of yours; $fix" >&2; return 3`,
+  `  fi`,
+  `  [ -d "$1" ] || { echo "refused $1: it is not a directory; $fix" >&2; return 3; }`,
+  `  set -- "$1" $(stat -c '%u %a %A' -- "$1") "$(id -u)"`,
+  `  if [ "$2" != "$5" ]; then`,
+  `    echo "refused $1: it is owned by uid $2 (mode $3), not by you (uid $5); $fix" >&2; return 3`,
+  `  fi`,
+  `  case $4 in`,
+  `    ?????w????|????????w?) echo "refused $1: its mode $3 lets other users write in it; $fix" >&2; return 3 ;;`,
+  `    d???------) ;;`,
+  `    *) chmod 700 -- "$1" || return 1 ;;`,
+  `  esac`,
+  `}`
+].join("\n")
+
 /** Fails with `ControlFailed` unless a control script exited 0. */
 const succeeded = (host: string, what: string) => (r: ControlResult) =>
   r.code === 0
@@ -87,7 +119,7 @@ const must = (
   agent: string
 ) =>
   connection.run(line).pipe(
-    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`)),
+    Effect.mapError((e: SshError.SshError) => CloudError.deploy(agent, `${what}: ${e.message}`, { cause: e })),
     Effect.flatMap((r) =>
       r.code === 0
         ? Effect.succeed(r.stdout)
@@ -189,10 +221,13 @@ export const layer = (options: Options) =>
             })
             const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
             // What the sandboxes need, and where they go.
+            // The run's directory is checked here already (nothing created): a refused one leaves no record.
             const probe = yield* must(
               connection,
-              `for c in sh setsid md5sum grep sed mktemp tr; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
-                `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }; echo "\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"`,
+              `for c in sh setsid md5sum grep sed mktemp tr stat readlink; do command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }; done; ` +
+                `[ -r /proc/self/environ ] || { echo "no /proc" >&2; exit 1; }\n` +
+                `r="\${TMPDIR:-/tmp}/tezt-cloud-$(id -u)"\n${privateDir}\n` +
+                `private_dir "$r" 0 && private_dir "$r"/${SshClient.quote(config.namespace)} 0 || exit 1\necho "$r"`,
               "the host cannot run agents",
               host
             )
@@ -203,7 +238,13 @@ export const layer = (options: Options) =>
                 kind: "ssh-root",
                 data: { ...target, root, key: key.path, namespace: config.namespace }
               },
-              must(connection, `mkdir -p ${SshClient.quote(root)}`, "cannot create the run's directory", host),
+              must(
+                connection,
+                `${privateDir}\nprivate_dir ${SshClient.quote(path.posix.dirname(root))} 1 && ` +
+                  `private_dir ${SshClient.quote(root)} 1`,
+                "cannot create the run's directory",
+                host
+              ),
               // After every agent's sandbox (the loop's pool closes first). A failed wipe is reported and keeps
               // the host's record, for `CLOUD clean up` to retry.
               () =>
@@ -253,6 +294,16 @@ const homeOf = (root: string, slot: Provision.Slot) => path.posix.join(root, "ag
  * Finishes what killed runs left on ssh hosts: for every `ssh-root` record, reconnects with the recorded key,
  * kills the namespace's processes there and removes the run's directory.
  */
+/**
+ * `root` as recorded in the ledger, if it is a run directory of `namespace` (`…/tezt-cloud-<uid>/<ns>`, absolute
+ * and normal): clean up removes it on the host, so a ledger line naming anything else is refused.
+ */
+const runRoot = (host: string, root: string, namespace: string) =>
+  path.posix.isAbsolute(root) && path.posix.normalize(root) === root && path.posix.basename(root) === namespace &&
+    /^tezt-cloud-\d+$/.test(path.posix.basename(path.posix.dirname(root)))
+    ? Effect.succeed(root)
+    : Effect.fail(CloudError.state(host, `refusing to remove ${root}: it is not a run directory of ${namespace}`))
+
 export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, config: Config) {
   const ledger = yield* Ledger.Ledger
   const reaching = settings(config, stateDir, 1)
@@ -262,13 +313,13 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
     if (resource.kind === "ssh-root") {
       const target = SshSandbox.reachOf(resource.data)
       const host = SshClient.label(target)
-      const root = String(resource.data.root)
+      const root = yield* runRoot(host, String(resource.data.root), config.namespace)
       const key = yield* SshKeys.ensure(config.namespace, target.key)
       yield* Effect.scoped(Effect.gen(function*() {
         const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
         yield* wipe(connection, `TEZT_CLOUD_NS=${config.namespace}`, root, 1).pipe(
           Effect.flatMap(succeeded(host, `cannot remove ${root}`)),
-          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`))
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`, { cause: e }))
         )
       }))
       cleaned.push(`${host}:${root}`)
@@ -298,7 +349,7 @@ export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: stri
       const r = yield* connection.run(
         `[ -e ${SshClient.quote(root)} ] && echo dir; ` +
           `grep -lzxF ${SshClient.quote(`TEZT_CLOUD_NS=${config.namespace}`)} /proc/[0-9]*/environ 2>/dev/null | wc -l`
-      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message)))
+      ).pipe(Effect.mapError((e) => CloudError.state(host, e.message, { cause: e })))
       const lines = r.stdout.trim().split("\n")
       const processes = Number(lines.at(-1))
       return [

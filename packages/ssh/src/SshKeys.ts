@@ -1,8 +1,10 @@
 /**
  * The namespace's ssh key: `~/.ssh/<ns>-tf` (ed25519, mode 0600, with its `.pub`), generated on first use, or the
  * user's own `--ssh-private-key`. The private key is read into memory and never logged or put on a command line.
+ * A generated key is written whole (a temporary file, flushed, then linked into place), so a crash never leaves
+ * a truncated key, and two runs generating it at once end with the same one.
  */
-import { CloudError } from "@tezt-cloud/core"
+import { AtomicFile, CloudError } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -36,8 +38,10 @@ export const ensure = Effect.fn("SshKeys.ensure")(function*(namespace: string, p
           pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `tezt-cloud ${namespace}` })
         }
         fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-        fs.writeFileSync(file, pair.private, { mode: 0o600 })
-        fs.writeFileSync(`${file}.pub`, pair.public + "\n", { mode: 0o644 })
+        // Whole or not at all, and never over a key another process has just made (and maybe installed).
+        if (AtomicFile.createAtomic(file, pair.private, 0o600)) {
+          AtomicFile.writeAtomic(`${file}.pub`, pair.public + "\n", 0o644)
+        }
       }
       const privateKey = fs.readFileSync(file, "utf8")
       const parsed = ssh2.utils.parseKey(privateKey)
@@ -49,7 +53,8 @@ export const ensure = Effect.fn("SshKeys.ensure")(function*(namespace: string, p
     catch: (e) =>
       CloudError.config(
         privateKeyPath === undefined ? "--tezt-cloud" : "--ssh-private-key",
-        `${file}: ${CloudError.messageOf(e)}`
+        `${file}: ${CloudError.messageOf(e)}`,
+        { cause: e }
       )
   })
 })

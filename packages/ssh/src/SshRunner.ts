@@ -16,12 +16,20 @@
  * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
  * - `FAKETIME` (`--faketime`) is set for every command, for images with libfaketime.
  */
-import { CloudError, CopyPolicy, type Daemon, OutputTail, type RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
+import {
+  CloudError,
+  CopyPolicy,
+  type Daemon,
+  OutputLines,
+  OutputTail,
+  type RunEvents,
+  type Runner,
+  Sandbox
+} from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { StringDecoder } from "node:string_decoder"
 import { environmentPrefix, killScript } from "./internal/shell.ts"
 import { type Command, commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
 
@@ -44,7 +52,7 @@ export const make = (init: Init): Runner.Runner => {
   const maxOutput = init.maxOutputBytes ?? 16 * 1024 * 1024
   const describe = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
-    CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause))
+    CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause), { cause })
 
   /** The command's directory and environment: the agent's own, FAKETIME, then the command's. */
   const commandOf = (
@@ -86,25 +94,30 @@ export const make = (init: Init): Runner.Runner => {
       const out = OutputTail.make(maxOutput)
       const err = OutputTail.make(maxOutput)
       let pid = 0
-      // Lines wait here for `onLine` and the event log; past `high` the channel is paused (backpressure up to
-      // the remote command), below `low` it reads on. Memory stays bounded whatever the command prints.
+      // Lines wait here for `onLine` and the event log; past `high` lines or `highChars` characters the channel is
+      // paused (backpressure up to the remote command), below `low` lines and `lowChars` it reads on. Memory stays
+      // bounded whatever the command prints, in many short lines or in a few long ones (up to 1 MiB each).
       const queue: Array<Runner.OutputLine> = []
       const high = 4096
       const low = 256
+      const highChars = 16 * 1024 * 1024
+      const lowChars = 1024 * 1024
+      let queuedChars = 0
       let flow: Flow | undefined
       let paused = false
       let finished = false
       let wake: (() => void) | undefined
       const push = (stream: "stdout" | "stderr") => (line: string) => {
         queue.push({ stream, line })
-        if (queue.length >= high && !paused && flow) {
+        queuedChars += line.length
+        if ((queue.length >= high || queuedChars >= highChars) && !paused && flow) {
           paused = true
           flow.pause()
         }
         wake?.()
       }
-      const stdoutLines = makeLineSplitter(push("stdout"))
-      const stderrLines = makeLineSplitter(push("stderr"))
+      const stdoutLines = OutputLines.splitter(push("stdout"))
+      const stderrLines = OutputLines.splitter(push("stderr"))
       const onStdout = (chunk: Buffer) => {
         out.push(chunk)
         stdoutLines(chunk)
@@ -128,11 +141,13 @@ export const make = (init: Init): Runner.Runner => {
             })
             continue
           }
-          for (const item of queue.splice(0, queue.length)) {
+          const taken = queue.splice(0, queue.length)
+          queuedChars = 0
+          for (const item of taken) {
             yield* init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line })
             if (options?.onLine) yield* options.onLine(item)
           }
-          if (paused && queue.length < low) {
+          if (paused && queue.length < low && queuedChars < lowChars) {
             paused = false
             flow?.resume()
           }
@@ -218,7 +233,7 @@ export const make = (init: Init): Runner.Runner => {
     agent: init.name,
     md5: (remote) =>
       init.connection.run(`f=${quote(Sandbox.pathIn(init.home, remote))}; [ -f "$f" ] || exit 3; md5sum < "$f"`).pipe(
-        Effect.mapError((e) => CloudError.copy(init.name, remote, e.message)),
+        Effect.mapError((e) => CloudError.copy(init.name, remote, e.message, { cause: e })),
         Effect.flatMap((r) =>
           r.code === 3
             ? Effect.succeed(undefined)
@@ -236,7 +251,7 @@ export const make = (init: Init): Runner.Runner => {
           `mkdir -p ${quote(path.posix.dirname(file))} && cat > ${quote(partial)} && chmod ${mode.toString(8)} ` +
             `${quote(partial)} && mv -f ${quote(partial)} ${quote(file)} || { rm -f ${quote(partial)}; exit 1; }`,
           fs.createReadStream(local, { highWaterMark: 256 * 1024 })
-        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.message)))
+        ).pipe(Effect.mapError((e) => CloudError.copy(init.name, local, e.message, { cause: e })))
         if (written.code !== 0) return yield* CloudError.copy(init.name, local, written.stderr.trim())
       })
   }, { binariesPath: init.binariesPath, checkFileConsistency: init.checkFileConsistency })
@@ -247,26 +262,4 @@ export const make = (init: Init): Runner.Runner => {
   })
 
   return { exec, spawn, copy }
-}
-
-/** Calls `onLine` for each complete line of a byte stream (`\n`-terminated, `\r\n` trimmed); `end` flushes. */
-const makeLineSplitter = (onLine: (line: string) => void) => {
-  // A multi-byte character may straddle two chunks: the decoder keeps its first bytes for the next one.
-  const decoder = new StringDecoder("utf8")
-  let rest = ""
-  const split = (chunk: Buffer) => {
-    rest += decoder.write(chunk)
-    let newline = rest.indexOf("\n")
-    while (newline >= 0) {
-      onLine(rest.slice(0, newline).replace(/\r$/, ""))
-      rest = rest.slice(newline + 1)
-      newline = rest.indexOf("\n")
-    }
-  }
-  split.end = () => {
-    rest += decoder.end()
-    if (rest !== "") onLine(rest)
-    rest = ""
-  }
-  return split
 }

@@ -9,7 +9,7 @@
  * A descriptor of such an agent holds the sandbox (see core's `Sandbox`) and how the machine was reached: `user`,
  * `host`, `port` and `key`, the path of the private key on this machine (never the key itself).
  */
-import { type Agent, CloudError, Provision, RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
+import { type Agent, CloudConfig, CloudError, Provision, RunEvents, type Runner, Sandbox } from "@tezt-cloud/core"
 import { Effect, Schema, type Scope } from "effect"
 import * as path from "node:path"
 import * as SshClient from "./SshClient.ts"
@@ -19,9 +19,7 @@ import * as SshRunner from "./SshRunner.ts"
 /** What reaching sandboxes over ssh reads of the run's configuration; a backend's own slice extends it. */
 export const Config = Schema.Struct({
   ...Provision.Config.fields,
-  sshPrivateKey: Schema.UndefinedOr(Schema.String),
-  sshMaxChannels: Schema.Number,
-  faketime: Schema.UndefinedOr(Schema.String)
+  ...CloudConfig.pick("sshPrivateKey", "sshMaxChannels", "faketime")
 })
 export type Config = typeof Config.Type
 
@@ -65,7 +63,7 @@ export const connect = (
   options: { readonly executor?: boolean | undefined } = {}
 ): Effect.Effect<SshClient.Connection, CloudError.CloudError, Scope.Scope> =>
   SshClient.connect(target, { ...connectionOptions(settings, privateKey), ...options }).pipe(
-    Effect.mapError((e) => CloudError.deploy(agent, e.message))
+    Effect.mapError((e) => CloudError.deploy(agent, e.message, { cause: e }))
   )
 
 /** The shell line that makes a sandbox's directories (its home, `logs/`, `fs/`). */

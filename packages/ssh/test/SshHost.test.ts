@@ -23,13 +23,19 @@ const base = `st-${process.pid}`
 let host: SshHosts.SshHost | undefined
 let publicKey = ""
 
-/** The ssh-host backend for `namespace` on the test host. */
-const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], input: CloudConfig.Input = {}) =>
+/** The ssh-host backend for `namespace` on the test host (or on `on`). */
+const backend = (
+  namespace: string,
+  sinks: ReadonlyArray<RunEvents.Sink> = [],
+  input: CloudConfig.Input = {},
+  on?: SshHosts.SshHost
+) =>
   Layer.unwrap(Effect.gen(function*() {
+    const target = on ?? host!
     const config = yield* TestCloud.config({
       tezt_cloud: namespace,
       localhost: false,
-      ssh_host: `${SshHosts.user}@${host!.host}:${host!.port}`,
+      ssh_host: `${SshHosts.user}@${target.host}:${target.port}`,
       vm_base_port: 42000,
       ports_per_vm: 10,
       ...input
@@ -38,7 +44,7 @@ const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], i
       SshHost.layer({
         stateDir,
         config,
-        target: { user: SshHosts.user, host: host!.host, port: host!.port },
+        target: { user: SshHosts.user, host: target.host, port: target.port },
         artifactsDir: path.join(stateDir, "artifacts"),
         keyHome,
         graceSeconds: 1
@@ -53,9 +59,14 @@ const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], i
     ))
   )
 
-const deploy = (namespace: string, names: ReadonlyArray<string>, input: CloudConfig.Input = {}) =>
+const deploy = (
+  namespace: string,
+  names: ReadonlyArray<string>,
+  input: CloudConfig.Input = {},
+  on?: SshHosts.SshHost
+) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(backend(namespace, [], input))
+    const context = yield* Layer.build(backend(namespace, [], input, on))
     const config = Context.get(context, CloudConfig.CurrentConfig)
     const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
     const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs)
@@ -336,4 +347,138 @@ describe.runIf(enabled)("ssh", () => {
       assert.strictEqual(error.reason._tag, "HostKeyMismatch")
       assert.include(error.message, knownHostsFile)
     }))
+})
+
+/**
+ * The run's directory, `${TMPDIR:-/tmp}/tezt-cloud-<uid>/<ns>`, on a host whose sessions get a `TMPDIR` of this
+ * file's own (the shared `/tmp/tezt-cloud-<uid>` of the test account is left alone): whatever another user made
+ * there first is refused, and nothing is created or run.
+ */
+describe.runIf(enabled)("ssh: the run's directory belongs to the user alone", () => {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-sshdir-"))
+  const tmp = path.join(scratch, "tmp")
+  const elsewhere = path.join(scratch, "elsewhere")
+  const namespaces = { refused: `${base}-refused`, made: `${base}-private` }
+  let dirHost: SshHosts.SshHost | undefined
+  let uid = 0
+  const userRoot = () => path.join(tmp, `tezt-cloud-${uid}`)
+  const nobody = 65534
+
+  beforeAll(async () => {
+    uid = SshHosts.ensureUser()
+    // Searchable by the test account; `tmp` is world-writable and sticky, like /tmp.
+    fs.chmodSync(scratch, 0o755)
+    fs.mkdirSync(tmp)
+    fs.chmodSync(tmp, 0o1777)
+    const keys = await Promise.all(
+      Object.values(namespaces).map((n) => Effect.runPromise(SshKeys.ensure(n, undefined, keyHome)))
+    )
+    dirHost = await SshHosts.start({
+      authorizedKeys: keys.map((k) => k.publicKey),
+      extraConfig: [`SetEnv TMPDIR=${tmp}`]
+    })
+  })
+
+  afterAll(async () => {
+    await dirHost?.stop()
+    fs.rmSync(scratch, { recursive: true, force: true })
+  })
+
+  /** A directory made by root (the other user here), with `mode` and `owner`. */
+  const makeDir = (dir: string, mode: number, owner = 0) => {
+    fs.mkdirSync(dir)
+    fs.chmodSync(dir, mode)
+    fs.chownSync(dir, owner, owner)
+  }
+
+  /** Every path under `dir` (the symbolic links not followed). */
+  const walk = (dir: string): Array<string> =>
+    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const full = path.join(dir, e.name)
+      return e.isDirectory() ? [full, ...walk(full)] : [full]
+    })
+
+  const cases: ReadonlyArray<{
+    readonly name: string
+    readonly plant: () => void
+    /** The directory the error names, and what it says of it. */
+    readonly refused: () => string
+    readonly says: RegExp
+  }> = [
+    {
+      name: "made first by another user, mode 0777",
+      plant: () => makeDir(userRoot(), 0o777),
+      refused: userRoot,
+      says: /owned by uid 0 \(mode 777\), not by you/
+    },
+    {
+      name: "the user's own but mode 0777 (anyone can plant a namespace in it)",
+      plant: () => makeDir(userRoot(), 0o777, uid),
+      refused: userRoot,
+      says: /mode 777 lets other users write in it/
+    },
+    {
+      name: "a symbolic link to a directory of the user's",
+      plant: () => {
+        makeDir(elsewhere, 0o700, uid)
+        fs.symlinkSync(elsewhere, userRoot())
+      },
+      refused: userRoot,
+      says: /symbolic link \(to .*elsewhere\)/
+    },
+    {
+      name: "the namespace's directory made by another user in it",
+      plant: () => {
+        makeDir(userRoot(), 0o700, uid)
+        makeDir(path.join(userRoot(), namespaces.refused), 0o777, nobody)
+      },
+      refused: () => path.join(userRoot(), namespaces.refused),
+      says: new RegExp(`owned by uid ${nobody} \\(mode 777\\)`)
+    }
+  ]
+
+  for (const c of cases) {
+    it.live(`refused when it is ${c.name}; nothing is created or run there`, () =>
+      Effect.gen(function*() {
+        fs.rmSync(userRoot(), { recursive: true, force: true })
+        fs.rmSync(elsewhere, { recursive: true, force: true })
+        c.plant()
+        const before = walk(scratch)
+        const error = yield* Effect.flip(Effect.scoped(deploy(namespaces.refused, ["a"], {}, dirHost)))
+        assert.include(error.message, `refused ${c.refused()}: `)
+        assert.match(error.message, c.says)
+        assert.include(error.message, "remove it (as its owner, or root)")
+        assert.notInclude(error.message, "\n")
+        // Nothing made on the host, no process of the namespace, and no ledger record for clean-up to act on.
+        assert.deepStrictEqual(walk(scratch), before)
+        assert.strictEqual(leftovers(namespaces.refused).processes, 0)
+        const outstanding = yield* Effect.provide(
+          Effect.flatMap(Effect.service(Ledger.Ledger), (l) => l.outstanding),
+          Ledger.Ledger.layer(stateDir, namespaces.refused)
+        )
+        assert.deepStrictEqual(outstanding, [])
+      }), 60_000)
+  }
+
+  it.live(
+    "made mode 0700, or made 0700 when an older version left it readable by others",
+    () =>
+      Effect.gen(function*() {
+        const mode = (dir: string) => fs.statSync(dir).mode & 0o7777
+        for (const left of [undefined, 0o755]) {
+          fs.rmSync(userRoot(), { recursive: true, force: true })
+          fs.rmSync(elsewhere, { recursive: true, force: true })
+          if (left !== undefined) makeDir(userRoot(), left, uid)
+          yield* Effect.scoped(Effect.gen(function*() {
+            const { agents } = yield* deploy(namespaces.made, ["a"], {}, dirHost)
+            assert.strictEqual(yield* agents[0]!.run("echo", ["ok"]), "ok\n")
+            for (const dir of [userRoot(), path.join(userRoot(), namespaces.made)]) {
+              assert.strictEqual(mode(dir), 0o700, dir)
+              assert.strictEqual(fs.statSync(dir).uid, uid, dir)
+            }
+          }))
+        }
+      }),
+    60_000
+  )
 })

@@ -108,7 +108,8 @@ export const serve = Effect.fn("Website.serve")(function*(
         "website",
         `cannot listen on ${options.host}:${options.port} (${
           CloudError.messageOf(e.cause ?? e)
-        }): choose another --website-port`
+        }): choose another --website-port`,
+        { cause: e }
       )
     )
   )

@@ -2,7 +2,6 @@
  * The website on a real port, fed by the monitoring stack over in-memory agents: `/metrics`, the page's content
  * (configurations, links with hints, commands, services added mid-run), `/api/run` with the run's events.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import {
   type AgentConfig,
@@ -18,7 +17,7 @@ import { Metrics, RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect, Layer } from "effect"
 import * as net from "node:net"
 import { listening } from "../../../test/fixtures/Listeners.ts"
-import { freePort, request } from "../../monitoring/test/utils.ts"
+import { freePort, platform, request } from "../../monitoring/test/utils.ts"
 import { Website } from "../src/index.ts"
 
 /** Deploys in-memory agents for `config` in the current scope. */
@@ -54,7 +53,7 @@ const start = (input: CloudConfig.Input = {}) =>
   })
 
 const withEvents = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  self.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), NodeServices.layer)))
+  self.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), platform)))
 
 describe("Website", () => {
   it.live("serves pushed metrics on /metrics and /metrics.txt, in the Prometheus text format", () =>

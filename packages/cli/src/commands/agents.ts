@@ -91,7 +91,7 @@ const list = (stateDir: string) =>
         const where = (yield* Backends.load(d.backend)).where(d)
         yield* Console.log(`${d.agent}\t${d.backend}\t${where}\t${d.home}`)
       }
-    })).pipe(Command.withDescription("List the agents of a live run"))
+    }).pipe(Effect.tapError(CloudError.logDetails))).pipe(Command.withDescription("List the agents of a live run"))
 
 const exec = (stateDir: string) =>
   Command.make("exec", {
@@ -113,10 +113,17 @@ const exec = (stateDir: string) =>
             stream === "stdout" ? Console.log(`[${name}] ${line}`) : Console.error(`[${name}] ${line}`)
         }).pipe(
           Effect.map((r) => r.exitCode),
-          Effect.catch((e) => Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(Protocol.agentErrorCode)))
+          Effect.catch((e) =>
+            CloudError.logDetails(e).pipe(
+              Effect.andThen(Console.error(`[${name}] error: ${e.message}`)),
+              Effect.as(Protocol.agentErrorCode)
+            )
+          )
         ), { concurrency: "unbounded" })
       yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
-    }))).pipe(Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel"))
+    })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
+      Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel")
+    )
 
 const copy = (stateDir: string) =>
   Command.make("copy", {
@@ -137,11 +144,13 @@ const copy = (stateDir: string) =>
           Effect.flatMap((remote) => Console.log(`[${name}] ${remote}`)),
           Effect.as(0),
           Effect.catch((e) =>
-            Console.error(`[${name}] error: ${e.message}`).pipe(Effect.as(1))
+            CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
           )
         ), { concurrency: "unbounded" })
       yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
-    }))).pipe(Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run"))
+    })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
+      Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run")
+    )
 
 export const command = (stateDir: string) =>
   Command.make("agents").pipe(
@@ -153,11 +162,4 @@ export const command = (stateDir: string) =>
  * Runs `argv` (`agents …`) on a command tree with only this branch: what the full tree would do, without loading
  * the rest of the CLI.
  */
-export const run = (argv: ReadonlyArray<string>, stateDir: string) =>
-  Command.runWith(
-    Command.make("tezt-cloud").pipe(
-      Command.withDescription(Root.description),
-      Command.withSubcommands([command(stateDir)])
-    ),
-    { version: Root.version }
-  )(argv).pipe(Effect.provide(Root.presenter))
+export const run = (argv: ReadonlyArray<string>, stateDir: string) => Root.runBranch(command(stateDir), argv)

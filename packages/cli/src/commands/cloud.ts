@@ -38,37 +38,63 @@ const deadRunFiles = (ledgerFile: string): Array<string> => {
 }
 
 /**
+ * What `CLOUD clean up` runs besides the backends' clean-ups: the run-level services' resources on this machine
+ * (Prometheus' storage, of runs and of imports), each recorded in the namespace's ledger.
+ */
+const serviceCleanUps: ReadonlyArray<{
+  readonly id: string
+  readonly cleanUp: Effect.Effect<ReadonlyArray<string>, CloudError.CloudError, Ledger.Ledger>
+}> = [{ id: "monitoring", cleanUp: Prometheus.cleanUp() }]
+
+/**
  * `CLOUD clean up`: every backend removes what killed runs of the namespace left (processes, sandboxes,
- * containers…), then the killed run's deployment record and control socket go. One backend's failure does not
- * stop the others; each is reported, and the job then fails.
+ * containers…), then the run-level services (`serviceCleanUps`), then the killed run's deployment record and
+ * control socket go. One's failure does not stop the others; each is reported, and the job then fails.
  */
 export const cleanUp = (stateDir: string) =>
   Scenario.make({
     title: "Clean up what killed runs of the namespace left",
     tags: ["clean", "up"],
+    exclusive: true,
     run: Effect.gen(function*() {
       const cloud = yield* Cloud.Cloud
-      const report = yield* Backends.cleanUp(stateDir, cloud.config).pipe(
-        Effect.provide(Ledger.Ledger.layer(stateDir, cloud.namespace))
-      )
-      for (const { backend, lines } of report.done) {
+      const ledger = Ledger.Ledger.layer(stateDir, cloud.namespace)
+      const report = yield* Backends.cleanUp(stateDir, cloud.config).pipe(Effect.provide(ledger))
+      const services = yield* Effect.forEach(serviceCleanUps, ({ id, cleanUp: clean }) =>
+        clean.pipe(Effect.provide(ledger), Effect.result, Effect.map((result) => ({ id, result }))))
+      const done = [
+        ...report.done,
+        ...services.flatMap(({ id, result }) =>
+          result._tag === "Success" ? [{ backend: id, lines: result.success }] : []
+        )
+      ]
+      const failed = [
+        ...report.failed,
+        ...services.flatMap(({ id, result }) =>
+          result._tag === "Failure" ? [{ backend: id, error: result.failure }] : []
+        )
+      ]
+      for (const { backend, lines } of done) {
         for (const line of lines) yield* Effect.logInfo(`clean up of ${cloud.namespace} (${backend}): ${line}`)
       }
-      for (const { backend, error } of report.failed) {
+      for (const { backend, error } of failed) {
         yield* Effect.logError(`clean up of ${cloud.namespace} (${backend}) failed: ${error.message}`)
       }
       const ledgerFile = Ledger.ledgerFile(stateDir, cloud.namespace)
       for (const file of deadRunFiles(ledgerFile)) {
         yield* Effect.try({
           try: () => fs.rmSync(file, { force: true }),
-          catch: (e) => CloudError.state(file, `cannot remove the killed run's file: ${CloudError.messageOf(e)}`)
+          catch: (e) =>
+            CloudError.state(file, `cannot remove the killed run's file: ${CloudError.messageOf(e)}`, {
+              cause: e
+            })
         })
         yield* Effect.logInfo(`clean up of ${cloud.namespace}: removed ${file}`)
       }
-      if (report.failed.length > 0) {
+      if (failed.length > 0) {
         return yield* CloudError.state(
           Ledger.ledgerFile(stateDir, cloud.namespace),
-          `clean up failed on ${report.failed.map((f) => f.backend).join(", ")}: fix the cause above and run ` +
+          `clean up failed on ${failed.map((f) => f.backend).join(", ")}: fix the cause above and run ` +
             `CLOUD clean up again (what was removed stays removed)`
         )
       }
@@ -115,6 +141,8 @@ export const prometheusImport = (stateDir: string) =>
           dir: path.join(dir, `prometheus-${i}`),
           namespace: cloud.namespace
         }).pipe(
+          // The copy it serves is recorded in the namespace's ledger, for `CLOUD clean up` after a kill -9.
+          Effect.provide(Ledger.Ledger.layer(stateDir, cloud.namespace)),
           Effect.tap((p) => Effect.logInfo(`prometheus: ${snapshot.path} is served at ${p.url}`)),
           Effect.map((p) => ({ snapshot, url: p.url }))
         ))

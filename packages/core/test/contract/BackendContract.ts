@@ -41,6 +41,8 @@ export interface Harness {
   readonly config: (namespace: string) => { readonly input: CloudConfig.Input; readonly cliOnly?: CloudConfig.CliOnly }
   /** Per-test timeout in milliseconds. */
   readonly timeout: number
+  /** Where agents' port ranges start (see `ContractOptions.portLayout`): one machine for all, or one each. */
+  readonly portLayout?: "per-index" | "shared" | undefined
 }
 
 /** What the contract uses of the CLI's list of backends. */
@@ -130,7 +132,8 @@ export const backendContract = (
     })
 
     runnerContract(id, Layer.unwrap(Effect.sync(() => selected(`${base}-rc${deployments++}`))), {
-      timeout: harness.timeout
+      timeout: harness.timeout,
+      portLayout: harness.portLayout
     })
 
     it.live(

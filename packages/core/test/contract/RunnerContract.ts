@@ -187,6 +187,22 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         timeout
       )
 
+      it.live(
+        "a line longer than 1 MiB reaches onLine in pieces of at most 1 MiB that join back to it",
+        () =>
+          Effect.gen(function*() {
+            const agent = yield* deployOne
+            const lines: Array<string> = []
+            const result = yield* agent.exec("sh", ["-c", "head -c 2500000 /dev/zero | tr '\\0' x; echo; echo next"], {
+              onLine: ({ line, stream }) => Effect.sync(() => void (stream === "stdout" && lines.push(line)))
+            })
+            assert.strictEqual(result.exitCode, 0)
+            assert.deepStrictEqual(lines.map((l) => l.length), [1048576, 1048576, 402848, 4])
+            assert.strictEqual(lines.slice(0, 3).join(""), "x".repeat(2_500_000))
+          }),
+        timeout
+      )
+
       it.live("hands every output line to onLine, in order, tagged with its stream", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne

@@ -46,7 +46,9 @@ export const spawn = (options: {
         forceKillAfter: "5 seconds"
       })
     ).pipe(
-      Effect.mapError((e) => CloudError.service(options.service, `cannot start ${options.command}: ${e.message}`))
+      Effect.mapError((e) =>
+        CloudError.service(options.service, `cannot start ${options.command}: ${e.message}`, { cause: e })
+      )
     )
     return {
       pid: handle.pid,

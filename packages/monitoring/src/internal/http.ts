@@ -21,7 +21,7 @@ export const request = (
       const response = await fetch(url, { ...init, signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) })
       return { status: response.status, body: await response.text() }
     },
-    catch: (e) => CloudError.service(service, `${init.method ?? "GET"} ${url}: ${causeOf(e)}`)
+    catch: (e) => CloudError.service(service, `${init.method ?? "GET"} ${url}: ${causeOf(e)}`, { cause: e })
   })
 
 /** Like `request`, but a status other than 2xx is an error quoting the body's start. */

@@ -10,6 +10,8 @@
 #        p pause output   r resume output
 #   out: R ready (payload: pid)   S started (payload: the command's pid)   O stdout   E stderr   A stdin chunk written   X exit (payload: code)
 #        F failed to start (payload: message)
+# The orchestrator checks every frame it reads from here (internal/frames.ts: type, length bound, payload form)
+# and stops an executor that sends anything else; an O/E frame carries at most 64 KiB, an F message at most 4 KiB.
 # Every process a request starts carries TEZT_CLOUD_XREQ=<session>-<id>, so its whole tree is found in /proc, even
 # after setsid. When the session ends (stdin closed, SIGTERM, SIGHUP), the trees of running requests are killed
 # and the executor exits: nothing outlives the orchestrator's connection.
@@ -146,8 +148,12 @@ sub handle {
   if ($type eq 'x' || $type eq 'c') {
     return out_frame('F', $id, 'duplicate request id') if $r;
     my ($flags, $spec) = (ord(substr($data, 0, 1)), substr($data, 1));
-    if ($type eq 'x') { start($id, $flags, $spec) }
-    else { start($id, $flags, undef, [split /\0/, $spec, -1]) }
+    if ($type eq 'x') { return start($id, $flags, $spec) }
+    my @fields = split /\0/, $spec, -1;
+    # cwd, PATH prefix, count, that many NAME=VALUE, then a non-empty argv (the orchestrator refuses NUL in values).
+    return out_frame('F', $id, 'malformed command frame')
+      unless @fields >= 4 && $fields[2] =~ /^\d+$/ && @fields > 3 + $fields[2];
+    start($id, $flags, undef, \@fields);
   } elsif ($type eq 'i') {
     if ($r && $r->{in}) { $r->{inbuf} .= $data } else { out_frame('A', $id) }
   } elsif ($type eq 'e') {

@@ -1,0 +1,247 @@
+/**
+ * Bad input, option by option: for every entry of `CloudConfig.options` (the table is iterated, never listed here)
+ * and its config-file key, a value of the wrong type, one out of range where the option has a range, and one far
+ * too long; then what no single option says: overlapping ports, invalid namespaces, config files that are not one,
+ * private keys others can read, oversized environment variables. Each is refused with one short line naming the
+ * option, through what the CLI runs before anything is created: the real parser (`Options.flags`, usage errors as
+ * `Root` prints them), `Options.read` (sizes, the config file, decoding), `Options.configuration` (`resolve`, the
+ * key file) and `Orchestrator.agentConfigs`. test/BadInput.test.ts runs a sample through the executable, checking
+ * its exit code and that nothing is created.
+ */
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import { CloudConfig, CloudError, Orchestrator, Scenario } from "@tezt-cloud/core"
+import { Cause, Effect, Exit, Layer, type Option } from "effect"
+import { CliOutput, Command } from "effect/cli"
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Options from "../src/Options.ts"
+import * as Root from "../src/Root.ts"
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-bad-input-"))
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+const env: CloudConfig.Environment = { TEZT_CLOUD: "ns" }
+
+/** A value far too long for any option (no argv can carry it; a config file or a test can). */
+const huge = "x".repeat(1024 * 1024)
+/** Long, but a config file holding it is small enough to be read. */
+const long = "y".repeat(64 * 1024)
+
+let files = 0
+/** A config file holding `content` (JSON of it, unless it is text already). */
+const configFile = (content: unknown) => {
+  const file = path.join(dir, `config-${files++}.json`)
+  fs.writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content))
+  return file
+}
+
+/** Runs the parser on `argv`; returns the parsed flags, or the usage errors as the CLI prints them. */
+const parse = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const messages: Array<string> = []
+    let parsed: Record<string, Option.Option<unknown>> | undefined
+    const command = Command.make("t", { flags: Options.flags }, (args) => Effect.sync(() => void (parsed = args.flags)))
+    const result = yield* Command.runWith(command, { version: "x" })(argv).pipe(
+      Effect.provide(Layer.mergeAll(
+        NodeServices.layer,
+        CliOutput.layerPresenter({
+          present: (event) =>
+            Effect.sync(() => {
+              if (event._tag === "InvalidInvocation") {
+                for (const e of event.errors) messages.push(Root.shorten(e.message))
+              }
+            })
+        })
+      )),
+      Effect.result
+    )
+    return result._tag === "Success" ? { parsed: parsed! } : { usage: messages.join("\n") }
+  })
+
+/** The refusal of `argv` by what the CLI runs before creating anything: a usage error, or a `ConfigInvalid`. */
+const refusal = (argv: ReadonlyArray<string>, environment: CloudConfig.Environment = env) =>
+  Effect.gen(function*() {
+    const parsed = yield* parse(argv)
+    if (parsed.usage !== undefined) return { option: undefined, message: parsed.usage }
+    const exit = yield* Effect.exit(Effect.gen(function*() {
+      const { input, cliOnly } = yield* Options.read(parsed.parsed, environment)
+      const config = yield* Options.configuration(input, cliOnly, environment)
+      const scenario = Scenario.make({ title: "two agents", tags: [], vms: [{}, {}], run: Effect.void })
+      return yield* Orchestrator.agentConfigs(scenario, config)
+    }))
+    if (Exit.isSuccess(exit)) return assert.fail(`accepted: ${argv.join(" ").slice(0, 200)}`)
+    const error = Cause.squash(exit.cause)
+    assert.instanceOf(error, CloudError.CloudError, String(error))
+    const reason = (error as CloudError.CloudError).reason
+    assert.strictEqual(reason._tag, "ConfigInvalid", (error as CloudError.CloudError).message)
+    // As the CLI prints it (`Main`): on one line, a long value quoted back cut short.
+    const message = Root.oneLine(Root.shorten((error as Error).message))
+    return { option: reason._tag === "ConfigInvalid" ? reason.option : undefined, message }
+  })
+
+/** A refusal's message: one line, short, naming `names`, quoting back neither `secret` nor a long value. */
+const checkMessage = (message: string, names: string, secret?: string) => {
+  assert.notInclude(message, "\n", "one line")
+  assert.isAtMost(message.length, 600, message.slice(0, 200))
+  assert.include(message, names)
+  assert.notInclude(message, "x".repeat(100), "a long value is not quoted back")
+  assert.notInclude(message, "y".repeat(100), "a long value is not quoted back")
+  if (secret !== undefined) assert.notInclude(message, secret)
+}
+
+interface Case {
+  readonly name: string
+  readonly argv: ReadonlyArray<string>
+  /** What the message must name: the flag, or the config file's key. */
+  readonly names: string
+}
+
+/** The bad values of one option: wrong types, out of range, too long, on the command line and in a config file. */
+const casesOf = (spec: CloudConfig.OptionSpec): ReadonlyArray<Case> => {
+  const flag = `--${spec.flag}`
+  const key = (file: string) => `${file}: key "${spec.key}"`
+  const cli = (what: string, argv: ReadonlyArray<string>): Case => ({ name: `${flag} ${what}`, argv, names: flag })
+  const inFile = (what: string, value: unknown, names?: string): Case => {
+    const file = configFile({ [spec.key!]: value })
+    return { name: `${spec.key} ${what} in a config file`, argv: ["--config-file", file], names: names ?? key(file) }
+  }
+  const wrongType: Record<CloudConfig.OptionKind, unknown> = { flag: "yes", int: "12", string: 12, strings: "x" }
+  return [
+    // Wrong types the command line can express (any text is a string there).
+    ...(spec.kind === "int" ? [cli("abc", [flag, "abc"]), cli("1.5", [flag, "1.5"])] : []),
+    ...(spec.kind === "flag" ? [cli("=maybe", [`${flag}=maybe`])] : []),
+    ...(spec.choices !== undefined ? [cli("bogus", [flag, "bogus"])] : []),
+    // Out of range: no option takes a negative number.
+    ...(spec.kind === "int" ? [cli("=-1", [`${flag}=-1`])] : []),
+    // Far too long, whatever the kind (a flag takes no value).
+    ...(spec.kind === "flag" ? [] : [cli("of 1 MiB", [flag, huge])]),
+    ...(spec.key === undefined ? [] : [
+      inFile(`of the wrong type (${JSON.stringify(wrongType[spec.kind])})`, wrongType[spec.kind]),
+      ...(spec.choices !== undefined ? [inFile("bogus", "bogus")] : []),
+      ...(spec.kind === "int" ? [inFile("-1", -1, flag), inFile("1.5", 1.5)] : []),
+      inFile("of 64 KiB", spec.kind === "strings" ? [long] : long)
+    ])
+  ]
+}
+
+const cases = CloudConfig.options.map((spec) => [spec, casesOf(spec)] as const)
+
+describe("bad input, option by option (every entry of CloudConfig.options)", () => {
+  it("every option has bad values on the command line, and every config-file key in a file", () => {
+    for (const [spec, own] of cases) {
+      assert.isTrue(own.some((c) => c.argv[0]!.startsWith(`--${spec.flag}`)), spec.flag)
+      if (spec.key !== undefined) assert.isTrue(own.some((c) => c.argv[0] === "--config-file"), spec.flag)
+    }
+  })
+
+  for (const [spec, own] of cases) {
+    it.effect.each(own)(`${spec.flag}: $name`, ({ argv, names }) =>
+      Effect.gen(function*() {
+        const { message } = yield* refusal(argv)
+        checkMessage(message, names, spec.secret === true ? huge : undefined)
+      }))
+  }
+})
+
+describe("bad input across options", () => {
+  const agentsAt = ["--localhost", "--vm-base-port", "20000", "--ports-per-vm", "50"]
+  it.effect.each<Case>([
+    {
+      name: "the website's port is Prometheus' too",
+      argv: ["--localhost", "--website", "--prometheus", "--website-port", "9300", "--prometheus-port", "9300"],
+      names: "--prometheus-port"
+    },
+    {
+      name: "the website's port is in the agents' ports",
+      argv: [...agentsAt, "--website", "--website-port", "20099"],
+      names: "--website-port"
+    },
+    {
+      name: "Prometheus' port is in the agents' ports",
+      argv: [...agentsAt, "--prometheus", "--prometheus-port", "20000", "--website-port", "8080"],
+      names: "--prometheus-port"
+    },
+    { name: "a port beyond 65535", argv: ["--website-port", "65536"], names: "--website-port" },
+    { name: "more channels than sshd serves", argv: ["--ssh-max-channels", "65"], names: "--ssh-max-channels" }
+  ])("overlapping ports and ranges: $name", ({ argv, names }) =>
+    Effect.gen(function*() {
+      checkMessage((yield* refusal(argv)).message, names)
+    }))
+
+  it.effect("ranges that fit side by side are accepted", () =>
+    Effect.gen(function*() {
+      const parsed = yield* parse([
+        ...agentsAt,
+        "--website",
+        "--prometheus",
+        "--website-port",
+        "20100",
+        "--prometheus-port",
+        "19999"
+      ])
+      const { input, cliOnly } = yield* Options.read(parsed.parsed!, env)
+      const config = yield* Options.configuration(input, cliOnly, env)
+      const scenario = Scenario.make({ title: "two agents", tags: [], vms: [{}, {}], run: Effect.void })
+      assert.lengthOf(yield* Orchestrator.agentConfigs(scenario, config), 2)
+    }))
+
+  it.effect.each(["bad ns", "-lead", "a/b", "..", "ü", "x".repeat(64), "a\nb"])(
+    "invalid namespace %j",
+    (ns) =>
+      Effect.gen(function*() {
+        checkMessage((yield* refusal([`--tezt-cloud=${ns}`])).message, "--tezt-cloud")
+        checkMessage((yield* refusal([], { TEZT_CLOUD: ns })).message, "--tezt-cloud")
+      })
+  )
+
+  it.effect("a secret of 1 MiB in the environment is refused by name, never quoted", () =>
+    Effect.gen(function*() {
+      const { message } = yield* refusal([], { TEZT_CLOUD: "ns", TEZT_CLOUD_AUTH_PASSWORD: huge })
+      checkMessage(message, "$TEZT_CLOUD_AUTH_PASSWORD", huge)
+    }))
+
+  it.effect("config files that are not one: too big, a device, a directory, a FIFO, missing, a huge key", () =>
+    Effect.gen(function*() {
+      const big = configFile(JSON.stringify({ binaries_path: "z".repeat(10 * 1024 * 1024) }))
+      const fifo = path.join(dir, "fifo")
+      child.execFileSync("mkfifo", [fifo])
+      const hugeKey = configFile({ ["k".repeat(1024)]: 1 })
+      for (const file of [big, "/dev/zero", dir, fifo, path.join(dir, "missing.json")]) {
+        checkMessage((yield* refusal(["--config-file", file])).message, "--config-file")
+      }
+      const { message } = yield* refusal(["--config-file", hugeKey])
+      checkMessage(message, `${hugeKey}: a key of 1024 bytes`)
+      assert.notInclude(message, "k".repeat(100))
+      // Not JSON, with a long line: the parser's excerpt stays short.
+      checkMessage((yield* refusal(["--config-file", configFile(`{"a": ${long}}`)])).message, "--config-file")
+    }))
+
+  it.effect("--ssh-private-key: missing, a directory, readable by others; a private file passes", () =>
+    Effect.gen(function*() {
+      const key = (mode: number) => {
+        const file = path.join(dir, `key-${mode.toString(8)}`)
+        fs.writeFileSync(file, "-----BEGIN OPENSSH PRIVATE KEY-----\n", { mode })
+        fs.chmodSync(file, mode)
+        return file
+      }
+      for (
+        const [file, says] of [
+          [path.join(dir, "no-key"), "ENOENT"],
+          [dir, "is not a private key file"],
+          [key(0o644), "(mode 0644): chmod 600"],
+          [key(0o640), "(mode 0640): chmod 600"],
+          [key(0o604), "(mode 0604): chmod 600"]
+        ] as const
+      ) {
+        const { message } = yield* refusal(["--ssh-private-key", file])
+        checkMessage(message, "--ssh-private-key")
+        assert.include(message, says)
+      }
+      const parsed = yield* parse(["--ssh-private-key", key(0o600)])
+      const { input, cliOnly } = yield* Options.read(parsed.parsed!, env)
+      assert.strictEqual((yield* Options.configuration(input, cliOnly, env)).sshPrivateKey, key(0o600))
+    }))
+})

@@ -1,0 +1,188 @@
+/**
+ * Cloud DNS A records of the project's managed zones (Google's API, or the GCE emulator's from
+ * `TEZT_CLOUD_GCP_ENDPOINT`): pointing a domain at an address replaces its A record in one atomic change
+ * (the old set's deletion and the new set's addition together, TTL 300), so that the name never resolves to
+ * nothing nor to two addresses.
+ *
+ * **Details**
+ *
+ * - Domains are normalized: trimmed, lowercase, with a trailing dot.
+ * - A domain belongs to the managed zone whose `dnsName` is its longest suffix (on a label boundary: `b.com.` is
+ *   not a zone of `ab.com.`); a domain outside every zone is skipped with a warning, as Tezt cloud does.
+ * - A change made by someone else between reading the record and replacing it makes the API refuse ours (the
+ *   deletion no longer matches): it is read and tried again, a few times.
+ * - `@google-cloud/compute` has no Cloud DNS client: the REST methods are called with `fetch`, with the
+ *   Application Default Credentials' token (`google-auth-library`, loaded on first use), none on an emulator.
+ */
+import { Effect, Schedule } from "effect"
+import * as GcpError from "./GcpError.ts"
+import type { Target } from "./GcpTarget.ts"
+
+export interface Zone {
+  readonly name: string
+  readonly dnsName: string
+}
+
+export interface RecordSet {
+  readonly name: string
+  readonly type: string
+  readonly ttl?: number | undefined
+  readonly rrdatas?: ReadonlyArray<string> | undefined
+}
+
+/** The TTL of the records set here (Tezt cloud's). */
+export const ttl = 300
+
+/** `Example.COM` → `example.com.` */
+export const normalize = (domain: string): string => {
+  const d = domain.trim().toLowerCase()
+  return d.endsWith(".") ? d : `${d}.`
+}
+
+/** The zone `domain` (normalized) belongs to: the one with the longest `dnsName` that is a suffix of it. */
+export const zoneOf = (zones: ReadonlyArray<Zone>, domain: string): Zone | undefined =>
+  zones
+    .filter((z) => domain === z.dnsName || domain.endsWith(`.${z.dnsName}`))
+    .toSorted((a, b) => b.dnsName.length - a.dnsName.length)[0]
+
+/** What `point` did. */
+export type Outcome =
+  | { readonly _tag: "Set"; readonly zone: string; readonly replaced: ReadonlyArray<string> }
+  | { readonly _tag: "Unchanged"; readonly zone: string }
+  | { readonly _tag: "Skipped"; readonly warning: string }
+
+export interface Dns {
+  readonly zones: Effect.Effect<ReadonlyArray<Zone>, GcpError.GcpError>
+  /** The record sets of a zone, those of `name` only when given. */
+  records(zone: string, name?: string): Effect.Effect<ReadonlyArray<RecordSet>, GcpError.GcpError>
+  /** Points `domain` at `address`: its A record replaced in one change (see the module's details). */
+  point(domain: string, address: string): Effect.Effect<Outcome, GcpError.GcpError>
+  /** Removes the A record of `domain`, if any; `false` when there was none (or no zone has it). */
+  remove(domain: string): Effect.Effect<boolean, GcpError.GcpError>
+}
+
+/** A record set that Cloud DNS considers the same (what a deletion must match). */
+const same = (a: RecordSet, b: RecordSet) =>
+  a.name === b.name && a.type === b.type && (a.ttl ?? ttl) === (b.ttl ?? ttl) &&
+  JSON.stringify([...(a.rrdatas ?? [])].toSorted()) === JSON.stringify([...(b.rrdatas ?? [])].toSorted())
+
+/** The request headers of `target`: a bearer token on Google's API, nothing on an emulator. */
+const headers = (target: Target): Effect.Effect<Record<string, string>, GcpError.GcpError> =>
+  target.endpoint !== undefined ? Effect.succeed({}) : Effect.tryPromise({
+    try: async () => {
+      const { GoogleAuth } = await import("google-auth-library")
+      const auth = new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] })
+      const token = await auth.getAccessToken()
+      return { authorization: `Bearer ${token}` }
+    },
+    catch: (e) => GcpError.classify("Cloud DNS credentials", e, { project: target.project })
+  })
+
+/** The API refused a change because the zone changed under it (a deletion that no longer matches). */
+const conflict = (e: GcpError.GcpError) =>
+  e.reason._tag === "CallFailed" && (e.reason.code === "412" || e.reason.code === "409")
+
+export const make = (target: Target): Dns => {
+  const base = `${target.endpoint ?? "https://dns.googleapis.com"}/dns/v1/projects/${target.project}`
+
+  const call = <A>(what: string, method: string, path: string, body?: unknown) =>
+    Effect.gen(function*() {
+      const auth = yield* headers(target)
+      const response = yield* Effect.tryPromise({
+        try: async () => {
+          const r = await fetch(`${base}/${path}`, {
+            method,
+            headers: { ...auth, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+            ...(body === undefined ? {} : { body: JSON.stringify(body) })
+          })
+          return { status: r.status, json: (await r.json().catch(() => ({}))) as Record<string, unknown> }
+        },
+        catch: (e) => GcpError.classify(what, e, { project: target.project })
+      })
+      if (response.status >= 200 && response.status < 300) return response.json as A
+      const error = (response.json.error ?? {}) as { message?: string; errors?: unknown }
+      const classified = GcpError.classify(what, { ...error, code: undefined }, { project: target.project })
+      // The HTTP status, when nothing more telling was found.
+      return yield* classified.reason._tag === "CallFailed"
+        ? GcpError.make(
+          new GcpError.CallFailed({ call: what, code: String(response.status), detail: classified.reason.detail })
+        )
+        : classified
+    })
+
+  /** Every page of a list. */
+  const pages = <A>(what: string, path: string, field: string) =>
+    Effect.gen(function*() {
+      const items: Array<A> = []
+      let token: string | undefined
+      do {
+        const separator = path.includes("?") ? "&" : "?"
+        const page = yield* call<Record<string, unknown>>(
+          what,
+          "GET",
+          token === undefined ? path : `${path}${separator}pageToken=${encodeURIComponent(token)}`
+        )
+        items.push(...((page[field] ?? []) as Array<A>))
+        token = page.nextPageToken as string | undefined
+      } while (token !== undefined)
+      return items
+    })
+
+  const zones = pages<Zone>("list managed zones", "managedZones", "managedZones")
+
+  const records = (zone: string, name?: string) =>
+    pages<RecordSet>(
+      `list records of ${zone}`,
+      `managedZones/${zone}/rrsets${name === undefined ? "" : `?name=${encodeURIComponent(name)}`}`,
+      "rrsets"
+    )
+
+  /** The A record of `domain` in `zone`, if any. */
+  const current = (zone: string, domain: string) =>
+    Effect.map(records(zone, domain), (sets) => sets.find((s) => s.name === domain && s.type === "A"))
+
+  const change = (
+    zone: string,
+    domain: string,
+    additions: ReadonlyArray<RecordSet>,
+    deletions: ReadonlyArray<RecordSet>
+  ) => call(`change the A record of ${domain}`, "POST", `managedZones/${zone}/changes`, { additions, deletions })
+
+  const retryConflicts = <A, R>(effect: Effect.Effect<A, GcpError.GcpError, R>) =>
+    Effect.retry(effect, { while: conflict, times: 3, schedule: Schedule.exponential("200 millis") })
+
+  return {
+    zones,
+    records,
+    point: (raw, address) =>
+      Effect.gen(function*() {
+        const domain = normalize(raw)
+        const zone = zoneOf(yield* zones, domain)
+        if (zone === undefined) {
+          return {
+            _tag: "Skipped",
+            warning: `The domain '${domain}' is not a subdomain of an authorized GCP zone. Skipping.`
+          } satisfies Outcome
+        }
+        const wanted: RecordSet = { name: domain, type: "A", ttl, rrdatas: [address] }
+        return yield* Effect.gen(function*() {
+          const old = yield* current(zone.name, domain)
+          if (old !== undefined && same(old, wanted)) return { _tag: "Unchanged", zone: zone.name } satisfies Outcome
+          yield* change(zone.name, domain, [wanted], old === undefined ? [] : [old])
+          return { _tag: "Set", zone: zone.name, replaced: old?.rrdatas ?? [] } satisfies Outcome
+        }).pipe(retryConflicts)
+      }),
+    remove: (raw) =>
+      Effect.gen(function*() {
+        const domain = normalize(raw)
+        const zone = zoneOf(yield* zones, domain)
+        if (zone === undefined) return false
+        return yield* Effect.gen(function*() {
+          const old = yield* current(zone.name, domain)
+          if (old === undefined) return false
+          yield* change(zone.name, domain, [], [old])
+          return true
+        }).pipe(retryConflicts)
+      })
+  }
+}

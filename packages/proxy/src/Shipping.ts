@@ -1,0 +1,210 @@
+/**
+ * What crosses between this machine and the proxy, over the ssh connection to it: the bundle (skipped when the
+ * proxy has its version), a run's files (workspace, scenario files, the namespace's key, the 0600 secrets file,
+ * the server's configuration: all on the channel's input, none on a command line), the server's start, and the
+ * run's artifacts at its end.
+ */
+import { type CloudConfig, CloudError } from "@tezt-cloud/core"
+import { SshClient } from "@tezt-cloud/ssh"
+import { Effect, Schedule } from "effect"
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Bundle from "./Bundle.ts"
+import * as Launch from "./Launch.ts"
+import * as Protocol from "./ProxyProtocol.ts"
+import * as ProxyServer from "./ProxyServer.ts"
+
+/** The proxy as shipping sees it: the connection, the namespace's files there, the remote user's home. */
+export interface Target {
+  readonly connection: SshClient.Connection
+  readonly files: Protocol.Layout
+  readonly home: string
+}
+
+const failure = (what: string) => (e: { readonly message: string }) => CloudError.service(what, e.message)
+
+/** Runs a shell line on the proxy; a non-zero exit is an error naming `what`. */
+export const remote = (
+  connection: SshClient.Connection,
+  what: string,
+  line: string,
+  stdin?: AsyncIterable<Uint8Array>
+) =>
+  connection.run(line, stdin).pipe(
+    Effect.mapError(failure(`proxy: ${what}`)),
+    Effect.flatMap((r) =>
+      r.code === 0
+        ? Effect.succeed(r.stdout)
+        : Effect.fail(CloudError.service(`proxy: ${what}`, `exited with ${r.code}: ${r.stderr.trim()}`))
+    )
+  )
+
+const q = SshClient.quote
+
+async function* bytes(data: string) {
+  yield Buffer.from(data)
+}
+
+/** The bundle on the proxy: nothing to do when it has this version, else the cached tarball streamed there. */
+export const bundle = (connection: SshClient.Connection, home: string) =>
+  Effect.gen(function*() {
+    const made = yield* Bundle.make()
+    const dir = Protocol.bundleDir(home, made.hash)
+    const present = yield* remote(connection, "bundle check", `test -f ${q(`${dir}/.complete`)} && echo yes || true`)
+    if (present.trim() === "yes") {
+      yield* Effect.logInfo(`proxy: the orchestrator is already there (${made.hash})`)
+      return dir
+    }
+    const tarball = yield* Bundle.tarball(made)
+    const size = fs.statSync(tarball).size
+    yield* Effect.logInfo(`proxy: shipping the orchestrator (${(size / 1e6).toFixed(1)} MB)`)
+    yield* remote(
+      connection,
+      "bundle upload",
+      `set -e; umask 077; d=${q(dir)}; p="$d.part.$$"; rm -rf "$p"; mkdir -p "$p"; tar -xzf - -C "$p"; ` +
+        `rm -rf "$d"; mv "$p" "$d"; touch "$d/.complete"; ` +
+        // Older bundles go: the namespaces' workspaces are hard-linked copies, which keep their files.
+        `for b in "$(dirname "$d")"/*; do [ "$b" = "$d" ] || case "$b" in *.part.*) ;; *) rm -rf "$b" ;; esac; done`,
+      fs.createReadStream(tarball)
+    )
+    return dir
+  })
+
+/** What a run ships besides the bundle. */
+export interface Run {
+  readonly config: CloudConfig.CloudConfig
+  readonly run: Omit<Launch.Run, "namespace">
+  /** `$TEZT_CLOUD_SCENARIOS` of the command. */
+  readonly scenarios: string | undefined
+}
+
+/**
+ * The namespace's files on the proxy: its workspace (the bundle, hard-linked, and the scenario's files), the
+ * namespace's key, the secrets, the server's configuration.
+ */
+export const run = (target: Target, bundleDir: string, options: Run) =>
+  Effect.gen(function*() {
+    const { config } = options
+    const { connection, files } = target
+    const scenarios = yield* Bundle.scenarioFiles(options.scenarios)
+    yield* remote(
+      connection,
+      "namespace directory",
+      `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)}; ` +
+        `cp -al ${q(bundleDir)} ${q(files.workspace)}`
+    )
+    if (scenarios.files.length > 0) {
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
+      yield* Effect.acquireUseRelease(
+        Effect.succeed(path.join(tmp, "scenarios.tar.gz")),
+        (tarball) =>
+          Bundle.pack(Bundle.repoRoot, scenarios.files, tarball).pipe(
+            Effect.andThen(remote(
+              connection,
+              "scenario files",
+              `tar -xzf - -C ${q(files.workspace)}`,
+              fs.createReadStream(tarball)
+            ))
+          ),
+        () => Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
+      )
+    }
+    // The namespace's key, where the orchestrator there looks for it (it reaches agents with it).
+    const key = config.sshPrivateKey ?? path.join(os.homedir(), ".ssh", `${config.namespace}-tf`)
+    if (fs.existsSync(key)) {
+      yield* remote(
+        connection,
+        "ssh key",
+        `set -e; umask 077; mkdir -p "$HOME/.ssh"; cat > "$HOME/.ssh/"${q(`${config.namespace}-tf`)}`,
+        bytes(fs.readFileSync(key, "utf8"))
+      )
+    }
+    yield* remote(
+      connection,
+      "secrets",
+      `umask 077; cat > ${q(files.secrets)}`,
+      bytes(JSON.stringify(Launch.secrets(config)))
+    )
+    const extra = Launch.fileOnly(options.run.input)
+    const configFile = Object.keys(extra).length === 0 ? undefined : path.posix.join(files.dir, "options.json")
+    if (configFile !== undefined) {
+      yield* remote(connection, "options", `umask 077; cat > ${q(configFile)}`, bytes(JSON.stringify(extra)))
+    }
+    const server: ProxyServer.Config = {
+      namespace: config.namespace,
+      node: path.posix.join(files.workspace, Bundle.nodePath),
+      argv: [
+        path.posix.join(files.workspace, "packages/cli/src/bin.mjs"),
+        ...Launch.args({ ...options.run, namespace: config.namespace }, files, configFile)
+      ],
+      cwd: files.workspace,
+      env: Launch.environment({
+        home: target.home,
+        namespace: config.namespace,
+        files,
+        scenarios: scenarios.modules
+      })
+    }
+    yield* remote(
+      connection,
+      "server configuration",
+      `umask 077; cat > ${q(files.config)}`,
+      bytes(ProxyServer.encodeConfig(server))
+    )
+  })
+
+/** Starts the server, detached from the session, and waits until it answers `answers`. */
+export const startServer = <E>(target: Target, answers: Effect.Effect<unknown, E>) =>
+  Effect.gen(function*() {
+    const { connection, files } = target
+    const node = path.posix.join(files.workspace, Bundle.nodePath)
+    const serve = path.posix.join(files.workspace, "packages/proxy/src/serve.ts")
+    yield* remote(
+      connection,
+      "server start",
+      `cd ${q(files.dir)} && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" LANG=C.UTF-8 ` +
+        `setsid -f ${q(node)} ${q(serve)} ${q(files.dir)} < /dev/null >> ${q(files.serverLog)} 2>&1`
+    )
+    yield* answers.pipe(
+      Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 200 }),
+      Effect.catch((e) =>
+        remote(connection, "server log", `tail -n 20 ${q(files.serverLog)} 2>/dev/null || true`).pipe(
+          Effect.orElseSucceed(() => ""),
+          Effect.flatMap((log) =>
+            CloudError.service(
+              "proxy",
+              `its server did not start: ${CloudError.messageOf(e)}${log.trim() === "" ? "" : `\n${log.trim()}`}`
+            )
+          )
+        )
+      )
+    )
+  })
+
+/** Fetches the run's artifacts from the proxy into `dir`. */
+export const artifacts = (target: Target, dir: string) =>
+  Effect.gen(function*() {
+    const { connection, files } = target
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-artifacts-"))
+    const tarball = path.join(tmp, "artifacts.tar.gz")
+    yield* Effect.ensuring(
+      Effect.gen(function*() {
+        const fd = fs.openSync(tarball, "w")
+        const exit = yield* connection.exec(
+          `test -d ${q(files.artifacts)} || exit 3; tar -czf - -C ${q(files.artifacts)} .`,
+          { onStdout: (chunk) => void fs.writeSync(fd, chunk), onStderr: () => {} }
+        ).pipe(Effect.ensuring(Effect.sync(() => fs.closeSync(fd))), Effect.mapError(failure("proxy: artifacts")))
+        if (exit.code === 3) return
+        if (exit.code !== 0) return yield* CloudError.service("proxy: artifacts", `tar exited with ${exit.code}`)
+        fs.mkdirSync(dir, { recursive: true })
+        const extracted = child.spawnSync("tar", ["-xzf", tarball, "-C", dir], { encoding: "utf8" })
+        if (extracted.status !== 0) {
+          return yield* CloudError.service("proxy: artifacts", `tar failed: ${extracted.stderr.trim()}`)
+        }
+        yield* Effect.logInfo(`proxy: the run's artifacts are in ${dir}`)
+      }),
+      Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
+    )
+  })
