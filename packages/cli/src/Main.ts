@@ -67,7 +67,7 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
     }
     const { exit } = ending
     // A command may say which code it succeeded with (`agents exec`: the worst agent's, through `exitWith`).
-    if (Exit.isSuccess(exit)) return ending.code ?? 0
+    if (Exit.isSuccess(exit)) return Shutdown.successCode(ending)
     if (Cause.hasInterruptsOnly(exit.cause)) return 130
     const error = Cause.squash(exit.cause)
     // CLI usage errors were already printed, as one line, by the CLI's presenter.

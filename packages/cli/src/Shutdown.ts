@@ -98,6 +98,16 @@ export const announce = (stop: Stop): string =>
     ? `tezt-cloud: the standard output is closed (${stop.code}): tearing down`
     : `\ntezt-cloud: interrupted (${stop.signal}): tearing down (press Ctrl+C again to force)`
 
+/** What a signal does once the layer is released: nothing (the process is exiting). */
+const ignoreLate = () => {}
+
+/**
+ * The code a command that succeeded exits with: its own (`exitWith`), else 0; 130 when a signal asked it to stop
+ * (its teardown completed, but the user was told "interrupted" and the run did not end on its own).
+ */
+export const successCode = (ending: { readonly code: number | undefined; readonly stop: Stop | undefined }): number =>
+  ending.stop?._tag === "Signal" ? 130 : ending.code ?? 0
+
 /** The process' signals and output, listened to for the layer's life. */
 export const layer = (options: Options) =>
   Layer.effect(
@@ -122,7 +132,13 @@ export const layer = (options: Options) =>
         }),
         () =>
           Effect.sync(() => {
-            for (const signal of signals) process.off(signal, onSignal)
+            // The process exits right after the layer: a signal in between must not kill it with the default
+            // action (dying of SIGINT after a complete teardown, before the exit code is set). One shared
+            // listener, added once, ignores such late signals.
+            for (const signal of signals) {
+              if (!process.listeners(signal).includes(ignoreLate)) process.on(signal, ignoreLate)
+              process.off(signal, onSignal)
+            }
             // A write still pending may fail while the process exits: it must not crash it then either.
             output.off("error", onOutputError)
             output.on("error", ignore)
