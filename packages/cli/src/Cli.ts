@@ -18,6 +18,7 @@ import { Basic } from "@tezt-cloud/scenarios"
 import { Website } from "@tezt-cloud/website"
 import { Console, Effect, Layer, type Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import * as dns from "node:dns/promises"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as url from "node:url"
@@ -129,6 +130,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   }
   // From here on the namespace has a run in progress: what a second Ctrl+C force-kills.
   yield* (yield* Shutdown.Shutdown).track(config.namespace)
+  if (config.dnsDomains.length > 0 && plans.some((p) => p.scenario.vms !== undefined)) yield* pointDomains(config)
   const events = yield* RunEvents.RunEvents
   for (const plan of plans) {
     const deploys = plan.scenario.vms !== undefined
@@ -157,6 +159,26 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
     )
   }
 }, Effect.scoped)
+
+/**
+ * `--dns-domain` on an ssh-host run: each domain's A record (Cloud DNS, on the project and API of the options) is
+ * pointed at the host before the deployment, as Tezt cloud does; a domain outside every zone is a warning.
+ */
+const pointDomains = (config: CloudConfig.CloudConfig) =>
+  Effect.gen(function*() {
+    if (config.backend._tag !== "SshHost") return
+    const host = config.backend.target.host
+    const address = yield* Effect.tryPromise({
+      try: () => dns.lookup(host, { family: 4 }),
+      catch: (e) =>
+        CloudError.config("--ssh-host", `cannot resolve ${host} for --dns-domain: ${CloudError.messageOf(e)}`)
+    })
+    const { CloudDns, GcpError } = yield* Effect.promise(() => import("@tezt-cloud/gcp"))
+    const lines = yield* CloudDns.register(config.projectId, config.dnsDomains, address.address).pipe(
+      Effect.mapError(GcpError.toCloudJob("--dns-domain"))
+    )
+    for (const { line, warning } of lines) yield* warning ? Effect.logWarning(line) : Effect.logInfo(line)
+  })
 
 /**
  * Tells the user to run `CLOUD clean up` when the namespace's ledger still records resources once a run is over:

@@ -1088,10 +1088,16 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.authUsername !== undefined, "--auth-username"],
     [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
-    [config.tcJitter !== undefined, "--tc-jitter"],
-    [config.dnsDomains.length > 0, "--dns-domain"]
+    [config.tcJitter !== undefined, "--tc-jitter"]
   ]
   for (const [on, flag] of off) if (on) missing.push([flag, `drop ${flag}`])
+  // Domains point at the machine the run is reached through: the ssh host (the proxy VM once GCP proxies exist).
+  if (config.dnsDomains.length > 0 && config.backend._tag !== "SshHost") {
+    return Effect.fail(CloudError.config(
+      "--dns-domain",
+      "it points a domain at the ssh host of an --ssh-host run, and this run has none: drop --dns-domain"
+    ))
+  }
   const first = missing[0]
   return first === undefined
     ? Effect.void

@@ -795,6 +795,18 @@ describe("CloudConfig: checkAvailable", () => {
       return error.reason._tag === "NotAvailable" ? error.reason : assert.fail("not NotAvailable")
     })
 
+  it.effect("--dns-domain points at an ssh host: accepted with --ssh-host, refused elsewhere saying why", () =>
+    Effect.gen(function*() {
+      yield* CloudConfig.checkAvailable(
+        yield* resolve({ ssh_host: "root@h", dns_domains: ["a.org"], prometheus: false, grafana: false })
+      )
+      const error = yield* Effect.flip(
+        CloudConfig.checkAvailable(yield* resolve({ localhost: true, dns_domains: ["a.org"] }))
+      )
+      assert.deepInclude(error.reason, { _tag: "ConfigInvalid", option: "--dns-domain" })
+      assert.include(error.message, "--ssh-host")
+    }))
+
   it.effect("--ssh-host passes, with --faketime (its runner sets FAKETIME)", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(
@@ -852,7 +864,6 @@ describe("CloudConfig: checkAvailable", () => {
     { name: "--faketime", input: { localhost: true, faketime: "-1d" }, feature: "--faketime" },
     { name: "--tc-delay", input: { localhost: true, tc_delay: "0,1" }, feature: "--tc-delay" },
     { name: "--tc-jitter", input: { localhost: true, tc_jitter: "0,1" }, feature: "--tc-jitter" },
-    { name: "--dns-domain", input: { localhost: true, dns_domains: ["a.org"] }, feature: "--dns-domain" },
     {
       name: "--auth-username",
       input: { localhost: true, auth_username: "u" },

@@ -16,12 +16,19 @@
  */
 import { Effect, Schedule } from "effect"
 import * as GcpError from "./GcpError.ts"
-import type { Target } from "./GcpTarget.ts"
+import * as GcpTarget from "./GcpTarget.ts"
+
+type Target = GcpTarget.Target
 
 export interface Zone {
   readonly name: string
   readonly dnsName: string
+  /** Where the registrar of the parent domain must delegate it (its NS records). */
+  readonly nameServers?: ReadonlyArray<string> | undefined
 }
+
+/** The managed zone `CLOUD create dns zone` makes when none is named: the one a deployment's names go in. */
+export const defaultZoneName = "tezt-cloud"
 
 export interface RecordSet {
   readonly name: string
@@ -59,6 +66,14 @@ export interface Dns {
   point(domain: string, address: string): Effect.Effect<Outcome, GcpError.GcpError>
   /** Removes the A record of `domain`, if any; `false` when there was none (or no zone has it). */
   remove(domain: string): Effect.Effect<boolean, GcpError.GcpError>
+  /**
+   * Creates the managed zone `name` for `domain` (normalized); a zone of that name for that domain is kept as
+   * it is (`created: false`), one of that name for another domain is an error.
+   */
+  createZone(
+    name: string,
+    domain: string
+  ): Effect.Effect<{ readonly zone: Zone; readonly created: boolean }, GcpError.GcpError>
 }
 
 /** A record set that Cloud DNS considers the same (what a deletion must match). */
@@ -154,6 +169,28 @@ export const make = (target: Target): Dns => {
   return {
     zones,
     records,
+    createZone: (name, raw) =>
+      Effect.gen(function*() {
+        const dnsName = normalize(raw)
+        const existing = (yield* zones).find((z) => z.name === name)
+        if (existing !== undefined) {
+          if (existing.dnsName === dnsName) return { zone: existing, created: false }
+          return yield* GcpError.make(
+            new GcpError.CallFailed({
+              call: `create the DNS zone ${name}`,
+              code: "409",
+              detail: `the project's zone ${name} is for ${existing.dnsName}, not ${dnsName}: ` +
+                `give another name, or remove that zone first`
+            })
+          )
+        }
+        const zone = yield* call<Zone>(`create the DNS zone ${name}`, "POST", "managedZones", {
+          name,
+          dnsName,
+          description: "Made by tezt-cloud (CLOUD create dns zone)"
+        })
+        return { zone, created: true }
+      }),
     point: (raw, address) =>
       Effect.gen(function*() {
         const domain = normalize(raw)
@@ -186,3 +223,33 @@ export const make = (target: Target): Dns => {
       })
   }
 }
+
+/**
+ * `--dns-domain` on a run: points each domain at `address` (the ssh host's), with the project and API of the
+ * command's options; what it did, a line a domain (a domain outside every zone is a warning, not an error, as in
+ * Tezt cloud). The records stay after the run: a stable name for the host, removed with `CLOUD dns remove`.
+ */
+export const register = (
+  projectId: string | undefined,
+  domains: ReadonlyArray<string>,
+  address: string
+): Effect.Effect<ReadonlyArray<{ readonly line: string; readonly warning: boolean }>, GcpError.GcpError> =>
+  Effect.gen(function*() {
+    const dns = make(yield* GcpTarget.resolve(projectId))
+    return yield* Effect.forEach(domains, (domain) =>
+      Effect.map(dns.point(domain, address), (outcome) => {
+        const name = normalize(domain)
+        switch (outcome._tag) {
+          case "Set":
+            return {
+              line: `dns: ${name} → ${address} (zone ${outcome.zone}` +
+                `${outcome.replaced.length > 0 ? `, was ${outcome.replaced.join(",")}` : ""})`,
+              warning: false
+            }
+          case "Unchanged":
+            return { line: `dns: ${name} → ${address} (zone ${outcome.zone}, unchanged)`, warning: false }
+          case "Skipped":
+            return { line: outcome.warning, warning: true }
+        }
+      }))
+  })

@@ -3,7 +3,8 @@
  * (`--project-id`, `TEZT_CLOUD_GCP_ENDPOINT`): `CLOUD destroy` (also `CLOUD terraform destroy`, Tezt cloud's
  * name) deletes everything labelled with the namespace, `CLOUD list vms` lists its VMs, `CLOUD delete unused ips`
  * deletes its reserved addresses no VM uses, `CLOUD dns list` and `CLOUD dns remove --dns-domain D` read and remove
- * Cloud DNS A records. `CLOUD clean up` is the backend's `cleanUp`.
+ * Cloud DNS A records, `CLOUD create dns zone --dns-domain D` and `CLOUD describe dns zone` make and show the
+ * managed zones. `CLOUD clean up` is the backend's `cleanUp`.
  */
 import { Cloud, CloudError, Ledger, Scenario } from "@tezt-cloud/core"
 import { Effect } from "effect"
@@ -126,11 +127,57 @@ export const dnsRemove = Scenario.make({
     }))
 })
 
+/**
+ * `CLOUD create dns zone --dns-domain D`: the managed zone `tezt-cloud` (the one Tezt cloud looks for) that
+ * deployments' names go in, and the name servers the registrar of D's parent must delegate it to.
+ */
+export const createDnsZone = Scenario.make({
+  title: "Create the Cloud DNS managed zone of a --dns-domain",
+  tags: ["create", "dns", "zone"],
+  run: withTarget("create dns zone", (target) =>
+    Effect.gen(function*() {
+      const cloud = yield* Cloud.Cloud
+      const [domain, ...more] = cloud.config.dnsDomains
+      if (domain === undefined || more.length > 0) {
+        return yield* CloudError.config(
+          "--dns-domain",
+          "give exactly one domain, the zone's (e.g. --dns-domain tezt.example.com)"
+        )
+      }
+      const { zone, created } = yield* CloudDns.make(target).createZone(CloudDns.defaultZoneName, domain)
+      yield* Effect.logInfo(
+        `${created ? "created" : "already there:"} zone ${zone.name} for ${zone.dnsName} in project ${target.project}`
+      )
+      const servers = (zone.nameServers ?? []).join(" ")
+      yield* Effect.logInfo(
+        servers === ""
+          ? `delegate ${zone.dnsName} at its parent's registrar to the zone's name servers (CLOUD describe dns zone)`
+          : `delegate ${zone.dnsName} at its parent's registrar to the name servers ${servers}`
+      )
+    }))
+})
+
+/** `CLOUD describe dns zone`: every managed zone of the project, with its domain and name servers. */
+export const describeDnsZone = Scenario.make({
+  title: "Describe the project's Cloud DNS managed zones",
+  tags: ["describe", "dns", "zone"],
+  run: withTarget("describe dns zone", (target) =>
+    Effect.gen(function*() {
+      const zones = yield* CloudDns.make(target).zones
+      for (const zone of zones) {
+        yield* Effect.logInfo(`${zone.name}\t${zone.dnsName}\t${(zone.nameServers ?? []).join(",")}`)
+      }
+      yield* Effect.logInfo(`${zones.length} managed zone(s) in project ${target.project}`)
+    }))
+})
+
 /** The jobs this backend contributes. */
 export const all = (stateDir: string): ReadonlyArray<Scenario.Scenario> => [
   destroy(stateDir),
   listVms,
   deleteUnusedIps,
   dnsList,
-  dnsRemove
+  dnsRemove,
+  createDnsZone,
+  describeDnsZone
 ]
