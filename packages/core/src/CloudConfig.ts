@@ -20,6 +20,7 @@ import { Context, Effect, Schema, SchemaIssue, Struct } from "effect"
 import { Os } from "./AgentConfig.ts"
 import { namespacePattern } from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
+import * as Faketime from "./Faketime.ts"
 
 /** How an option is spelled and typed on the command line. */
 export type OptionKind = "flag" | "int" | "string" | "strings"
@@ -560,7 +561,12 @@ const table = [
     key: "faketime",
     field: "faketime",
     ...str(),
-    description: "FAKETIME for agents' commands (libfaketime), e.g. -10d."
+    resolve: (given: unknown, flag: string) => {
+      const spec = given as string | undefined
+      const invalid = spec === undefined ? undefined : Faketime.specError(spec)
+      return invalid === undefined ? Effect.succeed(spec) : Effect.fail(CloudError.config(`--${flag}`, invalid))
+    },
+    description: "Skew agents' clocks (libfaketime spec: -10d, +2h, \"@2030-01-01 00:00:00\"), on every backend."
   }),
   option({
     flag: "binaries-path",
@@ -1086,7 +1092,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
-    [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"],
     [config.dnsDomains.length > 0, "--dns-domain"]

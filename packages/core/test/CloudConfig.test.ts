@@ -795,23 +795,42 @@ describe("CloudConfig: checkAvailable", () => {
       return error.reason._tag === "NotAvailable" ? error.reason : assert.fail("not NotAvailable")
     })
 
-  it.effect("--ssh-host passes, with --faketime (its runner sets FAKETIME)", () =>
+  it.effect("--faketime passes on every backend (the agents' own libfaketime applies it)", () =>
     Effect.gen(function*() {
-      yield* CloudConfig.checkAvailable(
-        yield* resolve({ ssh_host: "root@h", faketime: "-1d", prometheus: false, grafana: false })
-      )
+      for (
+        const input of [
+          { ssh_host: "root@h", prometheus: false, grafana: false },
+          { localhost: true },
+          { localhost: true, agent_runtime: "docker" as const },
+          { grafana: false }
+        ]
+      ) {
+        yield* CloudConfig.checkAvailable(yield* resolve({ ...input, faketime: "-1d" }))
+      }
     }))
+
+  it.effect.each(["-10d", "+2h", "-1.5h", "+30", "@2030-01-01 00:00:00", "2030-01-01 00:00:00", "-1d x2"])(
+    "--faketime %s is a libfaketime spec",
+    (spec) =>
+      Effect.map(resolve({ localhost: true, faketime: spec }), (config) => assert.strictEqual(config.faketime, spec))
+  )
+
+  it.effect.each(["yesterday", "-10 days", "@2030-01-01", "", "-1d; rm -rf /"])(
+    "--faketime %j is refused, naming the option and the forms",
+    (spec) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(resolve({ localhost: true, faketime: spec }))
+        assert.strictEqual(error.reason._tag, "ConfigInvalid")
+        assert.include(error.message, "--faketime")
+        assert.include(error.message, "-10d")
+        assert.notInclude(error.message, "\n")
+      })
+  )
 
   it.effect("the default (GCP) mode passes", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(yield* resolve({}))
       yield* CloudConfig.checkAvailable(yield* resolve({ grafana: false, destroy: true, project_id: "p" }))
-    }))
-
-  it.effect("--faketime is refused where the runner cannot set it (process sandboxes)", () =>
-    Effect.gen(function*() {
-      const error = yield* Effect.flip(CloudConfig.checkAvailable(yield* resolve({ localhost: true, faketime: "-1d" })))
-      assert.strictEqual(error.reason._tag, "NotAvailable")
     }))
 
   it.effect("plain --localhost passes, with any option this build has", () =>
@@ -849,7 +868,6 @@ describe("CloudConfig: checkAvailable", () => {
       input: { localhost: true, alert_handlers: ["a"], prometheus: false },
       feature: "--alert-handler"
     },
-    { name: "--faketime", input: { localhost: true, faketime: "-1d" }, feature: "--faketime" },
     { name: "--tc-delay", input: { localhost: true, tc_delay: "0,1" }, feature: "--tc-delay" },
     { name: "--tc-jitter", input: { localhost: true, tc_jitter: "0,1" }, feature: "--tc-jitter" },
     { name: "--dns-domain", input: { localhost: true, dns_domains: ["a.org"] }, feature: "--dns-domain" },
