@@ -1102,3 +1102,74 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     ? Effect.void
     : Effect.fail(CloudError.notAvailable(first[0], `this build does not have it yet; ${first[1]}`))
 }
+
+/** What the run's backend is, for messages: `--localhost`, `--ssh-host`, GCP. */
+const backendName = (backend: BackendChoice): string => {
+  switch (backend._tag) {
+    case "Localhost":
+      return backend.runtime === "docker" ? "Docker agents (--localhost)" : "--localhost"
+    case "SshHost":
+      return "--ssh-host"
+    case "Gcp":
+      return "GCP VMs"
+    case "Proxy":
+      return backend.inner._tag === "Gcp" ? "GCP VMs (--proxy)" : "--localhost --proxy"
+  }
+}
+
+/** Whether the run's agents are GCP VMs (directly or through a proxy). */
+const onGcp = (backend: BackendChoice) =>
+  backend._tag === "Gcp" || (backend._tag === "Proxy" && backend.inner._tag === "Gcp")
+
+/**
+ * Options given that would do nothing in the run's mode. Those Tezt cloud acts on there, and this build does not,
+ * are refused (a `ConfigInvalid` naming the option, why and the fix); those Tezt cloud also accepts there without
+ * effect are returned as warning lines, one each, for the start of the run. Maintenance jobs do not call it (their
+ * options are their own: `CLOUD destroy --project-id …`).
+ */
+export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArray<string>, CloudError.CloudError> => {
+  const where = backendName(config.backend)
+  const gcp = onGcp(config.backend)
+  const refused: ReadonlyArray<readonly [boolean, string, string]> = [
+    [
+      config.dailyLogsArtifacts,
+      "--daily-logs-artifacts",
+      "this build does not fetch daemons' logs into the artifacts dir yet (they stay on the agents, rotated by " +
+      "--log-rotation); drop --daily-logs-artifacts"
+    ],
+    [
+      config.teztaleArtifacts,
+      "--teztale-artifacts",
+      "this build runs no Teztale, so has no database to fetch; drop --teztale-artifacts"
+    ],
+    [
+      config.ppxProfilingTracesArtifacts,
+      "--ppx-profiling-traces-artifacts",
+      "this build does not fetch profiling traces yet; drop --ppx-profiling-traces-artifacts"
+    ],
+    [
+      config.slackChannelId !== undefined,
+      "--slack-channel-id",
+      "this build has no Slack notifier yet, so nothing would be posted; drop --slack-channel-id"
+    ],
+    [
+      gcp && !config.autoApprove,
+      "--no-auto-approve",
+      "this build creates the run's VMs without asking; drop --no-auto-approve (or use --localhost to try first)"
+    ]
+  ]
+  for (const [on, flag, why] of refused) if (on) return Effect.fail(CloudError.config(flag, why))
+  const ignored: ReadonlyArray<readonly [boolean, string, string]> = [
+    [config.destroy && !gcp, "--destroy", `${where} removes every agent at the end of the run anyway`],
+    [config.projectId !== undefined && !gcp, "--project-id", `${where} uses no GCP project`],
+    [!config.autoApprove && !gcp, "--no-auto-approve", `${where} has no infrastructure to approve`],
+    [!config.pushDocker, "--no-docker-push", "this build pushes no image (agents' images are built where they run)"],
+    [
+      config.slackBotToken !== undefined,
+      "--slack-bot-token ($TEZTCLOUD_SLACK_BOT_TOKEN)",
+      "this build has no Slack notifier, the token is not used"
+    ],
+    [config.noDns, "--no-dns", "this build registers no domain anyway"]
+  ]
+  return Effect.succeed(ignored.flatMap(([on, flag, why]) => on ? [`${flag} is ignored: ${why}`] : []))
+}
