@@ -51,6 +51,8 @@ export interface Agent {
    * install, where the agent has no libfaketime.
    */
   setFaketime(spec: string | undefined): Effect.Effect<void, CloudError.CloudError>
+  /** The log files of the daemons running on the agent (what `LogRotation` rotates), as paths on the agent. */
+  readonly daemonLogs: Effect.Effect<ReadonlyArray<string>>
 }
 
 export interface AgentInit {
@@ -72,7 +74,21 @@ export const make = (init: AgentInit): Agent => {
   const name = init.config.name
   // Every command and daemon of the agent goes through it, the scenario's as well as the run's own.
   const clock = Faketime.make(name, init.runner)
-  const runner = clock.runner
+  // How many live daemons write each log file: a file is listed while one does.
+  const logs = new Map<string, number>()
+  const count = (file: string, by: number) =>
+    Effect.sync(() => {
+      const n = (logs.get(file) ?? 0) + by
+      if (n > 0) logs.set(file, n)
+      else logs.delete(file)
+    })
+  const runner: Runner = {
+    ...clock.runner,
+    spawn: (daemon, command, args, options) =>
+      clock.runner.spawn(daemon, command, args, options).pipe(
+        Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1)))
+      )
+  }
   const nextAvailablePort = Effect.suspend(() => {
     if (next >= init.ports.end) {
       return Effect.fail(CloudError.agents(
@@ -130,7 +146,8 @@ export const make = (init: AgentInit): Agent => {
     run,
     spawn,
     copy,
-    setFaketime: clock.set
+    setFaketime: clock.set,
+    daemonLogs: Effect.sync(() => [...logs.keys()])
   }
 }
 

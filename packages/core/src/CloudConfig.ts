@@ -580,7 +580,7 @@ const table = [
     key: "log_rotation",
     field: "logRotation",
     ...int({ fallback: 300, min: 0 }),
-    description: "logrotate count for the run's log file; 0 disables rotation."
+    description: "Daemons' logs on agents are rotated daily at 00:00 UTC, keeping N old copies; 0: no rotation."
   }),
   option({
     flag: "artifacts-dir",

@@ -6,6 +6,7 @@ import {
   CloudConfig,
   Deployment,
   Ledger,
+  LogRotation,
   Orchestrator,
   RunEvents,
   TestCloud
@@ -219,6 +220,33 @@ describe("Localhost", () => {
     Effect.gen(function*() {
       const { agents } = yield* deploy(ns("faketime"), ["t"], [], { faketime: "-10d" })
       yield* clockSkewChecks(agents[0]!, -10)
+    }))
+
+  it.live("log rotation: a running daemon's log is copied and truncated, it writes on, N copies are kept", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("rotate"), ["r"])
+      const agent = agents[0]!
+      const daemon = yield* agent.spawn("counter", "sh", [
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done"
+      ])
+      assert.deepStrictEqual(yield* agent.daemonLogs, [daemon.logFile])
+      const numbers = (file: string) =>
+        fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map(Number) : []
+      for (let round = 0; round < 3; round++) {
+        yield* eventually("the daemon wrote", Effect.sync(() => numbers(daemon.logFile).length >= 2))
+        yield* LogRotation.rotate(agent, 2)
+      }
+      yield* eventually(
+        "the daemon writes on into its truncated log",
+        Effect.sync(() => numbers(daemon.logFile).length > 0)
+      )
+      const [current, one, two] = [daemon.logFile, `${daemon.logFile}.1`, `${daemon.logFile}.2`].map(numbers)
+      assert.isFalse(fs.existsSync(`${daemon.logFile}.3`), "only 2 copies are kept")
+      assert.isAbove(two!.length, 0)
+      assert.isAbove(one!.length, 0)
+      assert.isBelow(two!.at(-1)!, one![0]!, "the older copy holds the older lines")
+      assert.isBelow(one!.at(-1)!, current![0]!, "the log holds the newest lines, from where the copy ends")
     }))
 
   it.live("an exec's background leftovers die with it", () =>
