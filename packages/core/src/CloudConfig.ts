@@ -888,18 +888,25 @@ const forbiddenKeys: Record<string, string> = Object.fromEntries(
   )
 )
 
+/** Where `JSON.parse` failed on `text` (` at line L, column C`) when its error says, never what the text holds. */
+const whereInvalid = (text: string, error: unknown): string => {
+  const message = CloudError.messageOf(error)
+  if (/end of JSON input/.test(message)) return " (it ends too early)"
+  const match = /at position (\d+)/.exec(message)
+  if (match === null) return ""
+  const before = text.slice(0, Number(match[1]))
+  const line = before.split("\n").length
+  return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`
+}
+
 /** What a config file looks like when it is not even JSON, or not an object of known keys and right types. */
 export const decodeFile = (path: string, text: string): Effect.Effect<Input, CloudError.CloudError> =>
   Effect.gen(function*() {
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      // V8 quotes the offending text, newlines included: the message must stay one line.
-      catch: (e) =>
-        CloudError.config(
-          "--config-file",
-          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`,
-          { cause: e }
-        )
+      // V8's message may quote the file's text, which may hold a secret: only where it failed is said, and the
+      // parser's error is not kept as the cause (`--log-level debug` prints causes).
+      catch: (e) => CloudError.config("--config-file", `${path} is not valid JSON${whereInvalid(text, e)}`)
     })
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
       return yield* CloudError.config("--config-file", `${path} must hold a JSON object of options`)

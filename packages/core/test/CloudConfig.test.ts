@@ -413,6 +413,21 @@ describe("CloudConfig: config files", () => {
       assert.include(reason.message, "run.json is not valid JSON")
     }))
 
+  it.effect.each([
+    "s3cret-canary-value",
+    "{\"grafana_url\": s3cret-canary-value}",
+    "{\"slack_channel_id\": \"s3cret-canary-value",
+    "{\"slack_channel_id\": \"s3cret-canary-value\" oops}",
+    "{\"a\": 1,\n\"b\": \"s3cret-canary-value\"\nx}"
+  ])("invalid JSON %j: the error never quotes the file (it may hold a secret)", (text) =>
+    Effect.gen(function*() {
+      const reason = yield* fileRejected(text)
+      assert.include(reason.message, "run.json is not valid JSON")
+      for (let i = 0; i + 4 <= "s3cret-canary-value".length; i++) {
+        assert.notInclude(reason.message, "s3cret-canary-value".slice(i, i + 4), reason.message)
+      }
+    }))
+
   it.effect.each(["[]", "42", "null", "\"localhost\"", "[{\"localhost\": true}]"])(
     "non-object %s",
     (text) =>
