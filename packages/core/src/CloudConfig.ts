@@ -566,7 +566,7 @@ const table = [
       const invalid = spec === undefined ? undefined : Faketime.specError(spec)
       return invalid === undefined ? Effect.succeed(spec) : Effect.fail(CloudError.config(`--${flag}`, invalid))
     },
-    description: "Skew agents' clocks (libfaketime spec: -10d, +2h, \"@2030-01-01 00:00:00\"), on every backend."
+    description: "Skew agents' clocks by a libfaketime spec (--faketime=-10d, +2h, \"@2030-01-01 00:00:00\")."
   }),
   option({
     flag: "binaries-path",
