@@ -109,6 +109,27 @@ describe("Chronos", () => {
     }))
 })
 
+describe("Chronos in a scenario", () => {
+  it.effect("a scenario's task runs on its schedule, with the scenario's services, until the run ends", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const task: Chronos.Task<Cloud.Cloud> = {
+        name: "count agents",
+        spec: "*/5 * * * *",
+        run: Effect.map(Cloud.Cloud, (cloud) => void seen.push(cloud.agents.map((a) => a.name).join()))
+      }
+      yield* TestCloud.run(Scenario.make({
+        title: "chronos",
+        tags: [],
+        vms: [{ name: "a" }],
+        run: Effect.andThen(Chronos.start([task]), TestClock.adjust(hour))
+      }))
+      assert.deepStrictEqual(seen, Array.from({ length: 12 }, () => "a"))
+      yield* TestClock.adjust(hour)
+      assert.lengthOf(seen, 12, "the task ended with the run")
+    }))
+})
+
 describe("log rotation (--log-rotation), a Chronos task of the run", () => {
   /** A scenario with a daemon on each of two agents that lets `days` pass on the TestClock. */
   const scenario = (days: number) =>
