@@ -53,18 +53,26 @@ describe("Chronos", () => {
       })
   )
 
-  it.effect("a task runs at each due time in UTC, and only then", () =>
+  it.effect("a task runs at each due time, and only then", () =>
     Effect.gen(function*() {
       const every10 = recorder("*/10 * * * *")
-      const weekdays = recorder("30 6 * * 1-5")
-      yield* Chronos.start([every10.task, weekdays.task])
+      yield* Chronos.start([every10.task])
       yield* TestClock.adjust(hour - 1)
       assert.deepStrictEqual(every10.runs, [10, 20, 30, 40, 50].map((m) => m * minute))
       yield* TestClock.adjust(1)
       assert.lengthOf(every10.runs, 6)
+    }))
+
+  it.effect("specs are read in UTC: weekdays, hours and months", () =>
+    Effect.gen(function*() {
+      const weekdays = recorder("30 6 * * 1-5")
+      const february = recorder("0 12 1 feb *")
+      yield* Chronos.start([weekdays.task, february.task])
       // From Thursday 1970-01-01 00:00 UTC: Thursday and Friday 06:30, then Monday 5 and Tuesday 6.
       yield* TestClock.adjust(6 * day)
       assert.deepStrictEqual(weekdays.runs, [0, 1, 4, 5].map((d) => d * day + 6 * hour + 30 * minute))
+      yield* TestClock.adjust(40 * day)
+      assert.deepStrictEqual(february.runs, [31 * day + 12 * hour], "1970-02-01 12:00 UTC")
     }))
 
   it.effect("each run waits a random time within the task's delay after its due time", () =>
