@@ -76,6 +76,11 @@ const cases: ReadonlyArray<Case> = [
     names: "--website-port"
   },
   {
+    name: "an option this build cannot honour in any mode",
+    args: () => ["--teztale-artifacts"],
+    names: "--teztale-artifacts"
+  },
+  {
     name: "Prometheus on the website's port",
     args: () => ["--website", "--prometheus", "--website-port", "9400", "--prometheus-port", "9400"],
     names: "--prometheus-port"

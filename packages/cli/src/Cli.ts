@@ -78,7 +78,11 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
   const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
   const config = yield* Options.configuration(input, cliOnly, env)
   const maintenance = selected.every((s) => s.vms === undefined)
-  if (!maintenance) yield* CloudConfig.checkAvailable(config)
+  if (!maintenance) {
+    yield* CloudConfig.checkAvailable(config)
+    // Every option acts, is refused, or (where Tezt cloud too accepts it without effect) is warned about here.
+    for (const line of yield* CloudConfig.checkOptionsAct(config)) yield* Effect.logWarning(line)
+  }
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
   if (config.artifactsDir !== undefined && fs.existsSync(root)) {
     return yield* CloudError.config(

@@ -245,3 +245,108 @@ describe("bad input across options", () => {
       assert.strictEqual((yield* Options.configuration(input, cliOnly, env)).sshPrivateKey, key(0o600))
     }))
 })
+
+describe("options that would do nothing in the run's mode: refused, or warned about where Tezt cloud accepts them", () => {
+  /** The configuration of `argv`, as the CLI resolves it. */
+  const configOf = (argv: ReadonlyArray<string>, environment: CloudConfig.Environment = env) =>
+    Effect.gen(function*() {
+      const parsed = yield* parse(argv)
+      if (parsed.usage !== undefined) return assert.fail(parsed.usage)
+      const { input, cliOnly } = yield* Options.read(parsed.parsed, environment)
+      return yield* Options.configuration(input, cliOnly, environment)
+    })
+  const backends: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+    ["process sandboxes", ["--localhost", "--agent-runtime", "process"]],
+    ["Docker agents", ["--localhost", "--agent-runtime", "docker"]],
+    ["an ssh host", ["--ssh-host", "root@127.0.0.1"]],
+    ["GCP", ["--project-id", "p", "--no-grafana"]]
+  ]
+
+  const refusedEverywhere = [
+    "--daily-logs-artifacts",
+    "--teztale-artifacts",
+    "--ppx-profiling-traces-artifacts",
+    "--slack-channel-id=C123"
+  ]
+  for (const [backend, flags] of backends) {
+    it.effect.each(refusedEverywhere)(
+      `%s on ${backend}: refused, naming it and the fix`,
+      (option) =>
+        Effect.gen(function*() {
+          const config = yield* configOf([...flags, option])
+          const error = yield* Effect.flip(CloudConfig.checkOptionsAct(config))
+          const flag = option.split("=")[0]!
+          assert.strictEqual(error.reason._tag, "ConfigInvalid")
+          checkMessage(error.message, flag)
+          assert.include(error.message, `drop ${flag}`)
+        })
+    )
+  }
+
+  it.effect("--no-auto-approve on GCP is refused (VMs are created without asking); elsewhere it is warned about", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        CloudConfig.checkOptionsAct(yield* configOf(["--project-id", "p", "--no-auto-approve"]))
+      )
+      checkMessage(error.message, "--no-auto-approve")
+      assert.include(error.message, "without asking")
+      const warnings = yield* CloudConfig.checkOptionsAct(yield* configOf(["--localhost", "--no-auto-approve"]))
+      assert.deepStrictEqual(warnings, ["--no-auto-approve is ignored: --localhost has no infrastructure to approve"])
+    }))
+
+  it.effect.each(
+    [
+      ["--destroy", ["--localhost", "--destroy"], "--destroy is ignored: --localhost removes every agent"],
+      [
+        "--destroy on Docker",
+        ["--localhost", "--agent-runtime", "docker", "--destroy"],
+        "--destroy is ignored: Docker"
+      ],
+      ["--destroy on an ssh host", ["--ssh-host", "h", "--destroy"], "--destroy is ignored: --ssh-host removes"],
+      [
+        "--project-id",
+        ["--localhost", "--project-id", "p"],
+        "--project-id is ignored: --localhost uses no GCP project"
+      ],
+      [
+        "--project-id on an ssh host without --dns-domain",
+        ["--ssh-host", "h", "--project-id", "p"],
+        "--project-id is ignored: --ssh-host uses no GCP project"
+      ],
+      ["--no-docker-push", ["--localhost", "--no-docker-push"], "--no-docker-push is ignored: this build pushes no"],
+      ["--no-dns", ["--ssh-host", "h", "--no-dns"], "--no-dns is ignored: no domain is registered by default"],
+      ["--slack-bot-token", ["--localhost", "--slack-bot-token", "s3cret"], "--slack-bot-token ($TEZTCLOUD_SLACK_BOT"]
+    ] as const
+  )("%s: one warning line saying why", ([, argv, says]) =>
+    Effect.gen(function*() {
+      const warnings = yield* CloudConfig.checkOptionsAct(yield* configOf(argv))
+      assert.lengthOf(warnings, 1)
+      assert.include(warnings[0]!, says)
+      assert.notInclude(warnings[0]!, "s3cret", "a secret is never quoted")
+      assert.notInclude(warnings[0]!, "\n")
+    }))
+
+  it.effect("the token from $TEZTCLOUD_SLACK_BOT_TOKEN is warned about too, never quoted", () =>
+    Effect.gen(function*() {
+      const warnings = yield* CloudConfig.checkOptionsAct(
+        yield* configOf(["--localhost"], { ...env, TEZTCLOUD_SLACK_BOT_TOKEN: "s3cret" })
+      )
+      assert.lengthOf(warnings, 1)
+      assert.notInclude(warnings[0]!, "s3cret")
+    }))
+
+  it.effect("where they act, nothing is said: --destroy and --project-id on GCP, --log-rotation, no option at all", () =>
+    Effect.gen(function*() {
+      for (
+        const argv of [
+          ["--project-id", "p", "--destroy", "--no-grafana"],
+          ["--localhost", "--log-rotation", "3"],
+          ["--localhost"],
+          ["--ssh-host", "h"],
+          ["--ssh-host", "h", "--project-id", "p", "--dns-domain", "a.example.org"]
+        ]
+      ) {
+        assert.deepStrictEqual(yield* CloudConfig.checkOptionsAct(yield* configOf(argv)), [], argv.join(" "))
+      }
+    }))
+})

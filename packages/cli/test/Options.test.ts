@@ -117,6 +117,7 @@ const samples: Record<string, { readonly texts: ReadonlyArray<string>; readonly 
   "grafana-url": { texts: ["http://127.0.0.1:3300/"], config: "http://127.0.0.1:3300" },
   "tc-delay": { texts: ["0.1,0.5"], config: { min: 0.1, max: 0.5 } },
   "tc-jitter": { texts: ["0,2"], config: { min: 0, max: 2 } },
+  "faketime": { texts: ["+2h"], config: "+2h" },
   "prometheus-snapshots": {
     texts: ["/tmp/snap-a", "/tmp/snap-b:9200"],
     config: [{ path: "/tmp/snap-a", port: 9090 }, { path: "/tmp/snap-b", port: 9200 }]

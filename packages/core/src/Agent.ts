@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import type { AgentConfig } from "./AgentConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import type { Daemon } from "./Daemon.ts"
+import * as Faketime from "./Faketime.ts"
 import type { CopyOptions, ExecOptions, ExecResult, Runner, SpawnOptions } from "./Runner.ts"
 
 export interface PortRange {
@@ -44,6 +45,14 @@ export interface Agent {
   run(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<string, CloudError.CloudError>
   spawn: Runner["spawn"]
   copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
+  /**
+   * Skews the clock of the commands and daemons started from now on by a libfaketime spec (`-10d`, `+2h`,
+   * `@2030-01-01 00:00:00`), `undefined` for the real clock again (see `Faketime`). Fails, naming the package to
+   * install, where the agent has no libfaketime.
+   */
+  setFaketime(spec: string | undefined): Effect.Effect<void, CloudError.CloudError>
+  /** The log files of the daemons running on the agent (what `LogRotation` rotates), as paths on the agent. */
+  readonly daemonLogs: Effect.Effect<ReadonlyArray<string>>
 }
 
 export interface AgentInit {
@@ -63,6 +72,23 @@ export type Descriptor = { readonly backend: string } & Record<string, string | 
 export const make = (init: AgentInit): Agent => {
   let next = init.ports.start
   const name = init.config.name
+  // Every command and daemon of the agent goes through it, the scenario's as well as the run's own.
+  const clock = Faketime.make(name, init.runner)
+  // How many live daemons write each log file: a file is listed while one does.
+  const logs = new Map<string, number>()
+  const count = (file: string, by: number) =>
+    Effect.sync(() => {
+      const n = (logs.get(file) ?? 0) + by
+      if (n > 0) logs.set(file, n)
+      else logs.delete(file)
+    })
+  const runner: Runner = {
+    ...clock.runner,
+    spawn: (daemon, command, args, options) =>
+      clock.runner.spawn(daemon, command, args, options).pipe(
+        Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1)))
+      )
+  }
   const nextAvailablePort = Effect.suspend(() => {
     if (next >= init.ports.end) {
       return Effect.fail(CloudError.agents(
@@ -74,7 +100,7 @@ export const make = (init: AgentInit): Agent => {
   })
   const exec = Effect.fn("Agent.exec")(function*(command: string, args: ReadonlyArray<string>, options?: ExecOptions) {
     yield* Effect.annotateCurrentSpan({ agent: name, command })
-    return yield* init.runner.exec(command, args, options)
+    return yield* runner.exec(command, args, options)
   })
   const run = Effect.fn("Agent.run")(function*(command: string, args: ReadonlyArray<string>, options?: ExecOptions) {
     const result = yield* exec(command, args, options)
@@ -93,7 +119,7 @@ export const make = (init: AgentInit): Agent => {
   const spawn = Effect.fn("Agent.spawn")(
     function*(daemon: string, command: string, args: ReadonlyArray<string>, options?: SpawnOptions) {
       yield* Effect.annotateCurrentSpan({ agent: name, daemon })
-      return yield* init.runner.spawn(daemon, command, args, options)
+      return yield* runner.spawn(daemon, command, args, options)
     }
   ) as (
     daemon: string,
@@ -103,7 +129,7 @@ export const make = (init: AgentInit): Agent => {
   ) => ReturnType<Runner["spawn"]>
   const copy = Effect.fn("Agent.copy")(function*(source: string, options?: CopyOptions) {
     yield* Effect.annotateCurrentSpan({ agent: name, source })
-    return yield* init.runner.copy(source, options)
+    return yield* runner.copy(source, options)
   })
   return {
     name,
@@ -115,11 +141,13 @@ export const make = (init: AgentInit): Agent => {
     artifactsDir: init.artifactsDir,
     connect: init.connect,
     descriptor: init.descriptor ?? { backend: "none" },
-    runner: init.runner,
+    runner,
     exec,
     run,
     spawn,
-    copy
+    copy,
+    setFaketime: clock.set,
+    daemonLogs: Effect.sync(() => [...logs.keys()])
   }
 }
 

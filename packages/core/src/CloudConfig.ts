@@ -20,6 +20,7 @@ import { Context, Effect, Schema, SchemaIssue, Struct } from "effect"
 import { Os } from "./AgentConfig.ts"
 import { namespacePattern } from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
+import * as Faketime from "./Faketime.ts"
 
 /** How an option is spelled and typed on the command line. */
 export type OptionKind = "flag" | "int" | "string" | "strings"
@@ -560,7 +561,12 @@ const table = [
     key: "faketime",
     field: "faketime",
     ...str(),
-    description: "FAKETIME for agents' commands (libfaketime), e.g. -10d."
+    resolve: (given: unknown, flag: string) => {
+      const spec = given as string | undefined
+      const invalid = spec === undefined ? undefined : Faketime.specError(spec)
+      return invalid === undefined ? Effect.succeed(spec) : Effect.fail(CloudError.config(`--${flag}`, invalid))
+    },
+    description: "Skew agents' clocks by a libfaketime spec (--faketime=-10d, +2h, \"@2030-01-01 00:00:00\")."
   }),
   option({
     flag: "binaries-path",
@@ -574,7 +580,7 @@ const table = [
     key: "log_rotation",
     field: "logRotation",
     ...int({ fallback: 300, min: 0 }),
-    description: "logrotate count for the run's log file; 0 disables rotation."
+    description: "Daemons' logs on agents are rotated daily at 00:00 UTC, keeping N old copies; 0: no rotation."
   }),
   option({
     flag: "artifacts-dir",
@@ -882,18 +888,25 @@ const forbiddenKeys: Record<string, string> = Object.fromEntries(
   )
 )
 
+/** Where `JSON.parse` failed on `text` (` at line L, column C`) when its error says, never what the text holds. */
+const whereInvalid = (text: string, error: unknown): string => {
+  const message = CloudError.messageOf(error)
+  if (/end of JSON input/.test(message)) return " (it ends too early)"
+  const match = /at position (\d+)/.exec(message)
+  if (match === null) return ""
+  const before = text.slice(0, Number(match[1]))
+  const line = before.split("\n").length
+  return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`
+}
+
 /** What a config file looks like when it is not even JSON, or not an object of known keys and right types. */
 export const decodeFile = (path: string, text: string): Effect.Effect<Input, CloudError.CloudError> =>
   Effect.gen(function*() {
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      // V8 quotes the offending text, newlines included: the message must stay one line.
-      catch: (e) =>
-        CloudError.config(
-          "--config-file",
-          `${path} is not valid JSON (${CloudError.messageOf(e).replaceAll(/\s+/g, " ")})`,
-          { cause: e }
-        )
+      // V8's message may quote the file's text, which may hold a secret: only where it failed is said, and the
+      // parser's error is not kept as the cause (`--log-level debug` prints causes).
+      catch: (e) => CloudError.config("--config-file", `${path} is not valid JSON${whereInvalid(text, e)}`)
     })
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
       return yield* CloudError.config("--config-file", `${path} must hold a JSON object of options`)
@@ -1086,7 +1099,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
-    [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"]
   ]
@@ -1102,4 +1114,79 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   return first === undefined
     ? Effect.void
     : Effect.fail(CloudError.notAvailable(first[0], `this build does not have it yet; ${first[1]}`))
+}
+
+/** What the run's backend is, for messages: `--localhost`, `--ssh-host`, GCP. */
+const backendName = (backend: BackendChoice): string => {
+  switch (backend._tag) {
+    case "Localhost":
+      return backend.runtime === "docker" ? "Docker agents (--localhost)" : "--localhost"
+    case "SshHost":
+      return "--ssh-host"
+    case "Gcp":
+      return "GCP VMs"
+    case "Proxy":
+      return backend.inner._tag === "Gcp" ? "GCP VMs (--proxy)" : "--localhost --proxy"
+  }
+}
+
+/** Whether the run's agents are GCP VMs (directly or through a proxy). */
+const onGcp = (backend: BackendChoice) =>
+  backend._tag === "Gcp" || (backend._tag === "Proxy" && backend.inner._tag === "Gcp")
+
+/**
+ * Options given that would do nothing in the run's mode. Those Tezt cloud acts on there, and this build does not,
+ * are refused (a `ConfigInvalid` naming the option, why and the fix); those Tezt cloud also accepts there without
+ * effect are returned as warning lines, one each, for the start of the run. Maintenance jobs do not call it (their
+ * options are their own: `CLOUD destroy --project-id …`).
+ */
+export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArray<string>, CloudError.CloudError> => {
+  const where = backendName(config.backend)
+  const gcp = onGcp(config.backend)
+  const refused: ReadonlyArray<readonly [boolean, string, string]> = [
+    [
+      config.dailyLogsArtifacts,
+      "--daily-logs-artifacts",
+      "this build does not fetch daemons' logs into the artifacts dir yet (they stay on the agents, rotated by " +
+      "--log-rotation); drop --daily-logs-artifacts"
+    ],
+    [
+      config.teztaleArtifacts,
+      "--teztale-artifacts",
+      "this build runs no Teztale, so has no database to fetch; drop --teztale-artifacts"
+    ],
+    [
+      config.ppxProfilingTracesArtifacts,
+      "--ppx-profiling-traces-artifacts",
+      "this build does not fetch profiling traces yet; drop --ppx-profiling-traces-artifacts"
+    ],
+    [
+      config.slackChannelId !== undefined,
+      "--slack-channel-id",
+      "this build has no Slack notifier yet, so nothing would be posted; drop --slack-channel-id"
+    ],
+    [
+      gcp && !config.autoApprove,
+      "--no-auto-approve",
+      "this build creates the run's VMs without asking; drop --no-auto-approve (or use --localhost to try first)"
+    ]
+  ]
+  for (const [on, flag, why] of refused) if (on) return Effect.fail(CloudError.config(flag, why))
+  const ignored: ReadonlyArray<readonly [boolean, string, string]> = [
+    [config.destroy && !gcp, "--destroy", `${where} removes every agent at the end of the run anyway`],
+    [
+      config.projectId !== undefined && !gcp && config.dnsDomains.length === 0,
+      "--project-id",
+      `${where} uses no GCP project (only --dns-domain's Cloud DNS does)`
+    ],
+    [!config.autoApprove && !gcp, "--no-auto-approve", `${where} has no infrastructure to approve`],
+    [!config.pushDocker, "--no-docker-push", "this build pushes no image (agents' images are built where they run)"],
+    [
+      config.slackBotToken !== undefined,
+      "--slack-bot-token ($TEZTCLOUD_SLACK_BOT_TOKEN)",
+      "this build has no Slack notifier, the token is not used"
+    ],
+    [config.noDns, "--no-dns", "no domain is registered by default here (only --dns-domain ones, on --ssh-host)"]
+  ]
+  return Effect.succeed(ignored.flatMap(([on, flag, why]) => on ? [`${flag} is ignored: ${why}`] : []))
 }

@@ -12,11 +12,13 @@ import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as AgentsControl from "./AgentsControl.ts"
 import * as AtomicFile from "./AtomicFile.ts"
+import * as Chronos from "./Chronos.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import { Ledger } from "./Ledger.ts"
+import * as LogRotation from "./LogRotation.ts"
 import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
@@ -191,6 +193,10 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       // Started in the run's scope after the agents: they stop before the agents are torn down.
       const services = yield* Effect.serviceOption(RunServices)
       const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined
+      // The run's recurring tasks, in its scope: they stop first when it closes.
+      if (config.logRotation > 0) {
+        yield* Chronos.start(agents.map((agent) => LogRotation.task(agent, config.logRotation)))
+      }
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       const exit = yield* scenario.run.pipe(

@@ -14,6 +14,8 @@
  * - Bounds: at most `Limits.deploys` agents are created at once; agents are torn down `Limits.teardowns` at a
  *   time (`Teardown.pool`), the newest first, each holding only itself.
  * - Events: `agent-ready` once an agent answers, `agent-down` once it is removed, counted within the deployment.
+ * - Clock: with `--faketime`, every agent's clock is skewed (`Agent.setFaketime`) before it counts as ready; an
+ *   agent without libfaketime fails its deployment, naming the package.
  * - Scopes: what `prepare` acquires lives as long as the deployment and goes after every agent; what `ready`
  *   acquires (a connection) goes before its agent's resource is removed.
  */
@@ -32,7 +34,9 @@ import * as Sandbox from "./Sandbox.ts"
 import * as Teardown from "./Teardown.ts"
 
 /** What the loop reads of the run's configuration; a backend's own slice extends it. */
-export const Config = Schema.Struct(CloudConfig.pick("namespace", "vmBasePort", "portsPerVm", "checkFileConsistency"))
+export const Config = Schema.Struct(
+  CloudConfig.pick("namespace", "vmBasePort", "portsPerVm", "checkFileConsistency", "faketime")
+)
 export type Config = typeof Config.Type
 
 /** One agent's place in the deployment, as the loop gives it to the backend. */
@@ -185,9 +189,7 @@ const make = <Shared, Created>(
             )
         )
         const machine = yield* backend.ready(shared, place, created)
-        ready += 1
-        yield* events.emit({ type: "agent-ready", agent: place.name, ready, total })
-        return Agent.make({
+        const agent = Agent.make({
           index,
           config,
           point: machine.point,
@@ -197,6 +199,20 @@ const make = <Shared, Created>(
           descriptor: machine.descriptor,
           runner: machine.runner
         })
+        const faketime = options.config.faketime
+        if (faketime !== undefined) {
+          yield* agent.setFaketime(faketime).pipe(
+            Effect.mapError((e) =>
+              CloudError.deploy(
+                place.name,
+                `--faketime: ${e.reason._tag === "CommandFailed" ? e.reason.message : e.message}`
+              )
+            )
+          )
+        }
+        ready += 1
+        yield* events.emit({ type: "agent-ready", agent: place.name, ready, total })
+        return agent
       })
     return yield* Effect.forEach(configs, (config, index) => within(withServices(one(config, index))), {
       concurrency: limits.deploys

@@ -413,6 +413,21 @@ describe("CloudConfig: config files", () => {
       assert.include(reason.message, "run.json is not valid JSON")
     }))
 
+  it.effect.each([
+    "s3cret-canary-value",
+    "{\"grafana_url\": s3cret-canary-value}",
+    "{\"slack_channel_id\": \"s3cret-canary-value",
+    "{\"slack_channel_id\": \"s3cret-canary-value\" oops}",
+    "{\"a\": 1,\n\"b\": \"s3cret-canary-value\"\nx}"
+  ])("invalid JSON %j: the error never quotes the file (it may hold a secret)", (text) =>
+    Effect.gen(function*() {
+      const reason = yield* fileRejected(text)
+      assert.include(reason.message, "run.json is not valid JSON")
+      for (let i = 0; i + 4 <= "s3cret-canary-value".length; i++) {
+        assert.notInclude(reason.message, "s3cret-canary-value".slice(i, i + 4), reason.message)
+      }
+    }))
+
   it.effect.each(["[]", "42", "null", "\"localhost\"", "[{\"localhost\": true}]"])(
     "non-object %s",
     (text) =>
@@ -807,23 +822,42 @@ describe("CloudConfig: checkAvailable", () => {
       assert.include(error.message, "--ssh-host")
     }))
 
-  it.effect("--ssh-host passes, with --faketime (its runner sets FAKETIME)", () =>
+  it.effect("--faketime passes on every backend (the agents' own libfaketime applies it)", () =>
     Effect.gen(function*() {
-      yield* CloudConfig.checkAvailable(
-        yield* resolve({ ssh_host: "root@h", faketime: "-1d", prometheus: false, grafana: false })
-      )
+      for (
+        const input of [
+          { ssh_host: "root@h", prometheus: false, grafana: false },
+          { localhost: true },
+          { localhost: true, agent_runtime: "docker" as const },
+          { grafana: false }
+        ]
+      ) {
+        yield* CloudConfig.checkAvailable(yield* resolve({ ...input, faketime: "-1d" }))
+      }
     }))
+
+  it.effect.each(["-10d", "+2h", "-1.5h", "+30", "@2030-01-01 00:00:00", "2030-01-01 00:00:00", "-1d x2"])(
+    "--faketime %s is a libfaketime spec",
+    (spec) =>
+      Effect.map(resolve({ localhost: true, faketime: spec }), (config) => assert.strictEqual(config.faketime, spec))
+  )
+
+  it.effect.each(["yesterday", "-10 days", "@2030-01-01", "", "-1d; rm -rf /"])(
+    "--faketime %j is refused, naming the option and the forms",
+    (spec) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(resolve({ localhost: true, faketime: spec }))
+        assert.strictEqual(error.reason._tag, "ConfigInvalid")
+        assert.include(error.message, "--faketime")
+        assert.include(error.message, "-10d")
+        assert.notInclude(error.message, "\n")
+      })
+  )
 
   it.effect("the default (GCP) mode passes", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(yield* resolve({}))
       yield* CloudConfig.checkAvailable(yield* resolve({ grafana: false, destroy: true, project_id: "p" }))
-    }))
-
-  it.effect("--faketime is refused where the runner cannot set it (process sandboxes)", () =>
-    Effect.gen(function*() {
-      const error = yield* Effect.flip(CloudConfig.checkAvailable(yield* resolve({ localhost: true, faketime: "-1d" })))
-      assert.strictEqual(error.reason._tag, "NotAvailable")
     }))
 
   it.effect("plain --localhost passes, with any option this build has", () =>
@@ -861,7 +895,6 @@ describe("CloudConfig: checkAvailable", () => {
       input: { localhost: true, alert_handlers: ["a"], prometheus: false },
       feature: "--alert-handler"
     },
-    { name: "--faketime", input: { localhost: true, faketime: "-1d" }, feature: "--faketime" },
     { name: "--tc-delay", input: { localhost: true, tc_delay: "0,1" }, feature: "--tc-delay" },
     { name: "--tc-jitter", input: { localhost: true, tc_jitter: "0,1" }, feature: "--tc-jitter" },
     {

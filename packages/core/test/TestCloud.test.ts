@@ -7,6 +7,7 @@ import {
   CloudConfig,
   CloudError,
   Deployment,
+  Faketime,
   Orchestrator,
   Scenario,
   TestCloud
@@ -204,6 +205,22 @@ describe("TestCloud", () => {
           assert.strictEqual(reason.title, "ping pong")
           assert.include(reason.message, "exited with code 127")
         }
+      }))
+
+    it.effect("setFaketime where the agent has no libfaketime fails naming the package; a bad spec is refused", () =>
+      Effect.gen(function*() {
+        const { agents, recorder } = yield* deploy(["a"])
+        const missing = yield* Effect.flip(agents[0]!.setFaketime("-1d"))
+        assert.include(missing.message, "libfaketime is not installed on the agent")
+        assert.include(missing.message, "install the Debian package libfaketime")
+        yield* agents[0]!.run("echo", ["hi"])
+        assert.deepStrictEqual(recorder.calls.at(-1), { agent: "a", kind: "exec", command: "echo hi" })
+        const library = { [`/bin/sh -c ${Faketime.probe}`]: "/usr/lib/faketime/libfaketime.so.1\n" }
+        const found = yield* deploy(["b"], { responses: library })
+        const invalid = yield* Effect.flip(found.agents[0]!.setFaketime("yesterday"))
+        assert.include(invalid.message, "not a libfaketime spec")
+        yield* found.agents[0]!.setFaketime("-1d")
+        assert.strictEqual(yield* found.agents[0]!.run("echo", ["skewed"]), "skewed\n")
       }))
 
     it.effect("a scenario without vms deploys nothing and sees no agents", () =>

@@ -10,11 +10,14 @@
  * - The tarball is cached under `<cache>/base-images/` (`$TEZT_CLOUD_CACHE_DIR`, else `~/.cache/tezt-cloud`):
  *   the second `ensure` on a fresh engine imports it in seconds; on an engine that has the image, it does
  *   nothing.
+ * - The image is labelled with its package list (`packagesLabel`), and the tarball's name carries a hash of it: an
+ *   image or tarball made with another list (an older one, without libfaketime) is made again, not reused.
  * - debootstrap needs root.
  */
 import { CloudError } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as child from "node:child_process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -24,8 +27,22 @@ import { childEnv } from "./internal/childEnv.ts"
 /** The reference `debian.Dockerfile` starts from (its `BASE_IMAGE` build arg). */
 export const reference = "tezt-cloud-base:bookworm"
 
-/** Packages on top of minbase: sshd, and what the runner and monitoring use on an agent. */
-export const packages: ReadonlyArray<string> = ["openssh-server", "iproute2", "procps", "util-linux"]
+/**
+ * Packages on top of minbase: sshd, and what the runner, monitoring (the process exporter of
+ * `--process-monitoring`, on by default where Prometheus runs, as on a GCP VM) and clock skew (`--faketime`) use
+ * on an agent.
+ */
+export const packages: ReadonlyArray<string> = [
+  "openssh-server",
+  "iproute2",
+  "procps",
+  "util-linux",
+  "libfaketime",
+  "prometheus-process-exporter"
+]
+
+/** The label that holds the package list an image was made with. */
+export const packagesLabel = "tezt-cloud.base-packages"
 
 /** The cache directory of tarballs. */
 export const cacheDir = (env: Record<string, string | undefined> = process.env) =>
@@ -89,8 +106,11 @@ export const ensure = Effect.fn("BaseImage.ensure")(function*(options: EnsureOpt
   const suite = options.suite ?? "bookworm"
   const dir = options.cacheDir ?? cacheDir()
   const toDeploy = (e: { readonly message: string }) => CloudError.deploy("base image", e.message, { cause: e })
-  if (!options.rebuild && (yield* docker.imageExists(ref).pipe(Effect.mapError(toDeploy)))) return "present" as const
-  const tarball = path.join(dir, `${ref.replace(/[^A-Za-z0-9._-]/g, "_")}.tar`)
+  const content = packages.join(",")
+  const labels = yield* docker.imageLabels(ref).pipe(Effect.mapError(toDeploy))
+  if (!options.rebuild && labels?.[packagesLabel] === content) return "present" as const
+  const hash = crypto.createHash("sha256").update(`${suite}\n${content}`).digest("hex").slice(0, 12)
+  const tarball = path.join(dir, `${ref.replace(/[^A-Za-z0-9._-]/g, "_")}-${hash}.tar`)
   let built = false
   if (options.rebuild || !fs.existsSync(tarball)) {
     const uri = mirror()
@@ -119,6 +139,6 @@ export const ensure = Effect.fn("BaseImage.ensure")(function*(options: EnsureOpt
     )
     built = true
   }
-  yield* docker.importImage(tarball, ref).pipe(Effect.mapError(toDeploy))
+  yield* docker.importImage(tarball, ref, { [packagesLabel]: content }).pipe(Effect.mapError(toDeploy))
   return built ? "built" as const : "imported" as const
 })

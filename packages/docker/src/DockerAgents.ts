@@ -76,13 +76,12 @@ export const networkName = (namespace: string) => `${namespace}-net`
 
 /** How the containers are reached: the namespace's key, any host key (the run made them), the channel limit. */
 export const settings = (
-  config: Pick<Config, "namespace" | "sshMaxChannels" | "faketime">,
+  config: Pick<Config, "namespace" | "sshMaxChannels">,
   graceSeconds = 3
 ): SshSandbox.Settings => ({
   namespace: config.namespace,
   hostKeys: { _tag: "Insecure" },
   maxChannels: config.sshMaxChannels,
-  faketime: config.faketime,
   graceSeconds
 })
 

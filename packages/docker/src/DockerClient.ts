@@ -83,9 +83,15 @@ export class DockerClient extends Context.Service<DockerClient, {
     readonly buildArgs: Record<string, string>
     readonly labels: Record<string, string>
   }): Effect.Effect<void, DockerError.DockerError>
-  /** `docker import` of a root file system tarball as `reference`. */
-  importImage(tarball: string, reference: string): Effect.Effect<void, DockerError.DockerError>
+  /** `docker import` of a root file system tarball as `reference`, with `labels`. */
+  importImage(
+    tarball: string,
+    reference: string,
+    labels?: Record<string, string>
+  ): Effect.Effect<void, DockerError.DockerError>
   imageExists(reference: string): Effect.Effect<boolean, DockerError.DockerError>
+  /** The labels of image `reference`, or `undefined` when the engine does not have it. */
+  imageLabels(reference: string): Effect.Effect<Record<string, string> | undefined, DockerError.DockerError>
   tag(source: string, target: string): Effect.Effect<void, DockerError.DockerError>
   push(reference: string): Effect.Effect<void, DockerError.DockerError>
   /** Removes the tag `reference` (the image goes with its last tag). */
@@ -212,16 +218,27 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
       )
       yield* followProgress(docker, operation, stream)
     }),
-    importImage: Effect.fn("DockerClient.importImage")(function*(tarball, reference) {
+    importImage: Effect.fn("DockerClient.importImage")(function*(tarball, reference, labels = {}) {
       const operation = `import ${reference}`
       const [repo, tag] = splitReference(reference)
-      const stream = yield* call(operation, () => docker.importImage(tarball, { repo, tag }))
+      // `changes`: Dockerfile instructions applied to the imported image (one LABEL with every label).
+      const entries = Object.entries(labels)
+      const changes = entries.length === 0
+        ? {}
+        : { changes: `LABEL ${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}` }
+      const stream = yield* call(operation, () => docker.importImage(tarball, { repo, tag, ...changes }))
       yield* followProgress(docker, operation, stream)
     }),
     imageExists: Effect.fn("DockerClient.imageExists")(function*(reference) {
       return yield* call(`inspect ${reference}`, () => docker.getImage(reference).inspect()).pipe(
         Effect.as(true),
         Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(false))
+      )
+    }),
+    imageLabels: Effect.fn("DockerClient.imageLabels")(function*(reference) {
+      return yield* call(`inspect ${reference}`, () => docker.getImage(reference).inspect()).pipe(
+        Effect.map((info): Record<string, string> | undefined => info.Config?.Labels ?? {}),
+        Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(undefined))
       )
     }),
     tag: Effect.fn("DockerClient.tag")(function*(source, target) {

@@ -13,6 +13,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { BaseImage, DockerAgents, DockerClient, DockerRegistry } from "../src/index.ts"
 
@@ -96,12 +97,13 @@ describe.runIf(enabled)("docker", () => {
   )
 
   it.live(
-    "host network: agents on 127.0.0.1 at base + i * ports-per-vm; nothing left once the scope closes",
+    "host network: agents on 127.0.0.1 at base + i * ports-per-vm; --faketime skews their clocks (the image's " +
+      "libfaketime); nothing left once the scope closes",
     () =>
       Effect.gen(function*() {
         const ns = `${base}-host`
         yield* Effect.scoped(Effect.gen(function*() {
-          const { agents } = yield* deploy(ns, ["a", "b", "c"])
+          const { agents } = yield* deploy(ns, ["a", "b", "c"], { faketime: "-10d" })
           assert.deepStrictEqual(
             agents.map((a) => a.point),
             [0, 1, 2].map((i) => ({
@@ -119,6 +121,7 @@ describe.runIf(enabled)("docker", () => {
           const left = yield* leftovers(ns)
           assert.sameMembers([...left.containers], ["a", "b", "c"].map((n) => DockerAgents.containerName(ns, n)))
           assert.lengthOf(left.images, 1, "one image for the three agents")
+          yield* clockSkewChecks(agents[2]!, -10)
         }))
         yield* nothingLeft(ns)
       }),

@@ -58,11 +58,10 @@ export const kinds: ReadonlyArray<string> = [instanceKind]
 export const homeIn = (namespace: string, agent: string) => `/tmp/tezt-cloud/${namespace}/${agent}`
 
 /** How the VMs are reached: the namespace's key, any host key (see the module's details). */
-export const settings = (config: Pick<Config, "namespace" | "sshMaxChannels" | "faketime">): SshSandbox.Settings => ({
+export const settings = (config: Pick<Config, "namespace" | "sshMaxChannels">): SshSandbox.Settings => ({
   namespace: config.namespace,
   hostKeys: { _tag: "Insecure" },
   maxChannels: config.sshMaxChannels,
-  faketime: config.faketime,
   graceSeconds: 3
 })
 

@@ -6,6 +6,7 @@ import {
   CloudConfig,
   Deployment,
   Ledger,
+  LogRotation,
   Orchestrator,
   RunEvents,
   TestCloud
@@ -18,6 +19,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
+import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { Localhost } from "../src/index.ts"
 import * as ProcessTree from "../src/internal/processTree.ts"
@@ -38,9 +40,9 @@ afterAll(() => {
 })
 
 /** The localhost backend of namespace `namespace`, with its ledger and events (sent to `sinks`) visible. */
-const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = []) =>
+const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], input: CloudConfig.Input = {}) =>
   Layer.unwrap(Effect.gen(function*() {
-    const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 41000, ports_per_vm: 10 })
+    const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 41000, ports_per_vm: 10, ...input })
     return Layer.mergeAll(
       Localhost.layer({
         stateDir,
@@ -61,9 +63,14 @@ const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = []) =
 runnerContract("localhost", backend(ns("rc")))
 
 /** Builds the backend in the current scope and deploys agents called `names`. */
-const deploy = (namespace: string, names: ReadonlyArray<string>, sinks: ReadonlyArray<RunEvents.Sink> = []) =>
+const deploy = (
+  namespace: string,
+  names: ReadonlyArray<string>,
+  sinks: ReadonlyArray<RunEvents.Sink> = [],
+  input: CloudConfig.Input = {}
+) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(backend(namespace, sinks))
+    const context = yield* Layer.build(backend(namespace, sinks, input))
     const config = Context.get(context, CloudConfig.CurrentConfig)
     // Straight to the backend, past the orchestrator's own name checks: the backend must defend itself too.
     const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
@@ -207,6 +214,39 @@ describe("Localhost", () => {
       assert.isFalse(fs.existsSync(run.home), "the sandbox is removed")
       yield* allGone("the agent's processes", run.pids)
       assert.deepStrictEqual(ProcessTree.findMarked("TEZT_CLOUD_NS", namespace), [])
+    }))
+
+  it.live("--faketime skews the clock of every command and daemon; agent.setFaketime moves it (libfaketime)", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("faketime"), ["t"], [], { faketime: "-10d" })
+      yield* clockSkewChecks(agents[0]!, -10)
+    }))
+
+  it.live("log rotation: a running daemon's log is copied and truncated, it writes on, N copies are kept", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("rotate"), ["r"])
+      const agent = agents[0]!
+      const daemon = yield* agent.spawn("counter", "sh", [
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done"
+      ])
+      assert.deepStrictEqual(yield* agent.daemonLogs, [daemon.logFile])
+      const numbers = (file: string) =>
+        fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map(Number) : []
+      for (let round = 0; round < 3; round++) {
+        yield* eventually("the daemon wrote", Effect.sync(() => numbers(daemon.logFile).length >= 2))
+        yield* LogRotation.rotate(agent, 2)
+      }
+      yield* eventually(
+        "the daemon writes on into its truncated log",
+        Effect.sync(() => numbers(daemon.logFile).length > 0)
+      )
+      const [current, one, two] = [daemon.logFile, `${daemon.logFile}.1`, `${daemon.logFile}.2`].map(numbers)
+      assert.isFalse(fs.existsSync(`${daemon.logFile}.3`), "only 2 copies are kept")
+      assert.isAbove(two!.length, 0)
+      assert.isAbove(one!.length, 0)
+      assert.isBelow(two!.at(-1)!, one![0]!, "the older copy holds the older lines")
+      assert.isBelow(one!.at(-1)!, current![0]!, "the log holds the newest lines, from where the copy ends")
     }))
 
   it.live("an exec's background leftovers die with it", () =>

@@ -53,7 +53,6 @@ export const settings = (config: Config, stateDir: string, graceSeconds = 3): Ss
       knownHostsFile: path.join(Ledger.namespaceDir(stateDir, config.namespace), "known_hosts")
     },
   maxChannels: config.sshMaxChannels,
-  faketime: config.faketime,
   graceSeconds
 })
 

@@ -14,7 +14,6 @@
  * - Daemons are started detached (`setsid`, output appended to a log file) and return at once; they die with
  *   the scope that spawned them.
  * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
- * - `FAKETIME` (`--faketime`) is set for every command, for images with libfaketime.
  */
 import {
   CloudError,
@@ -37,7 +36,6 @@ export interface Init extends Sandbox.Sandbox {
   readonly connection: Connection
   readonly events: RunEvents.RunEvents["Service"]
   readonly graceSeconds: number
-  readonly faketime: string | undefined
   /** How much of each stream `exec` keeps in its result (the tail); everything still reaches `onLine`. */
   readonly maxOutputBytes?: number | undefined
 }
@@ -54,7 +52,7 @@ export const make = (init: Init): Runner.Runner => {
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown) =>
     CloudError.command(init.name, describe(command, args), CloudError.messageOf(cause), { cause })
 
-  /** The command's directory and environment: the agent's own, FAKETIME, then the command's. */
+  /** The command's directory and environment: the agent's own, then the command's. */
   const commandOf = (
     execId: string,
     argv: ReadonlyArray<string>,
@@ -71,7 +69,6 @@ export const make = (init: Init): Runner.Runner => {
         argv,
         env: {
           ...Sandbox.environment(init, execId),
-          ...(init.faketime === undefined ? {} : { FAKETIME: init.faketime }),
           ...env
         },
         cwd: cwd === undefined ? init.home : Sandbox.pathIn(init.home, cwd),

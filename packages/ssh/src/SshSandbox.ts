@@ -19,7 +19,7 @@ import * as SshRunner from "./SshRunner.ts"
 /** What reaching sandboxes over ssh reads of the run's configuration; a backend's own slice extends it. */
 export const Config = Schema.Struct({
   ...Provision.Config.fields,
-  ...CloudConfig.pick("sshPrivateKey", "sshMaxChannels", "faketime")
+  ...CloudConfig.pick("sshPrivateKey", "sshMaxChannels")
 })
 export type Config = typeof Config.Type
 
@@ -30,8 +30,6 @@ export interface Settings {
   readonly hostKeys: SshClient.HostKeyPolicy
   /** Commands at once on one connection. */
   readonly maxChannels: number
-  /** `FAKETIME` for every command (`--faketime`). */
-  readonly faketime: string | undefined
   /** Seconds a killed process tree gets between SIGTERM and SIGKILL. */
   readonly graceSeconds: number
 }
@@ -106,8 +104,7 @@ const runner = (
   sandbox: Sandbox.Sandbox,
   settings: Settings,
   events: RunEvents.RunEvents["Service"]
-): Runner.Runner =>
-  SshRunner.make({ connection, events, ...sandbox, graceSeconds: settings.graceSeconds, faketime: settings.faketime })
+): Runner.Runner => SshRunner.make({ connection, events, ...sandbox, graceSeconds: settings.graceSeconds })
 
 /** How a descriptor's (or a ledger record's) machine was reached. */
 export const reachOf = (d: Readonly<Record<string, unknown>>): Reach => ({

@@ -13,6 +13,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
+import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { SshClient, SshHost, SshKeys } from "../src/index.ts"
 
@@ -108,16 +109,18 @@ describe.runIf(enabled)("ssh", () => {
     }))
 
   it.live(
-    "200 concurrent commands on one host all succeed through the channel limit",
+    "200 concurrent commands on one host all succeed through the channel limit; --faketime skews the agent's clock",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const { agents } = yield* deploy(`${base}-limit`, ["a"], { ssh_max_channels: 4 })
+        // One deployment for both: --faketime (-10d) only adds variables to each command.
+        const { agents } = yield* deploy(`${base}-limit`, ["a"], { ssh_max_channels: 4, faketime: "-10d" })
         const results = yield* Effect.forEach(
           Array.from({ length: 200 }, (_, i) => i),
           (i) => agents[0]!.run("sh", ["-c", `echo ${i}`]),
           { concurrency: "unbounded" }
         )
         assert.deepStrictEqual(results, Array.from({ length: 200 }, (_, i) => `${i}\n`))
+        yield* clockSkewChecks(agents[0]!, -10)
       })),
     60_000
   )
