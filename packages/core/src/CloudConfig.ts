@@ -1087,13 +1087,42 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"],
     [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
-    [config.tcDelay !== undefined, "--tc-delay"],
-    [config.tcJitter !== undefined, "--tc-jitter"],
     [config.dnsDomains.length > 0, "--dns-domain"]
   ]
   for (const [on, flag] of off) if (on) missing.push([flag, `drop ${flag}`])
+  const noNetworkFaults = networkFaultsMissing(config)
+  if (noNetworkFaults !== undefined) {
+    for (
+      const [on, flag] of [[config.tcDelay !== undefined, "--tc-delay"], [
+        config.tcJitter !== undefined,
+        "--tc-jitter"
+      ]] as const
+    ) {
+      if (on) missing.push([flag, `${noNetworkFaults}; drop ${flag}`])
+    }
+  }
   const first = missing[0]
   return first === undefined
     ? Effect.void
     : Effect.fail(CloudError.notAvailable(first[0], `this build does not have it yet; ${first[1]}`))
+}
+
+/**
+ * Why the agents of `config` cannot have network faults (`--tc-delay`, `--tc-jitter`), or `undefined` when they
+ * can: process sandboxes and Docker containers on the host network have them (README "Faults and time").
+ */
+export const networkFaultsMissing = (config: CloudConfig): string | undefined => {
+  const backend = config.backend
+  switch (backend._tag) {
+    case "Localhost":
+      return backend.runtime === "docker" && !config.dockerHostNetwork
+        ? "Docker agents on a network of their own have no network faults yet (use --docker-host-network)"
+        : undefined
+    case "SshHost":
+      return "the agents of an ssh host share its network interface with the ssh connection that drives them"
+    case "Gcp":
+      return "GCP VMs have no network faults yet (netem on their interface is not built)"
+    case "Proxy":
+      return "runs on the proxy have no network faults yet"
+  }
 }

@@ -814,6 +814,19 @@ describe("CloudConfig: checkAvailable", () => {
       assert.strictEqual(error.reason._tag, "NotAvailable")
     }))
 
+  it.effect("--tc-delay and --tc-jitter pass on process sandboxes and host-network Docker, not on a Docker network", () =>
+    Effect.gen(function*() {
+      const tc = { tc_delay: "0.2,0.2", tc_jitter: "0,0.1" }
+      yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true, ...tc }))
+      yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true, agent_runtime: "process", ...tc }))
+      yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true, agent_runtime: "docker", ...tc }))
+      const error = yield* Effect.flip(CloudConfig.checkAvailable(
+        yield* resolve({ localhost: true, agent_runtime: "docker", docker_host_network: false, ...tc })
+      ))
+      assert.include(error.message, "--tc-delay")
+      assert.include(error.message, "--docker-host-network")
+    }))
+
   it.effect("plain --localhost passes, with any option this build has", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true }))
@@ -850,8 +863,8 @@ describe("CloudConfig: checkAvailable", () => {
       feature: "--alert-handler"
     },
     { name: "--faketime", input: { localhost: true, faketime: "-1d" }, feature: "--faketime" },
-    { name: "--tc-delay", input: { localhost: true, tc_delay: "0,1" }, feature: "--tc-delay" },
-    { name: "--tc-jitter", input: { localhost: true, tc_jitter: "0,1" }, feature: "--tc-jitter" },
+    { name: "--tc-delay on an ssh host", input: { ssh_host: "root@h", tc_delay: "0,1" }, feature: "--tc-delay" },
+    { name: "--tc-jitter on GCP", input: { tc_jitter: "0,1" }, feature: "--tc-jitter" },
     { name: "--dns-domain", input: { localhost: true, dns_domains: ["a.org"] }, feature: "--dns-domain" },
     {
       name: "--auth-username",

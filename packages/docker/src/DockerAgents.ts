@@ -18,7 +18,17 @@
  *   the labels it was made with.
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import {
+  Backend,
+  CloudConfig,
+  CloudError,
+  Ledger,
+  LoopbackNetwork,
+  NetworkFaults,
+  Provision,
+  RunEvents,
+  Teardown
+} from "@tezt-cloud/core"
 import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
 import * as Engine from "./DockerClient.ts"
@@ -304,7 +314,15 @@ export const layer = (options: Options) =>
               fields: { container }
             })
           }),
-        destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name))
+        destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
+        // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
+        // network of their own they are not.
+        network: (_, random) =>
+          hostNetwork
+            ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random })
+            : Effect.succeed(NetworkFaults.unavailable(
+              `Docker agents on a network of their own have none yet: use --docker-host-network`
+            ))
       })
     }))
 
