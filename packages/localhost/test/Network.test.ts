@@ -77,11 +77,12 @@ describe("network faults on process sandboxes", () => {
         const undone = yield* NetworkProbe.roundTrips(a, server, 3)
         for (const t of undone) assert.isBelow(t, 200, `round trips once the delay is undone: ${undone.join(", ")}`)
 
-        // Jitter: the round trips spread.
+        // Jitter: the round trips spread, far more than a loaded machine's own noise (tens of ms). The jitter's
+        // draws are seeded: the same ones each time.
         yield* withCloud(Effect.gen(function*() {
-          yield* Network.delay(b, { millis: 100, jitterMillis: 90 })
-          const times = yield* NetworkProbe.roundTrips(a, server, 8)
-          assert.isAtLeast(NetworkProbe.summary(times).spread, 40, `round trips ${times.join(", ")}`)
+          yield* Network.delay(b, { millis: 100, jitterMillis: 100 })
+          const times = yield* NetworkProbe.roundTrips(a, server, 10)
+          assert.isAtLeast(NetworkProbe.summary(times).spread, 100, `round trips ${times.join(", ")}`)
         }))
 
         // A partition: a cannot reach b; b's own group (c) still can; healed at the end of its scope.
