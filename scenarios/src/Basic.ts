@@ -26,7 +26,7 @@ export const simpleHealth = Scenario.make({
 })
 
 /**
- * Between two agents: an echo server on agent 1, ten request/responses from agent 0 on one connection; prints
+ * Between two agents: an echo server on agent 1, six request/responses from agent 0 on one connection; prints
  * their round-trip time (what `--tc-delay` adds) and its spread (what `--tc-jitter` adds), and a 64 KiB
  * transfer's time. With a single agent (`--vms-limit 1`) it measures the agent with itself.
  */
@@ -38,7 +38,7 @@ export const networkHealth = Scenario.make({
     const cloud = yield* Cloud.Cloud
     const client = cloud.agents[0]!
     const server = yield* NetworkProbe.echoServer(cloud.agents[1 % cloud.agents.length]!)
-    const times = yield* NetworkProbe.roundTrips(client, server, 10)
+    const times = yield* NetworkProbe.roundTrips(client, server, 6)
     const s = NetworkProbe.summary(times)
     const ms = (n: number) => `${n.toFixed(1)} ms`
     yield* Effect.logInfo(
