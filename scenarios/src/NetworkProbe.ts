@@ -35,8 +35,17 @@ while (1) {
 }
 `
 
-/** Waits (10 s at most) until the server answers from its own agent. */
-const readyScript = `for i in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && exit 0; sleep 0.1; done; exit 1`
+/**
+ * Waits (about 10 s at most) until the server echoes a line back to its own agent: a connection alone says
+ * nothing when a relay stands in front of the port (it accepts for the server).
+ */
+const readyScript = `
+for i in $(seq 50); do
+  (exec 3<>"/dev/tcp/$1/$2" && printf 'ready\n' >&3 && IFS= read -r -t 5 l <&3 && [ "$l" = ready ]) 2>/dev/null && exit 0
+  sleep 0.1
+done
+exit 1
+`
 
 /** Starts an echo server on a fresh port of `agent`, in the current scope, and waits until it answers. */
 export const echoServer = Effect.fn("NetworkProbe.echoServer")(function*(agent: Agent.Agent) {

@@ -1089,7 +1089,7 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.faketime !== undefined && config.backend._tag !== "SshHost" && config.backend._tag !== "Gcp", "--faketime"],
     [config.dnsDomains.length > 0, "--dns-domain"]
   ]
-  for (const [on, flag] of off) if (on) missing.push([flag, `drop ${flag}`])
+  for (const [on, flag] of off) if (on) missing.push([flag, `this build does not have it yet; drop ${flag}`])
   const noNetworkFaults = networkFaultsMissing(config)
   if (noNetworkFaults !== undefined) {
     for (
@@ -1104,7 +1104,7 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   const first = missing[0]
   return first === undefined
     ? Effect.void
-    : Effect.fail(CloudError.notAvailable(first[0], `this build does not have it yet; ${first[1]}`))
+    : Effect.fail(CloudError.notAvailable(first[0], first[1]))
 }
 
 /**

@@ -825,6 +825,14 @@ describe("CloudConfig: checkAvailable", () => {
       ))
       assert.include(error.message, "--tc-delay")
       assert.include(error.message, "--docker-host-network")
+      const ssh = yield* Effect.flip(
+        CloudConfig.checkAvailable(yield* resolve({ ssh_host: "root@h", tc_delay: "0,1" }))
+      )
+      assert.include(ssh.message, "--tc-delay")
+      assert.include(ssh.message, "share its network interface")
+      const gcp = yield* Effect.flip(CloudConfig.checkAvailable(yield* resolve({ tc_jitter: "0,1" })))
+      assert.include(gcp.message, "--tc-jitter")
+      assert.include(gcp.message, "GCP VMs")
     }))
 
   it.effect("plain --localhost passes, with any option this build has", () =>
@@ -863,8 +871,6 @@ describe("CloudConfig: checkAvailable", () => {
       feature: "--alert-handler"
     },
     { name: "--faketime", input: { localhost: true, faketime: "-1d" }, feature: "--faketime" },
-    { name: "--tc-delay on an ssh host", input: { ssh_host: "root@h", tc_delay: "0,1" }, feature: "--tc-delay" },
-    { name: "--tc-jitter on GCP", input: { tc_jitter: "0,1" }, feature: "--tc-jitter" },
     { name: "--dns-domain", input: { localhost: true, dns_domains: ["a.org"] }, feature: "--dns-domain" },
     {
       name: "--auth-username",
