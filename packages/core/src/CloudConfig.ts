@@ -610,14 +610,14 @@ const table = [
     key: "tc_delay",
     field: "tcDelay",
     ...range,
-    description: "MIN,MAX seconds: random network delay per agent."
+    description: "MIN,MAX seconds: network delay per agent, drawn from a printed seed (README \"Faults and time\")."
   }),
   option({
     flag: "tc-jitter",
     key: "tc_jitter",
     field: "tcJitter",
     ...range,
-    description: "MIN,MAX seconds: random network jitter per agent."
+    description: "MIN,MAX seconds: network jitter per agent, drawn like --tc-delay's."
   }),
   option({
     flag: "auth-username",
