@@ -8,6 +8,21 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fresh, leftovers, live, nothingLeft, start } from "./fixtures/Cli.ts"
 
+/** `BASIC network health --tc-delay 0.2,0.2` on process sandboxes whose ports start at `port`. */
+const delayedHealth = (port: number, namespace: string, env: Record<string, string>) =>
+  start([
+    "BASIC",
+    "network",
+    "health",
+    "--localhost",
+    "--tc-delay",
+    "0.2,0.2",
+    "--vm-base-port",
+    String(port),
+    "--tezt-cloud",
+    namespace
+  ], env)
+
 describe("tezt-cloud CLI: network faults", () => {
   live(
     "--tc-delay 0.2,0.2 adds 0.2 s each way to BASIC network health's round trips; the seed is printed",
@@ -42,18 +57,7 @@ describe("tezt-cloud CLI: network faults", () => {
 
   live("a run killed with its relays on: CLOUD clean up removes its nft table and records", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start([
-      "BASIC",
-      "network",
-      "health",
-      "--localhost",
-      "--tc-delay",
-      "0.2,0.2",
-      "--vm-base-port",
-      "47700",
-      "--tezt-cloud",
-      namespace
-    ], env)
+    const cli = delayedHealth(47700, namespace, env)
     await cli.waitFor("] rtt ")
     cli.proc.kill("SIGKILL")
     await cli.exit
