@@ -110,17 +110,24 @@ export const make = Effect.fn("LoopbackNetwork.make")(function*(options: {
   let tableMade = false
   let probed: Probe | undefined
   let chains = 0
+  let told = false
   const inRunScope = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     effect.pipe(Effect.provideService(Scope.Scope, scope), Effect.provideService(Ledger.Ledger, ledger))
 
   const probeOnce = Effect.sync(() => probed ??= probe())
 
-  /** Fails naming why, when nft cannot act here. */
+  /**
+   * Fails naming why, when nft cannot act here; otherwise, at the first fault of the run, says what realizes
+   * them (unless `mechanisms` already did, for `--tc-delay`).
+   */
   const needNft = (fault: string) =>
     Effect.flatMap(probeOnce, (p) =>
-      p.nftMissing === undefined
+      p.nftMissing !== undefined
+        ? Effect.fail(CloudError.notAvailable(`network ${fault} on ${options.where}`, p.nftMissing))
+        : told
         ? Effect.void
-        : Effect.fail(CloudError.notAvailable(`network ${fault} on ${options.where}`, p.nftMissing)))
+        : Effect.flatMap(faults.mechanisms, (lines) =>
+          Effect.forEach(lines, (l) => Effect.logInfo(l), { discard: true })))
 
   const ensureTable = Effect.suspend(() => {
     if (tableMade) return Effect.void
@@ -179,6 +186,7 @@ export const make = Effect.fn("LoopbackNetwork.make")(function*(options: {
       if (p.nftMissing !== undefined) {
         return yield* CloudError.notAvailable(`network faults on ${options.where}`, p.nftMissing)
       }
+      told = true
       return [
         `network faults on ${options.where}: the agents share this machine's loopback; delay, jitter, bandwidth ` +
         `caps and partitions by a relay in front of each agent's ports (nft redirect, table ${table}); loss by nft ` +
