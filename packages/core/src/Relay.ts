@@ -9,7 +9,8 @@
  *
  * - Shaping: each piece of data waits the sum of the active delays `± jitter` (uniformly, from the run's seeded
  *   source), never less than the piece before it (a stream is never reordered), and, under a bandwidth cap (the
- *   lowest active one), until the cap lets its bytes through. Each direction has its own queue and one timer.
+ *   lowest active one), until the cap lets its bytes through: the agent's connections share the cap of each
+ *   direction. Each direction of a connection has its own queue and one timer.
  * - Cuts: connections opened by a process of a blocked agent (`TEZT_CLOUD_AGENT` in its environment) are held
  *   open and get nothing through, as across a real partition; once the last block on that agent is lifted they
  *   are closed and new ones go through again.
@@ -60,6 +61,9 @@ export const make = (options: Options): Effect.Effect<Relay, CloudError.CloudErr
         const caps = new Map<number, number>()
         const blocked = new Map<string, number>()
         const connections = new Set<Connection>()
+        // Under a cap, the connections of each direction share its bytes.
+        const toAgent: Bucket = { free: 0 }
+        const fromAgent: Bucket = { free: 0 }
         let nextId = 0
         const shape = () => {
           let millis = 0
@@ -106,8 +110,8 @@ export const make = (options: Options): Effect.Effect<Relay, CloudError.CloudErr
           })
           client.on("close", () => upstream.destroy())
           upstream.on("close", () => client.destroy())
-          forward(client, upstream, waitFor, () => shape().rate)
-          forward(upstream, client, waitFor, () => shape().rate)
+          forward(client, upstream, waitFor, () => shape().rate, toAgent)
+          forward(upstream, client, waitFor, () => shape().rate, fromAgent)
           client.resume()
         })
         const add = <V>(map: Map<number, V>, value: V) =>
@@ -174,12 +178,25 @@ interface Connection {
   resolved: boolean
 }
 
-/** Forwards `from` to `to` with each piece held as long as `waitFor` and `rate` (bytes/s, or none) say. */
-const forward = (from: net.Socket, to: net.Socket, waitFor: () => number, rate: () => number | undefined) => {
+/** When the capped link of one direction is free again (ms since the epoch). */
+interface Bucket {
+  free: number
+}
+
+/**
+ * Forwards `from` to `to` with each piece held as long as `waitFor` and `rate` (bytes/s, or none; `bucket`: the
+ * direction's link, shared by its connections) say.
+ */
+const forward = (
+  from: net.Socket,
+  to: net.Socket,
+  waitFor: () => number,
+  rate: () => number | undefined,
+  bucket: Bucket
+) => {
   const queue: Array<Piece> = []
   let queued = 0
   let lastDue = 0
-  let capFree = 0
   let timer: NodeJS.Timeout | undefined
   const flush = () => {
     timer = undefined
@@ -205,8 +222,8 @@ const forward = (from: net.Socket, to: net.Socket, waitFor: () => number, rate: 
     let due = Math.max(now + waitFor(), lastDue)
     const bytesPerSecond = rate()
     if (chunk !== undefined && bytesPerSecond !== undefined) {
-      capFree = Math.max(capFree, now) + (chunk.length * 1000) / bytesPerSecond
-      due = Math.max(due, capFree)
+      bucket.free = Math.max(bucket.free, now) + (chunk.length * 1000) / bytesPerSecond
+      due = Math.max(due, bucket.free)
     }
     lastDue = due
     queue.push({ chunk, due })
