@@ -100,6 +100,8 @@ export const make = Effect.fn("LoopbackNetwork.make")(function*(options: {
   readonly where: string
   /** The seeded source of jitter (`Network.seeded`). */
   readonly random: () => number
+  /** The deployment's agents: no relay listens on a port of their ranges. */
+  readonly agents: ReadonlyArray<Agent>
 }) {
   const scope = yield* Effect.scope
   const ledger = yield* Ledger.Ledger
@@ -154,7 +156,14 @@ export const make = Effect.fn("LoopbackNetwork.make")(function*(options: {
       }
       const relay = yield* inRunScope(Ledger.scoped(
         { id: `relay:${table}:${agent.name}`, kind: "relay", data: { agent: agent.name, table, first, last } },
-        Relay.make({ agent: agent.name, namespace: options.namespace, first, last, random: options.random }),
+        Relay.make({
+          agent: agent.name,
+          namespace: options.namespace,
+          first,
+          last,
+          random: options.random,
+          avoid: (port) => options.agents.some((a) => port >= a.ports.start && port <= a.ports.end)
+        }),
         () => Effect.void
       ))
       const chain = `relay_${agent.index}`

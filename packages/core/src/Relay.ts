@@ -43,6 +43,8 @@ export interface Options {
   readonly last: number
   /** The seeded source of jitter. */
   readonly random: () => number
+  /** Ports it must not listen on (the run's agents' ranges). */
+  readonly avoid: (port: number) => boolean
 }
 
 const highWater = 1024 * 1024
@@ -152,11 +154,15 @@ export const make = (options: Options): Effect.Effect<Relay, CloudError.CloudErr
           resume(Effect.fail(
             CloudError.service(`relay of ${options.agent}`, `cannot listen: ${CloudError.messageOf(e)}`, { cause: e })
           )))
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address()
-          const port = typeof address === "object" && address !== null ? address.port : 0
-          resume(Effect.succeed({ server, relay: relay(port), connections }))
-        })
+        // A port the kernel picks, but none an agent of the run may take for its own service.
+        const listen = (attempt: number) =>
+          server.listen(0, "127.0.0.1", () => {
+            const address = server.address()
+            const port = typeof address === "object" && address !== null ? address.port : 0
+            if (options.avoid(port) && attempt < 20) server.close(() => listen(attempt + 1))
+            else resume(Effect.succeed({ server, relay: relay(port), connections }))
+          })
+        listen(0)
       }
     ),
     ({ connections, server }) =>

@@ -317,9 +317,9 @@ export const layer = (options: Options) =>
         destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
         // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
         // network of their own they are not.
-        network: (_, random) =>
+        network: (agents, random) =>
           hostNetwork
-            ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random })
+            ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random, agents })
             : Effect.succeed(NetworkFaults.unavailable(
               `Docker agents on a network of their own have none yet: use --docker-host-network`
             ))

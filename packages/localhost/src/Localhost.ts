@@ -132,8 +132,8 @@ export const layer = (options: Options) =>
                 CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
             }))
           ),
-        network: (_, random) =>
-          LoopbackNetwork.make({ namespace: config.namespace, where: "local process sandboxes", random })
+        network: (agents, random) =>
+          LoopbackNetwork.make({ namespace: config.namespace, where: "local process sandboxes", random, agents })
       })
     }))
 
