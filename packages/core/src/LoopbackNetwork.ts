@@ -63,8 +63,8 @@ const recorded = (
   })
 
 /** Whether a command exits 0. */
-const succeeds = (command: string, args: ReadonlyArray<string>) =>
-  childProcess.spawnSync(command, args, { stdio: "ignore", timeout: 5000 }).status === 0
+const succeeds = (command: string, args: ReadonlyArray<string>, timeout = 5000) =>
+  childProcess.spawnSync(command, args, { stdio: "ignore", timeout }).status === 0
 
 /** What this machine's kernel and rights allow, looked up once per deployment. */
 export interface Probe {
@@ -284,6 +284,18 @@ export const cleanUp = Effect.fn("LoopbackNetwork.cleanUp")(function*(namespace:
   for (const r of records) yield* ledger.release(r.id)
   return removed
 })
+
+/**
+ * Deletes the namespace's nft table now, synchronously, within 2 s (a forced exit); its ledger records stay for
+ * `cleanUp`. Returns 1 when it deleted one, else 0.
+ */
+export const removeSync = (namespace: string): number => {
+  const table = tableName(namespace)
+  return succeeds("nft", ["list", "table", "ip", table], 1000) &&
+      succeeds("nft", ["delete", "table", "ip", table], 1000)
+    ? 1
+    : 0
+}
 
 /** Whether the nft table exists (false where nft cannot run). */
 export const tableExists = (table: string) => succeeds("nft", ["list", "table", "ip", table])

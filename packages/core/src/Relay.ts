@@ -221,7 +221,8 @@ const forward = (
   }
   const schedule = () => {
     if (timer !== undefined || queue.length === 0) return
-    timer = setTimeout(flush, Math.max(0, queue[0]!.due - Date.now()))
+    // Within what a timer can wait (about 24 days): `flush` looks again at what is due.
+    timer = setTimeout(flush, Math.min(2_147_483_647, Math.max(0, queue[0]!.due - Date.now())))
   }
   const push = (chunk: Buffer | undefined) => {
     const now = Date.now()

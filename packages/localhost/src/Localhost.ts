@@ -418,8 +418,12 @@ export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string
   return { processes: killed.length, sandboxes: removed, network }
 })
 
-/** The last resort of a second Ctrl+C: kill the namespace's processes now, synchronously. */
-export const forceKillSync = (namespace: string): number => ProcessTree.killMarkedSync("TEZT_CLOUD_NS", namespace, 500)
+/**
+ * The last resort of a second Ctrl+C: kill the namespace's processes now, synchronously, and delete its network
+ * rules (their relays die with the orchestrator: the rules would send connections to the agents' ports nowhere).
+ */
+export const forceKillSync = (namespace: string): number =>
+  ProcessTree.killMarkedSync("TEZT_CLOUD_NS", namespace, 500) + LoopbackNetwork.removeSync(namespace)
 
 /** What of the namespace is still on this machine: processes carrying its marker, sandboxes, network rules. */
 export const leftovers = (stateDir: string, namespace: string): ReadonlyArray<string> => {

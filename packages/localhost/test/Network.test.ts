@@ -148,4 +148,19 @@ describe("network faults on process sandboxes", () => {
       const ledger = yield* Ledger.Ledger
       assert.deepStrictEqual(yield* networkKinds(ledger), [])
     }).pipe(Effect.provide(Ledger.Ledger.layer(stateDir, namespace))), 60_000)
+
+  it.live("the second Ctrl+C's force kill deletes the rules at once", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(backend)
+      const config = Context.get(context, CloudConfig.CurrentConfig)
+      const deployment = Context.get(context, Deployment.Deployment)
+      const agents = yield* deployment.deploy(AgentConfig.complete([{ name: "e" }], Orchestrator.agentDefaults(config)))
+      const faults = yield* deployment.network!(agents, Network.seeded(1))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* faults.delay(agents[0]!, { millis: 1, jitterMillis: 0 })
+        assert.isNotEmpty(LoopbackNetwork.leftovers(namespace))
+        assert.isAtLeast(Localhost.forceKillSync(namespace), 1)
+        assert.deepStrictEqual(LoopbackNetwork.leftovers(namespace), [])
+      }))
+    }).pipe(Effect.scoped), 60_000)
 })
