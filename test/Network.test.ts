@@ -28,18 +28,7 @@ describe("tezt-cloud CLI: network faults", () => {
     "--tc-delay 0.2,0.2 adds 0.2 s each way to BASIC network health's round trips; the seed is printed",
     async () => {
       const { env, namespace, stateDir } = fresh()
-      const cli = start([
-        "BASIC",
-        "network",
-        "health",
-        "--localhost",
-        "--tc-delay",
-        "0.2,0.2",
-        "--vm-base-port",
-        "47600",
-        "--tezt-cloud",
-        namespace
-      ], { ...env, TEZT_CLOUD_NETWORK_SEED: "1234" })
+      const cli = delayedHealth(47600, namespace, { ...env, TEZT_CLOUD_NETWORK_SEED: "1234" })
       assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
       const out = cli.stdout()
       assert.include(out, "network faults on local process sandboxes")

@@ -39,6 +39,19 @@ const backend = Layer.unwrap(Effect.gen(function*() {
   NodeServices.layer
 )))
 
+/** The backend built in the current scope, agents called `names` deployed, and their network faults. */
+const deployed = (names: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(backend)
+    const config = Context.get(context, CloudConfig.CurrentConfig)
+    const deployment = Context.get(context, Deployment.Deployment)
+    const agents = yield* deployment.deploy(
+      AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
+    )
+    const faults = yield* deployment.network!(agents, Network.seeded(42))
+    return { config, ledger: Context.get(context, Ledger.Ledger), agents, faults }
+  })
+
 const networkKinds = (ledger: Ledger.Ledger["Service"]) =>
   ledger.outstanding.pipe(
     Effect.map((records) => records.filter((r) => LoopbackNetwork.kinds.includes(r.kind)).map((r) => r.kind))
@@ -49,17 +62,8 @@ describe("network faults on process sandboxes", () => {
     "delay, jitter, a partition, loss and a bandwidth cap between real agents, each undone when its scope closes",
     () =>
       Effect.gen(function*() {
-        const context = yield* Layer.build(backend)
-        const config = Context.get(context, CloudConfig.CurrentConfig)
-        const ledger = Context.get(context, Ledger.Ledger)
-        const deployment = Context.get(context, Deployment.Deployment)
-        const configs = AgentConfig.complete(
-          ["a", "b", "c"].map((name) => ({ name })),
-          Orchestrator.agentDefaults(config)
-        )
-        const agents = yield* deployment.deploy(configs)
+        const { agents, config, faults, ledger } = yield* deployed(["a", "b", "c"])
         const [a, b, c] = agents as [typeof agents[0], typeof agents[0], typeof agents[0]]
-        const faults = yield* deployment.network!(agents, Network.seeded(42))
         const withCloud = <A, E>(effect: Effect.Effect<A, E, Cloud.Cloud | Scope.Scope>) =>
           effect.pipe(Effect.scoped, Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, undefined, faults)))
         const server = yield* NetworkProbe.echoServer(b)
@@ -133,13 +137,7 @@ describe("network faults on process sandboxes", () => {
   it.live("a run's own scope removes its rules and relays", () =>
     Effect.gen(function*() {
       yield* Effect.gen(function*() {
-        const context = yield* Layer.build(backend)
-        const config = Context.get(context, CloudConfig.CurrentConfig)
-        const deployment = Context.get(context, Deployment.Deployment)
-        const agents = yield* deployment.deploy(
-          AgentConfig.complete([{ name: "d" }], Orchestrator.agentDefaults(config))
-        )
-        const faults = yield* deployment.network!(agents, Network.seeded(1))
+        const { agents, faults } = yield* deployed(["d"])
         yield* faults.delay(agents[0]!, { millis: 1, jitterMillis: 0 })
         yield* faults.loss(agents[0]!, 1)
         assert.isNotEmpty(LoopbackNetwork.leftovers(namespace))
@@ -151,11 +149,7 @@ describe("network faults on process sandboxes", () => {
 
   it.live("the second Ctrl+C's force kill deletes the rules at once", () =>
     Effect.gen(function*() {
-      const context = yield* Layer.build(backend)
-      const config = Context.get(context, CloudConfig.CurrentConfig)
-      const deployment = Context.get(context, Deployment.Deployment)
-      const agents = yield* deployment.deploy(AgentConfig.complete([{ name: "e" }], Orchestrator.agentDefaults(config)))
-      const faults = yield* deployment.network!(agents, Network.seeded(1))
+      const { agents, faults } = yield* deployed(["e"])
       yield* Effect.scoped(Effect.gen(function*() {
         yield* faults.delay(agents[0]!, { millis: 1, jitterMillis: 0 })
         assert.isNotEmpty(LoopbackNetwork.leftovers(namespace))
