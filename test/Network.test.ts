@@ -47,7 +47,7 @@ describe("tezt-cloud CLI: network faults", () => {
   live("a run killed with its relays on: CLOUD clean up removes its nft table and records", async () => {
     const { env, namespace, stateDir } = fresh()
     const cli = delayedHealth(47700, namespace, env)
-    await cli.waitFor("] rtt ")
+    await cli.waitFor("--tc-delay 0.2,0.2, drawn:")
     cli.proc.kill("SIGKILL")
     await cli.exit
     assert.isNotEmpty(LoopbackNetwork.leftovers(namespace))
