@@ -1116,7 +1116,8 @@ export const networkFaultsMissing = (config: CloudConfig): string | undefined =>
   switch (backend._tag) {
     case "Localhost":
       return backend.runtime === "docker" && !config.dockerHostNetwork
-        ? "Docker agents on a network of their own have no network faults yet (use --docker-host-network)"
+        ? "on Docker agents on a network of their own it needs netem, found only once they run: use " +
+          "--docker-host-network"
         : undefined
     case "SshHost":
       return "the agents of an ssh host share its network interface with the ssh connection that drives them"

@@ -24,13 +24,13 @@ import {
   CloudError,
   Ledger,
   LoopbackNetwork,
-  NetworkFaults,
   Provision,
   RunEvents,
   Teardown
 } from "@tezt-cloud/core"
 import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
+import * as ContainerNetwork from "./ContainerNetwork.ts"
 import * as Engine from "./DockerClient.ts"
 import { DockerClient, namespaceLabel, type RunSpec } from "./DockerClient.ts"
 import type * as DockerError from "./DockerError.ts"
@@ -64,7 +64,13 @@ export interface Options {
 const backendId = "docker"
 
 /** The ledger kinds this runtime records. */
-export const kinds: ReadonlyArray<string> = ["docker-container", "docker-network", "docker-image"]
+export const kinds: ReadonlyArray<string> = [
+  "docker-container",
+  "docker-network",
+  "docker-image",
+  // In the containers: gone with them.
+  ...ContainerNetwork.kinds
+]
 
 /** The label naming an agent's container's agent. */
 const agentLabel = "tezt-cloud.agent"
@@ -316,13 +322,11 @@ export const layer = (options: Options) =>
           }),
         destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
         // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
-        // network of their own they are not.
+        // network of their own, each container's namespace takes them.
         network: (agents, random) =>
           hostNetwork
             ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random, agents })
-            : Effect.succeed(NetworkFaults.unavailable(
-              `Docker agents on a network of their own have none yet: use --docker-host-network`
-            ))
+            : ContainerNetwork.make({ namespace: ns, agents })
       })
     }))
 

@@ -1,6 +1,7 @@
 /**
  * Network faults on Docker agents (test/fixtures/DockerEngine.ts): on the host network, a delay and a partition
- * between real containers, undone with their scopes; on a network of their own, a refusal naming why.
+ * between real containers, undone with their scopes; on a network of their own, a partition, a bandwidth cap and
+ * a delay (or its refusal, where the kernel has no netem).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -114,12 +115,48 @@ describe.runIf(enabled)("network faults on Docker agents", () => {
     180_000
   )
 
-  it.live("a network of their own: every fault is refused, naming the way out", () =>
-    Effect.gen(function*() {
-      const context = yield* Layer.build(backend({ docker_host_network: false }))
-      const deployment = Context.get(context, Deployment.Deployment)
-      const faults = yield* deployment.network!([], Network.seeded(7))
-      const error = yield* Effect.flip(Effect.scoped(faults.partition([])))
-      assert.include(error.message, "--docker-host-network")
-    }).pipe(Effect.scoped))
+  it.live(
+    "a network of their own: partitions by routes, a cap by tbf, delay by netem or a refusal naming it",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* Layer.build(backend({ docker_host_network: false, vm_base_port: 27400 }))
+        const config = Context.get(context, CloudConfig.CurrentConfig)
+        const deployment = Context.get(context, Deployment.Deployment)
+        const agents = yield* deployment.deploy(
+          AgentConfig.complete(["a", "b", "c"].map((name) => ({ name })), Orchestrator.agentDefaults(config))
+        )
+        const [a, b, c] = agents as [typeof agents[0], typeof agents[0], typeof agents[0]]
+        const faults = yield* deployment.network!(agents, Network.seeded(7))
+        assert.include((yield* faults.mechanisms).join("\n"), "blackhole routes")
+        const withCloud = <A, E>(effect: Effect.Effect<A, E, Cloud.Cloud | Scope.Scope>) =>
+          effect.pipe(Effect.scoped, Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, undefined, faults)))
+        const server = yield* NetworkProbe.echoServer(b)
+
+        yield* withCloud(Effect.gen(function*() {
+          yield* Network.partition([a], [b, c])
+          assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 1), { ok: 0, failed: 2 })
+          assert.deepStrictEqual(yield* NetworkProbe.attempts(c, server, 2, 5), { ok: 2, failed: 0 })
+        }))
+        assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 5), { ok: 2, failed: 0 })
+
+        // b's answers leave through its capped eth0: 64 KiB at 32 KiB/s (16 KiB of burst) takes at least 1.5 s.
+        yield* withCloud(Effect.gen(function*() {
+          yield* Network.bandwidth(b, 32 * 1024)
+          const capped = yield* NetworkProbe.transfer(a, server, 65536)
+          assert.strictEqual(capped.bytes, 65536)
+          assert.isAtLeast(capped.millis, 1000, `capped transfer: ${capped.millis} ms`)
+        }))
+        const fast = yield* NetworkProbe.transfer(a, server, 65536)
+        assert.isBelow(fast.millis, 1000, `once the cap is undone: ${fast.millis} ms`)
+
+        // netem delays b's answers (its egress); without netem in the kernel, the delay is refused, naming it.
+        const delayed = yield* withCloud(Effect.gen(function*() {
+          yield* Network.delay(b, { millis: 200, jitterMillis: 0 })
+          return yield* NetworkProbe.roundTrips(a, server, 2)
+        })).pipe(Effect.result)
+        if (delayed._tag === "Success") { for (const t of delayed.success) assert.isAtLeast(t, 200) }
+        else assert.include(delayed.failure.message, "netem")
+      }).pipe(Effect.scoped),
+    180_000
+  )
 })
