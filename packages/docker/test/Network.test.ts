@@ -60,6 +60,36 @@ const backend = (input: CloudConfig.Input) =>
     NodeServices.layer
   )))
 
+/**
+ * Agents a, b and c deployed (in the current scope) with `input`, their faults, an echo server on b, and
+ * `withCloud`, which runs a scenario's piece with them in a scope of its own.
+ */
+const deployed = (input: CloudConfig.Input) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(backend(input))
+    const config = Context.get(context, CloudConfig.CurrentConfig)
+    const deployment = Context.get(context, Deployment.Deployment)
+    const agents = yield* deployment.deploy(
+      AgentConfig.complete(["a", "b", "c"].map((name) => ({ name })), Orchestrator.agentDefaults(config))
+    )
+    const [a, b, c] = agents as [typeof agents[0], typeof agents[0], typeof agents[0]]
+    const faults = yield* deployment.network!(agents, Network.seeded(7))
+    const withCloud = <A, E>(effect: Effect.Effect<A, E, Cloud.Cloud | Scope.Scope>) =>
+      effect.pipe(Effect.scoped, Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, undefined, faults)))
+    return { a, b, c, faults, withCloud, server: yield* NetworkProbe.echoServer(b) }
+  })
+
+/** While [a] | [b, c] holds, a cannot reach b's server and c can; once it heals, a can. */
+const partitionHolds = ({ a, b, c, server, withCloud }: Effect.Success<ReturnType<typeof deployed>>) =>
+  Effect.gen(function*() {
+    yield* withCloud(Effect.gen(function*() {
+      yield* Network.partition([a], [b, c])
+      assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 1), { ok: 0, failed: 2 })
+      assert.deepStrictEqual(yield* NetworkProbe.attempts(c, server, 2, 5), { ok: 2, failed: 0 })
+    }))
+    assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 5), { ok: 2, failed: 0 })
+  })
+
 describe.runIf(enabled)("network faults on Docker agents", () => {
   beforeAll(() => DockerEngine.ready(), 600_000)
 
@@ -77,19 +107,9 @@ describe.runIf(enabled)("network faults on Docker agents", () => {
     "host network: a delay and a partition between containers, each undone when its scope closes",
     () =>
       Effect.gen(function*() {
-        const context = yield* Layer.build(backend({}))
-        const config = Context.get(context, CloudConfig.CurrentConfig)
-        const deployment = Context.get(context, Deployment.Deployment)
-        const agents = yield* deployment.deploy(
-          AgentConfig.complete(["a", "b", "c"].map((name) => ({ name })), Orchestrator.agentDefaults(config))
-        )
-        const [a, b, c] = agents as [typeof agents[0], typeof agents[0], typeof agents[0]]
-        const faults = yield* deployment.network!(agents, Network.seeded(7))
-        const mechanisms = yield* faults.mechanisms
-        assert.include(mechanisms.join("\n"), "Docker containers on the host network")
-        const withCloud = <A, E>(effect: Effect.Effect<A, E, Cloud.Cloud | Scope.Scope>) =>
-          effect.pipe(Effect.scoped, Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, undefined, faults)))
-        const server = yield* NetworkProbe.echoServer(b)
+        const run = yield* deployed({})
+        const { a, b, server, withCloud } = run
+        assert.include((yield* run.faults.mechanisms).join("\n"), "Docker containers on the host network")
 
         yield* withCloud(Effect.gen(function*() {
           yield* Network.delay(b, { millis: 200, jitterMillis: 0 })
@@ -100,12 +120,7 @@ describe.runIf(enabled)("network faults on Docker agents", () => {
         for (const t of undone) assert.isBelow(t, 200, `round trips once the delay is undone: ${undone.join(", ")}`)
 
         // The relay tells the containers' processes apart (their agent is in their environment).
-        yield* withCloud(Effect.gen(function*() {
-          yield* Network.partition([a], [b, c])
-          assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 1), { ok: 0, failed: 2 })
-          assert.deepStrictEqual(yield* NetworkProbe.attempts(c, server, 2, 5), { ok: 2, failed: 0 })
-        }))
-        assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 5), { ok: 2, failed: 0 })
+        yield* partitionHolds(run)
       }).pipe(
         Effect.scoped,
         Effect.andThen(Effect.sync(() => {
@@ -119,25 +134,10 @@ describe.runIf(enabled)("network faults on Docker agents", () => {
     "a network of their own: partitions by routes, a cap by tbf, delay by netem or a refusal naming it",
     () =>
       Effect.gen(function*() {
-        const context = yield* Layer.build(backend({ docker_host_network: false, vm_base_port: 27400 }))
-        const config = Context.get(context, CloudConfig.CurrentConfig)
-        const deployment = Context.get(context, Deployment.Deployment)
-        const agents = yield* deployment.deploy(
-          AgentConfig.complete(["a", "b", "c"].map((name) => ({ name })), Orchestrator.agentDefaults(config))
-        )
-        const [a, b, c] = agents as [typeof agents[0], typeof agents[0], typeof agents[0]]
-        const faults = yield* deployment.network!(agents, Network.seeded(7))
-        assert.include((yield* faults.mechanisms).join("\n"), "blackhole routes")
-        const withCloud = <A, E>(effect: Effect.Effect<A, E, Cloud.Cloud | Scope.Scope>) =>
-          effect.pipe(Effect.scoped, Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, undefined, faults)))
-        const server = yield* NetworkProbe.echoServer(b)
-
-        yield* withCloud(Effect.gen(function*() {
-          yield* Network.partition([a], [b, c])
-          assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 1), { ok: 0, failed: 2 })
-          assert.deepStrictEqual(yield* NetworkProbe.attempts(c, server, 2, 5), { ok: 2, failed: 0 })
-        }))
-        assert.deepStrictEqual(yield* NetworkProbe.attempts(a, server, 2, 5), { ok: 2, failed: 0 })
+        const run = yield* deployed({ docker_host_network: false, vm_base_port: 27400 })
+        const { a, b, server, withCloud } = run
+        assert.include((yield* run.faults.mechanisms).join("\n"), "blackhole routes")
+        yield* partitionHolds(run)
 
         // b's answers leave through its capped eth0: 64 KiB at 32 KiB/s (16 KiB of burst) takes at least 1.5 s.
         yield* withCloud(Effect.gen(function*() {
