@@ -1090,16 +1090,14 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
     [config.dnsDomains.length > 0, "--dns-domain"]
   ]
   for (const [on, flag] of off) if (on) missing.push([flag, `this build does not have it yet; drop ${flag}`])
+  // Network faults: where the backend has none, with its reason.
   const noNetworkFaults = networkFaultsMissing(config)
-  if (noNetworkFaults !== undefined) {
-    for (
-      const [on, flag] of [[config.tcDelay !== undefined, "--tc-delay"], [
-        config.tcJitter !== undefined,
-        "--tc-jitter"
-      ]] as const
-    ) {
-      if (on) missing.push([flag, `${noNetworkFaults}; drop ${flag}`])
-    }
+  const tc: ReadonlyArray<readonly [boolean, string]> = [
+    [config.tcDelay !== undefined, "--tc-delay"],
+    [config.tcJitter !== undefined, "--tc-jitter"]
+  ]
+  for (const [on, flag] of tc) {
+    if (on && noNetworkFaults !== undefined) missing.push([flag, `${noNetworkFaults}; drop ${flag}`])
   }
   const first = missing[0]
   return first === undefined
