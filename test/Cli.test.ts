@@ -132,7 +132,8 @@ describe("tezt-cloud CLI", () => {
       cli.stdout().trim(),
       [
         "BASIC simple health: Simple health check to check local configuration",
-        "BASIC monitoring health: Health check for monitoring services"
+        "BASIC monitoring health: Health check for monitoring services",
+        "BASIC network health: Network health between two agents"
       ].join("\n")
     )
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])

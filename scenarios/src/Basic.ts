@@ -4,6 +4,7 @@
 import { Cloud, CloudError, Scenario } from "@tezt-cloud/core"
 import { Endpoints, Prometheus } from "@tezt-cloud/monitoring"
 import { Effect, Schedule } from "effect"
+import * as NetworkProbe from "./NetworkProbe.ts"
 
 /**
  * Two agents each run `echo "Hello world"`. Copes with a single agent (`--vms-limit 1`): agent 1 is then
@@ -21,6 +22,32 @@ export const simpleHealth = Scenario.make({
       const out = yield* agent.run("echo", ["Hello world"])
       yield* Effect.logInfo(`${out.trim()} from agent ${i}`)
     }
+  })
+})
+
+/**
+ * Between two agents: an echo server on agent 1, six request/responses from agent 0 on one connection; prints
+ * their round-trip time (what `--tc-delay` adds) and its spread (what `--tc-jitter` adds), and a 64 KiB
+ * transfer's time. With a single agent (`--vms-limit 1`) it measures the agent with itself.
+ */
+export const networkHealth = Scenario.make({
+  title: "Network health between two agents",
+  tags: ["network", "health"],
+  vms: (config) => Array.from({ length: Math.max(1, Math.min(2, config.vmsLimit ?? 2)) }, () => ({})),
+  run: Effect.gen(function*() {
+    const cloud = yield* Cloud.Cloud
+    const client = cloud.agents[0]!
+    const server = yield* NetworkProbe.echoServer(cloud.agents[1 % cloud.agents.length]!)
+    const times = yield* NetworkProbe.roundTrips(client, server, 6)
+    const s = NetworkProbe.summary(times)
+    const ms = (n: number) => `${n.toFixed(1)} ms`
+    yield* Effect.logInfo(
+      `round trip ${client.name} -> ${server.agent.name}:${server.port}: mean ${ms(s.mean)}, min ${ms(s.min)}, ` +
+        `max ${ms(s.max)}`
+    )
+    yield* Effect.logInfo(`jitter (spread of round trips): ${ms(s.spread)}, standard deviation ${ms(s.deviation)}`)
+    const fetched = yield* NetworkProbe.transfer(client, server, 65536)
+    yield* Effect.logInfo(`transfer of ${fetched.bytes} bytes: ${ms(fetched.millis)}`)
   })
 })
 
@@ -93,4 +120,9 @@ export const monitoringHealth = Scenario.make({
   })
 })
 
-export const group = Scenario.group("BASIC", "Self-checks of a deployment", [simpleHealth, runDetach, monitoringHealth])
+export const group = Scenario.group("BASIC", "Self-checks of a deployment", [
+  simpleHealth,
+  runDetach,
+  monitoringHealth,
+  networkHealth
+])

@@ -4,6 +4,7 @@
  * `$TEZT_CLOUD_FAULT_SEED` when set, else a random one; it is printed, and a run's plan depends only on the seed,
  * its backend and its index, so that one failing run can be replayed alone (`$TEZT_CLOUD_FAULT_ONLY`).
  */
+import { Network } from "@tezt-cloud/core"
 
 export type Backend = "process" | "ssh-host" | "docker"
 
@@ -59,16 +60,7 @@ export interface Plan {
 }
 
 /** A 32-bit generator of numbers in [0, 1) (mulberry32): small, and the same on every machine. */
-export const random = (seed: number) => {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const random = Network.seeded
 
 /** A 32-bit hash of strings (FNV-1a), to derive a run's seed. */
 const hash = (...parts: ReadonlyArray<string | number>) => {

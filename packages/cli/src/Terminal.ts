@@ -75,6 +75,10 @@ const rawLine = (event: RunEvents.Stamped): string | undefined => {
       return `[${event.agent}] ${event.line}`
     case "daemon-up":
       return `[${time(event.at)}] ${event.agent}: daemon ${event.name} started (pid ${event.pid})`
+    case "network":
+      return `[${time(event.at)}] network: ${event.agent}: ${event.fault}${
+        event.seed === undefined ? "" : ` (seed ${event.seed})`
+      }`
     case "teardown-failed":
       return `[${time(event.at)}] teardown step ${event.step} failed: ${event.message}`
     case "log": {

@@ -36,6 +36,16 @@ describe("Terminal", () => {
     assert.match(lines.at(-1)!, /agent a down \(2\/2\)$/)
   })
 
+  it("plain: a network fault is one line naming the agent, the fault and its seed", () => {
+    const { out, text } = capture()
+    const sink = Terminal.plain(out)
+    sink({ type: "network", agent: "a", fault: "delay 200 ms ± 0 ms (relay)", ...at(0) })
+    sink({ type: "network", agent: "a b", fault: "--tc-delay 0.2,0.2, drawn: a 200 ± 0 ms", seed: 7, ...at(1) })
+    const lines = text().trimEnd().split("\n")
+    assert.match(lines[0]!, /\] network: a: delay 200 ms ± 0 ms \(relay\)$/)
+    assert.match(lines[1]!, /\] network: a b: --tc-delay 0\.2,0\.2, drawn: a 200 ± 0 ms \(seed 7\)$/)
+  })
+
   it("plain: past 100 agents, one progress line per tenth of them", () => {
     const { out, text } = capture()
     const sink = Terminal.plain(out)

@@ -616,14 +616,14 @@ const table = [
     key: "tc_delay",
     field: "tcDelay",
     ...range,
-    description: "MIN,MAX seconds: random network delay per agent."
+    description: "MIN,MAX seconds: network delay per agent, drawn from a printed seed (README \"Faults and time\")."
   }),
   option({
     flag: "tc-jitter",
     key: "tc_jitter",
     field: "tcJitter",
     ...range,
-    description: "MIN,MAX seconds: random network jitter per agent."
+    description: "MIN,MAX seconds: network jitter per agent, drawn like --tc-delay's."
   }),
   option({
     flag: "auth-username",
@@ -1098,11 +1098,18 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
-    [config.authUsername !== undefined, "--auth-username"],
+    [config.authUsername !== undefined, "--auth-username"]
+  ]
+  for (const [on, flag] of off) if (on) missing.push([flag, `this build does not have it yet; drop ${flag}`])
+  // Network faults: where the backend has none, with its reason.
+  const noNetworkFaults = networkFaultsMissing(config)
+  const tc: ReadonlyArray<readonly [boolean, string]> = [
     [config.tcDelay !== undefined, "--tc-delay"],
     [config.tcJitter !== undefined, "--tc-jitter"]
   ]
-  for (const [on, flag] of off) if (on) missing.push([flag, `drop ${flag}`])
+  for (const [on, flag] of tc) {
+    if (on && noNetworkFaults !== undefined) missing.push([flag, `${noNetworkFaults}; drop ${flag}`])
+  }
   // Domains point at the machine the run is reached through: the ssh host (the proxy VM once GCP proxies exist).
   if (config.dnsDomains.length > 0 && config.backend._tag !== "SshHost") {
     return Effect.fail(CloudError.config(
@@ -1113,7 +1120,28 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   const first = missing[0]
   return first === undefined
     ? Effect.void
-    : Effect.fail(CloudError.notAvailable(first[0], `this build does not have it yet; ${first[1]}`))
+    : Effect.fail(CloudError.notAvailable(first[0], first[1]))
+}
+
+/**
+ * Why the agents of `config` cannot have network faults (`--tc-delay`, `--tc-jitter`), or `undefined` when they
+ * can: process sandboxes and Docker containers on the host network have them (README "Faults and time").
+ */
+export const networkFaultsMissing = (config: CloudConfig): string | undefined => {
+  const backend = config.backend
+  switch (backend._tag) {
+    case "Localhost":
+      return backend.runtime === "docker" && !config.dockerHostNetwork
+        ? "on Docker agents on a network of their own it needs netem, found only once they run: use " +
+          "--docker-host-network"
+        : undefined
+    case "SshHost":
+      return "the agents of an ssh host share its network interface with the ssh connection that drives them"
+    case "Gcp":
+      return "GCP VMs have no network faults yet (netem on their interface is not built)"
+    case "Proxy":
+      return "runs on the proxy have no network faults yet"
+  }
 }
 
 /** What the run's backend is, for messages: `--localhost`, `--ssh-host`, GCP. */

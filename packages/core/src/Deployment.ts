@@ -7,6 +7,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import type { Agent } from "./Agent.ts"
 import type { AgentConfig } from "./AgentConfig.ts"
 import type * as CloudError from "./CloudError.ts"
+import type { Faults } from "./NetworkFaults.ts"
 
 export class Deployment extends Context.Service<Deployment, {
   /** A short name for messages: `localhost/process`, `test`, … */
@@ -16,6 +17,16 @@ export class Deployment extends Context.Service<Deployment, {
    * Each resource is recorded in the `Ledger` before it exists.
    */
   deploy(configs: ReadonlyArray<AgentConfig>): Effect.Effect<ReadonlyArray<Agent>, CloudError.CloudError, Scope.Scope>
+  /**
+   * The network faults it realizes on the deployed `agents` (`Network`), whose jitter draws from `random`; what
+   * they start lives in the current scope. None: every fault is refused.
+   */
+  readonly network?:
+    | ((
+      agents: ReadonlyArray<Agent>,
+      random: () => number
+    ) => Effect.Effect<Faults, CloudError.CloudError, Scope.Scope>)
+    | undefined
 }>()("@tezt-cloud/core/Deployment") {}
 
 /** For runs that deploy nothing (maintenance jobs): any request for agents is a defect. */

@@ -19,6 +19,8 @@ import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import { Ledger } from "./Ledger.ts"
 import * as LogRotation from "./LogRotation.ts"
+import * as Network from "./Network.ts"
+import * as NetworkFaults from "./NetworkFaults.ts"
 import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
@@ -189,6 +191,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
       yield* recordDeployment(config, agents)
+      const network = yield* networkFaults(config, deployment, agents)
       yield* AgentsControl.serveRun(agents)
       // Started in the run's scope after the agents: they stop before the agents are torn down.
       const services = yield* Effect.serviceOption(RunServices)
@@ -200,7 +203,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       const exit = yield* scenario.run.pipe(
-        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks)),
+        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks, network)),
         Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
         Effect.exit
       )
@@ -221,6 +224,20 @@ export const run = Effect.fn("Orchestrator.run")(function*(
     })
   }
 })
+
+/**
+ * The backend's network faults on the run's `agents` (they live in the run's scope), with `--tc-delay` and
+ * `--tc-jitter` applied, drawn from the run's seed.
+ */
+const networkFaults = (config: CloudConfig, deployment: Deployment["Service"], agents: ReadonlyArray<Agent.Agent>) =>
+  Effect.gen(function*() {
+    const seed = Network.seedFrom(process.env)
+    const faults = deployment.network === undefined || agents.length === 0
+      ? NetworkFaults.unavailable(`the ${deployment.backend} backend has none`)
+      : yield* deployment.network(agents, Network.seeded(seed ^ 0x5bd1e995))
+    yield* Network.applyOptions(config, agents, faults, seed)
+    return faults
+  })
 
 /** Where a live run lists its agents for `tezt-cloud agents`: `<state-dir>/<ns>/deployment.json`. */
 export const deploymentFile = (ledgerFile: string) => path.join(path.dirname(ledgerFile), "deployment.json")

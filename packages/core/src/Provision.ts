@@ -28,6 +28,7 @@ import * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Ledger from "./Ledger.ts"
 import { Limits } from "./Limits.ts"
+import type { Faults } from "./NetworkFaults.ts"
 import { RunEvents } from "./RunEvents.ts"
 import type { Runner } from "./Runner.ts"
 import * as Sandbox from "./Sandbox.ts"
@@ -82,6 +83,13 @@ export interface Provisioner<Shared, Created> {
   ) => Effect.Effect<Machine, CloudError.CloudError, Scope.Scope>
   /** Removes the agent's resource; a failure is reported and keeps its ledger record. */
   readonly destroy: (shared: Shared, slot: Slot, created: Created) => Effect.Effect<void, unknown>
+  /** The network faults it realizes on the ready agents (`Deployment.network`); none by default. */
+  readonly network?:
+    | ((
+      agents: ReadonlyArray<Agent.Agent>,
+      random: () => number
+    ) => Effect.Effect<Faults, CloudError.CloudError, Scope.Scope | Ledger.Ledger | RunEvents>)
+    | undefined
 }
 
 /** A provisioner, its types inferred from its `prepare` and `create`. */
@@ -219,5 +227,10 @@ const make = <Shared, Created>(
     })
   }, named)
 
-  return Deployment.of({ backend: backend.backend, deploy })
+  const network = backend.network
+  return Deployment.of({
+    backend: backend.backend,
+    deploy,
+    network: network === undefined ? undefined : (agents, random) => withServices(network(agents, random))
+  })
 }

@@ -30,6 +30,8 @@ export type RunEvent =
   | { readonly type: "daemon-up"; readonly agent: string; readonly name: string; readonly pid: number }
   | { readonly type: "daemon-down"; readonly agent: string; readonly name: string }
   | { readonly type: "log"; readonly level: string; readonly message: string }
+  /** A network fault applied to an agent (`Network`), with the seed it was drawn with, if any. */
+  | { readonly type: "network"; readonly agent: string; readonly fault: string; readonly seed?: number }
   | { readonly type: "teardown-start"; readonly total: number }
   | { readonly type: "agent-down"; readonly agent: string; readonly down: number; readonly total: number }
   | {

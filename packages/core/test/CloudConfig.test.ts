@@ -860,6 +860,27 @@ describe("CloudConfig: checkAvailable", () => {
       yield* CloudConfig.checkAvailable(yield* resolve({ grafana: false, destroy: true, project_id: "p" }))
     }))
 
+  it.effect("--tc-delay and --tc-jitter pass on process sandboxes and host-network Docker, not on a Docker network", () =>
+    Effect.gen(function*() {
+      const tc = { tc_delay: "0.2,0.2", tc_jitter: "0,0.1" }
+      yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true, ...tc }))
+      yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true, agent_runtime: "process", ...tc }))
+      yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true, agent_runtime: "docker", ...tc }))
+      const error = yield* Effect.flip(CloudConfig.checkAvailable(
+        yield* resolve({ localhost: true, agent_runtime: "docker", docker_host_network: false, ...tc })
+      ))
+      assert.include(error.message, "--tc-delay")
+      assert.include(error.message, "--docker-host-network")
+      const ssh = yield* Effect.flip(
+        CloudConfig.checkAvailable(yield* resolve({ ssh_host: "root@h", tc_delay: "0,1" }))
+      )
+      assert.include(ssh.message, "--tc-delay")
+      assert.include(ssh.message, "share its network interface")
+      const gcp = yield* Effect.flip(CloudConfig.checkAvailable(yield* resolve({ tc_jitter: "0,1" })))
+      assert.include(gcp.message, "--tc-jitter")
+      assert.include(gcp.message, "GCP VMs")
+    }))
+
   it.effect("plain --localhost passes, with any option this build has", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(yield* resolve({ localhost: true }))
@@ -895,8 +916,6 @@ describe("CloudConfig: checkAvailable", () => {
       input: { localhost: true, alert_handlers: ["a"], prometheus: false },
       feature: "--alert-handler"
     },
-    { name: "--tc-delay", input: { localhost: true, tc_delay: "0,1" }, feature: "--tc-delay" },
-    { name: "--tc-jitter", input: { localhost: true, tc_jitter: "0,1" }, feature: "--tc-jitter" },
     {
       name: "--auth-username",
       input: { localhost: true, auth_username: "u" },

@@ -18,9 +18,19 @@
  *   the labels it was made with.
  * - Host keys of the containers are not recorded: the run made them a moment ago, on this machine.
  */
-import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
+import {
+  Backend,
+  CloudConfig,
+  CloudError,
+  Ledger,
+  LoopbackNetwork,
+  Provision,
+  RunEvents,
+  Teardown
+} from "@tezt-cloud/core"
 import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
+import * as ContainerNetwork from "./ContainerNetwork.ts"
 import * as Engine from "./DockerClient.ts"
 import { DockerClient, namespaceLabel, type RunSpec } from "./DockerClient.ts"
 import type * as DockerError from "./DockerError.ts"
@@ -54,7 +64,13 @@ export interface Options {
 const backendId = "docker"
 
 /** The ledger kinds this runtime records. */
-export const kinds: ReadonlyArray<string> = ["docker-container", "docker-network", "docker-image"]
+export const kinds: ReadonlyArray<string> = [
+  "docker-container",
+  "docker-network",
+  "docker-image",
+  // In the containers: gone with them.
+  ...ContainerNetwork.kinds
+]
 
 /** The label naming an agent's container's agent. */
 const agentLabel = "tezt-cloud.agent"
@@ -303,7 +319,13 @@ export const layer = (options: Options) =>
               fields: { container }
             })
           }),
-        destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name))
+        destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
+        // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
+        // network of their own, each container's namespace takes them.
+        network: (agents, random) =>
+          hostNetwork
+            ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random, agents })
+            : ContainerNetwork.make({ namespace: ns, agents })
       })
     }))
 

@@ -3,6 +3,7 @@
  * packages, and the `--localhost` Docker runtime.
  */
 export * as BaseImage from "./BaseImage.ts"
+export * as ContainerNetwork from "./ContainerNetwork.ts"
 export * as DockerAgents from "./DockerAgents.ts"
 export * as DockerClient from "./DockerClient.ts"
 export * as DockerError from "./DockerError.ts"

@@ -26,6 +26,7 @@ import {
   InheritedEnv,
   Ledger,
   Limits,
+  LoopbackNetwork,
   OutputLines,
   OutputTail,
   Provision,
@@ -130,7 +131,9 @@ export const layer = (options: Options) =>
               catch: (e) =>
                 CloudError.state(sandbox.home, `cannot remove the sandbox: ${CloudError.messageOf(e)}`, { cause: e })
             }))
-          )
+          ),
+        network: (agents, random) =>
+          LoopbackNetwork.make({ namespace: config.namespace, where: "local process sandboxes", random, agents })
       })
     }))
 
@@ -376,20 +379,21 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
 })
 
 /** The ledger kinds this backend records. */
-export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
+export const kinds: ReadonlyArray<string> = ["sandbox", "process", ...LoopbackNetwork.kinds]
 
 /**
  * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
- * namespace's marker, and every sandbox the ledger still lists. Returns what it removed.
+ * namespace's marker, every sandbox the ledger still lists, and the run's network rules. Returns what it removed.
  */
 export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string, namespace: string) {
   const ledger = yield* Ledger.Ledger
   const killed = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
   yield* killMarked(ProcessTree.makeFinder(), "TEZT_CLOUD_NS", namespace, 3000)
+  const network = yield* LoopbackNetwork.cleanUp(namespace)
   const removed: Array<string> = []
   for (const resource of yield* ledger.outstanding) {
-    // Other backends' records are theirs to clean.
-    if (!kinds.includes(resource.kind)) continue
+    // Other backends' records are theirs to clean; the network's are released by its clean-up.
+    if (!kinds.includes(resource.kind) || LoopbackNetwork.kinds.includes(resource.kind)) continue
     if (resource.kind === "sandbox") {
       // Only a sandbox of this namespace is ever removed, whatever the ledger says.
       const dir = yield* Ledger.checkInside(sandboxesDir(stateDir, namespace), String(resource.data.path))
@@ -411,19 +415,24 @@ export const cleanUp = Effect.fn("Localhost.cleanUp")(function*(stateDir: string
       if (!removed.includes(sandbox)) removed.push(sandbox)
     }
   }
-  return { processes: killed.length, sandboxes: removed }
+  return { processes: killed.length, sandboxes: removed, network }
 })
 
-/** The last resort of a second Ctrl+C: kill the namespace's processes now, synchronously. */
-export const forceKillSync = (namespace: string): number => ProcessTree.killMarkedSync("TEZT_CLOUD_NS", namespace, 500)
+/**
+ * The last resort of a second Ctrl+C: kill the namespace's processes now, synchronously, and delete its network
+ * rules (their relays die with the orchestrator: the rules would send connections to the agents' ports nowhere).
+ */
+export const forceKillSync = (namespace: string): number =>
+  ProcessTree.killMarkedSync("TEZT_CLOUD_NS", namespace, 500) + LoopbackNetwork.removeSync(namespace)
 
-/** What of the namespace is still on this machine: processes carrying its marker, and sandboxes. */
+/** What of the namespace is still on this machine: processes carrying its marker, sandboxes, network rules. */
 export const leftovers = (stateDir: string, namespace: string): ReadonlyArray<string> => {
   const processes = ProcessTree.findMarked("TEZT_CLOUD_NS", namespace)
   const dir = sandboxesDir(stateDir, namespace)
   return [
     ...(processes.length === 0 ? [] : [`${processes.length} process(es) of ${namespace}: ${processes.join(" ")}`]),
-    ...(fs.existsSync(dir) ? fs.readdirSync(dir).map((entry) => path.join(dir, entry)) : [])
+    ...(fs.existsSync(dir) ? fs.readdirSync(dir).map((entry) => path.join(dir, entry)) : []),
+    ...LoopbackNetwork.leftovers(namespace)
   ]
 }
 
@@ -450,7 +459,8 @@ export const backend: Backend.Backend = {
     cleanUp(stateDir, config.namespace).pipe(Effect.map((removed) => [
       `${plural(removed.processes, "process", "processes")} killed, ` +
       `${plural(removed.sandboxes.length, "sandbox", "sandboxes")} removed`,
-      ...removed.sandboxes.map((dir) => `removed ${dir}`)
+      ...removed.sandboxes.map((dir) => `removed ${dir}`),
+      ...removed.network.map((what) => `removed ${what}`)
     ])),
   leftovers: ({ config, stateDir }) => Effect.sync(() => leftovers(stateDir, config.namespace)),
   forceKill: forceKillSync,
