@@ -83,4 +83,15 @@ describe("a scenario author's module outside the clone", () => {
     assert.include(end?.trace ?? "", `TypeError: Cannot read properties of undefined (reading 'field')`)
     assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
   })
+
+  live("an unknown group is one line listing the groups (the user's too) and the closest one", async () => {
+    const { env, namespace } = fresh()
+    const cli = start(["MINR", "ok", "--localhost", "--tezt-cloud", namespace], { ...env, TEZT_CLOUD_SCENARIOS: mine })
+    assert.strictEqual(await cli.exit, 2)
+    assert.strictEqual(
+      cli.stderr(),
+      `tezt-cloud: error: unknown group "MINR" (did you mean "MINE"?): the groups are BASIC, CLOUD, MINE, and the ` +
+        `commands agents, proxy (see tezt-cloud --help)\n`
+    )
+  })
 })

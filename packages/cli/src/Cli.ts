@@ -240,5 +240,5 @@ export const command = (
 export const run = (argv: ReadonlyArray<string>, stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
   Backends.jobs(stateDir).pipe(
     Effect.flatMap((jobs) => Command.runWith(command(stateDir, extra, jobs), { version })(argv)),
-    Effect.provide(Root.presenter)
+    Effect.provide(Root.presenterFor([Basic.group.name, "CLOUD", ...extra.map((g) => g.name)]))
   )

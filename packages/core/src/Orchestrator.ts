@@ -82,7 +82,8 @@ export const agentConfigs = (
     if (config.vmsLimit !== undefined && config.vmsLimit < configs.length) {
       return yield* CloudError.config(
         "--vms-limit",
-        `the number limits of VM '${config.vmsLimit}' is less than the number of VMs specified by the scenario: '${configs.length}'`
+        `the scenario asks for ${configs.length} agents, more than --vms-limit ${config.vmsLimit} allows: ` +
+          `give --vms-limit ${configs.length} or more, or leave it out`
       )
     }
     const rangeError = portRangeError(configs.length, config.vmBasePort, config.portsPerVm)

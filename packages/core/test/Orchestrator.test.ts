@@ -190,6 +190,17 @@ describe("Orchestrator", () => {
       assert.deepStrictEqual(log.slice(3), ["down agent-002", "down agent-001", "down agent-000"])
     }))
 
+  it.effect("more agents than --vms-limit: one line saying how many, and the value that fits", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config({ vms_limit: 2 })
+      const scenario = Scenario.make({ title: "t", tags: [], vms: [{}, {}, {}], run: Effect.void })
+      const error = yield* Orchestrator.agentConfigs(scenario, config).pipe(Effect.flip)
+      assert.strictEqual(
+        error.message,
+        "--vms-limit: the scenario asks for 3 agents, more than --vms-limit 2 allows: give --vms-limit 3 or more, or leave it out"
+      )
+    }))
+
   it.effect("without --keep-alive it does not wait", () =>
     Effect.gen(function*() {
       const log: Array<string> = []

@@ -59,6 +59,25 @@ describe("TestCloud", () => {
         assert.deepInclude(yield* a0.exec("octez-client", ["config"]), { exitCode: 0, stdout: "", stderr: "warning\n" })
       }))
 
+    it.effect("arguments may be left out; anything but an array of strings is refused with the fix", () =>
+      Effect.gen(function*() {
+        const { agents, recorder } = yield* deploy(["a"], { responses: { "true": "" } })
+        const agent = agents[0]!
+        assert.strictEqual(yield* agent.run("true"), "")
+        assert.strictEqual((yield* agent.exec("true")).exitCode, 0)
+        // A scenario in plain JavaScript (or cast) may give one string.
+        const loose = agent as unknown as {
+          run(command: string, args: unknown): Effect.Effect<string, CloudError.CloudError>
+        }
+        const error = yield* loose.run("ls", "-l").pipe(Effect.flip)
+        assert.strictEqual(error.reason._tag, "CommandFailed")
+        assert.strictEqual(
+          error.message,
+          `agent a: ls: the arguments of exec must be an array of strings, not "-l": give ["-l"]`
+        )
+        assert.deepStrictEqual(recorder.calls.map((c) => c.command), ["true", "true"])
+      }))
+
     it.effect("echo answers like echo when nothing is canned", () =>
       Effect.gen(function*() {
         const { agents } = yield* deploy(["a"], { responses: { "echo canned": "overridden\n" } })
@@ -264,8 +283,8 @@ describe("TestCloud", () => {
         assert.strictEqual(direct?._tag, "ConfigInvalid")
         if (direct?._tag === "ConfigInvalid") {
           assert.strictEqual(direct.option, "--vms-limit")
-          assert.include(direct.message, "'2'")
-          assert.include(direct.message, "'3'")
+          assert.include(direct.message, "more than --vms-limit 2")
+          assert.include(direct.message, "asks for 3 agents")
         }
         const run = reasonOf(yield* TestCloud.run(scenario, { config: { vms_limit: 2 } }).pipe(Effect.exit))
         assert.strictEqual(run?._tag, "ConfigInvalid")
