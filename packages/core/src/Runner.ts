@@ -67,3 +67,20 @@ export interface Runner {
   /** Copies a local file or directory to the agent; returns the path on the agent. */
   copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
 }
+
+/**
+ * Why a daemon's program cannot start on an agent, in the words every backend uses: a command with a `/` must be
+ * an executable file, one without must be found on the agent's `PATH`. `spawn` fails with it rather than start a
+ * daemon that exits at once.
+ */
+export const notStartable = (command: string): string =>
+  command.includes("/") ? `${command} is not an executable file` : `${command} is not found on the agent's PATH`
+
+/**
+ * The same check, for agents reached through a shell: `sh -c "$programCheck" sh COMMAND` exits 127 with
+ * `notStartable(COMMAND)` on stderr when COMMAND cannot start, 0 otherwise.
+ */
+export const programCheck =
+  `case $1 in */*) [ -f "$1" ] && [ -x "$1" ] || { echo "$1 is not an executable file" >&2; ` +
+  `exit 127; } ;; *) command -v "$1" >/dev/null 2>&1 || { echo "$1 is not found on the agent's PATH" >&2; ` +
+  `exit 127; } ;; esac`

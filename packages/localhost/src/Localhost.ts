@@ -30,7 +30,7 @@ import {
   OutputTail,
   Provision,
   RunEvents,
-  type Runner,
+  Runner,
   Sandbox
 } from "@tezt-cloud/core"
 import { Duration, Effect, Schedule, Semaphore, Stream } from "effect"
@@ -260,6 +260,16 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         },
         catch: (e) => failed(command, args)(e, `cannot create the directory of its log ${logFile}`)
       })
+      // A program that cannot start fails `spawn` with why, before any daemon is started.
+      const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
+      const searchPath = options?.env?.PATH ?? environment("", undefined).PATH
+      if (!startable(command, searchPath, cwd)) {
+        return yield* CloudError.command(
+          init.name,
+          describeCommand(command, args),
+          `cannot start: ${Runner.notStartable(command)}`
+        )
+      }
       // The shell only redirects and `exec`s: the argv reaches the program unchanged.
       const { handle, killTree } = yield* start("/bin/sh", [
         "-c",
@@ -316,6 +326,21 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   })
 
   return { exec, spawn, copy }
+}
+
+/** Whether `command` names an executable file: itself when it has a `/` (from `cwd`), else on `searchPath`. */
+const startable = (command: string, searchPath: string, cwd: string) => {
+  const executable = (file: string) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      return fs.statSync(file).isFile()
+    } catch {
+      return false
+    }
+  }
+  return command.includes("/")
+    ? executable(path.resolve(cwd, command))
+    : searchPath.split(":").some((dir) => executable(path.resolve(cwd, dir === "" ? "." : dir, command)))
 }
 
 /** Removes `dir` if it exists and is empty. */

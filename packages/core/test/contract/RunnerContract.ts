@@ -365,6 +365,20 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         timeout
       )
 
+      it.live("a program that cannot start fails spawn with why, and starts no daemon", () =>
+        Effect.gen(function*() {
+          const agent = yield* deployOne
+          const missing = yield* Effect.scoped(agent.spawn("missing", "tezt-cloud-no-such-program", ["x"])).pipe(
+            Effect.flip
+          )
+          assert.strictEqual(missing.reason._tag, "CommandFailed")
+          assert.include(missing.message, "cannot start: tezt-cloud-no-such-program is not found on the agent's PATH")
+          const notFile = yield* Effect.scoped(agent.spawn("no-file", "/nonexistent/tezt-cloud-program", [])).pipe(
+            Effect.flip
+          )
+          assert.include(notFile.message, "cannot start: /nonexistent/tezt-cloud-program is not an executable file")
+        }), timeout)
+
       it.live("passes the daemon's arguments and env unchanged", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
