@@ -77,10 +77,10 @@ export const notStartable = (command: string): string =>
   command.includes("/") ? `${command} is not an executable file` : `${command} is not found on the agent's PATH`
 
 /**
- * The same check, for agents reached through a shell: `sh -c "$programCheck" sh COMMAND` exits 127 with
- * `notStartable(COMMAND)` on stderr when COMMAND cannot start, 0 otherwise.
+ * The same check, for agents reached through a shell (an absolute COMMAND the sandbox has is its own, as
+ * `Sandbox.mapArgv` maps it): `sh -c "$programCheck" sh COMMAND` exits 127 with `notStartable(COMMAND)` on stderr
+ * when COMMAND cannot start, 0 otherwise.
  */
-export const programCheck =
-  `case $1 in */*) [ -f "$1" ] && [ -x "$1" ] || { echo "$1 is not an executable file" >&2; ` +
-  `exit 127; } ;; *) command -v "$1" >/dev/null 2>&1 || { echo "$1 is not found on the agent's PATH" >&2; ` +
-  `exit 127; } ;; esac`
+export const programCheck = `c=$1; case $c in /?*) [ -e "$TEZT_CLOUD_FS$c" ] && c=$TEZT_CLOUD_FS$c;; esac; ` +
+  `case $c in */*) [ -f "$c" ] && [ -x "$c" ] || { echo "$1 is not an executable file" >&2; exit 127; } ;; ` +
+  `*) command -v "$c" >/dev/null 2>&1 || { echo "$1 is not found on the agent's PATH" >&2; exit 127; } ;; esac`

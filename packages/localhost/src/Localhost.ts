@@ -182,7 +182,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   }) =>
     Effect.gen(function*() {
       const execId = crypto.randomUUID()
-      const handle = yield* init.spawner.spawn(ChildProcess.make(command, args, {
+      // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`): what `copy` wrote there.
+      const [program, ...argv] = Sandbox.mapArgv(init.home, [command, ...args], fs.existsSync)
+      const handle = yield* init.spawner.spawn(ChildProcess.make(program!, argv, {
         cwd: options.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd),
         env: environment(execId, options.env),
         extendEnv: false,
@@ -263,7 +265,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       // A program that cannot start fails `spawn` with why, before any daemon is started.
       const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
       const searchPath = options?.env?.PATH ?? environment("", undefined).PATH
-      if (!startable(command, searchPath, cwd)) {
+      if (!startable(Sandbox.mapArgv(init.home, [command], fs.existsSync)[0]!, searchPath, cwd)) {
         return yield* CloudError.command(
           init.name,
           describeCommand(command, args),

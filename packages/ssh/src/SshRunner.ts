@@ -68,7 +68,8 @@ export const make = (init: Init): Runner.Runner => {
         }
       }
       return {
-        argv,
+        // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`, done by the shell on the agent).
+        argv: argv.length === 0 ? argv : ["sh", "-c", Sandbox.argvScript, "sh", ...argv],
         env: {
           ...Sandbox.environment(init, execId),
           ...(init.faketime === undefined ? {} : { FAKETIME: init.faketime }),
@@ -201,7 +202,9 @@ export const make = (init: Init): Runner.Runner => {
       // A program that cannot start fails `spawn` with why (`Runner.programCheck`), before any daemon is started.
       const line = `mkdir -p ${quote(path.posix.dirname(logFile))} && : >>${quote(logFile)} && ` +
         `(${start} sh -c ${quote(Runner.programCheck)} sh ${quote(command)}) && (${start} ` +
-        `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${commandLine([command, ...args])} ` +
+        `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${
+          commandLine(["sh", "-c", Sandbox.argvScript, "sh", command, ...args])
+        } ` +
         `>/dev/null 2>&1 </dev/null & echo $!)`
       const started = yield* Effect.acquireRelease(
         init.connection.run(line).pipe(Effect.mapError(failed(command, args))),

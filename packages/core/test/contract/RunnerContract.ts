@@ -446,6 +446,31 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
     })
 
     describe("copy", () => {
+      it.live(
+        "an absolute path means one file to copy, exec and spawn: the one copy wrote there",
+        () =>
+          Effect.gen(function*() {
+            const agent = yield* deployOne
+            const text = "#!/bin/sh\necho \"abs $1\"\n"
+            const local = writeFile(path.join(yield* tempDir, "abs-hello.sh"), text, 0o755)
+            const dir = `/tmp/tezt-cloud-contract-${agent.name}`
+            yield* agent.copy(local, { destination: `${dir}/abs-hello.sh` })
+            assert.strictEqual(yield* agent.run("ls", [dir]), "abs-hello.sh\n")
+            assert.strictEqual(yield* agent.run("cat", [`${dir}/abs-hello.sh`]), text)
+            assert.strictEqual(yield* agent.run(`${dir}/abs-hello.sh`, ["exec"]), "abs exec\n")
+            yield* Effect.scoped(Effect.gen(function*() {
+              const daemon = yield* agent.spawn("abs", `${dir}/abs-hello.sh`, ["spawn"])
+              yield* eventually(
+                "the copied program ran as a daemon",
+                agent.run("cat", [daemon.logFile]).pipe(Effect.map((log) => log === "abs spawn\n"))
+              )
+            }))
+            // A path the agent was not given is the machine's.
+            assert.strictEqual((yield* agent.exec("test", ["-x", "/bin/sh"])).exitCode, 0)
+          }),
+        timeout
+      )
+
       it.live("copies to the binaries path, keeping the executable mode", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
