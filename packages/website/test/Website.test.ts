@@ -29,7 +29,7 @@ const testAgents = (config: CloudConfig.CloudConfig, vms: ReadonlyArray<AgentCon
     )
     const deployment = yield* Deployment.Deployment
     return yield* deployment.deploy(configs)
-  }).pipe(Effect.provide(TestCloud.layer()), Effect.provideService(CloudConfig.CurrentConfig, config))
+  }).pipe(Effect.provide(TestCloud.layerDeployment()), Effect.provideService(CloudConfig.CurrentConfig, config))
 
 /** Starts the stack with the website on a free port for two in-memory agents; returns the hooks and the URL. */
 const start = (input: CloudConfig.Input = {}) =>
