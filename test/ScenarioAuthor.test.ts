@@ -1,9 +1,11 @@
 /**
- * A scenario author's path through the real CLI: a scenario module kept in a directory of its own, outside this
- * clone, imports `@tezt-cloud/core` and `effect` from the tool and runs; one that throws names its own file and
- * line in the terminal, in the one-line error and in `events.jsonl`.
+ * A scenario author's path through the real CLI: `init` makes a repository of one's own outside this clone, whose
+ * test command passes and whose scenario runs (its `@tezt-cloud/core` and `effect` imports resolved from the tool);
+ * a scenario that throws names its own file and line in the terminal, the one-line error and `events.jsonl`; an
+ * unknown group lists the groups.
  */
 import { afterAll, assert, describe } from "@effect/vitest"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -17,18 +19,6 @@ fs.writeFileSync(
   mine,
   `import { Cloud, Scenario } from "@tezt-cloud/core"
 import { Effect } from "effect"
-import * as Schedule from "effect/Schedule"
-
-const ok = Scenario.make({
-  title: "echo from a module of my own",
-  tags: ["ok"],
-  vms: [{ name: "a" }],
-  run: Effect.gen(function*() {
-    const agent = yield* (yield* Cloud.Cloud).agent("a")
-    const out = yield* agent.run("echo", ["hi"]).pipe(Effect.retry(Schedule.recurs(1)))
-    yield* Effect.logInfo(\`mine got \${out.trim()}\`)
-  })
-})
 
 const throws = Scenario.make({
   title: "a scenario that throws",
@@ -41,22 +31,13 @@ const throws = Scenario.make({
   })
 })
 
-export const group = Scenario.group("MINE", "My scenarios", [ok, throws])
+export const group = Scenario.group("MINE", "My scenarios", [throws])
 `
 )
 /** The line of `mine` that throws. */
 const throwingLine = fs.readFileSync(mine, "utf8").split("\n").findIndex((l) => l.includes("record!.field")) + 1
 
 describe("a scenario author's module outside the clone", () => {
-  live("runs through the CLI, its @tezt-cloud/core and effect imports resolved from the tool", async () => {
-    assert.isFalse(mine.startsWith(root + path.sep))
-    const { env, namespace, stateDir } = fresh()
-    const cli = start(["MINE", "ok", "--localhost", "--tezt-cloud", namespace], { ...env, TEZT_CLOUD_SCENARIOS: mine })
-    assert.strictEqual(await cli.exit, 0, cli.stderr())
-    assert.include(cli.stdout(), "mine got hi")
-    assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
-  })
-
   live("a scenario that throws names its file and line: terminal, one-line error, events.jsonl", async () => {
     const { env, namespace, stateDir } = fresh()
     const artifacts = path.join(stateDir, "artifacts")
@@ -91,7 +72,43 @@ describe("a scenario author's module outside the clone", () => {
     assert.strictEqual(
       cli.stderr(),
       `tezt-cloud: error: unknown group "MINR" (did you mean "MINE"?): the groups are BASIC, CLOUD, MINE, and the ` +
-        `commands agents, proxy (see tezt-cloud --help)\n`
+        `commands agents, proxy, init (see tezt-cloud --help)\n`
     )
   })
+
+  live(
+    "init makes a scenarios repository whose own test command passes, and whose scenario runs for real",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      // Outside the clone, as a user's own repository is: its imports resolve from the tool all the same.
+      const repo = path.join(userDir, "my-scenarios")
+      assert.isFalse(repo.startsWith(root + path.sep))
+      const init = start(["init", repo], env)
+      assert.strictEqual(await init.exit, 0, init.stderr())
+      const scripts = (JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")) as {
+        readonly scripts: { readonly test: string }
+      }).scripts
+      // `npm test`, as its package.json says, from the repository: the example's test on TestCloud.
+      const { FORCE_COLOR: _color, ...plain } = process.env
+      const test = child.spawnSync("sh", ["-c", scripts.test], {
+        cwd: repo,
+        encoding: "utf8",
+        env: { ...plain, NO_COLOR: "1" }
+      })
+      assert.strictEqual(test.status, 0, test.stdout + test.stderr)
+      assert.match(test.stdout, /Tests\s+\S*2 passed/)
+      // The README's line: the scenario on process sandboxes.
+      const run = start(["MINE", "hello", "--localhost", "--tezt-cloud", namespace], {
+        ...env,
+        TEZT_CLOUD_SCENARIOS: path.join(repo, "scenarios/Example.ts")
+      })
+      assert.strictEqual(await run.exit, 0, run.stderr())
+      assert.include(run.stdout(), "hello from second")
+      assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
+      // A directory that is not empty is refused, and left as it was.
+      const again = start(["init", repo], env)
+      assert.strictEqual(await again.exit, 2)
+      assert.include(again.stderr(), "already exists and is not empty: give a new directory")
+    }
+  )
 })

@@ -24,6 +24,7 @@ import * as url from "node:url"
 import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
+import * as InitCommand from "./commands/init.ts"
 import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
@@ -232,6 +233,7 @@ export const command = (
       groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
       ProxyCommand.command(stateDir),
+      InitCommand.command,
       ...extra.map((g) => groupCommand(g, stateDir))
     ])
   )
