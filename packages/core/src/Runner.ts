@@ -48,6 +48,14 @@ export interface CopyOptions {
   readonly refresh?: boolean | undefined
   /** Compare md5 sums and re-copy what differs; defaults to `--check-file-consistency`. */
   readonly consistencyCheck?: boolean | undefined
+  /**
+   * Told what happened to each file (at its path on the agent): copied, or skipped because the agent has the same
+   * file (`skipped-same`), any file there (`skipped-unchecked`, consistency check off), or it was copied earlier in
+   * the run (`memoized`).
+   */
+  readonly onOutcome?:
+    | ((remote: string, outcome: "copied" | "skipped-same" | "skipped-unchecked" | "memoized") => Effect.Effect<void>)
+    | undefined
 }
 
 export interface Runner {
