@@ -65,16 +65,25 @@ describe("a scenario author's module outside the clone", () => {
     assert.deepStrictEqual(await leftovers(stateDir, namespace), nothingLeft)
   })
 
-  live("an unknown group is one line listing the groups (the user's too) and the closest one", async () => {
-    const { env, namespace } = fresh()
-    const cli = start(["MINR", "ok", "--localhost", "--tezt-cloud", namespace], { ...env, TEZT_CLOUD_SCENARIOS: mine })
-    assert.strictEqual(await cli.exit, 2)
-    assert.strictEqual(
-      cli.stderr(),
-      `tezt-cloud: error: unknown group "MINR" (did you mean "MINE"?): the groups are BASIC, CLOUD, MINE, and the ` +
-        `commands agents, proxy, init (see tezt-cloud --help)\n`
-    )
-  })
+  live(
+    "an unknown group is one line listing the groups (the user's too) and the closest one; --help says how to add some",
+    async () => {
+      const { env, namespace } = fresh()
+      const cli = start(["MINR", "ok", "--localhost", "--tezt-cloud", namespace], {
+        ...env,
+        TEZT_CLOUD_SCENARIOS: mine
+      })
+      const help = start(["--help"], env)
+      assert.strictEqual(await help.exit, 0)
+      assert.include(help.stdout(), "Groups of your own: $TEZT_CLOUD_SCENARIOS=path/to/Mine.ts")
+      assert.strictEqual(await cli.exit, 2)
+      assert.strictEqual(
+        cli.stderr(),
+        `tezt-cloud: error: unknown group "MINR" (did you mean "MINE"?): the groups are BASIC, CLOUD, MINE, and the ` +
+          `commands agents, proxy, init (see tezt-cloud --help)\n`
+      )
+    }
+  )
 
   live(
     "init makes a scenarios repository whose own test command passes, and whose scenario runs for real",

@@ -10,7 +10,9 @@ import { CliOutput, Command } from "effect/cli"
 
 export const version = "0.1.0"
 
-export const description = "Deploy agents, run scenarios on them, watch and tear everything down"
+export const description = "Deploy agents, run scenarios on them, watch and tear everything down. " +
+  "Groups of your own: $TEZT_CLOUD_SCENARIOS=path/to/Mine.ts[:…], modules exporting `group` or `groups` " +
+  "(`tezt-cloud init DIR` makes a repository of them)"
 
 /** The longest value a usage error quotes back in full. */
 const maxQuoted = 60
