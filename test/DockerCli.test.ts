@@ -53,6 +53,10 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     assert.strictEqual(await cli.exit, 0, cli.stderr())
     assert.include(cli.stdout(), "backend Docker containers on")
     assert.include(cli.stdout(), "Hello world from agent 1")
+    // The image build says what it does, step by step, and how long it took.
+    assert.match(cli.stdout(), /image \S+: building debian\.Dockerfile as /)
+    assert.match(cli.stdout(), /image \S+: Step 1\/\d+ : /)
+    assert.match(cli.stdout(), /image \S+: built in \d+\.\ds/)
     assert.deepStrictEqual(await leftovers(namespace), nothing)
   })
 
