@@ -231,9 +231,29 @@ export interface LayerOptions extends Options {
  * `Cloud` on in-memory agents, with its `Recording` (and, unless `virtualTime: false`, the virtual clock):
  * `scenario.run.pipe(Effect.provide(TestCloud.layer({ scenario, responses })))`.
  */
-export const layer = (
+export const layer = (options: LayerOptions = {}): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError> =>
+  make(options, (recorder) => layerDeployment(options, recorder))
+
+/**
+ * `Cloud` on the agents `deployment` (a real backend's `Deployment` layer, for the run's resolved configuration)
+ * deploys for `options.scenario`, with a `Recording` of its logs, events and metrics: the test written for
+ * `TestCloud.layer` runs for real when this layer replaces it. Time is real unless `virtualTime: true`.
+ */
+export const layerOn = <E, R>(
+  deployment: (config: CloudConfig.CloudConfig) => Layer.Layer<Deployment, E, R>,
   options: LayerOptions = {}
-): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError> =>
+): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError | E, Exclude<R, CloudConfig.CurrentConfig>> =>
+  Layer.unwrap(
+    Effect.map(
+      config(options.config),
+      (resolved) => make({ ...options, virtualTime: options.virtualTime === true }, () => deployment(resolved))
+    )
+  )
+
+const make = <E, R>(
+  options: LayerOptions,
+  deployment: (recorder: Recorder) => Layer.Layer<Deployment, E, R>
+): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError | E, Exclude<R, CloudConfig.CurrentConfig>> =>
   Layer.unwrap(Effect.gen(function*() {
     const resolved = yield* config(options.config)
     const recorder: Recorder = { calls: [], teardown: [] }
@@ -251,12 +271,11 @@ export const layer = (
     const cloud = Layer.effect(
       Cloud.Cloud,
       Effect.gen(function*() {
-        const deployment = yield* Deployment
-        const agents = yield* deployment.deploy(configs)
+        const agents = yield* (yield* Deployment).deploy(configs)
         return Cloud.make(resolved, agents, hooks)
       })
     ).pipe(
-      Layer.provide(layerDeployment(options, recorder)),
+      Layer.provide(deployment(recorder)),
       Layer.provide(Layer.succeed(CloudConfig.CurrentConfig, resolved))
     )
     const recording = Layer.succeed(
