@@ -274,7 +274,12 @@ describe("tezt-cloud CLI", () => {
     await run.waitFor("Please press <enter>")
     const list = start(["agents", "list", "--tezt-cloud", namespace], env)
     assert.strictEqual(await list.exit, 0, list.stderr())
-    assert.deepStrictEqual(list.stdout().trim().split("\n").map((l) => l.split("\t")[0]), ["agent-000", "agent-001"])
+    assert.deepStrictEqual(list.stdout().trim().split("\n").map((l) => l.split("\t")[0]), [
+      "AGENT",
+      "agent-000",
+      "agent-001"
+    ])
+    assert.strictEqual(list.stdout().split("\n")[0], "AGENT\tBACKEND\tWHERE\tHOME")
     const exec = start(
       [
         "agents",
@@ -304,6 +309,18 @@ describe("tezt-cloud CLI", () => {
       const remote = new RegExp(`\\[${agent}\\] (\\S+)`).exec(copy.stdout())![1]!
       assert.strictEqual(fs.readFileSync(remote, "utf8"), fs.readFileSync(path.join(root, "README.md"), "utf8"))
     }
+    // The same file again: said, not silently skipped.
+    const again = start(["agents", "copy", "--tezt-cloud", namespace, path.join(root, "README.md")], env)
+    assert.strictEqual(await again.exit, 0, again.stderr())
+    assert.include(
+      again.stdout(),
+      "[agent-001] not copied: the agent has the file with that content already (--refresh copies anyway)"
+    )
+    // Where copy wrote it (the binaries path) is where exec finds it.
+    const ls = start(["agents", "exec", "--tezt-cloud", namespace, "--", "ls", "/tmp/tezt-runners"], env)
+    assert.strictEqual(await ls.exit, 0, ls.stderr())
+    assert.include(ls.stdout(), "[agent-000] README.md")
+    assert.include(ls.stdout(), "[agent-001] README.md")
     const unknown = start(["agents", "exec", "--tezt-cloud", namespace, "--agent", "nope", "--", "true"], env)
     assert.strictEqual(await unknown.exit, 2)
     assert.include(unknown.stderr(), "no agent named nope; the run's agents are agent-000, agent-001")

@@ -7,7 +7,8 @@ import { DockerAgents, DockerClient, DockerRegistry } from "@tezt-cloud/docker"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { fresh, live, start } from "./fixtures/Cli.ts"
+import * as Init from "../packages/cli/src/commands/init.ts"
+import { fresh, live, root, start } from "./fixtures/Cli.ts"
 import * as DockerEngine from "./fixtures/DockerEngine.ts"
 import * as Integration from "./fixtures/Integration.ts"
 
@@ -53,16 +54,27 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     assert.strictEqual(await cli.exit, 0, cli.stderr())
     assert.include(cli.stdout(), "backend Docker containers on")
     assert.include(cli.stdout(), "Hello world from agent 1")
+    // The image build says what it does, step by step, and how long it took.
+    assert.match(cli.stdout(), /image \S+: building debian\.Dockerfile as /)
+    assert.match(cli.stdout(), /image \S+: Step 1\/\d+ : /)
+    assert.match(cli.stdout(), /image \S+: built in \d+\.\ds/)
     assert.deepStrictEqual(await leftovers(namespace), nothing)
   })
 
   live("--localhost picks Docker when an engine answers, and says so; a dedicated network goes too", async () => {
-    const { env, namespace } = freshDocker()
+    const { env, namespace, stateDir } = freshDocker()
+    // The scenario of a repository made by `tezt-cloud init` (outside the clone), as the README runs it.
+    const repo = path.join(stateDir, "my-scenarios")
+    for (const [file, text] of Object.entries(Init.files(root, "my-scenarios"))) {
+      fs.mkdirSync(path.dirname(path.join(repo, file)), { recursive: true })
+      fs.writeFileSync(path.join(repo, file), text)
+    }
     const cli = start(
-      ["BASIC", "simple", "health", "--localhost", "--no-docker-host-network", "--tezt-cloud", namespace, ...ports()],
-      env
+      ["MINE", "hello", "--localhost", "--no-docker-host-network", "--tezt-cloud", namespace, ...ports()],
+      { ...env, TEZT_CLOUD_SCENARIOS: path.join(repo, "scenarios/Example.ts") }
     )
     assert.strictEqual(await cli.exit, 0, cli.stderr())
+    assert.include(cli.stdout(), "hello from second")
     assert.match(cli.stdout(), /backend Docker containers on unix:\/\/\S+ \(an engine answers/)
     assert.deepStrictEqual(await leftovers(namespace), nothing)
   })

@@ -25,9 +25,11 @@ import * as url from "node:url"
 import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
+import * as InitCommand from "./commands/init.ts"
 import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
+import * as ScenarioModules from "./ScenarioModules.ts"
 import * as Shutdown from "./Shutdown.ts"
 import * as Terminal from "./Terminal.ts"
 
@@ -35,11 +37,14 @@ export const version = Root.version
 
 /**
  * Scenario groups of the user's own, from `$TEZT_CLOUD_SCENARIOS`: colon-separated module paths, each exporting
- * `group` (a `Scenario.Group`) or `groups` (an array of them).
+ * `group` (a `Scenario.Group`) or `groups` (an array of them). A module anywhere on disk imports `@tezt-cloud/*` and
+ * `effect` from this installation (`ScenarioModules`).
  */
 export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArray<Scenario.Group>> => {
   const groups: Array<Scenario.Group> = []
-  for (const file of (spec ?? "").split(":").filter((f) => f !== "")) {
+  const files = (spec ?? "").split(":").filter((f) => f !== "")
+  if (files.length > 0) ScenarioModules.register()
+  for (const file of files) {
     const module = (await import(url.pathToFileURL(path.resolve(file)).href)) as {
       readonly group?: Scenario.Group
       readonly groups?: ReadonlyArray<Scenario.Group>
@@ -254,6 +259,7 @@ export const command = (
       groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
       ProxyCommand.command(stateDir),
+      InitCommand.command,
       ...extra.map((g) => groupCommand(g, stateDir))
     ])
   )
@@ -262,5 +268,5 @@ export const command = (
 export const run = (argv: ReadonlyArray<string>, stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
   Backends.jobs(stateDir).pipe(
     Effect.flatMap((jobs) => Command.runWith(command(stateDir, extra, jobs), { version })(argv)),
-    Effect.provide(Root.presenter)
+    Effect.provide(Root.presenterFor([Basic.group.name, "CLOUD", ...extra.map((g) => g.name)]))
   )

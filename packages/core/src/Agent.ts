@@ -36,13 +36,21 @@ export interface Agent {
    */
   readonly descriptor: Descriptor
   readonly runner: Runner
+  /**
+   * Runs `command` with `args` (an array, none when left out: `exec("true")`), no shell in between: its exit code,
+   * output and pid.
+   */
   exec(
     command: string,
-    args: ReadonlyArray<string>,
+    args?: ReadonlyArray<string>,
     options?: ExecOptions
   ): Effect.Effect<ExecResult, CloudError.CloudError>
   /** Like `exec`, but a non-zero exit is a `NonZeroExit` error; returns stdout. */
-  run(command: string, args: ReadonlyArray<string>, options?: ExecOptions): Effect.Effect<string, CloudError.CloudError>
+  run(
+    command: string,
+    args?: ReadonlyArray<string>,
+    options?: ExecOptions
+  ): Effect.Effect<string, CloudError.CloudError>
   spawn: Runner["spawn"]
   copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
   /**
@@ -98,27 +106,33 @@ export const make = (init: AgentInit): Agent => {
     next += 1
     return Effect.succeed(next)
   })
-  const exec = Effect.fn("Agent.exec")(function*(command: string, args: ReadonlyArray<string>, options?: ExecOptions) {
-    yield* Effect.annotateCurrentSpan({ agent: name, command })
-    return yield* runner.exec(command, args, options)
-  })
-  const run = Effect.fn("Agent.run")(function*(command: string, args: ReadonlyArray<string>, options?: ExecOptions) {
-    const result = yield* exec(command, args, options)
-    if (result.exitCode !== 0) {
-      return yield* new CloudError.CloudError({
-        reason: new CloudError.NonZeroExit({
-          agent: name,
-          command: [command, ...args].join(" "),
-          exitCode: result.exitCode,
-          stderr: result.stderr
-        })
-      })
+  const exec = Effect.fn("Agent.exec")(
+    function*(command: string, args: ReadonlyArray<string> = [], options?: ExecOptions) {
+      yield* Effect.annotateCurrentSpan({ agent: name, command })
+      yield* checkArgs(name, "exec", command, args)
+      return yield* runner.exec(command, args, options)
     }
-    return result.stdout
-  })
+  )
+  const run = Effect.fn("Agent.run")(
+    function*(command: string, args: ReadonlyArray<string> = [], options?: ExecOptions) {
+      const result = yield* exec(command, args, options)
+      if (result.exitCode !== 0) {
+        return yield* new CloudError.CloudError({
+          reason: new CloudError.NonZeroExit({
+            agent: name,
+            command: [command, ...args].join(" "),
+            exitCode: result.exitCode,
+            stderr: result.stderr
+          })
+        })
+      }
+      return result.stdout
+    }
+  )
   const spawn = Effect.fn("Agent.spawn")(
     function*(daemon: string, command: string, args: ReadonlyArray<string>, options?: SpawnOptions) {
       yield* Effect.annotateCurrentSpan({ agent: name, daemon })
+      yield* checkArgs(name, "spawn", command, args)
       return yield* runner.spawn(daemon, command, args, options)
     }
   ) as (
@@ -150,6 +164,20 @@ export const make = (init: AgentInit): Agent => {
     daemonLogs: Effect.sync(() => [...logs.keys()])
   }
 }
+
+/**
+ * Refuses arguments that are not an array of strings (a scenario in plain JavaScript, or cast, may pass one string:
+ * `run("ls", "-l")`), naming the call and its fix, before anything runs.
+ */
+const checkArgs = (agent: string, call: string, command: string, args: unknown) =>
+  Array.isArray(args) && args.every((a) => typeof a === "string")
+    ? Effect.void
+    : Effect.fail(CloudError.command(
+      agent,
+      String(command),
+      `the arguments of ${call} must be an array of strings, not ${JSON.stringify(args) ?? typeof args}` +
+        (typeof args === "string" ? `: give [${JSON.stringify(args)}]` : "")
+    ))
 
 /** The daemon type, re-exported for scenario authors. */
 export type { Daemon }

@@ -21,6 +21,7 @@ import { Os } from "./AgentConfig.ts"
 import { namespacePattern } from "./AgentsControlProtocol.mjs"
 import * as CloudError from "./CloudError.ts"
 import * as Faketime from "./Faketime.ts"
+import * as Suggest from "./Suggest.ts"
 
 /** How an option is spelled and typed on the command line. */
 export type OptionKind = "flag" | "int" | "string" | "strings"
@@ -944,11 +945,7 @@ const firstIssue = (issue: SchemaIssue.Issue): readonly [string, string] => {
   return [key, (first?.message ?? "invalid value").replaceAll(/\s+/g, " ")]
 }
 
-const suggest = (key: string): string => {
-  const known = Object.keys(Input.fields)
-  const close = known.find((k) => k.replaceAll("_", "") === key.replaceAll(/[-_]/g, "").toLowerCase())
-  return close === undefined ? "" : ` (did you mean "${close}"?)`
-}
+const suggest = (key: string): string => Suggest.didYouMean(key, Object.keys(Input.fields))
 
 /** CLI over file; list options concatenate (file first). */
 export const merge = (file: Input, cli: Input): Input => {

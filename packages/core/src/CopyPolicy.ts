@@ -48,6 +48,7 @@ export const make = (transport: CopyTransport, defaults: CopyDefaults) => {
         yield* transport.put(local, remote, fs.statSync(local).mode & 0o7777)
       }
       outcomes.push({ remote, outcome })
+      if (options.onOutcome !== undefined) yield* options.onOutcome(remote, outcome)
     })
 
   const copy = (source: string, options: CopyOptions = {}): Effect.Effect<string, CloudError.CloudError> =>
@@ -60,6 +61,7 @@ export const make = (transport: CopyTransport, defaults: CopyDefaults) => {
       const destination = options.destination ?? path.posix.join(defaults.binariesPath, path.basename(local))
       if (done.has(destination) && !options.refresh) {
         outcomes.push({ remote: destination, outcome: "memoized" })
+        if (options.onOutcome !== undefined) yield* options.onOutcome(destination, "memoized")
         return destination
       }
       const files = stat.isDirectory() ? walk(local) : [""]

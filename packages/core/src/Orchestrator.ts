@@ -24,6 +24,7 @@ import * as NetworkFaults from "./NetworkFaults.ts"
 import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
+import * as ScenarioFailure from "./ScenarioFailure.ts"
 
 /**
  * Waits for a line of standard input that `accept`s, or for its end; an input that fails (a terminal gone: EIO)
@@ -85,7 +86,8 @@ export const agentConfigs = (
     if (config.vmsLimit !== undefined && config.vmsLimit < configs.length) {
       return yield* CloudError.config(
         "--vms-limit",
-        `the number limits of VM '${config.vmsLimit}' is less than the number of VMs specified by the scenario: '${configs.length}'`
+        `the scenario asks for ${configs.length} agents, more than --vms-limit ${config.vmsLimit} allows: ` +
+          `give --vms-limit ${configs.length} or more, or leave it out`
       )
     }
     const rangeError = portRangeError(configs.length, config.vmBasePort, config.portsPerVm)
@@ -281,14 +283,23 @@ const report = (exit: Exit.Exit<unknown, unknown>) =>
     } else {
       const message = `Scenario terminated unexpectedly: ${render(exit.cause)}`
       const cause = CloudError.details(Cause.squash(exit.cause))
-      yield* Effect.logError(message)
-      yield* events.emit({ type: "run-end", ok: false, message, ...(cause === undefined ? {} : { cause }) })
+      const interrupted = Cause.hasInterruptsOnly(exit.cause)
+      const location = ScenarioFailure.location(exit.cause)
+      const trace = interrupted ? undefined : ScenarioFailure.trace(exit.cause)
+      // The trace under the one line: the error's frames and the spans it crossed, the scenario's lines among them.
+      yield* Effect.logError(trace === undefined ? message : `${message}\n${indent(trace)}`)
+      yield* events.emit({
+        type: "run-end",
+        ok: false,
+        message,
+        ...(location === undefined ? {} : { location }),
+        ...(trace === undefined ? {} : { trace }),
+        ...(cause === undefined ? {} : { cause })
+      })
     }
   })
 
-/** One line for a cause: the error's message, or "interrupted". */
-export const render = (cause: Cause.Cause<unknown>): string => {
-  if (Cause.hasInterruptsOnly(cause)) return "interrupted"
-  const error = Cause.squash(cause)
-  return error instanceof Error ? error.message : String(error)
-}
+/** One line for a cause: the error's message (or "interrupted"), and where in the scenario it happened. */
+export const render = ScenarioFailure.render
+
+const indent = (text: string) => text.split("\n").map((line) => line.startsWith("    ") ? line : `  ${line}`).join("\n")

@@ -45,6 +45,10 @@ export type RunEvent =
     readonly type: "run-end"
     readonly ok: boolean
     readonly message: string
+    /** Where in the scenario's own code it failed (`file:line:column`), when a frame of its trace says. */
+    readonly location?: string
+    /** Effect's trace of the failure: the error's frames and the spans it crossed, with their call sites. */
+    readonly trace?: string
     /** The errors under the failure (`CloudError.details`), when it has any. */
     readonly cause?: string
   }

@@ -14,9 +14,14 @@ import { Context, Effect, type Scope } from "effect"
 import type { Agent } from "./Agent.ts"
 import type * as CloudError from "./CloudError.ts"
 
-/** One value of a metric; `/metrics` keeps the last one per (name, labels). */
+/**
+ * One value of a metric; `/metrics` keeps the last one per (name, labels). A push sets the value, counters too, as
+ * Tezt cloud's `push_metric` does: pushing a counter of 1 twice serves 1, not 2; the scenario keeps the running
+ * total and pushes it (`value: pings`).
+ */
 export interface MetricSample {
   readonly name: string
+  /** The metric's value from now on (never added to the previous one). */
   readonly value: number
   readonly labels?: Record<string, string> | undefined
   readonly help?: string | undefined
@@ -56,7 +61,8 @@ export interface Binary {
 /** The running services' entry points, which `Cloud` gives the scenario. */
 export interface Hooks {
   /**
-   * Records the last value of a metric per (name, labels); served on `/metrics` when the website runs. A name or
+   * Sets the value of a metric per (name, labels), counters too (a push is never added to the last one: push the
+   * running total); served on `/metrics` when the website runs. A name or
    * label that Prometheus would not accept is a `MetricInvalid` error.
    */
   pushMetric(sample: MetricSample): Effect.Effect<void, CloudError.CloudError>

@@ -48,6 +48,14 @@ export interface CopyOptions {
   readonly refresh?: boolean | undefined
   /** Compare md5 sums and re-copy what differs; defaults to `--check-file-consistency`. */
   readonly consistencyCheck?: boolean | undefined
+  /**
+   * Told what happened to each file (at its path on the agent): copied, or skipped because the agent has the same
+   * file (`skipped-same`), any file there (`skipped-unchecked`, consistency check off), or it was copied earlier in
+   * the run (`memoized`).
+   */
+  readonly onOutcome?:
+    | ((remote: string, outcome: "copied" | "skipped-same" | "skipped-unchecked" | "memoized") => Effect.Effect<void>)
+    | undefined
 }
 
 export interface Runner {
@@ -67,3 +75,20 @@ export interface Runner {
   /** Copies a local file or directory to the agent; returns the path on the agent. */
   copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
 }
+
+/**
+ * Why a daemon's program cannot start on an agent, in the words every backend uses: a command with a `/` must be
+ * an executable file, one without must be found on the agent's `PATH`. `spawn` fails with it rather than start a
+ * daemon that exits at once.
+ */
+export const notStartable = (command: string): string =>
+  command.includes("/") ? `${command} is not an executable file` : `${command} is not found on the agent's PATH`
+
+/**
+ * The same check, for agents reached through a shell (an absolute COMMAND the sandbox has is its own, as
+ * `Sandbox.mapArgv` maps it): `sh -c "$programCheck" sh COMMAND` exits 127 with `notStartable(COMMAND)` on stderr
+ * when COMMAND cannot start, 0 otherwise.
+ */
+export const programCheck = `c=$1; case $c in /?*) [ -e "$TEZT_CLOUD_FS$c" ] && c=$TEZT_CLOUD_FS$c;; esac; ` +
+  `case $c in */*) [ -f "$c" ] && [ -x "$c" ] || { echo "$1 is not an executable file" >&2; exit 127; } ;; ` +
+  `*) command -v "$c" >/dev/null 2>&1 || { echo "$1 is not found on the agent's PATH" >&2; exit 127; } ;; esac`

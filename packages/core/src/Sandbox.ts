@@ -10,6 +10,12 @@
  * `TEZT_CLOUD_EXEC=<id>` in its environment: they survive `setsid`, double forks and the orchestrator's death, so
  * a tree is always found (in `/proc`) and killed. Absolute paths an agent is given live under its home's `fs/`:
  * two agents sharing a machine never overwrite each other's `/tmp/tezt-runners`.
+ *
+ * An absolute path has one meaning for every call: the sandbox's `fs/` lies over the machine's `/`. What `copy`
+ * writes to `/tmp/tezt-runners/x` is at `<home>/fs/tmp/tezt-runners/x`, and a command or argument naming
+ * `/tmp/tezt-runners/x` (or `/tmp/tezt-runners`) names that file (`mapArgv`); an absolute path the sandbox does not
+ * have (`/bin/sh`, `/etc/hosts`) names the machine's. Inside a shell string nothing is mapped: a script finds the
+ * sandbox's files under `$TEZT_CLOUD_FS`.
  */
 import * as path from "node:path"
 import type { Descriptor } from "./Agent.ts"
@@ -40,9 +46,35 @@ export const pathIn = (home: string, agentPath: string) =>
   // Resolved from the sandbox's own root first, as in a chroot: `..` never climbs out of it.
   path.posix.join(home, path.posix.isAbsolute(agentPath) ? "fs" : ".", path.posix.resolve("/", agentPath).slice(1))
 
+/** Where the sandbox's own absolute paths are: `<home>/fs`. */
+export const fsRoot = (home: string) => path.posix.join(home, "fs")
+
+/**
+ * `argv` as the agent means it: each absolute path (but `/`) the sandbox has under `fs/` (`exists`) becomes that
+ * file's path; every other element is kept (see the module's details).
+ */
+export const mapArgv = (
+  home: string,
+  argv: ReadonlyArray<string>,
+  exists: (file: string) => boolean
+): Array<string> =>
+  argv.map((arg) => {
+    if (!path.posix.isAbsolute(arg) || path.posix.resolve(arg) === "/") return arg
+    const own = pathIn(home, arg)
+    return exists(own) ? own : arg
+  })
+
+/**
+ * `mapArgv` in a shell, for agents reached through one: `sh -c "$argvScript" sh ARGV…` runs ARGV mapped (with
+ * `$TEZT_CLOUD_FS` set, as `environment` sets it). The program replaces the shell: its pid is the shell's.
+ */
+export const argvScript = `n=$#; for a; do case $a in /?*) [ -e "$TEZT_CLOUD_FS$a" ] && a=$TEZT_CLOUD_FS$a;; esac; ` +
+  `set -- "$@" "$a"; done; shift $n; exec "$@"`
+
 /** The variables every process of the sandbox gets (see the module's details). */
 export const environment = (sandbox: Sandbox, execId: string): Record<string, string> => ({
   HOME: sandbox.home,
+  TEZT_CLOUD_FS: fsRoot(sandbox.home),
   TEZT_CLOUD_NS: sandbox.namespace,
   TEZT_CLOUD_AGENT: sandbox.marker,
   TEZT_CLOUD_EXEC: execId,

@@ -1,17 +1,32 @@
 /**
  * An in-memory backend for scenario authors: agents whose commands answer from canned outputs and record every
- * call, daemons that "run" until their scope closes, copies that only record. A scenario's hermetic test runs on
- * it in milliseconds (`TestCloud.run`); real backends are tested against real processes, hosts and engines.
+ * call, daemons that "run" until their scope closes, copies that only record, metrics kept in memory, and time
+ * that is virtual: a `sleep` or a retry's wait returns at once and moves the clock on. A scenario's hermetic test
+ * runs on it in milliseconds; real backends are tested against real processes, hosts and engines.
+ *
+ * **Details**
+ *
+ * Two ways to test a scenario. `TestCloud.run(scenario, options)` runs it as the CLI would (validation, deploy,
+ * body, teardown) and returns what happened. `TestCloud.layer(options)` provides `Cloud` itself (with the agents
+ * of `options.scenario` or `options.vms`), so a test runs `scenario.run` under `it.effect` and reads the
+ * `Recording`; swapping that layer for a real backend's runs the same test for real.
+ *
+ * Canned responses, first match wins: `responses` as a list of `{ agent?, command, args?, response }` (no `agent`:
+ * any agent; no `args`: any arguments), or as a record keyed by `"<command> <args…>"` or
+ * `"<agent>: <command> <args…>"` (the agent's key first); then `fallback(call)`; then `echo` answers like echo;
+ * anything else exits 127 with "no canned response", like a shell that does not know the command.
  */
-import { Effect, Layer, Logger } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Logger } from "effect"
 import * as Agent from "./Agent.ts"
-import type { AgentConfig } from "./AgentConfig.ts"
+import type { AgentConfig, AgentRequest } from "./AgentConfig.ts"
+import * as Cloud from "./Cloud.ts"
 import * as CloudConfig from "./CloudConfig.ts"
 import type * as CloudError from "./CloudError.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Orchestrator from "./Orchestrator.ts"
 import { logger, RunEvents, type Stamped } from "./RunEvents.ts"
 import type { ExecResult, Runner } from "./Runner.ts"
+import { memory, type MetricSample, RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 
 /** One recorded call on an agent. */
@@ -21,49 +36,121 @@ export interface Call {
   readonly command: string
 }
 
-/** A canned answer: stdout text, or a partial result. */
-export type Response = string | { readonly exitCode?: number; readonly stdout?: string; readonly stderr?: string }
-
-export interface Options {
-  /** Answers keyed by `"<command> <args…>"` (or `"<agent>: <command> <args…>"` for one agent). */
-  readonly responses?: Record<string, Response> | undefined
+/** A command as a canned response sees it. */
+export interface ExecCall {
+  readonly agent: string
+  readonly command: string
+  readonly args: ReadonlyArray<string>
 }
 
-/** The recorder a `TestCloud` layer writes to. */
+/** A canned answer: stdout text, or a partial result (exit code 0, empty output by default). */
+export type Response = string | { readonly exitCode?: number; readonly stdout?: string; readonly stderr?: string }
+
+/** One canned response: for `command` on `agent` (any agent when left out) with `args` (any when left out). */
+export interface Canned {
+  readonly agent?: string | undefined
+  readonly command: string
+  readonly args?: ReadonlyArray<string> | undefined
+  readonly response: Response | ((call: ExecCall) => Response)
+}
+
+export interface Options {
+  /**
+   * Canned responses, first match wins: a list of `Canned`, or a record keyed by `"<command> <args…>"` (or
+   * `"<agent>: <command> <args…>"` for one agent, which wins over the other key).
+   */
+  readonly responses?: Record<string, Response> | ReadonlyArray<Canned> | undefined
+  /** The answer to a command no canned response matches (else `echo` echoes and anything else exits 127). */
+  readonly fallback?: ((call: ExecCall) => Response) | undefined
+  /**
+   * Virtual time (the default): a sleep returns at once and moves the clock on, so a scenario that retries every
+   * second for a minute ends in milliseconds; `false` keeps the clock of the caller (`it.effect`'s `TestClock`).
+   */
+  readonly virtualTime?: boolean | undefined
+}
+
+/** The recorder a `TestCloud` backend writes to. */
 export interface Recorder {
   readonly calls: Array<Call>
   readonly teardown: Array<string>
 }
 
-/**
- * Answers in order of preference: the agent-specific response, the general one, `echo`'s own behaviour, and
- * otherwise exit code 127 ("not found"), like a shell.
- */
-const answer = (responses: Record<string, Response>, agent: string, line: string, args: ReadonlyArray<string>) => {
-  const canned = responses[`${agent}: ${line}`] ?? responses[line]
-  if (canned !== undefined) {
-    return typeof canned === "string"
-      ? { exitCode: 0, stdout: canned, stderr: "" }
-      : { exitCode: canned.exitCode ?? 0, stdout: canned.stdout ?? "", stderr: canned.stderr ?? "" }
+/** What a scenario did on `TestCloud`. */
+export interface Result extends Recorder {
+  /** The scenario's log lines (and the run's own: "Scenario ended successfully."). */
+  readonly logs: Array<string>
+  /** Every event of the run, in order. */
+  readonly events: Array<Stamped>
+  /** The last value of every pushed metric (a push sets the value, counters too). */
+  readonly metrics: ReadonlyArray<MetricSample>
+  /** Virtual milliseconds the scenario slept or waited (0 with `virtualTime: false`). */
+  readonly elapsedMillis: number
+}
+
+const matches = (canned: Canned, call: ExecCall) =>
+  (canned.agent === undefined || canned.agent === call.agent) && canned.command === call.command &&
+  (canned.args === undefined ||
+    (canned.args.length === call.args.length && canned.args.every((a, i) => a === call.args[i])))
+
+const normalize = (response: Response) =>
+  typeof response === "string"
+    ? { exitCode: 0, stdout: response, stderr: "" }
+    : { exitCode: response.exitCode ?? 0, stdout: response.stdout ?? "", stderr: response.stderr ?? "" }
+
+/** The answer to `call` (see the module's details). */
+export const answer = (options: Options, call: ExecCall): { exitCode: number; stdout: string; stderr: string } => {
+  const responses = options.responses ?? {}
+  const line = [call.command, ...call.args].join(" ")
+  if (Array.isArray(responses)) {
+    const canned = (responses as ReadonlyArray<Canned>).find((c) => matches(c, call))
+    if (canned !== undefined) {
+      return normalize(typeof canned.response === "function" ? canned.response(call) : canned.response)
+    }
+  } else {
+    const record = responses as Record<string, Response>
+    const canned = record[`${call.agent}: ${line}`] ?? record[line]
+    if (canned !== undefined) return normalize(canned)
   }
-  if (line.startsWith("echo ") || line === "echo") return { exitCode: 0, stdout: `${args.join(" ")}\n`, stderr: "" }
+  if (options.fallback !== undefined) return normalize(options.fallback(call))
+  if (call.command === "echo") return { exitCode: 0, stdout: `${call.args.join(" ")}\n`, stderr: "" }
   return { exitCode: 127, stdout: "", stderr: `TestCloud: no canned response for "${line}"\n` }
 }
 
+/**
+ * A clock whose sleeps return at once and move its time on: the scenario's waits (retries, timeouts, sleeps) take
+ * no real time. It starts at the real time of its creation.
+ */
+export const virtualClock = (): Clock.Clock & { readonly elapsedMillis: () => number } => {
+  const start = Date.now()
+  let elapsed = 0
+  const millis = () => start + elapsed
+  return {
+    currentTimeMillisUnsafe: millis,
+    currentTimeMillis: Effect.sync(millis),
+    currentTimeNanosUnsafe: () => BigInt(millis()) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => BigInt(millis()) * 1_000_000n),
+    monotonicTimeNanosUnsafe: () => BigInt(elapsed) * 1_000_000n,
+    monotonicTimeNanos: Effect.sync(() => BigInt(elapsed) * 1_000_000n),
+    // Other fibers get their turn first, as they would while the sleeper waits.
+    sleep: (duration) =>
+      Effect.yieldNow.pipe(Effect.andThen(Effect.sync(() => void (elapsed += Duration.toMillis(duration))))),
+    elapsedMillis: () => elapsed
+  }
+}
+
 /** A `Deployment` of in-memory agents; `recorder` receives every call and teardown. */
-export const layer = (options: Options = {}, recorder: Recorder = { calls: [], teardown: [] }) =>
+export const layerDeployment = (options: Options = {}, recorder: Recorder = { calls: [], teardown: [] }) =>
   Layer.effect(
     Deployment,
     Effect.gen(function*() {
       const config = yield* CloudConfig.CurrentConfig
-      const responses = options.responses ?? {}
       let nextPid = 1000
       const runnerFor = (agent: string): Runner => ({
         exec: (command, args, execOptions) =>
           Effect.gen(function*() {
             const line = [command, ...args].join(" ")
             recorder.calls.push({ agent, kind: "exec", command: line })
-            const result = answer(responses, agent, line, args)
+            const result = answer(options, { agent, command, args })
             for (const text of result.stdout.split("\n").filter((l) => l !== "")) {
               if (execOptions?.onLine) yield* execOptions.onLine({ stream: "stdout", line: text })
             }
@@ -119,23 +206,137 @@ export const layer = (options: Options = {}, recorder: Recorder = { calls: [], t
 export const config = (input: CloudConfig.Input = {}): Effect.Effect<CloudConfig.CloudConfig, CloudError.CloudError> =>
   CloudConfig.resolve({ tezt_cloud: "test", localhost: true, ...input }, {}, {})
 
+/** What `TestCloud.layer` recorded so far: the calls, teardown, logs, events and metrics of its `Cloud`. */
+export class Recording extends Context.Service<Recording, {
+  readonly calls: ReadonlyArray<Call>
+  /** Agents torn down, once the layer's scope has closed. */
+  readonly teardown: ReadonlyArray<string>
+  readonly logs: ReadonlyArray<string>
+  readonly events: ReadonlyArray<Stamped>
+  readonly metrics: Effect.Effect<ReadonlyArray<MetricSample>>
+  /** Virtual milliseconds slept so far. */
+  readonly elapsedMillis: Effect.Effect<number>
+}>()("@tezt-cloud/core/TestCloud/Recording") {}
+
+export interface LayerOptions extends Options {
+  /** The scenario whose agents (`vms`) the `Cloud` has. */
+  readonly scenario?: Scenario | undefined
+  /** Or the agents themselves (one `agent-000` when neither is given). */
+  readonly vms?: ReadonlyArray<AgentRequest> | undefined
+  /** Config-file keys of the run (`{ vms_limit: 1 }`), over `TestCloud.config`'s defaults. */
+  readonly config?: CloudConfig.Input | undefined
+}
+
 /**
- * Runs a scenario on `TestCloud` and returns what it did. Fails like the real run would (a `CloudError` whose
- * reason is `ScenarioFailed`, `AgentsInvalid`, …).
+ * `Cloud` on in-memory agents, with its `Recording` (and, unless `virtualTime: false`, the virtual clock):
+ * `scenario.run.pipe(Effect.provide(TestCloud.layer({ scenario, responses })))`.
  */
-export const run = (scenario: Scenario, options: Options & { readonly config?: CloudConfig.Input | undefined } = {}) =>
-  Effect.gen(function*() {
-    const resolved = yield* config(options.config)
+export const layer = (options: LayerOptions = {}): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError> =>
+  make(options, (recorder) => layerDeployment(options, recorder))
+
+/**
+ * `Cloud` on the agents `deployment` (a real backend's `Deployment` layer, for the run's resolved configuration)
+ * deploys for `options.scenario`, with a `Recording` of its logs, events and metrics: the test written for
+ * `TestCloud.layer` runs for real when this layer replaces it. Time is real unless `virtualTime: true`.
+ */
+export const layerOn = <E, R>(
+  deployment: (config: CloudConfig.CloudConfig) => Layer.Layer<Deployment, E, R>,
+  options: LayerOptions = {}
+): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError | E, Exclude<R, CloudConfig.CurrentConfig>> =>
+  Layer.unwrap(
+    Effect.map(
+      config(options.config),
+      (resolved) => make({ ...options, virtualTime: options.virtualTime === true }, () => deployment(resolved))
+    )
+  )
+
+/**
+ * The configuration of a run on in-memory agents: log rotation (a Chronos task waiting for midnight) is off unless
+ * asked for, since on the virtual clock a background task's waits would pass for the scenario's own time.
+ */
+const inMemoryConfig = (
+  options: { readonly config?: CloudConfig.Input | undefined; readonly virtualTime?: boolean | undefined }
+) =>
+  config(
+    options.virtualTime === false || options.config?.log_rotation !== undefined
+      ? options.config
+      : { ...options.config, log_rotation: 0 }
+  )
+
+const make = <E, R>(
+  options: LayerOptions,
+  deployment: (recorder: Recorder) => Layer.Layer<Deployment, E, R>
+): Layer.Layer<Cloud.Cloud | Recording, CloudError.CloudError | E, Exclude<R, CloudConfig.CurrentConfig>> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const resolved = yield* inMemoryConfig(options)
     const recorder: Recorder = { calls: [], teardown: [] }
     const logs: Array<string> = []
+    const events: Array<Stamped> = []
+    const clock = virtualClock()
+    const hooks = memory()
     const sink = (event: Stamped) => {
+      events.push(event)
       if (event.type === "log") logs.push(event.message)
     }
+    const scenario = options.scenario ??
+      { title: "TestCloud.layer", tags: [], vms: () => options.vms ?? [{}], run: Effect.void }
     const configs = yield* Orchestrator.agentConfigs(scenario, resolved)
-    yield* Orchestrator.run(scenario, resolved, configs).pipe(
-      Effect.provide(layer(options, recorder)),
+    const cloud = Layer.effect(
+      Cloud.Cloud,
+      Effect.gen(function*() {
+        const agents = yield* (yield* Deployment).deploy(configs)
+        return Cloud.make(resolved, agents, hooks)
+      })
+    ).pipe(
+      Layer.provide(deployment(recorder)),
+      Layer.provide(Layer.succeed(CloudConfig.CurrentConfig, resolved))
+    )
+    const recording = Layer.succeed(
+      Recording,
+      Recording.of({
+        calls: recorder.calls,
+        teardown: recorder.teardown,
+        logs,
+        events,
+        metrics: hooks.metrics,
+        elapsedMillis: Effect.sync(clock.elapsedMillis)
+      })
+    )
+    return Layer.mergeAll(
+      cloud,
+      recording,
+      Logger.layer([logger(sink)]),
+      options.virtualTime === false ? Layer.empty : Layer.succeed(Clock.Clock, clock)
+    )
+  }))
+
+/**
+ * Runs a scenario on `TestCloud` as a real run would (validation, deploy, body, teardown) and returns what it did.
+ * Fails like the real run would (a `CloudError` whose reason is `ScenarioFailed`, `AgentsInvalid`, …).
+ */
+export const run = (
+  scenario: Scenario,
+  options: Options & { readonly config?: CloudConfig.Input | undefined } = {}
+): Effect.Effect<Result, CloudError.CloudError> =>
+  Effect.gen(function*() {
+    const resolved = yield* inMemoryConfig(options)
+    const recorder: Recorder = { calls: [], teardown: [] }
+    const logs: Array<string> = []
+    const events: Array<Stamped> = []
+    const sink = (event: Stamped) => {
+      events.push(event)
+      if (event.type === "log") logs.push(event.message)
+    }
+    const hooks = memory()
+    const clock = virtualClock()
+    const configs = yield* Orchestrator.agentConfigs(scenario, resolved)
+    const services = Layer.succeed(RunServices, RunServices.of({ start: () => Effect.succeed(hooks) }))
+    const body = Orchestrator.run(scenario, resolved, configs).pipe(
+      Effect.provide(layerDeployment(options, recorder)),
+      Effect.provide(services),
       Effect.provideService(CloudConfig.CurrentConfig, resolved),
       Effect.provide(Layer.mergeAll(RunEvents.layer([sink]), Logger.layer([logger(sink)])))
     )
-    return { ...recorder, logs }
+    yield* options.virtualTime === false ? body : Effect.provideService(body, Clock.Clock, clock)
+    return { ...recorder, logs, events, metrics: yield* hooks.metrics, elapsedMillis: clock.elapsedMillis() }
   })

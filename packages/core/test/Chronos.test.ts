@@ -126,12 +126,15 @@ describe("Chronos in a scenario", () => {
         spec: "*/5 * * * *",
         run: Effect.map(Cloud.Cloud, (cloud) => void seen.push(cloud.agents.map((a) => a.name).join()))
       }
-      yield* TestCloud.run(Scenario.make({
-        title: "chronos",
-        tags: [],
-        vms: [{ name: "a" }],
-        run: Effect.andThen(Chronos.start([task]), TestClock.adjust(hour))
-      }))
+      yield* TestCloud.run(
+        Scenario.make({
+          title: "chronos",
+          tags: [],
+          vms: [{ name: "a" }],
+          run: Effect.andThen(Chronos.start([task]), TestClock.adjust(hour))
+        }),
+        { virtualTime: false }
+      )
       assert.deepStrictEqual(seen, Array.from({ length: 12 }, () => "a"))
       yield* TestClock.adjust(hour)
       assert.lengthOf(seen, 12, "the task ended with the run")
@@ -155,7 +158,7 @@ describe("log rotation (--log-rotation), a Chronos task of the run", () => {
 
   it.effect("rotates each agent's daemons' logs daily, keeping --log-rotation copies", () =>
     Effect.gen(function*() {
-      const { calls } = yield* TestCloud.run(scenario(3), { config: { log_rotation: 7 } })
+      const { calls } = yield* TestCloud.run(scenario(3), { config: { log_rotation: 7 }, virtualTime: false })
       const done = rotations(calls)
       assert.lengthOf(done, 6, "three days, two agents")
       assert.sameMembers([...new Set(done.map((c) => c.agent))], ["a", "b"])
@@ -164,7 +167,7 @@ describe("log rotation (--log-rotation), a Chronos task of the run", () => {
 
   it.effect("--log-rotation 0 rotates nothing", () =>
     Effect.gen(function*() {
-      const { calls } = yield* TestCloud.run(scenario(3), { config: { log_rotation: 0 } })
+      const { calls } = yield* TestCloud.run(scenario(3), { config: { log_rotation: 0 }, virtualTime: false })
       assert.deepStrictEqual(rotations(calls), [])
     }))
 })

@@ -450,6 +450,11 @@ describe("CloudConfig: config files", () => {
       assert.notInclude(noGuess.message, "did you mean")
       const camel = yield* fileRejected(JSON.stringify({ vmBasePort: 1 }))
       assert.include(camel.message, "did you mean \"vm_base_port\"")
+      // Typos: a swapped, a missing, a changed letter.
+      for (const typo of ["vm_base_prot", "vm_base_por", "vms_limot", "websiteport"]) {
+        const typed = yield* fileRejected(JSON.stringify({ [typo]: 1 }))
+        assert.match(typed.message, /did you mean "(vm_base_port|vms_limit|website_port)"/, typo)
+      }
     }))
 
   it.effect.each(["constructor", "toString", "__proto__", "hasOwnProperty"])(

@@ -82,7 +82,8 @@ describe("CloudError: the cause", () => {
       const end = events.find((e) => e.type === "run-end")
       assert.strictEqual(
         end?.type === "run-end" && end.message,
-        `Scenario terminated unexpectedly: ${missing}: cannot read it: ENOENT: no such file or directory, open '${missing}'`
+        `Scenario terminated unexpectedly: ${missing}: cannot read it: ENOENT: no such file or directory, open '${missing}'` +
+          ` (at ${import.meta.filename}:24:28)`
       )
       assert.match(end?.type === "run-end" ? end.cause ?? "" : "", /^caused by Error: ENOENT/)
     }))

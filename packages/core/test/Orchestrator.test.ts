@@ -130,7 +130,12 @@ describe("Orchestrator", () => {
       const { events, exit } = yield* runWith(threeAgents(Effect.fail(new Error("boom"))), log)
       assert.deepStrictEqual(log.filter((l) => l.startsWith("down")).length, 3)
       const end = events.find((e) => e.type === "run-end")
-      assert.deepInclude(end, { ok: false, message: "Scenario terminated unexpectedly: boom" })
+      // The error was made on this file's line: the scenario's own code, named in the message.
+      assert.deepInclude(end, { ok: false })
+      assert.match(
+        end?.type === "run-end" ? end.message : "",
+        /^Scenario terminated unexpectedly: boom \(at .*\/Orchestrator\.test\.ts:130:\d+\)$/
+      )
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) {
         const error = exit.cause.reasons[0]
@@ -183,6 +188,17 @@ describe("Orchestrator", () => {
       const exit = yield* Fiber.await(fiber)
       assert.isTrue(Exit.hasInterrupts(exit))
       assert.deepStrictEqual(log.slice(3), ["down agent-002", "down agent-001", "down agent-000"])
+    }))
+
+  it.effect("more agents than --vms-limit: one line saying how many, and the value that fits", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config({ vms_limit: 2 })
+      const scenario = Scenario.make({ title: "t", tags: [], vms: [{}, {}, {}], run: Effect.void })
+      const error = yield* Orchestrator.agentConfigs(scenario, config).pipe(Effect.flip)
+      assert.strictEqual(
+        error.message,
+        "--vms-limit: the scenario asks for 3 agents, more than --vms-limit 2 allows: give --vms-limit 3 or more, or leave it out"
+      )
     }))
 
   it.effect("without --keep-alive it does not wait", () =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer } from "effect"
+import { Context, Effect, Exit, Layer, Schedule } from "effect"
 import {
   type Agent,
   type AgentConfig,
@@ -23,7 +23,7 @@ const deploy = (
     const config = yield* TestCloud.config(input)
     const recorder: TestCloud.Recorder = { calls: [], teardown: [] }
     const context = yield* Layer.build(
-      TestCloud.layer(options, recorder).pipe(Layer.provide(Layer.succeed(CloudConfig.CurrentConfig, config)))
+      TestCloud.layerDeployment(options, recorder).pipe(Layer.provide(Layer.succeed(CloudConfig.CurrentConfig, config)))
     )
     const scenario = Scenario.make({ title: "t", tags: [], vms: names.map((name) => ({ name })), run: Effect.void })
     const configs = yield* Orchestrator.agentConfigs(scenario, config)
@@ -58,6 +58,25 @@ describe("TestCloud", () => {
           stderr: "no wallet\n"
         })
         assert.deepInclude(yield* a0.exec("octez-client", ["config"]), { exitCode: 0, stdout: "", stderr: "warning\n" })
+      }))
+
+    it.effect("arguments may be left out; anything but an array of strings is refused with the fix", () =>
+      Effect.gen(function*() {
+        const { agents, recorder } = yield* deploy(["a"], { responses: { "true": "" } })
+        const agent = agents[0]!
+        assert.strictEqual(yield* agent.run("true"), "")
+        assert.strictEqual((yield* agent.exec("true")).exitCode, 0)
+        // A scenario in plain JavaScript (or cast) may give one string.
+        const loose = agent as unknown as {
+          run(command: string, args: unknown): Effect.Effect<string, CloudError.CloudError>
+        }
+        const error = yield* loose.run("ls", "-l").pipe(Effect.flip)
+        assert.strictEqual(error.reason._tag, "CommandFailed")
+        assert.strictEqual(
+          error.message,
+          `agent a: ls: the arguments of exec must be an array of strings, not "-l": give ["-l"]`
+        )
+        assert.deepStrictEqual(recorder.calls.map((c) => c.command), ["true", "true"])
       }))
 
     it.effect("echo answers like echo when nothing is canned", () =>
@@ -239,6 +258,75 @@ describe("TestCloud", () => {
       }))
   })
 
+  describe("as an Effect test would have it", () => {
+    // A scenario that waits for its server: it retries every second until the health check answers.
+    const waits = Scenario.make({
+      title: "waits for its server",
+      tags: [],
+      vms: [{ name: "server" }, { name: "client" }],
+      run: Effect.gen(function*() {
+        const cloud = yield* Cloud.Cloud
+        const server = yield* cloud.agent("server")
+        const client = yield* cloud.agent("client")
+        yield* server.spawn("http", "octez-node", ["run"])
+        const version = yield* client.run("curl", ["-s", "http://server/version"]).pipe(
+          Effect.retry({ schedule: Schedule.spaced("1 second"), times: 30 })
+        )
+        yield* Effect.sleep("1 minute")
+        yield* cloud.pushMetric({ name: "pings_total", value: 1, type: "counter" })
+        yield* cloud.pushMetric({ name: "pings_total", value: 2, type: "counter" })
+        yield* Effect.logInfo(`version ${version.trim()}`)
+      })
+    })
+
+    /** The health check answers from its 5th try on. */
+    const healthy = () => {
+      let tries = 0
+      return [
+        { agent: "client", command: "curl", response: () => (++tries < 5 ? { exitCode: 7 } : "v22\n") }
+      ] satisfies ReadonlyArray<TestCloud.Canned>
+    }
+
+    it.effect("run: retries and sleeps take virtual time; metrics and events are in the result", () =>
+      Effect.gen(function*() {
+        const result = yield* TestCloud.run(waits, { responses: healthy() })
+        assert.strictEqual(result.elapsedMillis, 4_000 + 60_000)
+        assert.deepStrictEqual(result.calls.filter((c) => c.command.startsWith("curl")).length, 5)
+        assert.deepStrictEqual(result.metrics, [{ name: "pings_total", value: 2, type: "counter" }])
+        assert.include(result.logs, "version v22")
+        assert.deepInclude(result.events.map((e) => e.type), "run-end")
+      }))
+
+    it.effect("layer: Cloud for scenario.run, with its Recording", () =>
+      Effect.gen(function*() {
+        yield* waits.run
+        const recording = yield* TestCloud.Recording
+        assert.deepStrictEqual(recording.calls[0], { agent: "server", kind: "spawn", command: "octez-node run" })
+        assert.strictEqual(recording.calls.length, 6)
+        assert.deepStrictEqual(yield* recording.metrics, [{ name: "pings_total", value: 2, type: "counter" }])
+        assert.strictEqual(yield* recording.elapsedMillis, 64_000)
+        assert.include(recording.logs, "version v22")
+      }).pipe(Effect.provide(TestCloud.layer({ scenario: waits, responses: healthy() }))))
+
+    it.effect("canned responses by agent and argv, first match first, then the fallback", () =>
+      Effect.gen(function*() {
+        const cloud = yield* Cloud.Cloud
+        const [a, b] = cloud.agents as [Agent.Agent, Agent.Agent]
+        assert.strictEqual(yield* a.run("octez-client", ["list", "known", "addresses"]), "bootstrap1\n")
+        assert.strictEqual(yield* b.run("octez-client", ["list", "known", "addresses"]), "none\n")
+        assert.strictEqual(yield* b.run("octez-client", ["--version"]), "any octez-client\n")
+        assert.strictEqual(yield* a.run("uname", ["-a"]), "fallback: a uname -a\n")
+      }).pipe(Effect.provide(TestCloud.layer({
+        vms: [{ name: "a" }, { name: "b" }],
+        responses: [
+          { agent: "a", command: "octez-client", args: ["list", "known", "addresses"], response: "bootstrap1\n" },
+          { command: "octez-client", args: ["list", "known", "addresses"], response: "none\n" },
+          { command: "octez-client", response: "any octez-client\n" }
+        ],
+        fallback: (call) => `fallback: ${call.agent} ${call.command} ${call.args.join(" ")}\n`
+      }))))
+  })
+
   describe("agent validation, before anything is deployed", () => {
     /** A scenario that notes whether its body ran. */
     const probe = (vms: (config: CloudConfig.CloudConfig) => ReadonlyArray<AgentConfig.AgentRequest>) => {
@@ -281,8 +369,8 @@ describe("TestCloud", () => {
         assert.strictEqual(direct?._tag, "ConfigInvalid")
         if (direct?._tag === "ConfigInvalid") {
           assert.strictEqual(direct.option, "--vms-limit")
-          assert.include(direct.message, "'2'")
-          assert.include(direct.message, "'3'")
+          assert.include(direct.message, "more than --vms-limit 2")
+          assert.include(direct.message, "asks for 3 agents")
         }
         const run = reasonOf(yield* TestCloud.run(scenario, { config: { vms_limit: 2 } }).pipe(Effect.exit))
         assert.strictEqual(run?._tag, "ConfigInvalid")

@@ -82,6 +82,8 @@ export class DockerClient extends Context.Service<DockerClient, {
     readonly tag: string
     readonly buildArgs: Record<string, string>
     readonly labels: Record<string, string>
+    /** Told each step of the build as it starts (`Step 2/7 : RUN apt-get install …`). */
+    readonly onStep?: ((step: string) => void) | undefined
   }): Effect.Effect<void, DockerError.DockerError>
   /** `docker import` of a root file system tarball as `reference`, with `labels`. */
   importImage(
@@ -166,8 +168,16 @@ const owned = (
     })
   )
 
-/** Waits for a progress stream (build, import, push) to end; an `error` item fails it. */
-const followProgress = (docker: Docker, operation: string, stream: NodeJS.ReadableStream) =>
+/**
+ * Waits for a progress stream (build, import, push) to end; an `error` item fails it. `onStep` is told the build
+ * steps among its output lines.
+ */
+const followProgress = (
+  docker: Docker,
+  operation: string,
+  stream: NodeJS.ReadableStream,
+  onStep?: (step: string) => void
+) =>
   Effect.callback<void, DockerError.DockerError>((resume) => {
     let failure: string | undefined
     docker.modem.followProgress(
@@ -180,8 +190,13 @@ const followProgress = (docker: Docker, operation: string, stream: NodeJS.Readab
             : Effect.fail(new DockerError.DockerError({ operation, reason: new DockerError.StreamFailed({ message }) }))
         )
       },
-      (item: { error?: string; errorDetail?: { message?: string } }) => {
+      (item: { error?: string; errorDetail?: { message?: string }; stream?: string }) => {
         if (item.error !== undefined) failure ??= item.errorDetail?.message ?? item.error
+        if (onStep !== undefined && typeof item.stream === "string") {
+          for (const line of item.stream.split("\n")) {
+            if (/^Step \d+\/\d+ : /.test(line)) onStep(line.trim())
+          }
+        }
       }
     )
     return Effect.sync(() => (stream as unknown as { destroy?: () => void }).destroy?.())
@@ -216,7 +231,7 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
             forcerm: true
           })
       )
-      yield* followProgress(docker, operation, stream)
+      yield* followProgress(docker, operation, stream, o.onStep)
     }),
     importImage: Effect.fn("DockerClient.importImage")(function*(tarball, reference, labels = {}) {
       const operation = `import ${reference}`

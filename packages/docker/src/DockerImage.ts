@@ -99,6 +99,10 @@ export const builder = Effect.fn("DockerImage.builder")(function*(namespace: str
         const tag = tagFor(namespace, alias, args)
         if (built.has(tag)) return tag
         const file = yield* dockerfile(alias, dir, namespace)
+        // A first build takes tens of seconds: each step is shown as it starts (the log is synchronous).
+        const log = Effect.runSyncWith(yield* Effect.context<never>())
+        const started = Date.now()
+        yield* Effect.logInfo(`image ${alias}: building ${path.basename(file)} as ${tag}`)
         yield* Ledger.scoped(
           { id: `docker-image:${tag}`, kind: "docker-image", data: { tag, namespace } },
           docker.build({
@@ -106,11 +110,14 @@ export const builder = Effect.fn("DockerImage.builder")(function*(namespace: str
             dockerfile: path.basename(file),
             tag,
             buildArgs: args,
-            labels: { [namespaceLabel]: namespace }
+            labels: { [namespaceLabel]: namespace },
+            onStep: (step) =>
+              log(Effect.logInfo(`image ${alias}: ${step.length > 160 ? `${step.slice(0, 160)}…` : step}`))
           }).pipe(Effect.mapError((e) => CloudError.deploy(`image ${alias}`, e.message, { cause: e }))),
           () => Teardown.step(`image ${tag}`, docker.removeImage(tag))
         ).pipe(Effect.provideService(Ledger.Ledger, ledger))
         built.set(tag, tag)
+        yield* Effect.logInfo(`image ${alias}: built in ${((Date.now() - started) / 1000).toFixed(1)}s`)
         return tag
       }))
   } satisfies Builder

@@ -31,7 +31,7 @@ import {
   OutputTail,
   Provision,
   RunEvents,
-  type Runner,
+  Runner,
   Sandbox
 } from "@tezt-cloud/core"
 import { Duration, Effect, Schedule, Semaphore, Stream } from "effect"
@@ -185,7 +185,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   }) =>
     Effect.gen(function*() {
       const execId = crypto.randomUUID()
-      const handle = yield* init.spawner.spawn(ChildProcess.make(command, args, {
+      // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`): what `copy` wrote there.
+      const [program, ...argv] = Sandbox.mapArgv(init.home, [command, ...args], fs.existsSync)
+      const handle = yield* init.spawner.spawn(ChildProcess.make(program!, argv, {
         cwd: options.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd),
         env: environment(execId, options.env),
         extendEnv: false,
@@ -263,6 +265,16 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         },
         catch: (e) => failed(command, args)(e, `cannot create the directory of its log ${logFile}`)
       })
+      // A program that cannot start fails `spawn` with why, before any daemon is started.
+      const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
+      const searchPath = options?.env?.PATH ?? environment("", undefined).PATH
+      if (!startable(Sandbox.mapArgv(init.home, [command], fs.existsSync)[0]!, searchPath, cwd)) {
+        return yield* CloudError.command(
+          init.name,
+          describeCommand(command, args),
+          `cannot start: ${Runner.notStartable(command)}`
+        )
+      }
       // The shell only redirects and `exec`s: the argv reaches the program unchanged.
       const { handle, killTree } = yield* start("/bin/sh", [
         "-c",
@@ -319,6 +331,21 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   })
 
   return { exec, spawn, copy }
+}
+
+/** Whether `command` names an executable file: itself when it has a `/` (from `cwd`), else on `searchPath`. */
+const startable = (command: string, searchPath: string, cwd: string) => {
+  const executable = (file: string) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      return fs.statSync(file).isFile()
+    } catch {
+      return false
+    }
+  }
+  return command.includes("/")
+    ? executable(path.resolve(cwd, command))
+    : searchPath.split(":").some((dir) => executable(path.resolve(cwd, dir === "" ? "." : dir, command)))
 }
 
 /** Removes `dir` if it exists and is empty. */

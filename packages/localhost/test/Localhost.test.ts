@@ -3,12 +3,14 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import {
   type Agent,
   AgentConfig,
+  Cloud,
   CloudConfig,
   Deployment,
   Ledger,
   LogRotation,
   Orchestrator,
   RunEvents,
+  Scenario,
   TestCloud
 } from "@tezt-cloud/core"
 import { Context, Effect, Layer } from "effect"
@@ -186,6 +188,40 @@ const program = Effect.gen(function*() {
 })
 Effect.runFork(Effect.scoped(program))
 `
+
+describe("a scenario's test swaps TestCloud for this backend", () => {
+  const hello = Scenario.make({
+    title: "hello",
+    tags: [],
+    vms: [{ name: "a" }],
+    run: Effect.gen(function*() {
+      const cloud = yield* Cloud.Cloud
+      const said = yield* (yield* cloud.agent("a")).run("echo", ["hello", "from", "a"])
+      yield* Effect.logInfo(said.trim())
+      yield* cloud.pushMetric({ name: "hellos_total", value: 1, type: "counter" })
+    })
+  })
+  /** One test body, for whichever layer provides Cloud. */
+  const body = Effect.gen(function*() {
+    yield* hello.run
+    const recording = yield* TestCloud.Recording
+    assert.include(recording.logs, "hello from a")
+    assert.deepStrictEqual(yield* recording.metrics, [{ name: "hellos_total", value: 1, type: "counter" }])
+  })
+
+  it.effect("on TestCloud", () => body.pipe(Effect.provide(TestCloud.layer({ scenario: hello }))))
+
+  it.live("for real, on process sandboxes", () => {
+    const namespace = ns("swap")
+    return body.pipe(Effect.provide(TestCloud.layerOn(
+      (config) =>
+        Localhost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts", namespace) }).pipe(
+          Layer.provide([Ledger.Ledger.layer(stateDir, namespace), RunEvents.RunEvents.layerNoop, NodeServices.layer])
+        ),
+      { scenario: hello, config: { tezt_cloud: namespace, vm_base_port: 43000 } }
+    )))
+  })
+})
 
 describe("Localhost", () => {
   it.live("the sandbox lives as long as the scope; closing it kills every process, escaped ones included", () =>

@@ -118,16 +118,33 @@ const start = (
     let grafana: Link = off("Grafana", "--grafana")
     let netdatas: ReadonlyArray<Netdata.Netdata> | undefined
     const exporters = new Map<string, ProcessExporter.ProcessExporter>()
-    const links = Effect.sync((): ReadonlyArray<Link> => [
-      prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
-      grafana,
-      ...(netdatas === undefined
-        ? [off("Netdata", "--monitoring")]
-        : netdatas.map((n) => ({ name: `Netdata ${n.agent}`, url: n.url }))),
-      ...[...exporters.values()].map((e) => ({ name: `Process exporter ${e.agent}`, url: `${e.url}/metrics` })),
-      off("Jaeger", "--open-telemetry"),
-      ...services
-    ])
+    const links = Effect.gen(function*(): Effect.fn.Return<ReadonlyArray<Link>> {
+      // An exporter runs (and answers) only once a binary is registered on its agent: no link to it before.
+      const running: Array<Link> = []
+      for (const e of exporters.values()) {
+        if ((yield* e.binaries).length > 0) {
+          running.push({ name: `Process exporter ${e.agent}`, url: `${e.url}/metrics` })
+        }
+      }
+      const idle = exporters.size > 0 && running.length < exporters.size
+        ? [{
+          name: "Process exporters",
+          disabled: `Process exporters start on an agent with its first registered binary (Cloud.registerBinary); ` +
+            `${exporters.size - running.length} of ${exporters.size} have none yet.`
+        }]
+        : []
+      return [
+        prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
+        grafana,
+        ...(netdatas === undefined
+          ? [off("Netdata", "--monitoring")]
+          : netdatas.map((n) => ({ name: `Netdata ${n.agent}`, url: n.url }))),
+        ...running,
+        ...idle,
+        off("Jaeger", "--open-telemetry"),
+        ...services
+      ]
+    })
     const view: View = {
       config,
       agents,

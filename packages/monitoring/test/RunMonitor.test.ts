@@ -97,7 +97,7 @@ const runScenario = (config: CloudConfig.CloudConfig, run: Scenario.Scenario["ru
     const scenario = Scenario.make({ title: "stack test", tags: [], vms: [{}], run })
     const configs = yield* Orchestrator.agentConfigs(scenario, config)
     return yield* Orchestrator.run(scenario, config, configs).pipe(
-      Effect.provide(TestCloud.layer()),
+      Effect.provide(TestCloud.layerDeployment()),
       Effect.provide(RunMonitor.layer({ config, artifactsDir: tmp("artifacts"), front: metricsFront })),
       Effect.provideService(CloudConfig.CurrentConfig, config),
       Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layer([]), platform)),

@@ -22,7 +22,7 @@ import {
   OutputLines,
   OutputTail,
   type RunEvents,
-  type Runner,
+  Runner,
   Sandbox
 } from "@tezt-cloud/core"
 import { Effect } from "effect"
@@ -66,7 +66,8 @@ export const make = (init: Init): Runner.Runner => {
         }
       }
       return {
-        argv,
+        // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`, done by the shell on the agent).
+        argv: argv.length === 0 ? argv : ["sh", "-c", Sandbox.argvScript, "sh", ...argv],
         env: {
           ...Sandbox.environment(init, execId),
           ...env
@@ -194,9 +195,13 @@ export const make = (init: Init): Runner.Runner => {
         : Sandbox.pathIn(init.home, options.logFile)
       const env = { ...options?.env, TEZT_CLOUD_LOG: logFile }
       // The log exists once `spawn` returns (the daemon may not have written to it yet).
+      const start = yield* prefix(execId, options?.cwd, env)
+      // A program that cannot start fails `spawn` with why (`Runner.programCheck`), before any daemon is started.
       const line = `mkdir -p ${quote(path.posix.dirname(logFile))} && : >>${quote(logFile)} && ` +
-        `(${yield* prefix(execId, options?.cwd, env)} ` +
-        `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${commandLine([command, ...args])} ` +
+        `(${start} sh -c ${quote(Runner.programCheck)} sh ${quote(command)}) && (${start} ` +
+        `setsid sh -c 'exec "$@" >>"$TEZT_CLOUD_LOG" 2>&1 </dev/null' sh ${
+          commandLine(["sh", "-c", Sandbox.argvScript, "sh", command, ...args])
+        } ` +
         `>/dev/null 2>&1 </dev/null & echo $!)`
       const started = yield* Effect.acquireRelease(
         init.connection.run(line).pipe(Effect.mapError(failed(command, args))),
@@ -207,7 +212,7 @@ export const make = (init: Init): Runner.Runner => {
         return yield* CloudError.command(
           init.name,
           describe(command, args),
-          `could not start: ${started.stderr.trim()}`
+          `cannot start: ${started.stderr.trim().split("\n").at(-1) ?? ""}`
         )
       }
       yield* init.events.emit({ type: "daemon-up", agent: init.name, name, pid })

@@ -49,6 +49,13 @@
       const time = document.createElement("time")
       time.textContent = new Date(e.at).toLocaleTimeString()
       li.append(time, " ", describe(e))
+      // A failed scenario's trace: the error's frames and the spans it crossed, the scenario's own lines among them.
+      if (e.type === "run-end" && typeof e.trace === "string") {
+        const trace = document.createElement("pre")
+        trace.className = "trace"
+        trace.textContent = e.trace
+        li.append(trace)
+      }
       return li
     })
     eventList.replaceChildren(...items)

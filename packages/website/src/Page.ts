@@ -7,14 +7,21 @@ import type { Agent, RunEvents } from "@tezt-cloud/core"
 import type { RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect } from "effect"
 
+/**
+ * An agent's configuration as its backend uses it: machine type, disk, OS and maximum run duration only where
+ * agents are VMs (GCP; in-memory test agents show every field), the image only where agents run one (containers,
+ * VMs); process sandboxes (local or on an ssh host) have neither.
+ */
 export interface AgentModel {
   readonly name: string
-  readonly machineType: string
-  readonly disk: string
-  readonly image: string
-  readonly maxRunDuration: string
+  /** The backend of the agent, as its descriptor names it (`localhost`, `docker`, `ssh-host`, `gcp`…). */
+  readonly backend: string
+  readonly machineType?: string
+  readonly disk?: string
+  readonly image?: string
+  readonly maxRunDuration?: string
   readonly binariesPath: string
-  readonly os: string
+  readonly os?: string
   readonly ports: string
   readonly binaries: ReadonlyArray<string>
   /** A command that opens a shell on the agent. */
@@ -26,6 +33,8 @@ export interface Chart {
   readonly id: string
   readonly title: string
   readonly query: string
+  /** What fills the chart when it may stay empty. */
+  readonly hint?: string
 }
 
 export interface Model {
@@ -43,16 +52,30 @@ export interface Model {
 /** How many events `/api/run` and the page carry. */
 export const eventsShown = 300
 
-const agentModel = (agent: Agent.Agent, binaries: ReadonlyArray<string>): AgentModel => {
+/** The backends whose agents are VMs, and those whose agents run an image (see `AgentModel`). */
+const vmBackends = new Set(["gcp", "none"])
+const imageBackends = new Set(["gcp", "none", "docker"])
+
+export const agentModel = (agent: Agent.Agent, binaries: ReadonlyArray<string>): AgentModel => {
   const c = agent.config
+  const d = agent.descriptor
+  const backend = d.backend === "proxy" && typeof d.inner === "string" ? d.inner : d.backend
+  const vm = vmBackends.has(backend)
   return {
     name: agent.name,
-    machineType: c.machineType,
-    disk: `${c.diskType ?? "default type"}, ${c.diskSizeGb === undefined ? "default size" : `${c.diskSizeGb} GB`}`,
-    image: c.dockerImage._tag === "OctezRelease" ? `Octez ${c.dockerImage.tag} release` : c.dockerImage.alias,
-    maxRunDuration: c.maxRunDuration === undefined ? "no limit" : `${c.maxRunDuration}s`,
+    backend,
+    ...(vm
+      ? {
+        machineType: c.machineType,
+        disk: `${c.diskType ?? "default type"}, ${c.diskSizeGb === undefined ? "default size" : `${c.diskSizeGb} GB`}`,
+        maxRunDuration: c.maxRunDuration === undefined ? "no limit" : `${c.maxRunDuration}s`,
+        os: c.os
+      }
+      : {}),
+    ...(imageBackends.has(backend)
+      ? { image: c.dockerImage._tag === "OctezRelease" ? `Octez ${c.dockerImage.tag} release` : c.dockerImage.alias }
+      : {}),
     binariesPath: c.binariesPath,
-    os: c.os,
     ports: `${agent.ports.start}–${agent.ports.end}`,
     binaries,
     connect: agent.connect
@@ -74,7 +97,8 @@ const charts = (view: RunMonitor.View, families: ReadonlyArray<{ readonly name: 
     ? [{
       id: "health-process-cpu",
       title: "CPU of registered binaries (cores), per agent",
-      query: "sum by (app, groupname) (rate(namedprocess_namegroup_cpu_seconds_total[1m]))"
+      query: "sum by (app, groupname) (rate(namedprocess_namegroup_cpu_seconds_total[1m]))",
+      hint: "Empty until the scenario registers a binary (Cloud.registerBinary) whose processes run on an agent."
     }]
     : [])
 ]
@@ -101,20 +125,18 @@ export const escape = (text: string): string =>
   text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll("\"", "&quot;")
     .replaceAll("'", "&#39;")
 
-const row = (label: string, value: string) => `<tr><th>${escape(label)}</th><td>${escape(value)}</td></tr>`
+const row = (label: string, value: string | undefined) =>
+  value === undefined ? "" : `<tr><th>${escape(label)}</th><td>${escape(value)}</td></tr>\n`
 
 const agentSection = (a: AgentModel) =>
   `<article class="agent" data-agent="${escape(a.name)}">
 <h3>${escape(a.name)}</h3>
 <table>
-${row("Machine type", a.machineType)}
-${row("Disk", a.disk)}
-${row("Image", a.image)}
-${row("Max run duration", a.maxRunDuration)}
-${row("Binaries path", a.binariesPath)}
-${row("OS", a.os)}
-${row("Ports", a.ports)}
-<tr><th>Registered binaries</th><td class="binaries">${
+${row("Backend", a.backend)}${row("Machine type", a.machineType)}${row("Disk", a.disk)}${row("Image", a.image)}${
+    row("Max run duration", a.maxRunDuration)
+  }${row("Binaries path", a.binariesPath)}${row("OS", a.os)}${
+    row("Ports", a.ports)
+  }<tr><th>Registered binaries</th><td class="binaries">${
     a.binaries.length === 0 ? "none" : a.binaries.map((b) => `<code>${escape(b)}</code>`).join(" ")
   }</td></tr>
 </table>
@@ -136,7 +158,9 @@ const chartsSection = (m: Model) =>
     : `<div id="charts" data-scrape-interval="${m.scrapeInterval}">${
       m.charts.map((c) =>
         `<figure class="chart" id="${escape(c.id)}" data-query="${escape(c.query)}" data-points="0">` +
-        `<figcaption>${escape(c.title)}</figcaption><div class="plot"></div></figure>`
+        `<figcaption>${escape(c.title)}</figcaption>` +
+        (c.hint === undefined ? "" : `<p class="hint">${escape(c.hint)}</p>`) +
+        `<div class="plot"></div></figure>`
       ).join("\n")
     }</div>`
 

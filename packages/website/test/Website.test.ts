@@ -19,6 +19,7 @@ import * as net from "node:net"
 import { listening } from "../../../test/fixtures/Listeners.ts"
 import { freePort, platform, request } from "../../monitoring/test/utils.ts"
 import { Website } from "../src/index.ts"
+import * as Page from "../src/Page.ts"
 
 /** Deploys in-memory agents for `config` in the current scope. */
 const testAgents = (config: CloudConfig.CloudConfig, vms: ReadonlyArray<AgentConfig.AgentRequest>) =>
@@ -29,7 +30,7 @@ const testAgents = (config: CloudConfig.CloudConfig, vms: ReadonlyArray<AgentCon
     )
     const deployment = yield* Deployment.Deployment
     return yield* deployment.deploy(configs)
-  }).pipe(Effect.provide(TestCloud.layer()), Effect.provideService(CloudConfig.CurrentConfig, config))
+  }).pipe(Effect.provide(TestCloud.layerDeployment()), Effect.provideService(CloudConfig.CurrentConfig, config))
 
 /** Starts the stack with the website on a free port for two in-memory agents; returns the hooks and the URL. */
 const start = (input: CloudConfig.Input = {}) =>
@@ -90,6 +91,41 @@ describe("Website", () => {
       assert.include(after, "href=\"http://127.0.0.1:1/&lt;x&gt;\"")
       assert.include(after, ">my-explorer</a>")
     }).pipe(withEvents))
+
+  it.effect("an agent shows the fields of its backend: VM fields on GCP only, the image where one runs", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config()
+      const [agent] = yield* testAgents(config, [{ name: "a" }])
+      const on = (backend: string, inner?: string) =>
+        Page.agentModel({ ...agent!, descriptor: { backend, ...(inner === undefined ? {} : { inner }) } }, [])
+      for (const local of [on("localhost"), on("ssh-host"), on("proxy", "localhost")]) {
+        assert.deepStrictEqual(
+          [local.machineType, local.disk, local.os, local.maxRunDuration, local.image],
+          [undefined, undefined, undefined, undefined, undefined]
+        )
+        assert.strictEqual(local.binariesPath, "/tmp/tezt-runners")
+      }
+      const docker = on("docker")
+      assert.strictEqual(docker.machineType, undefined)
+      assert.strictEqual(docker.image, "test")
+      const gcp = on("gcp")
+      assert.strictEqual(gcp.machineType, "n1-standard-2")
+      assert.strictEqual(gcp.os, "cos")
+      const page = Page.render({
+        namespace: "test",
+        scenario: undefined,
+        backend: undefined,
+        agents: [on("localhost")],
+        links: [],
+        charts: [{ id: "c", title: "CPU", query: "up", hint: "Empty until a binary is registered" }],
+        scrapeInterval: 5,
+        events: []
+      })
+      assert.notInclude(page, "Machine type")
+      assert.notInclude(page, "<th>OS</th>")
+      assert.include(page, "<th>Backend</th><td>localhost</td>")
+      assert.include(page, `<p class="hint">Empty until a binary is registered</p>`)
+    }).pipe(Effect.scoped))
 
   it.live("/api/run carries the page's model and the run's events, the ones before the website started too", () =>
     Effect.gen(function*() {

@@ -87,6 +87,7 @@ const list = (stateDir: string) =>
   Command.make("list", { namespace: namespaceFlag }, ({ namespace }) =>
     Effect.gen(function*() {
       const { record } = yield* load(stateDir, namespace)
+      yield* Console.log("AGENT\tBACKEND\tWHERE\tHOME")
       for (const d of record.agents) {
         const where = (yield* Backends.load(d.backend)).where(d)
         yield* Console.log(`${d.agent}\t${d.backend}\t${where}\t${d.home}`)
@@ -140,8 +141,35 @@ const copy = (stateDir: string) =>
       const { config, record } = yield* load(stateDir, namespace)
       const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir, false)
       const codes = yield* Effect.forEach(runners, ([name, runner]) =>
-        runner.copy(source, { destination: Option.getOrUndefined(destination), refresh }).pipe(
-          Effect.flatMap((remote) => Console.log(`[${name}] ${remote}`)),
+        Effect.gen(function*() {
+          // What the agent already had, each file at its path there: said, not silently skipped.
+          const same: Array<string> = []
+          const unchecked: Array<string> = []
+          const remote = yield* runner.copy(source, {
+            destination: Option.getOrUndefined(destination),
+            refresh,
+            onOutcome: (file, outcome) =>
+              Effect.sync(() => {
+                if (outcome === "skipped-same") same.push(file)
+                if (outcome === "skipped-unchecked") unchecked.push(file)
+              })
+          })
+          yield* Console.log(`[${name}] ${remote}`)
+          const files = (n: number) => n === 1 ? "the file" : `${n} files`
+          if (same.length > 0) {
+            yield* Console.log(
+              `[${name}] not copied: the agent has ${
+                files(same.length)
+              } with that content already (--refresh copies anyway)`
+            )
+          }
+          if (unchecked.length > 0) {
+            yield* Console.log(
+              `[${name}] not copied: the agent has ${files(unchecked.length)} there already, content not compared ` +
+                `(--check-file-consistency compares, --refresh copies anyway)`
+            )
+          }
+        }).pipe(
           Effect.as(0),
           Effect.catch((e) =>
             CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))

@@ -365,6 +365,20 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         timeout
       )
 
+      it.live("a program that cannot start fails spawn with why, and starts no daemon", () =>
+        Effect.gen(function*() {
+          const agent = yield* deployOne
+          const missing = yield* Effect.scoped(agent.spawn("missing", "tezt-cloud-no-such-program", ["x"])).pipe(
+            Effect.flip
+          )
+          assert.strictEqual(missing.reason._tag, "CommandFailed")
+          assert.include(missing.message, "cannot start: tezt-cloud-no-such-program is not found on the agent's PATH")
+          const notFile = yield* Effect.scoped(agent.spawn("no-file", "/nonexistent/tezt-cloud-program", [])).pipe(
+            Effect.flip
+          )
+          assert.include(notFile.message, "cannot start: /nonexistent/tezt-cloud-program is not an executable file")
+        }), timeout)
+
       it.live("passes the daemon's arguments and env unchanged", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
@@ -432,6 +446,31 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
     })
 
     describe("copy", () => {
+      it.live(
+        "an absolute path means one file to copy, exec and spawn: the one copy wrote there",
+        () =>
+          Effect.gen(function*() {
+            const agent = yield* deployOne
+            const text = "#!/bin/sh\necho \"abs $1\"\n"
+            const local = writeFile(path.join(yield* tempDir, "abs-hello.sh"), text, 0o755)
+            const dir = `/tmp/tezt-cloud-contract-${agent.name}`
+            yield* agent.copy(local, { destination: `${dir}/abs-hello.sh` })
+            assert.strictEqual(yield* agent.run("ls", [dir]), "abs-hello.sh\n")
+            assert.strictEqual(yield* agent.run("cat", [`${dir}/abs-hello.sh`]), text)
+            assert.strictEqual(yield* agent.run(`${dir}/abs-hello.sh`, ["exec"]), "abs exec\n")
+            yield* Effect.scoped(Effect.gen(function*() {
+              const daemon = yield* agent.spawn("abs", `${dir}/abs-hello.sh`, ["spawn"])
+              yield* eventually(
+                "the copied program ran as a daemon",
+                agent.run("cat", [daemon.logFile]).pipe(Effect.map((log) => log === "abs spawn\n"))
+              )
+            }))
+            // A path the agent was not given is the machine's.
+            assert.strictEqual((yield* agent.exec("test", ["-x", "/bin/sh"])).exitCode, 0)
+          }),
+        timeout
+      )
+
       it.live("copies to the binaries path, keeping the executable mode", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
