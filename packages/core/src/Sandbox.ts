@@ -59,10 +59,13 @@ export const mapArgv = (
   exists: (file: string) => boolean
 ): Array<string> =>
   argv.map((arg) => {
-    if (!path.posix.isAbsolute(arg) || path.posix.resolve(arg) === "/") return arg
+    if (!mayMap(arg)) return arg
     const own = pathIn(home, arg)
     return exists(own) ? own : arg
   })
+
+/** Whether `mapArgv` may change `arg`: an absolute path other than `/`. */
+export const mayMap = (arg: string): boolean => path.posix.isAbsolute(arg) && path.posix.resolve(arg) !== "/"
 
 /**
  * `mapArgv` in a shell, for agents reached through one: `sh -c "$argvScript" sh ARGV…` runs ARGV mapped (with

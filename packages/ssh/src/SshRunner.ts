@@ -66,8 +66,9 @@ export const make = (init: Init): Runner.Runner => {
         }
       }
       return {
-        // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`, done by the shell on the agent).
-        argv: argv.length === 0 ? argv : ["sh", "-c", Sandbox.argvScript, "sh", ...argv],
+        // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`, done by a shell on the agent, only for a
+        // command that names one: `true` or `octez-node run` costs no extra process).
+        argv: argv.some(Sandbox.mayMap) ? ["sh", "-c", Sandbox.argvScript, "sh", ...argv] : argv,
         env: {
           ...Sandbox.environment(init, execId),
           ...env
