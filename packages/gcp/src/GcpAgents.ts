@@ -44,6 +44,8 @@ export interface Options {
   readonly keyHome?: string | undefined
   /** How long a new VM may take to answer over ssh (default 300 s: a real VM boots). */
   readonly readySeconds?: number | undefined
+  /** Agents of the namespace whose VMs `--destroy` leaves (a run on a proxy VM spares its own). */
+  readonly spare?: ReadonlyArray<string> | undefined
 }
 
 /** The backend's name in the CLI's list, and in its agents' descriptors. */
@@ -188,7 +190,7 @@ export const layer = (options: Options) =>
               Effect.gen(function*() {
                 const emit = (level: string, message: string) => events.emit({ type: "log", level, message })
                 if (config.destroy) {
-                  const swept = yield* GcpNamespace.destroy(gce, ns)
+                  const swept = yield* GcpNamespace.destroy(gce, ns, options.spare)
                   const extra = swept.length === 0 ? "" : `, and ${swept.length} more of ${ns}: ${swept.join(", ")}`
                   return yield* emit("Info", `destroyed ${plural(state.removed.length, "VM")} of this run${extra}`)
                 }

@@ -57,7 +57,10 @@ describe.runIf(Integration.available("DNS CLI tests", [SshHosts.sshd, "/usr/bin/
           const created = yield* job(["create", "dns", "zone", "--dns-domain", "Tezt.Example.com"])
           assert.strictEqual(created.code, 0, created.out)
           assert.include(created.out, "created zone tezt-cloud for tezt.example.com.")
-          assert.match(created.out, /delegate tezt\.example\.com\. at its parent's registrar to the name servers ns-\S+ ns-/)
+          assert.match(
+            created.out,
+            /delegate tezt\.example\.com\. at its parent's registrar to the name servers ns-\S+ ns-/
+          )
           const again = yield* job(["create", "dns", "zone", "--dns-domain", "tezt.example.com."])
           assert.strictEqual(again.code, 0, again.out)
           assert.include(again.out, "already there: zone tezt-cloud for tezt.example.com.")
