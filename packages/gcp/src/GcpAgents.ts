@@ -339,6 +339,20 @@ export const cleanUp = Effect.fn("GcpAgents.cleanUp")(function*(namespace: strin
   return done.flat()
 })
 
+/**
+ * Deletes everything of the namespace on the API where the VM of `agent` was made, as the Ledger's outstanding
+ * record of that VM says (none: nothing to do): what a run on that VM (a proxy) deployed from there, whose own
+ * records are on the VM. The VM's record stays for `cleanUp`, which then finds it gone. Returns what it deleted.
+ */
+export const destroyAround = Effect.fn("GcpAgents.destroyAround")(function*(namespace: string, agent: string) {
+  const ledger = yield* Ledger.Ledger
+  const found = (yield* ledger.outstanding).find((r) => r.kind === instanceKind && r.data.agent === agent)
+  if (found === undefined) return []
+  return yield* Effect.scoped(
+    Effect.flatMap(GceClient.make(targetOf(found.data)), (gce) => GcpNamespace.destroy(gce, namespace))
+  ).pipe(Effect.mapError(GcpError.toCloud("clean up")))
+})
+
 /** What the namespace still has on the APIs its runs used (every one its Ledger ever recorded). */
 export const leftovers = Effect.fn("GcpAgents.leftovers")(function*(stateDir: string, namespace: string) {
   const entries = yield* Ledger.read(Ledger.ledgerFile(stateDir, namespace))

@@ -144,29 +144,33 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     assert.deepStrictEqual(await emulator!.rulesOf(xy), [])
   }, 300_000)
 
-  live("--proxy: the orchestrator on a GCP VM named in Cloud DNS deploys the agents; --destroy leaves nothing", async () => {
-    const { env, namespace: x, stateDir } = freshGcp()
-    const domain = "proxy.example.test"
-    const zone = gcp(["CLOUD", "create", "dns", "zone", "--dns-domain", domain], x, env)
-    assert.strictEqual(await zone.exit, 0, zone.stderr())
-    const cli = gcp(["BASIC", "simple", "health", ...light, "--proxy", "--destroy"], x, env)
-    assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
-    const out = cli.stdout()
-    const proxy = new RegExp(`${x}-proxy: created VM \\S+ at (\\S+)`).exec(out)?.[1]
-    assert.isDefined(proxy, `the proxy VM is created here:\n${out}`)
-    assert.include(out, `proxy: the run started on root@${proxy}:${vmPort}`)
-    assert.include(out, "GCP VMs (project p, zone europe-west1-b, emulator ")
-    assert.include(out, "), from the proxy")
-    assert.include(out, "Hello world from agent 1")
-    const target = await Effect.runPromise(GcpTarget.resolve(Emulator.project, env))
-    const named = await Effect.runPromise(CloudDns.make(target).records(CloudDns.defaultZoneName, `${x}.${domain}.`))
-    assert.deepStrictEqual(named.map((r) => r.rrdatas), [[proxy]], "<ns>.<the zone's domain> is the proxy's address")
-    assert.deepStrictEqual(await emulator!.instancesOf(x), [])
-    assert.deepStrictEqual(await emulator!.rulesOf(x), [])
-    assert.deepStrictEqual(await noProcessLeft(x), [])
-    assert.deepStrictEqual(outstanding(stateDir, x), [])
-    assert.isFalse(fs.existsSync(path.join(stateDir, x, "proxy.json")), "no proxy record is left")
-  }, 300_000)
+  live(
+    "--proxy: the orchestrator on a GCP VM named in Cloud DNS deploys the agents; --destroy leaves nothing",
+    async () => {
+      const { env, namespace: x, stateDir } = freshGcp()
+      const domain = "proxy.example.test"
+      const zone = gcp(["CLOUD", "create", "dns", "zone", "--dns-domain", domain], x, env)
+      assert.strictEqual(await zone.exit, 0, zone.stderr())
+      const cli = gcp(["BASIC", "simple", "health", ...light, "--proxy", "--destroy"], x, env)
+      assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
+      const out = cli.stdout()
+      const proxy = new RegExp(`${x}-proxy: created VM \\S+ at (\\S+)`).exec(out)?.[1]
+      assert.isDefined(proxy, `the proxy VM is created here:\n${out}`)
+      assert.include(out, `proxy: the run started on root@${proxy}:${vmPort}`)
+      assert.include(out, "GCP VMs (project p, zone europe-west1-b, emulator ")
+      assert.include(out, "), from the proxy")
+      assert.include(out, "Hello world from agent 1")
+      const target = await Effect.runPromise(GcpTarget.resolve(Emulator.project, env))
+      const named = await Effect.runPromise(CloudDns.make(target).records(CloudDns.defaultZoneName, `${x}.${domain}.`))
+      assert.deepStrictEqual(named.map((r) => r.rrdatas), [[proxy]], "<ns>.<the zone's domain> is the proxy's address")
+      assert.deepStrictEqual(await emulator!.instancesOf(x), [])
+      assert.deepStrictEqual(await emulator!.rulesOf(x), [])
+      assert.deepStrictEqual(await noProcessLeft(x), [])
+      assert.deepStrictEqual(outstanding(stateDir, x), [])
+      assert.isFalse(fs.existsSync(path.join(stateDir, x, "proxy.json")), "no proxy record is left")
+    },
+    300_000
+  )
 
   live("a VM the run forgot (kept) is deleted by its TTL (--max-run-duration)", async () => {
     const { env, namespace } = freshGcp()

@@ -15,7 +15,8 @@
  *   endpoint and zone in its environment, the project on its command line, the user's credentials file, if any,
  *   in the 0600 secrets file); its `--destroy` spares the proxy's own VM. The proxy VM gets `<ns>.<the domain of
  *   the managed zone tezt-cloud>` (unless `--no-dns`) and each `--dns-domain`.
- * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there) and
+ * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there), deletes
+ *   what a GCP proxy's run deployed beside it (everything labelled with the namespace, on the proxy VM's API) and
  *   removes the records; the runtimes' clean-ups, in the CLI's list, remove what they hold of the namespace
  *   (here: the proxy's container, its network and image tag, in the ledger as the Docker backend's, or its VM as
  *   the GCP backend's; on the proxy: the agents). The CLI's list cleans this backend up first, so that a run
@@ -231,6 +232,10 @@ const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOpt
         : `the run on the proxy of ${ns} could not be stopped (the proxy does not answer, or serves no run): its ` +
           `machine is removed as it is`
     )
+    // A GCP proxy's agents are VMs beside it, which its run may have kept (or, killed, not removed): they go too.
+    if (record.value.backend === GcpAgents.backendId) {
+      for (const line of yield* GcpAgents.destroyAround(ns, ProxyRun.agentName(ns))) lines.push(`deleted ${line}`)
+    }
   }
   const ledger = yield* Ledger.Ledger
   for (const resource of yield* ledger.outstanding) {
