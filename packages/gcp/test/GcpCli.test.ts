@@ -258,22 +258,24 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
 
 // On a GCE VM the metadata server gives credentials: there is no "no credentials" to see.
 describe.skipIf(GcpTarget.onGce())("tezt-cloud on GCP without credentials", () => {
-  it.live("no credentials and no emulator: one line naming the fix, nothing created", () =>
+  it.live("no credentials and no emulator: one line naming the fix, nothing created (--proxy too)", () =>
     Effect.promise(async () => {
-      const { env, namespace, stateDir } = fresh()
-      const cli = start(["BASIC", "simple", "health", "--tezt-cloud", namespace, "--project-id", "p"], {
-        ...env,
-        HOME: path.join(stateDir, "home"),
-        GOOGLE_APPLICATION_CREDENTIALS: "",
-        CLOUDSDK_CONFIG: "",
-        TEZT_CLOUD_GCP_ENDPOINT: ""
-      })
-      assert.strictEqual(await cli.exit, 2)
-      assert.match(
-        cli.stderr(),
-        /GCP credentials: no Google Cloud credentials here: run 'gcloud auth application-default login'/
-      )
-      assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
-      assert.deepStrictEqual(fs.readdirSync(stateDir), [])
+      for (const mode of [[], ["--proxy"]]) {
+        const { env, namespace, stateDir } = fresh()
+        const cli = start(["BASIC", "simple", "health", ...mode, "--tezt-cloud", namespace, "--project-id", "p"], {
+          ...env,
+          HOME: path.join(stateDir, "home"),
+          GOOGLE_APPLICATION_CREDENTIALS: "",
+          CLOUDSDK_CONFIG: "",
+          TEZT_CLOUD_GCP_ENDPOINT: ""
+        })
+        assert.strictEqual(await cli.exit, 2, mode.join(" "))
+        assert.match(
+          cli.stderr(),
+          /GCP credentials: no Google Cloud credentials here: run 'gcloud auth application-default login'/
+        )
+        assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
+        assert.deepStrictEqual(fs.readdirSync(stateDir), [], mode.join(" "))
+      }
     }))
 })

@@ -70,6 +70,7 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
         `the proxy of --localhost --proxy is a local Docker container, and ${why}: start dockerd (or point ` +
           `DOCKER_HOST at one; see README "Docker")`
       ),
+    check: Effect.void,
     remote: () => Effect.succeed({ args: ["--localhost"], env: {}, secrets: {} }),
     announce: () => Effect.succeed([])
   } satisfies ProxyRun.Inner
@@ -83,6 +84,7 @@ const gcpTarget = (config: CloudConfig.CloudConfig) =>
 const gcpInner = (config: CloudConfig.CloudConfig): ProxyRun.Inner => ({
   backend: GcpAgents.backend,
   config: { ...config, backend: { _tag: "Gcp" }, mode: "cloud" },
+  check: Effect.asVoid(gcpTarget(config)),
   unavailable: (why) => CloudError.config("--proxy", `the proxy of --proxy is a GCP VM, and ${why}`),
   remote: (input) =>
     Effect.gen(function*() {

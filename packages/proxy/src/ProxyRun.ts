@@ -65,6 +65,8 @@ export interface Options {
 export interface Inner {
   readonly backend: Backend.Backend
   readonly config: CloudConfig.CloudConfig
+  /** What refuses the run before anything is created (GCP: no credentials, no project). */
+  readonly check: Effect.Effect<void, CloudError.CloudError>
   /** The error when `backend` passes (`why`): what the proxy machine is, and the fix. */
   readonly unavailable: (why: string) => CloudError.CloudError
   /** What the orchestrator on the proxy needs of this backend besides the user's options (`input`). */
