@@ -28,7 +28,7 @@ import { CloudDns, GcpAgents, GcpError, GcpTarget } from "@tezt-cloud/gcp"
 import { Localhost } from "@tezt-cloud/localhost"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
-import type * as Launch from "./Launch.ts"
+import * as Launch from "./Launch.ts"
 import * as Protocol from "./ProxyProtocol.ts"
 import * as ProxyRecord from "./ProxyRecord.ts"
 import * as ProxyRun from "./ProxyRun.ts"
@@ -76,9 +76,9 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
   } satisfies ProxyRun.Inner
 })
 
-/** The GCP target of `config` (`--project-id`, the environment), as a configuration error. */
-const gcpTarget = (config: CloudConfig.CloudConfig) =>
-  GcpTarget.resolve(config.projectId).pipe(Effect.mapError(GcpError.toCloud("--proxy")))
+/** The GCP target of `config` (`--project-id`, the environment `env`), as a configuration error. */
+const gcpTarget = (config: CloudConfig.CloudConfig, env: Readonly<Record<string, string | undefined>> = process.env) =>
+  GcpTarget.resolve(config.projectId, env).pipe(Effect.mapError(GcpError.toCloud("--proxy")))
 
 /** The proxy as a GCP VM (see the module's details). */
 const gcpInner = (config: CloudConfig.CloudConfig): ProxyRun.Inner => ({
@@ -154,7 +154,8 @@ const wrapped = (layer: Layer.Layer<Deployment.Deployment, never, Backend.Servic
  */
 const local = Effect.fn("Proxy.local")(function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext) {
   if (config.backend._tag === "Proxy" && config.backend.inner._tag === "Gcp") {
-    const target = yield* gcpTarget(config)
+    // The user's credentials, if they sent them, are in the run's secrets file.
+    const target = yield* gcpTarget(config, yield* Launch.withSecrets(process.env))
     const layer = GcpAgents.layer({
       target,
       config,

@@ -112,5 +112,24 @@ describe("Proxy", () => {
         gcp._tag === "Take" ? gcp.description : "",
         "GCP VMs (project p, zone europe-west1-b, emulator http://127.0.0.1:8086), from the proxy"
       )
+      // Google's API: the user's credentials (and so their project) come from the run's 0600 secrets file.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "proxy-secrets-"))
+      const secrets = path.join(dir, "secrets.json")
+      const credentials = { type: "authorized_user", quota_project_id: "from-secrets" }
+      fs.writeFileSync(secrets, JSON.stringify({ [GcpTarget.credentialsVariable]: JSON.stringify(credentials) }), {
+        mode: 0o600
+      })
+      const unnamed = yield* TestCloud.config({ tezt_cloud: "ns", localhost: false, proxy: true })
+      const google = yield* withEnv(
+        {
+          [Protocol.onProxyVariable]: "ns",
+          [Protocol.secretsVariable]: secrets,
+          [GcpTarget.endpointVariable]: "",
+          CLOUDSDK_CONFIG: dir,
+          GOOGLE_APPLICATION_CREDENTIALS: ""
+        },
+        () => Proxy.backend.select(unnamed, context)
+      )
+      assert.match(google._tag === "Take" ? google.description : "", /^GCP VMs \(project from-secrets, /)
     }))
 })
