@@ -95,11 +95,20 @@ export interface CleanUpReport {
 }
 
 /**
+ * The order of `cleanUp`: the proxy first, so that a run on a proxy is stopped (its own teardown removes the
+ * agents it deployed, VMs included) before the backend that made the proxy machine removes it.
+ */
+const cleanUpOrder: ReadonlyArray<Entry> = [
+  ...entries.filter((e) => e.id === "proxy"),
+  ...entries.filter((e) => e.id !== "proxy")
+]
+
+/**
  * Removes what killed runs of the namespace left, on every backend: each one's clean-up runs whatever the
  * others did, and each failure is reported, not thrown.
  */
 export const cleanUp = Effect.fn("Backends.cleanUp")(function*(stateDir: string, config: CloudConfig.CloudConfig) {
-  const results = yield* Effect.forEach(entries, (entry) =>
+  const results = yield* Effect.forEach(cleanUpOrder, (entry) =>
     loadEntry(entry).pipe(
       Effect.flatMap((backend) => backend.cleanUp({ stateDir, config })),
       Effect.result,

@@ -110,6 +110,7 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
       sink: args.sink,
       stopKind: ProxyCommand.stopKind(shutdown)
     })
+    yield* options.inner.check
     yield* NamespaceLock.acquire(
       stateDir,
       config.namespace,

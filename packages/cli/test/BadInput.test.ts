@@ -335,7 +335,7 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
       assert.notInclude(warnings[0]!, "s3cret")
     }))
 
-  it.effect("where they act, nothing is said: --destroy and --project-id on GCP, --log-rotation, no option at all", () =>
+  it.effect("where they act, nothing is said: --destroy, --project-id (and --no-dns with --proxy) on GCP, --log-rotation, no option at all", () =>
     Effect.gen(function*() {
       for (
         const argv of [
@@ -343,7 +343,8 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
           ["--localhost", "--log-rotation", "3"],
           ["--localhost"],
           ["--ssh-host", "h"],
-          ["--ssh-host", "h", "--project-id", "p", "--dns-domain", "a.example.org"]
+          ["--ssh-host", "h", "--project-id", "p", "--dns-domain", "a.example.org"],
+          ["--proxy", "--project-id", "p", "--no-dns", "--dns-domain", "a.example.org"]
         ]
       ) {
         assert.deepStrictEqual(yield* CloudConfig.checkOptionsAct(yield* configOf(argv)), [], argv.join(" "))

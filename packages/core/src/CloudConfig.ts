@@ -1107,11 +1107,12 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   for (const [on, flag] of tc) {
     if (on && noNetworkFaults !== undefined) missing.push([flag, `${noNetworkFaults}; drop ${flag}`])
   }
-  // Domains point at the machine the run is reached through: the ssh host (the proxy VM once GCP proxies exist).
-  if (config.dnsDomains.length > 0 && config.backend._tag !== "SshHost") {
+  // Domains point at the machine the run is reached through: the ssh host, or the proxy VM of a GCP --proxy run.
+  if (config.dnsDomains.length > 0 && config.backend._tag !== "SshHost" && !gcpProxy(config.backend)) {
     return Effect.fail(CloudError.config(
       "--dns-domain",
-      "it points a domain at the ssh host of an --ssh-host run, and this run has none: drop --dns-domain"
+      "it points a domain at the ssh host of an --ssh-host run or at the proxy VM of a --proxy run on GCP, and " +
+        "this run has neither: drop --dns-domain"
     ))
   }
   const first = missing[0]
@@ -1154,6 +1155,9 @@ const backendName = (backend: BackendChoice): string => {
       return backend.inner._tag === "Gcp" ? "GCP VMs (--proxy)" : "--localhost --proxy"
   }
 }
+
+/** Whether the run's orchestrator runs on a GCP VM (`--proxy` without `--localhost`). */
+const gcpProxy = (backend: BackendChoice) => backend._tag === "Proxy" && backend.inner._tag === "Gcp"
 
 /** Whether the run's agents are GCP VMs (directly or through a proxy). */
 const onGcp = (backend: BackendChoice) =>
@@ -1211,7 +1215,11 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
       "--slack-bot-token ($TEZTCLOUD_SLACK_BOT_TOKEN)",
       "this build has no Slack notifier, the token is not used"
     ],
-    [config.noDns, "--no-dns", "no domain is registered by default here (only --dns-domain ones, on --ssh-host)"]
+    [
+      config.noDns && !gcpProxy(config.backend),
+      "--no-dns",
+      "no domain is registered by default here (only on the proxy VM of a --proxy run on GCP)"
+    ]
   ]
   return Effect.succeed(ignored.flatMap(([on, flag, why]) => on ? [`${flag} is ignored: ${why}`] : []))
 }

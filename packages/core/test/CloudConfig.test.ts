@@ -815,11 +815,16 @@ describe("CloudConfig: checkAvailable", () => {
       return error.reason._tag === "NotAvailable" ? error.reason : assert.fail("not NotAvailable")
     })
 
-  it.effect("--dns-domain points at an ssh host: accepted with --ssh-host, refused elsewhere saying why", () =>
+  it.effect("--dns-domain points at an ssh host or a GCP proxy: accepted there, refused elsewhere saying why", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(
         yield* resolve({ ssh_host: "root@h", dns_domains: ["a.org"], prometheus: false, grafana: false })
       )
+      yield* CloudConfig.checkAvailable(yield* resolve({ proxy: true, dns_domains: ["a.org"] }))
+      const local = yield* Effect.flip(
+        CloudConfig.checkAvailable(yield* resolve({ localhost: true, proxy: true, dns_domains: ["a.org"] }))
+      )
+      assert.deepInclude(local.reason, { _tag: "ConfigInvalid", option: "--dns-domain" })
       const error = yield* Effect.flip(
         CloudConfig.checkAvailable(yield* resolve({ localhost: true, dns_domains: ["a.org"] }))
       )

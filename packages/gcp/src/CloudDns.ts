@@ -86,7 +86,10 @@ const headers = (target: Target): Effect.Effect<Record<string, string>, GcpError
   target.endpoint !== undefined ? Effect.succeed({}) : Effect.tryPromise({
     try: async () => {
       const { GoogleAuth } = await import("google-auth-library")
-      const auth = new GoogleAuth({ scopes: ["https://www.googleapis.com/auth/cloud-platform"] })
+      const auth = new GoogleAuth({
+        scopes: ["https://www.googleapis.com/auth/cloud-platform"],
+        ...(target.credentials === undefined ? {} : { credentials: target.credentials })
+      })
       const token = await auth.getAccessToken()
       return { authorization: `Bearer ${token}` }
     },
@@ -224,6 +227,28 @@ export const make = (target: Target): Dns => {
   }
 }
 
+/** What pointing domains did, a line a domain; a domain outside every zone is a warning, not an error. */
+export type Lines = ReadonlyArray<{ readonly line: string; readonly warning: boolean }>
+
+/** Points each of `domains` at `address` with `dns`: what it did, a line a domain. */
+const pointAll = (dns: Dns, domains: ReadonlyArray<string>, address: string): Effect.Effect<Lines, GcpError.GcpError> =>
+  Effect.forEach(domains, (domain) =>
+    Effect.map(dns.point(domain, address), (outcome) => {
+      const name = normalize(domain)
+      switch (outcome._tag) {
+        case "Set":
+          return {
+            line: `dns: ${name} → ${address} (zone ${outcome.zone}` +
+              `${outcome.replaced.length > 0 ? `, was ${outcome.replaced.join(",")}` : ""})`,
+            warning: false
+          }
+        case "Unchanged":
+          return { line: `dns: ${name} → ${address} (zone ${outcome.zone}, unchanged)`, warning: false }
+        case "Skipped":
+          return { line: outcome.warning, warning: true }
+      }
+    }))
+
 /**
  * `--dns-domain` on a run: points each domain at `address` (the ssh host's), with the project and API of the
  * command's options; what it did, a line a domain (a domain outside every zone is a warning, not an error, as in
@@ -233,23 +258,32 @@ export const register = (
   projectId: string | undefined,
   domains: ReadonlyArray<string>,
   address: string
-): Effect.Effect<ReadonlyArray<{ readonly line: string; readonly warning: boolean }>, GcpError.GcpError> =>
+): Effect.Effect<Lines, GcpError.GcpError> =>
+  Effect.flatMap(GcpTarget.resolve(projectId), (target) => pointAll(make(target), domains, address))
+
+/** The name a `--proxy` run's proxy gets in the managed zone `zone`: `<ns>.<its domain>`. */
+export const proxyDomain = (namespace: string, zone: Zone) => normalize(`${namespace}.${zone.dnsName}`)
+
+/**
+ * A `--proxy` run on GCP: `<ns>.<the domain of the managed zone tezt-cloud>` (unless `noDns`; a project without
+ * that zone is a warning) and each of `domains` pointed at the proxy's `address`, on `target`.
+ */
+export const registerProxy = (
+  target: Target,
+  options: { readonly namespace: string; readonly noDns: boolean; readonly domains: ReadonlyArray<string> },
+  address: string
+): Effect.Effect<Lines, GcpError.GcpError> =>
   Effect.gen(function*() {
-    const dns = make(yield* GcpTarget.resolve(projectId))
-    return yield* Effect.forEach(domains, (domain) =>
-      Effect.map(dns.point(domain, address), (outcome) => {
-        const name = normalize(domain)
-        switch (outcome._tag) {
-          case "Set":
-            return {
-              line: `dns: ${name} → ${address} (zone ${outcome.zone}` +
-                `${outcome.replaced.length > 0 ? `, was ${outcome.replaced.join(",")}` : ""})`,
-              warning: false
-            }
-          case "Unchanged":
-            return { line: `dns: ${name} → ${address} (zone ${outcome.zone}, unchanged)`, warning: false }
-          case "Skipped":
-            return { line: outcome.warning, warning: true }
-        }
-      }))
+    const dns = make(target)
+    if (options.noDns) return yield* pointAll(dns, options.domains, address)
+    const zone = (yield* dns.zones).find((z) => z.name === defaultZoneName)
+    const own = zone === undefined ? [] : [proxyDomain(options.namespace, zone)]
+    const missing = zone === undefined
+      ? [{
+        line: `dns: project ${target.project} has no managed zone ${defaultZoneName}, so the proxy gets no name of ` +
+          `its own ('tezt-cloud CLOUD create dns zone --dns-domain D' makes it; --no-dns silences this)`,
+        warning: true
+      }]
+      : []
+    return [...missing, ...(yield* pointAll(dns, [...own, ...options.domains], address))]
   })

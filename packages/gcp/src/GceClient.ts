@@ -49,7 +49,11 @@ export const lastSegment = (link: string | null | undefined) => String(link ?? "
 /** Client options for `target`: an emulator's endpoint without credentials, else Google's API with ADC. */
 const clientOptions = (target: Target) =>
   target.endpoint === undefined
-    ? Effect.succeed({ projectId: target.project, fallback: true })
+    ? Effect.succeed({
+      projectId: target.project,
+      fallback: true,
+      ...(target.credentials === undefined ? {} : { credentials: target.credentials })
+    })
     : Effect.promise(() => import("@tezt-cloud/gce-emulator/ClientOptions")).pipe(
       Effect.map((m) => m.clientOptions(target.endpoint!))
     )

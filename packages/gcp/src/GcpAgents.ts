@@ -44,6 +44,8 @@ export interface Options {
   readonly keyHome?: string | undefined
   /** How long a new VM may take to answer over ssh (default 300 s: a real VM boots). */
   readonly readySeconds?: number | undefined
+  /** Agents of the namespace whose VMs `--destroy` leaves (a run on a proxy VM spares its own). */
+  readonly spare?: ReadonlyArray<string> | undefined
 }
 
 /** The backend's name in the CLI's list, and in its agents' descriptors. */
@@ -188,7 +190,7 @@ export const layer = (options: Options) =>
               Effect.gen(function*() {
                 const emit = (level: string, message: string) => events.emit({ type: "log", level, message })
                 if (config.destroy) {
-                  const swept = yield* GcpNamespace.destroy(gce, ns)
+                  const swept = yield* GcpNamespace.destroy(gce, ns, options.spare)
                   const extra = swept.length === 0 ? "" : `, and ${swept.length} more of ${ns}: ${swept.join(", ")}`
                   return yield* emit("Info", `destroyed ${plural(state.removed.length, "VM")} of this run${extra}`)
                 }
@@ -335,6 +337,20 @@ export const cleanUp = Effect.fn("GcpAgents.cleanUp")(function*(namespace: strin
       e instanceof GcpError.GcpError ? GcpError.toCloud("clean up")(e) : e
     )))
   return done.flat()
+})
+
+/**
+ * Deletes everything of the namespace on the API where the VM of `agent` was made, as the Ledger's outstanding
+ * record of that VM says (none: nothing to do): what a run on that VM (a proxy) deployed from there, whose own
+ * records are on the VM. The VM's record stays for `cleanUp`, which then finds it gone. Returns what it deleted.
+ */
+export const destroyAround = Effect.fn("GcpAgents.destroyAround")(function*(namespace: string, agent: string) {
+  const ledger = yield* Ledger.Ledger
+  const found = (yield* ledger.outstanding).find((r) => r.kind === instanceKind && r.data.agent === agent)
+  if (found === undefined) return []
+  return yield* Effect.scoped(
+    Effect.flatMap(GceClient.make(targetOf(found.data)), (gce) => GcpNamespace.destroy(gce, namespace))
+  ).pipe(Effect.mapError(GcpError.toCloud("clean up")))
 })
 
 /** What the namespace still has on the APIs its runs used (every one its Ledger ever recorded). */

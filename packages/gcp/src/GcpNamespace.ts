@@ -32,9 +32,22 @@ export const resources = Effect.fn("GcpNamespace.resources")(function*(gce: GceC
   } satisfies Resources
 })
 
-/** Deletes everything of the namespace (VMs first: an address in use cannot go); returns what, one name each. */
-export const destroy = Effect.fn("GcpNamespace.destroy")(function*(gce: GceClient.Api, namespace: string) {
-  const found = yield* resources(gce, namespace)
+/**
+ * Deletes everything of the namespace (VMs first: an address in use cannot go) but the VMs (and rules) of the
+ * agents `spare` names (the proxy a run on a proxy runs on); returns what, one name each.
+ */
+export const destroy = Effect.fn("GcpNamespace.destroy")(function*(
+  gce: GceClient.Api,
+  namespace: string,
+  spare: ReadonlyArray<string> = []
+) {
+  const all = yield* resources(gce, namespace)
+  const spared = new Set(spare.map((agent) => GceResources.instanceName(namespace, agent)))
+  const found = {
+    ...all,
+    instances: all.instances.filter((i) => !spared.has(i.resource.name!)),
+    rules: all.rules.filter((r) => !spared.has(r.name!))
+  }
   yield* Effect.all([
     Effect.forEach(found.instances, (i) => gce.deleteInstance(i.where, i.resource.name!), {
       concurrency: 16,

@@ -11,6 +11,8 @@
  *   project of the Application Default Credentials file.
  * - Credentials (Google's API only): `$GOOGLE_APPLICATION_CREDENTIALS`, gcloud's
  *   `application_default_credentials.json`, or running on a GCE VM (its metadata server); none of them is an error.
+ *   A `--proxy` run's orchestrator gets the user's credentials file whole in `$TEZT_CLOUD_GCP_CREDENTIALS`, read
+ *   from its 0600 secrets file (the VMs this backend makes have no service account of their own).
  * - Zone: `$TEZT_CLOUD_GCP_ZONE`, else `europe-west1-b` (Tezt cloud's); the region is the zone without its last
  *   letter.
  * - `$TEZT_CLOUD_GCP_IMAGE` replaces the boot image `--os` picks.
@@ -25,6 +27,8 @@ import * as GcpError from "./GcpError.ts"
 export const endpointVariable = "TEZT_CLOUD_GCP_ENDPOINT"
 export const zoneVariable = "TEZT_CLOUD_GCP_ZONE"
 export const imageVariable = "TEZT_CLOUD_GCP_IMAGE"
+/** The content of a credentials file, for a run on a proxy (a secret: only ever in its 0600 secrets file). */
+export const credentialsVariable = "TEZT_CLOUD_GCP_CREDENTIALS"
 
 /** Tezt cloud's zone. */
 export const defaultZone = "europe-west1-b"
@@ -37,6 +41,8 @@ export interface Target {
   readonly region: string
   /** The boot image instead of the one `--os` picks. */
   readonly image: string | undefined
+  /** Credentials given whole (`$TEZT_CLOUD_GCP_CREDENTIALS`), instead of the Application Default Credentials. */
+  readonly credentials?: Readonly<Record<string, unknown>> | undefined
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -73,7 +79,7 @@ const gcloudProject = (env: Env): string | undefined => {
 }
 
 /** The Application Default Credentials file, if there is one. */
-const credentialsFile = (env: Env): string | undefined => {
+export const credentialsFile = (env: Env): string | undefined => {
   const explicit = nonEmpty(env.GOOGLE_APPLICATION_CREDENTIALS)
   if (explicit !== undefined) return fs.existsSync(explicit) ? explicit : undefined
   const file = path.join(gcloudDir(env), "application_default_credentials.json")
@@ -81,10 +87,10 @@ const credentialsFile = (env: Env): string | undefined => {
 }
 
 /** The project the credentials file names (a service account's, or the quota project). */
-const credentialsProject = (file: string | undefined): string | undefined => {
-  if (file === undefined) return undefined
+const credentialsProject = (text: string | undefined): string | undefined => {
+  if (text === undefined) return undefined
   try {
-    const json = JSON.parse(readText(file) ?? "{}") as { project_id?: string; quota_project_id?: string }
+    const json = JSON.parse(text) as { project_id?: string; quota_project_id?: string }
     return nonEmpty(json.project_id) ?? nonEmpty(json.quota_project_id)
   } catch {
     return undefined
@@ -112,12 +118,21 @@ export const resolve = (
   Effect.gen(function*() {
     const endpoint = nonEmpty(env[endpointVariable])
     if (endpoint !== undefined && !/^https?:\/\/[^\s/?#]+\/?$/.test(endpoint)) return yield* badEndpoint(endpoint)
-    const credentials = endpoint === undefined ? credentialsFile(env) : undefined
-    if (endpoint === undefined && credentials === undefined && !onGce()) {
+    const given = endpoint === undefined ? nonEmpty(env[credentialsVariable]) : undefined
+    const inline = given === undefined ? undefined : yield* Effect.try({
+      try: () => JSON.parse(given) as Record<string, unknown>,
+      catch: () =>
+        GcpError.make(
+          new GcpError.BadSetting({ setting: `$${credentialsVariable}`, detail: "it is not a credentials file's JSON" })
+        )
+    })
+    const file = endpoint === undefined && inline === undefined ? credentialsFile(env) : undefined
+    if (endpoint === undefined && inline === undefined && file === undefined && !onGce()) {
       return yield* GcpError.make(new GcpError.NoCredentials())
     }
     const project = nonEmpty(projectId) ?? nonEmpty(env.CLOUDSDK_CORE_PROJECT) ?? nonEmpty(env.GOOGLE_CLOUD_PROJECT) ??
-      nonEmpty(env.GCLOUD_PROJECT) ?? gcloudProject(env) ?? credentialsProject(credentials)
+      nonEmpty(env.GCLOUD_PROJECT) ?? gcloudProject(env) ??
+      credentialsProject(given ?? (file === undefined ? undefined : readText(file)))
     if (project === undefined) return yield* GcpError.make(new GcpError.NoProject())
     if (!/^[a-z](?:[-a-z0-9.:]{0,98}[a-z0-9])?$/.test(project)) {
       return yield* GcpError.make(
@@ -142,7 +157,8 @@ export const resolve = (
       project,
       zone,
       region,
-      image: nonEmpty(env[imageVariable])
+      image: nonEmpty(env[imageVariable]),
+      ...(inline === undefined ? {} : { credentials: inline })
     } satisfies Target
   })
 

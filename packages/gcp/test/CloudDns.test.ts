@@ -1,7 +1,8 @@
 /**
  * Cloud DNS A records on the GCE emulator's Cloud DNS (in process, no hosts): a domain's record is replaced in one
  * atomic change (the old set deleted and the new one added together), domains are normalized, the most specific
- * zone holds them, and a domain outside every zone is skipped with Tezt cloud's warning.
+ * zone holds them, and a domain outside every zone is skipped with Tezt cloud's warning. A `--proxy` run's proxy
+ * gets `<ns>.<the tezt-cloud zone's domain>` (unless `--no-dns`; no such zone: a warning) and its `--dns-domain`s.
  */
 import { assert, describe, it as plain, layer } from "@effect/vitest"
 import { Emulator, Faults, Hosts } from "@tezt-cloud/gce-emulator"
@@ -92,6 +93,28 @@ describe("CloudDns on the emulator", () => {
         })
         assert.strictEqual((yield* d.point("ab.com", "10.0.0.9"))._tag, "Skipped")
         assert.strictEqual((yield* d.point("a.b.com", "10.0.0.9"))._tag, "Set")
+      }))
+
+    it.effect("a proxy: <ns>.<the tezt-cloud zone's domain> and its --dns-domains; --no-dns: these only", () =>
+      Effect.gen(function*() {
+        const { url } = yield* Emulator.GceEmulator
+        const target = { endpoint: url, project, zone: "europe-west1-b", region: "europe-west1", image: undefined }
+        const options = { namespace: "Px", noDns: false, domains: ["www.b.com"] }
+        const lines = yield* CloudDns.registerProxy(target, options, "10.1.0.1")
+        assert.deepStrictEqual(lines, [
+          { line: "dns: px.example.com. → 10.1.0.1 (zone tezt-cloud)", warning: false },
+          { line: "dns: www.b.com. → 10.1.0.1 (zone b-com)", warning: false }
+        ])
+        const quiet = yield* CloudDns.registerProxy(target, { ...options, noDns: true }, "10.1.0.2")
+        assert.deepStrictEqual(quiet.map((l) => l.line), ["dns: www.b.com. → 10.1.0.2 (zone b-com, was 10.1.0.1)"])
+        assert.deepStrictEqual((yield* aRecords("tezt-cloud", "px.example.com.")).map((r) => r.rrdatas), [[
+          "10.1.0.1"
+        ]])
+        // A project without the zone: the proxy gets no name of its own, which is a warning.
+        const none = yield* CloudDns.registerProxy({ ...target, project: "q" }, { ...options, domains: [] }, "10.1.0.3")
+        assert.lengthOf(none, 1)
+        assert.isTrue(none[0]!.warning)
+        assert.include(none[0]!.line, "project q has no managed zone tezt-cloud")
       }))
   })
 })

@@ -3,10 +3,11 @@
  * (fixtures/Emulator.ts), whose instances are containers with their own sshd. VMs are created in parallel, kept
  * and reused, destroyed by label only (namespace `x` never touches `xy`); a TTL deletes a forgotten VM; a
  * `kill -9` mid-deploy is finished by `CLOUD clean up`; a quota error is one line and rolls back; `agents exec`
- * reaches a live run's VMs; no credentials is one line.
+ * reaches a live run's VMs; no credentials is one line. With `--proxy`, the orchestrator runs on a VM of its own,
+ * named in Cloud DNS, and deploys the agents' VMs from there.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { GcpTarget } from "@tezt-cloud/gcp"
+import { CloudDns, GcpTarget } from "@tezt-cloud/gcp"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -143,6 +144,34 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     assert.deepStrictEqual(await emulator!.rulesOf(xy), [])
   }, 300_000)
 
+  live(
+    "--proxy: the orchestrator on a GCP VM named in Cloud DNS deploys the agents; --destroy leaves nothing",
+    async () => {
+      const { env, namespace: x, stateDir } = freshGcp()
+      const domain = "proxy.example.test"
+      const zone = gcp(["CLOUD", "create", "dns", "zone", "--dns-domain", domain], x, env)
+      assert.strictEqual(await zone.exit, 0, zone.stderr())
+      const cli = gcp(["BASIC", "simple", "health", ...light, "--proxy", "--destroy"], x, env)
+      assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
+      const out = cli.stdout()
+      const proxy = new RegExp(`${x}-proxy: created VM \\S+ at (\\S+)`).exec(out)?.[1]
+      assert.isDefined(proxy, `the proxy VM is created here:\n${out}`)
+      assert.include(out, `proxy: the run started on root@${proxy}:${vmPort}`)
+      assert.include(out, "GCP VMs (project p, zone europe-west1-b, emulator ")
+      assert.include(out, "), from the proxy")
+      assert.include(out, "Hello world from agent 1")
+      const target = await Effect.runPromise(GcpTarget.resolve(Emulator.project, env))
+      const named = await Effect.runPromise(CloudDns.make(target).records(CloudDns.defaultZoneName, `${x}.${domain}.`))
+      assert.deepStrictEqual(named.map((r) => r.rrdatas), [[proxy]], "<ns>.<the zone's domain> is the proxy's address")
+      assert.deepStrictEqual(await emulator!.instancesOf(x), [])
+      assert.deepStrictEqual(await emulator!.rulesOf(x), [])
+      assert.deepStrictEqual(await noProcessLeft(x), [])
+      assert.deepStrictEqual(outstanding(stateDir, x), [])
+      assert.isFalse(fs.existsSync(path.join(stateDir, x, "proxy.json")), "no proxy record is left")
+    },
+    300_000
+  )
+
   live("a VM the run forgot (kept) is deleted by its TTL (--max-run-duration)", async () => {
     const { env, namespace } = freshGcp()
     const cli = gcp(["BASIC", "simple", "health", ...light, "--max-run-duration", "20"], namespace, env)
@@ -229,22 +258,24 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
 
 // On a GCE VM the metadata server gives credentials: there is no "no credentials" to see.
 describe.skipIf(GcpTarget.onGce())("tezt-cloud on GCP without credentials", () => {
-  it.live("no credentials and no emulator: one line naming the fix, nothing created", () =>
+  it.live("no credentials and no emulator: one line naming the fix, nothing created (--proxy too)", () =>
     Effect.promise(async () => {
-      const { env, namespace, stateDir } = fresh()
-      const cli = start(["BASIC", "simple", "health", "--tezt-cloud", namespace, "--project-id", "p"], {
-        ...env,
-        HOME: path.join(stateDir, "home"),
-        GOOGLE_APPLICATION_CREDENTIALS: "",
-        CLOUDSDK_CONFIG: "",
-        TEZT_CLOUD_GCP_ENDPOINT: ""
-      })
-      assert.strictEqual(await cli.exit, 2)
-      assert.match(
-        cli.stderr(),
-        /GCP credentials: no Google Cloud credentials here: run 'gcloud auth application-default login'/
-      )
-      assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
-      assert.deepStrictEqual(fs.readdirSync(stateDir), [])
+      for (const mode of [[], ["--proxy"]]) {
+        const { env, namespace, stateDir } = fresh()
+        const cli = start(["BASIC", "simple", "health", ...mode, "--tezt-cloud", namespace, "--project-id", "p"], {
+          ...env,
+          HOME: path.join(stateDir, "home"),
+          GOOGLE_APPLICATION_CREDENTIALS: "",
+          CLOUDSDK_CONFIG: "",
+          TEZT_CLOUD_GCP_ENDPOINT: ""
+        })
+        assert.strictEqual(await cli.exit, 2, mode.join(" "))
+        assert.match(
+          cli.stderr(),
+          /GCP credentials: no Google Cloud credentials here: run 'gcloud auth application-default login'/
+        )
+        assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
+        assert.deepStrictEqual(fs.readdirSync(stateDir), [], mode.join(" "))
+      }
     }))
 })

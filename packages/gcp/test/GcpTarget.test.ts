@@ -1,6 +1,6 @@
 /**
  * Where the GCP backend works, decided from files and the environment only: the project's sources in order, the
- * zone, and one-line refusals (no credentials, no project, a bad zone or endpoint) before anything is loaded.
+ * zone, credentials given whole to a run on a proxy, and one-line refusals (no credentials, no project, a bad zone or endpoint) before anything is loaded.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { GcpTarget } from "@tezt-cloud/gcp"
@@ -59,6 +59,16 @@ describe("GcpTarget", () => {
       const target = yield* GcpTarget.resolve(undefined, { HOME: withAdc })
       assert.strictEqual(target.endpoint, undefined)
       assert.strictEqual(target.project, "adc-p")
+      // A run on a proxy: the user's credentials file whole, from its 0600 secrets file.
+      const file = { type: "authorized_user", quota_project_id: "shipped-p" }
+      const shipped = yield* GcpTarget.resolve(undefined, {
+        HOME: gcloudHome({}),
+        [GcpTarget.credentialsVariable]: JSON.stringify(file)
+      })
+      assert.strictEqual(shipped.project, "shipped-p")
+      assert.deepStrictEqual(shipped.credentials, file)
+      const garbled = yield* reasonOf("p", { HOME: gcloudHome({}), [GcpTarget.credentialsVariable]: "{" })
+      assert.strictEqual(garbled._tag === "BadSetting" ? garbled.setting : "", "$TEZT_CLOUD_GCP_CREDENTIALS")
       // On a GCE VM the metadata server gives credentials: there is no "none" to see.
       if (GcpTarget.onGce()) return
       const none = yield* reasonOf("p", { HOME: gcloudHome({}) })

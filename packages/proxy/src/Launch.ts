@@ -7,11 +7,13 @@
  *
  * The arguments are the user's options (command line over `--config-file`, both already merged) written back as
  * flags, as Tezt cloud rewrites them for its proxy: secrets and local paths dropped (`--ssh-private-key`,
- * `--auth-username`, `--auth-password`, `--slack-bot-token`, `--config-file`, `--artifacts-dir`), then
- * `--localhost --tezt-cloud <ns>` appended, plus our `--artifacts-dir` on the proxy and `--json` (the server
- * logs events). `--proxy` stays: on the proxy, with `--localhost`, it is the remote orchestrator's mode, whose
- * defaults (Grafana, Prometheus, the website on port 80…) are the ones the user's run resolved. The secrets
- * travel in a 0600 file the orchestrator reads itself (`$TEZT_CLOUD_SECRETS_FILE`).
+ * `--auth-username`, `--auth-password`, `--slack-bot-token`, `--config-file`, `--artifacts-dir`), then the
+ * inner backend's mode (`--localhost`; on GCP, the project when the user's options did not name it) and
+ * `--tezt-cloud <ns>` appended, plus our `--artifacts-dir` on the proxy and `--json` (the server logs events).
+ * `--proxy` stays: on the proxy it is the remote orchestrator's mode, whose defaults (Grafana, Prometheus, the
+ * website…) are the ones the user's run resolved. The secrets travel in a 0600 file the orchestrator reads itself
+ * (`$TEZT_CLOUD_SECRETS_FILE`); the environment says only where things are (and, on GCP, the API's endpoint and
+ * zone).
  */
 import { CloudConfig, CloudError } from "@tezt-cloud/core"
 import { Effect, Schema } from "effect"
@@ -57,10 +59,15 @@ export interface Run {
 }
 
 /**
- * The orchestrator's arguments on the proxy (after the CLI's entry point). Prometheus' snapshot goes into the
- * artifacts dir unless the user said where: it comes back with them.
+ * The orchestrator's arguments on the proxy (after the CLI's entry point), `mode` those of the inner backend.
+ * Prometheus' snapshot goes into the artifacts dir unless the user said where: it comes back with them.
  */
-export const args = (run: Run, files: Protocol.Layout, configFile: string | undefined): Array<string> => [
+export const args = (
+  run: Run,
+  files: Protocol.Layout,
+  configFile: string | undefined,
+  mode: ReadonlyArray<string> = ["--localhost"]
+): Array<string> => [
   run.group,
   ...run.tags,
   ...flags(run.input),
@@ -68,7 +75,7 @@ export const args = (run: Run, files: Protocol.Layout, configFile: string | unde
   ...(run.input.prometheus_export_path === undefined
     ? ["--prometheus-export-path", `${files.artifacts}/prometheus-snapshot`]
     : []),
-  "--localhost",
+  ...mode,
   "--tezt-cloud",
   run.namespace,
   "--artifacts-dir",
@@ -77,8 +84,12 @@ export const args = (run: Run, files: Protocol.Layout, configFile: string | unde
 ]
 
 /** The secrets of the run, by the environment variables the configuration reads them from. */
-export const secrets = (config: CloudConfig.CloudConfig): Record<string, string> => {
+export const secrets = (
+  config: CloudConfig.CloudConfig,
+  extra: Readonly<Record<string, string>> = {}
+): Record<string, string> => {
   const all: Record<string, string | undefined> = {
+    ...extra,
     TEZT_CLOUD_AUTH_USERNAME: config.authUsername,
     TEZT_CLOUD_AUTH_PASSWORD: config.authPassword,
     TEZT_CLOUD_GRAFANA_TOKEN: config.grafanaToken,
@@ -93,7 +104,10 @@ export const environment = (options: {
   readonly namespace: string
   readonly files: Protocol.Layout
   readonly scenarios: ReadonlyArray<string>
+  /** What the inner backend needs there (never a secret). */
+  readonly extra?: Readonly<Record<string, string>> | undefined
 }): Record<string, string> => ({
+  ...options.extra,
   PATH: `${options.files.workspace}/${Bundle.toolsDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
   HOME: options.home,
   LANG: "C.UTF-8",

@@ -9,21 +9,26 @@
  * **Details**
  *
  * - Inner backends: `--localhost --proxy` makes the proxy a local Docker container (the `docker` backend, on a
- *   network of its own, as a remote machine has its own addresses); `--proxy` alone asks for a GCP VM, which this
- *   backend does not make yet (refused with the fix).
- * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there) and
+ *   network of its own, as a remote machine has its own addresses). `--proxy` alone makes it a GCP VM (the `gcp`
+ *   backend: the VM `<ns>-proxy`, labelled, in the ledger, with its firewall rule, kept or destroyed as agents'
+ *   VMs are), and the run there deploys its agents as GCP VMs itself, on the same project, zone and API (the
+ *   endpoint and zone in its environment, the project on its command line, the user's credentials file, if any,
+ *   in the 0600 secrets file); its `--destroy` spares the proxy's own VM. The proxy VM gets `<ns>.<the domain of
+ *   the managed zone tezt-cloud>` (unless `--no-dns`) and each `--dns-domain`.
+ * - `CLOUD clean up` stops the recorded run on the proxy when it still answers (its teardown runs there), deletes
+ *   what a GCP proxy's run deployed beside it (everything labelled with the namespace, on the proxy VM's API) and
  *   removes the records; the runtimes' clean-ups, in the CLI's list, remove what they hold of the namespace
- *   (here: the proxy's container, its network and image tag, in the ledger as the Docker backend's; on the proxy:
- *   the agents). The CLI's list asks this backend last (its passing `select` would otherwise be in every other backend's
- *   description), so its Docker clean-up may have removed the container first, with the agents it held: a proxy
- *   whose run's agents live elsewhere (VMs) must be stopped before its machine goes.
+ *   (here: the proxy's container, its network and image tag, in the ledger as the Docker backend's, or its VM as
+ *   the GCP backend's; on the proxy: the agents). The CLI's list cleans this backend up first, so that a run
+ *   whose agents live elsewhere (VMs) is stopped before its machine goes.
  */
 import { type Agent, Backend, CloudConfig, CloudError, Deployment, Ledger } from "@tezt-cloud/core"
 import { DockerAgents } from "@tezt-cloud/docker"
+import { CloudDns, GcpAgents, GcpError, GcpTarget } from "@tezt-cloud/gcp"
 import { Localhost } from "@tezt-cloud/localhost"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
-import type * as Launch from "./Launch.ts"
+import * as Launch from "./Launch.ts"
 import * as Protocol from "./ProxyProtocol.ts"
 import * as ProxyRecord from "./ProxyRecord.ts"
 import * as ProxyRun from "./ProxyRun.ts"
@@ -50,12 +55,7 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
       `with --proxy a namespace has at most ${maxNamespace} characters (the proxy is the agent <ns>-proxy)`
     )
   }
-  if (choice.inner._tag !== "Localhost") {
-    return yield* CloudError.notAvailable(
-      "--proxy",
-      "a proxy on a GCP VM is not built yet; run with --localhost --proxy (the proxy is then a local Docker container)"
-    )
-  }
+  if (choice.inner._tag === "Gcp") return gcpInner(config)
   return {
     backend: DockerAgents.backend,
     config: {
@@ -63,15 +63,68 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
       backend: { _tag: "Localhost", runtime: "auto" },
       mode: "localhost",
       dockerHostNetwork: false
-    }
+    },
+    unavailable: (why) =>
+      CloudError.config(
+        "--proxy",
+        `the proxy of --localhost --proxy is a local Docker container, and ${why}: start dockerd (or point ` +
+          `DOCKER_HOST at one; see README "Docker")`
+      ),
+    check: Effect.void,
+    remote: () => Effect.succeed({ args: ["--localhost"], env: {}, secrets: {} }),
+    announce: () => Effect.succeed([])
   } satisfies ProxyRun.Inner
+})
+
+/** The GCP target of `config` (`--project-id`, the environment `env`), as a configuration error. */
+const gcpTarget = (config: CloudConfig.CloudConfig, env: Readonly<Record<string, string | undefined>> = process.env) =>
+  GcpTarget.resolve(config.projectId, env).pipe(Effect.mapError(GcpError.toCloud("--proxy")))
+
+/** The proxy as a GCP VM (see the module's details). */
+const gcpInner = (config: CloudConfig.CloudConfig): ProxyRun.Inner => ({
+  backend: GcpAgents.backend,
+  config: { ...config, backend: { _tag: "Gcp" }, mode: "cloud" },
+  check: Effect.asVoid(gcpTarget(config)),
+  unavailable: (why) => CloudError.config("--proxy", `the proxy of --proxy is a GCP VM, and ${why}`),
+  remote: (input) =>
+    Effect.gen(function*() {
+      const target = yield* gcpTarget(config)
+      const credentials = target.endpoint === undefined ? GcpTarget.credentialsFile(process.env) : undefined
+      const json = credentials === undefined ? undefined : yield* Effect.try({
+        try: () => fs.readFileSync(credentials, "utf8"),
+        catch: (e) => CloudError.config("--proxy", `${credentials}: ${CloudError.messageOf(e)}`)
+      })
+      return {
+        args: input.project_id === undefined ? ["--project-id", target.project] : [],
+        env: {
+          ...(target.endpoint === undefined ? {} : { [GcpTarget.endpointVariable]: target.endpoint }),
+          [GcpTarget.zoneVariable]: target.zone,
+          ...(target.image === undefined ? {} : { [GcpTarget.imageVariable]: target.image })
+        },
+        secrets: json === undefined ? {} : { [GcpTarget.credentialsVariable]: json }
+      }
+    }),
+  announce: (host) =>
+    config.noDns && config.dnsDomains.length === 0 ? Effect.succeed([]) : gcpTarget(config).pipe(
+      Effect.flatMap((target) =>
+        CloudDns.registerProxy(
+          target,
+          { namespace: config.namespace, noDns: config.noDns, domains: config.dnsDomains },
+          host
+        ).pipe(Effect.mapError(GcpError.toCloudJob("--dns-domain")))
+      )
+    )
 })
 
 /** The runtimes of the proxy itself, by id, in the order they are asked: its Docker engine, else processes. */
 const runtimes: ReadonlyArray<Backend.Backend> = [DockerAgents.backend, Localhost.backend]
 
-/** The runtime that made an agent on the proxy: its descriptor keeps the runtime's id under `inner`. */
-const runtimeOf = (descriptor: Agent.Descriptor) => runtimes.find((r) => r.id === descriptor.inner) ?? Localhost.backend
+/** Every backend a run on the proxy deploys its agents with: its runtimes, and GCP VMs. */
+const deployers: ReadonlyArray<Backend.Backend> = [...runtimes, GcpAgents.backend]
+
+/** The backend that made an agent on the proxy: its descriptor keeps the backend's id under `inner`. */
+const runtimeOf = (descriptor: Agent.Descriptor) =>
+  deployers.find((r) => r.id === descriptor.inner) ?? Localhost.backend
 
 /** The descriptor an agent's runtime gave it, from the one this backend gives it. */
 const innerDescriptor = (descriptor: Agent.Descriptor): Agent.Descriptor => {
@@ -95,8 +148,25 @@ const wrapped = (layer: Layer.Layer<Deployment.Deployment, never, Backend.Servic
       }))
   ).pipe(Layer.provide(layer))
 
-/** The runtimes of the proxy itself: its Docker engine when one answers (and allowed), else process sandboxes. */
+/**
+ * The agents of the run on the proxy: GCP VMs when the proxy is one (its own VM spared by `--destroy`); else the
+ * runtimes of the proxy itself, its Docker engine when one answers (and allowed), else process sandboxes.
+ */
 const local = Effect.fn("Proxy.local")(function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext) {
+  if (config.backend._tag === "Proxy" && config.backend.inner._tag === "Gcp") {
+    // The user's credentials, if they sent them, are in the run's secrets file.
+    const target = yield* gcpTarget(config, yield* Launch.withSecrets(process.env))
+    const layer = GcpAgents.layer({
+      target,
+      config,
+      artifactsDir: context.artifactsDir,
+      spare: [ProxyRun.agentName(config.namespace)]
+    })
+    return Backend.Take({
+      description: `GCP VMs (${GcpTarget.label(target)}), from the proxy`,
+      layer: wrapped(layer)
+    })
+  }
   const runtime = CloudConfig.runtimeOf(config.backend) ?? "auto"
   const onMachine = {
     ...config,
@@ -127,9 +197,23 @@ export const runOptions = Effect.fn("Proxy.runOptions")(function*(options: {
   return { ...options, inner: yield* inner(options.config) } satisfies ProxyRun.Options
 })
 
-/** The configuration of a command that acts on the recorded proxy run of `namespace` (not a run of its own). */
-export const recordedConfig = (namespace: string | undefined, env: CloudConfig.Environment) =>
-  CloudConfig.resolve({ tezt_cloud: namespace, localhost: true, proxy: true }, {}, env)
+/**
+ * The configuration of a command that acts on the recorded proxy run of `namespace` (not a run of its own): a
+ * proxy on a GCP VM when the record says so, else a local container.
+ */
+export const recordedConfig = Effect.fn("Proxy.recordedConfig")(function*(
+  stateDir: string,
+  namespace: string | undefined,
+  env: CloudConfig.Environment
+) {
+  const container = yield* CloudConfig.resolve({ tezt_cloud: namespace, localhost: true, proxy: true }, {}, env)
+  const record = yield* ProxyRecord.read(stateDir, container.namespace).pipe(
+    Effect.orElseSucceed(() => Option.none())
+  )
+  return Option.isSome(record) && record.value.backend === GcpAgents.backendId
+    ? yield* CloudConfig.resolve({ tezt_cloud: container.namespace, proxy: true }, {}, env)
+    : container
+})
 
 /**
  * Asks the recorded run to stop, when its proxy still answers, and removes the records. What the runtimes hold of
@@ -140,7 +224,7 @@ const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOpt
   const lines: Array<string> = []
   const record = yield* ProxyRecord.read(options.stateDir, ns).pipe(Effect.orElseSucceed(() => Option.none()))
   if (Option.isSome(record)) {
-    const config = yield* recordedConfig(ns, {})
+    const config = yield* recordedConfig(options.stateDir, ns, {})
     const stopped = yield* Effect.scoped(Effect.gen(function*() {
       const session = yield* ProxyRun.reach({ stateDir: options.stateDir, config })
       yield* session.client.stop.pipe(Effect.timeout("60 seconds"))
@@ -151,6 +235,10 @@ const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOpt
         : `the run on the proxy of ${ns} could not be stopped (the proxy does not answer, or serves no run): its ` +
           `machine is removed as it is`
     )
+    // A GCP proxy's agents are VMs beside it, which its run may have kept (or, killed, not removed): they go too.
+    if (record.value.backend === GcpAgents.backendId) {
+      for (const line of yield* GcpAgents.destroyAround(ns, ProxyRun.agentName(ns))) lines.push(`deleted ${line}`)
+    }
   }
   const ledger = yield* Ledger.Ledger
   for (const resource of yield* ledger.outstanding) {
@@ -167,7 +255,7 @@ const cleanUp = Effect.fn("Proxy.cleanUp")(function*(options: Backend.CleanUpOpt
 const backendId = "proxy"
 
 /** The ledger kinds this backend records: the run on the proxy, and its runtimes' resources. */
-export const kinds: ReadonlyArray<string> = [ProxyRecord.runKind, ...runtimes.flatMap((r) => r.kinds)]
+export const kinds: ReadonlyArray<string> = [ProxyRecord.runKind, ...deployers.flatMap((r) => r.kinds)]
 
 /** This backend as a value, for the CLI's list of backends. */
 export const backend: Backend.Backend = {
@@ -191,7 +279,7 @@ export const backend: Backend.Backend = {
   leftovers: (options) =>
     Effect.gen(function*() {
       const file = ProxyRecord.file(options.stateDir, options.config.namespace)
-      const found = yield* Effect.forEach(runtimes, (r) => r.leftovers(options))
+      const found = yield* Effect.forEach(deployers, (r) => r.leftovers(options))
       return [...(fs.existsSync(file) ? [file] : []), ...found.flat()]
     }),
   // The runtimes' last resort is theirs, in the CLI's list.

@@ -7,7 +7,7 @@
  * **Details**
  *
  * - Deploy: the proxy machine is the inner backend's agent `<ns>-proxy` (`--localhost --proxy`: a local Docker
- *   container on a network of its own). Its record (`ProxyRecord`) is written once it answers. Then, over one ssh
+ *   container on a network of its own; `--proxy`: a GCP VM, which gets its DNS names). Its record (`ProxyRecord`) is written once it answers. Then, over one ssh
  *   connection (`Shipping`): the bundle (`Bundle`, skipped when the proxy has it), the workspace with the
  *   scenario's files, the namespace's key, the secrets (a 0600 file, sent on the channel's input, never on a
  *   command line), the server's configuration; then the server starts, detached (`ProxyServer`).
@@ -65,7 +65,20 @@ export interface Options {
 export interface Inner {
   readonly backend: Backend.Backend
   readonly config: CloudConfig.CloudConfig
+  /** What refuses the run before anything is created (GCP: no credentials, no project). */
+  readonly check: Effect.Effect<void, CloudError.CloudError>
+  /** The error when `backend` passes (`why`): what the proxy machine is, and the fix. */
+  readonly unavailable: (why: string) => CloudError.CloudError
+  /** What the orchestrator on the proxy needs of this backend besides the user's options (`input`). */
+  readonly remote: (input: CloudConfig.Input) => Effect.Effect<Shipping.Remote, CloudError.CloudError>
+  /** Once the proxy machine answers at `host`: names pointed at it (GCP's DNS), a line each to show. */
+  readonly announce: (
+    host: string
+  ) => Effect.Effect<ReadonlyArray<{ readonly line: string; readonly warning: boolean }>, CloudError.CloudError>
 }
+
+/** The backends whose proxy machines are the run's own (host keys are not checked, as their backends do not). */
+const ownMachines: ReadonlySet<string> = new Set(["docker", "gcp"])
 
 /** The proxy machine's agent name. */
 export const agentName = (namespace: string) => `${namespace}-proxy`
@@ -107,7 +120,7 @@ const connect = (
       catch: (e) => CloudError.config("--tezt-cloud", `${keyFile}: ${CloudError.messageOf(e)}`)
     })
     const knownHostsFile = path.join(Ledger.namespaceDir(context.stateDir, proxy.namespace), "known_hosts")
-    const hostKeys: SshClient.HostKeyPolicy = proxy.backend === "docker" || context.config.insecureHostKeys
+    const hostKeys: SshClient.HostKeyPolicy = ownMachines.has(proxy.backend) || context.config.insecureHostKeys
       ? { _tag: "Insecure" }
       : { _tag: "TrustOnFirstUse", knownHostsFile }
     return yield* SshClient.connect(
@@ -144,13 +157,7 @@ const deployMachine = (options: Options, owned: Scope.Closeable) =>
       artifactsDir: path.join(options.artifactsDir, "proxy"),
       passed: []
     })
-    if (choice._tag === "Pass") {
-      return yield* CloudError.config(
-        "--proxy",
-        `the proxy of --localhost --proxy is a local Docker container, and ${choice.why}: start dockerd (or point ` +
-          `DOCKER_HOST at one; see README "Docker")`
-      )
-    }
+    if (choice._tag === "Pass") return yield* inner.unavailable(choice.why)
     const context = yield* Layer.buildWithScope(choice.layer, owned)
     const [request] = AgentConfig.complete([{ name: agentName(config.namespace) }], Orchestrator.agentDefaults(config))
     const [agent] = yield* Effect.flatMap(Deployment.Deployment, (d) => d.deploy([request!])).pipe(
@@ -167,6 +174,9 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     const { config, stateDir } = options
     const ledger = yield* Ledger.Ledger
     const { backend, machine } = yield* deployMachine(options, owned)
+    for (const { line, warning } of yield* options.inner.announce(String(machine.host))) {
+      yield* warning ? Effect.logWarning(`proxy: ${line}`) : Effect.logInfo(`proxy: ${line}`)
+    }
     const connection = yield* connect({ namespace: config.namespace, backend, machine }, options, 4)
     const home = (yield* Shipping.remote(connection, "home", `printf %s "$HOME"`)).trim()
     const record: ProxyRecord.ProxyRecord = {
@@ -185,7 +195,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     const session = sessionOf(record, connection)
     const target = { connection, files: session.files, home }
     const bundleDir = yield* Shipping.bundle(connection, home)
-    yield* Shipping.run(target, bundleDir, options)
+    yield* Shipping.run(target, bundleDir, { ...options, remote: yield* options.inner.remote(options.run.input) })
     yield* ledger.acquire(ProxyRecord.ledgerResource(config.namespace))
     yield* Shipping.startServer(target, session.client.status)
     yield* Effect.logInfo(`proxy: the run started on ${SshClient.label(connection.target)}`)

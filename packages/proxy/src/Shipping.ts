@@ -72,12 +72,23 @@ export const bundle = (connection: SshClient.Connection, home: string) =>
     return dir
   })
 
+/** What the orchestrator on the proxy needs of the inner backend, besides the user's options. */
+export interface Remote {
+  /** Its mode, appended to the user's options (`--localhost`; on GCP, the project). */
+  readonly args: ReadonlyArray<string>
+  /** Its environment (never a secret: the API's endpoint, the zone). */
+  readonly env: Readonly<Record<string, string>>
+  /** Its secrets (credentials), to the 0600 file with the run's. */
+  readonly secrets: Readonly<Record<string, string>>
+}
+
 /** What a run ships besides the bundle. */
 export interface Run {
   readonly config: CloudConfig.CloudConfig
   readonly run: Omit<Launch.Run, "namespace">
   /** `$TEZT_CLOUD_SCENARIOS` of the command. */
   readonly scenarios: string | undefined
+  readonly remote: Remote
 }
 
 /**
@@ -125,7 +136,7 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
       connection,
       "secrets",
       `umask 077; cat > ${q(files.secrets)}`,
-      bytes(JSON.stringify(Launch.secrets(config)))
+      bytes(JSON.stringify(Launch.secrets(config, options.remote.secrets)))
     )
     const extra = Launch.fileOnly(options.run.input)
     const configFile = Object.keys(extra).length === 0 ? undefined : path.posix.join(files.dir, "options.json")
@@ -137,14 +148,15 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
       node: path.posix.join(files.workspace, Bundle.nodePath),
       argv: [
         path.posix.join(files.workspace, "packages/cli/src/bin.mjs"),
-        ...Launch.args({ ...options.run, namespace: config.namespace }, files, configFile)
+        ...Launch.args({ ...options.run, namespace: config.namespace }, files, configFile, options.remote.args)
       ],
       cwd: files.workspace,
       env: Launch.environment({
         home: target.home,
         namespace: config.namespace,
         files,
-        scenarios: scenarios.modules
+        scenarios: scenarios.modules,
+        extra: options.remote.env
       })
     }
     yield* remote(

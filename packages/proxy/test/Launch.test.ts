@@ -69,6 +69,17 @@ describe("Launch", () => {
       })
     }))
 
+  it("on GCP the inner backend's mode replaces --localhost; its secrets join the run's", () => {
+    const args = Launch.args({ group: "G", tags: [], input: { proxy: true }, namespace: "ns" }, files, undefined, [
+      "--project-id",
+      "p"
+    ])
+    assert.notInclude(args, "--localhost")
+    assert.deepStrictEqual(args.slice(-7, -4), ["--project-id", "p", "--tezt-cloud"])
+    const env = Launch.environment({ home: "/root", namespace: "ns", files, scenarios: [], extra: { A: "1" } })
+    assert.strictEqual(env.A, "1")
+  })
+
   it("Prometheus' snapshot comes back with the artifacts unless the user said where; a file-only key ships", () => {
     const args = Launch.args({ group: "G", tags: [], input: { proxy: true }, namespace: "ns" }, files, "/x.json")
     assert.includeMembers(args, ["--config-file", "/x.json", "--prometheus-export-path"])

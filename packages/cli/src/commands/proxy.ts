@@ -32,7 +32,7 @@ const jsonFlag = Flag.Boolean("json").pipe(
 const recorded = (stateDir: string, namespace: Option.Option<string>, json: boolean) =>
   Effect.gen(function*() {
     const proxy = yield* Effect.promise(() => Backends.proxyPackage())
-    const config = yield* proxy.Proxy.recordedConfig(Option.getOrUndefined(namespace), process.env)
+    const config = yield* proxy.Proxy.recordedConfig(stateDir, Option.getOrUndefined(namespace), process.env)
     const shutdown = yield* Shutdown.Shutdown
     const sink = Terminal.sinkFor(json)
     const options = yield* proxy.Proxy.runOptions({
