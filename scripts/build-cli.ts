@@ -88,7 +88,7 @@ const directNamespaces = async (
   for (const match of text.matchAll(/^import\s*\{([^}]*)\}\s*from\s*"([^"./][^"]*)"/gm)) {
     const [whole, names, from] = match as unknown as [string, string, string]
     const resolved = await build.resolve(from, { kind: "import-statement", resolveDir })
-    if (resolved.errors.length > 0 || resolved.external) continue
+    if (resolved.errors.length > 0 || resolved.external || resolved.namespace !== "file") continue
     let namespaces = barrels.get(resolved.path)
     if (namespaces === undefined) {
       namespaces = namespacesOf(resolved.path)
@@ -201,6 +201,8 @@ for (const file of result.outputFiles) {
 const outputOf = (input: string) =>
   path.basename(Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === input)![0])
 const inputs = Object.keys(result.metafile.inputs)
+  // Files only, not modules of a plugin's namespace.
+  .filter((f) => !/^[a-z-]+:/.test(f))
   .map((f) => path.resolve(root, f))
   .filter(isWorkspace)
   .map((f) => path.relative(root, f))

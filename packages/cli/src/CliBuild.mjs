@@ -25,10 +25,10 @@ import * as path from "node:path"
 import * as url from "node:url"
 
 /** The repository this file is in. */
-const root = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), "..", "..", "..")
+const repoRoot = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), "..", "..", "..")
 
-/** Where the build is. */
-export const buildDir = path.join(root, ".build", "cli")
+/** Where the build of the repository at `root` is. */
+export const buildDir = (root = repoRoot) => path.join(root, ".build", "cli")
 
 /**
  * @typedef {{
@@ -42,18 +42,18 @@ export const buildDir = path.join(root, ".build", "cli")
 /** Turns Node's compile cache on, under `.build/`; nothing when it cannot be (a read-only tree, an old Node). */
 export const enableCompileCache = () => {
   try {
-    module.enableCompileCache?.(path.join(root, ".build", "compile-cache"))
+    module.enableCompileCache?.(path.join(repoRoot, ".build", "compile-cache"))
   } catch {
     // a cache is an optimisation
   }
 }
 
-/** The build's manifest when the build is fresh, else `undefined`. */
-export const fresh = () => {
+/** The manifest of the build of the repository at `root` when that build is fresh, else `undefined`. */
+export const fresh = (root = repoRoot) => {
   /** @type {Manifest} */
   let manifest
   try {
-    manifest = JSON.parse(fs.readFileSync(path.join(buildDir, "manifest.json"), "utf8"))
+    manifest = JSON.parse(fs.readFileSync(path.join(buildDir(root), "manifest.json"), "utf8"))
   } catch {
     return undefined
   }
@@ -81,7 +81,7 @@ const shared = (specifier) =>
  * @param {string} spec
  * @param {Readonly<Record<string, string>>} facades
  */
-const onlyFacades = (spec, facades) => {
+export const onlyFacades = (spec, facades) => {
   const seen = new Set()
   const pending = spec.split(":").filter((f) => f !== "").map((f) => path.resolve(f))
   while (pending.length > 0) {
@@ -106,9 +106,10 @@ const onlyFacades = (spec, facades) => {
 
 /** Resolves the facades' names to the bundle's modules for every module that is not the bundle's. */
 const redirect = (/** @type {Readonly<Record<string, string>>} */ facades) => {
-  const buildUrl = url.pathToFileURL(buildDir).href + "/"
+  const dir = buildDir()
+  const buildUrl = url.pathToFileURL(dir).href + "/"
   const urls = new Map(
-    Object.entries(facades).map(([name, file]) => [name, url.pathToFileURL(path.join(buildDir, file)).href])
+    Object.entries(facades).map(([name, file]) => [name, url.pathToFileURL(path.join(dir, file)).href])
   )
   module.registerHooks({
     resolve: (specifier, context, nextResolve) => {
@@ -134,5 +135,5 @@ export const main = (env) => {
     if (!onlyFacades(scenarios, manifest.facades)) return sources
     redirect(manifest.facades)
   }
-  return url.pathToFileURL(path.join(buildDir, manifest.entry)).href
+  return url.pathToFileURL(path.join(buildDir(), manifest.entry)).href
 }
