@@ -26,6 +26,7 @@ import {
   InheritedEnv,
   Ledger,
   Limits,
+  OutputFlow,
   OutputLines,
   OutputTail,
   Provision,
@@ -33,12 +34,14 @@ import {
   type Runner,
   Sandbox
 } from "@tezt-cloud/core"
-import { Duration, Effect, Schedule, Semaphore, Stream } from "effect"
+import type * as Executor from "@tezt-cloud/ssh/Executor"
+import { Duration, Effect, Option, Schedule, Semaphore, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as ProcessTree from "./internal/processTree.ts"
+import * as LocalExecutor from "./LocalExecutor.ts"
 
 /** What this backend reads of the run's configuration: only what the provisioning loop does. */
 export const Config = Provision.Config
@@ -54,6 +57,8 @@ export interface Options {
   readonly killGrace?: Duration.Input | undefined
   /** How much of each stream `exec` keeps in its result (the tail; default 16 MiB); `onLine` still gets it all. */
   readonly maxOutputBytes?: number | undefined
+  /** `false`: the orchestrator spawns each command itself, without the run's executor (`LocalExecutor`). */
+  readonly executor?: boolean | undefined
 }
 
 /** Where the sandboxes of a namespace live. */
@@ -85,7 +90,16 @@ export const layer = (options: Options) =>
         backend: "localhost/process",
         // Runs after every sandbox is gone (the deployment's scope closes after its agents'): no empty `agents/`
         // is left either.
-        prepare: () => Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir))),
+        // The deployment's commands are forked by one small process, not by the orchestrator (`LocalExecutor`),
+        // owned by the deployment's scope like its agents.
+        prepare: () =>
+          Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir))).pipe(
+            Effect.andThen(
+              options.executor === false
+                ? Effect.succeed(undefined)
+                : LocalExecutor.make({ namespace: config.namespace, env: baseEnv, ledger, graceMillis })
+            )
+          ),
         record: (_, slot) => ({
           id: `sandbox:${slot.name}`,
           kind: "sandbox",
@@ -104,7 +118,7 @@ export const layer = (options: Options) =>
                 cause: e
               })
           }),
-        ready: (_, __, sandbox) =>
+        ready: (executor, __, sandbox) =>
           Effect.succeed({
             point: undefined,
             connect:
@@ -120,7 +134,8 @@ export const layer = (options: Options) =>
               commands,
               maxOutputBytes,
               baseEnv,
-              find
+              find,
+              executor
             })
           }),
         destroy: (_, __, sandbox) =>
@@ -151,6 +166,8 @@ interface RunnerInit extends Sandbox.Sandbox {
   readonly baseEnv: Readonly<Record<string, string | undefined>>
   /** Finds a tree's processes; shared by the runners of a backend, so that kills share their passes over /proc. */
   readonly find: ProcessTree.Find
+  /** The run's executor, which forks the commands of `exec`; without one, they are spawned from here. */
+  readonly executor: Executor.Executor | undefined
 }
 
 const makeRunner = (init: RunnerInit): Runner.Runner => {
@@ -208,9 +225,66 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       return { handle, killTree }
     })
 
+  /**
+   * `exec` through the run's executor: the same marker environment and ledger record as `start`, the output
+   * streamed back with flow control (`OutputFlow`); `None` when this machine cannot run the executor.
+   */
+  const execThrough = (
+    executor: Executor.Executor,
+    command: string,
+    args: ReadonlyArray<string>,
+    options: Runner.ExecOptions | undefined
+  ) =>
+    Effect.gen(function*() {
+      const execId = crypto.randomUUID()
+      const id = `process:${init.name}:${execId}`
+      yield* init.ledger.acquire({ id, kind: "process", data: { agent: init.name, pid: 0, exec: execId } })
+      // As for a spawned command: what is left of its tree (a child it put in the background) goes with it.
+      yield* Effect.addFinalizer(() =>
+        killMarked(init.find, "TEZT_CLOUD_EXEC", execId, init.graceMillis).pipe(
+          Effect.andThen(init.ledger.release(id)),
+          Effect.ignore
+        )
+      )
+      const flow = OutputFlow.make({
+        maxOutputBytes: init.maxOutputBytes,
+        onLine: (line) =>
+          init.events.emit({ type: "output", agent: init.name, stream: line.stream, line: line.line }).pipe(
+            Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(line))
+          )
+      })
+      const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
+      const exit = yield* flow.run(executor.exec({
+        argv: [command, ...args],
+        env: { ...Sandbox.environment(init, execId), ...options?.env },
+        cwd,
+        pathPrefix: binaries
+      }, flow.handlers)).pipe(Effect.mapError(failed(command, args)))
+      if (Option.isNone(exit)) return Option.none<Runner.ExecResult>()
+      yield* init.events.emit({
+        type: "exit",
+        agent: init.name,
+        command: describeCommand(command, args),
+        exitCode: exit.value.code,
+        pid: flow.pid()
+      })
+      return Option.some(
+        {
+          exitCode: exit.value.code,
+          stdout: flow.stdout(),
+          stderr: flow.stderr(),
+          pid: flow.pid()
+        } satisfies Runner.ExecResult
+      )
+    })
+
   const exec = Effect.fn("Localhost.exec")(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
+      if (init.executor !== undefined) {
+        const result = yield* execThrough(init.executor, command, args, options)
+        if (Option.isSome(result)) return result.value
+      }
       const { handle } = yield* start(command, args, { env: options?.env, cwd: options?.cwd, stdout: "pipe" })
       const collect = (stream: Stream.Stream<Uint8Array, unknown>, name: "stdout" | "stderr") => {
         // The text is kept as it came (no newline added to an unterminated last line, `\r` kept), up to its last
@@ -358,6 +432,10 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
   const commands = yield* Semaphore.make((yield* Limits.Limits).commands)
   const baseEnv = InheritedEnv.inherited()
   const find = ProcessTree.makeFinder()
+  const namespace = descriptors[0] === undefined ? undefined : Sandbox.fromDescriptor(descriptors[0]).namespace
+  const executor = namespace === undefined
+    ? undefined
+    : yield* LocalExecutor.make({ namespace, env: baseEnv, ledger, graceMillis: 3000 })
   return descriptors.map((descriptor) => {
     const sandbox = Sandbox.fromDescriptor(descriptor)
     const runner = makeRunner({
@@ -369,14 +447,15 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
       commands,
       maxOutputBytes: defaultMaxOutputBytes,
       baseEnv,
-      find
+      find,
+      executor
     })
     return [sandbox.name, runner] as const
   })
 })
 
 /** The ledger kinds this backend records. */
-export const kinds: ReadonlyArray<string> = ["sandbox", "process"]
+export const kinds: ReadonlyArray<string> = ["sandbox", "process", "executor"]
 
 /**
  * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the
