@@ -10,7 +10,7 @@
  * Prints the median wall time of each and the ratio to xargs.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { CloudConfig, Ledger, Orchestrator, RunEvents, Scenario } from "@tezt-cloud/core"
+import { Cloud, CloudConfig, Ledger, Orchestrator, RunEvents, Scenario } from "@tezt-cloud/core"
 import { Effect, Layer } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
@@ -49,18 +49,23 @@ const runCase = async (n: number, executor: boolean, work: string) => {
   const env = { TEZT_CLOUD_STATE_DIR: stateDir, TEZT_CLOUD_SCENARIOS: "" }
   const cli = [process.execPath, bin, "agents", "exec", "--tezt-cloud", namespace, "--", "true"]
   const xargs = ["sh", "-c", `seq ${n} | xargs -P ${cores} -n 1 true`]
-  const times = { cli: [] as Array<number>, xargs: [] as Array<number> }
+  const times = { cli: [] as Array<number>, xargs: [] as Array<number>, inProcess: [] as Array<number> }
   const scenario = Scenario.make({
     title: `local fan-out ${n}`,
     tags: ["bench"],
     vms: Array.from({ length: n }, (_, i) => ({ name: `a${i}` })),
-    run: Effect.promise(async () => {
+    run: Effect.gen(function*() {
+      const { agents } = yield* Cloud.Cloud
       // One untimed round of each: the agents have run a command before, the compile cache is warm.
-      await timed(cli, env)
-      await timed(xargs, env)
+      yield* Effect.promise(() => timed(cli, env))
+      yield* Effect.promise(() => timed(xargs, env))
       for (let i = 0; i < runs; i++) {
-        times.cli.push(await timed(cli, env))
-        times.xargs.push(await timed(xargs, env))
+        times.cli.push(yield* Effect.promise(() => timed(cli, env)))
+        times.xargs.push(yield* Effect.promise(() => timed(xargs, env)))
+        // The same fan-out from the run itself: what the orchestrator's side costs, without the CLI's start.
+        const started = performance.now()
+        yield* Effect.forEach(agents, (agent) => agent.exec("true", []), { concurrency: "unbounded" })
+        times.inProcess.push(performance.now() - started)
       }
     })
   })
@@ -73,7 +78,7 @@ const runCase = async (n: number, executor: boolean, work: string) => {
     )
   }).pipe(Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layerNoop, NodeServices.layer)))
   await Effect.runPromise(program)
-  return { cli: median(times.cli), xargs: median(times.xargs) }
+  return { cli: median(times.cli), xargs: median(times.xargs), inProcess: median(times.inProcess) }
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-bench-local-"))
@@ -93,7 +98,8 @@ try {
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
     console.log(
       `| ${n} | ${s(withExecutor.cli)} | ${s(spawned.cli)} | ${s(xargs)} | ` +
-        `${(withExecutor.cli / withExecutor.xargs).toFixed(2)}× | ${(spawned.cli / spawned.xargs).toFixed(2)}× |`
+        `${(withExecutor.cli / withExecutor.xargs).toFixed(2)}× | ${(spawned.cli / spawned.xargs).toFixed(2)}× | ` +
+        `${s(withExecutor.inProcess)} / ${s(spawned.inProcess)} |`
     )
   }
 } finally {

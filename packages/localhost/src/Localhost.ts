@@ -226,8 +226,8 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     })
 
   /**
-   * `exec` through the run's executor: the same marker environment and ledger record as `start`, the output
-   * streamed back with flow control (`OutputFlow`); `None` when this machine cannot run the executor.
+   * `exec` through the run's executor: the same marker environment as `start`, the output streamed back with
+   * flow control (`OutputFlow`); `None` when this machine cannot run the executor.
    */
   const execThrough = (
     executor: Executor.Executor,
@@ -237,14 +237,16 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
   ) =>
     Effect.gen(function*() {
       const execId = crypto.randomUUID()
-      const id = `process:${init.name}:${execId}`
-      yield* init.ledger.acquire({ id, kind: "process", data: { agent: init.name, pid: 0, exec: execId } })
-      // As for a spawned command: what is left of its tree (a child it put in the background) goes with it.
+      // No ledger record of its own: the command is a child of the executor, which is recorded, and carries the
+      // namespace's marker like everything of the run (two synced ledger writes per command would cost more than
+      // the command). What is left of its process group when it exits (a child it put in the background) is
+      // killed with the group, without a pass over /proc; an interrupted command's whole tree is killed by the
+      // executor, by marker; a leftover that left the group goes with its agent.
+      let group = 0
       yield* Effect.addFinalizer(() =>
-        killMarked(init.find, "TEZT_CLOUD_EXEC", execId, init.graceMillis).pipe(
-          Effect.andThen(init.ledger.release(id)),
-          Effect.ignore
-        )
+        Effect.sync(() => {
+          if (group > 0) ProcessTree.signalGroup(group, "SIGKILL")
+        })
       )
       const flow = OutputFlow.make({
         maxOutputBytes: init.maxOutputBytes,
@@ -260,6 +262,8 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         cwd,
         pathPrefix: binaries
       }, flow.handlers)).pipe(Effect.mapError(failed(command, args)))
+      // The command ran in a session of its own: its pid is its process group's.
+      group = flow.pid()
       if (Option.isNone(exit)) return Option.none<Runner.ExecResult>()
       yield* init.events.emit({
         type: "exit",
