@@ -7,7 +7,8 @@
  * command itself).
  *
  * Run: `npm run bench:local` (`BENCH_SIZES=300,1000` by default, `RUNS=5` timed runs of each after one untimed).
- * Prints the median wall time of each and the ratio to xargs.
+ * Prints the median wall time of each, the ratio to xargs, and the same fan-out timed from inside the run
+ * (`Agent.exec` on every agent at once: the orchestrator's side without the CLI's start-up).
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Cloud, CloudConfig, Ledger, Orchestrator, RunEvents, Scenario } from "@tezt-cloud/core"
@@ -88,9 +89,9 @@ try {
   )
   console.log(
     "| agents | agents exec, local executor | agents exec, spawned by the orchestrator | xargs -P " +
-      `${cores} | executor ÷ xargs | spawned ÷ xargs |`
+      `${cores} | executor ÷ xargs | spawned ÷ xargs | in the run: executor / spawned |`
   )
-  console.log("| --- | --- | --- | --- | --- | --- |")
+  console.log("| --- | --- | --- | --- | --- | --- | --- |")
   for (const n of sizes) {
     const withExecutor = await runCase(n, true, work)
     const spawned = await runCase(n, false, work)
