@@ -25,7 +25,7 @@ fi
 manifest="$root/.build/cli/manifest.json"
 if [ ! -f "$manifest" ] || [ "$root/package-lock.json" -nt "$manifest" ] ||
   [ -n "$(find "$root"/packages/*/src "$root"/packages/*/package.json "$root/scenarios/src" \
-    "$root/scenarios/package.json" "$root/scripts/build-cli.ts" -newer "$manifest" 2>/dev/null | head -n 1)" ]; then
+    "$root/scenarios/package.json" "$root/scripts/build-cli.ts" -newer "$manifest" -print -quit 2>/dev/null)" ]; then
   "$node_bin/node" "$root/scripts/build-cli.ts" >&2 ||
     echo "tezt-cloud: the CLI's bundle could not be built (see above): the sources run instead" >&2
 fi

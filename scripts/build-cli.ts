@@ -41,27 +41,6 @@ const external = [
 /** A workspace source: a file of the repository outside `node_modules`. */
 const isWorkspace = (file: string) => !path.relative(root, file).split(path.sep).includes("node_modules")
 
-/**
- * Workspace modules have no side effects when imported (the entry aside): a module none of whose exports is used
- * is left out, as `"sideEffects": false` in a package.json would say.
- */
-const pureWorkspace: esbuild.Plugin = {
-  name: "pure-workspace",
-  setup(build) {
-    build.onResolve({ filter: /^[.@]/ }, async (args) => {
-      if (args.pluginData === "pure-workspace" || args.kind === "entry-point") return undefined
-      const resolved = await build.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: "pure-workspace"
-      })
-      if (resolved.errors.length > 0 || resolved.external || !isWorkspace(resolved.path)) return undefined
-      return { path: resolved.path, sideEffects: false }
-    })
-  }
-}
-
 /** What `export * as Name from "./Module.js"` lines of a barrel module name: each namespace and its module. */
 const namespacesOf = (barrel: string): ReadonlyMap<string, string> => {
   const text = fs.readFileSync(barrel, "utf8")
@@ -184,7 +163,7 @@ const result = await esbuild.build({
   banner: { js: "import{createRequire as __tcRequire}from\"node:module\";const require=__tcRequire(import.meta.url);" },
   metafile: true,
   logLevel: "warning",
-  plugins: [pureWorkspace, workspaceSources]
+  plugins: [workspaceSources]
 })
 
 fs.mkdirSync(outdir, { recursive: true })
@@ -218,6 +197,9 @@ fs.writeFileSync(tmp, JSON.stringify(manifest))
 // The manifest is as old as the build's start: a source saved during the build is newer.
 fs.utimesSync(tmp, started / 1000, started / 1000)
 fs.renameSync(tmp, path.join(outdir, "manifest.json"))
+
+// Node's compile cache keeps an entry per file it compiled, never removed: the old build's chunks' go with it.
+fs.rmSync(path.join(root, ".build", "compile-cache"), { recursive: true, force: true })
 
 // What no build of the last day wrote goes (a run started then may still load its chunks).
 const day = 24 * 3600 * 1000
