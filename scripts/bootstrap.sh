@@ -26,6 +26,14 @@ manifest="$root/.build/cli/manifest.json"
 if [ ! -f "$manifest" ] || [ "$root/package-lock.json" -nt "$manifest" ] ||
   [ -n "$(find "$root"/packages/*/src "$root"/packages/*/package.json "$root/scenarios/src" \
     "$root/scenarios/package.json" "$root/scripts/build-cli.ts" -newer "$manifest" -print -quit 2>/dev/null)" ]; then
-  "$node_bin/node" "$root/scripts/build-cli.ts" >&2 ||
-    echo "tezt-cloud: the CLI's bundle could not be built (see above): the sources run instead" >&2
+  # One build at a time: the commands started meanwhile run the sources. A lock a killed build left goes after
+  # 5 minutes.
+  lock="$root/.build/cli.lock"
+  mkdir -p "$root/.build"
+  find "$lock" -maxdepth 0 -mmin +5 -exec rmdir {} \; 2>/dev/null || true
+  if mkdir "$lock" 2>/dev/null; then
+    "$node_bin/node" "$root/scripts/build-cli.ts" >&2 ||
+      echo "tezt-cloud: the CLI's bundle could not be built (see above): the sources run instead" >&2
+    rmdir "$lock"
+  fi
 fi
