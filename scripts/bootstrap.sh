@@ -19,3 +19,21 @@ if [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ]; then
   (cd "$root" && PATH="$node_bin:$PATH" npm ci --loglevel=error --no-audit --no-fund >&2)
   touch "$stamp"
 fi
+# The CLI's bundle (scripts/build-cli.ts, into .build/cli/), rebuilt when a source, a package's manifest, the lock
+# or the build script is newer than it. `find` lists directories too: a file removed or added changes its
+# directory's time. A failed build leaves the old one, which `bin.mjs` then sees stale: the sources run.
+manifest="$root/.build/cli/manifest.json"
+if [ ! -f "$manifest" ] || [ "$root/package-lock.json" -nt "$manifest" ] ||
+  [ -n "$(find "$root"/packages/*/src "$root"/packages/*/package.json "$root/scenarios/src" \
+    "$root/scenarios/package.json" "$root/scripts/build-cli.ts" -newer "$manifest" -print -quit 2>/dev/null)" ]; then
+  # One build at a time: the commands started meanwhile run the sources. A lock a killed build left goes after
+  # 5 minutes.
+  lock="$root/.build/cli.lock"
+  mkdir -p "$root/.build"
+  find "$lock" -maxdepth 0 -mmin +5 -exec rmdir {} \; 2>/dev/null || true
+  if mkdir "$lock" 2>/dev/null; then
+    "$node_bin/node" "$root/scripts/build-cli.ts" >&2 ||
+      echo "tezt-cloud: the CLI's bundle could not be built (see above): the sources run instead" >&2
+    rmdir "$lock"
+  fi
+fi

@@ -2,7 +2,6 @@
  * The BASIC group: self-checks of a deployment, as in Tezt cloud. `simple health` is the README's first command.
  */
 import { Cloud, CloudError, Scenario } from "@tezt-cloud/core"
-import { Endpoints, Prometheus } from "@tezt-cloud/monitoring"
 import { Effect, Schedule } from "effect"
 import * as NetworkProbe from "./NetworkProbe.ts"
 
@@ -69,9 +68,15 @@ export const runDetach = Scenario.make({
 
 const failed = (message: string) => CloudError.service("monitoring health", message)
 
+/**
+ * The monitoring package, loaded when the check runs: the group's other scenarios, `--help` and `--list` do
+ * without it.
+ */
+const monitoring = Effect.promise(() => import("@tezt-cloud/monitoring"))
+
 /** `GET url` must answer 200. */
 const expectOk = (what: string, url: string) =>
-  Endpoints.get(url).pipe(
+  Effect.flatMap(monitoring, ({ Endpoints }) => Endpoints.get(url)).pipe(
     Effect.flatMap((r) => r.status === 200 ? Effect.void : Effect.fail(failed(`${what} ${url} answered ${r.status}`))),
     Effect.tap(() => Effect.logInfo(`${what} ${url}: 200`))
   )
@@ -86,6 +91,7 @@ export const monitoringHealth = Scenario.make({
   tags: ["monitoring", "health"],
   vms: [{}],
   run: Effect.gen(function*() {
+    const { Endpoints, Prometheus } = yield* monitoring
     const cloud = yield* Cloud.Cloud
     const config = cloud.config
     if (!config.website) {

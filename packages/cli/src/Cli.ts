@@ -1,25 +1,13 @@
 /**
  * The `tezt-cloud` command tree: one command per scenario group (`tezt-cloud <GROUP> [tags…] [options]`), each
- * accepting every run option. A run resolves its configuration (CLI over `--config-file` over environment over
- * defaults), selects the group's scenarios having all the tags, and runs them one after the other.
+ * accepting every run option. A group's command reads its options, selects the group's scenarios having all the
+ * tags, lists them (`--list`) or runs them one after the other (`Run.ts`, loaded only then: `--help` and `--list`
+ * load no backend, no monitoring stack, no website).
  */
-import {
-  CloudConfig,
-  CloudError,
-  Deployment,
-  Ledger,
-  NamespaceLock,
-  Orchestrator,
-  RunEvents,
-  type Scenario
-} from "@tezt-cloud/core"
-import { RunMonitor } from "@tezt-cloud/monitoring"
+import { CloudError, RunEvents, type Scenario } from "@tezt-cloud/core"
 import { Basic } from "@tezt-cloud/scenarios"
-import { Website } from "@tezt-cloud/website"
-import { Console, Effect, Layer, type Option } from "effect"
+import { Console, Effect, type Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import * as dns from "node:dns/promises"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import * as url from "node:url"
 import * as Backends from "./Backends.ts"
@@ -30,7 +18,6 @@ import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
 import * as ScenarioModules from "./ScenarioModules.ts"
-import * as Shutdown from "./Shutdown.ts"
 import * as Terminal from "./Terminal.ts"
 
 export const version = Root.version
@@ -57,162 +44,6 @@ export const loadGroups = async (spec: string | undefined): Promise<ReadonlyArra
   return groups
 }
 
-const slug = (title: string) => title.toLowerCase().replaceAll(/[^a-z0-9]+/g, "-").replaceAll(/^-|-$/g, "")
-
-const timestamp = () => new Date().toISOString().replaceAll(/[:.]/g, "-")
-
-interface GroupInput {
-  readonly tags: ReadonlyArray<string>
-  readonly list: boolean
-  readonly json: boolean
-  readonly flags: Record<string, Option.Option<unknown>>
-  /** Where the run's events are shown (a `--proxy` run shows the proxy's events there as they were stamped). */
-  readonly sink: RunEvents.Sink
-}
-
-/** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
-export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Group, stateDir: string, args: GroupInput) {
-  const { input, cliOnly } = yield* Options.read(args.flags, process.env)
-  const selected = yield* selectScenarios(group, args.tags)
-  if (args.list) {
-    for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
-    return
-  }
-  // A `--proxy` run's package, loaded only for those: on the proxy, it also gives the run its secrets.
-  const proxy = input.proxy === true ? yield* Effect.promise(() => Backends.proxyPackage()) : undefined
-  const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
-  const config = yield* Options.configuration(input, cliOnly, env)
-  const maintenance = selected.every((s) => s.vms === undefined)
-  if (!maintenance) {
-    yield* CloudConfig.checkAvailable(config)
-    // Every option acts, is refused, or (where Tezt cloud too accepts it without effect) is warned about here.
-    for (const line of yield* CloudConfig.checkOptionsAct(config)) yield* Effect.logWarning(line)
-  }
-  const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
-  if (config.artifactsDir !== undefined && fs.existsSync(root)) {
-    return yield* CloudError.config(
-      "--artifacts-dir",
-      `${root} already exists: give a directory that does not exist yet`
-    )
-  }
-  if (proxy !== undefined && !maintenance && !proxy.Proxy.onProxy(process.env, config.namespace)) {
-    // The whole run moves to the proxy: this process deploys it (or reattaches) and shows its events, as the
-    // namespace's one live run here. What the proxy refuses is refused before the lock is taken, and so are
-    // agents the run there would refuse.
-    for (const scenario of selected) yield* Orchestrator.agentConfigs(scenario, config)
-    const shutdown = yield* Shutdown.Shutdown
-    const options = yield* proxy.Proxy.runOptions({
-      config,
-      run: { group: group.name, tags: args.tags, input },
-      stateDir,
-      artifactsDir: root,
-      scenarios: process.env.TEZT_CLOUD_SCENARIOS,
-      sink: args.sink,
-      stopKind: ProxyCommand.stopKind(shutdown)
-    })
-    yield* options.inner.check
-    yield* NamespaceLock.acquire(
-      stateDir,
-      config.namespace,
-      ["tezt-cloud", group.name, ...args.tags].join(" "),
-      ", or give another --tezt-cloud"
-    )
-    const code = yield* proxy.ProxyRun.run({ ...options, deploy: true }).pipe(
-      Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace))
-    )
-    return yield* shutdown.exitWith(code)
-  }
-  // Everything that can be refused is refused before anything is created.
-  // The backend too: one that refuses the run (no engine, no credentials…) does so before the lock is taken.
-  const plans = yield* Effect.forEach(selected, (scenario) =>
-    Effect.gen(function*() {
-      const configs = yield* Orchestrator.agentConfigs(scenario, config)
-      const artifactsDir = selected.length === 1 ? root : path.join(root, slug(scenario.title))
-      const backend = scenario.vms !== undefined
-        ? yield* Backends.select(config, { stateDir, artifactsDir })
-        : { description: "none (maintenance job)", layer: Deployment.layerNone }
-      return { scenario, configs, artifactsDir, backend }
-    }))
-  // One live run per namespace (and CLOUD clean up): a second one would tear down what the first still uses.
-  if (plans.some((p) => p.scenario.vms !== undefined || p.scenario.exclusive === true)) {
-    const what = ["tezt-cloud", group.name, ...args.tags].join(" ")
-    yield* NamespaceLock.acquire(stateDir, config.namespace, what, maintenance ? "" : ", or give another --tezt-cloud")
-  }
-  // From here on the namespace has a run in progress: what a second Ctrl+C force-kills.
-  yield* (yield* Shutdown.Shutdown).track(config.namespace)
-  if (config.dnsDomains.length > 0 && plans.some((p) => p.scenario.vms !== undefined)) yield* pointDomains(config)
-  const events = yield* RunEvents.RunEvents
-  for (const plan of plans) {
-    const deploys = plan.scenario.vms !== undefined
-    const backend = plan.backend
-    if (deploys || config.artifactsDir !== undefined) {
-      yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
-      yield* events.writeTo(plan.artifactsDir)
-    }
-    yield* events.emit({
-      type: "run-start",
-      namespace: config.namespace,
-      scenario: plan.scenario.title,
-      backend: backend.description,
-      artifactsDir: deploys ? plan.artifactsDir : "none"
-    })
-    // The monitoring stack (website, Prometheus, …) per the cascade; maintenance jobs run none.
-    const services = deploys
-      ? RunMonitor.layer({ config, artifactsDir: plan.artifactsDir, front: Website.front })
-      : Layer.empty
-    yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
-      Effect.provide(backend.layer),
-      Effect.provide(services),
-      Effect.onExit(() => leftBehind(stateDir, config.namespace)),
-      Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
-      Effect.provideService(CloudConfig.CurrentConfig, config)
-    )
-  }
-}, Effect.scoped)
-
-/**
- * `--dns-domain` on an ssh-host run: each domain's A record (Cloud DNS, on the project and API of the options) is
- * pointed at the host before the deployment, as Tezt cloud does; a domain outside every zone is a warning.
- */
-const pointDomains = (config: CloudConfig.CloudConfig) =>
-  Effect.gen(function*() {
-    if (config.backend._tag !== "SshHost") return
-    const host = config.backend.target.host
-    const address = yield* Effect.tryPromise({
-      try: () => dns.lookup(host, { family: 4 }),
-      catch: (e) =>
-        CloudError.config("--ssh-host", `cannot resolve ${host} for --dns-domain: ${CloudError.messageOf(e)}`)
-    })
-    const { CloudDns, GcpError } = yield* Effect.promise(() => import("@tezt-cloud/gcp"))
-    const lines = yield* CloudDns.register(config.projectId, config.dnsDomains, address.address).pipe(
-      Effect.mapError(GcpError.toCloudJob("--dns-domain"))
-    )
-    for (const { line, warning } of lines) yield* warning ? Effect.logWarning(line) : Effect.logInfo(line)
-  })
-
-/**
- * Tells the user to run `CLOUD clean up` when the namespace's ledger still records resources once a run is over:
- * its teardown could not remove them (a host that went down, a failing engine), or an earlier killed run left them.
- */
-const leftBehind = (stateDir: string, namespace: string) =>
-  Ledger.read(Ledger.ledgerFile(stateDir, namespace)).pipe(
-    Effect.map((entries) => {
-      const open = new Set<string>()
-      for (const e of entries) {
-        if (e.op === "acquire") open.add(e.id)
-        else open.delete(e.id)
-      }
-      return open.size
-    }),
-    Effect.flatMap((left) =>
-      left === 0 ? Effect.void : Console.error(
-        `tezt-cloud: ${left} resource(s) of ${namespace} could not be removed (see the teardown failures above); ` +
-          `run 'tezt-cloud CLOUD clean up --tezt-cloud ${namespace}' to remove them`
-      )
-    ),
-    Effect.ignore
-  )
-
 const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => {
   const selected = group.scenarios.filter((s) => tags.every((t) => s.tags.includes(t)))
   return selected.length > 0
@@ -222,6 +53,24 @@ const selectScenarios = (group: Scenario.Group, tags: ReadonlyArray<string>) => 
       `no scenario of ${group.name} has all of the tags ${tags.join(" ")}: see tezt-cloud ${group.name} --list`
     ))
 }
+
+/** The group's scenarios having all the tags: listed with `--list`, else run (`Run.run`). */
+const runGroup = (group: Scenario.Group, stateDir: string, args: {
+  readonly tags: ReadonlyArray<string>
+  readonly list: boolean
+  readonly flags: Record<string, Option.Option<unknown>>
+  readonly sink: RunEvents.Sink
+}) =>
+  Effect.gen(function*() {
+    const { input, cliOnly } = yield* Options.read(args.flags, process.env)
+    const selected = yield* selectScenarios(group, args.tags)
+    if (args.list) {
+      for (const s of selected) yield* Console.log(`${group.name} ${s.tags.join(" ")}: ${s.title}`)
+      return
+    }
+    const Run = yield* Effect.promise(() => import("./Run.ts"))
+    return yield* Run.run(group, stateDir, { tags: args.tags, selected, input, cliOnly, sink: args.sink })
+  })
 
 const groupCommand = (group: Scenario.Group, stateDir: string) =>
   Command.make(group.name, {
@@ -267,7 +116,8 @@ export const command = (
 
 /** Runs the CLI on `argv` (without the node and script paths). */
 export const run = (argv: ReadonlyArray<string>, stateDir: string, extra: ReadonlyArray<Scenario.Group> = []) =>
-  Backends.jobs(stateDir).pipe(
+  // The backends' jobs are the CLOUD group's only: any other command (and `--help`) loads no backend.
+  (argv.includes(CloudCommands.name) ? Backends.jobs(stateDir) : Effect.succeed([])).pipe(
     Effect.flatMap((jobs) => Command.runWith(command(stateDir, extra, jobs), { version })(argv)),
     Effect.provide(Root.presenterFor([Basic.group.name, "CLOUD", ...extra.map((g) => g.name)]))
   )

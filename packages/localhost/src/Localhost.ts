@@ -27,6 +27,7 @@ import {
   Ledger,
   Limits,
   LoopbackNetwork,
+  OutputFlow,
   OutputLines,
   OutputTail,
   Provision,
@@ -34,12 +35,14 @@ import {
   Runner,
   Sandbox
 } from "@tezt-cloud/core"
-import { Duration, Effect, Schedule, Semaphore, Stream } from "effect"
+import type * as Executor from "@tezt-cloud/ssh/Executor"
+import { Duration, Effect, Option, Schedule, Semaphore, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as ProcessTree from "./internal/processTree.ts"
+import * as LocalExecutor from "./LocalExecutor.ts"
 
 /** What this backend reads of the run's configuration: only what the provisioning loop does. */
 export const Config = Provision.Config
@@ -55,6 +58,8 @@ export interface Options {
   readonly killGrace?: Duration.Input | undefined
   /** How much of each stream `exec` keeps in its result (the tail; default 16 MiB); `onLine` still gets it all. */
   readonly maxOutputBytes?: number | undefined
+  /** `false`: the orchestrator spawns each command itself, without the run's executor (`LocalExecutor`). */
+  readonly executor?: boolean | undefined
 }
 
 /** Where the sandboxes of a namespace live. */
@@ -86,7 +91,16 @@ export const layer = (options: Options) =>
         backend: "localhost/process",
         // Runs after every sandbox is gone (the deployment's scope closes after its agents'): no empty `agents/`
         // is left either.
-        prepare: () => Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir))),
+        // The deployment's commands are forked by one small process, not by the orchestrator (`LocalExecutor`),
+        // owned by the deployment's scope like its agents.
+        prepare: () =>
+          Effect.addFinalizer(() => Effect.sync(() => removeIfEmpty(dir))).pipe(
+            Effect.andThen(
+              options.executor === false
+                ? Effect.succeed(undefined)
+                : LocalExecutor.make({ namespace: config.namespace, env: baseEnv, ledger, graceMillis })
+            )
+          ),
         record: (_, slot) => ({
           id: `sandbox:${slot.name}`,
           kind: "sandbox",
@@ -105,7 +119,7 @@ export const layer = (options: Options) =>
                 cause: e
               })
           }),
-        ready: (_, __, sandbox) =>
+        ready: (executor, __, sandbox) =>
           Effect.succeed({
             point: undefined,
             connect:
@@ -121,7 +135,8 @@ export const layer = (options: Options) =>
               commands,
               maxOutputBytes,
               baseEnv,
-              find
+              find,
+              executor
             })
           }),
         destroy: (_, __, sandbox) =>
@@ -154,6 +169,8 @@ interface RunnerInit extends Sandbox.Sandbox {
   readonly baseEnv: Readonly<Record<string, string | undefined>>
   /** Finds a tree's processes; shared by the runners of a backend, so that kills share their passes over /proc. */
   readonly find: ProcessTree.Find
+  /** The run's executor, which forks the commands of `exec`; without one, they are spawned from here. */
+  readonly executor: Executor.Executor | undefined
 }
 
 const makeRunner = (init: RunnerInit): Runner.Runner => {
@@ -213,9 +230,70 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       return { handle, killTree }
     })
 
+  /**
+   * `exec` through the run's executor: the same marker environment as `start`, the output streamed back with
+   * flow control (`OutputFlow`); `None` when this machine cannot run the executor.
+   */
+  const execThrough = (
+    executor: Executor.Executor,
+    command: string,
+    args: ReadonlyArray<string>,
+    options: Runner.ExecOptions | undefined
+  ) =>
+    Effect.gen(function*() {
+      const execId = crypto.randomUUID()
+      // No ledger record of its own: the command is a child of the executor, which is recorded, and carries the
+      // namespace's marker like everything of the run (two synced ledger writes per command would cost more than
+      // the command). What is left of its process group when it exits (a child it put in the background) is
+      // killed with the group, without a pass over /proc; an interrupted command's whole tree is killed by the
+      // executor, by marker; a leftover that left the group goes with its agent.
+      let group = 0
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (group > 0) ProcessTree.signalGroup(group, "SIGKILL")
+        })
+      )
+      const flow = OutputFlow.make({
+        maxOutputBytes: init.maxOutputBytes,
+        onLine: (line) =>
+          init.events.emit({ type: "output", agent: init.name, stream: line.stream, line: line.line }).pipe(
+            Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(line))
+          )
+      })
+      const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
+      const exit = yield* flow.run(executor.exec({
+        argv: [command, ...args],
+        env: { ...Sandbox.environment(init, execId), ...options?.env },
+        cwd,
+        pathPrefix: binaries
+      }, flow.handlers)).pipe(Effect.mapError(failed(command, args)))
+      // The command ran in a session of its own: its pid is its process group's.
+      group = flow.pid()
+      if (Option.isNone(exit)) return Option.none<Runner.ExecResult>()
+      yield* init.events.emit({
+        type: "exit",
+        agent: init.name,
+        command: describeCommand(command, args),
+        exitCode: exit.value.code,
+        pid: flow.pid()
+      })
+      return Option.some(
+        {
+          exitCode: exit.value.code,
+          stdout: flow.stdout(),
+          stderr: flow.stderr(),
+          pid: flow.pid()
+        } satisfies Runner.ExecResult
+      )
+    })
+
   const exec = Effect.fn("Localhost.exec")(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
+      if (init.executor !== undefined) {
+        const result = yield* execThrough(init.executor, command, args, options)
+        if (Option.isSome(result)) return result.value
+      }
       const { handle } = yield* start(command, args, { env: options?.env, cwd: options?.cwd, stdout: "pipe" })
       const collect = (stream: Stream.Stream<Uint8Array, unknown>, name: "stdout" | "stderr") => {
         // The text is kept as it came (no newline added to an unterminated last line, `\r` kept), up to its last
@@ -388,6 +466,10 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
   const commands = yield* Semaphore.make((yield* Limits.Limits).commands)
   const baseEnv = InheritedEnv.inherited()
   const find = ProcessTree.makeFinder()
+  const namespace = descriptors[0] === undefined ? undefined : Sandbox.fromDescriptor(descriptors[0]).namespace
+  const executor = namespace === undefined
+    ? undefined
+    : yield* LocalExecutor.make({ namespace, env: baseEnv, ledger, graceMillis: 3000 })
   return descriptors.map((descriptor) => {
     const sandbox = Sandbox.fromDescriptor(descriptor)
     const runner = makeRunner({
@@ -399,14 +481,15 @@ export const reattach = Effect.fn("Localhost.reattach")(function*(descriptors: R
       commands,
       maxOutputBytes: defaultMaxOutputBytes,
       baseEnv,
-      find
+      find,
+      executor
     })
     return [sandbox.name, runner] as const
   })
 })
 
 /** The ledger kinds this backend records. */
-export const kinds: ReadonlyArray<string> = ["sandbox", "process", ...LoopbackNetwork.kinds]
+export const kinds: ReadonlyArray<string> = ["sandbox", "process", "executor", ...LoopbackNetwork.kinds]
 
 /**
  * Removes what a run of `namespace` left behind (after `kill -9` or a forced exit): every process carrying the

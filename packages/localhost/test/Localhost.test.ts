@@ -292,6 +292,13 @@ describe("Localhost", () => {
       yield* allGone("the exec's background sleep", [pid])
     }))
 
+  it.live("a command is forked by the deployment's executor, not by the orchestrator", () =>
+    Effect.gen(function*() {
+      const { agents } = yield* deploy(ns("executor"), ["e"])
+      const parent = yield* agents[0]!.run("sh", ["-c", "tr '\\0' ' ' </proc/$PPID/cmdline"])
+      assert.include(parent, "tezt-cloud-executor")
+    }))
+
   it.live("a clean close leaves no outstanding ledger entry, and the events tell the story", () =>
     Effect.gen(function*() {
       const namespace = ns("ledger")

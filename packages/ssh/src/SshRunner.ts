@@ -15,22 +15,13 @@
  *   the scope that spawned them.
  * - Output is streamed line by line to `onLine` and kept in the result only up to `maxOutputBytes`.
  */
-import {
-  CloudError,
-  CopyPolicy,
-  type Daemon,
-  OutputLines,
-  OutputTail,
-  type RunEvents,
-  Runner,
-  Sandbox
-} from "@tezt-cloud/core"
+import { CloudError, CopyPolicy, type Daemon, OutputFlow, type RunEvents, Runner, Sandbox } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { environmentPrefix, killScript } from "./internal/shell.ts"
-import { type Command, commandLine, type Connection, type Flow, quote } from "./SshClient.ts"
+import { type Command, commandLine, type Connection, quote } from "./SshClient.ts"
 
 export interface Init extends Sandbox.Sandbox {
   readonly connection: Connection
@@ -90,85 +81,19 @@ export const make = (init: Init): Runner.Runner => {
       yield* init.events.emit({ type: "exec", agent: init.name, command: describe(command, args) })
       const execId = crypto.randomUUID()
       const remote = yield* commandOf(execId, [command, ...args], options?.cwd, options?.env)
-      const out = OutputTail.make(maxOutput)
-      const err = OutputTail.make(maxOutput)
-      let pid = 0
-      // Lines wait here for `onLine` and the event log; past `high` lines or `highChars` characters the channel is
-      // paused (backpressure up to the remote command), below `low` lines and `lowChars` it reads on. Memory stays
-      // bounded whatever the command prints, in many short lines or in a few long ones (up to 1 MiB each).
-      const queue: Array<Runner.OutputLine> = []
-      const high = 4096
-      const low = 256
-      const highChars = 16 * 1024 * 1024
-      const lowChars = 1024 * 1024
-      let queuedChars = 0
-      let flow: Flow | undefined
-      let paused = false
-      let finished = false
-      let wake: (() => void) | undefined
-      const push = (stream: "stdout" | "stderr") => (line: string) => {
-        queue.push({ stream, line })
-        queuedChars += line.length
-        if ((queue.length >= high || queuedChars >= highChars) && !paused && flow) {
-          paused = true
-          flow.pause()
-        }
-        wake?.()
-      }
-      const stdoutLines = OutputLines.splitter(push("stdout"))
-      const stderrLines = OutputLines.splitter(push("stderr"))
-      const onStdout = (chunk: Buffer) => {
-        out.push(chunk)
-        stdoutLines(chunk)
-      }
-      const onStderr = (chunk: Buffer) => {
-        err.push(chunk)
-        stderrLines(chunk)
-      }
-      const consume = Effect.gen(function*() {
-        while (true) {
-          if (queue.length === 0) {
-            if (finished) return
-            yield* Effect.callback<void>((resume) => {
-              wake = () => {
-                wake = undefined
-                resume(Effect.void)
-              }
-              return Effect.sync(() => {
-                wake = undefined
-              })
-            })
-            continue
-          }
-          const taken = queue.splice(0, queue.length)
-          queuedChars = 0
-          for (const item of taken) {
-            yield* init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line })
-            if (options?.onLine) yield* options.onLine(item)
-          }
-          if (paused && queue.length < low && queuedChars < lowChars) {
-            paused = false
-            flow?.resume()
-          }
-        }
+      // Lines wait for `onLine` and the event log; a slow consumer pauses the channel (`OutputFlow`).
+      const flow = OutputFlow.make({
+        maxOutputBytes: maxOutput,
+        onLine: (item) =>
+          init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line }).pipe(
+            Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(item))
+          )
       })
-      const run = init.connection.execCommand(remote, {
-        onPid: (p) => (pid = p),
-        onStdout,
-        onStderr,
-        onFlow: (f) => (flow = f)
-      }).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          stdoutLines.end()
-          stderrLines.end()
-          finished = true
-          wake?.()
-        }))
-      )
-      const [exit] = yield* Effect.all([run, consume], { concurrency: 2 }).pipe(
+      const exit = yield* flow.run(init.connection.execCommand(remote, flow.handlers)).pipe(
         Effect.onInterrupt(() => killTree(execId)),
         Effect.mapError(failed(command, args))
       )
+      const pid = flow.pid()
       yield* init.events.emit({
         type: "exit",
         agent: init.name,
@@ -181,10 +106,10 @@ export const make = (init: Init): Runner.Runner => {
         return yield* CloudError.command(
           init.name,
           describe(command, args),
-          `the host has no setsid: ${err.text().trim()}`
+          `the host has no setsid: ${flow.stderr().trim()}`
         )
       }
-      return { exitCode: exit.code, stdout: out.text(), stderr: err.text(), pid } satisfies Runner.ExecResult
+      return { exitCode: exit.code, stdout: flow.stdout(), stderr: flow.stderr(), pid } satisfies Runner.ExecResult
     }
   )
 

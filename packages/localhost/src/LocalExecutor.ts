@@ -1,0 +1,97 @@
+/**
+ * The local executor of process sandboxes: one small long-lived process per run (the persistent executor ssh hosts
+ * run, `@tezt-cloud/ssh/Executor`, here started with pipes instead of an ssh session), owned by the run's scope,
+ * that forks and execs the agents' commands for the orchestrator. A command then costs a fork of a ~5 MiB Perl
+ * process instead of a fork of the orchestrator (~230 MiB of Node), with the same marker environment, a session
+ * and process group of its own, streaming with per-command flow control, and its tree killed when it is
+ * interrupted.
+ *
+ * **Details**
+ *
+ * - Started on the first command; recorded in the namespace's ledger before it exists, released when it exits.
+ *   It carries the namespace's marker (`TEZT_CLOUD_NS`), so `CLOUD clean up` and the last resort find it, and it
+ *   kills the trees of its running commands and exits when its input closes (the scope's end, or the
+ *   orchestrator's death).
+ * - Without `perl` (the executor answers `None`), the runner spawns the command itself, as before.
+ */
+import { CloudError, type Ledger } from "@tezt-cloud/core"
+import * as Executor from "@tezt-cloud/ssh/Executor"
+import * as SshError from "@tezt-cloud/ssh/SshError"
+import { Effect } from "effect"
+import * as child from "node:child_process"
+import * as crypto from "node:crypto"
+import * as ProcessTree from "./internal/processTree.ts"
+
+export interface Options {
+  readonly namespace: string
+  /** The executor's environment, which every command inherits (the sandbox's variables come on top). */
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly ledger: Ledger.Ledger["Service"]
+  /** How long a killed tree gets between SIGTERM and SIGKILL. */
+  readonly graceMillis: number
+}
+
+/** An executor process started for the run: its ledger record, and its end. */
+interface Started {
+  readonly id: string
+  readonly proc: child.ChildProcess
+  readonly exited: Promise<void>
+}
+
+/** The run's executor, owned by the current scope: at its end the executor's input closes, and it is waited for. */
+export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) {
+  const started: Array<Started> = []
+  // Registered before the executor's own (which closes its input): runs after it.
+  yield* Effect.addFinalizer(() =>
+    Effect.forEach(started, ({ exited, id, proc }) =>
+      Effect.promise(() => exited).pipe(
+        Effect.timeoutOrElse({
+          duration: options.graceMillis + 2000,
+          orElse: () => Effect.sync(() => proc.kill("SIGKILL"))
+        }),
+        Effect.andThen(options.ledger.release(id)),
+        Effect.ignore
+      ), { discard: true })
+  )
+  return yield* Executor.make({
+    label: "localhost",
+    open: (commandLine, handlers) =>
+      Effect.gen(function*() {
+        const id = `process:executor:${crypto.randomUUID()}`
+        yield* options.ledger.acquire({ id, kind: "executor", data: { namespace: options.namespace } })
+        const proc = child.spawn("/bin/sh", ["-c", commandLine], {
+          env: { ...options.env, TEZT_CLOUD_NS: options.namespace },
+          stdio: ["pipe", "pipe", "pipe"]
+        })
+        const exited = new Promise<void>((resolve) => proc.on("close", () => resolve()))
+        started.push({ id, proc, exited })
+        proc.stdout.on("data", handlers.onStdout)
+        proc.stderr.on("data", handlers.onStderr)
+        // Its input closes when it dies: what the executor did not read any more is dropped.
+        proc.stdin.on("error", () => {})
+        proc.on("error", () => {})
+        proc.on("close", (code, signal) =>
+          handlers.onClose(code === null ? { code: 128, signal: signal ?? undefined } : { code, signal: undefined }))
+        return {
+          write: (data: Buffer) =>
+            proc.stdin.write(data),
+          close: () =>
+            proc.stdin.end()
+        }
+      }).pipe(
+        Effect.mapError((e) =>
+          new SshError.SshError({
+            host: "localhost",
+            reason: new SshError.ChannelFailed({ message: CloudError.messageOf(e) })
+          })
+        )
+      ),
+    cleanUp: (markers) =>
+      Effect.sync(() => {
+        for (const marker of markers) {
+          const [key, value] = marker.split("=", 2) as [string, string]
+          ProcessTree.killMarkedSync(key, value, options.graceMillis)
+        }
+      })
+  })
+})
