@@ -96,11 +96,11 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 
-  live("a backend that is not built yet is refused before anything is created", async () => {
+  live("a subsystem that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start(["BASIC", "simple", "--proxy", "--tezt-cloud", namespace], env)
+    const cli = start(["BASIC", "simple", "--localhost", "--open-telemetry", "--tezt-cloud", namespace], env)
     assert.strictEqual(await cli.exit, 1)
-    assert.match(cli.stderr(), /--proxy is not available yet.*--localhost/)
+    assert.match(cli.stderr(), /--open-telemetry is not available yet.*drop --open-telemetry/)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 

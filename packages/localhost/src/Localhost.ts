@@ -262,7 +262,8 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       })
       const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
       const exit = yield* flow.run(executor.exec({
-        argv: [command, ...args],
+        // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`), as for a command spawned from here.
+        argv: Sandbox.mapArgv(init.home, [command, ...args], fs.existsSync),
         env: { ...Sandbox.environment(init, execId), ...options?.env },
         cwd,
         pathPrefix: binaries
