@@ -58,6 +58,7 @@ describe("Backends", () => {
         }
       }
       assert.sameMembers(Object.keys(CloudConfig.ownedBy("ssh")), [
+        "sshConfig",
         "sshPrivateKey",
         "insecureHostKeys",
         "sshMaxChannels"

@@ -15,7 +15,9 @@
 import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
+import * as SshAuth from "./SshAuth.ts"
 import * as SshClient from "./SshClient.ts"
+import * as SshConfig from "./SshConfig.ts"
 import type * as SshError from "./SshError.ts"
 import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
@@ -28,8 +30,12 @@ export type Config = typeof Config.Type
 export interface Options {
   readonly stateDir: string
   readonly config: Config
-  /** The host: `--ssh-host`. */
+  /** The host: `--ssh-host`, resolved in the user's ssh config (`resolved`) when the CLI selected this backend. */
   readonly target: SshClient.Target
+  /** `target` resolved in the user's ssh config; resolved in `keyHome`'s when not given. */
+  readonly resolved?: SshConfig.Resolved | undefined
+  /** The user's ssh-agent (`$SSH_AUTH_SOCK` when not given). */
+  readonly agentSocket?: string | undefined
   readonly artifactsDir: string
   /** Where `~/.ssh/<ns>-tf` lives (the user's home by default). */
   readonly keyHome?: string | undefined
@@ -41,7 +47,7 @@ export interface Options {
 const backendId = "ssh-host"
 
 /** The ledger kinds this backend records. */
-export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox"]
+export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox", "ssh-authorized-key"]
 
 /** How the namespace's sandboxes are reached: its host keys trusted on first use, unless asked otherwise. */
 export const settings = (config: Config, stateDir: string, graceSeconds = 3): SshSandbox.Settings => ({
@@ -214,11 +220,43 @@ export const layer = (options: Options) =>
         backend: `ssh-host ${host}`,
         prepare: () =>
           Effect.gen(function*() {
-            const key = yield* SshSandbox.key(reaching, {
+            const resolved = options.resolved ??
+              (yield* SshConfig.resolve(target, { file: config.sshConfig, home: options.keyHome }))
+            const auth = yield* SshAuth.plan(resolved, {
+              namespace: config.namespace,
               sshPrivateKey: config.sshPrivateKey,
-              keyHome: options.keyHome
+              keyHome: options.keyHome,
+              agentSocket: "agentSocket" in options ? options.agentSocket : process.env.SSH_AUTH_SOCK
             })
-            const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+            const key = auth.runKey
+            const connection = yield* SshClient.connect(target, {
+              credentials: auth.credentials,
+              skipped: auth.skipped,
+              authHint: auth.hint,
+              hostKeys: hostKeysOf(reaching.hostKeys, resolved),
+              maxChannels: reaching.maxChannels
+            }).pipe(Effect.mapError((e) => CloudError.deploy(host, e.message, { cause: e })))
+            // Got in with something else than the run's key: the run's key is authorized on the host, for the
+            // run's later connections and other terminals' (recorded first, removed when the run ends).
+            if (!SshAuth.inWithRunKey(connection, auth)) {
+              const line = SshAuth.authorizedLine(key)
+              const present = yield* must(connection, SshAuth.checkScript(line), "cannot read authorized_keys", host)
+              if (present.trim() !== "present") {
+                yield* Ledger.scoped(
+                  {
+                    id: `ssh-authorized-key:${host}`,
+                    kind: "ssh-authorized-key",
+                    data: { ...target, key: key.path, line }
+                  },
+                  must(connection, SshAuth.addScript(line), "cannot add the run's key to authorized_keys", host),
+                  () =>
+                    Teardown.reported(
+                      `the run's key in ${host}'s authorized_keys`,
+                      must(connection, SshAuth.removeScript(line), "cannot remove the run's key", host)
+                    ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+                ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+              }
+            }
             // What the sandboxes need, and where they go.
             // The run's directory is checked here already (nothing created): a refused one leaves no record.
             const probe = yield* must(
@@ -286,6 +324,12 @@ export const layer = (options: Options) =>
       })
     }))
 
+/** The host key policy of `reaching` with the user's known_hosts files and `StrictHostKeyChecking` of `resolved`. */
+const hostKeysOf = (policy: SshClient.HostKeyPolicy, resolved: SshConfig.Resolved): SshClient.HostKeyPolicy =>
+  policy._tag === "Insecure" || resolved.strictHostKeyChecking === "no"
+    ? { _tag: "Insecure" }
+    : { ...policy, userKnownHostsFiles: resolved.userKnownHostsFiles, strict: resolved.strictHostKeyChecking === "yes" }
+
 /** An agent's home under the run's directory on the host. */
 const homeOf = (root: string, slot: Provision.Slot) => path.posix.join(root, "agents", slot.name)
 
@@ -307,8 +351,25 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
   const ledger = yield* Ledger.Ledger
   const reaching = settings(config, stateDir, 1)
   const cleaned: Array<string> = []
-  for (const resource of yield* ledger.outstanding) {
+  // The run's key last: the other records' clean up connects with it.
+  const outstanding = (yield* ledger.outstanding).toSorted((a, b) =>
+    Number(a.kind === "ssh-authorized-key") - Number(b.kind === "ssh-authorized-key")
+  )
+  for (const resource of outstanding) {
     if (!kinds.includes(resource.kind)) continue
+    if (resource.kind === "ssh-authorized-key") {
+      const target = SshSandbox.reachOf(resource.data)
+      const host = SshClient.label(target)
+      const key = yield* SshKeys.ensure(config.namespace, target.key)
+      const line = String(resource.data.line)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+        yield* must(connection, SshAuth.removeScript(line), "cannot remove the run's key", host).pipe(
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`, { cause: e }))
+        )
+      }))
+      cleaned.push(`${host}:~/.ssh/authorized_keys (the run's key)`)
+    }
     if (resource.kind === "ssh-root") {
       const target = SshSandbox.reachOf(resource.data)
       const host = SshClient.label(target)
@@ -365,11 +426,20 @@ export const backend: Backend.Backend = {
   config: Config,
   select: (config, context) => {
     if (config.backend._tag !== "SshHost") return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
-    const { target } = config.backend
-    return Effect.succeed(Backend.Take({
-      description: `process sandboxes on ${SshClient.label(target)} over ssh`,
-      layer: layer({ stateDir: context.stateDir, config, target, artifactsDir: context.artifactsDir })
-    }))
+    return SshConfig.resolve(config.backend.target, { file: config.sshConfig }).pipe(
+      Effect.map((resolved) =>
+        Backend.Take({
+          description: `process sandboxes on ${SshClient.label(resolved.target)} over ssh`,
+          layer: layer({
+            stateDir: context.stateDir,
+            config,
+            target: resolved.target,
+            resolved,
+            artifactsDir: context.artifactsDir
+          })
+        })
+      )
+    )
   },
   reattach: (descriptors, options) =>
     SshSandbox.reattach(descriptors, settings(options.config, options.stateDir), {
