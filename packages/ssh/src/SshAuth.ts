@@ -22,8 +22,8 @@ import * as SshKeys from "./SshKeys.ts"
 export interface Plan {
   /** What to authenticate with, in order. */
   readonly credentials: ReadonlyArray<SshClient.Credential>
-  /** Sources that could not be tried, and why. */
-  readonly skipped: ReadonlyArray<string>
+  /** Every source in order, those that could not be tried with why: for a failure's message. */
+  readonly sources: ReadonlyArray<string>
   /** The key the run's agents are reached with afterwards (descriptors name its file). */
   readonly runKey: SshKeys.Key
   /** How to fix a failed authentication. */
@@ -80,16 +80,20 @@ export const plan = Effect.fn("SshAuth.plan")(function*(resolved: SshConfig.Reso
   readonly agentSocket: string | undefined
 }) {
   const credentials: Array<SshClient.Credential> = []
-  const skipped: Array<string> = []
+  const sources: Array<string> = []
+  const use = (credential: SshClient.Credential) => {
+    credentials.push(credential)
+    sources.push(credential.label)
+  }
   const socket = options.agentSocket
-  if (socket === undefined || socket === "") skipped.push("no ssh-agent ($SSH_AUTH_SOCK is not set)")
-  else if (resolved.identitiesOnly) skipped.push(`your ssh-agent (not used: IdentitiesOnly yes)`)
+  if (socket === undefined || socket === "") sources.push("no ssh-agent ($SSH_AUTH_SOCK is not set)")
+  else if (resolved.identitiesOnly) sources.push(`your ssh-agent (not used: IdentitiesOnly yes)`)
   else {
     const keys = yield* Effect.result(agentKeys(socket))
-    if (keys._tag === "Failure") skipped.push(`your ssh-agent at ${socket}: ${keys.failure.message}`)
+    if (keys._tag === "Failure") sources.push(`your ssh-agent at ${socket}: ${keys.failure.message}`)
     else {
       const held = keys.success === 0 ? "no keys: ssh-add one" : `${keys.success} key${keys.success === 1 ? "" : "s"}`
-      credentials.push({ _tag: "Agent", socket, label: `your ssh-agent at ${socket} (${held})` })
+      use({ _tag: "Agent", socket, label: `your ssh-agent at ${socket} (${held})` })
     }
   }
   const given = options.sshPrivateKey !== undefined
@@ -97,16 +101,16 @@ export const plan = Effect.fn("SshAuth.plan")(function*(resolved: SshConfig.Reso
   for (const identity of resolved.identityFiles) {
     if (identity.path === runKey.path) continue
     const found = keyFile(identity.path, identity.origin)
-    if (typeof found === "string") skipped.push(found)
-    else credentials.push(found)
+    if (typeof found === "string") sources.push(found)
+    else use(found)
   }
-  credentials.push({ _tag: "Key", privateKey: runKey.privateKey, label: runKeyLabel(runKey, given) })
+  use({ _tag: "Key", privateKey: runKey.privateKey, label: runKeyLabel(runKey, given) })
   const install = installCommand(runKey, resolved.target)
   const hint = `fix: load a key the host accepts in your agent (ssh-add KEY), or give one with --ssh-private-key KEY` +
     (install === undefined ?
       `, or add ${runKey.path}'s public key to the host's ~/.ssh/authorized_keys` :
       `, or install ${given ? "that key" : "the namespace's key"} on the host: ${install}`)
-  return { credentials, skipped, runKey, hint } satisfies Plan
+  return { credentials, sources, runKey, hint } satisfies Plan
 })
 
 /** Whether the connection got in with the run's key (then nothing needs installing). */

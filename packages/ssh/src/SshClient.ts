@@ -66,8 +66,11 @@ export interface Options {
   readonly privateKey?: string | undefined
   /** What to authenticate with, in order (the first the host accepts is used). */
   readonly credentials?: ReadonlyArray<Credential> | undefined
-  /** Key sources that could not be tried and why (named in an authentication failure). */
-  readonly skipped?: ReadonlyArray<string> | undefined
+  /**
+   * Every key source, in order, for an authentication failure: the credentials' labels, and those that could not
+   * be tried, with why (the credentials' labels when not given).
+   */
+  readonly sources?: ReadonlyArray<string> | undefined
   /** Appended to an authentication failure: how to fix it. */
   readonly authHint?: string | undefined
   readonly hostKeys: HostKeyPolicy
@@ -205,10 +208,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   }
 
   const authFailure = (agentErrors: ReadonlyArray<string>) => {
-    const tried = [
-      ...credentials.map((c) => c.label),
-      ...(options.skipped ?? [])
-    ]
+    const tried = options.sources ?? credentials.map((c) => c.label)
     const agentNote = agentErrors.length === 0 ? "" : ` (the agent: ${agentErrors.join("; ")})`
     return `authentication failed for ${target.user}; tried ${tried.join(", ") || "no key"}${agentNote}` +
       (options.authHint === undefined ? "" : `; ${options.authHint}`)

@@ -231,7 +231,7 @@ export const layer = (options: Options) =>
             const key = auth.runKey
             const connection = yield* SshClient.connect(target, {
               credentials: auth.credentials,
-              skipped: auth.skipped,
+              sources: auth.sources,
               authHint: auth.hint,
               hostKeys: hostKeysOf(reaching.hostKeys, resolved),
               maxChannels: reaching.maxChannels

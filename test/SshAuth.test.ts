@@ -1,0 +1,223 @@
+/**
+ * `--ssh-host` with what a user of OpenSSH already has, through the real CLI on one real sshd host (whose account
+ * has a home of its own, with its `.ssh/authorized_keys`) and real `ssh-agent`s: the agent's key alone gets in and
+ * the run's key is installed for the run (then `agents exec` from another terminal needs no agent) and removed at
+ * the end; a Host alias of an ssh config file (HostName, User, Port, IdentityFile, a hashed UserKnownHostsFile with
+ * StrictHostKeyChecking yes); `CLOUD clean up` removing the installed key after a `kill -9`; a host key that is
+ * not the one the user's known_hosts has is refused; a failure names every key source tried and the fix.
+ */
+import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fresh, live, outstanding, start } from "./fixtures/Cli.ts"
+import * as Integration from "./fixtures/Integration.ts"
+import * as SshHosts from "./fixtures/SshHosts.ts"
+
+const enabled = Integration.available("ssh integration tests", [
+  SshHosts.sshd,
+  "/usr/bin/ssh-keygen",
+  "/usr/bin/ssh-agent",
+  "/usr/bin/ssh-add",
+  "/usr/bin/ssh-keyscan"
+])
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-sshauth-"))
+let host: SshHosts.SshHost | undefined
+const agents: Array<child.ChildProcess> = []
+
+/** A new ed25519 key pair in `dir` (with `passphrase` when given); its private key's path. */
+const keygen = (name: string, passphrase = "") => {
+  const file = path.join(dir, name)
+  child.execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", passphrase, "-C", name, "-f", file])
+  return file
+}
+
+/** The user's key, authorized on the host; another that is not. */
+const userKey = path.join(dir, "user")
+const strangerKey = path.join(dir, "stranger")
+
+/** A real `ssh-agent` on a socket of its own holding `keys`; its socket. */
+const agentWith = async (keys: ReadonlyArray<string>) => {
+  const socket = path.join(dir, `agent-${agents.length}.sock`)
+  const agent = child.spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" })
+  agents.push(agent)
+  for (let i = 0; i < 400 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 25))
+  for (const key of keys) child.execFileSync("ssh-add", ["-q", key], { env: { SSH_AUTH_SOCK: socket }, stdio: "pipe" })
+  return socket
+}
+
+/** The host account's `authorized_keys`, as sshd reads it. */
+const authorized = () => {
+  const file = path.join(host!.home, ".ssh", "authorized_keys")
+  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
+}
+
+/** An ssh config file with `blocks`. */
+const sshConfig = (name: string, blocks: string) => {
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, blocks)
+  return file
+}
+
+/** The run's directory on the host. */
+const runDir = (namespace: string) => path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, namespace)
+
+beforeAll(async () => {
+  if (!enabled) return
+  keygen("user")
+  keygen("stranger")
+  host = await SshHosts.start({ authorizedKeys: [fs.readFileSync(`${userKey}.pub`, "utf8").trim()], ownHome: true })
+})
+
+afterAll(async () => {
+  for (const agent of agents) agent.kill()
+  await host?.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+describe.runIf(enabled)("ssh hosts as users have them", () => {
+  live(
+    "the agent's key alone gets in; the run's key is installed for the run (agents exec needs no agent), then removed",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      const home = path.join(stateDir, "home")
+      const socket = await agentWith([userKey])
+      const run = start(
+        [
+          "BASIC",
+          "simple",
+          "health",
+          "--ssh-host",
+          `${SshHosts.user}@${host!.host}:${host!.port}`,
+          "--keep-alive",
+          "--tezt-cloud",
+          namespace
+        ],
+        { ...env, HOME: home, SSH_AUTH_SOCK: socket },
+        { stdin: "pipe" }
+      )
+      await run.waitFor("Please press <enter>")
+      assert.include(authorized(), `tezt-cloud ${namespace}`)
+      const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "echo", "reached"], {
+        ...env,
+        HOME: home,
+        SSH_AUTH_SOCK: "",
+        TEZT_CLOUD_COLD: "1"
+      })
+      assert.strictEqual(await exec.exit, 0, exec.stderr())
+      assert.include(exec.stdout(), "[agent-000] reached")
+      run.proc.stdin!.end("\n")
+      assert.strictEqual(await run.exit, 0, run.stderr())
+      assert.include(run.stdout(), "Scenario ended successfully.")
+      assert.notInclude(authorized(), `tezt-cloud ${namespace}`)
+      assert.deepStrictEqual(outstanding(stateDir, namespace), [])
+    }
+  )
+
+  live(
+    "a Host alias of --ssh-config (HostName, User, Port, IdentityFile, hashed known_hosts, strict); clean up after kill -9",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      const home = path.join(stateDir, "home")
+      const knownHosts = path.join(dir, "known_hosts_alias")
+      fs.writeFileSync(
+        knownHosts,
+        child.execFileSync("ssh-keyscan", ["-p", String(host!.port), host!.host], { stdio: ["ignore", "pipe", "pipe"] })
+      )
+      child.execFileSync("ssh-keygen", ["-q", "-H", "-f", knownHosts], { stdio: "pipe" })
+      assert.notInclude(fs.readFileSync(knownHosts, "utf8"), host!.host, "the known_hosts names are hashed")
+      const config = sshConfig(
+        "config_alias",
+        [
+          "Host validator",
+          `  HostName ${host!.host}`,
+          `  User ${SshHosts.user}`,
+          `  Port ${host!.port}`,
+          `  IdentityFile ${userKey}`,
+          `  UserKnownHostsFile ${knownHosts}`,
+          "  StrictHostKeyChecking yes",
+          ""
+        ].join("\n")
+      )
+      const runEnv = { ...env, HOME: home, SSH_AUTH_SOCK: "" }
+      const run = start(
+        ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", "validator", "--keep-alive"].concat([
+          "--tezt-cloud",
+          namespace
+        ]),
+        runEnv,
+        { stdin: "pipe" }
+      )
+      await run.waitFor("Please press <enter>")
+      assert.include(run.stdout(), "Hello world from agent 1")
+      assert.include(authorized(), `tezt-cloud ${namespace}`)
+      assert.isTrue(fs.existsSync(runDir(namespace)))
+      run.proc.kill("SIGKILL")
+      await run.exit
+      const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], runEnv)
+      assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
+      assert.notInclude(authorized(), `tezt-cloud ${namespace}`)
+      assert.isFalse(fs.existsSync(runDir(namespace)))
+      assert.deepStrictEqual(outstanding(stateDir, namespace), [])
+    }
+  )
+
+  live("a host key that is not the one the user's known_hosts has is refused, naming the fix", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const other = keygen("other_host_key")
+    const knownHosts = path.join(dir, "known_hosts_wrong")
+    const [type, blob] = fs.readFileSync(`${other}.pub`, "utf8").split(" ")
+    fs.writeFileSync(knownHosts, `[${host!.host}]:${host!.port} ${type} ${blob}\n`)
+    const config = sshConfig(
+      "config_wrong",
+      `Host moved\n  HostName ${host!.host}\n  Port ${
+        host!.port
+      }\n  IdentityFile ${userKey}\n  UserKnownHostsFile ${knownHosts}\n`
+    )
+    const cli = start(
+      ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", `${SshHosts.user}@moved`, "--tezt-cloud"]
+        .concat([namespace]),
+      { ...env, HOME: path.join(stateDir, "home"), SSH_AUTH_SOCK: "" }
+    )
+    assert.notStrictEqual(await cli.exit, 0)
+    const line = cli.stderr().split("\n").find((l) => l.includes("host key")) ?? cli.stderr()
+    assert.include(line, `${knownHosts}:1`)
+    assert.include(line, `ssh-keygen -R '[${host!.host}]:${host!.port}' -f ${knownHosts}`)
+    assert.notInclude(authorized(), `tezt-cloud ${namespace}`)
+    assert.isFalse(fs.existsSync(runDir(namespace)))
+  })
+
+  live("a failed authentication names every key source tried, and the fix", async () => {
+    const { env, namespace, stateDir } = fresh()
+    const home = path.join(stateDir, "home")
+    const socket = await agentWith([strangerKey])
+    const locked = keygen("locked", "a passphrase")
+    const config = sshConfig(
+      "config_denied",
+      `Host denied\n  HostName ${host!.host}\n  Port ${
+        host!.port
+      }\n  IdentityFile ${strangerKey}\n  IdentityFile ${locked}\n`
+    )
+    const cli = start(
+      ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", `${SshHosts.user}@denied`, "--tezt-cloud"]
+        .concat([namespace]),
+      { ...env, HOME: home, SSH_AUTH_SOCK: socket }
+    )
+    assert.notStrictEqual(await cli.exit, 0)
+    const line = cli.stderr().split("\n").find((l) => l.includes("authentication failed")) ?? cli.stderr()
+    const namespaceKey = path.join(home, ".ssh", `${namespace}-tf`)
+    for (
+      const part of [
+        `your ssh-agent at ${socket} (1 key)`,
+        `${strangerKey} (IdentityFile of Host denied in ${config})`,
+        `${locked} (IdentityFile of Host denied in ${config}): encrypted (add it to your agent: ssh-add ${locked})`,
+        `${namespaceKey} (the namespace's key)`,
+        `ssh-copy-id -i ${namespaceKey}.pub -p ${host!.port} ${SshHosts.user}@${host!.host}`
+      ]
+    ) assert.include(line, part)
+    assert.notInclude(cli.stderr(), "PRIVATE KEY")
+    assert.isFalse(fs.existsSync(runDir(namespace)))
+  })
+})
