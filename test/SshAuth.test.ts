@@ -6,11 +6,13 @@
  * StrictHostKeyChecking yes); `CLOUD clean up` removing the installed key after a `kill -9`; a host key that is
  * not the one the user's known_hosts has is refused; a failure names every key source tried and the fix.
  */
-import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { SshClient } from "../packages/ssh/src/index.ts"
 import { fresh, live, outstanding, start } from "./fixtures/Cli.ts"
 import * as Integration from "./fixtures/Integration.ts"
 import * as SshHosts from "./fixtures/SshHosts.ts"
@@ -220,4 +222,32 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
     assert.notInclude(cli.stderr(), "PRIVATE KEY")
     assert.isFalse(fs.existsSync(runDir(namespace)))
   })
+
+  it.live("a key the user's known_hosts knows is recorded for the namespace, replacing one recorded before", () =>
+    Effect.gen(function*() {
+      const known = path.join(dir, "known_hosts_right")
+      fs.writeFileSync(
+        known,
+        child.execFileSync("ssh-keyscan", ["-p", String(host!.port), host!.host], { stdio: ["ignore", "pipe", "pipe"] })
+      )
+      const presented = fs.readFileSync(known, "utf8").split("\n").find((l) => l.includes(" ssh-ed25519 "))!
+        .split(" ")[2]!
+      const namespaceFile = path.join(dir, "namespace_known_hosts")
+      const id = `[${host!.host}]:${host!.port}`
+      fs.writeFileSync(namespaceFile, `[other]:22 AAAA\n${id} AAAAC3NzaC1lZDI1NTE5AAAAIBADBADBAD\n`)
+      const target = { user: SshHosts.user, host: host!.host, port: host!.port }
+      const connect = (userKnownHostsFiles: ReadonlyArray<string>) =>
+        Effect.scoped(
+          SshClient.connect(target, {
+            privateKey: fs.readFileSync(userKey, "utf8"),
+            hostKeys: { _tag: "TrustOnFirstUse", knownHostsFile: namespaceFile, userKnownHostsFiles },
+            executor: false,
+            connectAttempts: 1
+          })
+        )
+      const refused = yield* Effect.flip(connect([]))
+      assert.include(refused.message, `the host key changed`)
+      yield* connect([known])
+      assert.strictEqual(fs.readFileSync(namespaceFile, "utf8"), `[other]:22 AAAA\n${id} ${presented}\n`)
+    }))
 })

@@ -25,6 +25,7 @@
  *   most a few bytes (past that it is output, not a pid).
  * - The connection belongs to the scope that opened it.
  */
+import { AtomicFile } from "@tezt-cloud/core"
 import { Duration, Effect, Option, Schedule, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -170,8 +171,24 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   const verifyHostKey = (key: Buffer): string | undefined => {
     if (options.hostKeys._tag === "Insecure") return undefined
     const { knownHostsFile: file, userKnownHostsFiles = [], strict = false } = options.hostKeys
+    const presented = key.toString("base64")
+    const known = readKnownHosts(file).get(hostKeyId)
+    /**
+     * Records the accepted key in the namespace's file, which later connections (other terminals') check; a key
+     * the user's files know replaces the one recorded (they say the host was rebuilt).
+     */
+    const record = () => {
+      if (known === presented) return undefined
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      const others = known === undefined
+        ? []
+        : fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "" && !l.startsWith(`${hostKeyId} `))
+      if (known === undefined) fs.appendFileSync(file, `${hostKeyId} ${presented}\n`, { mode: 0o600 })
+      else AtomicFile.writeAtomic(file, [...others, `${hostKeyId} ${presented}`].join("\n") + "\n", 0o600)
+      return undefined
+    }
     const user = KnownHosts.lookup(userKnownHostsFiles, target.host, target.port, key)
-    if (user._tag === "Known") return undefined
+    if (user._tag === "Known") return record()
     const remove = (where: string) => `ssh-keygen -R '${hostKeyId}' -f ${where.replace(/:\d+$/, "")}`
     if (user._tag === "Changed") {
       return user.revoked
@@ -179,8 +196,6 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         : `the host key (${fingerprint(key)}) is not the one ${user.where} knows: someone may be intercepting the ` +
           `connection; if the host was rebuilt on purpose, run \`${remove(user.where)}\` and connect again`
     }
-    const presented = key.toString("base64")
-    const known = readKnownHosts(file).get(hostKeyId)
     if (known === presented) return undefined
     if (known !== undefined) {
       return `the host key changed (now ${fingerprint(key)}); if the host was rebuilt on purpose, ` +
@@ -190,9 +205,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       return `the host key (${fingerprint(key)}) is in no known_hosts file (${userKnownHostsFiles.join(", ")}) and ` +
         `StrictHostKeyChecking is yes: connect once with \`ssh\` to check and record it, then run again`
     }
-    fs.mkdirSync(path.dirname(file), { recursive: true })
-    fs.appendFileSync(file, `${hostKeyId} ${presented}\n`, { mode: 0o600 })
-    return undefined
+    return record()
   }
 
   /** Every credential in turn, then none: ssh2 asks for the next after each failure. */
