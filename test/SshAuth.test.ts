@@ -27,6 +27,9 @@ const enabled = Integration.available("ssh integration tests", [
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-sshauth-"))
 let host: SshHosts.SshHost | undefined
+/** A jump host in a network namespace of its own, and a host reachable only through it (on that namespace's loopback). */
+let bastion: SshHosts.SshHost | undefined
+let hidden: SshHosts.SshHost | undefined
 const agents: Array<child.ChildProcess> = []
 
 /** A new ed25519 key pair in `dir` (with `passphrase` when given); its private key's path. */
@@ -51,8 +54,8 @@ const agentWith = async (keys: ReadonlyArray<string>) => {
 }
 
 /** The host account's `authorized_keys`, as sshd reads it. */
-const authorized = () => {
-  const file = path.join(host!.home, ".ssh", "authorized_keys")
+const authorized = (on: SshHosts.SshHost = host!) => {
+  const file = path.join(on.home, ".ssh", "authorized_keys")
   return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
 }
 
@@ -70,12 +73,17 @@ beforeAll(async () => {
   if (!enabled) return
   keygen("user")
   keygen("stranger")
-  host = await SshHosts.start({ authorizedKeys: [fs.readFileSync(`${userKey}.pub`, "utf8").trim()], ownHome: true })
+  const authorizedKeys = [fs.readFileSync(`${userKey}.pub`, "utf8").trim()]
+  host = await SshHosts.start({ authorizedKeys, ownHome: true })
+  bastion = await SshHosts.start({ authorizedKeys, ownHome: true, netns: true })
+  hidden = await SshHosts.start({ authorizedKeys, ownHome: true, behind: bastion })
 })
 
 afterAll(async () => {
   for (const agent of agents) agent.kill()
   await host?.stop()
+  await hidden?.stop()
+  await bastion?.stop()
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
@@ -250,4 +258,50 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
       yield* connect([known])
       assert.strictEqual(fs.readFileSync(namespaceFile, "utf8"), `[other]:22 AAAA\n${id} ${presented}\n`)
     }))
+
+  live(
+    "a host reachable only through its ProxyJump: the run, and agents exec from another terminal, go through it",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      const home = path.join(stateDir, "home")
+      const config = sshConfig(
+        "config_jump",
+        [
+          "Host hidden",
+          "  HostName 127.0.0.1",
+          `  Port ${hidden!.port}`,
+          "  ProxyJump bastion",
+          "Host bastion",
+          `  HostName ${bastion!.host}`,
+          "Host *",
+          `  User ${SshHosts.user}`,
+          `  IdentityFile ${userKey}`,
+          ""
+        ].join("\n")
+      )
+      const run = start(
+        ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", "hidden", "--keep-alive", "--tezt-cloud"]
+          .concat([namespace]),
+        { ...env, HOME: home, SSH_AUTH_SOCK: "" },
+        { stdin: "pipe" }
+      )
+      await run.waitFor("Please press <enter>")
+      assert.include(authorized(hidden), `tezt-cloud ${namespace}`)
+      assert.include(authorized(bastion), `tezt-cloud ${namespace}`)
+      const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "echo", "reached"], {
+        ...env,
+        HOME: home,
+        SSH_AUTH_SOCK: "",
+        TEZT_CLOUD_COLD: "1"
+      })
+      assert.strictEqual(await exec.exit, 0, exec.stderr())
+      assert.include(exec.stdout(), "[agent-001] reached")
+      run.proc.stdin!.end("\n")
+      assert.strictEqual(await run.exit, 0, run.stderr())
+      assert.include(run.stdout(), "Hello world from agent 1")
+      assert.notInclude(authorized(hidden), `tezt-cloud ${namespace}`)
+      assert.notInclude(authorized(bastion), `tezt-cloud ${namespace}`)
+      assert.deepStrictEqual(outstanding(stateDir, namespace), [])
+    }
+  )
 })

@@ -59,6 +59,7 @@ describe("Backends", () => {
       }
       assert.sameMembers(Object.keys(CloudConfig.ownedBy("ssh")), [
         "sshConfig",
+        "sshJump",
         "sshPrivateKey",
         "insecureHostKeys",
         "sshMaxChannels"

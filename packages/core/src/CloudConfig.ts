@@ -690,7 +690,16 @@ const table = [
       ...str(),
       default: "~/.ssh/config",
       description:
-        "The OpenSSH client config --ssh-host is resolved in (HostName, User, Port, IdentityFile, StrictHostKeyChecking, UserKnownHostsFile)."
+        "The OpenSSH client config --ssh-host is resolved in (HostName, User, Port, IdentityFile, ProxyJump, StrictHostKeyChecking, UserKnownHostsFile)."
+    }),
+    option({
+      flag: "ssh-jump",
+      key: "ssh_jump",
+      field: "sshJump",
+      ...str(),
+      default: "the ssh config's ProxyJump",
+      description:
+        "Reach --ssh-host through this jump host, [user@]host[:port] (several: comma-separated, as ssh -J); none: directly."
     }),
     option({
       flag: "ssh-private-key",

@@ -31,6 +31,7 @@ const cloudDefaults: CloudConfig.CloudConfig = {
   mode: "cloud",
   localhost: false,
   sshConfig: undefined,
+  sshJump: undefined,
   sshPrivateKey: undefined,
   insecureHostKeys: false,
   sshMaxChannels: 8,
@@ -184,7 +185,7 @@ describe("CloudConfig: the option table", () => {
     assert.deepStrictEqual(owned("gcp"), ["projectId", "machineType", "diskType", "diskSizeGb"])
     assert.deepStrictEqual(
       CloudConfig.options.filter((spec) => spec.backend === "ssh").map((spec) => spec.flag),
-      ["ssh-host", "ssh-config", "ssh-private-key", "insecure-host-keys", "ssh-max-channels"]
+      ["ssh-host", "ssh-config", "ssh-jump", "ssh-private-key", "insecure-host-keys", "ssh-max-channels"]
     )
   })
 })

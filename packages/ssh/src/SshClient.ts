@@ -17,6 +17,8 @@
  *   type refused), then trust on first use, recorded in a per-namespace `known_hosts`; a changed key is refused.
  *   `strict` refuses a key no file knows; `insecure` accepts any key (Tezt cloud's `StrictHostKeyChecking=no`),
  *   only when asked for explicitly.
+ * - Through a jump host (`via`, OpenSSH's `ProxyJump`): each connection is a forwarded channel of the jump host's
+ *   connection.
  * - Commands go through the connection's persistent executor (Executor.ts: one session, many commands, no sshd
  *   session set-up per command) where the host can run it, through one channel each otherwise.
  * - A command with a NUL byte (in argv, a variable, the directory, a shell line) is refused before anything is
@@ -81,6 +83,11 @@ export interface Options {
   readonly connectTimeoutMillis?: number | undefined
   readonly connectAttempts?: number | undefined
   readonly breakerCooldownMillis?: number | undefined
+  /**
+   * A connection to a jump host (`ProxyJump`) the host is reached through: each connection to the host is a
+   * channel of that one (`direct-tcpip`), as `ssh -J` does.
+   */
+  readonly via?: Connection | undefined
   /** Run commands through a persistent executor on the host (default true); false: one channel per command. */
   readonly executor?: boolean | undefined
 }
@@ -227,55 +234,70 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       (options.authHint === undefined ? "" : `; ${options.authHint}`)
   }
 
-  const connectOnce = Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
-    const c = new ssh2.Client()
-    keyMismatch = undefined
-    let settled = false
-    const agentErrors: Array<string> = []
-    c.once("ready", () => {
-      settled = true
-      resume(Effect.succeed(c))
-    })
-    // Every error is listened to, for the client's whole life: one unheard crashes the process, and a client
-    // emits more than one (a handshake that times out, then the socket's close "before handshake"). The first
-    // settles the attempt; later ones are the 'close' handlers' business.
-    c.on("error", (error: Error & { level?: string }) => {
-      // An agent that does not answer (a stale $SSH_AUTH_SOCK) or cannot sign: ssh2 goes on with the next way.
-      if (error.level === "agent") return void agentErrors.push(error.message)
-      if (settled) return
-      settled = true
-      handshakeTimedOut = error.level === "client-timeout"
-      if (keyMismatch !== undefined) {
-        return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
-      }
-      const message = error.message
-      resume(Effect.fail(fail(
-        error.level === "client-authentication"
-          ? new SshError.AuthFailed({ message: authFailure(agentErrors) })
-          : new SshError.Unreachable({ message })
-      )))
-    })
-    c.on("close", () => {
-      if (client === c) client = undefined
-    })
-    c.connect({
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      authHandler: authHandler({ next: 0 }),
-      readyTimeout: options.connectTimeoutMillis ?? 5000,
-      keepaliveInterval: options.keepaliveMillis ?? 2000,
-      keepaliveCountMax: options.keepaliveCountMax ?? 3,
-      hostVerifier: (key: Buffer) => {
-        keyMismatch = verifyHostKey(key)
-        return keyMismatch === undefined
-      }
-    })
-    // Small packets (a command frame, a window adjust) go out at once: with Nagle, each waits for the peer's
-    // delayed acknowledgement (40 ms). `connect` has made the socket (ssh2 keeps it for the connection's life).
-    c.setNoDelay(true)
-    return Effect.sync(() => c.end())
-  })
+  /** A channel to the host through the jump host, when there is one: the new connection's socket. */
+  const through: Effect.Effect<ssh2.ClientChannel | undefined, SshError.SshError> = options.via === undefined
+    ? Effect.succeed(undefined)
+    : Effect.flatMap(options.via.client, (jump) =>
+      Effect.callback<ssh2.ClientChannel, SshError.SshError>((resume) => {
+        jump.forwardOut("127.0.0.1", 0, target.host, target.port, (error, channel) =>
+          resume(
+            error
+              ? Effect.fail(fail(
+                new SshError.Unreachable({ message: `through ${options.via!.label}: ${error.message}` })
+              ))
+              : Effect.succeed(channel)
+          ))
+      }))
+
+  const connectOnce = Effect.flatMap(through, (sock) =>
+    Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
+      const c = new ssh2.Client()
+      keyMismatch = undefined
+      let settled = false
+      const agentErrors: Array<string> = []
+      c.once("ready", () => {
+        settled = true
+        resume(Effect.succeed(c))
+      })
+      // Every error is listened to, for the client's whole life: one unheard crashes the process, and a client
+      // emits more than one (a handshake that times out, then the socket's close "before handshake"). The first
+      // settles the attempt; later ones are the 'close' handlers' business.
+      c.on("error", (error: Error & { level?: string }) => {
+        // An agent that does not answer (a stale $SSH_AUTH_SOCK) or cannot sign: ssh2 goes on with the next way.
+        if (error.level === "agent") return void agentErrors.push(error.message)
+        if (settled) return
+        settled = true
+        handshakeTimedOut = error.level === "client-timeout"
+        if (keyMismatch !== undefined) {
+          return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
+        }
+        const message = error.message
+        resume(Effect.fail(fail(
+          error.level === "client-authentication"
+            ? new SshError.AuthFailed({ message: authFailure(agentErrors) })
+            : new SshError.Unreachable({ message })
+        )))
+      })
+      c.on("close", () => {
+        if (client === c) client = undefined
+      })
+      c.connect({
+        ...(sock === undefined ? { host: target.host, port: target.port } : { sock }),
+        username: target.user,
+        authHandler: authHandler({ next: 0 }),
+        readyTimeout: options.connectTimeoutMillis ?? 5000,
+        keepaliveInterval: options.keepaliveMillis ?? 2000,
+        keepaliveCountMax: options.keepaliveCountMax ?? 3,
+        hostVerifier: (key: Buffer) => {
+          keyMismatch = verifyHostKey(key)
+          return keyMismatch === undefined
+        }
+      })
+      // Small packets (a command frame, a window adjust) go out at once: with Nagle, each waits for the peer's
+      // delayed acknowledgement (40 ms). `connect` has made the socket (ssh2 keeps it for the connection's life).
+      c.setNoDelay(true)
+      return Effect.sync(() => c.end())
+    }))
 
   /** The live client, connecting (once, for all waiting callers) when there is none. */
   const ensure: Effect.Effect<ssh2.Client, SshError.SshError> = connecting.withPermits(1)(Effect.suspend(() => {

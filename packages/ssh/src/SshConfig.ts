@@ -1,7 +1,7 @@
 /**
  * The user's OpenSSH client config (`~/.ssh/config`, or `--ssh-config FILE`) applied to `--ssh-host`: a Host alias
  * becomes its block's `HostName`, `User`, `Port`, `IdentityFile`s, `StrictHostKeyChecking` and
- * `UserKnownHostsFile`s, as `ssh alias` would use them. Parsed with the `ssh-config` package (first value wins,
+ * `UserKnownHostsFile`s and `ProxyJump`, as `ssh alias` would use them. Parsed with the `ssh-config` package (first value wins,
  * `Host` patterns and `Match host/user` as OpenSSH reads them; `Match exec` is not run, `Include` is not followed).
  *
  * **Details**
@@ -11,7 +11,7 @@
  * Paths expand `~` and the tokens `%d` (home), `%u` (local user), `%h` (host name), `%r` (remote user), `%p`,
  * `%n` (the alias) and `%%`.
  */
-import { type CloudConfig, CloudError } from "@tezt-cloud/core"
+import { CloudConfig, CloudError } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -35,6 +35,8 @@ export interface Resolved {
   readonly userKnownHostsFiles: ReadonlyArray<string>
   /** The config file a block of which applied, if any. */
   readonly configFile: string | undefined
+  /** The jump hosts the host is reached through, in order (`--ssh-jump`, else `ProxyJump`), each resolved. */
+  readonly jumps: ReadonlyArray<Resolved>
 }
 
 const defaultIdentities = ["id_ed25519", "id_ecdsa", "id_rsa"]
@@ -55,8 +57,14 @@ const expand = (text: string, tokens: Record<string, string>, home: string) =>
  */
 export const resolve = Effect.fn("SshConfig.resolve")(function*(
   target: CloudConfig.SshHost,
-  options: { readonly file?: string | undefined; readonly home?: string | undefined; readonly localUser?: string }
-) {
+  options: {
+    readonly file?: string | undefined
+    readonly home?: string | undefined
+    readonly localUser?: string
+    /** `--ssh-jump`: replaces the block's `ProxyJump` (`none`: no jump host). */
+    readonly jump?: string | undefined
+  }
+): Effect.fn.Return<Resolved, CloudError.CloudError> {
   const home = options.home ?? os.homedir()
   const file = options.file ?? path.join(home, ".ssh", "config")
   const text = yield* Effect.try({
@@ -93,7 +101,23 @@ export const resolve = Effect.fn("SshConfig.resolve")(function*(
     }))
   const strict = value("stricthostkeychecking")?.toLowerCase()
   const knownHosts = all(computed["userknownhostsfile"]).flatMap((f) => f.split(/\s+/)).filter((f) => f !== "")
+  const jumpText = options.jump ?? value("proxyjump")
+  const jumpOption = options.jump === undefined ? `ProxyJump of Host ${target.host} in ${file}` : "--ssh-jump"
+  // Each jump host is resolved in the same config (its own ProxyJump is not followed).
+  const jumps = jumpText === undefined || jumpText.toLowerCase() === "none"
+    ? []
+    : yield* Effect.forEach(jumpText.split(","), (hop) =>
+      CloudConfig.parseSshHost(hop.trim(), localUser).pipe(
+        Effect.mapError(() =>
+          CloudError.config(
+            options.jump === undefined ? "--ssh-config" : "--ssh-jump",
+            `${jumpOption}: "${hop}" is not [user@]host[:port], e.g. admin@bastion.example.org`
+          )
+        ),
+        Effect.flatMap((hopTarget) => resolve(hopTarget, { ...options, localUser, jump: "none" }))
+      ))
   return {
+    jumps,
     target: { user, host: hostName, port },
     alias: target.host,
     identityFiles,

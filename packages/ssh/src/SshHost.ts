@@ -221,42 +221,68 @@ export const layer = (options: Options) =>
         prepare: () =>
           Effect.gen(function*() {
             const resolved = options.resolved ??
-              (yield* SshConfig.resolve(target, { file: config.sshConfig, home: options.keyHome }))
-            const auth = yield* SshAuth.plan(resolved, {
-              namespace: config.namespace,
-              sshPrivateKey: config.sshPrivateKey,
-              keyHome: options.keyHome,
-              agentSocket: "agentSocket" in options ? options.agentSocket : process.env.SSH_AUTH_SOCK
-            })
-            const key = auth.runKey
-            const connection = yield* SshClient.connect(target, {
-              credentials: auth.credentials,
-              sources: auth.sources,
-              authHint: auth.hint,
-              hostKeys: hostKeysOf(reaching.hostKeys, resolved),
-              maxChannels: reaching.maxChannels
-            }).pipe(Effect.mapError((e) => CloudError.deploy(host, e.message, { cause: e })))
-            // Got in with something else than the run's key: the run's key is authorized on the host, for the
-            // run's later connections and other terminals' (recorded first, removed when the run ends).
-            if (!SshAuth.inWithRunKey(connection, auth)) {
-              const line = SshAuth.authorizedLine(key)
-              const present = yield* must(connection, SshAuth.checkScript(line), "cannot read authorized_keys", host)
-              if (present.trim() !== "present") {
-                yield* Ledger.scoped(
-                  {
-                    id: `ssh-authorized-key:${host}`,
-                    kind: "ssh-authorized-key",
-                    data: { ...target, key: key.path, line }
-                  },
-                  must(connection, SshAuth.addScript(line), "cannot add the run's key to authorized_keys", host),
-                  () =>
-                    Teardown.reported(
-                      `the run's key in ${host}'s authorized_keys`,
-                      must(connection, SshAuth.removeScript(line), "cannot remove the run's key", host)
-                    ).pipe(Effect.provideService(RunEvents.RunEvents, events))
-                ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-              }
+              (yield* SshConfig.resolve(target, {
+                file: config.sshConfig,
+                home: options.keyHome,
+                jump: config.sshJump
+              }))
+            const agentSocket = "agentSocket" in options ? options.agentSocket : process.env.SSH_AUTH_SOCK
+            const planFor = (at: SshConfig.Resolved) =>
+              SshAuth.plan(at, {
+                namespace: config.namespace,
+                sshPrivateKey: config.sshPrivateKey,
+                keyHome: options.keyHome,
+                agentSocket
+              })
+            /**
+             * Connects to `at` (through `via`) with everything the user has; got in with something else than the
+             * run's key, the run's key is authorized there, for the run's later connections and other terminals'
+             * (recorded first, removed when the run ends). `jump` is how it is reached, for the record.
+             */
+            const enter = (at: SshConfig.Resolved, via: SshClient.Connection | undefined, jump: string | undefined) =>
+              Effect.gen(function*() {
+                const auth = yield* planFor(at)
+                const name = SshClient.label(at.target)
+                const entered = yield* SshClient.connect(at.target, {
+                  credentials: auth.credentials,
+                  sources: auth.sources,
+                  authHint: auth.hint,
+                  hostKeys: hostKeysOf(reaching.hostKeys, at),
+                  maxChannels: reaching.maxChannels,
+                  via,
+                  // A jump host runs no command: no executor there.
+                  ...(at === resolved ? {} : { executor: false })
+                }).pipe(Effect.mapError((e) => CloudError.deploy(host, e.message, { cause: e })))
+                if (!SshAuth.inWithRunKey(entered, auth)) {
+                  const line = SshAuth.authorizedLine(auth.runKey)
+                  const present = yield* must(entered, SshAuth.checkScript(line), "cannot read authorized_keys", name)
+                  if (present.trim() !== "present") {
+                    yield* Ledger.scoped(
+                      {
+                        id: `ssh-authorized-key:${name}`,
+                        kind: "ssh-authorized-key",
+                        data: { ...at.target, key: auth.runKey.path, line, ...(jump === undefined ? {} : { jump }) }
+                      },
+                      must(entered, SshAuth.addScript(line), "cannot add the run's key to authorized_keys", name),
+                      () =>
+                        Teardown.reported(
+                          `the run's key in ${name}'s authorized_keys`,
+                          must(entered, SshAuth.removeScript(line), "cannot remove the run's key", name)
+                        ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+                    ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+                  }
+                }
+                return { connection: entered, key: auth.runKey }
+              })
+            // The jump hosts first, each through the one before.
+            let via: SshClient.Connection | undefined
+            const hops: Array<SshClient.Target> = []
+            for (const hop of resolved.jumps) {
+              via = (yield* enter(hop, via, SshSandbox.jumpText(hops))).connection
+              hops.push(hop.target)
             }
+            const jump = SshSandbox.jumpText(hops)
+            const { connection, key } = yield* enter(resolved, via, jump)
             // What the sandboxes need, and where they go.
             // The run's directory is checked here already (nothing created): a refused one leaves no record.
             const probe = yield* must(
@@ -273,7 +299,13 @@ export const layer = (options: Options) =>
               {
                 id: `ssh-root:${host}`,
                 kind: "ssh-root",
-                data: { ...target, root, key: key.path, namespace: config.namespace }
+                data: {
+                  ...target,
+                  root,
+                  key: key.path,
+                  namespace: config.namespace,
+                  ...(jump === undefined ? {} : { jump })
+                }
               },
               must(
                 connection,
@@ -295,7 +327,7 @@ export const layer = (options: Options) =>
                   )
                 ).pipe(Effect.provideService(RunEvents.RunEvents, events))
             ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-            return { key, connection, root, control: controlBatches(connection, graceSeconds) }
+            return { key, connection, root, jump, control: controlBatches(connection, graceSeconds) }
           }),
         record: (shared, slot) => {
           const home = homeOf(shared.root, slot)
@@ -313,7 +345,7 @@ export const layer = (options: Options) =>
             backend: backendId,
             settings: reaching,
             connection: shared.connection,
-            reach: { ...target, key: shared.key.path },
+            reach: { ...target, key: shared.key.path, ...(shared.jump === undefined ? {} : { jump: shared.jump }) },
             sandbox,
             events
           })),
@@ -351,10 +383,11 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
   const ledger = yield* Ledger.Ledger
   const reaching = settings(config, stateDir, 1)
   const cleaned: Array<string> = []
-  // The run's key last: the other records' clean up connects with it.
-  const outstanding = (yield* ledger.outstanding).toSorted((a, b) =>
-    Number(a.kind === "ssh-authorized-key") - Number(b.kind === "ssh-authorized-key")
-  )
+  // The run's key last, the last host's first: the other records' clean up connects with it (through the jump
+  // hosts, whose keys were added before the host's).
+  const all = yield* ledger.outstanding
+  const keys = all.filter((r) => r.kind === "ssh-authorized-key")
+  const outstanding = [...all.filter((r) => r.kind !== "ssh-authorized-key"), ...keys.toReversed()]
   for (const resource of outstanding) {
     if (!kinds.includes(resource.kind)) continue
     if (resource.kind === "ssh-authorized-key") {
@@ -426,10 +459,13 @@ export const backend: Backend.Backend = {
   config: Config,
   select: (config, context) => {
     if (config.backend._tag !== "SshHost") return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
-    return SshConfig.resolve(config.backend.target, { file: config.sshConfig }).pipe(
+    return SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: config.sshJump }).pipe(
       Effect.map((resolved) =>
         Backend.Take({
-          description: `process sandboxes on ${SshClient.label(resolved.target)} over ssh`,
+          description: `process sandboxes on ${SshClient.label(resolved.target)} over ssh` +
+            (resolved.jumps.length === 0
+              ? ""
+              : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
           layer: layer({
             stateDir: context.stateDir,
             config,
