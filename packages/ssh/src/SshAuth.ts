@@ -1,7 +1,7 @@
 /**
  * How an `--ssh-host` run gets into a host of the user's, as OpenSSH would: the keys of the user's ssh-agent
  * (`$SSH_AUTH_SOCK`) first, then the `IdentityFile`s of the host's ssh config block, then `--ssh-private-key`, then
- * the namespace's key (`~/.ssh/<ns>-tf`). Once in, the run's key (`--ssh-private-key`, else the namespace's) is
+ * the namespace's key (`~/.ssh/<ns>-tf`: made when missing unless `--ssh-private-key` is given). Once in, the run's key (`--ssh-private-key`, else the namespace's) is
  * added to the host's `~/.ssh/authorized_keys` when it is not there yet, so the run's later connections, `agents
  * exec` from another terminal and `CLOUD clean up` need nothing else; it is removed when the run ends.
  *
@@ -105,6 +105,13 @@ export const plan = Effect.fn("SshAuth.plan")(function*(resolved: SshConfig.Reso
     else use(found)
   }
   use({ _tag: "Key", privateKey: runKey.privateKey, label: runKeyLabel(runKey, given) })
+  // With --ssh-private-key, the namespace's key is tried last when an earlier run made it (it is not made here).
+  const namespaceKey = SshKeys.defaultPath(options.namespace, options.keyHome)
+  if (given && namespaceKey !== runKey.path && fs.existsSync(namespaceKey)) {
+    const found = keyFile(namespaceKey, "the namespace's key")
+    if (typeof found === "string") sources.push(found)
+    else use(found)
+  }
   const install = installCommand(runKey, resolved.target)
   const hint = `fix: load a key the host accepts in your agent (ssh-add KEY), or give one with --ssh-private-key KEY` +
     (install === undefined ?

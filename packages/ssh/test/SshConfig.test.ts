@@ -28,6 +28,11 @@ fs.writeFileSync(
     "  UserKnownHostsFile ~/.ssh/fleet_known_hosts",
     "  StrictHostKeyChecking yes",
     "  IdentitiesOnly yes",
+    "Host behind",
+    "  ProxyJump admin@bastion.example:2200,inner",
+    "Host inner",
+    "  HostName 10.9.9.9",
+    "  ProxyJump elsewhere",
     "Host *",
     "  User nobody-default",
     "  StrictHostKeyChecking no",
@@ -83,6 +88,22 @@ describe("SshConfig", () => {
         path.join(home, ".ssh", "known_hosts"),
         path.join(home, ".ssh", "known_hosts2")
       ])
+    }))
+
+  it.effect("ProxyJump's hops are resolved in the config (theirs not followed); --ssh-jump replaces it", () =>
+    Effect.gen(function*() {
+      const target = { user: "me", host: "behind", port: 22, defaults: ["user", "port"] } as const
+      const resolved = yield* SshConfig.resolve(target, { home, localUser: "me" })
+      assert.deepStrictEqual(resolved.jumps.map((j) => j.target), [
+        { user: "admin", host: "bastion.example", port: 2200 },
+        { user: "nobody-default", host: "10.9.9.9", port: 22 }
+      ])
+      assert.deepStrictEqual(resolved.jumps.map((j) => j.jumps.length), [0, 0])
+      const given = yield* SshConfig.resolve(target, { home, jump: "ops@10.1.1.1" })
+      assert.deepStrictEqual(given.jumps.map((j) => j.target), [{ user: "ops", host: "10.1.1.1", port: 22 }])
+      assert.deepStrictEqual((yield* SshConfig.resolve(target, { home, jump: "none" })).jumps, [])
+      const refused = yield* Effect.flip(SshConfig.resolve(target, { home, jump: "a@b@c" }))
+      assert.include(refused.message, "--ssh-jump")
     }))
 
   it.effect("a missing --ssh-config is refused naming the option; a missing ~/.ssh/config is no config", () =>
