@@ -1232,6 +1232,13 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
       "--slack-channel-id",
       "this build has no Slack notifier yet, so nothing would be posted; drop --slack-channel-id"
     ],
+    ...[[config.sshConfig, "--ssh-config"], [config.sshJump, "--ssh-jump"]].map(([value, flag]) =>
+      [
+        value !== undefined && config.backend._tag !== "SshHost",
+        flag!,
+        `it applies to --ssh-host's host, and ${where} has none: drop ${flag} (or give --ssh-host)`
+      ] as const
+    ),
     [
       gcp && !config.autoApprove,
       "--no-auto-approve",
