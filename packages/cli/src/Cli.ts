@@ -171,7 +171,10 @@ export const runGroup = Effect.fn("Cli.runGroup")(function*(group: Scenario.Grou
 const pointDomains = (config: CloudConfig.CloudConfig) =>
   Effect.gen(function*() {
     if (config.backend._tag !== "SshHost") return
-    const host = config.backend.target.host
+    // The host's address: an alias of the user's ssh config is its HostName.
+    const { SshConfig } = yield* Effect.promise(() => import("@tezt-cloud/ssh"))
+    const resolved = yield* SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: "none" })
+    const host = resolved.target.host
     const address = yield* Effect.tryPromise({
       try: () => dns.lookup(host, { family: 4 }),
       catch: (e) =>
