@@ -64,10 +64,13 @@ const keyFile = (file: string, origin: string): SshClient.Credential | string =>
 }
 
 /** The one-line command that installs the run's public key on the host, when it has a `.pub` file. */
-const installCommand = (key: SshKeys.Key, target: SshClient.Target) =>
-  fs.existsSync(`${key.path}.pub`)
-    ? `ssh-copy-id -i ${key.path}.pub -p ${target.port} ${target.user}@${target.host}`
+const installCommand = (key: SshKeys.Key, resolved: SshConfig.Resolved) => {
+  const { target, jumps } = resolved
+  const jump = jumps.length === 0 ? "" : ` -o ProxyJump=${jumps.map((j) => SshClient.label(j.target)).join(",")}`
+  return fs.existsSync(`${key.path}.pub`)
+    ? `ssh-copy-id -i ${key.path}.pub${jump} -p ${target.port} ${target.user}@${target.host}`
     : undefined
+}
 
 /**
  * The credentials for `resolved`, in OpenSSH's order. `agentSocket` is `$SSH_AUTH_SOCK`; the namespace's key is
@@ -112,7 +115,7 @@ export const plan = Effect.fn("SshAuth.plan")(function*(resolved: SshConfig.Reso
     if (typeof found === "string") sources.push(found)
     else use(found)
   }
-  const install = installCommand(runKey, resolved.target)
+  const install = installCommand(runKey, resolved)
   const hint = `fix: load a key the host accepts in your agent (ssh-add KEY), or give one with --ssh-private-key KEY` +
     (install === undefined ?
       `, or add ${runKey.path}'s public key to the host's ~/.ssh/authorized_keys` :

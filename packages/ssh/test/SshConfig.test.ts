@@ -10,7 +10,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { SshConfig } from "../src/index.ts"
+import { SshAuth, SshConfig } from "../src/index.ts"
 import * as KnownHosts from "../src/internal/knownHosts.ts"
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-sshconfig-"))
@@ -104,6 +104,27 @@ describe("SshConfig", () => {
       assert.deepStrictEqual((yield* SshConfig.resolve(target, { home, jump: "none" })).jumps, [])
       const refused = yield* Effect.flip(SshConfig.resolve(target, { home, jump: "a@b@c" }))
       assert.include(refused.message, "--ssh-jump")
+    }))
+
+  it.effect("the key sources in OpenSSH's order; the fix's one-line install goes through the jump hosts", () =>
+    Effect.gen(function*() {
+      const resolved = yield* SshConfig.resolve({ user: "me", host: "behind", port: 22, defaults: ["user", "port"] }, {
+        home,
+        localUser: "me"
+      })
+      const auth = yield* SshAuth.plan(resolved, {
+        namespace: "ns",
+        sshPrivateKey: undefined,
+        keyHome: home,
+        agentSocket: undefined
+      })
+      const key = path.join(home, ".ssh", "ns-tf")
+      assert.deepStrictEqual(auth.sources, ["no ssh-agent ($SSH_AUTH_SOCK is not set)", `${key} (the namespace's key)`])
+      assert.include(
+        auth.hint,
+        `ssh-copy-id -i ${key}.pub -o ProxyJump=admin@bastion.example:2200,nobody-default@10.9.9.9:22 -p 22 ` +
+          "nobody-default@behind"
+      )
     }))
 
   it.effect("a missing --ssh-config is refused naming the option; a missing ~/.ssh/config is no config", () =>
