@@ -1,7 +1,9 @@
 /**
  * The `--ssh-host [user@]host[:port]` backend: agents are process sandboxes on a host of the user's, reached
  * over one multiplexed ssh connection (`SshSandbox`). The host only needs `sh`, `setsid`, coreutils, `grep` and
- * `/proc`, which every Debian/Ubuntu has; nothing is installed on it.
+ * `/proc`, which every Debian/Ubuntu has; nothing is installed on it but, for the run's length, the run's key in
+ * its `authorized_keys` when the user's own key got in. The host is reached as `ssh` would reach it: a Host alias of
+ * the user's ssh config, through its jump hosts, with the user's agent and keys (`SshConfig`, `SshAuth`).
  *
  * **Details**
  *
