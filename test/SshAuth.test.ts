@@ -12,7 +12,7 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { SshClient } from "../packages/ssh/src/index.ts"
+import { SshAuth, SshClient, SshConfig } from "../packages/ssh/src/index.ts"
 import { fresh, live, outstanding, start } from "./fixtures/Cli.ts"
 import * as Integration from "./fixtures/Integration.ts"
 import * as SshHosts from "./fixtures/SshHosts.ts"
@@ -305,4 +305,42 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
       assert.deepStrictEqual(outstanding(stateDir, namespace), [])
     }
   )
+
+  it.live("IdentitiesOnly: the agent offers only the keys of the IdentityFiles (known by their .pub)", () =>
+    Effect.gen(function*() {
+      const keyHome = path.join(dir, "only-home")
+      const socket = yield* Effect.promise(() => agentWith([userKey]))
+      /** Connects to the host as a block naming only `identity`'s public half, with IdentitiesOnly. */
+      const connectNaming = (identity: string) =>
+        Effect.gen(function*() {
+          const named = path.join(dir, `named-${path.basename(identity)}`)
+          fs.copyFileSync(`${identity}.pub`, `${named}.pub`)
+          const config = sshConfig(
+            `config_only_${path.basename(identity)}`,
+            `Host only\n  HostName ${host!.host}\n  Port ${host!.port}\n  User ${SshHosts.user}\n` +
+              `  IdentitiesOnly yes\n  IdentityFile ${named}\n`
+          )
+          const resolved = yield* SshConfig.resolve(
+            { user: "x", host: "only", port: 22, defaults: ["user", "port"] },
+            { file: config, home: keyHome }
+          )
+          const auth = yield* SshAuth.plan(resolved, {
+            namespace: "only-ns",
+            sshPrivateKey: undefined,
+            keyHome,
+            agentSocket: socket
+          })
+          return yield* Effect.scoped(
+            SshClient.connect(resolved.target, {
+              credentials: auth.credentials,
+              hostKeys: { _tag: "Insecure" },
+              executor: false,
+              connectAttempts: 1
+            }).pipe(Effect.map((connection) => connection.authenticatedWith()?._tag))
+          )
+        })
+      assert.strictEqual(yield* connectNaming(userKey), "Agent")
+      const refused = yield* Effect.flip(connectNaming(strangerKey))
+      assert.include(refused.message, "only those of the IdentityFiles (IdentitiesOnly yes)")
+    }))
 })

@@ -45,6 +45,16 @@ const agentKeys = (socket: string) =>
     orElse: () => Effect.fail(new Error("it did not answer within 2 s"))
   }))
 
+/** The base64 key of a public key file (`type base64 comment`), if it can be read. */
+const publicBlob = (file: string): Array<string> => {
+  try {
+    const blob = fs.readFileSync(file, "utf8").trim().split(/\s+/)[1]
+    return blob === undefined ? [] : [blob]
+  } catch {
+    return []
+  }
+}
+
 /** A key file's credential, or why it cannot be one. */
 const keyFile = (file: string, origin: string): SshClient.Credential | string => {
   const label = `${file} (${origin})`
@@ -89,14 +99,16 @@ export const plan = Effect.fn("SshAuth.plan")(function*(resolved: SshConfig.Reso
     sources.push(credential.label)
   }
   const socket = options.agentSocket
+  // IdentitiesOnly: only the agent's keys that are those of the IdentityFiles (their `.pub`), as OpenSSH does.
+  const only = resolved.identitiesOnly ? resolved.identityFiles.flatMap((f) => publicBlob(`${f.path}.pub`)) : undefined
   if (socket === undefined || socket === "") sources.push("no ssh-agent ($SSH_AUTH_SOCK is not set)")
-  else if (resolved.identitiesOnly) sources.push(`your ssh-agent (not used: IdentitiesOnly yes)`)
   else {
     const keys = yield* Effect.result(agentKeys(socket))
     if (keys._tag === "Failure") sources.push(`your ssh-agent at ${socket}: ${keys.failure.message}`)
     else {
       const held = keys.success === 0 ? "no keys: ssh-add one" : `${keys.success} key${keys.success === 1 ? "" : "s"}`
-      use({ _tag: "Agent", socket, label: `your ssh-agent at ${socket} (${held})` })
+      const which = only === undefined ? "" : ", only those of the IdentityFiles (IdentitiesOnly yes)"
+      use({ _tag: "Agent", socket, label: `your ssh-agent at ${socket} (${held}${which})`, only })
     }
   }
   const given = options.sshPrivateKey !== undefined

@@ -61,7 +61,13 @@ export type HostKeyPolicy =
 
 /** A way to authenticate; `label` says where it comes from, for messages (never the key itself). */
 export type Credential =
-  | { readonly _tag: "Agent"; readonly socket: string; readonly label: string }
+  | {
+    readonly _tag: "Agent"
+    readonly socket: string
+    readonly label: string
+    /** Only the agent's keys with these public keys (base64 blobs) are offered (`IdentitiesOnly`). */
+    readonly only?: ReadonlyArray<string> | undefined
+  }
   | { readonly _tag: "Key"; readonly privateKey: string; readonly label: string }
 
 export interface Options {
@@ -135,6 +141,23 @@ const exitOf = (code: number | null | undefined, signal: string | undefined): Ex
 
 /** The longest pid line a command on a channel starts with (`echo $$`): digits and a newline. */
 const maxPidLine = 16
+
+/** An ssh-agent offering only some of its keys. */
+class OnlyAgent extends ssh2.OpenSSHAgent {
+  readonly only: ReadonlySet<string>
+  constructor(socket: string, only: ReadonlySet<string>) {
+    super(socket)
+    this.only = only
+  }
+  override getIdentities(cb: Parameters<ssh2.OpenSSHAgent["getIdentities"]>[0]) {
+    super.getIdentities((error, keys) =>
+      cb(
+        error,
+        keys?.filter((key) => "getPublicSSH" in key && this.only.has(key.getPublicSSH().toString("base64")))
+      )
+    )
+  }
+}
 
 /** The `SHA256:…` fingerprint of a key blob, as OpenSSH prints it. */
 const fingerprint = (key: Buffer) =>
@@ -222,7 +245,13 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
     if (credential === undefined) return callback(false as never)
     callback(
       credential._tag === "Agent"
-        ? { type: "agent", username: target.user, agent: credential.socket }
+        ? {
+          type: "agent",
+          username: target.user,
+          agent: credential.only === undefined
+            ? credential.socket
+            : new OnlyAgent(credential.socket, new Set(credential.only))
+        }
         : { type: "publickey", username: target.user, key: credential.privateKey }
     )
   }
