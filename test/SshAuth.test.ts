@@ -81,6 +81,29 @@ const reachedFromAnotherTerminal = async (env: Record<string, string>, home: str
   return exec.stdout()
 }
 
+/** A Host block of the test host named `alias`, with `lines` more. */
+const hostBlock = (alias: string, lines: ReadonlyArray<string>) =>
+  [`Host ${alias}`, `  HostName ${host!.host}`, `  Port ${host!.port}`, ...lines.map((l) => `  ${l}`), ""].join("\n")
+
+/** A run on `sshHost` resolved in `config` that must fail, nothing made on the host: its error line with `marker`. */
+const refusedRun = async (
+  config: string,
+  sshHost: string,
+  namespace: string,
+  env: Record<string, string>,
+  marker: string
+) => {
+  const cli = start(
+    ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", sshHost, "--tezt-cloud", namespace],
+    env
+  )
+  assert.notStrictEqual(await cli.exit, 0)
+  assert.notInclude(cli.stderr(), "PRIVATE KEY", "no private key is ever printed")
+  assert.notInclude(authorized(), `tezt-cloud ${namespace}`)
+  assert.isFalse(fs.existsSync(runDir(namespace)))
+  return cli.stderr().split("\n").find((l) => l.includes(marker)) ?? cli.stderr()
+}
+
 /** The run's directory on the host. */
 const runDir = (namespace: string) => path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, namespace)
 
@@ -190,21 +213,15 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
     fs.writeFileSync(knownHosts, `[${host!.host}]:${host!.port} ${type} ${blob}\n`)
     const config = sshConfig(
       "config_wrong",
-      `Host moved\n  HostName ${host!.host}\n  Port ${
-        host!.port
-      }\n  IdentityFile ${userKey}\n  UserKnownHostsFile ${knownHosts}\n`
+      hostBlock("moved", [`IdentityFile ${userKey}`, `UserKnownHostsFile ${knownHosts}`])
     )
-    const cli = start(
-      ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", `${SshHosts.user}@moved`, "--tezt-cloud"]
-        .concat([namespace]),
-      { ...env, HOME: path.join(stateDir, "home"), SSH_AUTH_SOCK: "" }
-    )
-    assert.notStrictEqual(await cli.exit, 0)
-    const line = cli.stderr().split("\n").find((l) => l.includes("host key")) ?? cli.stderr()
+    const line = await refusedRun(config, `${SshHosts.user}@moved`, namespace, {
+      ...env,
+      HOME: path.join(stateDir, "home"),
+      SSH_AUTH_SOCK: ""
+    }, "host key")
     assert.include(line, `${knownHosts}:1`)
     assert.include(line, `ssh-keygen -R '[${host!.host}]:${host!.port}' -f ${knownHosts}`)
-    assert.notInclude(authorized(), `tezt-cloud ${namespace}`)
-    assert.isFalse(fs.existsSync(runDir(namespace)))
   })
 
   live("a failed authentication names every key source tried, and the fix", async () => {
@@ -214,17 +231,15 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
     const locked = keygen("locked", "a passphrase")
     const config = sshConfig(
       "config_denied",
-      `Host denied\n  HostName ${host!.host}\n  Port ${
-        host!.port
-      }\n  IdentityFile ${strangerKey}\n  IdentityFile ${locked}\n`
+      hostBlock("denied", [`IdentityFile ${strangerKey}`, `IdentityFile ${locked}`])
     )
-    const cli = start(
-      ["BASIC", "simple", "health", "--ssh-config", config, "--ssh-host", `${SshHosts.user}@denied`, "--tezt-cloud"]
-        .concat([namespace]),
-      { ...env, HOME: home, SSH_AUTH_SOCK: socket }
+    const line = await refusedRun(
+      config,
+      `${SshHosts.user}@denied`,
+      namespace,
+      { ...env, HOME: home, SSH_AUTH_SOCK: socket },
+      "authentication failed"
     )
-    assert.notStrictEqual(await cli.exit, 0)
-    const line = cli.stderr().split("\n").find((l) => l.includes("authentication failed")) ?? cli.stderr()
     const namespaceKey = path.join(home, ".ssh", `${namespace}-tf`)
     for (
       const part of [
@@ -235,8 +250,6 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
         `ssh-copy-id -i ${namespaceKey}.pub -p ${host!.port} ${SshHosts.user}@${host!.host}`
       ]
     ) assert.include(line, part)
-    assert.notInclude(cli.stderr(), "PRIVATE KEY")
-    assert.isFalse(fs.existsSync(runDir(namespace)))
   })
 
   it.live("a key the user's known_hosts knows is recorded for the namespace, replacing one recorded before", () =>
