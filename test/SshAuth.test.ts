@@ -356,4 +356,29 @@ describe.runIf(enabled)("ssh hosts as users have them", () => {
       const refused = yield* Effect.flip(connectNaming(strangerKey))
       assert.include(refused.message, "only those of the IdentityFiles (IdentitiesOnly yes)")
     }))
+
+  it.live("a host that hangs up after MaxAuthTries refused keys is an authentication failure naming the sources", () =>
+    Effect.gen(function*() {
+      const strict = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          SshHosts.start({
+            authorizedKeys: [fs.readFileSync(`${userKey}.pub`, "utf8").trim()],
+            extraConfig: ["MaxAuthTries 2"]
+          })
+        ),
+        (h) => Effect.promise(() => h.stop())
+      )
+      const key = (file: string) => ({ _tag: "Key" as const, privateKey: fs.readFileSync(file, "utf8"), label: file })
+      const extra = keygen("another_stranger")
+      const error = yield* Effect.flip(Effect.scoped(
+        SshClient.connect({ user: SshHosts.user, host: strict.host, port: strict.port }, {
+          credentials: [key(strangerKey), key(extra), key(userKey)],
+          hostKeys: { _tag: "Insecure" },
+          executor: false
+        })
+      ))
+      assert.strictEqual(error.reason._tag, "AuthFailed")
+      assert.include(error.message, `tried ${strangerKey}, ${extra}, ${userKey}`)
+      assert.include(error.message, "too many authentication failures")
+    }).pipe(Effect.scoped))
 })

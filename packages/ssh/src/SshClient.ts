@@ -301,9 +301,13 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
           return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
         }
         const message = error.message
+        // sshd hangs up after `MaxAuthTries` refused keys (an agent holding many): an authentication failure too.
+        const tooMany = /too many authentication failures/i.test(message)
         resume(Effect.fail(fail(
-          error.level === "client-authentication"
-            ? new SshError.AuthFailed({ message: authFailure(agentErrors) })
+          error.level === "client-authentication" || tooMany
+            ? new SshError.AuthFailed({
+              message: authFailure(agentErrors) + (tooMany ? ` (the host stopped after ${message.toLowerCase()})` : "")
+            })
             : new SshError.Unreachable({ message })
         )))
       })
