@@ -1,10 +1,13 @@
 /**
- * `--ssh-host` with what a user of OpenSSH already has, through the real CLI on one real sshd host (whose account
- * has a home of its own, with its `.ssh/authorized_keys`) and real `ssh-agent`s: the agent's key alone gets in and
- * the run's key is installed for the run (then `agents exec` from another terminal needs no agent) and removed at
- * the end; a Host alias of an ssh config file (HostName, User, Port, IdentityFile, a hashed UserKnownHostsFile with
+ * `--ssh-host` with what a user of OpenSSH already has, through the real CLI on real sshd hosts (whose account has
+ * a home of its own, with its `.ssh/authorized_keys`) and real `ssh-agent`s: the agent's key alone gets in and the
+ * run's key is installed for the run (then `agents exec` from another terminal needs no agent) and removed at the
+ * end; a Host alias of an ssh config file (HostName, User, Port, IdentityFile, a hashed UserKnownHostsFile with
  * StrictHostKeyChecking yes); `CLOUD clean up` removing the installed key after a `kill -9`; a host key that is
- * not the one the user's known_hosts has is refused; a failure names every key source tried and the fix.
+ * not the one the user's known_hosts has is refused; a failure names every key source tried and the fix; a host
+ * reachable only through its ProxyJump (a bastion in a network namespace, the host on that namespace's loopback).
+ * In process: a key the user's known_hosts knows is recorded for the namespace, IdentitiesOnly filters the agent's
+ * keys, a host hanging up after MaxAuthTries is an authentication failure.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
