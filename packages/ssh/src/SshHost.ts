@@ -254,7 +254,10 @@ export const layer = (options: Options) =>
                   via,
                   // A jump host runs no command: no executor there.
                   ...(at === resolved ? {} : { executor: false })
-                }).pipe(Effect.mapError((e) => CloudError.deploy(host, e.message, { cause: e })))
+                }).pipe(Effect.mapError((e) =>
+                  // The host is named once (a jump host's failure names the jump host).
+                  CloudError.deploy(host, at === resolved ? e.reason.message : e.message, { cause: e })
+                ))
                 if (!SshAuth.inWithRunKey(entered, auth)) {
                   const line = SshAuth.authorizedLine(auth.runKey)
                   const present = yield* must(entered, SshAuth.checkScript(line), "cannot read authorized_keys", name)
