@@ -142,7 +142,10 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
 const pointDomains = (config: CloudConfig.CloudConfig) =>
   Effect.gen(function*() {
     if (config.backend._tag !== "SshHost") return
-    const host = config.backend.target.host
+    // The host's address: an alias of the user's ssh config is its HostName.
+    const { SshConfig } = yield* Effect.promise(() => import("@tezt-cloud/ssh"))
+    const resolved = yield* SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: "none" })
+    const host = resolved.target.host
     const address = yield* Effect.tryPromise({
       try: () => dns.lookup(host, { family: 4 }),
       catch: (e) =>

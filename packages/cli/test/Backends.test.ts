@@ -58,6 +58,8 @@ describe("Backends", () => {
         }
       }
       assert.sameMembers(Object.keys(CloudConfig.ownedBy("ssh")), [
+        "sshConfig",
+        "sshJump",
         "sshPrivateKey",
         "insecureHostKeys",
         "sshMaxChannels"

@@ -283,6 +283,20 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
     )
   }
 
+  it.effect.each([["--ssh-config", "/etc/ssh/alt_config"], ["--ssh-jump", "admin@bastion"]] as const)(
+    "%s without --ssh-host is refused naming why",
+    ([flag, value]) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(CloudConfig.checkOptionsAct(yield* configOf(["--localhost", flag, value])))
+        checkMessage(error.message, flag)
+        assert.include(error.message, "--localhost has none")
+        assert.deepStrictEqual(
+          yield* CloudConfig.checkOptionsAct(yield* configOf(["--ssh-host", "h", flag, value])),
+          []
+        )
+      })
+  )
+
   it.effect("--no-auto-approve on GCP is refused (VMs are created without asking); elsewhere it is warned about", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(

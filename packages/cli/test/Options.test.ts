@@ -57,6 +57,8 @@ const field: Record<string, (config: CloudConfig.CloudConfig, cliOnly: CloudConf
   "localhost": (c) => c.localhost,
   "agent-runtime": (c) => CloudConfig.runtimeOf(c.backend),
   "ssh-host": (c) => c.backend._tag === "SshHost" ? c.backend.target : undefined,
+  "ssh-config": (c) => c.sshConfig,
+  "ssh-jump": (c) => c.sshJump,
   "ssh-private-key": (c, o) => [c.sshPrivateKey, o.sshPrivateKey],
   "insecure-host-keys": (c) => c.insecureHostKeys,
   "ssh-max-channels": (c) => c.sshMaxChannels,

@@ -52,8 +52,16 @@ export type AgentRuntime = typeof AgentRuntime.Type
 export const Mode = Schema.Literals(["localhost", "cloud", "host", "orchestrator", "ssh-host"])
 export type Mode = typeof Mode.Type
 
-/** `--ssh-host [user@]host[:port]`, resolved. */
-export const SshHost = Schema.Struct({ user: Schema.String, host: Schema.String, port: Schema.Number })
+/**
+ * `--ssh-host [user@]host[:port]`, resolved: `defaults` names what was not given (the user, `$USER`; the port, 22),
+ * which the ssh backend takes from the host's block of the user's ssh config when it has one.
+ */
+export const SshHost = Schema.Struct({
+  user: Schema.String,
+  host: Schema.String,
+  port: Schema.Number,
+  defaults: Schema.optionalKey(Schema.Array(Schema.Literals(["user", "port"])))
+})
 export type SshHost = typeof SshHost.Type
 
 const Localhost = Schema.TaggedStruct("Localhost", { runtime: AgentRuntime })
@@ -293,7 +301,9 @@ const feeds = <const O extends { readonly kind: OptionKind; readonly schema?: Sc
 }
 
 /** `--ssh-host`'s value written back. */
-const sshHostText = (target: SshHost) => `${target.user}@${target.host}:${target.port}`
+const sshHostText = (target: SshHost) =>
+  (target.defaults?.includes("user") ? "" : `${target.user}@`) + target.host +
+  (target.defaults?.includes("port") ? "" : `:${target.port}`)
 
 /**
  * Every option, in help and README order: those any run may read, then each backend's own (`owned`). The
@@ -671,7 +681,26 @@ const table = [
         { kind: "string", default: "none" },
         (config) => config.backend._tag === "SshHost" ? sshHostText(config.backend.target) : undefined
       ),
-      description: "Deploy onto [user@]host[:port] over ssh (user defaults to $USER, port to 22)."
+      description:
+        "Deploy onto [user@]host[:port] over ssh; host may be a Host alias of your ssh config (user and port default to its block's, else $USER and 22)."
+    }),
+    option({
+      flag: "ssh-config",
+      key: "ssh_config",
+      field: "sshConfig",
+      ...str(),
+      default: "~/.ssh/config",
+      description:
+        "The OpenSSH client config --ssh-host is resolved in (HostName, User, Port, IdentityFile, ProxyJump, StrictHostKeyChecking, UserKnownHostsFile)."
+    }),
+    option({
+      flag: "ssh-jump",
+      key: "ssh_jump",
+      field: "sshJump",
+      ...str(),
+      default: "the ssh config's ProxyJump",
+      description:
+        "Reach --ssh-host through this jump host, [user@]host[:port] (several: comma-separated, as ssh -J); none: directly."
     }),
     option({
       flag: "ssh-private-key",
@@ -679,7 +708,8 @@ const table = [
       field: "sshPrivateKey",
       ...str(),
       default: "~/.ssh/<ns>-tf",
-      description: "Private key used for every ssh connection instead of the generated one."
+      description:
+        "Private key tried after your ssh-agent's keys and your ssh config's IdentityFiles, before the generated one."
     }),
     option({
       flag: "insecure-host-keys",
@@ -847,7 +877,16 @@ export const parseSshHost = (text: string, defaultUser: string): Effect.Effect<S
   if (match === null || !validPort(port)) {
     return Effect.fail(CloudError.config("--ssh-host", `"${text}" is not [user@]host[:port], e.g. root@10.0.0.5:22`))
   }
-  return Effect.succeed({ user: match[1] ?? defaultUser, host: match[2]!, port })
+  const defaults = [
+    ...(match[1] === undefined ? ["user" as const] : []),
+    ...(match[3] === undefined ? ["port" as const] : [])
+  ]
+  return Effect.succeed({
+    user: match[1] ?? defaultUser,
+    host: match[2]!,
+    port,
+    ...(defaults.length === 0 ? {} : { defaults })
+  })
 }
 
 const valueSchema = (spec: OptionSpec): Schema.Top => {
@@ -1194,6 +1233,13 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
       "--slack-channel-id",
       "this build has no Slack notifier yet, so nothing would be posted; drop --slack-channel-id"
     ],
+    ...[[config.sshConfig, "--ssh-config"], [config.sshJump, "--ssh-jump"]].map(([value, flag]) =>
+      [
+        value !== undefined && config.backend._tag !== "SshHost",
+        flag!,
+        `it applies to --ssh-host's host, and ${where} has none: drop ${flag} (or give --ssh-host)`
+      ] as const
+    ),
     [
       gcp && !config.autoApprove,
       "--no-auto-approve",

@@ -30,6 +30,8 @@ const cloudDefaults: CloudConfig.CloudConfig = {
   backend: { _tag: "Gcp" },
   mode: "cloud",
   localhost: false,
+  sshConfig: undefined,
+  sshJump: undefined,
   sshPrivateKey: undefined,
   insecureHostKeys: false,
   sshMaxChannels: 8,
@@ -183,7 +185,7 @@ describe("CloudConfig: the option table", () => {
     assert.deepStrictEqual(owned("gcp"), ["projectId", "machineType", "diskType", "diskSizeGb"])
     assert.deepStrictEqual(
       CloudConfig.options.filter((spec) => spec.backend === "ssh").map((spec) => spec.flag),
-      ["ssh-host", "ssh-private-key", "insecure-host-keys", "ssh-max-channels"]
+      ["ssh-host", "ssh-config", "ssh-jump", "ssh-private-key", "insecure-host-keys", "ssh-max-channels"]
     )
   })
 })
@@ -537,11 +539,11 @@ describe("CloudConfig: validation", () => {
         Effect.map(resolve(input, {}, environment), (c) => c.backend)
       assert.deepStrictEqual(yield* target({ ssh_host: "h" }, { TEZT_CLOUD: "ns", USER: "bob" }), {
         _tag: "SshHost",
-        target: { user: "bob", host: "h", port: 22 }
+        target: { user: "bob", host: "h", port: 22, defaults: ["user", "port"] }
       })
       assert.deepStrictEqual(yield* target({ ssh_host: "10.0.0.1" }), {
         _tag: "SshHost",
-        target: { user: "root", host: "10.0.0.1", port: 22 }
+        target: { user: "root", host: "10.0.0.1", port: 22, defaults: ["user", "port"] }
       })
       assert.deepStrictEqual(yield* target({ ssh_host: "al@h.org:2200" }), {
         _tag: "SshHost",

@@ -11,8 +11,14 @@
  *   its sshd is stopped), and each attempt would cost another whole time-out (a teardown would wait for them all).
  * - After `connectAttempts` failed attempts the circuit breaker opens: calls fail at once with `HostDown` until
  *   `breakerCooldownMillis` have passed, instead of every command waiting for its own time-outs.
- * - Host keys: trust on first use, recorded in a per-namespace `known_hosts`; a changed key is refused.
- *   `insecure` accepts any key (Tezt cloud's `StrictHostKeyChecking=no`), only when asked for explicitly.
+ * - Authentication as OpenSSH does it: the `credentials` in order (an ssh-agent's keys, then key files); the first
+ *   the host accepts is used, and a failure names every one tried (and those that could not be, and why).
+ * - Host keys: the user's own `known_hosts` files first (a key they know is accepted, a different one of the same
+ *   type refused), then trust on first use, recorded in a per-namespace `known_hosts`; a changed key is refused.
+ *   `strict` refuses a key no file knows; `insecure` accepts any key (Tezt cloud's `StrictHostKeyChecking=no`),
+ *   only when asked for explicitly.
+ * - Through a jump host (`via`, OpenSSH's `ProxyJump`): each connection is a forwarded channel of the jump host's
+ *   connection.
  * - Commands go through the connection's persistent executor (Executor.ts: one session, many commands, no sshd
  *   session set-up per command) where the host can run it, through one channel each otherwise.
  * - A command with a NUL byte (in argv, a variable, the directory, a shell line) is refused before anything is
@@ -21,12 +27,14 @@
  *   most a few bytes (past that it is output, not a pid).
  * - The connection belongs to the scope that opened it.
  */
+import { AtomicFile } from "@tezt-cloud/core"
 import { Duration, Effect, Option, Schedule, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import ssh2 from "ssh2"
 import * as Executor from "./Executor.ts"
+import * as KnownHosts from "./internal/knownHosts.ts"
 import * as Shell from "./internal/shell.ts"
 import { type Command, type ExecExit, type ExecHandlers, invalid } from "./SshCommand.ts"
 import * as SshError from "./SshError.ts"
@@ -41,12 +49,39 @@ export interface Target {
 }
 
 export type HostKeyPolicy =
-  | { readonly _tag: "TrustOnFirstUse"; readonly knownHostsFile: string }
+  | {
+    readonly _tag: "TrustOnFirstUse"
+    readonly knownHostsFile: string
+    /** The user's known_hosts files, consulted first. */
+    readonly userKnownHostsFiles?: ReadonlyArray<string> | undefined
+    /** A key no file knows is refused instead of recorded (`StrictHostKeyChecking yes`). */
+    readonly strict?: boolean | undefined
+  }
   | { readonly _tag: "Insecure" }
 
+/** A way to authenticate; `label` says where it comes from, for messages (never the key itself). */
+export type Credential =
+  | {
+    readonly _tag: "Agent"
+    readonly socket: string
+    readonly label: string
+    /** Only the agent's keys with these public keys (base64 blobs) are offered (`IdentitiesOnly`). */
+    readonly only?: ReadonlyArray<string> | undefined
+  }
+  | { readonly _tag: "Key"; readonly privateKey: string; readonly label: string }
+
 export interface Options {
-  /** The private key, in OpenSSH or PEM format. */
-  readonly privateKey: string
+  /** The private key, in OpenSSH or PEM format: the only credential when `credentials` is not given. */
+  readonly privateKey?: string | undefined
+  /** What to authenticate with, in order (the first the host accepts is used). */
+  readonly credentials?: ReadonlyArray<Credential> | undefined
+  /**
+   * Every key source, in order, for an authentication failure: the credentials' labels, and those that could not
+   * be tried, with why (the credentials' labels when not given).
+   */
+  readonly sources?: ReadonlyArray<string> | undefined
+  /** Appended to an authentication failure: how to fix it. */
+  readonly authHint?: string | undefined
   readonly hostKeys: HostKeyPolicy
   readonly maxChannels?: number | undefined
   readonly keepaliveMillis?: number | undefined
@@ -54,6 +89,11 @@ export interface Options {
   readonly connectTimeoutMillis?: number | undefined
   readonly connectAttempts?: number | undefined
   readonly breakerCooldownMillis?: number | undefined
+  /**
+   * A connection to a jump host (`ProxyJump`) the host is reached through: each connection to the host is a
+   * channel of that one (`direct-tcpip`), as `ssh -J` does.
+   */
+  readonly via?: Connection | undefined
   /** Run commands through a persistent executor on the host (default true); false: one channel per command. */
   readonly executor?: boolean | undefined
 }
@@ -82,6 +122,8 @@ export interface Connection {
   readonly openChannels: () => number
   /** The executor's pid on the host while one runs (for tests and benchmarks). */
   readonly executorPid: () => number | undefined
+  /** The credential the last connection got in with. */
+  readonly authenticatedWith: () => Credential | undefined
   /** The live ssh2 client, connecting when there is none: for what this module does not wrap (`SshTunnel`). */
   readonly client: Effect.Effect<ssh2.Client, SshError.SshError>
 }
@@ -99,6 +141,27 @@ const exitOf = (code: number | null | undefined, signal: string | undefined): Ex
 
 /** The longest pid line a command on a channel starts with (`echo $$`): digits and a newline. */
 const maxPidLine = 16
+
+/** An ssh-agent offering only some of its keys. */
+class OnlyAgent extends ssh2.OpenSSHAgent {
+  readonly only: ReadonlySet<string>
+  constructor(socket: string, only: ReadonlySet<string>) {
+    super(socket)
+    this.only = only
+  }
+  override getIdentities(cb: Parameters<ssh2.OpenSSHAgent["getIdentities"]>[0]) {
+    super.getIdentities((error, keys) =>
+      cb(
+        error,
+        keys?.filter((key) => "getPublicSSH" in key && this.only.has(key.getPublicSSH().toString("base64")))
+      )
+    )
+  }
+}
+
+/** The `SHA256:…` fingerprint of a key blob, as OpenSSH prints it. */
+const fingerprint = (key: Buffer) =>
+  `SHA256:${crypto.createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`
 
 /** Reads `known_hosts`-style lines `[host]:port base64` into a map. */
 const readKnownHosts = (file: string): Map<string, string> => {
@@ -128,67 +191,146 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   /** Whether the last attempt's handshake timed out. */
   let handshakeTimedOut = false
 
-  const hostKeyId = target.port === 22 ? target.host : `[${target.host}]:${target.port}`
+  const hostKeyId = KnownHosts.hostId(target.host, target.port)
   let keyMismatch: string | undefined
+  const credentials: ReadonlyArray<Credential> = options.credentials ??
+    (options.privateKey === undefined ? [] : [{ _tag: "Key", privateKey: options.privateKey, label: "the key" }])
+  let authenticatedWith: Credential | undefined
 
-  const connectOnce = Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
-    const c = new ssh2.Client()
-    keyMismatch = undefined
-    let settled = false
-    c.once("ready", () => {
-      settled = true
-      resume(Effect.succeed(c))
-    })
-    // Every error is listened to, for the client's whole life: one unheard crashes the process, and a client
-    // emits more than one (a handshake that times out, then the socket's close "before handshake"). The first
-    // settles the attempt; later ones are the 'close' handlers' business.
-    c.on("error", (error: Error & { level?: string }) => {
-      if (settled) return
-      settled = true
-      handshakeTimedOut = error.level === "client-timeout"
-      if (keyMismatch !== undefined) {
-        return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
-      }
-      const message = error.message
-      resume(Effect.fail(fail(
-        error.level === "client-authentication"
-          ? new SshError.AuthFailed({ message: `authentication failed for ${target.user} with the given key` })
-          : new SshError.Unreachable({ message })
-      )))
-    })
-    c.on("close", () => {
-      if (client === c) client = undefined
-    })
-    c.connect({
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      privateKey: options.privateKey,
-      readyTimeout: options.connectTimeoutMillis ?? 5000,
-      keepaliveInterval: options.keepaliveMillis ?? 2000,
-      keepaliveCountMax: options.keepaliveCountMax ?? 3,
-      hostVerifier: (key: Buffer) => {
-        if (options.hostKeys._tag === "Insecure") return true
-        const file = options.hostKeys.knownHostsFile
-        const presented = key.toString("base64")
-        const known = readKnownHosts(file).get(hostKeyId)
-        if (known === undefined) {
-          fs.mkdirSync(path.dirname(file), { recursive: true })
-          fs.appendFileSync(file, `${hostKeyId} ${presented}\n`, { mode: 0o600 })
-          return true
+  /** The host key check: the user's files, then the namespace's (trust on first use). */
+  const verifyHostKey = (key: Buffer): string | undefined => {
+    if (options.hostKeys._tag === "Insecure") return undefined
+    const { knownHostsFile: file, userKnownHostsFiles = [], strict = false } = options.hostKeys
+    const presented = key.toString("base64")
+    const known = readKnownHosts(file).get(hostKeyId)
+    /**
+     * Records the accepted key in the namespace's file, which later connections (other terminals') check; a key
+     * the user's files know replaces the one recorded (they say the host was rebuilt).
+     */
+    const record = () => {
+      if (known === presented) return undefined
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      const others = known === undefined
+        ? []
+        : fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "" && !l.startsWith(`${hostKeyId} `))
+      if (known === undefined) fs.appendFileSync(file, `${hostKeyId} ${presented}\n`, { mode: 0o600 })
+      else AtomicFile.writeAtomic(file, [...others, `${hostKeyId} ${presented}`].join("\n") + "\n", 0o600)
+      return undefined
+    }
+    const user = KnownHosts.lookup(userKnownHostsFiles, target.host, target.port, key)
+    if (user._tag === "Known") return record()
+    const remove = (where: string) => `ssh-keygen -R '${hostKeyId}' -f ${where.replace(/:\d+$/, "")}`
+    if (user._tag === "Changed") {
+      return user.revoked
+        ? `the host key ${fingerprint(key)} is revoked in ${user.where}: refusing to connect`
+        : `the host key (${fingerprint(key)}) is not the one ${user.where} knows: someone may be intercepting the ` +
+          `connection; if the host was rebuilt on purpose, run \`${remove(user.where)}\` and connect again`
+    }
+    if (known === presented) return undefined
+    if (known !== undefined) {
+      return `the host key changed (now ${fingerprint(key)}); if the host was rebuilt on purpose, ` +
+        `remove its line from ${file}`
+    }
+    if (strict) {
+      return `the host key (${fingerprint(key)}) is in no known_hosts file (${userKnownHostsFiles.join(", ")}) and ` +
+        `StrictHostKeyChecking is yes: connect once with \`ssh\` to check and record it, then run again`
+    }
+    return record()
+  }
+
+  /** Every credential in turn, then none: ssh2 asks for the next after each failure. */
+  const authHandler = (attempt: { next: number }): ssh2.AuthHandlerMiddleware => (_methodsLeft, _partial, callback) => {
+    const credential = credentials[attempt.next++]
+    authenticatedWith = credential
+    if (credential === undefined) return callback(false as never)
+    callback(
+      credential._tag === "Agent"
+        ? {
+          type: "agent",
+          username: target.user,
+          agent: credential.only === undefined
+            ? credential.socket
+            : new OnlyAgent(credential.socket, new Set(credential.only))
         }
-        if (known === presented) return true
-        const fingerprint = crypto.createHash("sha256").update(key).digest("base64").replace(/=+$/, "")
-        keyMismatch = `the host key changed (now SHA256:${fingerprint}); if the host was rebuilt on purpose, ` +
-          `remove its line from ${file}`
-        return false
-      }
-    })
-    // Small packets (a command frame, a window adjust) go out at once: with Nagle, each waits for the peer's
-    // delayed acknowledgement (40 ms). `connect` has made the socket (ssh2 keeps it for the connection's life).
-    c.setNoDelay(true)
-    return Effect.sync(() => c.end())
-  })
+        : { type: "publickey", username: target.user, key: credential.privateKey }
+    )
+  }
+
+  const authFailure = (agentErrors: ReadonlyArray<string>) => {
+    const tried = options.sources ?? credentials.map((c) => c.label)
+    const agentNote = agentErrors.length === 0 ? "" : ` (the agent: ${agentErrors.join("; ")})`
+    return `authentication failed for ${target.user}; tried ${tried.join(", ") || "no key"}${agentNote}` +
+      (options.authHint === undefined ? "" : `; ${options.authHint}`)
+  }
+
+  /** A channel to the host through the jump host, when there is one: the new connection's socket. */
+  const through: Effect.Effect<ssh2.ClientChannel | undefined, SshError.SshError> = options.via === undefined
+    ? Effect.succeed(undefined)
+    : Effect.flatMap(options.via.client, (jump) =>
+      Effect.callback<ssh2.ClientChannel, SshError.SshError>((resume) => {
+        jump.forwardOut("127.0.0.1", 0, target.host, target.port, (error, channel) =>
+          resume(
+            error
+              ? Effect.fail(fail(
+                new SshError.Unreachable({ message: `through ${options.via!.label}: ${error.message}` })
+              ))
+              : Effect.succeed(channel)
+          ))
+      }))
+
+  const connectOnce = Effect.flatMap(through, (sock) =>
+    Effect.callback<ssh2.Client, SshError.SshError>((resume) => {
+      const c = new ssh2.Client()
+      keyMismatch = undefined
+      let settled = false
+      const agentErrors: Array<string> = []
+      c.once("ready", () => {
+        settled = true
+        resume(Effect.succeed(c))
+      })
+      // Every error is listened to, for the client's whole life: one unheard crashes the process, and a client
+      // emits more than one (a handshake that times out, then the socket's close "before handshake"). The first
+      // settles the attempt; later ones are the 'close' handlers' business.
+      c.on("error", (error: Error & { level?: string }) => {
+        // An agent that does not answer (a stale $SSH_AUTH_SOCK) or cannot sign: ssh2 goes on with the next way.
+        if (error.level === "agent") return void agentErrors.push(error.message)
+        if (settled) return
+        settled = true
+        handshakeTimedOut = error.level === "client-timeout"
+        if (keyMismatch !== undefined) {
+          return resume(Effect.fail(fail(new SshError.HostKeyMismatch({ message: keyMismatch }))))
+        }
+        const message = error.message
+        // sshd hangs up after `MaxAuthTries` refused keys (an agent holding many): an authentication failure too.
+        const tooMany = /too many authentication failures/i.test(message)
+        resume(Effect.fail(fail(
+          error.level === "client-authentication" || tooMany
+            ? new SshError.AuthFailed({
+              message: authFailure(agentErrors) + (tooMany ? ` (the host stopped after ${message.toLowerCase()})` : "")
+            })
+            : new SshError.Unreachable({ message })
+        )))
+      })
+      c.on("close", () => {
+        if (client === c) client = undefined
+      })
+      c.connect({
+        ...(sock === undefined ? { host: target.host, port: target.port } : { sock }),
+        username: target.user,
+        authHandler: authHandler({ next: 0 }),
+        readyTimeout: options.connectTimeoutMillis ?? 5000,
+        keepaliveInterval: options.keepaliveMillis ?? 2000,
+        keepaliveCountMax: options.keepaliveCountMax ?? 3,
+        hostVerifier: (key: Buffer) => {
+          keyMismatch = verifyHostKey(key)
+          return keyMismatch === undefined
+        }
+      })
+      // Small packets (a command frame, a window adjust) go out at once: with Nagle, each waits for the peer's
+      // delayed acknowledgement (40 ms). `connect` has made the socket (ssh2 keeps it for the connection's life).
+      c.setNoDelay(true)
+      return Effect.sync(() => c.end())
+    }))
 
   /** The live client, connecting (once, for all waiting callers) when there is none. */
   const ensure: Effect.Effect<ssh2.Client, SshError.SshError> = connecting.withPermits(1)(Effect.suspend(() => {
@@ -404,6 +546,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
     run,
     openChannels: () => open,
     executorPid: () => executor?.pid(),
+    authenticatedWith: () => authenticatedWith,
     client: ensure
   } satisfies Connection
 })

@@ -1,7 +1,9 @@
 /**
  * The `--ssh-host [user@]host[:port]` backend: agents are process sandboxes on a host of the user's, reached
  * over one multiplexed ssh connection (`SshSandbox`). The host only needs `sh`, `setsid`, coreutils, `grep` and
- * `/proc`, which every Debian/Ubuntu has; nothing is installed on it.
+ * `/proc`, which every Debian/Ubuntu has; nothing is installed on it but, for the run's length, the run's key in
+ * its `authorized_keys` when the user's own key got in. The host is reached as `ssh` would reach it: a Host alias of
+ * the user's ssh config, through its jump hosts, with the user's agent and keys (`SshConfig`, `SshAuth`).
  *
  * **Details**
  *
@@ -15,7 +17,9 @@
 import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
 import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
 import * as path from "node:path"
+import * as SshAuth from "./SshAuth.ts"
 import * as SshClient from "./SshClient.ts"
+import * as SshConfig from "./SshConfig.ts"
 import type * as SshError from "./SshError.ts"
 import * as SshKeys from "./SshKeys.ts"
 import * as SshRunner from "./SshRunner.ts"
@@ -28,8 +32,12 @@ export type Config = typeof Config.Type
 export interface Options {
   readonly stateDir: string
   readonly config: Config
-  /** The host: `--ssh-host`. */
+  /** The host: `--ssh-host`, resolved in the user's ssh config (`resolved`) when the CLI selected this backend. */
   readonly target: SshClient.Target
+  /** `target` resolved in the user's ssh config; resolved in `keyHome`'s when not given. */
+  readonly resolved?: SshConfig.Resolved | undefined
+  /** The user's ssh-agent (`$SSH_AUTH_SOCK` when not given). */
+  readonly agentSocket?: string | undefined
   readonly artifactsDir: string
   /** Where `~/.ssh/<ns>-tf` lives (the user's home by default). */
   readonly keyHome?: string | undefined
@@ -41,7 +49,7 @@ export interface Options {
 const backendId = "ssh-host"
 
 /** The ledger kinds this backend records. */
-export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox"]
+export const kinds: ReadonlyArray<string> = ["ssh-root", "ssh-sandbox", "ssh-authorized-key"]
 
 /** How the namespace's sandboxes are reached: its host keys trusted on first use, unless asked otherwise. */
 export const settings = (config: Config, stateDir: string, graceSeconds = 3): SshSandbox.Settings => ({
@@ -214,11 +222,72 @@ export const layer = (options: Options) =>
         backend: `ssh-host ${host}`,
         prepare: () =>
           Effect.gen(function*() {
-            const key = yield* SshSandbox.key(reaching, {
-              sshPrivateKey: config.sshPrivateKey,
-              keyHome: options.keyHome
-            })
-            const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+            const resolved = options.resolved ??
+              (yield* SshConfig.resolve(target, {
+                file: config.sshConfig,
+                home: options.keyHome,
+                jump: config.sshJump
+              }))
+            const agentSocket = "agentSocket" in options ? options.agentSocket : process.env.SSH_AUTH_SOCK
+            const planFor = (at: SshConfig.Resolved) =>
+              SshAuth.plan(at, {
+                namespace: config.namespace,
+                sshPrivateKey: config.sshPrivateKey,
+                keyHome: options.keyHome,
+                agentSocket
+              })
+            /**
+             * Connects to `at` (through `via`) with everything the user has; got in with something else than the
+             * run's key, the run's key is authorized there, for the run's later connections and other terminals'
+             * (recorded first, removed when the run ends). `jump` is how it is reached, for the record.
+             */
+            const enter = (at: SshConfig.Resolved, via: SshClient.Connection | undefined, jump: string | undefined) =>
+              Effect.gen(function*() {
+                const auth = yield* planFor(at)
+                const name = SshClient.label(at.target)
+                const entered = yield* SshClient.connect(at.target, {
+                  credentials: auth.credentials,
+                  sources: auth.sources,
+                  authHint: auth.hint,
+                  hostKeys: hostKeysOf(reaching.hostKeys, at),
+                  maxChannels: reaching.maxChannels,
+                  via,
+                  // A jump host runs no command: no executor there.
+                  ...(at === resolved ? {} : { executor: false })
+                }).pipe(Effect.mapError((e) =>
+                  // The host is named once (a jump host's failure names the jump host).
+                  CloudError.deploy(host, at === resolved ? e.reason.message : e.message, { cause: e })
+                ))
+                if (!SshAuth.inWithRunKey(entered, auth)) {
+                  const line = SshAuth.authorizedLine(auth.runKey)
+                  const present = yield* must(entered, SshAuth.checkScript(line), "cannot read authorized_keys", name)
+                  if (present.trim() !== "present") {
+                    yield* Ledger.scoped(
+                      {
+                        id: `ssh-authorized-key:${name}`,
+                        kind: "ssh-authorized-key",
+                        data: { ...at.target, key: auth.runKey.path, line, ...(jump === undefined ? {} : { jump }) }
+                      },
+                      must(entered, SshAuth.addScript(line), "cannot add the run's key to authorized_keys", name),
+                      () =>
+                        Teardown.reported(
+                          `the run's key in ${name}'s authorized_keys`,
+                          must(entered, SshAuth.removeScript(line), "cannot remove the run's key", name)
+                        ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+                    ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+                  }
+                }
+                return { connection: entered, key: auth.runKey }
+              })
+            // The jump hosts first, each through the one before.
+            let via: SshClient.Connection | undefined
+            const hops: Array<SshClient.Target> = []
+            for (const hop of resolved.jumps) {
+              via = (yield* enter(hop, via, SshSandbox.jumpText(hops))).connection
+              hops.push(hop.target)
+            }
+            const jump = SshSandbox.jumpText(hops)
+            const { connection, key } = yield* enter(resolved, via, jump)
             // What the sandboxes need, and where they go.
             // The run's directory is checked here already (nothing created): a refused one leaves no record.
             const probe = yield* must(
@@ -235,7 +304,13 @@ export const layer = (options: Options) =>
               {
                 id: `ssh-root:${host}`,
                 kind: "ssh-root",
-                data: { ...target, root, key: key.path, namespace: config.namespace }
+                data: {
+                  ...target,
+                  root,
+                  key: key.path,
+                  namespace: config.namespace,
+                  ...(jump === undefined ? {} : { jump })
+                }
               },
               must(
                 connection,
@@ -257,7 +332,7 @@ export const layer = (options: Options) =>
                   )
                 ).pipe(Effect.provideService(RunEvents.RunEvents, events))
             ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-            return { key, connection, root, control: controlBatches(connection, graceSeconds) }
+            return { key, connection, root, jump, control: controlBatches(connection, graceSeconds) }
           }),
         record: (shared, slot) => {
           const home = homeOf(shared.root, slot)
@@ -275,7 +350,7 @@ export const layer = (options: Options) =>
             backend: backendId,
             settings: reaching,
             connection: shared.connection,
-            reach: { ...target, key: shared.key.path },
+            reach: { ...target, key: shared.key.path, ...(shared.jump === undefined ? {} : { jump: shared.jump }) },
             sandbox,
             events
           })),
@@ -285,6 +360,12 @@ export const layer = (options: Options) =>
           )
       })
     }))
+
+/** The host key policy of `reaching` with the user's known_hosts files and `StrictHostKeyChecking` of `resolved`. */
+const hostKeysOf = (policy: SshClient.HostKeyPolicy, resolved: SshConfig.Resolved): SshClient.HostKeyPolicy =>
+  policy._tag === "Insecure" || resolved.strictHostKeyChecking === "no"
+    ? { _tag: "Insecure" }
+    : { ...policy, userKnownHostsFiles: resolved.userKnownHostsFiles, strict: resolved.strictHostKeyChecking === "yes" }
 
 /** An agent's home under the run's directory on the host. */
 const homeOf = (root: string, slot: Provision.Slot) => path.posix.join(root, "agents", slot.name)
@@ -307,8 +388,26 @@ export const cleanUp = Effect.fn("SshHost.cleanUp")(function*(stateDir: string, 
   const ledger = yield* Ledger.Ledger
   const reaching = settings(config, stateDir, 1)
   const cleaned: Array<string> = []
-  for (const resource of yield* ledger.outstanding) {
+  // The run's key last, the last host's first: the other records' clean up connects with it (through the jump
+  // hosts, whose keys were added before the host's).
+  const all = yield* ledger.outstanding
+  const keys = all.filter((r) => r.kind === "ssh-authorized-key")
+  const outstanding = [...all.filter((r) => r.kind !== "ssh-authorized-key"), ...keys.toReversed()]
+  for (const resource of outstanding) {
     if (!kinds.includes(resource.kind)) continue
+    if (resource.kind === "ssh-authorized-key") {
+      const target = SshSandbox.reachOf(resource.data)
+      const host = SshClient.label(target)
+      const key = yield* SshKeys.ensure(config.namespace, target.key)
+      const line = String(resource.data.line)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const connection = yield* SshSandbox.connect(target, key.privateKey, reaching, host)
+        yield* must(connection, SshAuth.removeScript(line), "cannot remove the run's key", host).pipe(
+          Effect.mapError((e) => CloudError.state(host, `clean up failed: ${e.message}`, { cause: e }))
+        )
+      }))
+      cleaned.push(`${host}:~/.ssh/authorized_keys (the run's key)`)
+    }
     if (resource.kind === "ssh-root") {
       const target = SshSandbox.reachOf(resource.data)
       const host = SshClient.label(target)
@@ -365,11 +464,23 @@ export const backend: Backend.Backend = {
   config: Config,
   select: (config, context) => {
     if (config.backend._tag !== "SshHost") return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
-    const { target } = config.backend
-    return Effect.succeed(Backend.Take({
-      description: `process sandboxes on ${SshClient.label(target)} over ssh`,
-      layer: layer({ stateDir: context.stateDir, config, target, artifactsDir: context.artifactsDir })
-    }))
+    return SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: config.sshJump }).pipe(
+      Effect.map((resolved) =>
+        Backend.Take({
+          description: `process sandboxes on ${SshClient.label(resolved.target)} over ssh` +
+            (resolved.jumps.length === 0
+              ? ""
+              : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
+          layer: layer({
+            stateDir: context.stateDir,
+            config,
+            target: resolved.target,
+            resolved,
+            artifactsDir: context.artifactsDir
+          })
+        })
+      )
+    )
   },
   reattach: (descriptors, options) =>
     SshSandbox.reattach(descriptors, settings(options.config, options.stateDir), {

@@ -37,7 +37,20 @@ export interface Settings {
 /** Where an agent's machine is, and with which key (a path on this machine). */
 export interface Reach extends SshClient.Target {
   readonly key: string
+  /** The jump hosts it is reached through, as `ssh -J` takes them: `user@host:port`, comma-separated. */
+  readonly jump?: string | undefined
 }
+
+/** `Reach.jump`'s text for `hops`. */
+export const jumpText = (hops: ReadonlyArray<SshClient.Target>) =>
+  hops.length === 0 ? undefined : hops.map(SshClient.label).join(",")
+
+/** The jump hosts of `Reach.jump`. */
+const hopsOf = (jump: string | undefined): ReadonlyArray<SshClient.Target> =>
+  (jump ?? "").split(",").filter((hop) => hop !== "").map((hop) => {
+    const [, user = "", host = "", port = "22"] = /^([^@]*)@(.*):(\d+)$/.exec(hop) ?? []
+    return { user, host, port: Number(port) }
+  })
 
 /** The namespace's key: the user's `--ssh-private-key`, else `~/.ssh/<ns>-tf` (under `keyHome`), made once. */
 export const key = (settings: Settings, options: {
@@ -52,17 +65,27 @@ export const connectionOptions = (settings: Settings, privateKey: string): SshCl
   maxChannels: settings.maxChannels
 })
 
-/** A connection to `target` owned by the current scope; a failure names `agent` (an agent, or the host). */
+/**
+ * A connection to `target` owned by the current scope, through its jump hosts (`Reach.jump`) when it has some,
+ * with the same key; a failure names `agent` (an agent, or the host).
+ */
 export const connect = (
-  target: SshClient.Target,
+  target: SshClient.Target & { readonly jump?: string | undefined },
   privateKey: string,
   settings: Settings,
   agent: string,
   options: { readonly executor?: boolean | undefined } = {}
 ): Effect.Effect<SshClient.Connection, CloudError.CloudError, Scope.Scope> =>
-  SshClient.connect(target, { ...connectionOptions(settings, privateKey), ...options }).pipe(
-    Effect.mapError((e) => CloudError.deploy(agent, e.message, { cause: e }))
-  )
+  Effect.gen(function*() {
+    let via: SshClient.Connection | undefined
+    for (const hop of hopsOf(target.jump)) {
+      via = yield* SshClient.connect(hop, { ...connectionOptions(settings, privateKey), executor: false, via })
+    }
+    return yield* SshClient.connect(
+      { user: target.user, host: target.host, port: target.port },
+      { ...connectionOptions(settings, privateKey), ...options, via }
+    )
+  }).pipe(Effect.mapError((e) => CloudError.deploy(agent, e.message, { cause: e })))
 
 /** The shell line that makes a sandbox's directories (its home, `logs/`, `fs/`). */
 export const makeDirs = (home: string) =>
@@ -86,14 +109,17 @@ export const machine = (init: {
     : ""
   return {
     point: { host: reach.host, port: reach.port },
-    connect: `ssh -i ${reach.key} -p ${reach.port}${hostKeyOptions} ${reach.user}@${reach.host} ` +
+    connect:
+      `ssh -i ${reach.key} -p ${reach.port}${hostKeyOptions}${reach.jump === undefined ? "" : ` -J ${reach.jump}`} ` +
+      `${reach.user}@${reach.host} ` +
       `-t 'cd ${sandbox.home}; exec $SHELL'`,
     descriptor: Sandbox.descriptor(init.backend, sandbox, {
       ...init.fields,
       user: reach.user,
       host: reach.host,
       port: reach.port,
-      key: reach.key
+      key: reach.key,
+      ...(reach.jump === undefined ? {} : { jump: reach.jump })
     }),
     runner: runner(init.connection, sandbox, init.settings, init.events)
   }
@@ -111,7 +137,8 @@ export const reachOf = (d: Readonly<Record<string, unknown>>): Reach => ({
   user: String(d.user),
   host: String(d.host),
   port: Number(d.port),
-  key: String(d.key)
+  key: String(d.key),
+  ...(typeof d.jump === "string" ? { jump: d.jump } : {})
 })
 
 /**
