@@ -166,32 +166,36 @@ describe.runIf(enabled)("ssh", () => {
       assert.include(error.message, `${SshHosts.user}@127.0.0.1:${port}`)
     }))
 
-  it.live("512 MiB of output streams through onLine with memory bounded far below it", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const { agents } = yield* deploy(`${base}-big`, ["a"])
-      let lines = 0
-      let bytes = 0
-      const before = process.memoryUsage().rss
-      let peak = before
-      const result = yield* agents[0]!.exec("sh", [
-        "-c",
-        "yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890 | head -c 536870912"
-      ], {
-        onLine: (line) =>
-          Effect.sync(() => {
-            lines += 1
-            bytes += line.line.length + 1
-            if ((lines & 0xffff) === 0) peak = Math.max(peak, process.memoryUsage().rss)
-          })
-      })
-      assert.strictEqual(result.exitCode, 0)
-      // Every byte arrived: the lines plus their newlines, the last line (cut by head) having none.
-      const total = 536870912
-      assert.strictEqual(bytes, total + (total % 121 === 0 ? 0 : 1))
-      // The result keeps only the tail; the process never held the output (held, it would grow by more than all of it).
-      assert.isAtMost(result.stdout.length, 16 * 1024 * 1024)
-      assert.isBelow(peak - before, 256 * 1024 * 1024)
-    })), 180_000)
+  it.live(
+    "512 MiB of output streams through onLine with memory bounded far below it",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { agents } = yield* deploy(`${base}-big`, ["a"])
+        let lines = 0
+        let bytes = 0
+        const before = process.memoryUsage().rss
+        let peak = before
+        const result = yield* agents[0]!.exec("sh", [
+          "-c",
+          "yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890 | head -c 536870912"
+        ], {
+          onLine: (line) =>
+            Effect.sync(() => {
+              lines += 1
+              bytes += line.line.length + 1
+              if ((lines & 0xffff) === 0) peak = Math.max(peak, process.memoryUsage().rss)
+            })
+        })
+        assert.strictEqual(result.exitCode, 0)
+        // Every byte arrived: the lines plus their newlines, the last line (cut by head) having none.
+        const total = 536870912
+        assert.strictEqual(bytes, total + (total % 121 === 0 ? 0 : 1))
+        // The result keeps only the tail; the process never held the output (it would have grown by all of it).
+        assert.isAtMost(result.stdout.length, 16 * 1024 * 1024)
+        assert.isBelow(peak - before, 256 * 1024 * 1024)
+      })),
+    180_000
+  )
 
   it.live(
     "a run leaves nothing on the host: directory and processes are gone after teardown",
