@@ -1,9 +1,11 @@
 /**
- * `npm test`: the whole suite in two lanes side by side, the fault suite (test/faults: hundreds of real runs, CPU-bound)
- * and every other file, each a `vitest run` of its own. The other files run one after the other, as vitest does
- * on this machine's two cores: they share fixed port ranges and engines that are safe to share with the fault
- * suite's (its runs take ports 10000-19999 only, and their own namespaces), not with each other. The fault lane's
- * lines are prefixed with `[faults]`.
+ * `npm test`: the whole suite in two lanes side by side, each a `vitest run` of its own whose files run one after
+ * the other, as vitest does on this machine's two cores. The first lane is the fault suite (test/faults: hundreds
+ * of real runs, CPU-bound), then the ssh transport's and the proxy's suites; the second, every other file. The
+ * first lane's files share nothing with the others that two runs at once could trip on: the fault suite's runs
+ * take ports 10000-19999 only, the ssh suite's agents 42000 and up, the proxy's containers their own networks and
+ * forwarded ports the kernel picks, all of them namespaces of their own. The files of the second lane share fixed
+ * port ranges with each other. The first lane's lines are prefixed with `[lane 1]`.
  *
  * With file filters (`npm test -- packages/ssh`), one `vitest run` with the arguments as they are. A JSON report
  * (`--outputFile.json=F`) is written by each lane beside F and merged into F.
@@ -13,7 +15,8 @@ import * as fs from "node:fs"
 import * as readline from "node:readline"
 
 const args = process.argv.slice(2)
-const faults = "test/faults/"
+/** The first lane: about as long as the second on this machine (the fault suite alone is half of it). */
+const first = ["test/faults/", "packages/ssh/test/SshHost.test.ts", "test/Proxy.test.ts"]
 
 /** A `vitest run` with `extra` arguments; its lines go through `line`, or straight out when undefined. */
 const vitest = (extra: ReadonlyArray<string>, line?: (text: string) => void) =>
@@ -36,13 +39,13 @@ const laneArgs = (lane: string) =>
   args.map((a) => json !== undefined && a.startsWith("--outputFile.json=") ? `--outputFile.json=${json}.${lane}` : a)
 
 const [faultCode, restCode] = await Promise.all([
-  vitest([...laneArgs("faults"), faults], (text) => process.stdout.write(`[faults] ${text}\n`)),
-  vitest([...laneArgs("rest"), "--exclude", `${faults}**`])
+  vitest([...laneArgs("lane1"), ...first], (text) => process.stdout.write(`[lane 1] ${text}\n`)),
+  vitest([...laneArgs("lane2"), ...first.flatMap((f) => ["--exclude", f.endsWith("/") ? `${f}**` : f])])
 ])
 
 if (json !== undefined) {
   // One report, as one vitest run writes it: counts summed, results joined.
-  const lanes = ["faults", "rest"].map((lane) => JSON.parse(fs.readFileSync(`${json}.${lane}`, "utf8")))
+  const lanes = ["lane1", "lane2"].map((lane) => JSON.parse(fs.readFileSync(`${json}.${lane}`, "utf8")))
   const merged: Record<string, unknown> = { ...lanes[1] }
   for (const key of Object.keys(merged)) {
     if (typeof merged[key] === "number" && key.startsWith("num")) {
