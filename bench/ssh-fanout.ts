@@ -14,7 +14,12 @@
  *   - parallel-ssh (pssh)
  *   - ansible -m command
  *
- * Prints wall times, ratios to tezt-cloud cold, the targets' ratios, and the cold CLI's RSS per host.
+ * Prints wall times, ratios to tezt-cloud cold, the targets' ratios, and the cold CLI's RSS per host; and, per tool,
+ * the CPU one command costs on each side (the hosts here share this machine's cores, so wall time hides it): the
+ * orchestrator side (the measured command and every process it waited for, from getrusage of children; plus this
+ * process when it serves the warm run, and ControlMaster's masters, from /proc) and the host side (every sshd tree,
+ * from /proc/<pid>/stat before and after), with the wall time they project for 1000 hosts that have their own CPUs:
+ * host CPU of one command + orchestrator CPU of 1000 commands on one core.
  * Performance lives here, never in timed test assertions. Run: `npm run bench:ssh` (as root; needs
  * openssh-server, pssh, ansible from Debian). `BENCH_SIZES=1,16` picks the host counts (default 1,16,64),
  * `BENCH_REPEAT` the runs per measure (default 3), `BENCH_NO_ANSIBLE=1` skips ansible (minutes at 64 hosts).
@@ -104,6 +109,8 @@ const measured = (argv: ReadonlyArray<string>, env: Record<string, string> = {})
 
 const measuredLine = (line: string, env: Record<string, string> = {}) => measured(["sh", "-c", line], env)
 
+const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
+
 const ticks = 1000 / Number(child.execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim())
 
 /**
@@ -139,6 +146,43 @@ const treeCpuMs = (roots: ReadonlyArray<number>): number => {
   return total
 }
 
+/** CPU (ms) spent so far by live processes that fork nothing (ControlMaster's masters): /proc/<pid>/schedstat, ns. */
+const liveCpuMs = (pids: ReadonlyArray<number>): number =>
+  sum(pids.map((pid) => {
+    try {
+      return Number(fs.readFileSync(`/proc/${pid}/schedstat`, "latin1").split(" ")[0]) / 1e6
+    } catch {
+      return 0
+    }
+  }))
+
+/**
+ * The hosts' side: a cpuacct cgroup (v1) holding every sshd listener, so that each session, shell and command they
+ * fork is in it and charged to it in ns as it runs. /proc/<pid>/stat is the fallback, but it rounds each process's
+ * times down to clock ticks (10 ms), which loses a warm command's ~1 ms on each of 64 session processes.
+ */
+const hostAccounting = (pids: ReadonlyArray<number>): { readonly cpuMs: () => number; readonly close: () => void } => {
+  const group = path.join("/sys/fs/cgroup/cpuacct", `tezt-cloud-bench-${process.pid}`)
+  try {
+    fs.mkdirSync(group)
+    for (const pid of pids) fs.writeFileSync(path.join(group, "cgroup.procs"), String(pid))
+    process.stderr.write(`host CPU from the cpuacct cgroup ${group}\n`)
+    return {
+      cpuMs: () => Number(fs.readFileSync(path.join(group, "cpuacct.usage"), "latin1")) / 1e6,
+      close: () => {
+        try {
+          fs.rmdirSync(group)
+        } catch {
+          // a session still exiting: the group goes with the next boot
+        }
+      }
+    }
+  } catch {
+    process.stderr.write("no cpuacct cgroup: host CPU from /proc/<pid>/stat (10 ms ticks per process)\n")
+    return { cpuMs: () => treeCpuMs(pids), close: () => undefined }
+  }
+}
+
 /** This process's own CPU (user + system, ms) so far. */
 const selfCpuMs = () => {
   const u = process.cpuUsage()
@@ -146,7 +190,6 @@ const selfCpuMs = () => {
 }
 
 const median = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!
-const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300))
 
 /** One tool's figures: median wall time, and CPU per command (one command on one host) on each side. */
@@ -167,6 +210,7 @@ const main = async () => {
   const hosts = await Promise.all(
     Array.from({ length: maxN }, () => SshHosts.start({ authorizedKeys: [key.publicKey] }))
   )
+  const hostCpu = hostAccounting(hosts.map((h) => h.pid()))
   const rows: Array<Record<string, string | number>> = []
   const accounting: Array<Record<string, string | number>> = []
   const targets: Array<Record<string, string | number>> = []
@@ -175,11 +219,11 @@ const main = async () => {
       const subset = hosts.slice(0, n)
       for (const command of commands) {
         const results: Record<string, Figures> = {}
-        const hostRoots = subset.map((h) => h.pid())
         /**
          * Runs a tool's measures and records its figures: the orchestrator side is the CPU of the measured children
          * (and their waited descendants) plus `extra` (CPU of processes outside them: this process when it serves,
-         * ControlMaster's masters), the host side the CPU of every sshd tree of the subset meanwhile.
+         * ControlMaster's masters), the host side the CPU of every sshd host meanwhile (those outside
+         * the subset are idle).
          */
         const account = async (
           tool: string,
@@ -187,11 +231,11 @@ const main = async () => {
           extra: () => number = () => 0
         ): Promise<ReadonlyArray<Run>> => {
           await settle()
-          const hostBefore = treeCpuMs(hostRoots)
+          const hostBefore = hostCpu.cpuMs()
           const extraBefore = extra()
           const done = await runs()
           await settle()
-          const hostMs = treeCpuMs(hostRoots) - hostBefore
+          const hostMs = hostCpu.cpuMs() - hostBefore
           const extraMs = extra() - extraBefore
           const count = n * done.length
           results[tool] = {
@@ -314,7 +358,7 @@ const main = async () => {
           "OpenSSH ControlMaster (warm)",
           () =>
             repeated(() => measuredLine(`${subset.map((h) => `${sshCmd(h, cm(h))} >/dev/null &`).join("\n")}\nwait`)),
-          () => treeCpuMs(masters)
+          () => liveCpuMs(masters)
         )
         for (const h of subset) {
           child.spawnSync("ssh", [...cm(h), "-O", "exit", `${user}@${h.host}`], { stdio: "ignore" })
@@ -410,6 +454,7 @@ const main = async () => {
     }
   } finally {
     await Promise.all(hosts.map((h) => h.stop()))
+    hostCpu.close()
     fs.rmSync(work, { recursive: true, force: true })
   }
   console.table(rows)
