@@ -323,6 +323,8 @@ const main = async () => {
             // In-process: no child; this process's CPU is the `extra` of the account.
             return { ms: performance.now() - started, cpuMs: 0, peakKb: 0 }
           })
+          // One untimed round first, as for warm `agents exec`: the first command on a connection starts its executor.
+          yield* once
           yield* Effect.promise(() =>
             account("tezt-cloud transport (warm)", () => repeated(() => Effect.runPromise(once)), selfCpuMs)
           )
