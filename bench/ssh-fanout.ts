@@ -14,7 +14,12 @@
  *   - parallel-ssh (pssh)
  *   - ansible -m command
  *
- * Prints wall times, ratios to tezt-cloud cold, the targets' ratios, and the cold CLI's RSS per host.
+ * Prints wall times, ratios to tezt-cloud cold, the targets' ratios, and the cold CLI's RSS per host; and, per tool,
+ * the CPU one command costs on each side (the hosts here share this machine's cores, so wall time hides it): the
+ * orchestrator side (the measured command and every process it waited for, from getrusage of children; plus this
+ * process when it serves the warm run, and ControlMaster's masters, from /proc) and the host side (every sshd tree,
+ * from /proc/<pid>/stat before and after), with the wall time they project for 1000 hosts that have their own CPUs:
+ * host CPU of one command + orchestrator CPU of 1000 commands on one core.
  * Performance lives here, never in timed test assertions. Run: `npm run bench:ssh` (as root; needs
  * openssh-server, pssh, ansible from Debian). `BENCH_SIZES=1,16` picks the host counts (default 1,16,64),
  * `BENCH_REPEAT` the runs per measure (default 3), `BENCH_NO_ANSIBLE=1` skips ansible (minutes at 64 hosts).
@@ -29,6 +34,7 @@ import { SshClient, SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/ind
 import * as SshHosts from "../test/fixtures/SshHosts.ts"
 
 const sizes = (process.env.BENCH_SIZES ?? "1,16,64").split(",").map(Number)
+const commands = (process.env.BENCH_COMMANDS ?? "true,echo hello").split(",")
 const repeat = Number(process.env.BENCH_REPEAT ?? 3)
 const root = path.resolve(import.meta.dirname, "..")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-bench-"))
@@ -61,41 +67,140 @@ const timed = (line: string, env: Record<string, string> = {}): number => {
   return elapsed
 }
 
-/** Peak RSS (kB) of a child process, sampled from /proc while it runs. */
-const timedWithRss = (
-  argv: ReadonlyArray<string>,
-  env: Record<string, string>
-): Promise<{ ms: number; peakKb: number }> =>
+/**
+ * Runs argv under a small Python parent that times it and then reads `getrusage(RUSAGE_CHILDREN)`: the user +
+ * system CPU of argv and of every descendant it waited for (the ssh clients of pssh or of a shell line), and the
+ * peak RSS of the largest one. The parent's own start-up is outside both (it measures around its child only).
+ * Asynchronous, so that this process can keep serving a control socket meanwhile.
+ */
+const rusageProbe = [
+  "import os, resource, subprocess, sys, time",
+  "t = time.perf_counter()",
+  "r = subprocess.run(sys.argv[1:])",
+  "ms = (time.perf_counter() - t) * 1000",
+  "u = resource.getrusage(resource.RUSAGE_CHILDREN)",
+  "os.write(3, f'{ms} {(u.ru_utime + u.ru_stime) * 1000} {u.ru_maxrss}'.encode())",
+  "sys.exit(r.returncode)"
+].join("\n")
+
+interface Run {
+  readonly ms: number
+  /** CPU (user + system) of the child and its waited descendants, ms. */
+  readonly cpuMs: number
+  readonly peakKb: number
+}
+
+const measured = (argv: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
   new Promise((resolve, reject) => {
-    const started = performance.now()
-    const proc = child.spawn(argv[0]!, argv.slice(1), {
+    const proc = child.spawn("python3", ["-c", rusageProbe, ...argv], {
       env: { ...process.env, ...env },
-      stdio: ["ignore", "ignore", "pipe"]
+      stdio: ["ignore", "ignore", "pipe", "pipe"]
     })
     let err = ""
-    proc.stderr.on("data", (d: Buffer) => (err += d.toString()))
-    let peakKb = 0
-    const sample = setInterval(() => {
-      try {
-        const status = fs.readFileSync(`/proc/${proc.pid}/status`, "utf8")
-        peakKb = Math.max(peakKb, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0))
-      } catch {
-        // exited
-      }
-    }, 5)
-    proc.on("exit", (code) => {
-      clearInterval(sample)
-      const ms = performance.now() - started
-      if (code === 0) resolve({ ms, peakKb })
-      else reject(new Error(`${argv.join(" ")} exited ${code}: ${err}`))
+    let out = ""
+    proc.stdio[2]!.on("data", (d: Buffer) => (err += d.toString()))
+    proc.stdio[3]!.on("data", (d: Buffer) => (out += d.toString()))
+    proc.on("close", (code) => {
+      const [ms, cpuMs, peakKb] = out.trim().split(" ").map(Number)
+      if (code === 0 && peakKb !== undefined) resolve({ ms: ms!, cpuMs: cpuMs!, peakKb })
+      else reject(new Error(`${argv.join(" ").slice(0, 160)} exited ${code}: ${err.slice(0, 400)}`))
     })
   })
 
-/** Wall time (ms) of a child process, without blocking this process's event loop (it may be serving). */
-const timedAsync = (argv: ReadonlyArray<string>, env: Record<string, string>): Promise<number> =>
-  timedWithRss(argv, env).then((r) => r.ms)
+const measuredLine = (line: string, env: Record<string, string> = {}) => measured(["sh", "-c", line], env)
+
+const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
+
+const ticks = 1000 / Number(child.execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim())
+
+/**
+ * CPU (ms) spent so far by the process trees under `roots`: for each live process of a tree, its utime + stime
+ * and the cutime + cstime of the children it has reaped (/proc/<pid>/stat). Sampled before and after a measure,
+ * the difference is the CPU every process of the trees spent meanwhile, live or reaped within the tree.
+ */
+const treeCpuMs = (roots: ReadonlyArray<number>): number => {
+  const children = new Map<number, Array<number>>()
+  const cpu = new Map<number, number>()
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "latin1")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      const ppid = Number(fields[1])
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)])
+      // Fields 14–17 of stat (utime stime cutime cstime) are 11–14 after the command name.
+      cpu.set(
+        Number(entry),
+        (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * ticks
+      )
+    } catch {
+      // gone
+    }
+  }
+  let total = 0
+  const visit = (pid: number) => {
+    total += cpu.get(pid) ?? 0
+    for (const c of children.get(pid) ?? []) visit(c)
+  }
+  for (const top of roots) visit(top)
+  return total
+}
+
+/** CPU (ms) spent so far by live processes that fork nothing (ControlMaster's masters): /proc/<pid>/schedstat, ns. */
+const liveCpuMs = (pids: ReadonlyArray<number>): number =>
+  sum(pids.map((pid) => {
+    try {
+      return Number(fs.readFileSync(`/proc/${pid}/schedstat`, "latin1").split(" ")[0]) / 1e6
+    } catch {
+      return 0
+    }
+  }))
+
+/**
+ * The hosts' side: a cpuacct cgroup (v1) holding every sshd listener, so that each session, shell and command they
+ * fork is in it and charged to it in ns as it runs. /proc/<pid>/stat is the fallback, but it rounds each process's
+ * times down to clock ticks (10 ms), which loses a warm command's ~1 ms on each of 64 session processes.
+ */
+const hostAccounting = (pids: ReadonlyArray<number>): { readonly cpuMs: () => number; readonly close: () => void } => {
+  const group = path.join("/sys/fs/cgroup/cpuacct", `tezt-cloud-bench-${process.pid}`)
+  try {
+    fs.mkdirSync(group)
+    for (const pid of pids) fs.writeFileSync(path.join(group, "cgroup.procs"), String(pid))
+    process.stderr.write(`host CPU from the cpuacct cgroup ${group}\n`)
+    return {
+      cpuMs: () => Number(fs.readFileSync(path.join(group, "cpuacct.usage"), "latin1")) / 1e6,
+      close: () => {
+        try {
+          fs.rmdirSync(group)
+        } catch {
+          // a session still exiting: the group goes with the next boot
+        }
+      }
+    }
+  } catch {
+    process.stderr.write("no cpuacct cgroup: host CPU from /proc/<pid>/stat (10 ms ticks per process)\n")
+    return { cpuMs: () => treeCpuMs(pids), close: () => undefined }
+  }
+}
+
+/** This process's own CPU (user + system, ms) so far. */
+const selfCpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
 
 const median = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300))
+
+/** One tool's figures: median wall time, and CPU per command (one command on one host) on each side. */
+interface Figures {
+  readonly ms: number
+  readonly orchestratorMs: number
+  readonly hostMs: number
+}
+
+/** The projected wall time (ms) of one command on 1000 hosts with their own CPUs, one orchestrator core. */
+const projected = (f: Figures) => f.hostMs + 1000 * f.orchestratorMs
 
 const main = async () => {
   const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, path.join(work, "home")))
@@ -105,13 +210,46 @@ const main = async () => {
   const hosts = await Promise.all(
     Array.from({ length: maxN }, () => SshHosts.start({ authorizedKeys: [key.publicKey] }))
   )
+  const hostCpu = hostAccounting(hosts.map((h) => h.pid()))
   const rows: Array<Record<string, string | number>> = []
+  const accounting: Array<Record<string, string | number>> = []
   const targets: Array<Record<string, string | number>> = []
   try {
     for (const n of sizes) {
       const subset = hosts.slice(0, n)
-      for (const command of ["true", "echo hello"]) {
-        const results: Record<string, number> = {}
+      for (const command of commands) {
+        const results: Record<string, Figures> = {}
+        /**
+         * Runs a tool's measures and records its figures: the orchestrator side is the CPU of the measured children
+         * (and their waited descendants) plus `extra` (CPU of processes outside them: this process when it serves,
+         * ControlMaster's masters), the host side the CPU of every sshd host meanwhile (those outside
+         * the subset are idle).
+         */
+        const account = async (
+          tool: string,
+          runs: () => Promise<ReadonlyArray<Run>>,
+          extra: () => number = () => 0
+        ): Promise<ReadonlyArray<Run>> => {
+          await settle()
+          const hostBefore = hostCpu.cpuMs()
+          const extraBefore = extra()
+          const done = await runs()
+          await settle()
+          const hostMs = hostCpu.cpuMs() - hostBefore
+          const extraMs = extra() - extraBefore
+          const count = n * done.length
+          results[tool] = {
+            ms: median(done.map((r) => r.ms)),
+            orchestratorMs: (sum(done.map((r) => r.cpuMs)) + extraMs) / count,
+            hostMs: hostMs / count
+          }
+          return done
+        }
+        const repeated = async (once: () => Promise<Run>, times = repeat): Promise<ReadonlyArray<Run>> => {
+          const out: Array<Run> = []
+          for (let i = 0; i < times; i++) out.push(await once())
+          return out
+        }
         // tezt-cloud agents exec: a live deployment record listing one ssh-host agent per host, this process as
         // the run that keeps it.
         const recordDir = path.join(stateDir, namespace)
@@ -146,16 +284,14 @@ const main = async () => {
         ]
         const env = { TEZT_CLOUD_STATE_DIR: stateDir, HOME: path.join(work, "home") }
         // Cold: no run serves the socket, the CLI loads and connects.
-        const cliRuns = []
-        for (let i = 0; i < repeat; i++) cliRuns.push(await timedWithRss(cli, env))
-        results["tezt-cloud agents exec (cold)"] = median(cliRuns.map((r) => r.ms))
+        const cliRuns = await account("tezt-cloud agents exec (cold)", () => repeated(() => measured(cli, env)))
         const peakKb = median(cliRuns.map((r) => r.peakKb))
 
         // Warm: this process plays the live run, serving its control socket with its own connected runners.
         const config = await Effect.runPromise(
           CloudConfig.resolve({ tezt_cloud: namespace, localhost: true }, {}, {})
         )
-        results["tezt-cloud agents exec (warm)"] = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
           const runners = yield* SshSandbox.reattach(descriptors, SshHost.settings(config, stateDir), {
             oneCommandEach: false
           }).pipe(
@@ -164,14 +300,14 @@ const main = async () => {
           yield* AgentsControl.serve(AgentsControl.socketFile(Ledger.ledgerFile(stateDir, namespace)), runners)
           // One untimed round first: a live run has used its agents before (with the persistent executor, the first
           // command on a connection also starts it).
-          yield* Effect.promise(() => timedAsync(cli, env))
-          const runs: Array<number> = []
-          for (let i = 0; i < repeat; i++) runs.push(yield* Effect.promise(() => timedAsync(cli, env)))
-          return median(runs)
+          yield* Effect.promise(() => measured(cli, env))
+          yield* Effect.promise(() =>
+            account("tezt-cloud agents exec (warm)", () => repeated(() => measured(cli, env)), selfCpuMs)
+          )
         })))
 
         // The transport warm, in this process.
-        results["tezt-cloud transport (warm)"] = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
           const connections = yield* Effect.forEach(
             subset,
             (h) =>
@@ -181,24 +317,26 @@ const main = async () => {
               }),
             { concurrency: "unbounded" }
           )
-          const runs: Array<number> = []
-          for (let i = 0; i < repeat; i++) {
+          const once = Effect.gen(function*() {
             const started = performance.now()
             yield* Effect.forEach(connections, (c) => c.run(command), { concurrency: "unbounded" })
-            runs.push(performance.now() - started)
-          }
-          return median(runs)
+            // In-process: no child; this process's CPU is the `extra` of the account.
+            return { ms: performance.now() - started, cpuMs: 0, peakKb: 0 }
+          })
+          // One untimed round first, as for warm `agents exec`: the first command on a connection starts its executor.
+          yield* once
+          yield* Effect.promise(() =>
+            account("tezt-cloud transport (warm)", () => repeated(() => Effect.runPromise(once)), selfCpuMs)
+          )
         })))
 
         const sshCmd = (h: SshHosts.SshHost, extra: Array<string> = []) =>
           ["ssh", ...sshOptions, ...extra, "-i", keyFile, "-p", String(h.port), `${user}@${h.host}`, command].map((w) =>
             `'${w}'`
           ).join(" ")
-        results["OpenSSH per command"] = median(
-          Array.from(
-            { length: repeat },
-            () => timed(`${subset.map((h) => `${sshCmd(h)} >/dev/null &`).join("\n")}\nwait`)
-          )
+        await account(
+          "OpenSSH per command",
+          () => repeated(() => measuredLine(`${subset.map((h) => `${sshCmd(h)} >/dev/null &`).join("\n")}\nwait`))
         )
 
         const controlDir = fs.mkdtempSync(path.join(work, "cm-"))
@@ -210,11 +348,19 @@ const main = async () => {
             } -o ControlMaster=yes -o ControlPersist=300 -fN -i ${keyFile} -p ${h.port} ${user}@${h.host}`
           ).join("\n")
         )
-        results["OpenSSH ControlMaster (warm)"] = median(
-          Array.from(
-            { length: repeat },
-            () => timed(`${subset.map((h) => `${sshCmd(h, cm(h))} >/dev/null &`).join("\n")}\nwait`)
-          )
+        // The masters fork into the background (-f): found by the ControlPath on their command line.
+        const masters = fs.readdirSync("/proc").filter((e) => /^\d+$/.test(e)).filter((e) => {
+          try {
+            return fs.readFileSync(`/proc/${e}/cmdline`, "latin1").includes(`ControlPath=${controlDir}/`)
+          } catch {
+            return false
+          }
+        }).map(Number)
+        await account(
+          "OpenSSH ControlMaster (warm)",
+          () =>
+            repeated(() => measuredLine(`${subset.map((h) => `${sshCmd(h, cm(h))} >/dev/null &`).join("\n")}\nwait`)),
+          () => liveCpuMs(masters)
         )
         for (const h of subset) {
           child.spawnSync("ssh", [...cm(h), "-O", "exit", `${user}@${h.host}`], { stdio: "ignore" })
@@ -223,17 +369,14 @@ const main = async () => {
         if (which("parallel-ssh")) {
           const hostsFile = path.join(work, `pssh-${n}`)
           fs.writeFileSync(hostsFile, subset.map((h) => `${user}@${h.host}:${h.port}`).join("\n") + "\n")
-          results["pssh"] = median(
-            Array.from(
-              { length: repeat },
-              () =>
-                timed(
-                  `parallel-ssh -h ${hostsFile} -p ${n} ${
-                    sshOptions.map((o) => `-O ${o}`).filter((o) => o !== "-O -o").join(" ")
-                  } -x "-i ${keyFile}" ${command} >/dev/null`
-                )
-            )
-          )
+          await account("pssh", () =>
+            repeated(() =>
+              measuredLine(
+                `parallel-ssh -h ${hostsFile} -p ${n} ${
+                  sshOptions.map((o) => `-O ${o}`).filter((o) => o !== "-O -o").join(" ")
+                } -x "-i ${keyFile}" ${command} >/dev/null`
+              )
+            ))
         }
         if (which("ansible") && process.env.BENCH_NO_ANSIBLE === undefined) {
           const inventory = path.join(work, `inventory-${n}`)
@@ -243,15 +386,30 @@ const main = async () => {
               `h${i} ansible_host=${h.host} ansible_port=${h.port} ansible_user=${user} ansible_ssh_private_key_file=${keyFile}`
             ).join("\n") + "\n"
           )
-          results["ansible -m command"] = median(Array.from({ length: Math.min(repeat, 2) }, () =>
-            timed(`ansible all -i ${inventory} -m command -a '${command}' -f ${n} >/dev/null`, {
-              ANSIBLE_HOST_KEY_CHECKING: "False",
-              ANSIBLE_SSH_ARGS: "-o UserKnownHostsFile=/dev/null",
-              ANSIBLE_PYTHON_INTERPRETER: "auto_silent"
-            })))
+          // ANSIBLE_SSH_ARGS replaces ansible's default ControlPersist: its ssh processes are all its children.
+          await account("ansible -m command", () =>
+            repeated(
+              () =>
+                measuredLine(`ansible all -i ${inventory} -m command -a '${command}' -f ${n} >/dev/null`, {
+                  ANSIBLE_HOST_KEY_CHECKING: "False",
+                  ANSIBLE_SSH_ARGS: "-o UserKnownHostsFile=/dev/null",
+                  ANSIBLE_PYTHON_INTERPRETER: "auto_silent"
+                }),
+              Math.min(repeat, 2)
+            ))
         }
-        const reference = results["tezt-cloud agents exec (cold)"]!
-        for (const [tool, ms] of Object.entries(results)) {
+        const reference = results["tezt-cloud agents exec (cold)"]!.ms
+        for (const [tool, f] of Object.entries(results)) {
+          const ms = f.ms
+          accounting.push({
+            hosts: n,
+            command,
+            tool,
+            "wall ms": Math.round(ms),
+            "orchestrator CPU ms/cmd": f.orchestratorMs.toFixed(2),
+            "host CPU ms/cmd": f.hostMs.toFixed(2),
+            "1000 hosts, projected s": (projected(f) / 1000).toFixed(2)
+          })
           rows.push({
             hosts: n,
             command,
@@ -267,25 +425,42 @@ const main = async () => {
           "wall ms": "",
           "× tezt-cloud cold": `${(peakKb / 1024).toFixed(0)} / ${(peakKb / 1024 / n).toFixed(1)} MiB`
         })
-        const ratio = (peer: string, ours: string) =>
-          results[peer] === undefined ? "n/a" : `${(results[peer]! / results[ours]!).toFixed(1)}×`
+        const ratioOf = (value: (f: Figures) => number) => (peer: string, ours: string) =>
+          results[peer] === undefined ? "n/a" : `${(value(results[peer]!) / value(results[ours]!)).toFixed(1)}×`
+        const ratio = ratioOf((f) => f.ms)
+        const cpuRatio = ratioOf((f) => f.orchestratorMs)
+        const hostRatio = ratioOf((f) => f.hostMs)
+        const projectedRatio = ratioOf(projected)
         targets.push({
           hosts: n,
           command,
-          "warm ms": Math.round(results["tezt-cloud agents exec (warm)"]!),
+          "warm ms": Math.round(results["tezt-cloud agents exec (warm)"]!.ms),
           "ControlMaster ÷ warm (≥ 10)": ratio("OpenSSH ControlMaster (warm)", "tezt-cloud agents exec (warm)"),
           "ansible ÷ warm (≥ 100)": ratio("ansible -m command", "tezt-cloud agents exec (warm)"),
           "cold ms": Math.round(reference),
-          "pssh ÷ cold (≥ 2)": ratio("pssh", "tezt-cloud agents exec (cold)")
+          "pssh ÷ cold (≥ 2)": ratio("pssh", "tezt-cloud agents exec (cold)"),
+          "orch. CPU: ControlMaster ÷ warm (≥ 10)": cpuRatio(
+            "OpenSSH ControlMaster (warm)",
+            "tezt-cloud agents exec (warm)"
+          ),
+          "host CPU: OpenSSH session ÷ warm (≥ 3)": hostRatio("OpenSSH per command", "tezt-cloud agents exec (warm)"),
+          "host CPU: ControlMaster ÷ warm": hostRatio("OpenSSH ControlMaster (warm)", "tezt-cloud agents exec (warm)"),
+          "1000 hosts: ControlMaster ÷ warm": projectedRatio(
+            "OpenSSH ControlMaster (warm)",
+            "tezt-cloud agents exec (warm)"
+          ),
+          "1000 hosts: pssh ÷ cold": projectedRatio("pssh", "tezt-cloud agents exec (cold)")
         })
         process.stderr.write(`done: ${n} hosts, ${command}\n`)
       }
     }
   } finally {
     await Promise.all(hosts.map((h) => h.stop()))
+    hostCpu.close()
     fs.rmSync(work, { recursive: true, force: true })
   }
   console.table(rows)
+  console.table(accounting)
   console.table(targets)
 }
 
