@@ -16,6 +16,24 @@ const screenshots = path.join(root, "artifacts", "website")
 const live = (name: string, body: () => Promise<void>) =>
   liveWith("prometheus", "chromium")(name, () => Effect.promise(body), 120_000)
 
+/** Debian's headless Chromium. */
+const launch = () =>
+  chromium.launch({
+    executablePath: which("chromium")!,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync"
+    ]
+  })
+
+const scenarios = path.join(root, "test/fixtures/MonitoringScenarios.ts")
+
 describe("the website in a browser", () => {
   live("shows the agents, the links, a rendered chart of pushed metrics and the events of a live run", async () => {
     const { env, namespace } = fresh()
@@ -38,20 +56,8 @@ describe("the website in a browser", () => {
       String(await freeRange(100)),
       "--prometheus-scrape-interval",
       "1"
-    ], { ...env, TEZT_CLOUD_SCENARIOS: path.join(root, "test/fixtures/MonitoringScenarios.ts") })
-    const browser = await chromium.launch({
-      executablePath: which("chromium")!,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync"
-      ]
-    })
+    ], { ...env, TEZT_CLOUD_SCENARIOS: scenarios })
+    const browser = await launch()
     try {
       await cli.waitFor("ready for the browser")
       const page = await browser.newPage({ viewport: { width: 1400, height: 1800 } })
@@ -90,6 +96,52 @@ describe("the website in a browser", () => {
       cli.proc.kill("SIGINT")
     }
     assert.strictEqual(await cli.exit, 130, cli.stderr())
+    assert.deepStrictEqual(await noProcessLeft(namespace), [])
+  })
+
+  live("shows where a failed scenario failed: its own file and line, in the trace of its end", async () => {
+    const { env, namespace } = fresh()
+    const websitePort = await freePort()
+    // Kept alive: the website still answers once the scenario has failed, until Enter.
+    const cli = start(
+      [
+        "MONITORING",
+        "fails",
+        "--localhost",
+        "--keep-alive",
+        "--website",
+        "--prometheus",
+        "--no-process-monitoring",
+        "--no-prometheus-export",
+        "--tezt-cloud",
+        namespace,
+        "--website-port",
+        String(websitePort),
+        "--prometheus-port",
+        String(await freePort()),
+        "--vm-base-port",
+        String(await freeRange(100))
+      ],
+      { ...env, TEZT_CLOUD_SCENARIOS: scenarios },
+      { stdin: "pipe" }
+    )
+    const browser = await launch()
+    try {
+      await cli.waitFor("Please press <enter>")
+      const page = await browser.newPage()
+      await page.goto(`http://127.0.0.1:${websitePort}/`)
+      await page.waitForFunction("document.querySelector('#event-list pre.trace') !== null", undefined, {
+        timeout: 30_000,
+        polling: 250
+      })
+      const trace = (await page.locator("#event-list pre.trace").textContent()) ?? ""
+      assert.include(trace, "Cannot read properties of null (reading 'field')")
+      assert.match(trace, /MonitoringScenarios\.ts:\d+:\d+/, "the scenario's own file and line")
+    } finally {
+      await browser.close()
+      cli.proc.stdin!.end("\n")
+    }
+    assert.strictEqual(await cli.exit, 1, cli.stderr())
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
   })
 })
