@@ -1,7 +1,8 @@
 /**
  * The ssh transport and the `--ssh-host` backend against real OpenSSH hosts (test/fixtures/SshHosts.ts): the
- * Runner contract unchanged, the channel limit, a host going down and coming back, bounded memory on huge output,
- * a host in its own network namespace, and nothing left on the host after a run.
+ * Runner contract unchanged, the channel limit, a host going down and coming back, the circuit breaker, a silent
+ * host found by keepalives, bounded memory on huge output, a host in its own network namespace, and nothing left
+ * on the host after a run.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -9,6 +10,7 @@ import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, 
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Integration from "../../../test/fixtures/Integration.ts"
@@ -87,7 +89,9 @@ const leftovers = (namespace: string) => {
 describe.runIf(enabled)("ssh", () => {
   beforeAll(async () => {
     // Every namespace of this file uses keys generated under keyHome; the host accepts all of them.
-    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker", "stuck"].map((s) => `${base}-${s}`)
+    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker", "silent", "stuck"].map((s) =>
+      `${base}-${s}`
+    )
     const keys = await Promise.all(namespaces.map((n) => Effect.runPromise(SshKeys.ensure(n, undefined, keyHome))))
     publicKey = keys[0]!.publicKey
     host = await SshHosts.start({ authorizedKeys: keys.map((k) => k.publicKey) })
@@ -154,17 +158,82 @@ describe.runIf(enabled)("ssh", () => {
     60_000
   )
 
-  it.live("the circuit breaker: an unreachable host fails fast with HostDown after the first attempts", () =>
-    Effect.gen(function*() {
-      const port = yield* Effect.promise(() => SshHosts.freePort())
-      const key = yield* SshKeys.ensure(`${base}-breaker`, undefined, keyHome)
-      const error = yield* Effect.flip(Effect.scoped(SshClient.connect(
-        { host: "127.0.0.1", port, user: SshHosts.user },
-        { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, connectAttempts: 2 }
-      )))
-      assert.strictEqual(error.reason._tag, "Unreachable")
-      assert.include(error.message, `${SshHosts.user}@127.0.0.1:${port}`)
-    }))
+  it.live(
+    "the circuit breaker: once the first attempts fail, calls fail at once with HostDown, with no new connect attempt",
+    () =>
+      Effect.gen(function*() {
+        const key = yield* SshKeys.ensure(`${base}-breaker`, undefined, keyHome)
+        const own = yield* Effect.acquireRelease(
+          Effect.promise(() => SshHosts.start({ authorizedKeys: [key.publicKey] })),
+          (h) => Effect.promise(() => h.stop())
+        )
+        const connection = yield* SshClient.connect(
+          { host: own.host, port: own.port, user: SshHosts.user },
+          {
+            privateKey: key.privateKey,
+            hostKeys: { _tag: "Insecure" },
+            connectAttempts: 2,
+            breakerCooldownMillis: 600_000,
+            executor: false
+          }
+        )
+        assert.strictEqual((yield* connection.run("echo up")).stdout, "up\n")
+        // The host goes down; in its place, a listener that counts connection attempts and hangs up on each.
+        yield* Effect.promise(() => own.kill())
+        let attempts = 0
+        const server = net.createServer((socket) => {
+          attempts += 1
+          socket.destroy()
+        })
+        yield* Effect.acquireRelease(
+          Effect.callback<void>((resume) => void server.listen(own.port, own.host, () => resume(Effect.void))),
+          () => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+        )
+        // The connection notices the drop (the command in flight, or the next one, fails): then the attempts run.
+        const first = yield* Effect.flip(connection.run("echo x"))
+        const afterDrop = first.reason._tag === "Disconnected" ? yield* Effect.flip(connection.run("echo x")) : first
+        assert.strictEqual(afterDrop.reason._tag, "Unreachable", afterDrop.message)
+        assert.strictEqual(attempts, 2)
+        // The breaker is open: every call fails with HostDown, naming the host, and nothing reaches the port.
+        for (let i = 0; i < 5; i++) {
+          const error = yield* Effect.flip(connection.run("echo x"))
+          assert.strictEqual(error.reason._tag, "HostDown", error.message)
+          assert.include(error.message, `${SshHosts.user}@${own.host}:${own.port}`)
+        }
+        assert.strictEqual(attempts, 2)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "a host that falls silent (its link cut: no reset) is detected by keepalives: the command fails, not hangs",
+    () =>
+      Effect.gen(function*() {
+        const key = yield* SshKeys.ensure(`${base}-silent`, undefined, keyHome)
+        const own = yield* Effect.acquireRelease(
+          Effect.promise(() => SshHosts.start({ authorizedKeys: [key.publicKey], netns: true })),
+          (h) => Effect.promise(() => h.stop())
+        )
+        const connection = yield* SshClient.connect(
+          { host: own.host, port: own.port, user: SshHosts.user },
+          { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, keepaliveMillis: 500, keepaliveCountMax: 3 }
+        )
+        let started!: () => void
+        const running = new Promise<void>((resolve) => (started = resolve))
+        const command = yield* Effect.forkChild(connection.exec("echo started; exec sleep 600", {
+          onStdout: () => started(),
+          onStderr: () => {}
+        }))
+        yield* Effect.promise(() => running)
+        own.cut()
+        // Keepalives give up after 3 × 0.5 s; TCP alone would wait for minutes. The bound is a safety net.
+        const exit = yield* Fiber.await(command).pipe(Effect.timeout("30 seconds"))
+        assert.isTrue(Exit.isFailure(exit))
+        const failure = Exit.isFailure(exit) ? String(exit.cause) : ""
+        assert.match(failure, /dropped|closed/i)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 
   it.live("1 GiB of output streams through onLine with bounded memory", () =>
     Effect.scoped(Effect.gen(function*() {
