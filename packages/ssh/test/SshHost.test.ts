@@ -112,21 +112,56 @@ describe.runIf(enabled)("ssh", () => {
       assert.match(fs.readFileSync(`${file}.pub`, "utf8"), /^ssh-ed25519 /)
     }))
 
+  it.live("--faketime skews the agent's clock", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // --faketime (-10d) only adds variables to each command.
+      const { agents } = yield* deploy(`${base}-limit`, ["a"], { faketime: "-10d" })
+      yield* clockSkewChecks(agents[0]!, -10)
+    })), 60_000)
+
   it.live(
-    "200 concurrent commands on one host all succeed through the channel limit; --faketime skews the agent's clock",
+    "200 concurrent commands on channels (no executor) beyond sshd's MaxSessions queue on 4 channels and all succeed",
     () =>
-      Effect.scoped(Effect.gen(function*() {
-        // One deployment for both: --faketime (-10d) only adds variables to each command.
-        const { agents } = yield* deploy(`${base}-limit`, ["a"], { ssh_max_channels: 4, faketime: "-10d" })
+      Effect.gen(function*() {
+        const key = yield* SshKeys.ensure(`${base}-limit`, undefined, keyHome)
+        const connection = yield* SshClient.connect(
+          { host: host!.host, port: host!.port, user: SshHosts.user },
+          { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, maxChannels: 4, executor: false }
+        )
+        // Each command counts, on the host, the commands running with it (a file each in a shared directory).
+        const dir = `/tmp/tezt-cloud-channels-${process.pid}`
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+        let peakOpen = 0
+        const out: Array<string> = []
         const results = yield* Effect.forEach(
           Array.from({ length: 200 }, (_, i) => i),
-          (i) => agents[0]!.run("sh", ["-c", `echo ${i}`]),
+          (i) =>
+            connection.exec(
+              `mkdir -p ${dir} && touch ${dir}/${i} && n=$(ls ${dir} | wc -l) && sleep 0.05 && rm ${dir}/${i} && ` +
+                `echo ${i} $n`,
+              {
+                onStdout: (chunk) => {
+                  peakOpen = Math.max(peakOpen, connection.openChannels())
+                  out[i] = (out[i] ?? "") + chunk.toString()
+                },
+                onStderr: () => {}
+              }
+            ),
           { concurrency: "unbounded" }
         )
-        assert.deepStrictEqual(results, Array.from({ length: 200 }, (_, i) => `${i}\n`))
-        yield* clockSkewChecks(agents[0]!, -10)
-      })),
-    60_000
+        assert.deepStrictEqual(results.map((r) => r.code), Array.from({ length: 200 }, () => 0))
+        assert.strictEqual(connection.executorPid(), undefined)
+        const running = out.map((line, i) => {
+          const [echoed, n] = line.trim().split(" ")
+          assert.strictEqual(echoed, String(i))
+          return Number(n)
+        })
+        assert.strictEqual(running.length, 200)
+        // Never more than 4 at once on the host (sshd would take 10), nor channels open here.
+        assert.isAtMost(Math.max(...running), 4)
+        assert.isAtMost(peakOpen, 4)
+      }).pipe(Effect.scoped),
+    120_000
   )
 
   it.live(
