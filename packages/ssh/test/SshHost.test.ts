@@ -76,6 +76,25 @@ const deploy = (
     return { agents, ledger: Context.get(context, Ledger.Ledger), config }
   })
 
+/** A test host of the test's own (stopped with the scope), and a connection to it with `options`. */
+const ownHost = (
+  name: string,
+  start: { readonly netns?: boolean },
+  options: Omit<SshClient.Options, "privateKey" | "hostKeys">
+) =>
+  Effect.gen(function*() {
+    const key = yield* SshKeys.ensure(`${base}-${name}`, undefined, keyHome)
+    const own = yield* Effect.acquireRelease(
+      Effect.promise(() => SshHosts.start({ authorizedKeys: [key.publicKey], ...start })),
+      (h) => Effect.promise(() => h.stop())
+    )
+    const connection = yield* SshClient.connect(
+      { host: own.host, port: own.port, user: SshHosts.user },
+      { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, ...options }
+    )
+    return { own, connection }
+  })
+
 /** What the namespace has on the host: its directory, and processes carrying its marker. */
 const leftovers = (namespace: string) => {
   const dir = path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, namespace)
@@ -197,22 +216,19 @@ describe.runIf(enabled)("ssh", () => {
     "the circuit breaker: once the first attempts fail, calls fail at once with HostDown, with no new connect attempt",
     () =>
       Effect.gen(function*() {
-        const key = yield* SshKeys.ensure(`${base}-breaker`, undefined, keyHome)
-        const own = yield* Effect.acquireRelease(
-          Effect.promise(() => SshHosts.start({ authorizedKeys: [key.publicKey] })),
-          (h) => Effect.promise(() => h.stop())
-        )
-        const connection = yield* SshClient.connect(
-          { host: own.host, port: own.port, user: SshHosts.user },
-          {
-            privateKey: key.privateKey,
-            hostKeys: { _tag: "Insecure" },
-            connectAttempts: 2,
-            breakerCooldownMillis: 600_000,
-            executor: false
-          }
-        )
+        const { own, connection } = yield* ownHost("breaker", {}, {
+          connectAttempts: 2,
+          breakerCooldownMillis: 600_000,
+          executor: false
+        })
         assert.strictEqual((yield* connection.run("echo up")).stdout, "up\n")
+        let started!: () => void
+        const up = new Promise<void>((resolve) => (started = resolve))
+        const running = yield* Effect.forkChild(connection.exec("echo started; exec sleep 600", {
+          onStdout: () => started(),
+          onStderr: () => {}
+        }))
+        yield* Effect.promise(() => up)
         // The host goes down; in its place, a listener that counts connection attempts and hangs up on each.
         yield* Effect.promise(() => own.kill())
         let attempts = 0
@@ -224,9 +240,11 @@ describe.runIf(enabled)("ssh", () => {
           Effect.callback<void>((resume) => void server.listen(own.port, own.host, () => resume(Effect.void))),
           () => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
         )
-        // The connection notices the drop (the command in flight, or the next one, fails): then the attempts run.
-        const first = yield* Effect.flip(connection.run("echo x"))
-        const afterDrop = first.reason._tag === "Disconnected" ? yield* Effect.flip(connection.run("echo x")) : first
+        // The command in flight fails once the connection has seen the drop (its 'close'): only then do calls go
+        // to connecting again (before, ssh2 may throw "Not connected" while the socket closes).
+        const inFlight = yield* Effect.flip(Fiber.join(running))
+        assert.strictEqual(inFlight.reason._tag, "Disconnected", inFlight.message)
+        const afterDrop = yield* Effect.flip(connection.run("echo x"))
         assert.strictEqual(afterDrop.reason._tag, "Unreachable", afterDrop.message)
         assert.strictEqual(attempts, 2)
         // The breaker is open: every call fails with HostDown, naming the host, and nothing reaches the port.
@@ -244,15 +262,10 @@ describe.runIf(enabled)("ssh", () => {
     "a host that falls silent (its link cut: no reset) is detected by keepalives: the command fails, not hangs",
     () =>
       Effect.gen(function*() {
-        const key = yield* SshKeys.ensure(`${base}-silent`, undefined, keyHome)
-        const own = yield* Effect.acquireRelease(
-          Effect.promise(() => SshHosts.start({ authorizedKeys: [key.publicKey], netns: true })),
-          (h) => Effect.promise(() => h.stop())
-        )
-        const connection = yield* SshClient.connect(
-          { host: own.host, port: own.port, user: SshHosts.user },
-          { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, keepaliveMillis: 500, keepaliveCountMax: 3 }
-        )
+        const { own, connection } = yield* ownHost("silent", { netns: true }, {
+          keepaliveMillis: 500,
+          keepaliveCountMax: 3
+        })
         let started!: () => void
         const running = new Promise<void>((resolve) => (started = resolve))
         const command = yield* Effect.forkChild(connection.exec("echo started; exec sleep 600", {
