@@ -4,7 +4,7 @@
  * and the process exporters reach Prometheus, and nothing is left behind, even after a `kill -9` and
  * `CLOUD clean up`.
  */
-import { assert, describe } from "@effect/vitest"
+import { afterAll, assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -16,9 +16,13 @@ import * as Integration from "./fixtures/Integration.ts"
 import { isLoopback, listening } from "./fixtures/Listeners.ts"
 import * as SshHosts from "./fixtures/SshHosts.ts"
 
+/** Where this file's export paths go: removed after the file. */
+const exportRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-e2e-"))
+afterAll(() => fs.rmSync(exportRoot, { recursive: true, force: true }))
+
 /** Free ports for the website, Prometheus and the agents, and a fresh export path. */
 const monitoringArgs = async () => {
-  const exportPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-e2e-")), "snapshot")
+  const exportPath = path.join(fs.mkdtempSync(path.join(exportRoot, "run-")), "snapshot")
   const args = [
     "--website-port",
     String(await freePort()),

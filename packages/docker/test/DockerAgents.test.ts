@@ -8,6 +8,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, TestCloud } from "@tezt-cloud/core"
 import { Context, Effect, Fiber, Layer, Scope } from "effect"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -136,11 +137,31 @@ describe.runIf(enabled)("docker", () => {
         yield* Effect.scoped(Effect.gen(function*() {
           const { agents } = yield* deploy(ns, ["a", "b"], { docker_host_network: false })
           for (const agent of agents) assert.notStrictEqual(agent.point!.host, "127.0.0.1")
-          // Agents reach each other on the network.
-          const b = agents[1]!.point!
-          const out = yield* agents[0]!.run("sh", ["-c", `ip -o addr show | grep -c ${b.host} || true`])
-          assert.strictEqual(out.trim(), "0", "the address is b's, not a's")
           assert.deepStrictEqual((yield* leftovers(ns)).networks, [DockerAgents.networkName(ns)])
+          // Agents reach each other on the network: from a, a TCP connection to b's address and port answers
+          // with sshd's banner (bash's /dev/tcp: the image has no curl, no nc).
+          const b = agents[1]!.point!
+          const probe = agents[0]!.exec("timeout", [
+            "10",
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/$1/$2 && head -c 4 <&3",
+            "probe",
+            b.host,
+            String(b.port)
+          ])
+          const reached = yield* probe
+          assert.deepStrictEqual([reached.exitCode, reached.stdout], [0, "SSH-"], reached.stderr)
+          // b taken off the network: the same probe fails (it shows the network, not that a probe always passes).
+          const container = DockerAgents.containerName(ns, "b")
+          yield* Effect.sync(() =>
+            child.execFileSync("docker", ["network", "disconnect", DockerAgents.networkName(ns), container], {
+              env: { ...process.env, DOCKER_HOST: DockerEngine.host },
+              stdio: "pipe"
+            })
+          )
+          const cut = yield* probe
+          assert.notStrictEqual(cut.exitCode, 0, cut.stdout)
         }))
         yield* nothingLeft(ns)
       }),

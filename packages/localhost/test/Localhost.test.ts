@@ -20,6 +20,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Integration from "../../../test/fixtures/Integration.ts"
 import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
 import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
@@ -110,9 +111,13 @@ const homeOf = (agent: Agent.Agent) => agent.run("sh", ["-c", "printf '%s' \"$HO
 
 /**
  * Makes a file that `rm -rf` cannot remove: a read-only directory for a normal user; for root (who ignores
- * modes), `chattr +i`. `undefined` when neither works here (e.g. root on tmpfs).
+ * modes), `chattr +i`. Why not, when neither works here (e.g. root on tmpfs).
  */
-const pinner = (): { readonly pin: (dir: string) => void; readonly unpin: (dir: string) => void } | undefined => {
+interface Pinning {
+  readonly pin: (dir: string) => void
+  readonly unpin: (dir: string) => void
+}
+const pinner = (): Pinning | string => {
   const candidates = process.getuid?.() === 0
     ? {
       pin: (dir: string) => {
@@ -144,16 +149,20 @@ const pinner = (): { readonly pin: (dir: string) => void; readonly unpin: (dir: 
     }
     if (!removable) candidates.unpin(probe)
     fs.rmSync(probe, { recursive: true, force: true })
-    return removable ? undefined : candidates
-  } catch {
-    return undefined
+    return removable ? `a pinned directory was removed all the same under ${stateDir}` : candidates
+  } catch (error) {
+    return `pinning failed: ${String(error)}`
   }
 }
 const writeStuck = (dir: string) => {
   fs.mkdirSync(path.join(dir, "stuck"), { recursive: true })
   fs.writeFileSync(path.join(dir, "stuck", "file"), "")
 }
-const pinning = pinner()
+const probed = pinner()
+/** How to pin a sandbox; undefined (its test skipped, a failure under TEZT_CLOUD_IT=require) when none works here. */
+const pinning = typeof probed === "string"
+  ? Integration.unavailable("the failed-teardown test (a sandbox rm -rf cannot remove)", probed)
+  : probed
 
 /** Starts a `sleep` without the exec marker, in its own session, and prints its pid once it is there. */
 const leftoverScript = `env -u TEZT_CLOUD_EXEC setsid sleep 300 >/dev/null 2>&1 </dev/null &

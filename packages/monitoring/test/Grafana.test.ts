@@ -2,7 +2,7 @@
  * Grafana: the shipped dashboards and provisioning files, and the HTTP API calls against a fake Grafana that
  * answers as the documented API does (no Grafana is packaged where tezt-cloud runs).
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { RunEvents, RunServices, TestCloud } from "@tezt-cloud/core"
 import { Effect, Layer, Logger } from "effect"
 import * as fs from "node:fs"
@@ -11,7 +11,10 @@ import * as path from "node:path"
 import { Grafana, RunMonitor } from "../src/index.ts"
 import { fakeGrafana, freePort, platform } from "./utils.ts"
 
-const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `tezt-cloud-test-${name}-`))
+/** This file's directories, all under one removed after the file. */
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-test-grafana-"))
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }))
+const tmp = (name: string) => fs.mkdtempSync(path.join(tmpRoot, `${name}-`))
 
 /** Every file under `dir`, recursively. */
 const files = (dir: string): Array<string> =>

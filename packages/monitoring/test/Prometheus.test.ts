@@ -3,7 +3,7 @@
  * error, hot-reloads a new source without restarting, exports a snapshot when its scope closes, and serves a
  * snapshot again for import.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { InheritedEnv } from "@tezt-cloud/core"
 import { Effect, Exit, Scope } from "effect"
 import * as fs from "node:fs"
@@ -49,7 +49,10 @@ describe("Prometheus configuration", () => {
   })
 })
 
-const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `tezt-cloud-test-${name}-`))
+/** This file's directories, all under one removed after the file. */
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-test-prometheus-"))
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }))
+const tmp = (name: string) => fs.mkdtempSync(path.join(tmpRoot, `${name}-`))
 
 const startPrometheus = (options: Partial<Prometheus.Options> = {}) =>
   Effect.gen(function*() {

@@ -2,7 +2,7 @@
  * The monitoring stack: what it starts per the cascade, and with the real Prometheus, the run's sources, and the
  * snapshot exported by the teardown even when the scenario failed. A tiny HTTP front stands in for the website.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import {
   Cloud,
   CloudConfig,
@@ -74,7 +74,10 @@ describe("RunMonitor: what starts, per the defaults cascade", () => {
 /** A stand-in for the website: the exposition on `--website-port`. */
 const metricsFront: RunMonitor.Front = (view) => Effect.asVoid(serveMetrics(view.metrics, view.config.websitePort))
 
-const tmp = (name: string) => fs.mkdtempSync(path.join(os.tmpdir(), `tezt-cloud-test-${name}-`))
+/** This file's directories, all under one removed after the file. */
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-test-runmonitor-"))
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }))
+const tmp = (name: string) => fs.mkdtempSync(path.join(tmpRoot, `${name}-`))
 
 /** A configuration with the website and Prometheus on free ports, a 1 s scrape and a fresh export path. */
 const monitoredConfig = Effect.gen(function*() {

@@ -1,7 +1,8 @@
 /**
  * The ssh transport and the `--ssh-host` backend against real OpenSSH hosts (test/fixtures/SshHosts.ts): the
- * Runner contract unchanged, the channel limit, a host going down and coming back, bounded memory on huge output,
- * a host in its own network namespace, and nothing left on the host after a run.
+ * Runner contract unchanged, the channel limit, a host going down and coming back, the circuit breaker, a silent
+ * host found by keepalives, bounded memory on huge output, a host in its own network namespace, and nothing left
+ * on the host after a run.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -9,6 +10,7 @@ import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, 
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Integration from "../../../test/fixtures/Integration.ts"
@@ -74,6 +76,25 @@ const deploy = (
     return { agents, ledger: Context.get(context, Ledger.Ledger), config }
   })
 
+/** A test host of the test's own (stopped with the scope), and a connection to it with `options`. */
+const ownHost = (
+  name: string,
+  start: { readonly netns?: boolean },
+  options: Omit<SshClient.Options, "privateKey" | "hostKeys">
+) =>
+  Effect.gen(function*() {
+    const key = yield* SshKeys.ensure(`${base}-${name}`, undefined, keyHome)
+    const own = yield* Effect.acquireRelease(
+      Effect.promise(() => SshHosts.start({ authorizedKeys: [key.publicKey], ...start })),
+      (h) => Effect.promise(() => h.stop())
+    )
+    const connection = yield* SshClient.connect(
+      { host: own.host, port: own.port, user: SshHosts.user },
+      { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, ...options }
+    )
+    return { own, connection }
+  })
+
 /** What the namespace has on the host: its directory, and processes carrying its marker. */
 const leftovers = (namespace: string) => {
   const dir = path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, namespace)
@@ -87,7 +108,9 @@ const leftovers = (namespace: string) => {
 describe.runIf(enabled)("ssh", () => {
   beforeAll(async () => {
     // Every namespace of this file uses keys generated under keyHome; the host accepts all of them.
-    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker", "stuck"].map((s) => `${base}-${s}`)
+    const namespaces = ["rc", "limit", "down", "big", "clean", "nothing", "breaker", "silent", "stuck"].map((s) =>
+      `${base}-${s}`
+    )
     const keys = await Promise.all(namespaces.map((n) => Effect.runPromise(SshKeys.ensure(n, undefined, keyHome))))
     publicKey = keys[0]!.publicKey
     host = await SshHosts.start({ authorizedKeys: keys.map((k) => k.publicKey) })
@@ -108,21 +131,56 @@ describe.runIf(enabled)("ssh", () => {
       assert.match(fs.readFileSync(`${file}.pub`, "utf8"), /^ssh-ed25519 /)
     }))
 
+  it.live("--faketime skews the agent's clock", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // --faketime (-10d) only adds variables to each command.
+      const { agents } = yield* deploy(`${base}-limit`, ["a"], { faketime: "-10d" })
+      yield* clockSkewChecks(agents[0]!, -10)
+    })), 60_000)
+
   it.live(
-    "200 concurrent commands on one host all succeed through the channel limit; --faketime skews the agent's clock",
+    "200 concurrent commands on channels (no executor) beyond sshd's MaxSessions queue on 4 channels and all succeed",
     () =>
-      Effect.scoped(Effect.gen(function*() {
-        // One deployment for both: --faketime (-10d) only adds variables to each command.
-        const { agents } = yield* deploy(`${base}-limit`, ["a"], { ssh_max_channels: 4, faketime: "-10d" })
+      Effect.gen(function*() {
+        const key = yield* SshKeys.ensure(`${base}-limit`, undefined, keyHome)
+        const connection = yield* SshClient.connect(
+          { host: host!.host, port: host!.port, user: SshHosts.user },
+          { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, maxChannels: 4, executor: false }
+        )
+        // Each command counts, on the host, the commands running with it (a file each in a shared directory).
+        const dir = `/tmp/tezt-cloud-channels-${process.pid}`
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
+        let peakOpen = 0
+        const out: Array<string> = []
         const results = yield* Effect.forEach(
           Array.from({ length: 200 }, (_, i) => i),
-          (i) => agents[0]!.run("sh", ["-c", `echo ${i}`]),
+          (i) =>
+            connection.exec(
+              `mkdir -p ${dir} && touch ${dir}/${i} && n=$(ls ${dir} | wc -l) && sleep 0.05 && rm ${dir}/${i} && ` +
+                `echo ${i} $n`,
+              {
+                onStdout: (chunk) => {
+                  peakOpen = Math.max(peakOpen, connection.openChannels())
+                  out[i] = (out[i] ?? "") + chunk.toString()
+                },
+                onStderr: () => {}
+              }
+            ),
           { concurrency: "unbounded" }
         )
-        assert.deepStrictEqual(results, Array.from({ length: 200 }, (_, i) => `${i}\n`))
-        yield* clockSkewChecks(agents[0]!, -10)
-      })),
-    60_000
+        assert.deepStrictEqual(results.map((r) => r.code), Array.from({ length: 200 }, () => 0))
+        assert.strictEqual(connection.executorPid(), undefined)
+        const running = out.map((line, i) => {
+          const [echoed, n] = line.trim().split(" ")
+          assert.strictEqual(echoed, String(i))
+          return Number(n)
+        })
+        assert.strictEqual(running.length, 200)
+        // Never more than 4 at once on the host (sshd would take 10), nor channels open here.
+        assert.isAtMost(Math.max(...running), 4)
+        assert.isAtMost(peakOpen, 4)
+      }).pipe(Effect.scoped),
+    120_000
   )
 
   it.live(
@@ -154,17 +212,76 @@ describe.runIf(enabled)("ssh", () => {
     60_000
   )
 
-  it.live("the circuit breaker: an unreachable host fails fast with HostDown after the first attempts", () =>
-    Effect.gen(function*() {
-      const port = yield* Effect.promise(() => SshHosts.freePort())
-      const key = yield* SshKeys.ensure(`${base}-breaker`, undefined, keyHome)
-      const error = yield* Effect.flip(Effect.scoped(SshClient.connect(
-        { host: "127.0.0.1", port, user: SshHosts.user },
-        { privateKey: key.privateKey, hostKeys: { _tag: "Insecure" }, connectAttempts: 2 }
-      )))
-      assert.strictEqual(error.reason._tag, "Unreachable")
-      assert.include(error.message, `${SshHosts.user}@127.0.0.1:${port}`)
-    }))
+  it.live(
+    "the circuit breaker: once the first attempts fail, calls fail at once with HostDown, with no new connect attempt",
+    () =>
+      Effect.gen(function*() {
+        const { own, connection } = yield* ownHost("breaker", {}, {
+          connectAttempts: 2,
+          breakerCooldownMillis: 600_000,
+          executor: false
+        })
+        assert.strictEqual((yield* connection.run("echo up")).stdout, "up\n")
+        let started!: () => void
+        const up = new Promise<void>((resolve) => (started = resolve))
+        const running = yield* Effect.forkChild(connection.exec("echo started; exec sleep 600", {
+          onStdout: () => started(),
+          onStderr: () => {}
+        }))
+        yield* Effect.promise(() => up)
+        // The host goes down; in its place, a listener that counts connection attempts and hangs up on each.
+        yield* Effect.promise(() => own.kill())
+        let attempts = 0
+        const server = net.createServer((socket) => {
+          attempts += 1
+          socket.destroy()
+        })
+        yield* Effect.acquireRelease(
+          Effect.callback<void>((resume) => void server.listen(own.port, own.host, () => resume(Effect.void))),
+          () => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+        )
+        // The command in flight fails once the connection has seen the drop (its 'close'): only then do calls go
+        // to connecting again (before, ssh2 may throw "Not connected" while the socket closes).
+        const inFlight = yield* Effect.flip(Fiber.join(running))
+        assert.strictEqual(inFlight.reason._tag, "Disconnected", inFlight.message)
+        const afterDrop = yield* Effect.flip(connection.run("echo x"))
+        assert.strictEqual(afterDrop.reason._tag, "Unreachable", afterDrop.message)
+        assert.strictEqual(attempts, 2)
+        // The breaker is open: every call fails with HostDown, naming the host, and nothing reaches the port.
+        for (let i = 0; i < 5; i++) {
+          const error = yield* Effect.flip(connection.run("echo x"))
+          assert.strictEqual(error.reason._tag, "HostDown", error.message)
+          assert.include(error.message, `${SshHosts.user}@${own.host}:${own.port}`)
+        }
+        assert.strictEqual(attempts, 2)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "a host that falls silent (its link cut: no reset) is detected by keepalives: the command fails, not hangs",
+    () =>
+      Effect.gen(function*() {
+        const { own, connection } = yield* ownHost("silent", { netns: true }, {
+          keepaliveMillis: 500,
+          keepaliveCountMax: 3
+        })
+        let started!: () => void
+        const running = new Promise<void>((resolve) => (started = resolve))
+        const command = yield* Effect.forkChild(connection.exec("echo started; exec sleep 600", {
+          onStdout: () => started(),
+          onStderr: () => {}
+        }))
+        yield* Effect.promise(() => running)
+        own.cut()
+        // Keepalives give up after 3 × 0.5 s; TCP alone would wait for minutes. The bound is a safety net.
+        const exit = yield* Fiber.await(command).pipe(Effect.timeout("30 seconds"))
+        assert.isTrue(Exit.isFailure(exit))
+        const failure = Exit.isFailure(exit) ? String(exit.cause) : ""
+        assert.match(failure, /dropped|closed/i)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 
   it.live(
     "512 MiB of output streams through onLine with memory bounded far below it",
