@@ -367,6 +367,10 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
     )
   }))
 
+  /** What a call on a connection that is already gone says. */
+  const dropped = (error: unknown) =>
+    `the connection dropped before the command (${error instanceof Error ? error.message : String(error)})`
+
   /** A refused channel ran nothing: it is retried, from 50 ms apart. */
   const retryRefused = <A>(effect: Effect.Effect<A, SshError.SshError>) =>
     Effect.retry(effect, {
@@ -392,7 +396,13 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         const onClose = () =>
           finish(Effect.fail(fail(new SshError.Disconnected({ message: "the connection dropped during the command" }))))
         c.once("close", onClose)
-        const cancel = use(c, finish)
+        // ssh2 throws ("Not connected") when the connection died before its `close` came: the same drop.
+        let cancel: (() => void) | void = undefined
+        try {
+          cancel = use(c, finish)
+        } catch (error) {
+          finish(Effect.fail(fail(new SshError.Disconnected({ message: dropped(error) }))))
+        }
         return Effect.sync(() => {
           if (!done) {
             done = true
@@ -446,7 +456,15 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   const session = (commandLine: string, handlers: Executor.SessionHandlers) =>
     retryRefused(Effect.flatMap(ensure, (c) =>
       Effect.callback<Executor.Session, SshError.SshError>((resume) => {
-        c.exec(commandLine, (error, stream) => {
+        // ssh2 throws ("Not connected") when the connection died before its `close` came: the same drop.
+        const exec = (callback: (error: Error | undefined, stream: ssh2.ClientChannel) => void) => {
+          try {
+            c.exec(commandLine, callback)
+          } catch (error) {
+            resume(Effect.fail(fail(new SshError.Disconnected({ message: dropped(error) }))))
+          }
+        }
+        exec((error, stream) => {
           if (error) return resume(Effect.fail(fail(new SshError.ChannelRefused({ message: error.message }))))
           let exit: ExecExit | undefined
           stream.on("data", handlers.onStdout)
