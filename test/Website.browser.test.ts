@@ -34,26 +34,31 @@ const launch = () =>
 
 const scenarios = path.join(root, "test/fixtures/MonitoringScenarios.ts")
 
+/** The arguments of a run of the MONITORING fixture `tag` with the website and Prometheus, on free ports. */
+const monitoringRun = async (tag: string, namespace: string, websitePort: number) => [
+  "MONITORING",
+  tag,
+  "--localhost",
+  "--website",
+  "--prometheus",
+  "--no-process-monitoring",
+  "--no-prometheus-export",
+  "--tezt-cloud",
+  namespace,
+  "--website-port",
+  String(websitePort),
+  "--prometheus-port",
+  String(await freePort()),
+  "--vm-base-port",
+  String(await freeRange(100))
+]
+
 describe("the website in a browser", () => {
   live("shows the agents, the links, a rendered chart of pushed metrics and the events of a live run", async () => {
     const { env, namespace } = fresh()
     const websitePort = await freePort()
     const cli = start([
-      "MONITORING",
-      "live",
-      "--localhost",
-      "--website",
-      "--prometheus",
-      "--no-process-monitoring",
-      "--no-prometheus-export",
-      "--tezt-cloud",
-      namespace,
-      "--website-port",
-      String(websitePort),
-      "--prometheus-port",
-      String(await freePort()),
-      "--vm-base-port",
-      String(await freeRange(100)),
+      ...(await monitoringRun("live", namespace, websitePort)),
       "--prometheus-scrape-interval",
       "1"
     ], { ...env, TEZT_CLOUD_SCENARIOS: scenarios })
@@ -105,22 +110,8 @@ describe("the website in a browser", () => {
     // Kept alive: the website still answers once the scenario has failed, until Enter.
     const cli = start(
       [
-        "MONITORING",
-        "fails",
-        "--localhost",
-        "--keep-alive",
-        "--website",
-        "--prometheus",
-        "--no-process-monitoring",
-        "--no-prometheus-export",
-        "--tezt-cloud",
-        namespace,
-        "--website-port",
-        String(websitePort),
-        "--prometheus-port",
-        String(await freePort()),
-        "--vm-base-port",
-        String(await freeRange(100))
+        ...(await monitoringRun("fails", namespace, websitePort)),
+        "--keep-alive"
       ],
       { ...env, TEZT_CLOUD_SCENARIOS: scenarios },
       { stdin: "pipe" }
