@@ -1,10 +1,11 @@
 /**
  * `npm test`: the whole suite in two lanes side by side, each a `vitest run` of its own whose files run one after
  * the other, as vitest does on this machine's two cores. The first lane is the fault suite (test/faults: hundreds
- * of real runs, CPU-bound), then the ssh transport's and the proxy's suites; the second, every other file. The
- * first lane's files share nothing with the others that two runs at once could trip on: the fault suite's runs
- * take ports 10000-19999 only, the ssh suite's agents 42000 and up, the proxy's containers their own networks and
- * forwarded ports the kernel picks, all of them namespaces of their own. The files of the second lane share fixed
+ * of real runs, CPU-bound), then the ssh transport's, the proxy's and the CLI's suites; the second, every other
+ * file. The first lane's files share nothing with the others that two runs at once could trip on: the fault
+ * suite's runs take ports 10000-19999 only, the ssh suite's agents 42000 and up, the proxy's containers their own
+ * networks and forwarded ports the kernel picks, the CLI suite's agents listen on none, all of them in
+ * namespaces of their own. The files of the second lane share fixed
  * port ranges with each other. The first lane's lines are prefixed with `[lane 1]`.
  *
  * With file filters (`npm test -- packages/ssh`), one `vitest run` with the arguments as they are. A JSON report
@@ -16,7 +17,7 @@ import * as readline from "node:readline"
 
 const args = process.argv.slice(2)
 /** The first lane: about as long as the second on this machine (the fault suite alone is half of it). */
-const first = ["test/faults/", "packages/ssh/test/SshHost.test.ts", "test/Proxy.test.ts"]
+const first = ["test/faults/", "packages/ssh/test/SshHost.test.ts", "test/Proxy.test.ts", "test/Cli.test.ts"]
 
 /** A `vitest run` with `extra` arguments; its lines go through `line`, or straight out when undefined. */
 const vitest = (extra: ReadonlyArray<string>, line?: (text: string) => void) =>
