@@ -1199,8 +1199,7 @@ const backendName = (backend: BackendChoice): string => {
 const gcpProxy = (backend: BackendChoice) => backend._tag === "Proxy" && backend.inner._tag === "Gcp"
 
 /** Whether the run's agents are GCP VMs (directly or through a proxy). */
-const onGcp = (backend: BackendChoice) =>
-  backend._tag === "Gcp" || (backend._tag === "Proxy" && backend.inner._tag === "Gcp")
+const onGcp = (backend: BackendChoice) => backend._tag === "Gcp" || gcpProxy(backend)
 
 /**
  * Options given that would do nothing in the run's mode. Those Tezt cloud acts on there, and this build does not,
