@@ -1,23 +1,23 @@
 /**
- * `npm test`: the whole suite in two lanes side by side, each a `vitest run` of its own whose files run one after
- * the other, as vitest does on this machine's two cores. The first lane is the fault suite (test/faults: hundreds
- * of real runs, CPU-bound), then the ssh transport's, the proxy's and the CLI's suites; the second, every other
- * file. The first lane's files share nothing with the others that two runs at once could trip on: the fault
- * suite's runs take ports 10000-19999 only, the ssh suite's agents 42000 and up, the proxy's containers their own
- * networks and forwarded ports the kernel picks, the CLI suite's agents listen on none, all of them in
- * namespaces of their own. The files of the second lane share fixed
- * port ranges with each other. The first lane's lines are prefixed with `[lane 1]`.
+ * `npm test`: the whole suite in lanes side by side (two by default, `TEZT_CLOUD_TEST_LANES` to change), each a
+ * `vitest run` of its own whose files run one after the other, as vitest does on this machine's two cores. Files
+ * go to lanes longest first, each to the lane that ends earliest, by the durations in `test-durations.json` (a
+ * file not listed counts as a short one), so the lanes end about together. Files of different lanes run at the
+ * same time: they take their ports from `test/fixtures/Ports.ts`, their namespaces, network namespaces and
+ * loopback addresses from their process ids, and the fault suite's runs ports 10000-19999, which nothing else uses.
+ * Every lane but the last prefixes its lines with `[lane N]`.
  *
  * With file filters (`npm test -- packages/ssh`), one `vitest run` with the arguments as they are. A JSON report
  * (`--outputFile.json=F`) is written by each lane beside F and merged into F.
  */
 import * as child from "node:child_process"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import * as readline from "node:readline"
+import config from "../vitest.config.ts"
 
 const args = process.argv.slice(2)
-/** The first lane: about as long as the second on this machine (the fault suite alone is half of it). */
-const first = ["test/faults/", "packages/ssh/test/SshHost.test.ts", "test/Proxy.test.ts", "test/Cli.test.ts"]
+const root = path.resolve(import.meta.dirname, "..")
 
 /** A `vitest run` with `extra` arguments; its lines go through `line`, or straight out when undefined. */
 const vitest = (extra: ReadonlyArray<string>, line?: (text: string) => void) =>
@@ -35,31 +35,44 @@ const vitest = (extra: ReadonlyArray<string>, line?: (text: string) => void) =>
 const filtered = args.some((a) => !a.startsWith("-"))
 if (filtered) process.exit(await vitest(args))
 
-const json = args.find((a) => a.startsWith("--outputFile.json="))?.slice("--outputFile.json=".length)
-const laneArgs = (lane: string) =>
-  args.map((a) => json !== undefined && a.startsWith("--outputFile.json=") ? `--outputFile.json=${json}.${lane}` : a)
+/** Seconds each file took in a CI run (rounded); the balance only needs them roughly right. */
+const durations: Record<string, number> = JSON.parse(
+  fs.readFileSync(path.join(import.meta.dirname, "test-durations.json"), "utf8")
+)
+const files = fs.globSync(config.test!.include!, { cwd: root, exclude: (f) => f.includes("node_modules") })
+  .toSorted((a, b) => (durations[b] ?? 5) - (durations[a] ?? 5) || a.localeCompare(b))
+const count = Math.max(1, Math.min(files.length, Number(process.env.TEZT_CLOUD_TEST_LANES ?? 2)))
+const lanes = Array.from({ length: count }, () => ({ files: new Array<string>(), seconds: 0 }))
+for (const file of files) {
+  const lane = lanes.reduce((best, l) => (l.seconds < best.seconds ? l : best))
+  lane.files.push(file)
+  lane.seconds += durations[file] ?? 5
+}
 
-const [faultCode, restCode] = await Promise.all([
-  // A filter matches every path that contains it: `test/Proxy.test.ts` is also in packages/proxy/test/.
+const json = args.find((a) => a.startsWith("--outputFile.json="))?.slice("--outputFile.json=".length)
+const laneArgs = (k: number) =>
+  args.map((a) => json !== undefined && a.startsWith("--outputFile.json=") ? `--outputFile.json=${json}.lane${k}` : a)
+
+// Absolute paths: a filter matches every path that contains it (`test/Proxy.test.ts` is in packages/proxy/ too).
+const codes = await Promise.all(lanes.map((lane, k) =>
   vitest(
-    [...laneArgs("lane1"), ...first, "--exclude", "packages/proxy/**"],
-    (text) => process.stdout.write(`[lane 1] ${text}\n`)
-  ),
-  vitest([...laneArgs("lane2"), ...first.flatMap((f) => ["--exclude", f.endsWith("/") ? `${f}**` : f])])
-])
+    [...laneArgs(k + 1), ...lane.files.map((f) => path.join(root, f))],
+    k === count - 1 ? undefined : (text) => process.stdout.write(`[lane ${k + 1}] ${text}\n`)
+  )
+))
 
 if (json !== undefined) {
   // One report, as one vitest run writes it: counts summed, results joined.
-  const lanes = ["lane1", "lane2"].map((lane) => JSON.parse(fs.readFileSync(`${json}.${lane}`, "utf8")))
-  const merged: Record<string, unknown> = { ...lanes[1] }
+  const reports = lanes.map((_, k) => JSON.parse(fs.readFileSync(`${json}.lane${k + 1}`, "utf8")))
+  const merged: Record<string, unknown> = { ...reports[0] }
   for (const key of Object.keys(merged)) {
     if (typeof merged[key] === "number" && key.startsWith("num")) {
-      merged[key] = lanes.reduce((sum, lane) => sum + (lane[key] as number), 0)
+      merged[key] = reports.reduce((sum, report) => sum + (report[key] as number), 0)
     }
   }
-  merged.testResults = lanes.flatMap((lane) => lane.testResults)
-  merged.success = lanes.every((lane) => lane.success)
-  merged.startTime = Math.min(...lanes.map((lane) => lane.startTime as number))
+  merged.testResults = reports.flatMap((report) => report.testResults)
+  merged.success = reports.every((report) => report.success)
+  merged.startTime = Math.min(...reports.map((report) => report.startTime as number))
   fs.writeFileSync(json, JSON.stringify(merged))
 }
-process.exit(faultCode !== 0 ? faultCode : restCode)
+process.exit(codes.find((code) => code !== 0) ?? 0)

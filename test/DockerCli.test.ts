@@ -11,6 +11,7 @@ import * as Init from "../packages/cli/src/commands/init.ts"
 import { fresh, live, root, start } from "./fixtures/Cli.ts"
 import * as DockerEngine from "./fixtures/DockerEngine.ts"
 import * as Integration from "./fixtures/Integration.ts"
+import * as Ports from "./fixtures/Ports.ts"
 
 const enabled = Integration.available("docker CLI tests", DockerEngine.binaries)
 /** The registry test needs Debian's docker-registry too: skipped without it, a failure under TEZT_CLOUD_IT=require. */
@@ -25,7 +26,7 @@ const nothing = { containers: [], networks: [], images: [] }
 
 // Other test files run agents at the default ports at the same time: each run here gets a range of its own, below
 // the ephemeral range.
-let nextPort = 23000
+let nextPort = Ports.take(5000) - 500
 const ports = () => ["--vm-base-port", String(nextPort += 500)]
 
 /** `tezt-cloud ARGS --localhost --agent-runtime docker` in a fresh namespace, on ports of its own. */
@@ -121,7 +122,7 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
   describe.runIf(withRegistry)("with a local registry", () => {
     live("CLOUD docker build, registry deploy and push: the image reaches a local registry", async () => {
       const { env, namespace, stateDir } = freshDocker()
-      const registry = `127.0.0.1:${45000 + Math.floor(Math.random() * 1000)}`
+      const registry = `127.0.0.1:${Ports.one()}`
       const all = { ...env, TEZT_CLOUD_DOCKER_REGISTRY: registry }
       const tezt = async (...args: Array<string>) => {
         const cli = start(["CLOUD", "docker", ...args, "--tezt-cloud", namespace], all)

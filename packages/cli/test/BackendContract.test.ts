@@ -14,6 +14,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
 import { backendContract, type Harness } from "../../core/test/contract/BackendContract.ts"
 import * as GceEmulator from "../../gcp/test/fixtures/Emulator.ts"
@@ -26,18 +27,22 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), "backend-contract-home-"))
 const key = () => Effect.runPromise(SshKeys.ensure("contract", undefined, home))
 
 let sshHost: SshHosts.SshHost | undefined
-// Containers' sshd bind their agent's port on the host network: each deployment gets a range of its own, below
-// Linux's ephemeral range and away from the ranges of the other Docker suites.
-let dockerPort = 27000
+// Containers' sshd bind their agent's port on the host network: each deployment gets a range of its own, from this
+// file's ports (`Ports.ts`).
+let dockerPort = Ports.take(3000) - 50
+/** The agent ports of the process-sandbox, ssh-host and proxy deployments. */
+const ports = Ports.take(1500)
 let emulator: GceEmulator.Emulator | undefined
 // The emulator's VMs each have an address of their own on this loopback /24, their sshd on one port.
 const gcpSubnet = `127.82.${process.pid % 250}`
-const gcpPort = 23000 + (process.pid % 50) * 10
+const gcpPort = Ports.take(10)
 
 const harnesses: Record<string, Harness> = {
   localhost: {
     enabled: true,
-    config: () => ({ input: { localhost: true, agent_runtime: "process", vm_base_port: 44000, ports_per_vm: 10 } }),
+    config: () => ({
+      input: { localhost: true, agent_runtime: "process", vm_base_port: ports, ports_per_vm: 10 }
+    }),
     timeout: 30_000
   },
   docker: {
@@ -71,7 +76,7 @@ const harnesses: Record<string, Harness> = {
       input: {
         localhost: false,
         ssh_host: `${SshHosts.user}@${sshHost!.host}:${sshHost!.port}`,
-        vm_base_port: 45000,
+        vm_base_port: ports + 500,
         ports_per_vm: 10
       },
       cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
@@ -110,7 +115,13 @@ const harnesses: Record<string, Harness> = {
     config: (namespace) => {
       process.env[ProxyProtocol.onProxyVariable] = namespace
       return {
-        input: { localhost: true, proxy: true, agent_runtime: "process", vm_base_port: 46000, ports_per_vm: 10 }
+        input: {
+          localhost: true,
+          proxy: true,
+          agent_runtime: "process",
+          vm_base_port: ports + 1000,
+          ports_per_vm: 10
+        }
       }
     },
     teardown: async () => {

@@ -14,9 +14,13 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { BaseImage, DockerAgents, DockerClient, DockerRegistry } from "../src/index.ts"
+
+/** This file's agent ports (see `Ports.ts`). */
+const ports = Ports.take(4000)
 
 const enabled = Integration.available("docker integration tests", DockerEngine.binaries)
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-docker-"))
@@ -32,7 +36,7 @@ const backend = (namespace: string, input: CloudConfig.Input = {}) =>
       localhost: true,
       agent_runtime: "docker",
       dockerfile_alias: "debian",
-      vm_base_port: 21000,
+      vm_base_port: ports,
       ports_per_vm: 10,
       ...input
     })
@@ -90,7 +94,7 @@ describe.runIf(enabled)("docker", () => {
   })
 
   // Tests run concurrently and sshd binds its port on the host network: each deployment gets its own range.
-  let nextBase = 22000
+  let nextBase = ports + 1000
   runnerContract(
     "docker",
     Layer.unwrap(Effect.sync(() => backend(`${base}-rc`, { vm_base_port: nextBase += 100 }))),
@@ -109,7 +113,7 @@ describe.runIf(enabled)("docker", () => {
             agents.map((a) => a.point),
             [0, 1, 2].map((i) => ({
               host: "127.0.0.1",
-              port: 21000 + i * 10
+              port: ports + i * 10
             }))
           )
           // On the host network every container has the host's name: each tells its own sshd's pid file.
@@ -217,10 +221,10 @@ describe.runIf(enabled)("docker", () => {
       Effect.scoped(Effect.gen(function*() {
         const ns = `${base}-force`
         const other = `${base}-forcex`
-        yield* deploy(other, ["x"], { vm_base_port: 21700 })
+        yield* deploy(other, ["x"], { vm_base_port: ports + 700 })
         // Never closed: the orchestrator is about to exit without its teardown.
         const scope = yield* Scope.make()
-        yield* deploy(ns, ["a", "b"], { vm_base_port: 21600 }).pipe(Scope.provide(scope))
+        yield* deploy(ns, ["a", "b"], { vm_base_port: ports + 600 }).pipe(Scope.provide(scope))
         assert.lengthOf((yield* leftovers(ns)).containers, 2)
         assert.strictEqual(DockerAgents.backend.forceKill(ns), 2)
         assert.deepStrictEqual((yield* leftovers(ns)).containers, [])
@@ -239,7 +243,7 @@ describe.runIf(enabled)("docker", () => {
         const ab = `${base}-ab`
         yield* deploy(ab, ["x"])
         const scope = yield* Scope.make()
-        yield* deploy(a, ["bx"], { vm_base_port: 21500 }).pipe(Scope.provide(scope))
+        yield* deploy(a, ["bx"], { vm_base_port: ports + 500 }).pipe(Scope.provide(scope))
         // teztcloud-<a>-bx and teztcloud-<ab>-x: a name prefix would confuse them; labels do not.
         yield* DockerAgents.cleanUp(a).pipe(Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, a))))
         yield* nothingLeft(a)
@@ -256,9 +260,9 @@ describe.runIf(enabled)("docker", () => {
         const ab = `${base}-a-b`
         assert.notStrictEqual(DockerAgents.containerName(a, "b-x"), DockerAgents.containerName(ab, "x"))
         yield* Effect.scoped(Effect.gen(function*() {
-          const { agents } = yield* deploy(ab, ["x"], { vm_base_port: 24100 })
+          const { agents } = yield* deploy(ab, ["x"], { vm_base_port: ports + 3100 })
           yield* Effect.scoped(Effect.gen(function*() {
-            yield* deploy(a, ["b-x"], { vm_base_port: 24200 })
+            yield* deploy(a, ["b-x"], { vm_base_port: ports + 3200 })
             assert.deepStrictEqual((yield* leftovers(a)).containers, [DockerAgents.containerName(a, "b-x")])
           }))
           // a's teardown removed its own container only.
@@ -304,7 +308,7 @@ describe.runIf(enabled)("docker", () => {
         const address = `127.0.0.1:${24400 + (process.pid % 100)}`
         const registry = DockerRegistry.deploy({ namespace: ns, dir, address }).pipe(Effect.provide(client))
         yield* Effect.scoped(Effect.gen(function*() {
-          const { agents } = yield* deploy(ns, ["registry"], { vm_base_port: 24300 })
+          const { agents } = yield* deploy(ns, ["registry"], { vm_base_port: ports + 3300 })
           yield* Effect.ensuring(
             Effect.gen(function*() {
               assert.strictEqual(yield* registry, address)
@@ -344,7 +348,7 @@ describe.runIf(enabled)("docker", () => {
             () => Effect.ignore(docker.removeNetwork(network, {}))
           )
           const error = yield* Effect.flip(
-            Effect.scoped(deploy(ns, ["a"], { docker_host_network: false, vm_base_port: 24500 }))
+            Effect.scoped(deploy(ns, ["a"], { docker_host_network: false, vm_base_port: ports + 3500 }))
           )
           assert.include(error.message, `a network named ${network}, not this namespace's`)
           assert.include(error.message, `docker network rm ${network}`)
@@ -360,7 +364,7 @@ describe.runIf(enabled)("docker", () => {
         yield* Effect.scoped(Effect.gen(function*() {
           const name = DockerAgents.containerName(ns, "a")
           const theirs = yield* theirContainer(name)
-          const error = yield* Effect.flip(Effect.scoped(deploy(ns, ["a"], { vm_base_port: 24500 })))
+          const error = yield* Effect.flip(Effect.scoped(deploy(ns, ["a"], { vm_base_port: ports + 3500 })))
           assert.include(error.message, `a container named ${name}, not tezt-cloud's, is in the way`)
           assert.include(error.message, `docker rm -f ${name}`)
           assert.isTrue(yield* running(theirs), "someone else's container is left alone")

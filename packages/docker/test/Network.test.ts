@@ -24,7 +24,11 @@ import * as path from "node:path"
 import * as NetworkProbe from "../../../scenarios/src/NetworkProbe.ts"
 import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import { DockerAgents, DockerClient } from "../src/index.ts"
+
+/** This file's agent ports (see `Ports.ts`). */
+const ports = Ports.take(200)
 
 const enabled = Integration.available("docker integration tests", DockerEngine.binaries)
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-docker-network-"))
@@ -38,7 +42,7 @@ const backend = (input: CloudConfig.Input) =>
       localhost: true,
       agent_runtime: "docker",
       dockerfile_alias: "debian",
-      vm_base_port: 27300,
+      vm_base_port: ports,
       ports_per_vm: 10,
       ...input
     })
@@ -134,7 +138,7 @@ describe.runIf(enabled)("network faults on Docker agents", () => {
     "a network of their own: partitions by routes, a cap by tbf, delay by netem or a refusal naming it",
     () =>
       Effect.gen(function*() {
-        const run = yield* deployed({ docker_host_network: false, vm_base_port: 27400 })
+        const run = yield* deployed({ docker_host_network: false, vm_base_port: ports + 100 })
         const { a, b, server, withCloud } = run
         assert.include((yield* run.faults.mechanisms).join("\n"), "blackhole routes")
         yield* partitionHolds(run)

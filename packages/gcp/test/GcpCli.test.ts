@@ -13,13 +13,14 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fresh, noProcessLeft, outstanding, start } from "../../../test/fixtures/Cli.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import * as Emulator from "./fixtures/Emulator.ts"
 
 const enabled = Integration.available("gcp CLI tests", Emulator.binaries)
 
 // This file's hosts: a loopback /24 of its own, a port away from the other suites' ranges.
 const subnet = `127.81.${process.pid % 250}`
-const vmPort = 21000 + (process.pid % 50) * 10
+const vmPort = Ports.take(10)
 
 let emulator: Emulator.Emulator | undefined
 

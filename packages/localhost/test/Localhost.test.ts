@@ -21,11 +21,15 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
 import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { Localhost } from "../src/index.ts"
 import * as ProcessTree from "../src/internal/processTree.ts"
+
+/** This file's agent ports (see `Ports.ts`). */
+const ports = Ports.take(3000)
 
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "localhost-test-"))
 const base = `lt-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
@@ -45,7 +49,7 @@ afterAll(() => {
 /** The localhost backend of namespace `namespace`, with its ledger and events (sent to `sinks`) visible. */
 const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], input: CloudConfig.Input = {}) =>
   Layer.unwrap(Effect.gen(function*() {
-    const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 41000, ports_per_vm: 10, ...input })
+    const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: ports, ports_per_vm: 10, ...input })
     return Layer.mergeAll(
       Localhost.layer({
         stateDir,
@@ -179,7 +183,7 @@ import { Localhost } from "@tezt-cloud/localhost"
 import { Effect, Layer } from "effect"
 const [stateDir, namespace] = process.argv.slice(1)
 const program = Effect.gen(function*() {
-  const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 42000, ports_per_vm: 10 })
+  const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: ${ports + 1000}, ports_per_vm: 10 })
   const layer = Localhost.layer({ stateDir, config, artifactsDir: stateDir + "/artifacts/" + namespace }).pipe(
     Layer.provide([Ledger.Ledger.layer(stateDir, namespace), RunEvents.RunEvents.layerNoop, NodeServices.layer])
   )
@@ -227,7 +231,7 @@ describe("a scenario's test swaps TestCloud for this backend", () => {
         Localhost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts", namespace) }).pipe(
           Layer.provide([Ledger.Ledger.layer(stateDir, namespace), RunEvents.RunEvents.layerNoop, NodeServices.layer])
         ),
-      { scenario: hello, config: { tezt_cloud: namespace, vm_base_port: 43000 } }
+      { scenario: hello, config: { tezt_cloud: namespace, vm_base_port: ports + 2000 } }
     )))
   })
 })

@@ -1,13 +1,14 @@
 /**
- * Helpers of the monitoring, website and end-to-end suites: gating on real binaries (`TEZT_CLOUD_IT`), free
- * ports, bounded polling and plain HTTP requests to 127.0.0.1.
+ * Helpers of the monitoring, website and end-to-end suites: gating on real binaries (`TEZT_CLOUD_IT`), ports
+ * of their own, bounded polling and plain HTTP requests to 127.0.0.1.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { it } from "@effect/vitest"
 import { Ledger } from "@tezt-cloud/core"
 import { Effect, Layer, Schedule } from "effect"
 import * as http from "node:http"
-import * as net from "node:net"
+import type * as net from "node:net"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import { which } from "../src/internal/binaries.ts"
 import * as Metrics from "../src/Metrics.ts"
 
@@ -31,36 +32,11 @@ export const liveWith = (...binaries: ReadonlyArray<string>): typeof it.live.ski
 /** The platform's services and an in-memory ledger (Prometheus records its storage there). */
 export const platform = Layer.mergeAll(NodeServices.layer, Ledger.Ledger.layerMemory("test"))
 
-/** A port nobody listens on right now, from the kernel's ephemeral range. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+/** A port of this test file's own (see `test/fixtures/Ports.ts`: no other file running at once gets it). */
+export const freePort = (): Promise<number> => Promise.resolve(Ports.one())
 
-/**
- * `count` consecutive free ports (an agent range for `--vm-base-port`); the first is returned. Below Linux's
- * ephemeral range, where `freePort` never answers: a run's website or Prometheus is never in its agents' ports.
- */
-export const freeRange = async (count: number): Promise<number> => {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * (32768 - 20000 - count))
-    const ok = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)))
-    if (ok.every(Boolean)) return base
-  }
-  throw new Error(`no ${count} consecutive free ports found`)
-}
-
-const isFree = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const server = net.createServer()
-    server.once("error", () => resolve(false))
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
-  })
+/** `count` consecutive ports of this test file's own (an agent range for `--vm-base-port`); the first is returned. */
+export const freeRange = (count: number): Promise<number> => Promise.resolve(Ports.take(count))
 
 export interface Response {
   readonly status: number

@@ -12,9 +12,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { SshClient, type SshError, SshHost, SshKeys } from "../src/index.ts"
+
+/** The agent ports of the runner contract without an executor (see `Ports.ts`). */
+const ports = Ports.take(500)
 
 const enabled = Integration.available("ssh executor tests", [SshHosts.sshd, "/usr/bin/ssh-keygen", "/usr/bin/perl"])
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-executor-"))
@@ -339,7 +343,7 @@ describe.runIf(enabled)("executor", () => {
         tezt_cloud: contractNamespace,
         localhost: false,
         ssh_host: `${SshHosts.user}@${noPerl!.host}:${noPerl!.port}`,
-        vm_base_port: 43000,
+        vm_base_port: ports,
         ports_per_vm: 10
       })
       return Layer.mergeAll(

@@ -14,10 +14,14 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Integration from "../../../test/fixtures/Integration.ts"
+import * as Ports from "../../../test/fixtures/Ports.ts"
 import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
 import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { SshClient, SshHost, SshKeys } from "../src/index.ts"
+
+/** This file's agent ports (see `Ports.ts`). */
+const ports = Ports.take(1000)
 
 const enabled = Integration.available("ssh integration tests", [SshHosts.sshd, "/usr/bin/ssh-keygen"])
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-ssh-"))
@@ -39,7 +43,7 @@ const backend = (
       tezt_cloud: namespace,
       localhost: false,
       ssh_host: `${SshHosts.user}@${target.host}:${target.port}`,
-      vm_base_port: 42000,
+      vm_base_port: ports,
       ports_per_vm: 10,
       ...input
     })
