@@ -7,6 +7,10 @@
  * loopback addresses from their process ids, and the fault suite's runs ports 10000-19999, which nothing else uses.
  * Every lane but the last prefixes its lines with `[lane N]`.
  *
+ * A full run ends with the leftover check (`leftovers.ts`): what the tests created in the temporary and state
+ * directories, the test Docker engine, network namespaces and the process table, and left there, is listed, and
+ * with `CI` set fails the run.
+ *
  * With file filters (`npm test -- packages/ssh`), one `vitest run` with the arguments as they are. A JSON report
  * (`--outputFile.json=F`) is written by each lane beside F and merged into F.
  */
@@ -14,7 +18,9 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
+import * as Ports from "../test/fixtures/Ports.ts"
 import config from "../vitest.config.ts"
+import * as Leftovers from "./leftovers.ts"
 
 const args = process.argv.slice(2)
 const root = path.resolve(import.meta.dirname, "..")
@@ -53,6 +59,10 @@ const json = args.find((a) => a.startsWith("--outputFile.json="))?.slice("--outp
 const laneArgs = (k: number) =>
   args.map((a) => json !== undefined && a.startsWith("--outputFile.json=") ? `--outputFile.json=${json}.lane${k}` : a)
 
+// The allocator's lock directory outlives the run: made before the snapshot, it is not a leftover.
+fs.mkdirSync(Ports.dir, { recursive: true })
+const before = Leftovers.snapshot()
+
 // Absolute paths: a filter matches every path that contains it (`test/Proxy.test.ts` is in packages/proxy/ too).
 const codes = await Promise.all(lanes.map((lane, k) =>
   vitest(
@@ -74,5 +84,19 @@ if (json !== undefined) {
   merged.success = reports.every((report) => report.success)
   merged.startTime = Math.min(...reports.map((report) => report.startTime as number))
   fs.writeFileSync(json, JSON.stringify(merged))
+}
+// The lanes' own reports are ours, not leftovers.
+const ours = (place: string, name: string) => json !== undefined && path.join(place, name).startsWith(`${json}.lane`)
+const left = Object.fromEntries(
+  Object.entries(await Leftovers.leftovers(before, Leftovers.snapshot))
+    .map(([place, names]) => [place, names.filter((name) => !ours(place, name))] as const)
+    .filter(([, names]) => names.length > 0)
+)
+if (Object.keys(left).length > 0) {
+  // In CI nothing else runs on the machine: what appeared was left by a test. Elsewhere it may be anyone's.
+  process.stdout.write(
+    `\n${process.env.CI ? "FAIL" : "warning"}: the tests left these behind:\n${Leftovers.describe(left)}\n`
+  )
+  if (process.env.CI) codes.push(1)
 }
 process.exit(codes.find((code) => code !== 0) ?? 0)
