@@ -208,8 +208,9 @@ describe("tezt-cloud CLI", () => {
     const cli = start(["TEST", "stubborn", "--localhost", "--tezt-cloud", namespace], env)
     await cli.waitFor("ready for signal")
     cli.proc.kill("SIGINT")
-    await new Promise((r) => setTimeout(r, 300))
-    // The daemon ignoring SIGTERM holds the graceful teardown for its grace period; the second signal cuts it.
+    // The second signal comes once the first is being acted on: the daemon ignoring SIGTERM holds the graceful
+    // teardown for its grace period, and the second signal cuts it.
+    await cli.waitFor("tearing down (press Ctrl+C again to force)", "stderr")
     assert.isNull(cli.proc.exitCode)
     cli.proc.kill("SIGINT")
     assert.strictEqual(await cli.exit, 130)

@@ -38,7 +38,9 @@ const monitoringArgs = async () => {
   return { args, exportPath }
 }
 
-const live = (name: string, body: () => Promise<void>) => liveWith("prometheus")(name, () => Effect.promise(body))
+/** Every run here starts Prometheus (and more): each test gets the two minutes the slowest needs under load. */
+const live = (name: string, body: () => Promise<void>) =>
+  liveWith("prometheus")(name, () => Effect.promise(body), 120_000)
 
 /** `GET` a JSON document from 127.0.0.1. */
 const getJson = async (url: string) => (await (await fetch(url)).json()) as unknown

@@ -1,5 +1,5 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -96,11 +96,16 @@ describe("AgentsControl", () => {
       const socketPath = socketIn()
       let running = 0
       let peak = 0
+      // The first commands hold until as many run as the cap allows: then they all overlap, however slowly they
+      // start, and any command past the cap (were it not enforced) would arrive while they hold.
+      const full = yield* Deferred.make<void>()
       const slow: Exec = {
         exec: () =>
           Effect.gen(function*() {
             running += 1
             peak = Math.max(peak, running)
+            if (running === AgentsControl.maxConcurrent) yield* Deferred.succeed(full, undefined)
+            yield* Deferred.await(full)
             yield* Effect.sleep("20 millis")
             running -= 1
             return { exitCode: 0, stdout: "", stderr: "", pid: 1 }
