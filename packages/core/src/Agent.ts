@@ -2,7 +2,7 @@
  * One agent of a run, as a scenario sees it: its name and configuration, its address, its port range and the
  * `Runner` that executes on it. Agents come from `Cloud.agents`, in the order the scenario asked for them.
  */
-import { Effect } from "effect"
+import { Effect, Scope } from "effect"
 import type { AgentConfig } from "./AgentConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import type { Daemon } from "./Daemon.ts"
@@ -90,11 +90,27 @@ export const make = (init: AgentInit): Agent => {
       if (n > 0) logs.set(file, n)
       else logs.delete(file)
     })
+  // The daemons spawned in one scope stop together when it closes, where the first of them was spawned: a daemon
+  // that ignores SIGTERM holds the teardown for its grace period once, not once per daemon. Each daemon's own steps
+  // (kill, then close its channel, …) keep their order, in a scope of its own.
+  const together = new WeakMap<Scope.Scope, Scope.Closeable>()
+  const inOwnScope = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const caller = yield* Effect.scope
+      let daemons = together.get(caller)
+      if (daemons === undefined) {
+        daemons = yield* Scope.fork(caller, "parallel")
+        together.set(caller, daemons)
+      }
+      return yield* Scope.provide(yield* Scope.fork(daemons, "sequential"))(effect)
+    })
   const runner: Runner = {
     ...clock.runner,
     spawn: (daemon, command, args, options) =>
-      clock.runner.spawn(daemon, command, args, options).pipe(
-        Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1)))
+      inOwnScope(
+        clock.runner.spawn(daemon, command, args, options).pipe(
+          Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1)))
+        )
       )
   }
   const nextAvailablePort = Effect.suspend(() => {

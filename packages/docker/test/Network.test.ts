@@ -121,7 +121,8 @@ describe.runIf(enabled)("network faults on Docker agents", () => {
           for (const t of times) assert.isAtLeast(t, 400, `round trips ${times.join(", ")}`)
         }))
         const undone = yield* NetworkProbe.roundTrips(a, server, 3)
-        for (const t of undone) assert.isBelow(t, 200, `round trips once the delay is undone: ${undone.join(", ")}`)
+        // Were the delay still there, every trip would take 400 ms or more; a loaded machine may slow some others.
+        assert.isBelow(Math.min(...undone), 200, `round trips once the delay is undone: ${undone.join(", ")}`)
 
         // The relay tells the containers' processes apart (their agent is in their environment).
         yield* partitionHolds(run)

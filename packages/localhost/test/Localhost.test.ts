@@ -312,6 +312,26 @@ describe("Localhost", () => {
       assert.include(parent, "tezt-cloud-executor")
     }))
 
+  it.live("daemons that ignore SIGTERM stop together: the grace period is waited once, not once per daemon", () =>
+    Effect.gen(function*() {
+      const dir = fs.mkdtempSync(path.join(stateDir, "stubborn-"))
+      // Each daemon writes its pid, and on SIGTERM (which it ignores) notes which of the others are still alive.
+      const stubborn = (name: string) =>
+        `echo $$ > ${dir}/${name}.pid; trap 'alive=""; for f in ${dir}/*.pid; do ` +
+        `[ "$f" = ${dir}/${name}.pid ] || ! kill -0 "$(cat "$f")" 2>/dev/null || alive="$alive x"; done; ` +
+        `echo "${name}:$alive" >> ${dir}/terms' TERM; while :; do sleep 0.1; done`
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { agents } = yield* deploy(ns("stubborn"), ["s"])
+        for (const name of ["a", "b", "c"]) yield* agents[0]!.spawn(name, "sh", ["-c", stubborn(name)])
+        yield* eventually("the daemons wrote their pids", Effect.sync(() => fs.readdirSync(dir).length === 3))
+      }))
+      // A daemon may be told more than once (its process tree, then the process itself): its first word counts.
+      const lines = fs.readFileSync(path.join(dir, "terms"), "utf8").trim().split("\n")
+      const first = ["a", "b", "c"].map((name) => lines.find((line) => line.startsWith(`${name}:`)))
+      // One after another, each would be killed before the next is told: the last told would see no other alive.
+      assert.deepStrictEqual(first, ["a: x x", "b: x x", "c: x x"], lines.join("\n"))
+    }))
+
   it.live("a clean close leaves no outstanding ledger entry, and the events tell the story", () =>
     Effect.gen(function*() {
       const namespace = ns("ledger")

@@ -79,7 +79,8 @@ describe("network faults on process sandboxes", () => {
           for (const kind of ["nft-table", "relay", "nft-chain"]) assert.include(kinds, kind)
         }))
         const undone = yield* NetworkProbe.roundTrips(a, server, 3)
-        for (const t of undone) assert.isBelow(t, 200, `round trips once the delay is undone: ${undone.join(", ")}`)
+        // Were the delay still there, every trip would take 400 ms or more; a loaded machine may slow some others.
+        assert.isBelow(Math.min(...undone), 200, `round trips once the delay is undone: ${undone.join(", ")}`)
 
         // Jitter: the round trips spread, far more than a loaded machine's own noise (tens of ms): each one is
         // 200 ms ± up to 200 ms, so 12 of them all within 100 ms of each other is about a chance in 10^5.
