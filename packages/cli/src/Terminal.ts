@@ -9,7 +9,7 @@
  * carriage return that overwrites a line…) is printed as a visible escape such as `\x1b`. JSON escapes them
  * itself.
  */
-import type { RunEvents } from "@tezt-cloud/core"
+import { type RunEvents, Verdict } from "@tezt-cloud/core"
 
 type Out = { write(text: string): unknown }
 
@@ -79,6 +79,14 @@ const rawLine = (event: RunEvents.Stamped): string | undefined => {
       return `[${time(event.at)}] network: ${event.agent}: ${event.fault}${
         event.seed === undefined ? "" : ` (seed ${event.seed})`
       }`
+    case "verdict": {
+      const v = event.verdict
+      return `[${time(event.at)}] criterion ${v.name}: ${
+        Verdict.observedText(v)
+      } ${v.comparison} ${v.threshold}: ${v.status}`
+    }
+    case "verdicts":
+      return `[${time(event.at)}] verdicts:\n${Verdict.table(event.verdicts)}`
     case "teardown-failed":
       return `[${time(event.at)}] teardown step ${event.step} failed: ${event.message}`
     case "log": {

@@ -43,6 +43,8 @@
   const eventList = document.getElementById("event-list")
   const refreshEvents = async () => {
     const run = await (await fetch("/api/run")).json()
+    // Panels in their own files (verdicts.js, …) render their part of the model from this event.
+    document.dispatchEvent(new CustomEvent("tezt-cloud:run", { detail: run }))
     const items = run.events.toReversed().map((e) => {
       const li = document.createElement("li")
       li.dataset.type = e.type
