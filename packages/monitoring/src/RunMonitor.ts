@@ -204,7 +204,7 @@ const start = (
       services: Effect.sync(() => [...services]),
       prometheus: prometheus === undefined
         ? undefined
-        : VerdictSource.make(prometheus.url, config.prometheusScrapeInterval)
+        : VerdictSource.make(prometheus, config.prometheusScrapeInterval)
     } satisfies RunServices.Hooks
   })
 

@@ -35,6 +35,10 @@
         return `teardown step ${e.step} failed: ${e.message}`
       case "run-end":
         return e.message
+      case "verdict":
+        return `criterion ${e.verdict.name}: ${e.verdict.observed ?? e.verdict.reason} (${e.verdict.status})`
+      case "verdicts":
+        return `verdicts: ${e.verdicts.map((v) => `${v.name} ${v.status}`).join(", ")}`
       default:
         return e.type
     }

@@ -12,6 +12,8 @@
       element.append(code)
       element.className = className
     } else element.textContent = text
+    element.style.textAlign = "left"
+    element.style.padding = "0.15rem 1.5rem 0.15rem 0"
     return element
   }
 
