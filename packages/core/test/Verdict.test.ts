@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import { Cloud, type CloudError, Scenario, TestCloud, Verdict } from "../src/index.ts"
+import { TestClock } from "effect/testing"
+import { Cloud, type CloudError, Criteria, RunEvents, Scenario, TestCloud, Verdict } from "../src/index.ts"
 
 const atLeast5: Verdict.Criterion = {
   name: "blocks per minute",
@@ -174,4 +175,47 @@ describe("criteria on TestCloud", () => {
       const verdicts = yield* (yield* TestCloud.Recording).verdicts
       assert.deepStrictEqual(verdicts.map((v) => v.status), ["met"])
     }).pipe(Effect.provide(TestCloud.layer())))
+})
+
+describe("Criteria", () => {
+  /** A source whose one series has the value `value.current`, judged on `TestClock`. */
+  const judging = (value: { current: string }, continuous = true) =>
+    Criteria.registry(
+      {
+        check: () => Effect.void,
+        settle: Effect.void,
+        samples: () => Effect.sync(() => [sample(value.current)])
+      },
+      { unavailable: "", continuous }
+    )
+
+  it.effect("a criterion judged every period must hold each time: a breach fails it at the end, saying when", () =>
+    Effect.gen(function*() {
+      const events: Array<RunEvents.Stamped> = []
+      const value = { current: "6" }
+      const verdicts = yield* Effect.gen(function*() {
+        const criteria = yield* judging(value)
+        yield* criteria.add({ ...atLeast5, every: "1 second" })
+        yield* TestClock.adjust("1 second")
+        value.current = "2"
+        yield* TestClock.adjust("1 second")
+        value.current = "7"
+        yield* TestClock.adjust("1 second")
+        return yield* criteria.conclude
+      }).pipe(Effect.scoped, Effect.provide(RunEvents.RunEvents.layer([(e) => void events.push(e)])))
+      const live = events.flatMap((e) => e.type === "verdict" ? [e.verdict.observed] : [])
+      assert.includeMembers(live, ["6", "2", "7"])
+      assert.strictEqual(verdicts[0]!.observed, "7")
+      assert.strictEqual(verdicts[0]!.status, "failed")
+      assert.match(verdicts[0]!.reason ?? "", /^2 at \d\d:\d\d:\d\d UTC, during the run$/)
+      assert.strictEqual(events.filter((e) => e.type === "verdicts").length, 1)
+    }))
+
+  it.effect("without a source, a criterion is refused with the reason given", () =>
+    Effect.gen(function*() {
+      const criteria = yield* Criteria.registry(undefined, { unavailable: "give --prometheus", continuous: true })
+      const error = failure(yield* Effect.exit(criteria.add(atLeast5)))
+      assert.strictEqual(error?.message, "criterion \"blocks per minute\": give --prometheus")
+      assert.deepStrictEqual(yield* criteria.conclude, [])
+    }).pipe(Effect.scoped, Effect.provide(RunEvents.RunEvents.layerNoop)))
 })
