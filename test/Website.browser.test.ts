@@ -54,6 +54,19 @@ const monitoringRun = async (tag: string, namespace: string, websitePort: number
   String(await freeRange(100))
 ]
 
+/** A kept-alive run of the MONITORING fixture `tag` (its website answers until Enter on its stdin), with `extra` arguments. */
+const keptAlive = async (
+  tag: string,
+  run: { readonly namespace: string; readonly env: Record<string, string> },
+  websitePort: number,
+  extra: ReadonlyArray<string> = []
+) =>
+  start(
+    [...(await monitoringRun(tag, run.namespace, websitePort)), ...extra, "--keep-alive"],
+    { ...run.env, TEZT_CLOUD_SCENARIOS: scenarios },
+    { stdin: "pipe" }
+  )
+
 describe("the website in a browser", () => {
   live(
     "shows the agents, the links, a chart of pushed metrics, the events and the verdicts of a live run",
@@ -161,17 +174,11 @@ describe("the website in a browser", () => {
   )
 
   live("shows where a failed scenario failed: its own file and line, in the trace of its end", async () => {
-    const { env, namespace } = fresh()
+    const run = fresh()
+    const { namespace } = run
     const websitePort = await freePort()
     // Kept alive: the website still answers once the scenario has failed, until Enter.
-    const cli = start(
-      [
-        ...(await monitoringRun("fails", namespace, websitePort)),
-        "--keep-alive"
-      ],
-      { ...env, TEZT_CLOUD_SCENARIOS: scenarios },
-      { stdin: "pipe" }
-    )
+    const cli = await keptAlive("fails", run, websitePort)
     const browser = await launch()
     try {
       await cli.waitFor("Please press <enter>")

@@ -2,7 +2,7 @@
  * The success criteria of one run: declared by its scenario, judged on the run's `Verdict.Source` every `every`
  * while it runs (each judgment a `verdict` event) and once it has ended (the `verdicts` event: the table).
  */
-import { Duration, Effect, Fiber, Schedule, Scope } from "effect"
+import { Clock, Duration, Effect, Fiber, Schedule, Scope } from "effect"
 import * as CloudError from "./CloudError.ts"
 import { RunEvents, type Stamped } from "./RunEvents.ts"
 import { type Criterion, invalid, judge, millisOf, type Source, unread, type Verdict } from "./Verdict.ts"
@@ -29,11 +29,10 @@ export const registry = (
     const criteria: Array<Criterion> = []
     const breaches = new Map<string, Verdict>()
     const fibers: Array<Fiber.Fiber<unknown, unknown>> = []
-    const now = Effect.sync(() => Date.now())
     const judgeNow = (s: Source, criterion: Criterion, final: boolean) =>
       Effect.gen(function*() {
         const samples = yield* Effect.result(s.samples(criterion))
-        const at = yield* now
+        const at = yield* Clock.currentTimeMillis
         return samples._tag === "Success"
           ? judge(criterion, samples.success, at, final)
           : final
