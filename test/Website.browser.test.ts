@@ -146,6 +146,7 @@ describe("the website in a browser", () => {
       // A criterion not met: the run worked, its goal was missed (3, not 1).
       assert.strictEqual(await cli.exit, 3, cli.stderr())
       assert.include(cli.stderr(), "1 of 2 criteria not met: node-b above 100 (1")
+      assert.include(cli.stdout(), "refused: criterion \"unparsable\": Prometheus refuses rate(: ")
       const table = cli.stdout().slice(cli.stdout().indexOf("verdicts:"))
       assert.match(table, /\nvalues pushed\s+min\(tezt_browser_test\)\s+\d+(\.\d+)?\s+>= 0\s+met\n/)
       assert.match(

@@ -1,7 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
 import { TestClock } from "effect/testing"
-import { Cloud, type CloudError, Criteria, RunEvents, Scenario, TestCloud, Verdict } from "../src/index.ts"
+import {
+  Cloud,
+  CloudConfig,
+  type CloudError,
+  Criteria,
+  Orchestrator,
+  RunEvents,
+  RunServices,
+  Scenario,
+  TestCloud,
+  Verdict
+} from "../src/index.ts"
 
 const atLeast5: Verdict.Criterion = {
   name: "blocks per minute",
@@ -165,6 +176,25 @@ describe("criteria on TestCloud", () => {
       const error = failure(yield* Effect.exit(cloud.addCriterion(atLeast5)))
       assert.strictEqual(error?.reason._tag, "CriterionInvalid")
       assert.include(error?.message ?? "", "criteria are judged on a run's Prometheus")
+    }))
+
+  it.effect("a run whose services have no Prometheus refuses a criterion, naming the option", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config()
+      const scenario = pushing([atLeast5])
+      const services = RunServices.RunServices.of({ start: () => Effect.succeed(RunServices.memory()) })
+      const exit = yield* Effect.exit(
+        Orchestrator.run(scenario, config, yield* Orchestrator.agentConfigs(scenario, config)).pipe(
+          Effect.provide(TestCloud.layerDeployment()),
+          Effect.provideService(RunServices.RunServices, services),
+          Effect.provideService(CloudConfig.CurrentConfig, config),
+          Effect.provide(RunEvents.RunEvents.layerNoop)
+        )
+      )
+      assert.include(
+        failure(exit)?.message ?? "",
+        "criterion \"blocks per minute\": criteria are judged on the run's Prometheus, which is off: give --prometheus"
+      )
     }))
 
   it.effect("TestCloud.layer judges the criteria declared so far on demand", () =>
