@@ -23,7 +23,7 @@ const deployAndTearDown: ReadonlyArray<RunEvents.Stamped> = [
 ]
 
 describe("Terminal", () => {
-  it("plain: a judgment during the run is one line; the final verdicts, a table under one line", () => {
+  it("plain: a judgment during the run is one line when its status changes; the final verdicts, a table", () => {
     const { out, text } = capture()
     const sink = Terminal.plain(out)
     const verdict = {
