@@ -19,7 +19,7 @@ interface Targets {
 /**
  * Waits until `prometheus` has all its jobs' targets (its discovery takes a few seconds to list new ones) and every
  * one that is not down (up, or not scraped yet) was scraped after this call began, polling its targets API (fails
- * after two scrape intervals and ten seconds); then until a window's subquery would see that last scrape.
+ * after two scrape intervals and thirty seconds); then until a window's subquery would see that last scrape.
  */
 export const settle = (prometheus: Prometheus.Prometheus["Service"], scrapeInterval: number) =>
   Effect.gen(function*() {
@@ -44,9 +44,9 @@ export const settle = (prometheus: Prometheus.Prometheus["Service"], scrapeInter
       ),
       Effect.retry(Schedule.spaced("200 millis")),
       Effect.timeoutOrElse({
-        duration: Duration.seconds(2 * scrapeInterval + 10),
+        duration: Duration.seconds(2 * scrapeInterval + 30),
         orElse: () =>
-          Effect.fail(CloudError.service(service, `no scrape of every target within ${2 * scrapeInterval + 10}s`))
+          Effect.fail(CloudError.service(service, `no scrape of every target within ${2 * scrapeInterval + 30}s`))
       })
     )
     // A window's subquery steps fall on multiples of the scrape interval: the last sample counts from the next one.
