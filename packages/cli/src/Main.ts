@@ -2,7 +2,8 @@
  * The full `tezt-cloud` CLI, loaded by `bin.mjs` when the fast path of `agents exec` does not apply: it loads
  * what the command needs, runs it under `Shutdown` (signals, a closed output, the last resort of a second
  * Ctrl+C), and exits with the code the command ends with: 0 on success (`agents exec`: the worst agent's code), 2
- * on bad input (usage, a value it cannot use), 130 when interrupted, 1 on any other failure.
+ * on bad input (usage, a value it cannot use), 3 when the scenarios ran but a success criterion was not met, 130
+ * when interrupted, 1 on any other failure.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { CloudError, Ledger } from "@tezt-cloud/core"
@@ -80,7 +81,9 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
         ? `tezt-cloud: error: ${Root.oneLine(badInput ? Root.shorten(error.message) : error.message)}`
         : `tezt-cloud: internal error: ${Cause.pretty(exit.cause)}`
     )
-    return badInput ? 2 : 1
+    // The run worked and judged its criteria: a CI job tells a missed goal from a broken run.
+    const missed = error instanceof CloudError.CloudError && error.reason._tag === "CriteriaFailed"
+    return badInput ? 2 : missed ? 3 : 1
   })
 
 const main = Effect.gen(function*() {

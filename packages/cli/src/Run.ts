@@ -125,7 +125,9 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
     const services = deploys
       ? RunMonitor.layer({ config, artifactsDir: plan.artifactsDir, front: Website.front })
       : Layer.empty
-    yield* Orchestrator.run(plan.scenario, config, plan.configs).pipe(
+    yield* Orchestrator.run(plan.scenario, config, plan.configs, {
+      artifactsDir: deploys ? plan.artifactsDir : undefined
+    }).pipe(
       Effect.provide(backend.layer),
       Effect.provide(services),
       Effect.onExit(() => leftBehind(stateDir, config.namespace)),

@@ -9,7 +9,7 @@
  * carriage return that overwrites a line…) is printed as a visible escape such as `\x1b`. JSON escapes them
  * itself.
  */
-import type { RunEvents } from "@tezt-cloud/core"
+import { type RunEvents, Verdict } from "@tezt-cloud/core"
 
 type Out = { write(text: string): unknown }
 
@@ -79,6 +79,14 @@ const rawLine = (event: RunEvents.Stamped): string | undefined => {
       return `[${time(event.at)}] network: ${event.agent}: ${event.fault}${
         event.seed === undefined ? "" : ` (seed ${event.seed})`
       }`
+    case "verdict": {
+      const v = event.verdict
+      return `[${time(event.at)}] criterion ${v.name}: ${
+        Verdict.observedText(v)
+      } ${v.comparison} ${v.threshold}: ${v.status}`
+    }
+    case "verdicts":
+      return `[${time(event.at)}] verdicts:\n${Verdict.table(event.verdicts)}`
     case "teardown-failed":
       return `[${time(event.at)}] teardown step ${event.step} failed: ${event.message}`
     case "log": {
@@ -93,10 +101,29 @@ const rawLine = (event: RunEvents.Stamped): string | undefined => {
   }
 }
 
-/** One line per event. */
-export const plain = (out: Out): RunEvents.Sink => (event) => {
-  const text = line(event)
-  if (text !== undefined) out.write(text + "\n")
+/**
+ * Whether a judgment during the run is news: a criterion judged every second prints a line when its status
+ * changes, not each time (`events.jsonl` and `--json` keep them all).
+ */
+const verdictChanges = () => {
+  const last = new Map<string, string>()
+  return (event: RunEvents.Stamped) => {
+    if (event.type !== "verdict") return true
+    const { name, status } = event.verdict
+    if (last.get(name) === status) return false
+    last.set(name, status)
+    return true
+  }
+}
+
+/** One line per event (a judgment during the run, when its status changes). */
+export const plain = (out: Out): RunEvents.Sink => {
+  const news = verdictChanges()
+  return (event) => {
+    if (!news(event)) return
+    const text = line(event)
+    if (text !== undefined) out.write(text + "\n")
+  }
 }
 
 /** Every event as JSON. */
@@ -109,6 +136,7 @@ export const json = (out: Out): RunEvents.Sink => (event) => {
  * print above it.
  */
 export const tty = (out: Out, now: () => number = Date.now): RunEvents.Sink => {
+  const news = verdictChanges()
   let progress: { label: string; done: number; total: number; since: number; timer: NodeJS.Timeout } | undefined
   const render = (p: NonNullable<typeof progress>) =>
     `${p.label} ${p.done}/${p.total} (${((now() - p.since) / 1000).toFixed(1)}s)`
@@ -143,7 +171,7 @@ export const tty = (out: Out, now: () => number = Date.now): RunEvents.Sink => {
       case "deploy-done":
         return
       default: {
-        const text = line(event)
+        const text = news(event) ? line(event) : undefined
         if (text === undefined) return
         clear()
         out.write(text + "\n")

@@ -23,6 +23,36 @@ const deployAndTearDown: ReadonlyArray<RunEvents.Stamped> = [
 ]
 
 describe("Terminal", () => {
+  it("plain: a judgment during the run is one line when its status changes; the final verdicts, a table", () => {
+    const { out, text } = capture()
+    const sink = Terminal.plain(out)
+    const verdict = {
+      name: "height",
+      expression: "height",
+      comparison: ">=",
+      threshold: 5,
+      observed: "3",
+      status: "failed",
+      at: 1
+    } as const
+    sink({
+      type: "verdict",
+      verdict: { ...verdict, observed: undefined, status: "pending", reason: "no samples" },
+      ...at(0)
+    })
+    sink({
+      type: "verdicts",
+      verdicts: [verdict, { ...verdict, name: "rate \x1b[2J", observed: "9", status: "met" }],
+      ...at(9)
+    })
+    const lines = text().trimEnd().split("\n")
+    assert.match(lines[0]!, /\] criterion height: \(no samples\) >= 5: pending$/)
+    assert.match(lines[1]!, /\] verdicts:$/)
+    assert.match(lines[2]!, /^criterion\s+expression\s+observed\s+threshold\s+verdict$/)
+    assert.match(lines[3]!, /^height\s+height\s+3\s+>= 5\s+failed$/)
+    assert.match(lines[4]!, /^rate \\x1b\[2J\s+height\s+9\s+>= 5\s+met$/, "a name is shown, never obeyed")
+  })
+
   it("plain: one line per event, no control characters", () => {
     const { out, text } = capture()
     const sink = Terminal.plain(out)

@@ -80,6 +80,18 @@ export class ScenarioFailed extends Schema.TaggedError<ScenarioFailed>()("Scenar
   message: Schema.String
 }) {}
 
+/** A success criterion the run cannot judge (see `Verdict`): invalid, a duplicate, or no Prometheus to judge it. */
+export class CriterionInvalid extends Schema.TaggedError<CriterionInvalid>()("CriterionInvalid", {
+  criterion: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The scenario ended, but success criteria were not met; `message` names them with their values. */
+export class CriteriaFailed extends Schema.TaggedError<CriteriaFailed>()("CriteriaFailed", {
+  title: Schema.String,
+  message: Schema.String
+}) {}
+
 export const Reason = Schema.Union([
   ConfigInvalid,
   AgentsInvalid,
@@ -91,7 +103,9 @@ export const Reason = Schema.Union([
   NotAvailable,
   MetricInvalid,
   ServiceFailed,
-  ScenarioFailed
+  ScenarioFailed,
+  CriterionInvalid,
+  CriteriaFailed
 ])
 export type Reason = typeof Reason.Type
 
@@ -136,6 +150,10 @@ export const describe = (reason: Reason): string => {
       return `${reason.service}: ${reason.message}`
     case "ScenarioFailed":
       return `${reason.title}: ${reason.message}`
+    case "CriterionInvalid":
+      return `criterion ${JSON.stringify(reason.criterion)}: ${reason.message}`
+    case "CriteriaFailed":
+      return `${reason.title}: ${reason.message}`
   }
 }
 
@@ -167,6 +185,8 @@ export const metric = (name: string, message: string, options?: Options) =>
   make(new MetricInvalid({ metric: name, message }), options)
 export const service = (name: string, message: string, options?: Options) =>
   make(new ServiceFailed({ service: name, message }), options)
+export const criterion = (name: string, message: string, options?: Options) =>
+  make(new CriterionInvalid({ criterion: name, message }), options)
 
 /** The message of an unknown thrown value. */
 export const messageOf = (cause: unknown): string =>

@@ -16,6 +16,7 @@ import * as Chronos from "./Chronos.ts"
 import * as Cloud from "./Cloud.ts"
 import { type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
+import * as Criteria from "./Criteria.ts"
 import { Deployment } from "./Deployment.ts"
 import { Ledger } from "./Ledger.ts"
 import * as LogRotation from "./LogRotation.ts"
@@ -25,6 +26,7 @@ import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 import * as ScenarioFailure from "./ScenarioFailure.ts"
+import * as Verdict from "./Verdict.ts"
 
 /**
  * Waits for a line of standard input that `accept`s, or for its end; an input that fails (a terminal gone: EIO)
@@ -173,15 +175,26 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
     catch: (e) => CloudError.config("--artifacts-dir", `${dir}: ${CloudError.messageOf(e)}`, { cause: e })
   })
 
+/** Where a run keeps what it concludes, and whether criteria are judged during it (not on a virtual clock). */
+export interface RunOptions {
+  /** The run's artifacts dir: `verdicts.json` goes there. */
+  readonly artifactsDir?: string | undefined
+  /** Whether criteria with an `every` are judged while the scenario runs (the default). */
+  readonly judgeDuringRun?: boolean | undefined
+}
+
 /**
  * Runs `scenario` on `configs` with the current `Deployment`, and the `RunServices` when provided. Ends with "Scenario ended successfully." or
- * "Scenario terminated unexpectedly: …"; with `--keep-alive` it then waits for Enter (or an interruption) with
- * everything still running, the scenario's daemons included; then tears down and returns the scenario's outcome.
+ * "Scenario terminated unexpectedly: …", then judges the scenario's success criteria (the verdict table, and
+ * `verdicts.json`); with `--keep-alive` it then waits for Enter (or an interruption) with everything still
+ * running, the scenario's daemons included; then tears down and returns the scenario's outcome: a failure when it
+ * failed (`ScenarioFailed`), else when a criterion is not met (`CriteriaFailed`).
  */
 export const run = Effect.fn("Orchestrator.run")(function*(
   scenario: Scenario,
   config: CloudConfig,
-  configs: ReadonlyArray<AgentConfig>
+  configs: ReadonlyArray<AgentConfig>,
+  options: RunOptions = {}
 ) {
   const events = yield* RunEvents
   const deployment = yield* Deployment
@@ -198,6 +211,12 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       // Started in the run's scope after the agents: they stop before the agents are torn down.
       const services = yield* Effect.serviceOption(RunServices)
       const hooks = Option.isSome(services) ? yield* services.value.start(agents) : undefined
+      const criteria = yield* Criteria.registry(hooks?.prometheus, {
+        unavailable: hooks === undefined
+          ? "criteria are judged on a run's Prometheus, and this run has none"
+          : "criteria are judged on the run's Prometheus, which is off: give --prometheus",
+        continuous: options.judgeDuringRun !== false
+      })
       // The run's recurring tasks, in its scope: they stop first when it closes.
       if (config.logRotation > 0) {
         yield* Chronos.start(agents.map((agent) => LogRotation.task(agent, config.logRotation)))
@@ -205,11 +224,16 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       // Added after the agents' own finalizers, so it runs first when the scope closes.
       yield* Effect.addFinalizer(() => events.emit({ type: "teardown-start", total: agents.length }))
       const exit = yield* scenario.run.pipe(
-        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks, network)),
+        Effect.provideService(Cloud.Cloud, Cloud.make(config, agents, hooks, network, criteria.add)),
         Effect.onInterrupt(() => report(Exit.interrupt(undefined))),
         Effect.exit
       )
       yield* report(exit)
+      // Before the teardown stops Prometheus, and before `--keep-alive`'s wait, so the user sees them meanwhile.
+      const verdicts = yield* criteria.conclude
+      if (verdicts.length > 0 && options.artifactsDir !== undefined) {
+        yield* Verdict.write(options.artifactsDir, verdicts).pipe(Effect.catch((e) => Effect.logError(e.message)))
+      }
       if (config.keepAlive) {
         // Before the scope closes, so the scenario's daemons, the agents and the services still run while the user
         // looks at them; and not in a finalizer, so that Ctrl+C (or SIGTERM, SIGHUP) interrupts the wait like it
@@ -217,12 +241,17 @@ export const run = Effect.fn("Orchestrator.run")(function*(
         yield* Effect.logInfo("Please press <enter> to terminate the scenario (Ctrl+C tears down too).")
         yield* waitForEnter
       }
-      return exit
+      return { exit, verdicts }
     })
   )
-  if (Exit.isFailure(outcome)) {
+  if (Exit.isFailure(outcome.exit)) {
     return yield* new CloudError.CloudError({
-      reason: new CloudError.ScenarioFailed({ title: scenario.title, message: render(outcome.cause) })
+      reason: new CloudError.ScenarioFailed({ title: scenario.title, message: render(outcome.exit.cause) })
+    })
+  }
+  if (outcome.verdicts.some((v) => v.status !== "met")) {
+    return yield* new CloudError.CloudError({
+      reason: new CloudError.CriteriaFailed({ title: scenario.title, message: Verdict.summary(outcome.verdicts) })
     })
   }
 })

@@ -6,6 +6,7 @@
 import { Context, Effect, Layer, Logger, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import type { Verdict } from "./Verdict.ts"
 
 export type RunEvent =
   | {
@@ -32,6 +33,10 @@ export type RunEvent =
   | { readonly type: "log"; readonly level: string; readonly message: string }
   /** A network fault applied to an agent (`Network`), with the seed it was drawn with, if any. */
   | { readonly type: "network"; readonly agent: string; readonly fault: string; readonly seed?: number }
+  /** A success criterion judged while the scenario runs (`Verdict`: its `every`). */
+  | { readonly type: "verdict"; readonly verdict: Verdict }
+  /** Every success criterion judged once the scenario has ended: the verdict table. */
+  | { readonly type: "verdicts"; readonly verdicts: ReadonlyArray<Verdict> }
   | { readonly type: "teardown-start"; readonly total: number }
   | { readonly type: "agent-down"; readonly agent: string; readonly down: number; readonly total: number }
   | {

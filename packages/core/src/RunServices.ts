@@ -13,6 +13,7 @@
 import { Context, Effect, type Scope } from "effect"
 import type { Agent } from "./Agent.ts"
 import type * as CloudError from "./CloudError.ts"
+import type * as Verdict from "./Verdict.ts"
 
 /**
  * One value of a metric; `/metrics` keeps the last one per (name, labels). A push sets the value, counters too, as
@@ -78,6 +79,8 @@ export interface Hooks {
   /** The last value of every pushed metric. */
   readonly metrics: Effect.Effect<ReadonlyArray<MetricSample>>
   readonly services: Effect.Effect<ReadonlyArray<ServiceLink>>
+  /** The run's Prometheus, where success criteria are judged (`Cloud.addCriterion`); absent when it is off. */
+  readonly prometheus?: Verdict.Source | undefined
 }
 
 export class RunServices extends Context.Service<RunServices, {

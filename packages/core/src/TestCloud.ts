@@ -15,6 +15,12 @@
  * any agent; no `args`: any arguments), or as a record keyed by `"<command> <args…>"` or
  * `"<agent>: <command> <args…>"` (the agent's key first); then `fallback(call)`; then `echo` answers like echo;
  * anything else exits 127 with "no canned response", like a shell that does not know the command.
+ *
+ * Success criteria (`Cloud.addCriterion`) are judged at the end as in a real run, on what `observed` says they
+ * observe (there is no Prometheus): a criterion whose query is a bare selector (`name`, `name{label="value"}`)
+ * observes the last pushed values of that metric (a window changes nothing: there is no history); any other,
+ * without an `observed` entry, has no samples and fails. Judgments during the run (`every`) happen only on the
+ * real clock (`virtualTime: false`): on the virtual one they would pass for the scenario's own time.
  */
 import { Clock, Context, Duration, Effect, Layer, Logger } from "effect"
 import * as Agent from "./Agent.ts"
@@ -22,12 +28,14 @@ import type { AgentConfig, AgentRequest } from "./AgentConfig.ts"
 import * as Cloud from "./Cloud.ts"
 import * as CloudConfig from "./CloudConfig.ts"
 import type * as CloudError from "./CloudError.ts"
+import * as Criteria from "./Criteria.ts"
 import { Deployment } from "./Deployment.ts"
 import * as Orchestrator from "./Orchestrator.ts"
 import { logger, RunEvents, type Stamped } from "./RunEvents.ts"
 import type { ExecResult, Runner } from "./Runner.ts"
-import { memory, type MetricSample, RunServices } from "./RunServices.ts"
+import { type Hooks, memory, type MetricSample, RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
+import * as Verdict from "./Verdict.ts"
 
 /** One recorded call on an agent. */
 export interface Call {
@@ -67,7 +75,18 @@ export interface Options {
    * second for a minute ends in milliseconds; `false` keeps the clock of the caller (`it.effect`'s `TestClock`).
    */
   readonly virtualTime?: boolean | undefined
+  /**
+   * What success criteria observe, by criterion name (or as a function of the criterion): a value (one series)
+   * or samples; `undefined` falls back to the pushed metrics (see the module's details).
+   */
+  readonly observed?:
+    | Record<string, Observation>
+    | ((criterion: Verdict.Criterion) => Observation | undefined)
+    | undefined
 }
+
+/** What a criterion observes on `TestCloud`: one value, or a sample per series. */
+export type Observation = number | ReadonlyArray<Verdict.Sample>
 
 /** The recorder a `TestCloud` backend writes to. */
 export interface Recorder {
@@ -85,6 +104,8 @@ export interface Result extends Recorder {
   readonly metrics: ReadonlyArray<MetricSample>
   /** Virtual milliseconds the scenario slept or waited (0 with `virtualTime: false`). */
   readonly elapsedMillis: number
+  /** The verdicts on the scenario's success criteria (all met: a criterion not met fails the run). */
+  readonly verdicts: ReadonlyArray<Verdict.Verdict>
 }
 
 const matches = (canned: Canned, call: ExecCall) =>
@@ -135,6 +156,52 @@ export const virtualClock = (): Clock.Clock & { readonly elapsedMillis: () => nu
     sleep: (duration) =>
       Effect.yieldNow.pipe(Effect.andThen(Effect.sync(() => void (elapsed += Duration.toMillis(duration))))),
     elapsedMillis: () => elapsed
+  }
+}
+
+/** A value as Prometheus writes it. */
+const promValue = (n: number) =>
+  Number.isNaN(n) ? "NaN" : n === Infinity ? "+Inf" : n === -Infinity ? "-Inf" : String(n)
+
+/** The metric name and label matchers of a bare selector (`name`, `name{a="x",b="y"}`), else `undefined`. */
+export const selector = (
+  query: string
+): { readonly name: string; readonly labels: Record<string, string> } | undefined => {
+  const match = /^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$/.exec(query)
+  if (match === null) return undefined
+  const labels: Record<string, string> = {}
+  for (const matcher of (match[2] ?? "").split(",").filter((m) => m.trim() !== "")) {
+    const pair = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"\\]*)"\s*$/.exec(matcher)
+    if (pair === null) return undefined
+    labels[pair[1]!] = pair[2]!
+  }
+  return { name: match[1]!, labels }
+}
+
+/** What `criterion` observes on `TestCloud`: `options.observed`, else the pushed metrics its selector matches. */
+const observe = (options: Options, criterion: Verdict.Criterion, metrics: ReadonlyArray<MetricSample>) => {
+  const canned = typeof options.observed === "function"
+    ? options.observed(criterion)
+    : options.observed?.[criterion.name]
+  if (typeof canned === "number") return [{ metric: {}, value: promValue(canned) }]
+  if (canned !== undefined) return canned
+  const wanted = selector(criterion.query)
+  if (wanted === undefined) return []
+  return metrics.filter((m) =>
+    m.name === wanted.name && Object.entries(wanted.labels).every(([k, v]) => m.labels?.[k] === v)
+  ).map((m): Verdict.Sample => ({ metric: { __name__: m.name, ...m.labels }, value: promValue(m.value) }))
+}
+
+/** Memory hooks whose criteria observe what `options` and the pushed metrics say. */
+const judgedHooks = (options: Options): Hooks => {
+  const hooks = memory()
+  return {
+    ...hooks,
+    prometheus: {
+      check: () => Effect.void,
+      settle: Effect.void,
+      samples: (criterion) => Effect.map(hooks.metrics, (metrics) => observe(options, criterion, metrics))
+    }
   }
 }
 
@@ -216,6 +283,8 @@ export class Recording extends Context.Service<Recording, {
   readonly metrics: Effect.Effect<ReadonlyArray<MetricSample>>
   /** Virtual milliseconds slept so far. */
   readonly elapsedMillis: Effect.Effect<number>
+  /** Judges the success criteria declared so far, as the run does when its scenario ends. */
+  readonly verdicts: Effect.Effect<ReadonlyArray<Verdict.Verdict>>
 }>()("@tezt-cloud/core/TestCloud/Recording") {}
 
 export interface LayerOptions extends Options {
@@ -273,11 +342,15 @@ const make = <E, R>(
     const logs: Array<string> = []
     const events: Array<Stamped> = []
     const clock = virtualClock()
-    const hooks = memory()
+    const hooks = judgedHooks(options)
     const sink = (event: Stamped) => {
       events.push(event)
       if (event.type === "log") logs.push(event.message)
     }
+    const criteria = yield* Criteria.registry(hooks.prometheus, {
+      unavailable: "",
+      continuous: options.virtualTime === false
+    }).pipe(Effect.provide(RunEvents.layer([sink])))
     const scenario = options.scenario ??
       { title: "TestCloud.layer", tags: [], vms: () => options.vms ?? [{}], run: Effect.void }
     const configs = yield* Orchestrator.agentConfigs(scenario, resolved)
@@ -285,7 +358,7 @@ const make = <E, R>(
       Cloud.Cloud,
       Effect.gen(function*() {
         const agents = yield* (yield* Deployment).deploy(configs)
-        return Cloud.make(resolved, agents, hooks)
+        return Cloud.make(resolved, agents, hooks, undefined, criteria.add)
       })
     ).pipe(
       Layer.provide(deployment(recorder)),
@@ -299,7 +372,8 @@ const make = <E, R>(
         logs,
         events,
         metrics: hooks.metrics,
-        elapsedMillis: Effect.sync(clock.elapsedMillis)
+        elapsedMillis: Effect.sync(clock.elapsedMillis),
+        verdicts: criteria.conclude
       })
     )
     return Layer.mergeAll(
@@ -327,16 +401,23 @@ export const run = (
       events.push(event)
       if (event.type === "log") logs.push(event.message)
     }
-    const hooks = memory()
+    const hooks = judgedHooks(options)
     const clock = virtualClock()
     const configs = yield* Orchestrator.agentConfigs(scenario, resolved)
     const services = Layer.succeed(RunServices, RunServices.of({ start: () => Effect.succeed(hooks) }))
-    const body = Orchestrator.run(scenario, resolved, configs).pipe(
+    const body = Orchestrator.run(scenario, resolved, configs, { judgeDuringRun: options.virtualTime === false }).pipe(
       Effect.provide(layerDeployment(options, recorder)),
       Effect.provide(services),
       Effect.provideService(CloudConfig.CurrentConfig, resolved),
       Effect.provide(Layer.mergeAll(RunEvents.layer([sink]), Logger.layer([logger(sink)])))
     )
     yield* options.virtualTime === false ? body : Effect.provideService(body, Clock.Clock, clock)
-    return { ...recorder, logs, events, metrics: yield* hooks.metrics, elapsedMillis: clock.elapsedMillis() }
+    return {
+      ...recorder,
+      logs,
+      events,
+      metrics: yield* hooks.metrics,
+      elapsedMillis: clock.elapsedMillis(),
+      verdicts: Criteria.latest(events)?.verdicts ?? []
+    }
   })

@@ -22,6 +22,7 @@ import * as Metrics from "./Metrics.ts"
 import * as Netdata from "./Netdata.ts"
 import * as ProcessExporter from "./ProcessExporter.ts"
 import * as Prometheus from "./Prometheus.ts"
+import * as VerdictSource from "./VerdictSource.ts"
 
 type Config = CloudConfig.CloudConfig
 
@@ -200,7 +201,10 @@ const start = (
       addPrometheusSource: (source) => checkSource(source).pipe(Effect.andThen(addJob(sourceJob(source)))),
       registerBinary,
       metrics: metrics.samples,
-      services: Effect.sync(() => [...services])
+      services: Effect.sync(() => [...services]),
+      prometheus: prometheus === undefined
+        ? undefined
+        : VerdictSource.make(prometheus, config.prometheusScrapeInterval)
     } satisfies RunServices.Hooks
   })
 

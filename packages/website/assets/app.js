@@ -35,6 +35,10 @@
         return `teardown step ${e.step} failed: ${e.message}`
       case "run-end":
         return e.message
+      case "verdict":
+        return `criterion ${e.verdict.name}: ${e.verdict.observed ?? e.verdict.reason} (${e.verdict.status})`
+      case "verdicts":
+        return `verdicts: ${e.verdicts.map((v) => `${v.name} ${v.status}`).join(", ")}`
       default:
         return e.type
     }
@@ -43,6 +47,8 @@
   const eventList = document.getElementById("event-list")
   const refreshEvents = async () => {
     const run = await (await fetch("/api/run")).json()
+    // Panels in their own files (verdicts.js, …) render their part of the model from this event.
+    document.dispatchEvent(new CustomEvent("tezt-cloud:run", { detail: run }))
     const items = run.events.toReversed().map((e) => {
       const li = document.createElement("li")
       li.dataset.type = e.type

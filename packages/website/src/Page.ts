@@ -1,9 +1,10 @@
 /**
  * What the run's website shows, as Tezt cloud's does: every agent's configuration and registered binaries, the
  * commands to reach it, the monitoring links (with "disabled, use --x" hints), charts of the pushed metrics and
- * agent health, and the run's events. One model feeds both the HTML page and `/api/run`.
+ * agent health, the verdicts on the scenario's success criteria, and the run's events. One model feeds both the
+ * HTML page and `/api/run`.
  */
-import type { Agent, RunEvents } from "@tezt-cloud/core"
+import { type Agent, Criteria, type RunEvents } from "@tezt-cloud/core"
 import type { RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect } from "effect"
 
@@ -47,6 +48,8 @@ export interface Model {
   readonly charts: ReadonlyArray<Chart> | undefined
   readonly scrapeInterval: number
   readonly events: ReadonlyArray<RunEvents.Stamped>
+  /** The latest verdicts on the success criteria (`verdicts.js` shows them), once one is judged. */
+  readonly verdicts?: ReturnType<typeof Criteria.latest>
 }
 
 /** How many events `/api/run` and the page carry. */
@@ -117,7 +120,8 @@ export const model = (view: RunMonitor.View, events: ReadonlyArray<RunEvents.Sta
       links: yield* view.links,
       charts: view.config.prometheus ? charts(view, families) : undefined,
       scrapeInterval: view.config.prometheusScrapeInterval,
-      events: events.slice(-eventsShown)
+      events: events.slice(-eventsShown),
+      verdicts: Criteria.latest(events)
     } satisfies Model
   })
 
@@ -178,7 +182,7 @@ export const render = (m: Model): string =>
 <body>
 <nav><strong>tezt-cloud</strong> <span id="namespace">${escape(m.namespace)}</span>
 <a href="#configurations">Configurations</a> <a href="#monitoring">Monitoring</a> <a href="#charts-section">Charts</a>
-<a href="#debugging">Debugging</a> <a href="#events">Events</a> <a href="/metrics">/metrics</a></nav>
+<a href="#verdicts-section">Verdicts</a> <a href="#debugging">Debugging</a> <a href="#events">Events</a> <a href="/metrics">/metrics</a></nav>
 <main>
 <header><h1>${escape(m.scenario ?? "tezt-cloud run")}</h1>
 <p>Namespace <code>${escape(m.namespace)}</code>${
@@ -196,6 +200,9 @@ ${m.links.map(linkItem).join("\n")}
 <section id="charts-section"><h2>Charts</h2>
 ${chartsSection(m)}
 </section>
+<section id="verdicts-section"><h2>Verdicts</h2>
+<div id="verdicts"><p class="hint">No success criterion judged yet (Cloud.addCriterion).</p></div>
+</section>
 <section id="debugging"><h2>Debugging</h2>
 <p>Open a shell on an agent:</p>
 <ul class="commands">
@@ -207,6 +214,7 @@ ${m.agents.map(connectItem).join("\n")}
 </section>
 </main>
 <script src="/assets/uPlot.iife.min.js"></script>
+<script src="/assets/verdicts.js"></script>
 <script src="/assets/app.js"></script>
 </body>
 </html>

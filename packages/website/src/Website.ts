@@ -30,6 +30,7 @@ const assets = (): ReadonlyMap<string, { readonly body: string; readonly type: s
   return new Map([
     ["app.js", file(path.join(own, "app.js"), "text/javascript; charset=utf-8")],
     ["style.css", file(path.join(own, "style.css"), "text/css; charset=utf-8")],
+    ["verdicts.js", file(path.join(own, "verdicts.js"), "text/javascript; charset=utf-8")],
     ["uPlot.iife.min.js", file(require.resolve("uplot/dist/uPlot.iife.min.js"), "text/javascript; charset=utf-8")],
     ["uPlot.min.css", file(require.resolve("uplot/dist/uPlot.min.css"), "text/css; charset=utf-8")]
   ])

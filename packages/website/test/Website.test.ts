@@ -167,7 +167,7 @@ describe("Website", () => {
   it.live("serves uPlot and its own assets locally", () =>
     Effect.gen(function*() {
       const { url } = yield* start()
-      for (const asset of ["uPlot.iife.min.js", "uPlot.min.css", "app.js", "style.css"]) {
+      for (const asset of ["uPlot.iife.min.js", "uPlot.min.css", "app.js", "verdicts.js", "style.css"]) {
         const response = yield* request(`${url}/assets/${asset}`)
         assert.strictEqual(response.status, 200, asset)
         assert.isAbove(response.body.length, 100)
