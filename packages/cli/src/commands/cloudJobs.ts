@@ -4,7 +4,7 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { AgentsControl, Cloud, CloudError, Ledger, Orchestrator } from "@tezt-cloud/core"
-import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
+import { Alertmanager, Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
 import { Context, Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -44,7 +44,10 @@ const deadRunFiles = (ledgerFile: string): Array<string> => {
 const serviceCleanUps: ReadonlyArray<{
   readonly id: string
   readonly cleanUp: Effect.Effect<ReadonlyArray<string>, CloudError.CloudError, Ledger.Ledger>
-}> = [{ id: "monitoring", cleanUp: Prometheus.cleanUp() }]
+}> = [
+  { id: "monitoring", cleanUp: Prometheus.cleanUp() },
+  { id: "alerts", cleanUp: Alertmanager.cleanUp() }
+]
 
 /**
  * `CLOUD clean up`: every backend removes what killed runs of the namespace left (processes, sandboxes,
