@@ -17,7 +17,6 @@ import { Context, Effect, type Scope, Semaphore } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import * as Endpoints from "./Endpoints.ts"
 import * as Binaries from "./internal/binaries.ts"
 import * as Daemon from "./internal/daemon.ts"
 
@@ -61,28 +60,14 @@ export const start = Effect.fn("Alertmanager.start")(function*(
   CloudError.CloudError,
   Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
 > {
-  if (!Endpoints.isLoopback(options.host)) {
-    return yield* CloudError.service(
-      service,
-      `it must listen on a loopback address, not ${options.host}: its API has no authentication`
-    )
-  }
+  yield* Daemon.requireLoopback(service, options.host, "its API has no authentication")
   const binary = yield* Binaries.require(
     service,
     "prometheus-alertmanager",
     "install Debian's prometheus-alertmanager package"
   )
   const configFile = path.join(options.dir, "alertmanager.yml")
-  const write = (text: string) =>
-    Effect.try({
-      try: () => {
-        fs.mkdirSync(options.dir, { recursive: true })
-        const temporary = `${configFile}.tmp`
-        fs.writeFileSync(temporary, text)
-        fs.renameSync(temporary, configFile)
-      },
-      catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`, { cause: e })
-    })
+  const write = (text: string) => Daemon.writeFile(service, configFile, text)
   const dataDir = yield* Daemon.privateDir(storage, options.namespace)
   const credentialsFiles: Record<string, string> = {}
   for (const [name, secret] of Object.entries(options.secrets ?? {})) {
@@ -95,7 +80,7 @@ export const start = Effect.fn("Alertmanager.start")(function*(
   }
   let current = options.config(credentialsFiles)
   yield* write(current)
-  const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+  const listen = Daemon.listenAddress(options.host, options.port)
   const url = `http://${listen}`
   const daemon = yield* Daemon.spawn({
     service,

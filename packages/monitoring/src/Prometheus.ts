@@ -24,7 +24,6 @@ import { Context, Effect, type Scope, Semaphore } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import * as Endpoints from "./Endpoints.ts"
 import * as Binaries from "./internal/binaries.ts"
 import * as Daemon from "./internal/daemon.ts"
 import * as Http from "./internal/http.ts"
@@ -145,12 +144,7 @@ export const start = Effect.fn("Prometheus.start")(function*(
   Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
 > {
   // Snapshots need the admin API, which has no authentication: loopback only.
-  if (!Endpoints.isLoopback(options.host)) {
-    return yield* CloudError.service(
-      service,
-      `it must listen on a loopback address, not ${options.host}: its admin API has no authentication`
-    )
-  }
+  yield* Daemon.requireLoopback(service, options.host, "its admin API has no authentication")
   const binary = yield* Binaries.require(service, "prometheus", "install Debian's prometheus package")
   const configFile = path.join(options.dir, "prometheus.yml")
   yield* Effect.try({
@@ -168,18 +162,10 @@ export const start = Effect.fn("Prometheus.start")(function*(
   let jobs = options.jobs
   let alerting: Alerting | undefined
   const ruleFile = path.join(options.dir, "rules.yml")
-  const writeFile = (file: string, text: string) =>
-    Effect.try({
-      try: () => {
-        const temporary = `${file}.tmp`
-        fs.writeFileSync(temporary, text)
-        fs.renameSync(temporary, file)
-      },
-      catch: (e) => CloudError.service(service, `cannot write ${file}: ${CloudError.messageOf(e)}`, { cause: e })
-    })
+  const writeFile = (file: string, text: string) => Daemon.writeFile(service, file, text)
   const write = Effect.suspend(() => writeFile(configFile, renderConfig(options.scrapeInterval, jobs, alerting)))
   yield* write
-  const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+  const listen = Daemon.listenAddress(options.host, options.port)
   const url = `http://${listen}`
   const daemon = yield* Daemon.spawn({
     service,

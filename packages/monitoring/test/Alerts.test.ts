@@ -7,12 +7,10 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Alert, Cloud, CloudConfig, Orchestrator, RunEvents, Scenario, TestCloud } from "@tezt-cloud/core"
 import { Effect, Exit, Layer } from "effect"
 import * as fs from "node:fs"
-import * as http from "node:http"
-import type * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Alerts, RunMonitor } from "../src/index.ts"
-import { eventually, freeRange, liveWith, platform } from "./utils.ts"
+import { eventually, freeRange, liveWith, platform, serveJson } from "./utils.ts"
 
 const settings: Alerts.Settings = {
   handlers: [{ _tag: "Slack" }, { _tag: "Webhook", url: "http://127.0.0.1:1/hook" }],
@@ -127,27 +125,14 @@ interface Received {
   readonly body: string
 }
 
-/** A local HTTP server answering every POST as Slack's `chat.postMessage` does when it is happy. */
+/** A local HTTP server answering every request as Slack's `chat.postMessage` does when it is happy. */
 const receiver = Effect.gen(function*() {
   const received: Array<Received> = []
-  const server = yield* Effect.acquireRelease(
-    Effect.promise(() =>
-      new Promise<http.Server>((done) => {
-        const s = http.createServer((req, res) => {
-          let body = ""
-          req.on("data", (d: Buffer) => (body += d.toString()))
-          req.on("end", () => {
-            received.push({ path: req.url ?? "", authorization: req.headers.authorization, body })
-            res.writeHead(200, { "content-type": "application/json" })
-            res.end("{\"ok\":true}")
-          })
-        })
-        s.listen(0, "127.0.0.1", () => done(s))
-      })
-    ),
-    (s) => Effect.promise(() => new Promise<void>((done) => s.close(() => done())))
-  )
-  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, received }
+  const url = yield* serveJson((req, body) => {
+    received.push({ path: req.url ?? "", authorization: req.headers.authorization, body })
+    return [200, { ok: true }]
+  })
+  return { url, received }
 })
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-test-alerts-"))

@@ -5,13 +5,14 @@
  * over HTTP with a bounded poll that stops early, with the log's last line, when the daemon dies; reloaded by
  * SIGHUP; their private storage recorded in the ledger and removed with them (or by `CLOUD clean up`).
  */
-import { CloudError, InheritedEnv, Ledger, Teardown } from "@tezt-cloud/core"
+import { AtomicFile, CloudError, InheritedEnv, Ledger, Teardown } from "@tezt-cloud/core"
 import { Effect, Schedule, type Scope } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Endpoints from "../Endpoints.ts"
 import * as Http from "./http.ts"
 
 export interface Daemon {
@@ -246,4 +247,28 @@ export const cleanUp = (storage: Storage) =>
       )
     }
     return lines
+  })
+
+/** `host:port` for a daemon's listen flag (an IPv6 host in brackets). */
+export const listenAddress = (host: string, port: number): string =>
+  `${host.includes(":") ? `[${host}]` : host}:${port}`
+
+/** Fails, before anything starts, unless `host` is a loopback address; `why` says what would be exposed. */
+export const requireLoopback = (
+  service: string,
+  host: string,
+  why: string
+): Effect.Effect<void, CloudError.CloudError> =>
+  Endpoints.isLoopback(host)
+    ? Effect.void
+    : Effect.fail(CloudError.service(service, `it must listen on a loopback address, not ${host}: ${why}`))
+
+/** Writes one of a daemon's files whole (never seen half-written when it reloads), private to the user. */
+export const writeFile = (service: string, file: string, text: string): Effect.Effect<void, CloudError.CloudError> =>
+  Effect.try({
+    try: () => {
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      AtomicFile.writeAtomic(file, text)
+    },
+    catch: (e) => CloudError.service(service, `cannot write ${file}: ${CloudError.messageOf(e)}`, { cause: e })
   })
