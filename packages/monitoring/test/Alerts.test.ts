@@ -9,7 +9,7 @@ import { Effect, Exit, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Alerts, RunMonitor } from "../src/index.ts"
+import { Alertmanager, Alerts, RunMonitor } from "../src/index.ts"
 import { eventually, freeRange, liveWith, platform, serveJson } from "./utils.ts"
 
 const settings: Alerts.Settings = {
@@ -271,4 +271,29 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
         assert.throws(() => process.kill(alertmanagerPid!, 0), undefined, undefined, "Alertmanager is stopped")
       }).pipe(Effect.scoped, Effect.provide(platform))
   )
+})
+
+describe("Alertmanager left behind", () => {
+  live("CLOUD clean up stops it and removes its private dir, the token's file with it", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freeRange(1))
+      const manager = yield* Alertmanager.start({
+        host: "127.0.0.1",
+        port,
+        dir: path.join(tmpRoot, "left-behind"),
+        namespace: "test-alerts",
+        secrets: { [Alerts.slackTokenSecret]: "xoxb-left-behind" },
+        config: () => Alerts.renderAlertmanager([], { ...settings, handlers: [] }, undefined)
+      })
+      const privateDir = processes().find((p) => p.pid === manager.pid)!.argv
+        .find((a) => a.startsWith("--storage.path="))!.slice("--storage.path=".length)
+      assert.isTrue(fs.existsSync(privateDir))
+      // As if the run had been killed: the ledger still has the record, the daemon still runs.
+      const lines = yield* Alertmanager.cleanUp()
+      assert.deepStrictEqual(lines, [`stopped Alertmanager (pid ${manager.pid}) and removed its storage ${privateDir}`])
+      assert.isFalse(fs.existsSync(privateDir))
+      // Gone (at most a zombie until its parent, this process, reaps it: no command line left).
+      assert.isFalse(processes().some((p) => p.pid === manager.pid && p.argv.join("") !== ""))
+      assert.deepStrictEqual(yield* Alertmanager.cleanUp(), [], "its record is released")
+    }).pipe(Effect.scoped, Effect.provide(platform)))
 })

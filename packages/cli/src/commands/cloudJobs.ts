@@ -39,7 +39,7 @@ const deadRunFiles = (ledgerFile: string): Array<string> => {
 
 /**
  * What `CLOUD clean up` runs besides the backends' clean-ups: the run-level services' resources on this machine
- * (Prometheus' storage, of runs and of imports), each recorded in the namespace's ledger.
+ * (Prometheus' storage, of runs and of imports; Alertmanager's private dir), each recorded in the namespace's ledger.
  */
 const serviceCleanUps: ReadonlyArray<{
   readonly id: string
