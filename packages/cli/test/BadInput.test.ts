@@ -164,6 +164,11 @@ describe("bad input across options", () => {
       argv: [...agentsAt, "--prometheus", "--prometheus-port", "20000", "--website-port", "8080"],
       names: "--prometheus-port"
     },
+    {
+      name: "Alertmanager's port (Prometheus' + 3, with an alert handler) is in the agents' ports",
+      argv: [...agentsAt, "--alert-handler", "http://127.0.0.1:1/h", "--prometheus-port", "19997"],
+      names: "--prometheus-port: 20000 (Alertmanager's, --prometheus-port + 3) is in the agents' ports"
+    },
     { name: "a port beyond 65535", argv: ["--website-port", "65536"], names: "--website-port" },
     { name: "more channels than sshd serves", argv: ["--ssh-max-channels", "65"], names: "--ssh-max-channels" }
   ])("overlapping ports and ranges: $name", ({ argv, names }) =>
