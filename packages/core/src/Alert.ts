@@ -20,7 +20,12 @@ export type Receiver =
   | { readonly _tag: "Handlers" }
   /** Slack's `chat.postMessage` with the run's bot token, to `channel` (by default `--slack-channel-id`). */
   | { readonly _tag: "Slack"; readonly channel?: string | undefined }
-  /** Alertmanager's webhook: its JSON body POSTed to `url`. */
+  /**
+   * Slack's incoming webhook `url` (a secret: Alertmanager reads it from a 0600 file of its private dir), to its
+   * own channel or to `channel`.
+   */
+  | { readonly _tag: "SlackWebhook"; readonly url: string; readonly channel?: string | undefined }
+  /** Alertmanager's webhook: its JSON body POSTed to `url` (written in Alertmanager's configuration). */
   | { readonly _tag: "Webhook"; readonly url: string }
   /** Nowhere (the alert is still evaluated and listed). */
   | { readonly _tag: "None" }
@@ -121,6 +126,8 @@ export const check = (alert: Alert, slack: SlackSettings): CloudError.CloudError
   if (receiver?._tag === "Webhook" && !isUrl(receiver.url)) {
     return bad(`the webhook ${JSON.stringify(receiver.url)} is not an http(s) URL`)
   }
+  // Not quoted: the URL of a Slack webhook is its secret.
+  if (receiver?._tag === "SlackWebhook" && !isUrl(receiver.url)) return bad("the Slack webhook is not an http(s) URL")
   if (receiver?._tag === "Slack") {
     const missing = slackMissing(slack, receiver.channel ?? slack.channel)
     if (missing !== undefined) return bad(missing)

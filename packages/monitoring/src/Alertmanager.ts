@@ -12,10 +12,9 @@
  * ledger (kind `alertmanager-storage`) before it exists, removed when the scope closes, and by `CLOUD clean up`
  * after a `kill -9`. The configuration and the log go to `dir` (the run's artifacts).
  */
-import { CloudError, type Ledger } from "@tezt-cloud/core"
+import { AtomicFile, CloudError, type Ledger } from "@tezt-cloud/core"
 import { Context, Effect, type Scope, Semaphore } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Binaries from "./internal/binaries.ts"
 import * as Daemon from "./internal/daemon.ts"
@@ -28,6 +27,10 @@ export class Alertmanager extends Context.Service<Alertmanager, {
   readonly pid: number
   /** Replaces its configuration and reloads; returns once loaded. A refusal is an error, and rolled back. */
   configure(text: string): Effect.Effect<void, CloudError.CloudError>
+  /** Writes (or replaces) the secret `name` into its 0600 file of the private dir (`secretFile(name)`). */
+  writeSecret(name: string, value: string): Effect.Effect<void, CloudError.CloudError>
+  /** Where the secret `name` is kept, as a configuration names it (`credentials_file`, `api_url_file`). */
+  secretFile(name: string): string
 }>()("@tezt-cloud/monitoring/Alertmanager") {}
 
 export interface Options {
@@ -39,8 +42,8 @@ export interface Options {
   readonly namespace: string
   /** Secrets written each to its own 0600 file of the private dir, by name, before it starts. */
   readonly secrets?: Record<string, string> | undefined
-  /** The first configuration, given the path of each secret's file. */
-  readonly config: (credentialsFiles: Record<string, string>) => string
+  /** The first configuration, given where each secret is kept (`secretFile`). */
+  readonly config: (secretFile: (name: string) => string) => string
 }
 
 const service = "alertmanager"
@@ -69,16 +72,15 @@ export const start = Effect.fn("Alertmanager.start")(function*(
   const configFile = path.join(options.dir, "alertmanager.yml")
   const write = (text: string) => Daemon.writeFile(service, configFile, text)
   const dataDir = yield* Daemon.privateDir(storage, options.namespace)
-  const credentialsFiles: Record<string, string> = {}
-  for (const [name, secret] of Object.entries(options.secrets ?? {})) {
-    const file = path.join(dataDir, `${name}.secret`)
-    yield* Effect.try({
-      try: () => fs.writeFileSync(file, secret, { mode: 0o600, flag: "wx" }),
+  const secretFile = (name: string) => path.join(dataDir, `${name}.secret`)
+  const writeSecret = (name: string, value: string) =>
+    Effect.try({
+      try: () => AtomicFile.writeAtomic(secretFile(name), value, 0o600),
+      // Never the value in the message.
       catch: (e) => CloudError.service(service, `cannot write its ${name} file: ${CloudError.messageOf(e)}`)
     })
-    credentialsFiles[name] = file
-  }
-  let current = options.config(credentialsFiles)
+  for (const [name, value] of Object.entries(options.secrets ?? {})) yield* writeSecret(name, value)
+  let current = options.config(secretFile)
   yield* write(current)
   const listen = Daemon.listenAddress(options.host, options.port)
   const url = `http://${listen}`
@@ -122,7 +124,7 @@ export const start = Effect.fn("Alertmanager.start")(function*(
     },
     (effect) => lock.withPermit(effect)
   )
-  return Alertmanager.of({ url, address: listen, pid: daemon.pid, configure })
+  return Alertmanager.of({ url, address: listen, pid: daemon.pid, configure, writeSecret, secretFile })
 })
 
 /**

@@ -74,13 +74,18 @@ const units: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 8640
 export const seconds = (duration: string): number =>
   [...duration.matchAll(/(\d+)(ms|s|m|h|d|w|y)/g)].reduce((sum, [, n, unit]) => sum + Number(n) * units[unit!]!, 0)
 
-const slackConfig = (settings: Settings, channel: string | undefined, tokenFile: string | undefined) => ({
-  api_url: settings.slackApiUrl,
-  channel,
+const slackTexts = {
   send_resolved: true,
   title: "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})",
   text: "{{ range .Alerts }}{{ .Annotations.summary }}{{ if .Annotations.description }}: " +
-    "{{ .Annotations.description }}{{ end }}\n{{ end }}",
+    "{{ .Annotations.description }}{{ end }}\n{{ end }}"
+}
+
+/** Slack's `chat.postMessage` with the bot token of `tokenFile`. */
+const slackConfig = (settings: Settings, channel: string | undefined, tokenFile: string | undefined) => ({
+  api_url: settings.slackApiUrl,
+  channel,
+  ...slackTexts,
   http_config: { authorization: { type: "Bearer", credentials_file: tokenFile } }
 })
 
@@ -108,33 +113,53 @@ const receiverName = (alert: Alert.Alert, settings: Settings): string => {
     case "None":
       return none
     case "Slack":
+    case "SlackWebhook":
     case "Webhook":
       return `alert:${alert.name}`
   }
 }
 
+/** The name of the secret holding the Slack webhook URL of alert `name` (`Alertmanager.writeSecret`). */
+export const slackWebhookSecret = (name: string): string => `slack-webhook-${name.replaceAll(":", "_")}`
+
+/** The secrets `alerts` need kept in files (Slack webhooks' URLs), by name. */
+export const secretsOf = (alerts: ReadonlyArray<Alert.Alert>): Record<string, string> =>
+  Object.fromEntries(
+    alerts.flatMap((a) => a.receiver?._tag === "SlackWebhook" ? [[slackWebhookSecret(a.name), a.receiver.url]] : [])
+  )
+
 /**
  * Alertmanager's configuration for `alerts`: a route per alert (by `alertname`), the run's handlers as the
- * receiver `handlers`, an alert's own receiver as `alert:<name>`, and `none` for the rest. `tokenFile` is the
- * credentials file of Slack's bot token.
+ * receiver `handlers`, an alert's own receiver as `alert:<name>`, and `none` for the rest. Secrets are named by
+ * their files (`secretFile`): Slack's bot token (`slackTokenSecret`) and Slack webhooks' URLs
+ * (`slackWebhookSecret`).
  */
 export const renderAlertmanager = (
   alerts: ReadonlyArray<Alert.Alert>,
   settings: Settings,
-  tokenFile: string | undefined
+  secretFile: (name: string) => string
 ): string => {
+  const tokenFile = settings.slackToken === undefined ? undefined : secretFile(slackTokenSecret)
   const own = alerts.flatMap((alert): Array<Record<string, unknown>> => {
     const receiver = alert.receiver
-    if (receiver?._tag === "Slack") {
-      return [{
-        name: receiverName(alert, settings),
-        slack_configs: [slackConfig(settings, receiver.channel ?? settings.slackChannel, tokenFile)]
-      }]
+    const name = receiverName(alert, settings)
+    switch (receiver?._tag) {
+      case "Slack":
+        return [{ name, slack_configs: [slackConfig(settings, receiver.channel ?? settings.slackChannel, tokenFile)] }]
+      case "SlackWebhook":
+        return [{
+          name,
+          slack_configs: [{
+            api_url_file: secretFile(slackWebhookSecret(alert.name)),
+            ...(receiver.channel === undefined ? {} : { channel: receiver.channel }),
+            ...slackTexts
+          }]
+        }]
+      case "Webhook":
+        return [{ name, webhook_configs: [webhookConfig(receiver.url)] }]
+      default:
+        return []
     }
-    if (receiver?._tag === "Webhook") {
-      return [{ name: receiverName(alert, settings), webhook_configs: [webhookConfig(receiver.url)] }]
-    }
-    return []
   })
   return JSON.stringify(
     {
@@ -179,7 +204,7 @@ export const make = (options: {
   readonly settings: Settings
   readonly prometheus: Prometheus.Prometheus["Service"] | undefined
   readonly start: (
-    config: (tokenFile: string | undefined) => string
+    config: (secretFile: (name: string) => string) => string
   ) => Effect.Effect<Alertmanager.Alertmanager["Service"], CloudError.CloudError>
 }): Effect.Effect<Alerts> =>
   Effect.gen(function*() {
@@ -187,13 +212,9 @@ export const make = (options: {
     const lock = yield* Semaphore.make(1)
     let alerts: ReadonlyArray<Alert.Alert> = []
     let alertmanager: Alertmanager.Alertmanager["Service"] | undefined
-    let tokenFile: string | undefined
     const started = Effect.gen(function*() {
       if (alertmanager !== undefined) return alertmanager
-      alertmanager = yield* options.start((file) => {
-        tokenFile = file
-        return renderAlertmanager(alerts, settings, file)
-      })
+      alertmanager = yield* options.start((secretFile) => renderAlertmanager(alerts, settings, secretFile))
       return alertmanager
     })
     const slack: Alert.SlackSettings = { channel: settings.slackChannel, hasToken: settings.slackToken !== undefined }
@@ -205,10 +226,12 @@ export const make = (options: {
           return yield* Effect.logDebug(`addAlert ${alert.name}: no Prometheus in this run, the alert is ignored`)
         }
         const before = alerts
-        alerts = [...alerts.filter((a) => a.name !== alert.name), alert]
         yield* Effect.gen(function*() {
+          // Started with the alerts before this one, whose secrets are written.
           const manager = yield* started
-          yield* manager.configure(renderAlertmanager(alerts, settings, tokenFile))
+          alerts = [...alerts.filter((a) => a.name !== alert.name), alert]
+          for (const [name, value] of Object.entries(secretsOf([alert]))) yield* manager.writeSecret(name, value)
+          yield* manager.configure(renderAlertmanager(alerts, settings, manager.secretFile))
           yield* prometheus.setAlerting(manager.address, renderRules(alerts), alerts.map((a) => a.name))
           yield* Effect.logInfo(`alert ${alert.name} added: ${alert.expr}`)
         }).pipe(Effect.tapError(() => Effect.sync(() => void (alerts = before))))

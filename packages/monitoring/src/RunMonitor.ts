@@ -259,7 +259,7 @@ const startAlerts = (
           dir: path.join(options.artifactsDir, "alertmanager"),
           namespace: config.namespace,
           secrets: token === undefined ? {} : { [Alerts.slackTokenSecret]: token },
-          config: (files) => render(files[Alerts.slackTokenSecret])
+          config: render
         }).pipe(
           Effect.tap((manager) => Effect.logInfo(`alertmanager: ${manager.url}`)),
           Effect.provideService(Scope.Scope, scope),

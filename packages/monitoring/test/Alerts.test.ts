@@ -62,12 +62,14 @@ describe("Alerts: generated files", () => {
         { name: "ToHandlers", expr: "up", route: { groupWait: "1s", repeatInterval: "1h" } },
         { name: "ToNobody", expr: "up", receiver: { _tag: "None" } },
         { name: "ToHook", expr: "up", receiver: { _tag: "Webhook", url: "https://example.org/h" } },
-        { name: "ToChannel", expr: "up", receiver: { _tag: "Slack", channel: "C-OWN" } }
+        { name: "ToChannel", expr: "up", receiver: { _tag: "Slack", channel: "C-OWN" } },
+        { name: "ToSlackHook", expr: "up", receiver: { _tag: "SlackWebhook", url: "https://hooks.example/T/B/s3cret" } }
       ],
       settings,
-      "/private/slack-bot-token.secret"
+      (name) => `/private/${name}.secret`
     )
     assert.notInclude(text, settings.slackToken!)
+    assert.notInclude(text, "s3cret", "a Slack webhook's URL is a secret too")
     const config = JSON.parse(text) as {
       route: { receiver: string; routes: Array<Record<string, unknown>> }
       receivers: Array<{ name: string; slack_configs?: Array<Record<string, unknown>>; webhook_configs?: unknown }>
@@ -77,15 +79,26 @@ describe("Alerts: generated files", () => {
       { matchers: ["alertname=\"ToHandlers\""], receiver: "handlers", group_wait: "1s", repeat_interval: "1h" },
       { matchers: ["alertname=\"ToNobody\""], receiver: "none" },
       { matchers: ["alertname=\"ToHook\""], receiver: "alert:ToHook" },
-      { matchers: ["alertname=\"ToChannel\""], receiver: "alert:ToChannel" }
+      { matchers: ["alertname=\"ToChannel\""], receiver: "alert:ToChannel" },
+      { matchers: ["alertname=\"ToSlackHook\""], receiver: "alert:ToSlackHook" }
     ])
-    assert.deepStrictEqual(config.receivers.map((r) => r.name), ["none", "handlers", "alert:ToHook", "alert:ToChannel"])
+    assert.deepStrictEqual(config.receivers.map((r) => r.name), [
+      "none",
+      "handlers",
+      "alert:ToHook",
+      "alert:ToChannel",
+      "alert:ToSlackHook"
+    ])
+    assert.strictEqual(
+      config.receivers[4]!.slack_configs![0]!.api_url_file,
+      "/private/slack-webhook-ToSlackHook.secret"
+    )
     const handlers = config.receivers[1]!
     assert.deepStrictEqual(handlers.webhook_configs, [{ url: "http://127.0.0.1:1/hook", send_resolved: true }])
     assert.deepInclude(handlers.slack_configs![0]!, {
       api_url: settings.slackApiUrl,
       channel: "C-RUN",
-      http_config: { authorization: { type: "Bearer", credentials_file: "/private/slack-bot-token.secret" } }
+      http_config: { authorization: { type: "Bearer", credentials_file: `/private/${Alerts.slackTokenSecret}.secret` } }
     })
     assert.strictEqual(config.receivers[3]!.slack_configs![0]!.channel, "C-OWN")
   })
@@ -163,6 +176,7 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
       Effect.gen(function*() {
         const stub = yield* receiver
         const token = `xoxb-canary-${process.pid}-${Date.now()}`
+        const hookPath = `/services/T0/B0/hook-canary-${process.pid}`
         // Prometheus on the first port, Alertmanager on the fourth (--prometheus-port + 3), below the agents' ports.
         const base = yield* Effect.promise(async () => {
           for (;;) {
@@ -211,6 +225,13 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
               description: "vector(1) is always there",
               route: { groupWait: "1s" }
             })
+            // A Slack incoming webhook: its URL (the secret) goes to a file of Alertmanager's private dir.
+            yield* cloud.addAlert({
+              name: "TeztToSlackHook",
+              expr: "vector(3)",
+              receiver: { _tag: "SlackWebhook", url: `${stub.url}${hookPath}` },
+              route: { groupWait: "1s" }
+            })
             const slack = yield* eventually(
               Effect.sync(() => stub.received.find((r) => r.path === "/api/chat.postMessage")),
               "no Slack message"
@@ -219,6 +240,11 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
             assert.include(slack.body, "C-ALERTS")
             assert.include(slack.body, "TeztAlwaysFiring")
             assert.include(slack.body, "always firing")
+            const slackHook = yield* eventually(
+              Effect.sync(() => stub.received.find((r) => r.path === hookPath)),
+              "no Slack webhook call"
+            )
+            assert.include(slackHook.body, "TeztToSlackHook")
             const hook = yield* eventually(
               Effect.sync(() => stub.received.find((r) => r.path === "/hook")),
               "no webhook call"
@@ -259,13 +285,17 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
         const messages = events.map((e) => JSON.stringify(e))
         assert.isTrue(messages.some((m) => m.includes("notification: scenario report: all good")))
         assert.notInclude(messages.join("\n"), token, "no event holds the token")
+        assert.notInclude(messages.join("\n"), hookPath, "nor a Slack webhook's URL")
         const files = filesUnder(artifactsDir)
         assert.includeMembers(files.map((f) => path.relative(artifactsDir, f)), [
           "alertmanager/alertmanager.yml",
           "alertmanager/alertmanager.log",
           "prometheus/rules.yml"
         ])
-        for (const file of files) assert.notInclude(fs.readFileSync(file, "latin1"), token, file)
+        for (const file of files) {
+          assert.notInclude(fs.readFileSync(file, "latin1"), token, file)
+          assert.notInclude(fs.readFileSync(file, "latin1"), hookPath, file)
+        }
         assert.include(fs.readFileSync(path.join(artifactsDir, "prometheus", "rules.yml"), "utf8"), "TeztSecond")
         assert.isFalse(fs.existsSync(privateDir!), "the private dir, token included, is removed")
         assert.throws(() => process.kill(alertmanagerPid!, 0), undefined, undefined, "Alertmanager is stopped")
@@ -283,7 +313,7 @@ describe("Alertmanager left behind", () => {
         dir: path.join(tmpRoot, "left-behind"),
         namespace: "test-alerts",
         secrets: { [Alerts.slackTokenSecret]: "xoxb-left-behind" },
-        config: () => Alerts.renderAlertmanager([], { ...settings, handlers: [] }, undefined)
+        config: (secretFile) => Alerts.renderAlertmanager([], { ...settings, handlers: [] }, secretFile)
       })
       const privateDir = processes().find((p) => p.pid === manager.pid)!.argv
         .find((a) => a.startsWith("--storage.path="))!.slice("--storage.path=".length)
