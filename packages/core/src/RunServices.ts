@@ -7,12 +7,12 @@
  *
  * The CLI provides `RunServices` per the defaults cascade (`CloudConfig.resolve`: what each mode turns on). Without it (`TestCloud`, maintenance
  * jobs, tests) `Cloud` falls back to `memory()`: metrics and links are kept in memory, sources, binaries and alerts
- * are accepted and ignored, notifications only logged, as Tezt cloud does when Prometheus or process monitoring is off. Started after the
+ * (once checked) are accepted and ignored, notifications only logged, as Tezt cloud does when Prometheus or process monitoring is off. Started after the
  * deployment, the services stop before the agents are torn down and after the scenario's own daemons.
  */
 import { Context, Effect, type Scope } from "effect"
 import type { Agent } from "./Agent.ts"
-import type { Alert } from "./Alert.ts"
+import { type Alert, check } from "./Alert.ts"
 import type * as CloudError from "./CloudError.ts"
 
 /**
@@ -112,7 +112,11 @@ export const memory = (): Hooks => {
     registerBinary: () => Effect.void,
     metrics: Effect.sync(() => [...metrics.values()]),
     services: Effect.sync(() => [...services]),
-    addAlert: () => Effect.void,
+    // Checked as the run would (a bad name or duration fails a hermetic test too), then ignored; Slack is not checked.
+    addAlert: (alert) => {
+      const invalid = check(alert, { channel: "any", hasToken: true })
+      return invalid === undefined ? Effect.void : Effect.fail(invalid)
+    },
     notify: logNotification
   }
 }
