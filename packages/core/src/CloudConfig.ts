@@ -1207,7 +1207,7 @@ const alertHandlersRefused = (config: CloudConfig): CloudError.CloudError | unde
 }
 
 /** What Slack posting needs of the run, without the token itself. */
-export const slackSettings = (config: CloudConfig): Alert.SlackSettings => ({
+const slackSettings = (config: CloudConfig): Alert.SlackSettings => ({
   channel: config.slackChannelId,
   hasToken: config.slackBotToken !== undefined
 })
