@@ -13,14 +13,16 @@
  * available yet, and a password alone is refused as incomplete: those runs are checked on their refusal (output,
  * state dir). The Grafana token and the Slack token are accepted: live runs on process sandboxes (with the website,
  * Prometheus and a fake Grafana that requires the token, which proves it was read) and on an ssh host carry them.
- * The user name is no secret (the configuration dump names it): it is passed, not searched for.
+ * The user name is no secret (the configuration dump names it): it is passed, not searched for. The Slack token
+ * of the process-sandbox run also feeds its Alertmanager (`--alert-handler slack`), whose loaded configuration is
+ * searched too.
  */
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
-import { fakeGrafana, freePort, freeRange, liveWith } from "../packages/monitoring/test/utils.ts"
+import { fakeGrafana, freePort, freeRange, liveWith, serveJson } from "../packages/monitoring/test/utils.ts"
 import { SshKeys } from "../packages/ssh/src/index.ts"
 import { fresh, root, start } from "./fixtures/Cli.ts"
 import * as Integration from "./fixtures/Integration.ts"
@@ -159,6 +161,7 @@ describe("secrets never leave the orchestrator", () => {
     () =>
       Effect.gen(function*() {
         const grafana = yield* fakeGrafana({ token: canary.grafanaToken })
+        const slack = yield* serveJson(() => [200, { ok: true }])
         const { env, namespace, stateDir } = fresh()
         const { args, ports } = yield* Effect.promise(() => monitoringArgs(stateDir))
         const cli = start(
@@ -171,11 +174,16 @@ describe("secrets never leave the orchestrator", () => {
             grafana.url,
             "--slack-bot-token",
             canary.slackFlag,
+            // Alertmanager starts with the run and reads the token from a file of its private dir.
+            "--slack-channel-id",
+            "C-CANARY",
+            "--alert-handler",
+            "slack",
             "--tezt-cloud",
             namespace,
             ...args
           ],
-          liveEnv(env)
+          { ...liveEnv(env), TEZT_CLOUD_SLACK_API_URL: `${slack}/api/chat.postMessage` }
         )
         const found = yield* Effect.promise(async () => {
           try {
@@ -188,7 +196,8 @@ describe("secrets never leave the orchestrator", () => {
               ...await inPage(`http://127.0.0.1:${ports.website}/`),
               ...await inPage(`http://127.0.0.1:${ports.website}/api/run`),
               ...await inPage(`${prometheus}/api/v1/status/config`),
-              ...await inPage(`${prometheus}/api/v1/status/flags`)
+              ...await inPage(`${prometheus}/api/v1/status/flags`),
+              ...await inPage(`http://127.0.0.1:${ports.prometheus + 3}/api/v2/status`)
             ]
           } finally {
             cli.proc.kill("SIGINT")

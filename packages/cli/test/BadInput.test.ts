@@ -164,6 +164,11 @@ describe("bad input across options", () => {
       argv: [...agentsAt, "--prometheus", "--prometheus-port", "20000", "--website-port", "8080"],
       names: "--prometheus-port"
     },
+    {
+      name: "Alertmanager's port (Prometheus' + 3, with an alert handler) is in the agents' ports",
+      argv: [...agentsAt, "--alert-handler", "http://127.0.0.1:1/h", "--prometheus-port", "19997"],
+      names: "--prometheus-port: 20000 (Alertmanager's, --prometheus-port + 3) is in the agents' ports"
+    },
     { name: "a port beyond 65535", argv: ["--website-port", "65536"], names: "--website-port" },
     { name: "more channels than sshd serves", argv: ["--ssh-max-channels", "65"], names: "--ssh-max-channels" }
   ])("overlapping ports and ranges: $name", ({ argv, names }) =>
@@ -265,8 +270,7 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
   const refusedEverywhere = [
     "--daily-logs-artifacts",
     "--teztale-artifacts",
-    "--ppx-profiling-traces-artifacts",
-    "--slack-channel-id=C123"
+    "--ppx-profiling-traces-artifacts"
   ]
   for (const [backend, flags] of backends) {
     it.effect.each(refusedEverywhere)(
@@ -329,7 +333,12 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
       ],
       ["--no-docker-push", ["--localhost", "--no-docker-push"], "--no-docker-push is ignored: this build pushes no"],
       ["--no-dns", ["--ssh-host", "h", "--no-dns"], "--no-dns is ignored: no domain is registered by default"],
-      ["--slack-bot-token", ["--localhost", "--slack-bot-token", "s3cret"], "--slack-bot-token ($TEZTCLOUD_SLACK_BOT"]
+      ["--slack-bot-token", ["--localhost", "--slack-bot-token", "s3cret"], "--slack-bot-token ($TEZTCLOUD_SLACK_BOT"],
+      [
+        "--slack-channel-id without the token",
+        ["--localhost", "--slack-channel-id", "C123"],
+        "--slack-channel-id is ignored: Slack needs the bot token too"
+      ]
     ] as const
   )("%s: one warning line saying why", ([, argv, says]) =>
     Effect.gen(function*() {
@@ -347,6 +356,35 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
       )
       assert.lengthOf(warnings, 1)
       assert.notInclude(warnings[0]!, "s3cret")
+    }))
+
+  it.effect("--alert-handler: slack needs its channel and token, a webhook an http(s) URL, both Prometheus", () =>
+    Effect.gen(function*() {
+      const refused = [
+        [["--localhost", "--alert-handler", "pagerduty"], "\"pagerduty\" is neither slack nor an http(s) URL"],
+        [["--localhost", "--alert-handler", "slack"], "slack: Slack needs --slack-channel-id and the bot token"],
+        [["--localhost", "--alert-handler", "slack", "--slack-channel-id", "C1"], "$TEZTCLOUD_SLACK_BOT_TOKEN"],
+        [["--localhost", "--alert-handler", "https://h.example/x", "--no-prometheus"], "drop --no-prometheus"]
+      ] as const
+      for (const [argv, says] of refused) {
+        const error = yield* Effect.flip(CloudConfig.checkOptionsAct(yield* configOf(argv)))
+        checkMessage(error.message, "--alert-handler")
+        assert.include(error.message, says)
+      }
+      const acting = yield* configOf(
+        [
+          "--localhost",
+          "--alert-handler",
+          "slack",
+          "--alert-handler",
+          "http://127.0.0.1:1/h",
+          "--slack-channel-id",
+          "C1"
+        ],
+        { ...env, TEZTCLOUD_SLACK_BOT_TOKEN: "s3cret" }
+      )
+      assert.deepStrictEqual(yield* CloudConfig.checkOptionsAct(acting), [])
+      yield* CloudConfig.checkAvailable(acting)
     }))
 
   it.effect("where they act, nothing is said: --destroy, --project-id (and --no-dns with --proxy) on GCP, --log-rotation, no option at all", () =>

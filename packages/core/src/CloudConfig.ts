@@ -19,6 +19,7 @@
 import { Context, Effect, Schema, SchemaIssue, Struct } from "effect"
 import { Os } from "./AgentConfig.ts"
 import { namespacePattern } from "./AgentsControlProtocol.mjs"
+import * as Alert from "./Alert.ts"
 import * as CloudError from "./CloudError.ts"
 import * as Faketime from "./Faketime.ts"
 import * as Suggest from "./Suggest.ts"
@@ -421,7 +422,8 @@ const table = [
     key: "alert_handlers",
     field: "alertHandlers",
     ...strs(),
-    description: "Alert handler (repeatable); any turns Prometheus on by default."
+    description:
+      "Where every alert goes (repeatable): slack (--slack-channel-id), or a webhook's http(s) URL; any turns Prometheus on by default."
   }),
   option({
     flag: "prometheus",
@@ -660,7 +662,7 @@ const table = [
     key: "slack_channel_id",
     field: "slackChannelId",
     ...str(),
-    description: "Slack channel of the notifier."
+    description: "Slack channel of the notifier (Cloud.notify) and of the slack alert handler."
   }),
   option({
     flag: "slack-bot-token",
@@ -670,7 +672,8 @@ const table = [
     env: "TEZTCLOUD_SLACK_BOT_TOKEN",
     default: "$TEZTCLOUD_SLACK_BOT_TOKEN",
     secret: true,
-    description: "Slack bot token of the notifier (never in a config file)."
+    description:
+      "Slack bot token of the notifier and the slack alert handler (never in a config file; prefer the variable: a command line is seen by ps)."
   }),
   ...owned("ssh", [
     option({
@@ -1132,7 +1135,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   // Causes before consequences in the cascade (alert handlers turn Prometheus on, which turns the website on…),
   // so the option named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
-    [config.alertHandlers.length > 0, "--alert-handler"],
     [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"]
   ]
@@ -1181,6 +1183,35 @@ export const networkFaultsMissing = (config: CloudConfig): string | undefined =>
   }
 }
 
+/**
+ * `--alert-handler` refused: a value that is neither `slack` nor an http(s) URL, `slack` without a channel and the
+ * bot token, or handlers without the Prometheus that evaluates the alerts.
+ */
+const alertHandlersRefused = (config: CloudConfig): CloudError.CloudError | undefined => {
+  const flag = "--alert-handler"
+  if (config.alertHandlers.length > 0 && !config.prometheus) {
+    return CloudError.config(
+      flag,
+      "alerts are evaluated by the run's Prometheus: drop --no-prometheus or --alert-handler"
+    )
+  }
+  for (const text of config.alertHandlers) {
+    const handler = Alert.parseHandler(text)
+    if (handler === undefined) {
+      return CloudError.config(flag, `${JSON.stringify(text)} is neither slack nor an http(s) URL (a webhook)`)
+    }
+    const missing = handler._tag === "Slack" ? Alert.slackMissing(slackSettings(config)) : undefined
+    if (missing !== undefined) return CloudError.config(flag, `slack: ${missing}`)
+  }
+  return undefined
+}
+
+/** What Slack posting needs of the run, without the token itself. */
+const slackSettings = (config: CloudConfig): Alert.SlackSettings => ({
+  channel: config.slackChannelId,
+  hasToken: config.slackBotToken !== undefined
+})
+
 /** What the run's backend is, for messages: `--localhost`, `--ssh-host`, GCP. */
 const backendName = (backend: BackendChoice): string => {
   switch (backend._tag) {
@@ -1227,11 +1258,6 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
       "--ppx-profiling-traces-artifacts",
       "this build does not fetch profiling traces yet; drop --ppx-profiling-traces-artifacts"
     ],
-    [
-      config.slackChannelId !== undefined,
-      "--slack-channel-id",
-      "this build has no Slack notifier yet, so nothing would be posted; drop --slack-channel-id"
-    ],
     ...[[config.sshConfig, "--ssh-config"], [config.sshJump, "--ssh-jump"]].map(([value, flag]) =>
       [
         value !== undefined && config.backend._tag !== "SshHost",
@@ -1246,6 +1272,8 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
     ]
   ]
   for (const [on, flag, why] of refused) if (on) return Effect.fail(CloudError.config(flag, why))
+  const handlers = alertHandlersRefused(config)
+  if (handlers !== undefined) return Effect.fail(handlers)
   const ignored: ReadonlyArray<readonly [boolean, string, string]> = [
     [config.destroy && !gcp, "--destroy", `${where} removes every agent at the end of the run anyway`],
     [
@@ -1255,10 +1283,16 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
     ],
     [!config.autoApprove && !gcp, "--no-auto-approve", `${where} has no infrastructure to approve`],
     [!config.pushDocker, "--no-docker-push", "this build pushes no image (agents' images are built where they run)"],
+    // Slack needs both; with one only, Tezt cloud too warns and posts nothing.
     [
-      config.slackBotToken !== undefined,
+      config.slackChannelId !== undefined && config.slackBotToken === undefined,
+      "--slack-channel-id",
+      "Slack needs the bot token too: set $TEZTCLOUD_SLACK_BOT_TOKEN"
+    ],
+    [
+      config.slackBotToken !== undefined && config.slackChannelId === undefined,
       "--slack-bot-token ($TEZTCLOUD_SLACK_BOT_TOKEN)",
-      "this build has no Slack notifier, the token is not used"
+      "Slack needs a channel too: give --slack-channel-id"
     ],
     [
       config.noDns && !gcpProxy(config.backend),

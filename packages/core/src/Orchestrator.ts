@@ -132,7 +132,7 @@ const agentsHere = (config: CloudConfig) =>
   (config.backend._tag === "SshHost" && /^(?:127\.|localhost$|::1$)/.test(config.backend.target.host))
 
 /**
- * Why the run's own listeners (the website, Prometheus) clash with each other or, on this machine, with the port
+ * Why the run's own listeners (the website, Prometheus, Alertmanager) clash with each other or, on this machine, with the port
  * ranges of `agents` agents, naming the option to change; `undefined` when nothing clashes.
  */
 export const portClashError = (config: CloudConfig, agents: number) => {
@@ -145,15 +145,22 @@ export const portClashError = (config: CloudConfig, agents: number) => {
   if (agents === 0 || !agentsHere(config)) return undefined
   const first = config.vmBasePort
   const last = first + agents * config.portsPerVm - 1
-  const listeners: ReadonlyArray<readonly [boolean, string, number]> = [
-    [config.website, "--website-port", config.websitePort],
-    [config.prometheus, "--prometheus-port", config.prometheusPort]
+  const listeners: ReadonlyArray<readonly [boolean, string, number, string]> = [
+    [config.website, "--website-port", config.websitePort, ""],
+    [config.prometheus, "--prometheus-port", config.prometheusPort, ""],
+    // Alertmanager starts with the run when it has alert handlers (later alerts start it where it can).
+    [
+      config.prometheus && config.alertHandlers.length > 0,
+      "--prometheus-port",
+      config.prometheusPort + 3,
+      " (Alertmanager's, --prometheus-port + 3)"
+    ]
   ]
-  for (const [on, option, port] of listeners) {
+  for (const [on, option, port, whose] of listeners) {
     if (on && port >= first && port <= last) {
       return CloudError.config(
         option,
-        `${port} is in the agents' ports ${first}-${last} (--vm-base-port ${first}, ${agents} agents × ` +
+        `${port}${whose} is in the agents' ports ${first}-${last} (--vm-base-port ${first}, ${agents} agents × ` +
           `--ports-per-vm ${config.portsPerVm}): give a port outside them, or another --vm-base-port`
       )
     }

@@ -6,12 +6,13 @@
  * **Details**
  *
  * The CLI provides `RunServices` per the defaults cascade (`CloudConfig.resolve`: what each mode turns on). Without it (`TestCloud`, maintenance
- * jobs, tests) `Cloud` falls back to `memory()`: metrics and links are kept in memory, sources and binaries are
- * accepted and ignored, as Tezt cloud does when Prometheus or process monitoring is off. Started after the
+ * jobs, tests) `Cloud` falls back to `memory()`: metrics and links are kept in memory, sources, binaries and alerts
+ * (once checked) are accepted and ignored, notifications only logged, as Tezt cloud does when Prometheus or process monitoring is off. Started after the
  * deployment, the services stop before the agents are torn down and after the scenario's own daemons.
  */
 import { Context, Effect, type Scope } from "effect"
 import type { Agent } from "./Agent.ts"
+import { type Alert, check } from "./Alert.ts"
 import type * as CloudError from "./CloudError.ts"
 import type * as Verdict from "./Verdict.ts"
 
@@ -81,6 +82,17 @@ export interface Hooks {
   readonly services: Effect.Effect<ReadonlyArray<ServiceLink>>
   /** The run's Prometheus, where success criteria are judged (`Cloud.addCriterion`); absent when it is off. */
   readonly prometheus?: Verdict.Source | undefined
+  /**
+   * Adds a Prometheus alerting rule and its Alertmanager route (starting Alertmanager the first time), and
+   * reloads both; returns once both have loaded it. Replaces an alert of the same name. Nothing without
+   * Prometheus. A bad alert is a `ConfigInvalid` error naming it.
+   */
+  addAlert(alert: Alert): Effect.Effect<void, CloudError.CloudError>
+  /**
+   * The scenario's own report: always a line of the run's log and events, and a Slack message when the run has a
+   * Slack channel and bot token. Never fails: a Slack that does not take it is a warning in the log.
+   */
+  notify(text: string): Effect.Effect<void>
 }
 
 export class RunServices extends Context.Service<RunServices, {
@@ -102,6 +114,15 @@ export const memory = (): Hooks => {
     addPrometheusSource: () => Effect.void,
     registerBinary: () => Effect.void,
     metrics: Effect.sync(() => [...metrics.values()]),
-    services: Effect.sync(() => [...services])
+    services: Effect.sync(() => [...services]),
+    // Checked as the run would (a bad name or duration fails a hermetic test too), then ignored; Slack is not checked.
+    addAlert: (alert) => {
+      const invalid = check(alert, { channel: "any", hasToken: true })
+      return invalid === undefined ? Effect.void : Effect.fail(invalid)
+    },
+    notify: logNotification
   }
 }
+
+/** How a notification shows in the run's log and events. */
+export const logNotification = (text: string): Effect.Effect<void> => Effect.logInfo(`notification: ${text}`)

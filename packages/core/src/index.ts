@@ -4,6 +4,7 @@
 export * as Agent from "./Agent.ts"
 export * as AgentConfig from "./AgentConfig.ts"
 export * as AgentsControl from "./AgentsControl.ts"
+export * as Alert from "./Alert.ts"
 export * as AtomicFile from "./AtomicFile.ts"
 export * as Backend from "./Backend.ts"
 export * as Chronos from "./Chronos.ts"

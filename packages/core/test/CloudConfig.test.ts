@@ -919,16 +919,6 @@ describe("CloudConfig: checkAvailable", () => {
   it.effect.each([
     { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
-      name: "--alert-handler (turns prometheus on)",
-      input: { localhost: true, alert_handlers: ["a"] },
-      feature: "--alert-handler"
-    },
-    {
-      name: "--alert-handler --no-prometheus",
-      input: { localhost: true, alert_handlers: ["a"], prometheus: false },
-      feature: "--alert-handler"
-    },
-    {
       name: "--auth-username",
       input: { localhost: true, auth_username: "u" },
       cliOnly: { authPassword: "p" },

@@ -308,6 +308,24 @@ describe("TestCloud", () => {
         assert.include(recording.logs, "version v22")
       }).pipe(Effect.provide(TestCloud.layer({ scenario: waits, responses: healthy() }))))
 
+    it.effect("notify is a line of the run's logs; addAlert checks the alert, then ignores it", () =>
+      Effect.gen(function*() {
+        const scenario = Scenario.make({
+          title: "reports",
+          tags: [],
+          vms: [],
+          run: Effect.gen(function*() {
+            const cloud = yield* Cloud.Cloud
+            yield* cloud.notify("round 1 done")
+            yield* cloud.addAlert({ name: "Fine", expr: "up == 0", for: "1m" })
+            const error = yield* Effect.flip(cloud.addAlert({ name: "not fine", expr: "up" }))
+            assert.strictEqual(error.reason._tag, "ConfigInvalid")
+          })
+        })
+        const result = yield* TestCloud.run(scenario)
+        assert.include(result.logs, "notification: round 1 done")
+      }))
+
     it.effect("canned responses by agent and argv, first match first, then the fallback", () =>
       Effect.gen(function*() {
         const cloud = yield* Cloud.Cloud

@@ -5,9 +5,9 @@
  * **Details**
  *
  * The run's services (website, Prometheus) listen on 127.0.0.1 only, in every mode: they have no authentication,
- * the website shows every command and its output (`/api/run`), and Prometheus runs with its admin and lifecycle
- * APIs on. Nothing needs them elsewhere: Prometheus, on this machine, scrapes the website here and the agents at
- * their own addresses (outbound connections), and agents never reach the website. From another machine, tunnel
+ * the website shows every command and its output (`/api/run`), Prometheus runs with its admin API on, and
+ * Alertmanager's API can silence alerts. Nothing needs them elsewhere: Prometheus, on this machine, scrapes the
+ * website here and the agents at their own addresses (outbound connections), and agents never reach the website. From another machine, tunnel
  * (`ssh -L 8080:127.0.0.1:8080 …`). A remote orchestrator (`--proxy`) keeps them on the proxy's loopback too: the
  * user's machine reaches them through its ssh connection to the proxy.
  */
@@ -20,7 +20,7 @@ type Config = CloudConfig.CloudConfig
 /** The address the run's services bind to: loopback, whatever the mode. */
 export const listenHost = (_config: Config): string => "127.0.0.1"
 
-/** Whether `host` is a loopback address (only those may serve Prometheus' admin and lifecycle APIs). */
+/** Whether `host` is a loopback address (only those may serve Prometheus' admin API and Alertmanager's API). */
 export const isLoopback = (host: string): boolean =>
   host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 

@@ -7,7 +7,9 @@
  *
  * The configuration is written as JSON, which is YAML too: no quoting rule of YAML can bite a job name or a
  * label. `addJob` with a known job name merges the targets (sorted, without duplicates), rewrites the file and
- * `POST`s `/-/reload`: the daemon is never restarted. Storage lives in a temporary directory removed at the end,
+ * sends SIGHUP, then waits until Prometheus has loaded it: the daemon is never restarted, and its lifecycle API
+ * (`/-/reload`, `/-/quit`, unauthenticated) stays off. `setAlerting` adds the alerting rules and the Alertmanager
+ * they go to, the same way. Storage lives in a temporary directory removed at the end,
  * recorded in the Ledger (kind `prometheus-storage`) before it exists: after a `kill -9` of the run, `cleanUp`
  * (run by `CLOUD clean up`) stops the Prometheus still serving it and removes it. What survives the run is the
  * snapshot, copied to `exportTo` (or, if that path already exists, next to it), and the config and log under `dir`.
@@ -18,13 +20,10 @@
  * retention), and the user's snapshot must stay as it was.
  */
 import { CloudError, Ledger, Teardown } from "@tezt-cloud/core"
-import { Context, Effect, Schedule, type Scope, Semaphore } from "effect"
+import { Context, Effect, type Scope, Semaphore } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
-import * as Endpoints from "./Endpoints.ts"
 import * as Binaries from "./internal/binaries.ts"
 import * as Daemon from "./internal/daemon.ts"
 import * as Http from "./internal/http.ts"
@@ -57,11 +56,25 @@ export const mergeJob = (jobs: ReadonlyArray<Job>, job: Job): ReadonlyArray<Job>
   return jobs.map((j) => j.name === job.name ? merged : j)
 }
 
-/** The configuration file's text for these jobs. */
-export const renderConfig = (scrapeInterval: number, jobs: ReadonlyArray<Job>): string =>
+/** Where alerts go: the Alertmanager (`host:port`) and the rule file Prometheus evaluates. */
+export interface Alerting {
+  readonly alertmanager: string
+  readonly ruleFile: string
+}
+
+/** The configuration file's text for these jobs (and alerting). */
+export const renderConfig = (
+  scrapeInterval: number,
+  jobs: ReadonlyArray<Job>,
+  alerting?: Alerting | undefined
+): string =>
   JSON.stringify(
     {
       global: { scrape_interval: `${scrapeInterval}s`, evaluation_interval: `${scrapeInterval}s` },
+      ...(alerting === undefined ? {} : {
+        alerting: { alertmanagers: [{ static_configs: [{ targets: [alerting.alertmanager] }] }] },
+        rule_files: [alerting.ruleFile]
+      }),
       scrape_configs: jobs.map((job) => ({
         job_name: job.name,
         metrics_path: job.metricsPath,
@@ -80,6 +93,15 @@ export class Prometheus extends Context.Service<Prometheus, {
   readonly jobs: Effect.Effect<ReadonlyArray<Job>>
   /** Adds (or merges) a job and hot-reloads. */
   addJob(job: Job): Effect.Effect<void, CloudError.CloudError>
+  /**
+   * Sends alerts to the Alertmanager at `alertmanager` (`host:port`), evaluating `rules` (a rule file's text),
+   * and hot-reloads; returns once its rules API lists exactly the alerts `names`. A refusal is rolled back.
+   */
+  setAlerting(
+    alertmanager: string,
+    rules: string,
+    names: ReadonlyArray<string>
+  ): Effect.Effect<void, CloudError.CloudError>
   /** Takes a TSDB snapshot and copies it to `destination` (or next to it if taken); returns where it went. */
   snapshot(destination: string): Effect.Effect<string, CloudError.CloudError>
 }>()("@tezt-cloud/monitoring/Prometheus") {}
@@ -102,28 +124,16 @@ export interface Options {
 
 const service = "prometheus"
 
-/** The ledger kind of a Prometheus' storage: a run's TSDB, or the copy of a snapshot `CLOUD prometheus import` serves. */
-export const kinds: ReadonlyArray<string> = ["prometheus-storage"]
-
-/**
- * A fresh storage directory (mode 0700) in the system's temporary dir, recorded in the ledger before it exists and
- * removed, with its record, when the scope closes.
- */
-const storageDir = (namespace: string) => {
-  const dir = path.join(os.tmpdir(), `tezt-cloud-${namespace}-prometheus-${crypto.randomBytes(6).toString("hex")}`)
-  const remove = Effect.try({
-    try: () => fs.rmSync(dir, { recursive: true, force: true }),
-    catch: (e) => CloudError.state(dir, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`, { cause: e })
-  })
-  return Ledger.scoped(
-    { id: `prometheus-storage:${dir}`, kind: "prometheus-storage", data: { path: dir } },
-    Effect.try({
-      try: () => fs.mkdirSync(dir, { mode: 0o700 }),
-      catch: (e) => CloudError.service(service, `cannot prepare its storage: ${CloudError.messageOf(e)}`, { cause: e })
-    }),
-    () => Teardown.reported("prometheus storage", remove)
-  ).pipe(Effect.as(dir))
+/** What a Prometheus keeps in its private dir, for the ledger and clean-up. */
+const storageKind: Daemon.Storage = {
+  kind: "prometheus-storage",
+  service,
+  name: "Prometheus",
+  argument: (dir) => `--storage.tsdb.path=${dir}`
 }
+
+/** The ledger kind of a Prometheus' storage: a run's TSDB, or the copy of a snapshot `CLOUD prometheus import` serves. */
+export const kinds: ReadonlyArray<string> = [storageKind.kind]
 
 /** Starts Prometheus in the current scope and waits until it is ready. */
 export const start = Effect.fn("Prometheus.start")(function*(
@@ -133,20 +143,15 @@ export const start = Effect.fn("Prometheus.start")(function*(
   CloudError.CloudError,
   Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
 > {
-  // Reloads and snapshots need the lifecycle and admin APIs, which have no authentication: loopback only.
-  if (!Endpoints.isLoopback(options.host)) {
-    return yield* CloudError.service(
-      service,
-      `it must listen on a loopback address, not ${options.host}: its admin and lifecycle APIs have no authentication`
-    )
-  }
+  // Snapshots need the admin API, which has no authentication: loopback only.
+  yield* Daemon.requireLoopback(service, options.host, "its admin API has no authentication")
   const binary = yield* Binaries.require(service, "prometheus", "install Debian's prometheus package")
   const configFile = path.join(options.dir, "prometheus.yml")
   yield* Effect.try({
     try: () => fs.mkdirSync(options.dir, { recursive: true }),
     catch: (e) => CloudError.service(service, `cannot create ${options.dir}: ${CloudError.messageOf(e)}`, { cause: e })
   })
-  const storage = yield* storageDir(options.namespace)
+  const storage = yield* Daemon.privateDir(storageKind, options.namespace)
   const snapshotOf = options.snapshotOf
   if (snapshotOf !== undefined) {
     yield* Effect.try({
@@ -155,16 +160,12 @@ export const start = Effect.fn("Prometheus.start")(function*(
     })
   }
   let jobs = options.jobs
-  const write = Effect.try({
-    try: () => {
-      const temporary = `${configFile}.tmp`
-      fs.writeFileSync(temporary, renderConfig(options.scrapeInterval, jobs))
-      fs.renameSync(temporary, configFile)
-    },
-    catch: (e) => CloudError.service(service, `cannot write ${configFile}: ${CloudError.messageOf(e)}`, { cause: e })
-  })
+  let alerting: Alerting | undefined
+  const ruleFile = path.join(options.dir, "rules.yml")
+  const writeFile = (file: string, text: string) => Daemon.writeFile(service, file, text)
+  const write = Effect.suspend(() => writeFile(configFile, renderConfig(options.scrapeInterval, jobs, alerting)))
   yield* write
-  const listen = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${options.port}`
+  const listen = Daemon.listenAddress(options.host, options.port)
   const url = `http://${listen}`
   const daemon = yield* Daemon.spawn({
     service,
@@ -173,8 +174,10 @@ export const start = Effect.fn("Prometheus.start")(function*(
       `--config.file=${configFile}`,
       `--storage.tsdb.path=${storage}`,
       `--web.listen-address=${listen}`,
-      "--web.enable-lifecycle",
       "--web.enable-admin-api",
+      // Firing alerts are sent again every evaluation, not every minute: the ones sent before Prometheus has found
+      // a new Alertmanager (right after a reload) are dropped, and would otherwise wait a minute.
+      `--rules.alert.resend-delay=${options.scrapeInterval}s`,
       // An imported snapshot may be older than the default 15 days: keep everything it has.
       ...(options.snapshotOf === undefined ? [] : ["--storage.tsdb.retention.time=100y"])
     ],
@@ -192,14 +195,50 @@ export const start = Effect.fn("Prometheus.start")(function*(
   )
 
   const lock = yield* Semaphore.make(1)
-  const reload = Http.ok(service, `${url}/-/reload`, { method: "POST" })
+  const reload = Daemon.reload(service, daemon, url, "prometheus")
   const addJob = Effect.fn("Prometheus.addJob")(
     function*(job: Job) {
       const before = jobs
       jobs = mergeJob(jobs, job)
       yield* Effect.logDebug(`Prometheus: adding or merging job ${job.name}`)
-      // A refused configuration is rolled back, so the next change does not carry it.
-      yield* write.pipe(Effect.andThen(reload), Effect.tapError(() => Effect.sync(() => void (jobs = before))))
+      // A refused configuration is rolled back (and the previous one reloaded), so the next change does not carry it.
+      yield* write.pipe(
+        Effect.andThen(reload),
+        Effect.tapError(() =>
+          Effect.sync(() => void (jobs = before)).pipe(Effect.andThen(write), Effect.andThen(reload), Effect.ignore)
+        )
+      )
+    },
+    (effect) => lock.withPermit(effect)
+  )
+  let rules = ""
+  const alertNames = Http.ok(service, `${url}/api/v1/rules?type=alert`).pipe(
+    Effect.map((body) =>
+      (JSON.parse(body) as { data?: { groups?: ReadonlyArray<{ rules: ReadonlyArray<{ name: string }> }> } }).data
+        ?.groups?.flatMap((g) => g.rules.map((r) => r.name)).toSorted() ?? []
+    )
+  )
+  const setAlerting = Effect.fn("Prometheus.setAlerting")(
+    function*(alertmanager: string, text: string, names: ReadonlyArray<string>) {
+      const before = { alerting, rules }
+      alerting = { alertmanager, ruleFile }
+      rules = text
+      const apply = writeFile(ruleFile, rules).pipe(Effect.andThen(write), Effect.andThen(reload))
+      yield* apply.pipe(
+        Effect.tapError(() =>
+          Effect.suspend(() => {
+            alerting = before.alerting
+            rules = before.rules
+            return writeFile(ruleFile, rules).pipe(Effect.andThen(write), Effect.andThen(reload), Effect.ignore)
+          })
+        )
+      )
+      // Loaded with the configuration; checked, so that a rule Prometheus dropped is not taken for loaded.
+      const loaded = yield* alertNames
+      const wanted = [...names].toSorted()
+      if (JSON.stringify(loaded) !== JSON.stringify(wanted)) {
+        return yield* CloudError.service(service, `its rules are ${loaded.join(", ")}, not ${wanted.join(", ")}`)
+      }
     },
     (effect) => lock.withPermit(effect)
   )
@@ -239,6 +278,7 @@ export const start = Effect.fn("Prometheus.start")(function*(
     pid: daemon.pid,
     jobs: Effect.sync(() => jobs),
     addJob,
+    setAlerting,
     snapshot
   })
 })
@@ -266,69 +306,13 @@ export const serveSnapshot = (options: {
     })
   })
 
-/** Pids of the live processes whose arguments include `argument` exactly (one pass over /proc). */
-const withArgument = (argument: string): Array<number> =>
-  fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
-    const pid = Number(entry)
-    if (pid === process.pid) return []
-    let argv: Array<string>
-    try {
-      argv = fs.readFileSync(`/proc/${entry}/cmdline`, "latin1").split("\0")
-    } catch {
-      return [] // gone meanwhile
-    }
-    return argv.includes(argument) ? [pid] : []
-  })
-
-/**
- * Stops (SIGKILL: its storage goes next) every Prometheus serving `storage`, and waits, bounded, until none is
- * left; returns their pids.
- */
-const stopServing = (storage: string) =>
-  Effect.gen(function*() {
-    const argument = `--storage.tsdb.path=${storage}`
-    const pids = withArgument(argument)
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL")
-      } catch {
-        // gone, or not ours: the wait below says which
-      }
-    }
-    yield* Effect.suspend(() => {
-      const left = withArgument(argument)
-      return left.length === 0
-        ? Effect.void
-        : Effect.fail(CloudError.state(storage, `Prometheus (pid ${left.join(", ")}) serving it does not stop`))
-    }).pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100 }))
-    return pids
-  })
-
 /**
  * Finishes what killed runs and imports of the namespace left of their Prometheus (`CLOUD clean up`): for every
  * outstanding `prometheus-storage` record, stops the Prometheus still serving it, removes it and releases the
  * record. Returns a line per storage removed.
  */
 export const cleanUp = Effect.fn("Prometheus.cleanUp")(function*() {
-  const ledger = yield* Ledger.Ledger
-  const lines: Array<string> = []
-  for (const resource of yield* ledger.outstanding) {
-    if (!kinds.includes(resource.kind)) continue
-    const storage = String(resource.data.path)
-    const stopped = yield* stopServing(storage)
-    yield* Effect.try({
-      try: () => fs.rmSync(storage, { recursive: true, force: true }),
-      catch: (e) =>
-        CloudError.state(storage, `cannot remove Prometheus' storage: ${CloudError.messageOf(e)}`, { cause: e })
-    })
-    yield* ledger.release(resource.id)
-    lines.push(
-      stopped.length === 0
-        ? `removed Prometheus' storage ${storage}`
-        : `stopped Prometheus (pid ${stopped.join(", ")}) and removed its storage ${storage}`
-    )
-  }
-  return lines
+  return yield* Daemon.cleanUp(storageKind)
 })
 
 /** One series of an instant query's answer. */

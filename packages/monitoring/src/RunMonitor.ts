@@ -12,14 +12,17 @@
  * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
  * serving.
  */
-import { type Agent, type CloudConfig, CloudError, Ledger, RunEvents, RunServices } from "@tezt-cloud/core"
-import { Effect, Layer, type Scope } from "effect"
+import { type Agent, Alert, type CloudConfig, CloudError, Ledger, RunEvents, RunServices } from "@tezt-cloud/core"
+import { Effect, Layer, Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import * as path from "node:path"
+import * as Alertmanager from "./Alertmanager.ts"
+import * as Alerts from "./Alerts.ts"
 import * as Endpoints from "./Endpoints.ts"
 import * as Grafana from "./Grafana.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Netdata from "./Netdata.ts"
+import * as Notifier from "./Notifier.ts"
 import * as ProcessExporter from "./ProcessExporter.ts"
 import * as Prometheus from "./Prometheus.ts"
 import * as VerdictSource from "./VerdictSource.ts"
@@ -72,6 +75,8 @@ export interface Options {
   /** The run's artifacts dir: Prometheus' config and logs go under it. */
   readonly artifactsDir: string
   readonly front?: Front | undefined
+  /** Slack's `chat.postMessage` URL; default `$TEZT_CLOUD_SLACK_API_URL`, else Slack's (`Alerts.slackApiUrl`). */
+  readonly slackApiUrl?: string | undefined
 }
 
 /** The job that scrapes the website's `/metrics` (the pushed metrics), labelled `app=tezt`. */
@@ -116,6 +121,7 @@ const start = (
     const services: Array<RunServices.ServiceLink> = []
     const binaries = new Map<string, Array<string>>()
     let prometheus: Prometheus.Prometheus["Service"] | undefined
+    let alerts: Alerts.Alerts | undefined
     let grafana: Link = off("Grafana", "--grafana")
     let netdatas: ReadonlyArray<Netdata.Netdata> | undefined
     const exporters = new Map<string, ProcessExporter.ProcessExporter>()
@@ -134,8 +140,10 @@ const start = (
             `${exporters.size - running.length} of ${exporters.size} have none yet.`
         }]
         : []
+      const alertmanager = alerts === undefined ? undefined : yield* alerts.alertmanager
       return [
         prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
+        ...(alertmanager === undefined ? [] : [{ name: "Alertmanager", url: alertmanager.url }]),
         grafana,
         ...(netdatas === undefined
           ? [off("Netdata", "--monitoring")]
@@ -172,6 +180,8 @@ const start = (
       yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
     }
     const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
+    const running = yield* startAlerts(options, prometheus, spawner, ledger)
+    alerts = running
     if (steps.processExporter) {
       // Before netdata and the scenario: each exporter takes its agent's first free port, before the scenario takes any.
       for (const agent of agents) exporters.set(agent.name, yield* ProcessExporter.make(agent))
@@ -204,8 +214,65 @@ const start = (
       services: Effect.sync(() => [...services]),
       prometheus: prometheus === undefined
         ? undefined
-        : VerdictSource.make(prometheus, config.prometheusScrapeInterval)
+        : VerdictSource.make(prometheus, config.prometheusScrapeInterval),
+      addAlert: running.add,
+      notify: Notifier.make(slackOf(options))
     } satisfies RunServices.Hooks
+  })
+
+/** The run's Slack, when it has both a channel and the bot token. */
+const slackOf = (options: Options): Notifier.Slack | undefined => {
+  const { slackBotToken, slackChannelId } = options.config
+  return slackBotToken === undefined || slackChannelId === undefined
+    ? undefined
+    : { apiUrl: slackApiUrl(options), channel: slackChannelId, token: slackBotToken }
+}
+
+const slackApiUrl = (options: Options) => options.slackApiUrl ?? Alerts.slackApiUrl(process.env)
+
+/**
+ * The run's alerts; Alertmanager starts in the run's scope with the first alert, or now with `--alert-handler`s,
+ * on `--prometheus-port` + 3 (9093 by default, as Tezt cloud).
+ */
+const startAlerts = (
+  options: Options,
+  prometheus: Prometheus.Prometheus["Service"] | undefined,
+  spawner: ChildProcessSpawner.ChildProcessSpawner["Service"],
+  ledger: Ledger.Ledger["Service"]
+) =>
+  Effect.gen(function*() {
+    const { config } = options
+    const scope = yield* Scope.Scope
+    const settings: Alerts.Settings = {
+      handlers: config.alertHandlers.flatMap((text) => {
+        const handler = Alert.parseHandler(text)
+        return handler === undefined ? [] : [handler]
+      }),
+      slackChannel: config.slackChannelId,
+      slackToken: config.slackBotToken,
+      slackApiUrl: slackApiUrl(options)
+    }
+    const token = settings.slackToken
+    const alerts = yield* Alerts.make({
+      settings,
+      prometheus,
+      start: (render) =>
+        Alertmanager.start({
+          host: Endpoints.listenHost(config),
+          port: config.prometheusPort + 3,
+          dir: path.join(options.artifactsDir, "alertmanager"),
+          namespace: config.namespace,
+          secrets: token === undefined ? {} : { [Alerts.slackTokenSecret]: token },
+          config: render
+        }).pipe(
+          Effect.tap((manager) => Effect.logInfo(`alertmanager: ${manager.url}`)),
+          Effect.provideService(Scope.Scope, scope),
+          Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
+          Effect.provideService(Ledger.Ledger, ledger)
+        )
+    })
+    if (settings.handlers.length > 0 && prometheus !== undefined) yield* alerts.start
+    return alerts
   })
 
 /** Grafana's provisioning files under the artifacts dir, and Grafana itself when it answers. */

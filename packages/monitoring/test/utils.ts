@@ -136,27 +136,28 @@ export const fakeGrafana = (options: { readonly token?: string } = {}) =>
       }
       return [404, { message: "Not found" }]
     }
-    const server = yield* Effect.acquireRelease(
-      Effect.promise(() =>
-        new Promise<http.Server>((done) => {
-          const s = http.createServer((req, res) => {
-            let body = ""
-            req.on("data", (d: Buffer) => (body += d.toString()))
-            req.on("end", () => {
-              const [status, answer] = handle(req, body)
-              res.writeHead(status, { "content-type": "application/json" })
-              res.end(JSON.stringify(answer))
-            })
-          })
-          s.listen(0, "127.0.0.1", () => done(s))
-        })
-      ),
-      (s) => Effect.promise(() => new Promise<void>((done) => s.close(() => done())))
-    )
-    return {
-      url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-      requests,
-      datasources,
-      dashboards
-    }
+    return { url: yield* serveJson(handle), requests, datasources, dashboards }
   })
+
+/**
+ * A local HTTP server on a free port, in the current scope, answering each request (with its whole body) with
+ * `handle`'s status and JSON. Returns its URL.
+ */
+export const serveJson = (handle: (req: http.IncomingMessage, body: string) => readonly [number, unknown]) =>
+  Effect.acquireRelease(
+    Effect.promise(() =>
+      new Promise<http.Server>((done) => {
+        const s = http.createServer((req, res) => {
+          let body = ""
+          req.on("data", (d: Buffer) => (body += d.toString()))
+          req.on("end", () => {
+            const [status, answer] = handle(req, body)
+            res.writeHead(status, { "content-type": "application/json" })
+            res.end(JSON.stringify(answer))
+          })
+        })
+        s.listen(0, "127.0.0.1", () => done(s))
+      })
+    ),
+    (s) => Effect.promise(() => new Promise<void>((done) => s.close(() => done())))
+  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`))

@@ -4,7 +4,7 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { AgentsControl, Cloud, CloudError, Ledger, Orchestrator } from "@tezt-cloud/core"
-import { Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
+import { Alertmanager, Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
 import { Context, Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -39,12 +39,15 @@ const deadRunFiles = (ledgerFile: string): Array<string> => {
 
 /**
  * What `CLOUD clean up` runs besides the backends' clean-ups: the run-level services' resources on this machine
- * (Prometheus' storage, of runs and of imports), each recorded in the namespace's ledger.
+ * (Prometheus' storage, of runs and of imports; Alertmanager's private dir), each recorded in the namespace's ledger.
  */
 const serviceCleanUps: ReadonlyArray<{
   readonly id: string
   readonly cleanUp: Effect.Effect<ReadonlyArray<string>, CloudError.CloudError, Ledger.Ledger>
-}> = [{ id: "monitoring", cleanUp: Prometheus.cleanUp() }]
+}> = [
+  { id: "monitoring", cleanUp: Prometheus.cleanUp() },
+  { id: "alerts", cleanUp: Alertmanager.cleanUp() }
+]
 
 /**
  * `CLOUD clean up`: every backend removes what killed runs of the namespace left (processes, sandboxes,

@@ -1,14 +1,18 @@
 /**
- * Local daemons of the stack (Prometheus): spawned in the current scope with their output appended to a log file,
- * with only the harmless part of the orchestrator's environment (`InheritedEnv`),
+ * Local daemons of the stack (Prometheus, Alertmanager): spawned in the current scope with their output appended to
+ * a log file, with only the harmless part of the orchestrator's environment (`InheritedEnv`),
  * marked with the run's namespace so `CLOUD clean up` and a second Ctrl+C find them after a crash, and waited for
- * over HTTP with a bounded poll that stops early, with the log's last line, when the daemon dies.
+ * over HTTP with a bounded poll that stops early, with the log's last line, when the daemon dies; reloaded by
+ * SIGHUP; their private storage recorded in the ledger and removed with them (or by `CLOUD clean up`).
  */
-import { CloudError, InheritedEnv } from "@tezt-cloud/core"
+import { AtomicFile, CloudError, InheritedEnv, Ledger, Teardown } from "@tezt-cloud/core"
 import { Effect, Schedule, type Scope } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
+import * as Endpoints from "../Endpoints.ts"
 import * as Http from "./http.ts"
 
 export interface Daemon {
@@ -98,3 +102,173 @@ export const waitReady = (
     )
   )
 }
+
+/** The value of the unlabelled series `name` in a Prometheus text exposition, if it has one. */
+const sample = (exposition: string, name: string): number | undefined => {
+  const line = exposition.split("\n").find((l) => l.startsWith(`${name} `))
+  return line === undefined ? undefined : Number(line.slice(name.length + 1))
+}
+
+/**
+ * Reloads a daemon's configuration by SIGHUP (Prometheus and Alertmanager both reload on it; their HTTP reload
+ * endpoints stay off) and waits until it is seen: `<prefix>_config_last_reload_success_timestamp_seconds` on its
+ * `/metrics` moves past its value before the signal. A configuration it refuses
+ * (`<prefix>_config_last_reload_successful` 0) fails at once with its log's last line; so does a daemon gone.
+ */
+export const reload = (
+  service: string,
+  daemon: Daemon,
+  url: string,
+  prefix: string
+): Effect.Effect<void, CloudError.CloudError> => {
+  const metrics = `${url}/metrics`
+  const state = Http.ok(service, metrics).pipe(Effect.map((body) => ({
+    at: sample(body, `${prefix}_config_last_reload_success_timestamp_seconds`) ?? 0,
+    ok: sample(body, `${prefix}_config_last_reload_successful`) === 1
+  })))
+  const final = (e: CloudError.CloudError) =>
+    e.reason._tag === "ServiceFailed" && /^(refused|exited)/.test(e.reason.message)
+  return Effect.gen(function*() {
+    const before = yield* state
+    yield* Effect.try({
+      try: () => process.kill(daemon.pid, "SIGHUP"),
+      catch: (e) => CloudError.service(service, `cannot signal pid ${daemon.pid}: ${CloudError.messageOf(e)}`)
+    })
+    yield* Effect.gen(function*() {
+      const now = yield* state
+      if (now.at > before.at) return
+      if (!now.ok && before.ok) {
+        return yield* CloudError.service(
+          service,
+          `refused its new configuration: ${lastLine(daemon.logFile)} (log: ${daemon.logFile})`
+        )
+      }
+      if (!(yield* daemon.isRunning)) return yield* CloudError.service(service, `exited: ${lastLine(daemon.logFile)}`)
+      return yield* CloudError.service(service, `did not reload its configuration (log: ${daemon.logFile})`)
+    }).pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 400, while: (e) => !final(e) }))
+  })
+}
+
+/** A daemon's private dir (its storage), as the ledger records it and clean-up finds the daemon still using it. */
+export interface Storage {
+  /** The ledger kind. */
+  readonly kind: string
+  readonly service: string
+  /** The daemon's name in messages (`Prometheus`). */
+  readonly name: string
+  /** The argument naming the dir on the daemon's command line (what clean-up looks for in `/proc`). */
+  readonly argument: (dir: string) => string
+}
+
+/**
+ * A fresh private directory (mode 0700) in the system's temporary dir, recorded in the ledger before it exists and
+ * removed, with its record, when the scope closes.
+ */
+export const privateDir = (storage: Storage, namespace: string) => {
+  const dir = path.join(
+    os.tmpdir(),
+    `tezt-cloud-${namespace}-${storage.service}-${crypto.randomBytes(6).toString("hex")}`
+  )
+  return Ledger.scoped(
+    { id: `${storage.kind}:${dir}`, kind: storage.kind, data: { path: dir } },
+    Effect.try({
+      try: () => fs.mkdirSync(dir, { mode: 0o700 }),
+      catch: (e) =>
+        CloudError.service(storage.service, `cannot prepare its storage: ${CloudError.messageOf(e)}`, { cause: e })
+    }),
+    () => Teardown.reported(`${storage.service} storage`, remove(storage, dir))
+  ).pipe(Effect.as(dir))
+}
+
+const remove = (storage: Storage, dir: string) =>
+  Effect.try({
+    try: () => fs.rmSync(dir, { recursive: true, force: true }),
+    catch: (e) =>
+      CloudError.state(dir, `cannot remove ${storage.name}' storage: ${CloudError.messageOf(e)}`, { cause: e })
+  })
+
+/** Pids of the live processes whose arguments include `argument` exactly (one pass over /proc). */
+const withArgument = (argument: string): Array<number> =>
+  fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    const pid = Number(entry)
+    if (pid === process.pid) return []
+    let argv: Array<string>
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, "latin1").split("\0")
+    } catch {
+      return [] // gone meanwhile
+    }
+    return argv.includes(argument) ? [pid] : []
+  })
+
+/**
+ * Stops (SIGKILL: its storage goes next) every daemon using `dir`, and waits, bounded, until none is left; returns
+ * their pids.
+ */
+const stopServing = (storage: Storage, dir: string) =>
+  Effect.gen(function*() {
+    const argument = storage.argument(dir)
+    const pids = withArgument(argument)
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL")
+      } catch {
+        // gone, or not ours: the wait below says which
+      }
+    }
+    yield* Effect.suspend(() => {
+      const left = withArgument(argument)
+      return left.length === 0
+        ? Effect.void
+        : Effect.fail(CloudError.state(dir, `${storage.name} (pid ${left.join(", ")}) serving it does not stop`))
+    }).pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 100 }))
+    return pids
+  })
+
+/**
+ * Finishes what killed runs left of a daemon's storage (`CLOUD clean up`): for every outstanding record of
+ * `storage.kind`, stops the daemon still using it, removes it and releases the record. Returns a line per storage
+ * removed.
+ */
+export const cleanUp = (storage: Storage) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger.Ledger
+    const lines: Array<string> = []
+    for (const resource of yield* ledger.outstanding) {
+      if (resource.kind !== storage.kind) continue
+      const dir = String(resource.data.path)
+      const stopped = yield* stopServing(storage, dir)
+      yield* remove(storage, dir)
+      yield* ledger.release(resource.id)
+      lines.push(
+        stopped.length === 0
+          ? `removed ${storage.name}' storage ${dir}`
+          : `stopped ${storage.name} (pid ${stopped.join(", ")}) and removed its storage ${dir}`
+      )
+    }
+    return lines
+  })
+
+/** `host:port` for a daemon's listen flag (an IPv6 host in brackets). */
+export const listenAddress = (host: string, port: number): string =>
+  `${host.includes(":") ? `[${host}]` : host}:${port}`
+
+/** Fails, before anything starts, unless `host` is a loopback address; `why` says what would be exposed. */
+export const requireLoopback = (
+  service: string,
+  host: string,
+  why: string
+): Effect.Effect<void, CloudError.CloudError> =>
+  Endpoints.isLoopback(host)
+    ? Effect.void
+    : Effect.fail(CloudError.service(service, `it must listen on a loopback address, not ${host}: ${why}`))
+
+/** Writes one of a daemon's files whole (never seen half-written when it reloads), private to the user. */
+export const writeFile = (service: string, file: string, text: string): Effect.Effect<void, CloudError.CloudError> =>
+  Effect.try({
+    try: () => {
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      AtomicFile.writeAtomic(file, text)
+    },
+    catch: (e) => CloudError.service(service, `cannot write ${file}: ${CloudError.messageOf(e)}`, { cause: e })
+  })
