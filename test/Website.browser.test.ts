@@ -8,8 +8,9 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { chromium } from "playwright-core"
-import { freePort, freeRange, liveWith, which } from "../packages/monitoring/test/utils.ts"
+import { freePort, freeRange, liveWith, otlpReceiver, which } from "../packages/monitoring/test/utils.ts"
 import { fresh, noProcessLeft, root, start } from "./fixtures/Cli.ts"
+import * as TelemetryChecks from "./fixtures/TelemetryChecks.ts"
 
 const screenshots = path.join(root, "artifacts", "website")
 
@@ -57,11 +58,14 @@ describe("the website in a browser", () => {
   live("shows the agents, the links, a rendered chart of pushed metrics and the events of a live run", async () => {
     const { env, namespace } = fresh()
     const websitePort = await freePort()
+    // The same run checks the tool's own telemetry (README "Telemetry"): its spans go to this receiver.
+    const otlp = await otlpReceiver()
     const cli = start([
       ...(await monitoringRun("live", namespace, websitePort)),
       "--prometheus-scrape-interval",
-      "1"
-    ], { ...env, TEZT_CLOUD_SCENARIOS: scenarios })
+      "1",
+      "--open-telemetry"
+    ], { ...env, TEZT_CLOUD_SCENARIOS: scenarios, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url })
     const browser = await launch()
     try {
       await cli.waitFor("ready for the browser")
@@ -92,6 +96,7 @@ describe("the website in a browser", () => {
         undefined,
         { timeout: 30_000, polling: 250 }
       )
+      await TelemetryChecks.live(page, websitePort)
       fs.mkdirSync(screenshots, { recursive: true })
       const file = path.join(screenshots, "live-run.png")
       await page.screenshot({ path: file, fullPage: true })
@@ -102,6 +107,8 @@ describe("the website in a browser", () => {
     }
     assert.strictEqual(await cli.exit, 130, cli.stderr())
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
+    await otlp.close()
+    TelemetryChecks.exported(otlp.spans, ["node-a", "node-b"])
   })
 
   live("shows where a failed scenario failed: its own file and line, in the trace of its end", async () => {

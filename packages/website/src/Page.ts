@@ -3,7 +3,7 @@
  * commands to reach it, the monitoring links (with "disabled, use --x" hints), charts of the pushed metrics and
  * agent health, and the run's events. One model feeds both the HTML page and `/api/run`.
  */
-import type { Agent, RunEvents } from "@tezt-cloud/core"
+import type { Agent, RunEvents, Telemetry } from "@tezt-cloud/core"
 import type { RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect } from "effect"
 
@@ -47,10 +47,15 @@ export interface Model {
   readonly charts: ReadonlyArray<Chart> | undefined
   readonly scrapeInterval: number
   readonly events: ReadonlyArray<RunEvents.Stamped>
+  /** The tool's own spans for the timeline (assets/timeline.js), with `--open-telemetry` only. */
+  readonly spans?: ReadonlyArray<Telemetry.SpanRecord> | undefined
 }
 
 /** How many events `/api/run` and the page carry. */
 export const eventsShown = 300
+
+/** How many spans (the most recent) `/api/run` carries for the timeline. */
+export const spansShown = 1000
 
 /** The backends whose agents are VMs, and those whose agents run an image (see `AgentModel`). */
 const vmBackends = new Set(["gcp", "none"])
@@ -117,7 +122,8 @@ export const model = (view: RunMonitor.View, events: ReadonlyArray<RunEvents.Sta
       links: yield* view.links,
       charts: view.config.prometheus ? charts(view, families) : undefined,
       scrapeInterval: view.config.prometheusScrapeInterval,
-      events: events.slice(-eventsShown)
+      events: events.slice(-eventsShown),
+      ...(view.spans === undefined ? {} : { spans: (yield* view.spans).slice(-spansShown) })
     } satisfies Model
   })
 
@@ -178,7 +184,7 @@ export const render = (m: Model): string =>
 <body>
 <nav><strong>tezt-cloud</strong> <span id="namespace">${escape(m.namespace)}</span>
 <a href="#configurations">Configurations</a> <a href="#monitoring">Monitoring</a> <a href="#charts-section">Charts</a>
-<a href="#debugging">Debugging</a> <a href="#events">Events</a> <a href="/metrics">/metrics</a></nav>
+<a href="#timeline-section">Timeline</a> <a href="#debugging">Debugging</a> <a href="#events">Events</a> <a href="/metrics">/metrics</a></nav>
 <main>
 <header><h1>${escape(m.scenario ?? "tezt-cloud run")}</h1>
 <p>Namespace <code>${escape(m.namespace)}</code>${
@@ -196,6 +202,13 @@ ${m.links.map(linkItem).join("\n")}
 <section id="charts-section"><h2>Charts</h2>
 ${chartsSection(m)}
 </section>
+<section id="timeline-section"><h2>Timeline</h2>
+${
+    m.spans === undefined
+      ? `<p class="disabled">The timeline shows the tool's own spans. Use --open-telemetry to activate it.</p>`
+      : `<div id="timeline" data-spans="0"></div>`
+  }
+</section>
 <section id="debugging"><h2>Debugging</h2>
 <p>Open a shell on an agent:</p>
 <ul class="commands">
@@ -208,6 +221,7 @@ ${m.agents.map(connectItem).join("\n")}
 </main>
 <script src="/assets/uPlot.iife.min.js"></script>
 <script src="/assets/app.js"></script>
+<script src="/assets/timeline.js"></script>
 </body>
 </html>
 `

@@ -1,0 +1,90 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Telemetry as Core } from "@tezt-cloud/core"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Telemetry from "../src/Telemetry.ts"
+import { eventually, otlpReceiver, request } from "./utils.ts"
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-telemetry-"))
+
+/** Builds the layer in a scope of the test's own, closed by `close` (as the run's end closes it). */
+const build = (options: Telemetry.Options) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(Telemetry.layer(options), scope)
+    return { context, close: (exit: Exit.Exit<unknown, unknown>) => Scope.close(scope, exit) }
+  })
+
+/** The test's OTLP/HTTP receiver, for the test's scope. */
+const receiver = Effect.acquireRelease(Effect.promise(otlpReceiver), (r) => Effect.promise(r.close))
+
+describe("Telemetry", () => {
+  it.live("without an endpoint: each span is a line of spans.jsonl as it ends, kept for the timeline", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const { close, context } = yield* build({ artifactsDir: dir, namespace: "t", env: {} })
+      const telemetry = Context.get(context, Core.Telemetry)
+      yield* Effect.void.pipe(Effect.withSpan("Test.ok", { attributes: { agent: "a" } }), Effect.provide(context))
+      yield* Effect.fail("boom").pipe(Effect.withSpan("Test.fails"), Effect.ignore, Effect.provide(context))
+      // A span still running is on the timeline, not in the file; interrupted, it is in both.
+      const fiber = yield* Effect.never.pipe(Effect.withSpan("Test.runs"), Effect.provide(context), Effect.forkChild)
+      const running = yield* eventually(
+        telemetry.spans.pipe(Effect.map((spans) => spans.find((s) => s.name === "Test.runs"))),
+        "the running span"
+      )
+      assert.strictEqual(running.status, "running")
+      const lines = () => fs.readFileSync(Telemetry.spansFile(dir), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      assert.deepStrictEqual(lines().map((s) => [s.name, s.status, s.attributes.agent]), [
+        ["Test.ok", "ok", "a"],
+        ["Test.fails", "error", undefined]
+      ])
+      assert.strictEqual(lines()[1].error, "boom")
+      yield* Fiber.interrupt(fiber)
+      yield* close(Exit.void)
+      assert.deepStrictEqual(lines().map((s) => s.status), ["ok", "error", "interrupted"])
+      assert.isTrue(lines().every((s) => typeof s.start === "number" && s.end >= s.start))
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.live("with an endpoint: spans go to the OTLP/HTTP receiver, flushed when the run ends; metrics are served", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const otlp = yield* receiver
+      const { close, context } = yield* build({
+        artifactsDir: dir,
+        namespace: "t",
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url }
+      })
+      const telemetry = Context.get(context, Core.Telemetry)
+      yield* Effect.void.pipe(Effect.withSpan("Test.exported", { attributes: { agent: "b" } }), Effect.provide(context))
+      yield* Core.commandRan(12)
+      const metrics = yield* request(`http://${telemetry.metricsTarget}/metrics`)
+      assert.strictEqual(metrics.status, 200)
+      assert.match(metrics.body, /^tezt_cloud_commands_total\{[^}]*\} [1-9]/m)
+      assert.match(metrics.body, /^tezt_cloud_command_seconds_count\{[^}]*\} [1-9]/m)
+      yield* close(Exit.void)
+      assert.deepStrictEqual(otlp.spans.map((s) => s.name), ["Test.exported"])
+      assert.isFalse(fs.existsSync(Telemetry.spansFile(dir)), "no file when the spans go to an endpoint")
+      // The listener is gone with the run.
+      assert.strictEqual((yield* request(`http://${telemetry.metricsTarget}/metrics`)).status, 0)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it("reads the endpoint and headers as OpenTelemetry's SDKs do", () => {
+    assert.strictEqual(Telemetry.tracesUrl({}), undefined)
+    assert.strictEqual(
+      Telemetry.tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://h:4318/" }),
+      "http://h:4318/v1/traces"
+    )
+    assert.strictEqual(
+      Telemetry.tracesUrl({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://h:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://t/x"
+      }),
+      "http://t/x"
+    )
+    assert.deepStrictEqual(Telemetry.headers({ OTEL_EXPORTER_OTLP_HEADERS: "a=1, b=x%20y,bad" }), { a: "1", b: "x y" })
+  })
+})
