@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Telemetry as Core } from "@tezt-cloud/core"
-import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -60,10 +60,21 @@ describe("Telemetry", () => {
       const telemetry = Context.get(context, Core.Telemetry)
       yield* Effect.void.pipe(Effect.withSpan("Test.exported", { attributes: { agent: "b" } }), Effect.provide(context))
       yield* Core.commandRan(12)
+      for (const counter of [Core.sshReconnects, Core.executorRestarts]) yield* Metric.update(counter, 1)
+      for (const gauge of [Core.deploySeconds, Core.teardownSeconds]) yield* Metric.update(gauge, 1.5)
       const metrics = yield* request(`http://${telemetry.metricsTarget}/metrics`)
       assert.strictEqual(metrics.status, 200)
-      assert.match(metrics.body, /^tezt_cloud_commands_total\{[^}]*\} [1-9]/m)
-      assert.match(metrics.body, /^tezt_cloud_command_seconds_count\{[^}]*\} [1-9]/m)
+      // The names the README gives.
+      for (
+        const name of [
+          "tezt_cloud_commands_total",
+          "tezt_cloud_command_seconds_count",
+          "tezt_cloud_ssh_reconnects_total",
+          "tezt_cloud_executor_restarts_total",
+          "tezt_cloud_deploy_seconds",
+          "tezt_cloud_teardown_seconds"
+        ]
+      ) assert.match(metrics.body, new RegExp(`^${name}\\{[^}]*\\} [1-9]`, "m"), name)
       yield* close(Exit.void)
       assert.deepStrictEqual(otlp.spans.map((s) => s.name), ["Test.exported"])
       assert.isFalse(fs.existsSync(Telemetry.spansFile(dir)), "no file when the spans go to an endpoint")
