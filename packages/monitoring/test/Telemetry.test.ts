@@ -83,6 +83,16 @@ describe("Telemetry", () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }))
 
+  it.effect("an endpoint that is not an http(s) URL is refused, naming the variable and the fix", () =>
+    Effect.gen(function*() {
+      yield* Telemetry.check({})
+      yield* Telemetry.check({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" })
+      const error = yield* Effect.flip(Telemetry.check({ OTEL_EXPORTER_OTLP_ENDPOINT: "127.0.0.1:4318" }))
+      assert.strictEqual(error.reason._tag, "ConfigInvalid")
+      assert.include(error.message, "$OTEL_EXPORTER_OTLP_ENDPOINT")
+      assert.include(error.message, "give an http:// or https:// URL")
+    }))
+
   it("reads the endpoint and headers as OpenTelemetry's SDKs do", () => {
     assert.strictEqual(Telemetry.tracesUrl({}), undefined)
     assert.strictEqual(
