@@ -101,7 +101,9 @@ export const make = (init: AgentInit): Agent => {
         )),
     spawn: (daemon, command, args, options) =>
       clock.runner.spawn(daemon, command, args, options).pipe(
-        Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1)))
+        Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1))),
+        // The daemon's life, until its scope closes, as a span of its own (the tool's own telemetry's timeline).
+        Effect.tap(() => Effect.makeSpanScoped("Agent.daemon", { attributes: { agent: name, daemon, command } }))
       )
   }
   const nextAvailablePort = Effect.suspend(() => {
