@@ -25,7 +25,15 @@
 `
   document.head.append(style)
 
-  const laneOf = (s) => (typeof s.attributes.agent === "string" ? s.attributes.agent : "run")
+  // A span's lane: its agent's, else its parent's (a backend's work under an agent's command), else the run's.
+  const lanesOf = (spans) => {
+    const lanes = new Map()
+    for (const s of spans) {
+      const own = typeof s.attributes.agent === "string" ? s.attributes.agent : undefined
+      lanes.set(s.spanId, own ?? lanes.get(s.parentSpanId) ?? "run")
+    }
+    return lanes
+  }
 
   // Interval packing: each span on the first row whose last span ended before it starts.
   const pack = (spans) => {
@@ -54,9 +62,10 @@
     const t0 = spans[0].start
     const t1 = Math.max(...spans.map((s) => s.stop), t0 + 1)
     const pct = (t) => `${((100 * (t - t0)) / (t1 - t0)).toFixed(3)}%`
+    const laneOf = lanesOf(spans)
     const lanes = new Map([["run", []]])
     for (const s of spans) {
-      const lane = laneOf(s)
+      const lane = laneOf.get(s.spanId)
       if (!lanes.has(lane)) lanes.set(lane, [])
       lanes.get(lane).push(s)
     }
@@ -77,7 +86,7 @@
           bar.className = "span"
           bar.dataset.name = s.name
           bar.dataset.status = s.status
-          if (typeof s.attributes.agent === "string") bar.dataset.agent = s.attributes.agent
+          if (name !== "run") bar.dataset.agent = name
           bar.style.left = pct(s.start)
           bar.style.width = `calc(${pct(s.stop)} - ${pct(s.start)})`
           const what = typeof s.attributes.command === "string" ? ` ${s.attributes.command}` : ""
