@@ -12,8 +12,8 @@
  * - `import.meta.url` / `import.meta.dirname` of a workspace module are rewritten to the module's source location
  *   (relative to the bundle): the files read next to a module (the ssh executor's Perl, the website's assets,
  *   Grafana's dashboards…) are read from the repository, as when the sources run.
- * - Packages with native parts or large CommonJS trees (ssh2, dockerode, the Google Cloud clients) stay external:
- *   Node loads them from `node_modules` when a command needs them.
+ * - Packages with native parts or large CommonJS trees (ssh2, dockerode, the Google Cloud clients, the
+ *   OpenTelemetry SDK) stay external: Node loads them from `node_modules` when a command needs them.
  * - `manifest.json` names the entry, the build's start time and every workspace source it was built from:
  *   `bin.mjs` falls back to the sources when one of them (or `package-lock.json`) changed since.
  * - `TEZT_CLOUD_BUILD_META=FILE` writes esbuild's metafile there: which module went into which chunk, and its size.
@@ -35,7 +35,10 @@ const external = [
   "google-gax",
   "@grpc/*",
   "protobufjs",
-  "esbuild"
+  "esbuild",
+  // The OpenTelemetry SDK (CommonJS, loaded only with --open-telemetry); @effect/opentelemetry stays in the
+  // bundle, on the bundle's own `effect` (one metric registry).
+  "@opentelemetry/*"
 ]
 
 /** A workspace source: a file of the repository outside `node_modules`. */

@@ -98,9 +98,12 @@ describe("tezt-cloud CLI", () => {
 
   live("a subsystem that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start(["BASIC", "simple", "--localhost", "--open-telemetry", "--tezt-cloud", namespace], env)
+    const cli = start(
+      ["BASIC", "simple", "--localhost", "--auth-username", "u", "--tezt-cloud", namespace],
+      { ...env, TEZT_CLOUD_AUTH_PASSWORD: "p" }
+    )
     assert.strictEqual(await cli.exit, 1)
-    assert.match(cli.stderr(), /--open-telemetry is not available yet.*drop --open-telemetry/)
+    assert.match(cli.stderr(), /--auth-username is not available yet.*drop --auth-username/)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 

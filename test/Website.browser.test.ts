@@ -9,8 +9,9 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { chromium } from "playwright-core"
-import { freePort, freeRange, liveWith, which } from "../packages/monitoring/test/utils.ts"
+import { freePort, freeRange, liveWith, otlpReceiver, which } from "../packages/monitoring/test/utils.ts"
 import { fresh, noProcessLeft, root, start } from "./fixtures/Cli.ts"
+import * as TelemetryChecks from "./fixtures/TelemetryChecks.ts"
 
 const screenshots = path.join(root, "artifacts", "website")
 
@@ -69,11 +70,13 @@ const keptAlive = async (
 
 describe("the website in a browser", () => {
   live(
-    "shows the agents, the links, a chart of pushed metrics, the events and the verdicts of a live run",
+    "shows the agents, the links, a chart of pushed metrics, the events, the timeline and the verdicts of a live run",
     async () => {
       const { env, namespace, stateDir } = fresh()
       const websitePort = await freePort()
       const artifacts = path.join(stateDir, "artifacts")
+      // The same run checks the tool's own telemetry (README "Telemetry"): its spans go to this receiver.
+      const otlp = await otlpReceiver()
       // Kept alive: the website still answers once the criteria are judged, until Enter.
       const cli = start(
         [
@@ -82,9 +85,10 @@ describe("the website in a browser", () => {
           "1",
           "--artifacts-dir",
           artifacts,
+          "--open-telemetry",
           "--keep-alive"
         ],
-        { ...env, TEZT_CLOUD_SCENARIOS: scenarios },
+        { ...env, TEZT_CLOUD_SCENARIOS: scenarios, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url },
         { stdin: "pipe" }
       )
       const browser = await launch()
@@ -117,6 +121,7 @@ describe("the website in a browser", () => {
           undefined,
           { timeout: 30_000, polling: 250 }
         )
+        await TelemetryChecks.live(page, websitePort)
         // The final verdicts, once the scenario has ended: one met, one not.
         await cli.waitFor("Please press <enter>")
         await page.waitForFunction("document.querySelector('#verdicts')?.dataset.final === 'true'", undefined, {
@@ -171,6 +176,8 @@ describe("the website in a browser", () => {
       )
       assert.strictEqual(events.filter((e) => e.type === "verdicts").length, 1)
       assert.deepStrictEqual(await noProcessLeft(namespace), [])
+      await otlp.close()
+      TelemetryChecks.exported(otlp.spans, ["node-a", "node-b"])
     }
   )
 

@@ -52,6 +52,7 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
     yield* CloudConfig.checkAvailable(config)
     // Every option acts, is refused, or (where Tezt cloud too accepts it without effect) is warned about here.
     for (const line of yield* CloudConfig.checkOptionsAct(config)) yield* Effect.logWarning(line)
+    if (config.openTelemetry) yield* (yield* telemetryModule).check(env)
   }
   const root = config.artifactsDir ?? path.join(Ledger.namespaceDir(stateDir, config.namespace), "runs", timestamp())
   if (config.artifactsDir !== undefined && fs.existsSync(root)) {
@@ -125,17 +126,25 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
     const services = deploys
       ? RunMonitor.layer({ config, artifactsDir: plan.artifactsDir, front: Website.front })
       : Layer.empty
+    // The tool's own telemetry (`--open-telemetry`), outside the rest: deployment, services and teardown are traced.
+    const telemetry = deploys && config.openTelemetry
+      ? (yield* telemetryModule).layer({ artifactsDir: plan.artifactsDir, namespace: config.namespace, env })
+      : Layer.empty
     yield* Orchestrator.run(plan.scenario, config, plan.configs, {
       artifactsDir: deploys ? plan.artifactsDir : undefined
     }).pipe(
       Effect.provide(backend.layer),
       Effect.provide(services),
+      Effect.provide(telemetry),
       Effect.onExit(() => leftBehind(stateDir, config.namespace)),
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace)),
       Effect.provideService(CloudConfig.CurrentConfig, config)
     )
   }
 }, Effect.scoped)
+
+/** The telemetry's module, with the OpenTelemetry SDK behind it: loaded only for `--open-telemetry`. */
+const telemetryModule = Effect.promise(() => import("@tezt-cloud/monitoring/Telemetry"))
 
 /**
  * `--dns-domain` on an ssh-host run: each domain's A record (Cloud DNS, on the project and API of the options) is

@@ -2,12 +2,13 @@
  * One agent of a run, as a scenario sees it: its name and configuration, its address, its port range and the
  * `Runner` that executes on it. Agents come from `Cloud.agents`, in the order the scenario asked for them.
  */
-import { Effect, Scope } from "effect"
+import { Clock, Effect, Scope } from "effect"
 import type { AgentConfig } from "./AgentConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import type { Daemon } from "./Daemon.ts"
 import * as Faketime from "./Faketime.ts"
 import type { CopyOptions, ExecOptions, ExecResult, Runner, SpawnOptions } from "./Runner.ts"
+import * as Telemetry from "./Telemetry.ts"
 
 export interface PortRange {
   /** The agent's first port (its sshd's, on backends reached by ssh). */
@@ -106,10 +107,18 @@ export const make = (init: AgentInit): Agent => {
     })
   const runner: Runner = {
     ...clock.runner,
+    // Counted and timed here, so the run's own commands (through `agent.runner`) are too.
+    exec: (command, args, options) =>
+      Effect.flatMap(Clock.currentTimeMillis, (started) =>
+        clock.runner.exec(command, args, options).pipe(
+          Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (now) => Telemetry.commandRan(now - started)))
+        )),
     spawn: (daemon, command, args, options) =>
       inOwnScope(
         clock.runner.spawn(daemon, command, args, options).pipe(
-          Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1)))
+          Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1))),
+          // The daemon's life, until its scope closes, as a span of its own (the tool's own telemetry's timeline).
+          Effect.tap(() => Effect.makeSpanScoped("Agent.daemon", { attributes: { agent: name, daemon, command } }))
         )
       )
   }
@@ -126,11 +135,14 @@ export const make = (init: AgentInit): Agent => {
     function*(command: string, args: ReadonlyArray<string> = [], options?: ExecOptions) {
       yield* Effect.annotateCurrentSpan({ agent: name, command })
       yield* checkArgs(name, "exec", command, args)
-      return yield* runner.exec(command, args, options)
+      const result = yield* runner.exec(command, args, options)
+      yield* Effect.annotateCurrentSpan({ exitCode: result.exitCode })
+      return result
     }
   )
   const run = Effect.fn("Agent.run")(
     function*(command: string, args: ReadonlyArray<string> = [], options?: ExecOptions) {
+      yield* Effect.annotateCurrentSpan({ agent: name, command })
       const result = yield* exec(command, args, options)
       if (result.exitCode !== 0) {
         return yield* new CloudError.CloudError({

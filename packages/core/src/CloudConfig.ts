@@ -539,7 +539,7 @@ const table = [
     field: "openTelemetry",
     ...toggle(false),
     aliases: ["otel"],
-    description: "Run an OpenTelemetry collector and Jaeger."
+    description: "Export the tool's own spans (OTLP/HTTP, else spans.jsonl) and metrics."
   }),
   option({
     flag: "macosx",
@@ -1135,7 +1135,6 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   // Causes before consequences in the cascade (alert handlers turn Prometheus on, which turns the website on…),
   // so the option named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
-    [config.openTelemetry, "--open-telemetry"],
     [config.authUsername !== undefined, "--auth-username"]
   ]
   for (const [on, flag] of off) if (on) missing.push([flag, `this build does not have it yet; drop ${flag}`])

@@ -4,7 +4,7 @@
  * whatever happened. The first Ctrl+C interrupts the fiber running this, which is a normal scope close: the full
  * teardown runs.
  */
-import { Cause, Context, Effect, Exit, Option } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Metric, Option, Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
@@ -26,6 +26,7 @@ import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
 import * as ScenarioFailure from "./ScenarioFailure.ts"
+import * as Telemetry from "./Telemetry.ts"
 import * as Verdict from "./Verdict.ts"
 
 /**
@@ -206,12 +207,14 @@ export const run = Effect.fn("Orchestrator.run")(function*(
   const events = yield* RunEvents
   const deployment = yield* Deployment
   const waitForEnter = yield* WaitForEnter
-  const outcome = yield* Effect.scoped(
+  const outcome = yield* scopedWithTeardown(
     Effect.gen(function*() {
       const started = Date.now()
       yield* events.emit({ type: "deploy-start", total: configs.length })
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
-      yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
+      const millis = Date.now() - started
+      yield* Metric.update(Telemetry.deploySeconds, millis / 1000)
+      yield* events.emit({ type: "deploy-done", total: agents.length, millis })
       yield* recordDeployment(config, agents)
       const network = yield* networkFaults(config, deployment, agents)
       yield* AgentsControl.serveRun(agents)
@@ -262,6 +265,23 @@ export const run = Effect.fn("Orchestrator.run")(function*(
     })
   }
 })
+
+/**
+ * `Effect.scoped`, whose closing (every teardown step, in reverse order, whatever happened) is timed and runs
+ * under the span `Orchestrator.teardown`.
+ */
+const scopedWithTeardown = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Scope.make(),
+    (scope) => Scope.provide(scope)(effect),
+    (scope, exit) =>
+      Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
+        yield* Scope.close(scope, exit)
+        const ended = yield* Clock.currentTimeMillis
+        yield* Metric.update(Telemetry.teardownSeconds, (ended - started) / 1000)
+      }).pipe(Effect.withSpan("Orchestrator.teardown"))
+  )
 
 /**
  * The backend's network faults on the run's `agents` (they live in the run's scope), with `--tc-delay` and

@@ -189,6 +189,7 @@ const make = <Shared, Created>(
           backend.create(shared, place),
           (resource) =>
             Teardown.reported(`agent ${place.name}`, backend.destroy(shared, place, resource)).pipe(
+              Effect.withSpan("Provision.destroy", { attributes: { agent: place.name } }),
               Effect.andThen(Effect.suspend(() => {
                 down += 1
                 return events.emit({ type: "agent-down", agent: place.name, down, total })
@@ -222,7 +223,10 @@ const make = <Shared, Created>(
         yield* events.emit({ type: "agent-ready", agent: place.name, ready, total })
         return agent
       })
-    return yield* Effect.forEach(configs, (config, index) => within(withServices(one(config, index))), {
+    // One span per agent, from its creation to its readiness (the tool's own telemetry, `--open-telemetry`).
+    const traced = (config: AgentConfig, index: number) =>
+      one(config, index).pipe(Effect.withSpan("Provision.agent", { attributes: { agent: config.name } }))
+    return yield* Effect.forEach(configs, (config, index) => within(withServices(traced(config, index))), {
       concurrency: limits.deploys
     })
   }, named)

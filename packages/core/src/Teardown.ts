@@ -9,6 +9,7 @@ import { RunEvents } from "./RunEvents.ts"
 /** Runs `release` as a named teardown step: a failure or defect is reported, never propagated. */
 export const step = <E, R>(name: string, release: Effect.Effect<void, E, R>): Effect.Effect<void, never, R> =>
   release.pipe(
+    Effect.withSpan("Teardown.step", { attributes: { step: name } }),
     Effect.exit,
     Effect.flatMap((exit) => {
       if (Exit.isSuccess(exit)) return Effect.void

@@ -917,7 +917,6 @@ describe("CloudConfig: checkAvailable", () => {
     }))
 
   it.effect.each([
-    { name: "--open-telemetry", input: { localhost: true, open_telemetry: true }, feature: "--open-telemetry" },
     {
       name: "--auth-username",
       input: { localhost: true, auth_username: "u" },

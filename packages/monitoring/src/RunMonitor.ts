@@ -12,8 +12,17 @@
  * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
  * serving.
  */
-import { type Agent, Alert, type CloudConfig, CloudError, Ledger, RunEvents, RunServices } from "@tezt-cloud/core"
-import { Effect, Layer, Scope } from "effect"
+import {
+  type Agent,
+  Alert,
+  type CloudConfig,
+  CloudError,
+  Ledger,
+  RunEvents,
+  RunServices,
+  Telemetry
+} from "@tezt-cloud/core"
+import { Effect, Layer, Option, Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import * as path from "node:path"
 import * as Alertmanager from "./Alertmanager.ts"
@@ -65,6 +74,8 @@ export interface View {
   readonly binaries: Effect.Effect<ReadonlyMap<string, ReadonlyArray<string>>>
   /** Receives the run's events (the recent ones first) for as long as the current scope. */
   readonly subscribe: RunEvents.RunEvents["Service"]["subscribe"]
+  /** The tool's own spans, for the timeline; `undefined` without `--open-telemetry`. */
+  readonly spans?: Effect.Effect<ReadonlyArray<Telemetry.SpanRecord>> | undefined
 }
 
 /** Starts the web front for `view` in the current scope (the website, from `@tezt-cloud/website`). */
@@ -84,6 +95,13 @@ export const teztMetricsJob = (config: Config): Prometheus.Job => ({
   name: "tezt_metrics",
   metricsPath: "/metrics",
   targets: [{ address: `${Endpoints.host(config)}:${config.websitePort}`, labels: { app: "tezt" } }]
+})
+
+/** The orchestrator's own metrics (`--open-telemetry`) as the job `tezt-cloud`, labelled `app=tezt-cloud`. */
+export const telemetryJob = (target: string): Prometheus.Job => ({
+  name: "tezt-cloud",
+  metricsPath: "/metrics",
+  targets: [{ address: target, labels: { app: "tezt-cloud" } }]
 })
 
 /** A scenario's source as a Prometheus job: each target is `<agent host>:<port>`, labelled `app=<appName>`. */
@@ -112,7 +130,8 @@ const start = (
   agents: ReadonlyArray<Agent.Agent>,
   events: RunEvents.RunEvents["Service"],
   spawner: ChildProcessSpawner.ChildProcessSpawner["Service"],
-  ledger: Ledger.Ledger["Service"]
+  ledger: Ledger.Ledger["Service"],
+  telemetry: Telemetry.Telemetry["Service"] | undefined
 ) =>
   Effect.gen(function*() {
     const { config } = options
@@ -150,7 +169,7 @@ const start = (
           : netdatas.map((n) => ({ name: `Netdata ${n.agent}`, url: n.url }))),
         ...running,
         ...idle,
-        off("Jaeger", "--open-telemetry"),
+        ...telemetryLinks(telemetry),
         ...services
       ]
     })
@@ -160,7 +179,8 @@ const start = (
       metrics,
       links,
       binaries: Effect.sync(() => binaries),
-      subscribe: events.subscribe
+      subscribe: events.subscribe,
+      spans: telemetry?.spans
     }
     const front = steps.website ? options.front : undefined
     if (front !== undefined) yield* front(view)
@@ -169,7 +189,10 @@ const start = (
         host: Endpoints.listenHost(config),
         port: config.prometheusPort,
         scrapeInterval: config.prometheusScrapeInterval,
-        jobs: front === undefined ? [] : [teztMetricsJob(config)],
+        jobs: [
+          ...(front === undefined ? [] : [teztMetricsJob(config)]),
+          ...(telemetry?.metricsTarget === undefined ? [] : [telemetryJob(telemetry.metricsTarget)])
+        ],
         dir: path.join(options.artifactsDir, "prometheus"),
         namespace: config.namespace,
         exportTo: config.prometheusExport ? config.prometheusExportPath : undefined
@@ -310,13 +333,26 @@ export const layer = (options: Options) =>
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
       // Prometheus' storage is recorded in the run's ledger.
       const ledger = yield* Ledger.Ledger
+      // The tool's own telemetry, with `--open-telemetry`: its spans on the website, its metrics in Prometheus.
+      const telemetry = Option.getOrUndefined(yield* Effect.serviceOption(Telemetry.Telemetry))
       return RunServices.RunServices.of({
         start: Effect.fn("RunMonitor.start")((agents: ReadonlyArray<Agent.Agent>) =>
-          start(options, agents, events, spawner, ledger)
+          start(options, agents, events, spawner, ledger, telemetry)
         )
       })
     })
   )
+
+/** Where the tool's own spans and metrics are, or how to have them. */
+const telemetryLinks = (telemetry: Telemetry.Telemetry["Service"] | undefined): ReadonlyArray<Link> =>
+  telemetry === undefined
+    ? [off("Timeline", "--open-telemetry")]
+    : [
+      { name: "Timeline", url: "#timeline" },
+      ...(telemetry.metricsTarget === undefined
+        ? []
+        : [{ name: "Orchestrator metrics", url: `http://${telemetry.metricsTarget}/metrics` }])
+    ]
 
 const off = (name: string, flag: string): Link => ({
   name,

@@ -161,3 +161,40 @@ export const serveJson = (handle: (req: http.IncomingMessage, body: string) => r
     ),
     (s) => Effect.promise(() => new Promise<void>((done) => s.close(() => done())))
   ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`))
+/** A span as an OTLP/HTTP JSON body carries it (the fields the tests read). */
+export interface OtlpSpan {
+  readonly name: string
+  readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: { readonly stringValue?: string } }>
+}
+
+/** An OTLP/HTTP (JSON) receiver on a free 127.0.0.1 port, keeping the spans POSTed to `/v1/traces`. */
+export const otlpReceiver = (): Promise<
+  { readonly url: string; readonly spans: Array<OtlpSpan>; readonly close: () => Promise<void> }
+> =>
+  new Promise((done) => {
+    const spans: Array<OtlpSpan> = []
+    const server = http.createServer((req, res) => {
+      let body = ""
+      req.on("data", (chunk) => (body += chunk))
+      req.on("end", () => {
+        if (req.url === "/v1/traces") {
+          const data = JSON.parse(body) as {
+            resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<OtlpSpan> }> }>
+          }
+          for (const r of data.resourceSpans) for (const s of r.scopeSpans) spans.push(...s.spans)
+        }
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end("{}")
+      })
+    })
+    server.listen(0, "127.0.0.1", () =>
+      done({
+        url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+        spans,
+        close: () => new Promise<void>((closed) => server.close(() => closed()))
+      }))
+  })
+
+/** The string attribute `key` of an OTLP span. */
+export const otlpAttribute = (span: OtlpSpan, key: string) =>
+  span.attributes.find((a) => a.key === key)?.value.stringValue

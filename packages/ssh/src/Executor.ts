@@ -20,7 +20,8 @@
  * - The executor exits when its session closes, killing the trees of the commands still running: nothing
  *   outlives the orchestrator's connection.
  */
-import { Effect, FiberSet, Option, Semaphore } from "effect"
+import { Telemetry } from "@tezt-cloud/core"
+import { Effect, FiberSet, Metric, Option, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as Frames from "./internal/frames.ts"
@@ -102,6 +103,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
   const background = yield* FiberSet.runtime(yield* FiberSet.make())()
   let live: Live | undefined
   let unavailable: string | undefined
+  let startedBefore = false
   let nextId = 1
 
   /** Why the executor's session ended: its exit (none: the connection dropped) and the start of its stderr. */
@@ -200,7 +202,13 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
     if (live !== undefined) return Effect.succeed<Live | undefined>(live)
     if (unavailable !== undefined) return Effect.succeed(undefined)
     return start.pipe(Effect.flatMap((started) => {
-      if (typeof started !== "string") return Effect.sync(() => (live = started))
+      if (typeof started !== "string") {
+        // One started after one was lost: a restart (the tool's own metrics).
+        const restart = startedBefore
+        startedBefore = true
+        live = started
+        return Effect.as(restart ? Metric.update(Telemetry.executorRestarts, 1) : Effect.void, started)
+      }
       unavailable = started
       return Effect.as(
         Effect.logWarning(

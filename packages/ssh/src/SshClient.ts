@@ -27,8 +27,8 @@
  *   most a few bytes (past that it is output, not a pid).
  * - The connection belongs to the scope that opened it.
  */
-import { AtomicFile } from "@tezt-cloud/core"
-import { Duration, Effect, Option, Schedule, Semaphore } from "effect"
+import { AtomicFile, Telemetry } from "@tezt-cloud/core"
+import { Duration, Effect, Metric, Option, Schedule, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -186,6 +186,7 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
   let client: ssh2.Client | undefined
   let open = 0
   let brokenUntil = 0
+  let connectedBefore = false
   let lastFailure = ""
   let closed = false
   /** Whether the last attempt's handshake timed out. */
@@ -353,9 +354,13 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
         while: (e) => e.reason._tag === "Unreachable" && !handshakeTimedOut
       }),
       Effect.tap((c) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
           client = c
           brokenUntil = 0
+          // A connection made again after one was up: a reconnect (the tool's own metrics).
+          const again = connectedBefore
+          connectedBefore = true
+          return again ? Metric.update(Telemetry.sshReconnects, 1) : Effect.void
         })
       ),
       Effect.tapError((e) =>

@@ -5,8 +5,8 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { CloudConfig, Ledger, RunEvents, TestCloud } from "@tezt-cloud/core"
-import { Effect, Exit, Fiber, Layer, Logger } from "effect"
+import { CloudConfig, Ledger, RunEvents, Telemetry, TestCloud } from "@tezt-cloud/core"
+import { Effect, Exit, Fiber, Layer, Logger, Metric } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -70,9 +70,12 @@ const failureOf = (running: Fiber.Fiber<unknown, unknown>) =>
 const replaced = (connection: SshClient.Connection, marker: string, first: number) =>
   Effect.gen(function*() {
     assert.isTrue(yield* eventually(() => marked(`TEZT_CLOUD_XREQ=${marker}`).length === 0))
+    const restarts = (yield* Metric.value(Telemetry.executorRestarts)).count
     const next = yield* connection.run("echo again")
     assert.strictEqual(next.stdout, "again\n")
     assert.notStrictEqual(connection.executorPid(), first)
+    // Counted in the tool's own metrics (`--open-telemetry`).
+    assert.strictEqual((yield* Metric.value(Telemetry.executorRestarts)).count, restarts + 1)
   })
 
 /** Pids of the processes whose environment has `marker` (a `KEY=VALUE` entry). */

@@ -6,8 +6,17 @@
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, TestCloud } from "@tezt-cloud/core"
-import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import {
+  AgentConfig,
+  CloudConfig,
+  Deployment,
+  Ledger,
+  Orchestrator,
+  RunEvents,
+  Telemetry,
+  TestCloud
+} from "@tezt-cloud/core"
+import { Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -206,12 +215,15 @@ describe.runIf(enabled)("ssh", () => {
         assert.include(down.message, `${SshHosts.user}@${host!.host}:${host!.port}`)
         yield* Effect.promise(() => host!.restart())
         // The breaker may still be open for a few seconds: retry until it lets the reconnect through.
+        const reconnects = (yield* Metric.value(Telemetry.sshReconnects)).count
         let answer = ""
         for (let i = 0; i < 100 && answer === ""; i++) {
           answer = yield* agent.run("echo", ["back"]).pipe(Effect.catch(() => Effect.succeed("")))
           if (answer === "") yield* Effect.sleep("100 millis")
         }
         assert.strictEqual(answer, "back\n")
+        // Counted in the tool's own metrics (`--open-telemetry`).
+        assert.isAbove((yield* Metric.value(Telemetry.sshReconnects)).count, reconnects)
       })),
     60_000
   )

@@ -4,7 +4,7 @@
  * agent health, the verdicts on the scenario's success criteria, and the run's events. One model feeds both the
  * HTML page and `/api/run`.
  */
-import { type Agent, Criteria, type RunEvents } from "@tezt-cloud/core"
+import { type Agent, Criteria, type RunEvents, type Telemetry } from "@tezt-cloud/core"
 import type { RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect } from "effect"
 
@@ -50,10 +50,15 @@ export interface Model {
   readonly events: ReadonlyArray<RunEvents.Stamped>
   /** The latest verdicts on the success criteria (`verdicts.js` shows them), once one is judged. */
   readonly verdicts?: ReturnType<typeof Criteria.latest>
+  /** The tool's own spans for the timeline (assets/timeline.js), with `--open-telemetry` only. */
+  readonly spans?: ReadonlyArray<Telemetry.SpanRecord> | undefined
 }
 
 /** How many events `/api/run` and the page carry. */
 export const eventsShown = 300
+
+/** How many spans (the most recent) `/api/run` carries for the timeline. */
+export const spansShown = 1000
 
 /** The backends whose agents are VMs, and those whose agents run an image (see `AgentModel`). */
 const vmBackends = new Set(["gcp", "none"])
@@ -121,7 +126,8 @@ export const model = (view: RunMonitor.View, events: ReadonlyArray<RunEvents.Sta
       charts: view.config.prometheus ? charts(view, families) : undefined,
       scrapeInterval: view.config.prometheusScrapeInterval,
       events: events.slice(-eventsShown),
-      verdicts: Criteria.latest(events)
+      verdicts: Criteria.latest(events),
+      ...(view.spans === undefined ? {} : { spans: (yield* view.spans).slice(-spansShown) })
     } satisfies Model
   })
 
@@ -182,7 +188,7 @@ export const render = (m: Model): string =>
 <body>
 <nav><strong>tezt-cloud</strong> <span id="namespace">${escape(m.namespace)}</span>
 <a href="#configurations">Configurations</a> <a href="#monitoring">Monitoring</a> <a href="#charts-section">Charts</a>
-<a href="#verdicts-section">Verdicts</a> <a href="#debugging">Debugging</a> <a href="#events">Events</a> <a href="/metrics">/metrics</a></nav>
+<a href="#verdicts-section">Verdicts</a> <a href="#timeline-section">Timeline</a> <a href="#debugging">Debugging</a> <a href="#events">Events</a> <a href="/metrics">/metrics</a></nav>
 <main>
 <header><h1>${escape(m.scenario ?? "tezt-cloud run")}</h1>
 <p>Namespace <code>${escape(m.namespace)}</code>${
@@ -203,6 +209,13 @@ ${chartsSection(m)}
 <section id="verdicts-section"><h2>Verdicts</h2>
 <div id="verdicts"><p class="hint">No success criterion judged yet (Cloud.addCriterion).</p></div>
 </section>
+<section id="timeline-section"><h2>Timeline</h2>
+${
+    m.spans === undefined
+      ? `<p class="disabled">The timeline shows the tool's own spans. Use --open-telemetry to activate it.</p>`
+      : `<div id="timeline" data-spans="0"></div>`
+  }
+</section>
 <section id="debugging"><h2>Debugging</h2>
 <p>Open a shell on an agent:</p>
 <ul class="commands">
@@ -216,6 +229,7 @@ ${m.agents.map(connectItem).join("\n")}
 <script src="/assets/uPlot.iife.min.js"></script>
 <script src="/assets/verdicts.js"></script>
 <script src="/assets/app.js"></script>
+<script src="/assets/timeline.js"></script>
 </body>
 </html>
 `

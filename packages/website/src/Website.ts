@@ -14,7 +14,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { CloudError, type RunEvents } from "@tezt-cloud/core"
 import { Endpoints, Metrics, type RunMonitor } from "@tezt-cloud/monitoring"
 import { Effect, Layer, type Scope } from "effect"
-import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpMiddleware, HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import { createRequire } from "node:module"
@@ -29,6 +29,7 @@ const assets = (): ReadonlyMap<string, { readonly body: string; readonly type: s
   const file = (p: string, type: string) => ({ body: fs.readFileSync(p, "utf8"), type })
   return new Map([
     ["app.js", file(path.join(own, "app.js"), "text/javascript; charset=utf-8")],
+    ["timeline.js", file(path.join(own, "timeline.js"), "text/javascript; charset=utf-8")],
     ["style.css", file(path.join(own, "style.css"), "text/css; charset=utf-8")],
     ["verdicts.js", file(path.join(own, "verdicts.js"), "text/javascript; charset=utf-8")],
     ["uPlot.iife.min.js", file(require.resolve("uplot/dist/uPlot.iife.min.js"), "text/javascript; charset=utf-8")],
@@ -101,7 +102,9 @@ export const serve = Effect.fn("Website.serve")(function*(
     if (events.length > 2 * Page.eventsShown) events.splice(0, events.length - Page.eventsShown)
   })
   const server = HttpRouter.serve(routes(view, events), { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(() => http.createServer(), { host: options.host, port: options.port }))
+    Layer.provide(NodeHttpServer.layer(() => http.createServer(), { host: options.host, port: options.port })),
+    // Its pages are not the run's work: no span per request in the tool's own telemetry (`--open-telemetry`).
+    Layer.provide(Layer.succeed(HttpMiddleware.TracerDisabledWhen)(() => true))
   )
   yield* Layer.build(server).pipe(
     Effect.mapError((e) =>
