@@ -12,9 +12,8 @@
  * ledger (kind `alertmanager-storage`) before it exists, removed when the scope closes, and by `CLOUD clean up`
  * after a `kill -9`. The configuration and the log go to `dir` (the run's artifacts).
  */
-import { AtomicFile, CloudError, type Ledger } from "@tezt-cloud/core"
-import { Context, Effect, type Scope, Semaphore } from "effect"
-import type { ChildProcessSpawner } from "effect/process"
+import { AtomicFile, CloudError } from "@tezt-cloud/core"
+import { Context, Effect, Semaphore } from "effect"
 import * as path from "node:path"
 import * as Binaries from "./internal/binaries.ts"
 import * as Daemon from "./internal/daemon.ts"
@@ -58,11 +57,7 @@ const storage: Daemon.Storage = {
 /** Starts Alertmanager in the current scope and waits until it is ready. */
 export const start = Effect.fn("Alertmanager.start")(function*(
   options: Options
-): Effect.fn.Return<
-  Alertmanager["Service"],
-  CloudError.CloudError,
-  Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
-> {
+): Effect.fn.Return<Alertmanager["Service"], CloudError.CloudError, Daemon.Needs> {
   yield* Daemon.requireLoopback(service, options.host, "its API has no authentication")
   const binary = yield* Binaries.require(
     service,
@@ -110,16 +105,10 @@ export const start = Effect.fn("Alertmanager.start")(function*(
   const configure = Effect.fn("Alertmanager.configure")(
     function*(text: string) {
       const before = current
-      current = text
-      yield* write(text).pipe(
-        Effect.andThen(reload),
-        Effect.tapError(() =>
-          Effect.sync(() => void (current = before)).pipe(
-            Effect.andThen(write(before)),
-            Effect.andThen(reload),
-            Effect.ignore
-          )
-        )
+      yield* Daemon.changeOrUndo(
+        Effect.sync(() => void (current = text)),
+        Effect.sync(() => void (current = before)),
+        Effect.suspend(() => write(current)).pipe(Effect.andThen(reload))
       )
     },
     (effect) => lock.withPermit(effect)

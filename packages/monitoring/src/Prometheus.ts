@@ -19,9 +19,8 @@
  * `serveSnapshot` runs Prometheus on a copy of a snapshot: Prometheus writes into its storage (WAL, compaction,
  * retention), and the user's snapshot must stay as it was.
  */
-import { CloudError, Ledger, Teardown } from "@tezt-cloud/core"
-import { Context, Effect, type Scope, Semaphore } from "effect"
-import type { ChildProcessSpawner } from "effect/process"
+import { CloudError, Teardown } from "@tezt-cloud/core"
+import { Context, Effect, Semaphore } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Binaries from "./internal/binaries.ts"
@@ -138,11 +137,7 @@ export const kinds: ReadonlyArray<string> = [storageKind.kind]
 /** Starts Prometheus in the current scope and waits until it is ready. */
 export const start = Effect.fn("Prometheus.start")(function*(
   options: Options
-): Effect.fn.Return<
-  Prometheus["Service"],
-  CloudError.CloudError,
-  Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
-> {
+): Effect.fn.Return<Prometheus["Service"], CloudError.CloudError, Daemon.Needs> {
   // Snapshots need the admin API, which has no authentication: loopback only.
   yield* Daemon.requireLoopback(service, options.host, "its admin API has no authentication")
   const binary = yield* Binaries.require(service, "prometheus", "install Debian's prometheus package")
@@ -199,14 +194,12 @@ export const start = Effect.fn("Prometheus.start")(function*(
   const addJob = Effect.fn("Prometheus.addJob")(
     function*(job: Job) {
       const before = jobs
-      jobs = mergeJob(jobs, job)
       yield* Effect.logDebug(`Prometheus: adding or merging job ${job.name}`)
       // A refused configuration is rolled back (and the previous one reloaded), so the next change does not carry it.
-      yield* write.pipe(
-        Effect.andThen(reload),
-        Effect.tapError(() =>
-          Effect.sync(() => void (jobs = before)).pipe(Effect.andThen(write), Effect.andThen(reload), Effect.ignore)
-        )
+      yield* Daemon.changeOrUndo(
+        Effect.sync(() => void (jobs = mergeJob(jobs, job))),
+        Effect.sync(() => void (jobs = before)),
+        write.pipe(Effect.andThen(reload))
       )
     },
     (effect) => lock.withPermit(effect)
@@ -221,17 +214,16 @@ export const start = Effect.fn("Prometheus.start")(function*(
   const setAlerting = Effect.fn("Prometheus.setAlerting")(
     function*(alertmanager: string, text: string, names: ReadonlyArray<string>) {
       const before = { alerting, rules }
-      alerting = { alertmanager, ruleFile }
-      rules = text
-      const apply = writeFile(ruleFile, rules).pipe(Effect.andThen(write), Effect.andThen(reload))
-      yield* apply.pipe(
-        Effect.tapError(() =>
-          Effect.suspend(() => {
-            alerting = before.alerting
-            rules = before.rules
-            return writeFile(ruleFile, rules).pipe(Effect.andThen(write), Effect.andThen(reload), Effect.ignore)
-          })
-        )
+      yield* Daemon.changeOrUndo(
+        Effect.sync(() => {
+          alerting = { alertmanager, ruleFile }
+          rules = text
+        }),
+        Effect.sync(() => {
+          alerting = before.alerting
+          rules = before.rules
+        }),
+        Effect.suspend(() => writeFile(ruleFile, rules)).pipe(Effect.andThen(write), Effect.andThen(reload))
       )
       // Loaded with the configuration; checked, so that a rule Prometheus dropped is not taken for loaded.
       const loaded = yield* alertNames

@@ -188,7 +188,9 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
         const config: CloudConfig.CloudConfig = {
           ...(yield* TestCloud.config({
             prometheus: true,
-            website: false,
+            // A front that serves nothing: it only gets the view, to read the website's links.
+            website: true,
+            website_port: base + 1,
             process_monitoring: false,
             prometheus_port: base,
             prometheus_scrape_interval: 1,
@@ -201,6 +203,7 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
         const events: Array<RunEvents.Stamped> = []
         let alertmanagerPid: number | undefined
         let privateDir: string | undefined
+        let view: RunMonitor.View | undefined
         const scenario = Scenario.make({
           title: "alerts",
           tags: [],
@@ -211,6 +214,7 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
             assert.isDefined(manager, "Alertmanager runs from the start with --alert-handler")
             alertmanagerPid = manager!.pid
             assert.include(manager!.argv, "--cluster.listen-address=", "no cluster port")
+            assert.deepInclude(yield* view!.links, { name: "Alertmanager", url: `http://127.0.0.1:${base + 3}` })
             privateDir = manager!.argv.find((a) => a.startsWith("--storage.path="))!.slice("--storage.path=".length)
             const tokenFile = path.join(privateDir, `${Alerts.slackTokenSecret}.secret`)
             assert.strictEqual(fs.readFileSync(tokenFile, "utf8"), token)
@@ -274,7 +278,12 @@ describe("Alerts with the real Prometheus and Alertmanager", () => {
         const exit = yield* Orchestrator.run(scenario, config, configs).pipe(
           Effect.provide(TestCloud.layerDeployment()),
           Effect.provide(
-            RunMonitor.layer({ config, artifactsDir, slackApiUrl: `${stub.url}/api/chat.postMessage` })
+            RunMonitor.layer({
+              config,
+              artifactsDir,
+              slackApiUrl: `${stub.url}/api/chat.postMessage`,
+              front: (v) => Effect.sync(() => void (view = v))
+            })
           ),
           Effect.provideService(CloudConfig.CurrentConfig, config),
           Effect.provide(Layer.mergeAll(RunEvents.RunEvents.layerWithLogger([(e) => events.push(e)]), platform)),

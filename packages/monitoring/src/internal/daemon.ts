@@ -15,6 +15,9 @@ import * as path from "node:path"
 import * as Endpoints from "../Endpoints.ts"
 import * as Http from "./http.ts"
 
+/** What starting a daemon of the stack needs: the scope it lives in, a process spawner, the run's ledger. */
+export type Needs = Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | Ledger.Ledger
+
 export interface Daemon {
   readonly pid: number
   readonly logFile: string
@@ -272,3 +275,15 @@ export const writeFile = (service: string, file: string, text: string): Effect.E
     },
     catch: (e) => CloudError.service(service, `cannot write ${file}: ${CloudError.messageOf(e)}`, { cause: e })
   })
+
+/**
+ * Makes a change of a daemon's configuration: `change` (in memory), then `apply` (written and reloaded). When that
+ * fails, `undo` and `apply` again, so the daemon and the next change carry the previous configuration; the error
+ * stays.
+ */
+export const changeOrUndo = <E>(
+  change: Effect.Effect<void>,
+  undo: Effect.Effect<void>,
+  apply: Effect.Effect<void, E>
+): Effect.Effect<void, E> =>
+  change.pipe(Effect.andThen(apply), Effect.tapError(() => undo.pipe(Effect.andThen(apply), Effect.ignore)))
