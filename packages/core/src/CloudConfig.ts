@@ -1212,12 +1212,6 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
   const gcp = onGcp(config.backend)
   const refused: ReadonlyArray<readonly [boolean, string, string]> = [
     [
-      config.dailyLogsArtifacts,
-      "--daily-logs-artifacts",
-      "this build does not fetch daemons' logs into the artifacts dir yet (they stay on the agents, rotated by " +
-      "--log-rotation); drop --daily-logs-artifacts"
-    ],
-    [
       config.teztaleArtifacts,
       "--teztale-artifacts",
       "this build runs no Teztale, so has no database to fetch; drop --teztale-artifacts"
@@ -1225,7 +1219,8 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
     [
       config.ppxProfilingTracesArtifacts,
       "--ppx-profiling-traces-artifacts",
-      "this build does not fetch profiling traces yet; drop --ppx-profiling-traces-artifacts"
+      "this build starts no Octez daemon with profiling on, so there are no traces to fetch (a scenario " +
+      "fetches its own files with agent.fetch); drop --ppx-profiling-traces-artifacts"
     ],
     [
       config.slackChannelId !== undefined,

@@ -11,6 +11,7 @@ import * as readline from "node:readline"
 import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as AgentsControl from "./AgentsControl.ts"
+import * as Artifacts from "./Artifacts.ts"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as Chronos from "./Chronos.ts"
 import * as Cloud from "./Cloud.ts"
@@ -193,6 +194,10 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
       yield* recordDeployment(config, agents)
+      // What is kept of the agents in the artifacts dir: their commands' output, and (run after the scenario's
+      // daemons are stopped, before the agents go) their daily logs.
+      yield* Artifacts.recordCommands(agents)
+      if (config.dailyLogsArtifacts) yield* Artifacts.fetchDailyLogs(agents)
       const network = yield* networkFaults(config, deployment, agents)
       yield* AgentsControl.serveRun(agents)
       // Started in the run's scope after the agents: they stop before the agents are torn down.

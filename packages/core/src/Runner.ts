@@ -24,6 +24,11 @@ export interface ExecOptions {
   readonly cwd?: string | undefined
   /** Called for each line of output as it arrives. */
   readonly onLine?: ((line: OutputLine) => Effect.Effect<void>) | undefined
+  /**
+   * Its output lines are not run events (neither shown nor in `events.jsonl`): a transfer's data (`Fetch`), not
+   * something to read. They still reach `onLine`.
+   */
+  readonly quiet?: boolean | undefined
 }
 
 export interface ExecResult {

@@ -256,9 +256,11 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       const flow = OutputFlow.make({
         maxOutputBytes: init.maxOutputBytes,
         onLine: (line) =>
-          init.events.emit({ type: "output", agent: init.name, stream: line.stream, line: line.line }).pipe(
-            Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(line))
-          )
+          (options?.quiet === true
+            ? Effect.void
+            : init.events.emit({ type: "output", agent: init.name, stream: line.stream, line: line.line })).pipe(
+              Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(line))
+            )
       })
       const cwd = options?.cwd === undefined ? init.home : Sandbox.pathIn(init.home, options.cwd)
       const exit = yield* flow.run(executor.exec({
@@ -305,8 +307,12 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           OutputLines.split(),
           Stream.runForEach((line) =>
             Effect.gen(function*() {
-              yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
-              if (options?.onLine) yield* options.onLine({ stream: name, line })
+              if (options?.quiet !== true) {
+                yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
+              }
+              if (options?.onLine) {
+                yield* options.onLine({ stream: name, line })
+              }
             })
           ),
           Effect.map(tail.text)

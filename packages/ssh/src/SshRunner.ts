@@ -85,9 +85,11 @@ export const make = (init: Init): Runner.Runner => {
       const flow = OutputFlow.make({
         maxOutputBytes: maxOutput,
         onLine: (item) =>
-          init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line }).pipe(
-            Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(item))
-          )
+          (options?.quiet === true
+            ? Effect.void
+            : init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line })).pipe(
+              Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(item))
+            )
       })
       const exit = yield* flow.run(init.connection.execCommand(remote, flow.handlers)).pipe(
         Effect.onInterrupt(() => killTree(execId)),
