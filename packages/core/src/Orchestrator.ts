@@ -182,7 +182,9 @@ export const prepareArtifacts = (config: CloudConfig, dir: string, userGiven: bo
 export const run = Effect.fn("Orchestrator.run")(function*(
   scenario: Scenario,
   config: CloudConfig,
-  configs: ReadonlyArray<AgentConfig>
+  configs: ReadonlyArray<AgentConfig>,
+  /** The run's artifacts dir, told in its deployment record (for `tezt-cloud agents fetch` and `logs`). */
+  artifactsDir?: string
 ) {
   const events = yield* RunEvents
   const deployment = yield* Deployment
@@ -193,7 +195,7 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       yield* events.emit({ type: "deploy-start", total: configs.length })
       const agents = configs.length === 0 ? [] : yield* deployment.deploy(configs)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis: Date.now() - started })
-      yield* recordDeployment(config, agents)
+      yield* recordDeployment(config, agents, artifactsDir)
       // What is kept of the agents in the artifacts dir: their commands' output, and (run after the scenario's
       // daemons are stopped, before the agents go) their daily logs.
       yield* Artifacts.recordCommands(agents)
@@ -254,10 +256,12 @@ export interface DeploymentRecord {
   /** The orchestrator's pid: the record is stale when it is gone. */
   readonly pid: number
   readonly agents: ReadonlyArray<Agent.Descriptor>
+  /** The run's artifacts dir, when it said it. */
+  readonly artifactsDir?: string | undefined
 }
 
 /** Writes the deployment record for the run's lifetime (removed when its scope closes). */
-const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent>) =>
+const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent>, artifactsDir?: string) =>
   Effect.gen(function*() {
     const ledger = yield* Effect.serviceOption(Ledger)
     if (ledger._tag === "None" || ledger.value.file === ":memory:" || agents.length === 0) return
@@ -265,7 +269,8 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
     const record: DeploymentRecord = {
       namespace: config.namespace,
       pid: process.pid,
-      agents: agents.map((a) => a.descriptor)
+      agents: agents.map((a) => a.descriptor),
+      ...(artifactsDir === undefined ? {} : { artifactsDir })
     }
     yield* Effect.acquireRelease(
       Effect.try({
