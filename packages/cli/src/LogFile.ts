@@ -105,7 +105,7 @@ export const attach = (
   keep: number
 ): Effect.Effect<void, CloudError.CloudError, Scope.Scope> =>
   Effect.gen(function*() {
-    const log = yield* Effect.acquireRelease(
+    const opened = yield* Effect.acquireRelease(
       Effect.try({
         try: () => {
           const log = make(file, { keep, onError: (message) => process.stderr.write(`tezt-cloud: ${message}\n`) })
@@ -121,5 +121,5 @@ export const attach = (
           log.close()
         })
     )
-    yield* events.subscribe(Terminal.plain({ write: (text) => log.log.write(text) }))
+    yield* events.subscribe(Terminal.plain({ write: (text) => opened.log.write(text) }))
   })
