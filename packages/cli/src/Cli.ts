@@ -14,6 +14,7 @@ import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
 import * as InitCommand from "./commands/init.ts"
+import * as LogsCommand from "./commands/logs.ts"
 import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
@@ -123,6 +124,7 @@ export const command = (
       groupCommand(Basic.group, stateDir),
       groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
+      LogsCommand.command(stateDir),
       ProxyCommand.command(stateDir),
       InitCommand.command,
       ...extra.map((g) => groupCommand(g, stateDir))

@@ -5,6 +5,7 @@
  * never load the backends' registry, the monitoring stack or the website.
  */
 import {
+  Artifacts,
   CloudConfig,
   CloudError,
   Deployment,
@@ -117,6 +118,8 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
     if (deploys || config.artifactsDir !== undefined) {
       yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
       yield* events.writeTo(plan.artifactsDir)
+      // Where `tezt-cloud logs` finds it, live or finished.
+      yield* Artifacts.recordLastRun(stateDir, config.namespace, plan.artifactsDir)
     }
     yield* events.emit({
       type: "run-start",

@@ -15,8 +15,11 @@
 import { Context, Effect, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as AtomicFile from "./AtomicFile.ts"
 import * as CappedFile from "./CappedFile.ts"
+import * as CloudError from "./CloudError.ts"
 import * as Fetch from "./Fetch.ts"
+import * as Ledger from "./Ledger.ts"
 import { RunEvents, type Sink } from "./RunEvents.ts"
 import type { Runner } from "./Runner.ts"
 import * as Teardown from "./Teardown.ts"
@@ -171,3 +174,37 @@ export const recordCommands = (
     )
     yield* events.subscribe(sink)
   })
+
+/** The namespace's last run, as `tezt-cloud logs` finds it: its artifacts dir and the pid of its orchestrator. */
+export interface LastRun {
+  readonly artifactsDir: string
+  readonly pid: number
+}
+
+/** Where the namespace's last run is recorded: `<state-dir>/<ns>/last-run.json`. */
+export const lastRunFile = (stateDir: string, namespace: string): string =>
+  path.join(Ledger.namespaceDir(stateDir, namespace), "last-run.json")
+
+/** Records this process's run, writing into `artifactsDir`, as the namespace's last one. */
+export const recordLastRun = (stateDir: string, namespace: string, artifactsDir: string) =>
+  Effect.try({
+    try: () => {
+      const file = lastRunFile(stateDir, namespace)
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+      const record: LastRun = { artifactsDir: path.resolve(artifactsDir), pid: process.pid }
+      AtomicFile.writeAtomic(file, JSON.stringify(record) + "\n")
+    },
+    catch: (e) => CloudError.state(stateDir, `cannot record the run: ${CloudError.messageOf(e)}`, { cause: e })
+  })
+
+/** The namespace's last run, if one was recorded. */
+export const lastRun = (stateDir: string, namespace: string): LastRun | undefined => {
+  try {
+    const record = JSON.parse(fs.readFileSync(lastRunFile(stateDir, namespace), "utf8")) as Partial<LastRun>
+    return typeof record.artifactsDir === "string" && typeof record.pid === "number"
+      ? { artifactsDir: record.artifactsDir, pid: record.pid }
+      : undefined
+  } catch {
+    return undefined
+  }
+}

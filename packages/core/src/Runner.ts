@@ -25,8 +25,8 @@ export interface ExecOptions {
   /** Called for each line of output as it arrives. */
   readonly onLine?: ((line: OutputLine) => Effect.Effect<void>) | undefined
   /**
-   * Its output lines are not run events (neither shown nor in `events.jsonl`): a transfer's data (`Fetch`), not
-   * something to read. They still reach `onLine`.
+   * Neither it nor its output lines are run events (not shown, not in `events.jsonl` nor `commands.log`): a
+   * transfer (`Fetch`), the run's own machinery. Its lines still reach `onLine`.
    */
   readonly quiet?: boolean | undefined
 }
