@@ -591,7 +591,7 @@ const table = [
     key: "log_rotation",
     field: "logRotation",
     ...int({ fallback: 300, min: 0 }),
-    description: "Daemons' logs on agents are rotated daily at 00:00 UTC, keeping N old copies; 0: no rotation."
+    description: "Daemons' logs on agents (and --log-file) are rotated daily, keeping N old copies; 0: no rotation."
   }),
   option({
     flag: "artifacts-dir",
