@@ -20,6 +20,7 @@ import * as CappedFile from "./CappedFile.ts"
 import * as CloudError from "./CloudError.ts"
 import * as Fetch from "./Fetch.ts"
 import * as Ledger from "./Ledger.ts"
+import * as NamespaceLock from "./NamespaceLock.ts"
 import { RunEvents, type Sink } from "./RunEvents.ts"
 import type { Runner } from "./Runner.ts"
 import * as Teardown from "./Teardown.ts"
@@ -179,6 +180,14 @@ export const recordCommands = (
 export interface LastRun {
   readonly artifactsDir: string
   readonly pid: number
+  /** The process's start time (`NamespaceLock.startTime`): a pid reused by another process is not the run. */
+  readonly started: string | undefined
+}
+
+/** Whether the run's process still runs. */
+export const isLive = (run: LastRun): boolean => {
+  const now = NamespaceLock.startTime(run.pid)
+  return now !== undefined && (run.started === undefined || now === run.started)
 }
 
 /** Where the namespace's last run is recorded: `<state-dir>/<ns>/last-run.json`. */
@@ -191,7 +200,11 @@ export const recordLastRun = (stateDir: string, namespace: string, artifactsDir:
     try: () => {
       const file = lastRunFile(stateDir, namespace)
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-      const record: LastRun = { artifactsDir: path.resolve(artifactsDir), pid: process.pid }
+      const record: LastRun = {
+        artifactsDir: path.resolve(artifactsDir),
+        pid: process.pid,
+        started: NamespaceLock.startTime(process.pid)
+      }
       AtomicFile.writeAtomic(file, JSON.stringify(record) + "\n")
     },
     catch: (e) => CloudError.state(stateDir, `cannot record the run: ${CloudError.messageOf(e)}`, { cause: e })
@@ -202,7 +215,11 @@ export const lastRun = (stateDir: string, namespace: string): LastRun | undefine
   try {
     const record = JSON.parse(fs.readFileSync(lastRunFile(stateDir, namespace), "utf8")) as Partial<LastRun>
     return typeof record.artifactsDir === "string" && typeof record.pid === "number"
-      ? { artifactsDir: record.artifactsDir, pid: record.pid }
+      ? {
+        artifactsDir: record.artifactsDir,
+        pid: record.pid,
+        started: typeof record.started === "string" ? record.started : undefined
+      }
       : undefined
   } catch {
     return undefined

@@ -19,7 +19,8 @@ import {
   Fetch,
   Ledger,
   Orchestrator,
-  RunEvents
+  RunEvents,
+  type Runner
 } from "@tezt-cloud/core"
 import * as Protocol from "@tezt-cloud/core/AgentsControlProtocol"
 import { Console, Effect, Option } from "effect"
@@ -136,6 +137,25 @@ const exec = (stateDir: string) =>
       Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel")
     )
 
+/**
+ * Runs `act` on every agent at once; an agent's failure is a line `[agent] error: …` and exit code 1 for it. The
+ * command exits with the worst agent's code.
+ */
+const eachAgent = <R>(
+  runners: ReadonlyArray<readonly [string, Runner.Runner]>,
+  act: (name: string, runner: Runner.Runner) => Effect.Effect<void, CloudError.CloudError, R>
+) =>
+  Effect.gen(function*() {
+    const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+      act(name, runner).pipe(
+        Effect.as(0),
+        Effect.catch((e) =>
+          CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
+        )
+      ), { concurrency: "unbounded" })
+    yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+  })
+
 const copy = (stateDir: string) =>
   Command.make("copy", {
     namespace: namespaceFlag,
@@ -150,7 +170,7 @@ const copy = (stateDir: string) =>
     Effect.scoped(Effect.gen(function*() {
       const { config, record } = yield* load(stateDir, namespace)
       const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir, false)
-      const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+      yield* eachAgent(runners, (name, runner) =>
         Effect.gen(function*() {
           // What the agent already had, each file at its path there: said, not silently skipped.
           const same: Array<string> = []
@@ -179,13 +199,7 @@ const copy = (stateDir: string) =>
                 `(--check-file-consistency compares, --refresh copies anyway)`
             )
           }
-        }).pipe(
-          Effect.as(0),
-          Effect.catch((e) =>
-            CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
-          )
-        ), { concurrency: "unbounded" })
-      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+        }))
     })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
       Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run")
     )
@@ -214,15 +228,10 @@ const fetch = (stateDir: string) =>
         )
       }
       const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir, true)
-      const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+      yield* eachAgent(runners, (name, runner) =>
         Fetch.fetch(name, runner, source, Fetch.defaultLocal(path.join(into, name), source)).pipe(
-          Effect.flatMap((fetched) => Console.log(`[${name}] ${fetched.local}`)),
-          Effect.as(0),
-          Effect.catch((e) =>
-            CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
-          )
-        ), { concurrency: "unbounded" })
-      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+          Effect.flatMap((fetched) => Console.log(`[${name}] ${fetched.local}`))
+        ))
     })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
       Command.withDescription("Fetch a file or directory from every (or each --agent) agent of a live run")
     )

@@ -13,15 +13,6 @@ import * as path from "node:path"
 import * as Root from "../Root.ts"
 import * as Terminal from "../Terminal.ts"
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** The run to read: its artifacts dir, and whether it is still running. */
 const locate = (stateDir: string, namespace: Option.Option<string>, artifactsDir: Option.Option<string>) =>
   Effect.gen(function*() {
@@ -47,8 +38,8 @@ const locate = (stateDir: string, namespace: Option.Option<string>, artifactsDir
         `${dir} has no events.jsonl: not the artifacts dir of a run (or it was removed)`
       )
     }
-    const live = last !== undefined && last.artifactsDir === dir && last.pid !== process.pid && isAlive(last.pid)
-    return { dir, events, live, pid: last?.pid }
+    const live = last !== undefined && last.artifactsDir === dir && last.pid !== process.pid && Artifacts.isLive(last)
+    return { dir, events, live, last }
   })
 
 /** Reads the complete lines of `file` from `offset`; the new offset. */
@@ -117,7 +108,7 @@ export const command = (stateDir: string) =>
         return yield* Console.error(`tezt-cloud: the run of ${run.dir} is over: nothing more will come`)
       }
       // Until the run's process is gone, then what it wrote last.
-      while (isAlive(run.pid!)) {
+      while (Artifacts.isLive(run.last!)) {
         yield* Effect.sleep("250 millis")
         offset = yield* readFrom(run.events, offset, show)
       }
