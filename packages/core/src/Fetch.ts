@@ -57,9 +57,9 @@ elif [ -f "$p" ] && [ -r "$p" ]; then
   echo "f $(wc -c <"$p")"
   if [ "$n" -gt 0 ]; then s=$(b64 tail -c "$n" "$p"); else s=$(b64 cat "$p"); fi
 elif [ -e "$p" ]; then
-  echo "$1 is not a readable file nor a directory" >&2; exit 3
+  echo "not a readable file nor a directory" >&2; exit 3
 else
-  echo "$1: no such file or directory" >&2; exit 3
+  echo "no such file or directory" >&2; exit 3
 fi
 [ "$s" = 0 ] || exit 4`
 
