@@ -108,7 +108,27 @@ describe("tezt-cloud agents exec", () => {
     assert.include(noRecord.stderr(), "no live run")
     fs.writeFileSync(record, saved)
 
+    // The same live run: `agents fetch` brings a file of each agent into the run's artifacts dir, `logs` reads
+    // what the run writes, and follows it to its end.
+    assert.strictEqual(await r.exec(["--", "sh", "-c", "echo \"mine: $TEZT_CLOUD_AGENT\" >f.txt"]).exit, 0)
+    const fetch = await outcome(start(["agents", "fetch", "--tezt-cloud", r.namespace, "f.txt"], r.env))
+    const { artifactsDir } = JSON.parse(fs.readFileSync(path.join(r.stateDir, r.namespace, "last-run.json"), "utf8"))
+    const fetched = (agent: string) => path.join(artifactsDir, agent, "f.txt")
+    assert.deepStrictEqual(fetch, {
+      code: 0,
+      stdout: [`[agent-000] ${fetched("agent-000")}`, `[agent-001] ${fetched("agent-001")}`],
+      stderr: []
+    })
+    assert.strictEqual(fs.readFileSync(fetched("agent-001"), "utf8"), `mine: ${r.namespace}/agent-001\n`)
+    const follow = start(["logs", "--tezt-cloud", r.namespace, "--agent", "agent-001", "--follow"], r.env)
+    await follow.waitFor("just me")
+
     assert.strictEqual(await r.end(), 0, r.run.stderr())
+    assert.strictEqual(await follow.exit, 0, "--follow ends with the run")
+    assert.include(follow.stdout(), "[agent-001] just me")
+    assert.include(follow.stdout(), "agent agent-001 down", "what the run wrote last")
+    assert.notInclude(follow.stdout(), "agent-000")
+    assert.include(fs.readFileSync(path.join(artifactsDir, "agent-001", "commands.log"), "utf8"), "out| just me")
     assert.isFalse(fs.existsSync(r.socket), "the socket is gone with the run")
     const gone = r.exec(["--", "true"])
     assert.strictEqual(await gone.exit, 2)

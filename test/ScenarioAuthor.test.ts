@@ -80,7 +80,7 @@ describe("a scenario author's module outside the clone", () => {
       assert.strictEqual(
         cli.stderr(),
         `tezt-cloud: error: unknown group "MINR" (did you mean "MINE"?): the groups are BASIC, CLOUD, MINE, and the ` +
-          `commands agents, proxy, init (see tezt-cloud --help)\n`
+          `commands agents, logs, proxy, init (see tezt-cloud --help)\n`
       )
     }
   )

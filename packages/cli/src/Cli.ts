@@ -6,7 +6,7 @@
  */
 import { CloudError, RunEvents, type Scenario } from "@tezt-cloud/core"
 import { Basic } from "@tezt-cloud/scenarios"
-import { Console, Effect, type Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as path from "node:path"
 import * as url from "node:url"
@@ -14,6 +14,7 @@ import * as Backends from "./Backends.ts"
 import * as AgentsCommand from "./commands/agents.ts"
 import * as CloudCommands from "./commands/cloud.ts"
 import * as InitCommand from "./commands/init.ts"
+import * as LogsCommand from "./commands/logs.ts"
 import * as ProxyCommand from "./commands/proxy.ts"
 import * as Options from "./Options.ts"
 import * as Root from "./Root.ts"
@@ -60,6 +61,7 @@ const runGroup = (group: Scenario.Group, stateDir: string, args: {
   readonly list: boolean
   readonly flags: Record<string, Option.Option<unknown>>
   readonly sink: RunEvents.Sink
+  readonly logFile: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const { input, cliOnly } = yield* Options.read(args.flags, process.env)
@@ -69,7 +71,14 @@ const runGroup = (group: Scenario.Group, stateDir: string, args: {
       return
     }
     const Run = yield* Effect.promise(() => import("./Run.ts"))
-    return yield* Run.run(group, stateDir, { tags: args.tags, selected, input, cliOnly, sink: args.sink })
+    return yield* Run.run(group, stateDir, {
+      tags: args.tags,
+      selected,
+      input,
+      cliOnly,
+      sink: args.sink,
+      logFile: Option.getOrUndefined(args.logFile)
+    })
   })
 
 const groupCommand = (group: Scenario.Group, stateDir: string) =>
@@ -86,6 +95,13 @@ const groupCommand = (group: Scenario.Group, stateDir: string) =>
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print the run's events as JSON lines"),
       Flag.withDefault(false)
+    ),
+    logFile: Flag.String("log-file").pipe(
+      Flag.withDescription(
+        "Also write the run's log to FILE, rotated daily or past 200 MiB keeping --log-rotation copies; SIGUSR1 " +
+          "reopens it for an external rotator (SIGHUP tears the run down, like Ctrl+C)"
+      ),
+      Flag.optional
     )
   }, (args) => {
     const sink = Terminal.sinkFor(args.json)
@@ -108,6 +124,7 @@ export const command = (
       groupCommand(Basic.group, stateDir),
       groupCommand(CloudCommands.group(stateDir, jobs), stateDir),
       AgentsCommand.command(stateDir),
+      LogsCommand.command(stateDir),
       ProxyCommand.command(stateDir),
       InitCommand.command,
       ...extra.map((g) => groupCommand(g, stateDir))

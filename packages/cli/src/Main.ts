@@ -22,6 +22,11 @@ const command = Effect.gen(function*() {
     const Agents = yield* Effect.promise(() => import("./commands/agents.ts"))
     return yield* Agents.run(argv, Ledger.stateDir())
   }
+  // `logs …` reads a run's artifacts: nothing else.
+  if (argv[0] === "logs") {
+    const Logs = yield* Effect.promise(() => import("./commands/logs.ts"))
+    return yield* Logs.run(argv, Ledger.stateDir())
+  }
   // `proxy …` acts on a recorded `--proxy` run: no scenario group either.
   if (argv[0] === "proxy") {
     const Proxy = yield* Effect.promise(() => import("./commands/proxy.ts"))

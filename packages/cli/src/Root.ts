@@ -35,7 +35,7 @@ export const oneLine = (message: string): string =>
   message.replaceAll(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))
 
 /** The commands of the root that are not scenario groups. */
-const commands = ["agents", "proxy", "init"]
+const commands = ["agents", "logs", "proxy", "init"]
 
 /**
  * What an unknown first word gets: the groups and commands there are, and the closest one. The parser then takes

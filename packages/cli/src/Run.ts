@@ -5,6 +5,7 @@
  * never load the backends' registry, the monitoring stack or the website.
  */
 import {
+  Artifacts,
   CloudConfig,
   CloudError,
   Deployment,
@@ -22,6 +23,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Backends from "./Backends.ts"
 import * as ProxyCommand from "./commands/proxy.ts"
+import * as LogFile from "./LogFile.ts"
 import * as Options from "./Options.ts"
 import * as Shutdown from "./Shutdown.ts"
 
@@ -38,6 +40,8 @@ export interface Input {
   readonly cliOnly: CloudConfig.CliOnly
   /** Where the run's events are shown (a `--proxy` run shows the proxy's events there as they were stamped). */
   readonly sink: RunEvents.Sink
+  /** `--log-file`: the run's log also goes there (`LogFile`). */
+  readonly logFile?: string | undefined
 }
 
 /** Resolves the configuration and runs the selected scenarios of `group`, tracked by `Shutdown` while they run. */
@@ -47,6 +51,7 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
   const proxy = input.proxy === true ? yield* Effect.promise(() => Backends.proxyPackage()) : undefined
   const env = proxy === undefined ? process.env : yield* proxy.Launch.withSecrets(process.env)
   const config = yield* Options.configuration(input, cliOnly, env)
+  if (args.logFile !== undefined) yield* LogFile.attach(yield* RunEvents.RunEvents, args.logFile, config.logRotation)
   const maintenance = selected.every((s) => s.vms === undefined)
   if (!maintenance) {
     yield* CloudConfig.checkAvailable(config)
@@ -114,6 +119,8 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
     if (deploys || config.artifactsDir !== undefined) {
       yield* Orchestrator.prepareArtifacts(config, plan.artifactsDir, false)
       yield* events.writeTo(plan.artifactsDir)
+      // Where `tezt-cloud logs` finds it, live or finished.
+      yield* Artifacts.recordLastRun(stateDir, config.namespace, plan.artifactsDir)
     }
     yield* events.emit({
       type: "run-start",

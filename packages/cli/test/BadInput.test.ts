@@ -268,7 +268,6 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
   ]
 
   const refusedEverywhere = [
-    "--daily-logs-artifacts",
     "--teztale-artifacts",
     "--ppx-profiling-traces-artifacts"
   ]
@@ -286,6 +285,13 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
         })
     )
   }
+
+  it.effect("--daily-logs-artifacts acts (the daemons' log dirs are fetched at the end): neither refused nor warned", () =>
+    Effect.gen(function*() {
+      const config = yield* configOf(["--localhost", "--daily-logs-artifacts"])
+      assert.isTrue(config.dailyLogsArtifacts)
+      assert.deepStrictEqual(yield* CloudConfig.checkOptionsAct(config), [])
+    }))
 
   it.effect.each([["--ssh-config", "/etc/ssh/alt_config"], ["--ssh-jump", "admin@bastion"]] as const)(
     "%s without --ssh-host is refused naming why",

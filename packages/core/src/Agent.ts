@@ -4,9 +4,11 @@
  */
 import { Clock, Effect, Scope } from "effect"
 import type { AgentConfig } from "./AgentConfig.ts"
+import * as Artifacts from "./Artifacts.ts"
 import * as CloudError from "./CloudError.ts"
 import type { Daemon } from "./Daemon.ts"
 import * as Faketime from "./Faketime.ts"
+import * as Fetch from "./Fetch.ts"
 import type { CopyOptions, ExecOptions, ExecResult, Runner, SpawnOptions } from "./Runner.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -55,6 +57,12 @@ export interface Agent {
   spawn: Runner["spawn"]
   copy(source: string, options?: CopyOptions): Effect.Effect<string, CloudError.CloudError>
   /**
+   * Copies a file or directory of the agent (a path as `exec` means it) to this machine, by default to
+   * `<artifacts dir of the agent>/<basename>`; returns the local path. A directory is never merged into one that
+   * exists. The agent needs `base64`, and `tar` for a directory (`Fetch`).
+   */
+  fetch(remotePath: string, localPath?: string): Effect.Effect<string, CloudError.CloudError>
+  /**
    * Skews the clock of the commands and daemons started from now on by a libfaketime spec (`-10d`, `+2h`,
    * `@2030-01-01 00:00:00`), `undefined` for the real clock again (see `Faketime`). Fails, naming the package to
    * install, where the agent has no libfaketime.
@@ -62,6 +70,8 @@ export interface Agent {
   setFaketime(spec: string | undefined): Effect.Effect<void, CloudError.CloudError>
   /** The log files of the daemons running on the agent (what `LogRotation` rotates), as paths on the agent. */
   readonly daemonLogs: Effect.Effect<ReadonlyArray<string>>
+  /** The log files of every daemon started on the agent in this run, running or not, as paths on the agent. */
+  readonly spawnedLogs: Effect.Effect<ReadonlyArray<string>>
 }
 
 export interface AgentInit {
@@ -73,6 +83,8 @@ export interface AgentInit {
   readonly connect: string
   readonly descriptor?: Descriptor | undefined
   readonly runner: Runner
+  /** An agent without files (`TestCloud`'s): nothing of it is fetched into the artifacts dir. */
+  readonly inMemory?: boolean | undefined
 }
 
 export type Descriptor = { readonly backend: string } & Record<string, string | number>
@@ -105,6 +117,7 @@ export const make = (init: AgentInit): Agent => {
       }
       return yield* Scope.provide(yield* Scope.fork(daemons, "sequential"))(effect)
     })
+  const spawned = new Set<string>()
   const runner: Runner = {
     ...clock.runner,
     // Counted and timed here, so the run's own commands (through `agent.runner`) are too.
@@ -114,13 +127,20 @@ export const make = (init: AgentInit): Agent => {
           Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (now) => Telemetry.commandRan(now - started)))
         )),
     spawn: (daemon, command, args, options) =>
-      inOwnScope(
-        clock.runner.spawn(daemon, command, args, options).pipe(
-          Effect.tap((d) => Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1))),
-          // The daemon's life, until its scope closes, as a span of its own (the tool's own telemetry's timeline).
-          Effect.tap(() => Effect.makeSpanScoped("Agent.daemon", { attributes: { agent: name, daemon, command } }))
-        )
-      )
+      inOwnScope(Effect.gen(function*() {
+        let logFile: string | undefined
+        // Before the daemon: its log is saved once it is stopped (`Artifacts`).
+        if (init.inMemory !== true) {
+          yield* Artifacts.saveDaemonLog(name, clock.runner, init.artifactsDir, daemon, () => logFile)
+        }
+        const d = yield* clock.runner.spawn(daemon, command, args, options)
+        logFile = d.logFile
+        if (init.inMemory !== true) spawned.add(d.logFile)
+        yield* Effect.acquireRelease(count(d.logFile, 1), () => count(d.logFile, -1))
+        // The daemon's life, until its scope closes, as a span of its own (the tool's own telemetry's timeline).
+        yield* Effect.makeSpanScoped("Agent.daemon", { attributes: { agent: name, daemon, command } })
+        return d
+      }))
   }
   const nextAvailablePort = Effect.suspend(() => {
     if (next >= init.ports.end) {
@@ -173,6 +193,11 @@ export const make = (init: AgentInit): Agent => {
     yield* Effect.annotateCurrentSpan({ agent: name, source })
     return yield* runner.copy(source, options)
   })
+  const fetch = Effect.fn("Agent.fetch")(function*(remotePath: string, localPath?: string) {
+    yield* Effect.annotateCurrentSpan({ agent: name, remotePath })
+    const local = localPath ?? Fetch.defaultLocal(init.artifactsDir, remotePath)
+    return (yield* Fetch.fetch(name, clock.runner, remotePath, local)).local
+  })
   return {
     name,
     index: init.index,
@@ -188,8 +213,10 @@ export const make = (init: AgentInit): Agent => {
     run,
     spawn,
     copy,
+    fetch,
     setFaketime: clock.set,
-    daemonLogs: Effect.sync(() => [...logs.keys()])
+    daemonLogs: Effect.sync(() => [...logs.keys()]),
+    spawnedLogs: Effect.sync(() => [...spawned])
   }
 }
 

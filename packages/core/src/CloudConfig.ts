@@ -593,7 +593,7 @@ const table = [
     key: "log_rotation",
     field: "logRotation",
     ...int({ fallback: 300, min: 0 }),
-    description: "Daemons' logs on agents are rotated daily at 00:00 UTC, keeping N old copies; 0: no rotation."
+    description: "Daemons' logs on agents (and --log-file) are rotated daily, keeping N old copies; 0: no rotation."
   }),
   option({
     flag: "artifacts-dir",
@@ -1242,12 +1242,6 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
   const gcp = onGcp(config.backend)
   const refused: ReadonlyArray<readonly [boolean, string, string]> = [
     [
-      config.dailyLogsArtifacts,
-      "--daily-logs-artifacts",
-      "this build does not fetch daemons' logs into the artifacts dir yet (they stay on the agents, rotated by " +
-      "--log-rotation); drop --daily-logs-artifacts"
-    ],
-    [
       config.teztaleArtifacts,
       "--teztale-artifacts",
       "this build runs no Teztale, so has no database to fetch; drop --teztale-artifacts"
@@ -1255,7 +1249,8 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
     [
       config.ppxProfilingTracesArtifacts,
       "--ppx-profiling-traces-artifacts",
-      "this build does not fetch profiling traces yet; drop --ppx-profiling-traces-artifacts"
+      "this build starts no Octez daemon with profiling on, so there are no traces to fetch (a scenario " +
+      "fetches its own files with agent.fetch); drop --ppx-profiling-traces-artifacts"
     ],
     ...[[config.sshConfig, "--ssh-config"], [config.sshJump, "--ssh-jump"]].map(([value, flag]) =>
       [

@@ -11,6 +11,7 @@ import * as readline from "node:readline"
 import type * as Agent from "./Agent.ts"
 import { type AgentConfig, type AgentDefaults, complete } from "./AgentConfig.ts"
 import * as AgentsControl from "./AgentsControl.ts"
+import * as Artifacts from "./Artifacts.ts"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as Chronos from "./Chronos.ts"
 import * as Cloud from "./Cloud.ts"
@@ -215,7 +216,11 @@ export const run = Effect.fn("Orchestrator.run")(function*(
       const millis = Date.now() - started
       yield* Metric.update(Telemetry.deploySeconds, millis / 1000)
       yield* events.emit({ type: "deploy-done", total: agents.length, millis })
-      yield* recordDeployment(config, agents)
+      yield* recordDeployment(config, agents, options.artifactsDir)
+      // What is kept of the agents in the artifacts dir: their commands' output, and (run after the scenario's
+      // daemons are stopped, before the agents go) their daily logs.
+      yield* Artifacts.recordCommands(agents)
+      if (config.dailyLogsArtifacts) yield* Artifacts.fetchDailyLogs(agents)
       const network = yield* networkFaults(config, deployment, agents)
       yield* AgentsControl.serveRun(agents)
       // Started in the run's scope after the agents: they stop before the agents are torn down.
@@ -305,10 +310,12 @@ export interface DeploymentRecord {
   /** The orchestrator's pid: the record is stale when it is gone. */
   readonly pid: number
   readonly agents: ReadonlyArray<Agent.Descriptor>
+  /** The run's artifacts dir, when it said it. */
+  readonly artifactsDir?: string | undefined
 }
 
 /** Writes the deployment record for the run's lifetime (removed when its scope closes). */
-const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent>) =>
+const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent>, artifactsDir?: string) =>
   Effect.gen(function*() {
     const ledger = yield* Effect.serviceOption(Ledger)
     if (ledger._tag === "None" || ledger.value.file === ":memory:" || agents.length === 0) return
@@ -316,7 +323,8 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
     const record: DeploymentRecord = {
       namespace: config.namespace,
       pid: process.pid,
-      agents: agents.map((a) => a.descriptor)
+      agents: agents.map((a) => a.descriptor),
+      ...(artifactsDir === undefined ? {} : { artifactsDir })
     }
     yield* Effect.acquireRelease(
       Effect.try({

@@ -24,6 +24,11 @@ export interface ExecOptions {
   readonly cwd?: string | undefined
   /** Called for each line of output as it arrives. */
   readonly onLine?: ((line: OutputLine) => Effect.Effect<void>) | undefined
+  /**
+   * Neither it nor its output lines are run events (not shown, not in `events.jsonl` nor `commands.log`): a
+   * transfer (`Fetch`), the run's own machinery. Its lines still reach `onLine`.
+   */
+  readonly quiet?: boolean | undefined
 }
 
 export interface ExecResult {

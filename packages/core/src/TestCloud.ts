@@ -260,7 +260,8 @@ export const layerDeployment = (options: Options = {}, recorder: Recorder = { ca
                 ports: { start, end: start + config.portsPerVm - 1 },
                 artifactsDir: `/artifacts/${agentConfig.name}`,
                 connect: `test-cloud ${agentConfig.name}`,
-                runner: runnerFor(agentConfig.name)
+                runner: runnerFor(agentConfig.name),
+                inMemory: true
               })),
               (agent) => Effect.sync(() => void recorder.teardown.push(agent.name))
             )

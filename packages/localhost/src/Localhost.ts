@@ -182,6 +182,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     ...extra
   })
   const describeCommand = (command: string, args: ReadonlyArray<string>) => [command, ...args].join(" ")
+  /** How a command's events are emitted: not at all for a `quiet` one. */
+  const emitFor = (options: Runner.ExecOptions | undefined) =>
+    options?.quiet === true ? () => Effect.void : init.events.emit
   /** A command that could not be started or followed; `context` says what was being done. */
   const failed = (command: string, args: ReadonlyArray<string>) => (cause: unknown, context?: string) =>
     CloudError.command(
@@ -241,6 +244,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
     options: Runner.ExecOptions | undefined
   ) =>
     Effect.gen(function*() {
+      const emit = emitFor(options)
       const execId = crypto.randomUUID()
       // No ledger record of its own: the command is a child of the executor, which is recorded, and carries the
       // namespace's marker like everything of the run (two synced ledger writes per command would cost more than
@@ -256,7 +260,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       const flow = OutputFlow.make({
         maxOutputBytes: init.maxOutputBytes,
         onLine: (line) =>
-          init.events.emit({ type: "output", agent: init.name, stream: line.stream, line: line.line }).pipe(
+          emit({ type: "output", agent: init.name, stream: line.stream, line: line.line }).pipe(
             Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(line))
           )
       })
@@ -271,7 +275,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       // The command ran in a session of its own: its pid is its process group's.
       group = flow.pid()
       if (Option.isNone(exit)) return Option.none<Runner.ExecResult>()
-      yield* init.events.emit({
+      yield* emit({
         type: "exit",
         agent: init.name,
         command: describeCommand(command, args),
@@ -290,7 +294,8 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
 
   const exec = Effect.fn("Localhost.exec")(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
-      yield* init.events.emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
+      const emit = emitFor(options)
+      yield* emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })
       if (init.executor !== undefined) {
         const result = yield* execThrough(init.executor, command, args, options)
         if (Option.isSome(result)) return result.value
@@ -305,7 +310,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
           OutputLines.split(),
           Stream.runForEach((line) =>
             Effect.gen(function*() {
-              yield* init.events.emit({ type: "output", agent: init.name, stream: name, line })
+              yield* emit({ type: "output", agent: init.name, stream: name, line })
               if (options?.onLine) yield* options.onLine({ stream: name, line })
             })
           ),
@@ -317,7 +322,7 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         collect(handle.stderr, "stderr"),
         handle.exitCode.pipe(Effect.map(Number), Effect.catch(() => Effect.succeed(137)))
       ], { concurrency: "unbounded" }).pipe(Effect.mapError(failed(command, args)))
-      yield* init.events.emit({
+      yield* emit({
         type: "exit",
         agent: init.name,
         command: describeCommand(command, args),

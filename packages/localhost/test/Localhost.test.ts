@@ -3,6 +3,7 @@ import { afterAll, assert, describe, it } from "@effect/vitest"
 import {
   type Agent,
   AgentConfig,
+  Artifacts,
   Cloud,
   CloudConfig,
   Deployment,
@@ -297,6 +298,36 @@ describe("Localhost", () => {
       assert.isBelow(two!.at(-1)!, one![0]!, "the older copy holds the older lines")
       assert.isBelow(one!.at(-1)!, current![0]!, "the log holds the newest lines, from where the copy ends")
     }))
+
+  it.live(
+    "a daemon printing without end: its saved log is its capped tail after a marker; --daily-logs-artifacts fetches its log dir whole",
+    () =>
+      Effect.gen(function*() {
+        const { agents } = yield* deploy(ns("chatty"), ["c"])
+        const agent = agents[0]!
+        const cap = 64 * 1024
+        yield* Effect.scoped(Effect.gen(function*() {
+          // Its step runs last: once the daemon is down.
+          yield* Artifacts.fetchDailyLogs([agent])
+          const daemon = yield* agent.spawn("chatty", "sh", [
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo \"line $i\"; done"
+          ])
+          const size = () => fs.existsSync(daemon.logFile) ? fs.statSync(daemon.logFile).size : 0
+          yield* eventually("the daemon wrote more than 4 caps", Effect.sync(() => size() > 4 * cap))
+          yield* LogRotation.rotate(agent, 1)
+          yield* eventually("it writes on, past the cap again", Effect.sync(() => size() > 2 * cap))
+        })).pipe(Effect.provideService(Artifacts.CurrentPolicy, { daemonLogBytes: cap }))
+        const saved = fs.readFileSync(path.join(agent.artifactsDir, "daemons", "chatty.log"), "utf8")
+        const [marker, ...rest] = saved.split("\n")
+        assert.match(marker!, new RegExp(`^\\[tezt-cloud: \\d+ earlier bytes dropped, the last ${cap} kept\\]$`))
+        assert.strictEqual(Buffer.byteLength(rest.join("\n")), cap)
+        assert.match(rest.at(-2)!, /^line \d+$/, "the newest lines are kept")
+        const daily = path.join(agent.artifactsDir, "daily-logs", "logs")
+        assert.sameMembers(fs.readdirSync(daily), ["chatty.log", "chatty.log.1"])
+        assert.isAbove(fs.statSync(path.join(daily, "chatty.log.1")).size, 4 * cap, "daily logs come whole")
+      })
+  )
 
   it.live("an exec's background leftovers die with it", () =>
     Effect.gen(function*() {

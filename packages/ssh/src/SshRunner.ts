@@ -78,14 +78,16 @@ export const make = (init: Init): Runner.Runner => {
 
   const exec = Effect.fn("SshRunner.exec")(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
-      yield* init.events.emit({ type: "exec", agent: init.name, command: describe(command, args) })
+      // A quiet command (a transfer) is no run event at all.
+      const emit = options?.quiet === true ? () => Effect.void : init.events.emit
+      yield* emit({ type: "exec", agent: init.name, command: describe(command, args) })
       const execId = crypto.randomUUID()
       const remote = yield* commandOf(execId, [command, ...args], options?.cwd, options?.env)
       // Lines wait for `onLine` and the event log; a slow consumer pauses the channel (`OutputFlow`).
       const flow = OutputFlow.make({
         maxOutputBytes: maxOutput,
         onLine: (item) =>
-          init.events.emit({ type: "output", agent: init.name, stream: item.stream, line: item.line }).pipe(
+          emit({ type: "output", agent: init.name, stream: item.stream, line: item.line }).pipe(
             Effect.andThen(options?.onLine === undefined ? Effect.void : options.onLine(item))
           )
       })
@@ -94,7 +96,7 @@ export const make = (init: Init): Runner.Runner => {
         Effect.mapError(failed(command, args))
       )
       const pid = flow.pid()
-      yield* init.events.emit({
+      yield* emit({
         type: "exit",
         agent: init.name,
         command: describe(command, args),

@@ -1,5 +1,5 @@
 /**
- * `tezt-cloud agents list|exec|copy`: ad-hoc fan-out on the agents of a live run (kept with `--keep-alive`), from
+ * `tezt-cloud agents list|exec|copy|fetch`: ad-hoc fan-out on the agents of a live run (kept with `--keep-alive`), from
  * another terminal, like `kurtosis service exec` or `ansible -m command`. The run lists its agents in
  * `<state-dir>/<ns>/deployment.json` while it lives; each command reaches them the way the run does (local
  * sandbox, or one multiplexed ssh connection per host), in parallel, with output prefixed per agent. The exit code
@@ -11,11 +11,22 @@
  * client that does not load this module (`AgentsExecClient.mjs`); it comes here when no run answers there, or
  * with `TEZT_CLOUD_COLD=1`. Both print the same lines and exit with the same code.
  */
-import { type Agent, AgentsControl, CloudConfig, CloudError, Ledger, Orchestrator, RunEvents } from "@tezt-cloud/core"
+import {
+  type Agent,
+  AgentsControl,
+  CloudConfig,
+  CloudError,
+  Fetch,
+  Ledger,
+  Orchestrator,
+  RunEvents,
+  type Runner
+} from "@tezt-cloud/core"
 import * as Protocol from "@tezt-cloud/core/AgentsControlProtocol"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import * as Backends from "../Backends.ts"
 import * as Root from "../Root.ts"
 import * as Shutdown from "../Shutdown.ts"
@@ -126,6 +137,25 @@ const exec = (stateDir: string) =>
       Command.withDescription("Run a command on every (or each --agent) agent of a live run, in parallel")
     )
 
+/**
+ * Runs `act` on every agent at once; an agent's failure is a line `[agent] error: …` and exit code 1 for it. The
+ * command exits with the worst agent's code.
+ */
+const eachAgent = <R>(
+  runners: ReadonlyArray<readonly [string, Runner.Runner]>,
+  act: (name: string, runner: Runner.Runner) => Effect.Effect<void, CloudError.CloudError, R>
+) =>
+  Effect.gen(function*() {
+    const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+      act(name, runner).pipe(
+        Effect.as(0),
+        Effect.catch((e) =>
+          CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
+        )
+      ), { concurrency: "unbounded" })
+    yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+  })
+
 const copy = (stateDir: string) =>
   Command.make("copy", {
     namespace: namespaceFlag,
@@ -140,7 +170,7 @@ const copy = (stateDir: string) =>
     Effect.scoped(Effect.gen(function*() {
       const { config, record } = yield* load(stateDir, namespace)
       const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir, false)
-      const codes = yield* Effect.forEach(runners, ([name, runner]) =>
+      yield* eachAgent(runners, (name, runner) =>
         Effect.gen(function*() {
           // What the agent already had, each file at its path there: said, not silently skipped.
           const same: Array<string> = []
@@ -169,21 +199,47 @@ const copy = (stateDir: string) =>
                 `(--check-file-consistency compares, --refresh copies anyway)`
             )
           }
-        }).pipe(
-          Effect.as(0),
-          Effect.catch((e) =>
-            CloudError.logDetails(e).pipe(Effect.andThen(Console.error(`[${name}] error: ${e.message}`)), Effect.as(1))
-          )
-        ), { concurrency: "unbounded" })
-      yield* (yield* Shutdown.Shutdown).exitWith(Protocol.worstCode(codes))
+        }))
     })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
       Command.withDescription("Copy a file or directory to every (or each --agent) agent of a live run")
     )
 
+const fetch = (stateDir: string) =>
+  Command.make("fetch", {
+    namespace: namespaceFlag,
+    agents: agentFlag,
+    destination: Flag.String("destination").pipe(
+      Flag.withDescription(
+        "Local directory to fetch into, as DIR/<agent>/<basename> (default: the run's artifacts dir)"
+      ),
+      Flag.optional
+    ),
+    source: Argument.String("source").pipe(
+      Argument.withDescription("File or directory on the agents (an absolute path, or relative to each agent's home)")
+    )
+  }, ({ agents, destination, namespace, source }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const { config, record } = yield* load(stateDir, namespace)
+      const into = Option.getOrUndefined(destination) ?? record.artifactsDir
+      if (into === undefined) {
+        return yield* CloudError.config(
+          "--destination",
+          "the run does not say its artifacts dir: give --destination DIR"
+        )
+      }
+      const runners = yield* runnersFor(yield* choose(record, agents), config, stateDir, true)
+      yield* eachAgent(runners, (name, runner) =>
+        Fetch.fetch(name, runner, source, Fetch.defaultLocal(path.join(into, name), source)).pipe(
+          Effect.flatMap((fetched) => Console.log(`[${name}] ${fetched.local}`))
+        ))
+    })).pipe(Effect.tapError(CloudError.logDetails))).pipe(
+      Command.withDescription("Fetch a file or directory from every (or each --agent) agent of a live run")
+    )
+
 export const command = (stateDir: string) =>
   Command.make("agents").pipe(
-    Command.withDescription("Act on the agents of a live run: list, exec, copy"),
-    Command.withSubcommands([list(stateDir), exec(stateDir), copy(stateDir)])
+    Command.withDescription("Act on the agents of a live run: list, exec, copy, fetch"),
+    Command.withSubcommands([list(stateDir), exec(stateDir), copy(stateDir), fetch(stateDir)])
   )
 
 /**

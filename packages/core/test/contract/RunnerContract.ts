@@ -584,6 +584,51 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         }), timeout)
     })
 
+    describe("artifacts", () => {
+      it.live(
+        "fetch brings back a file and a directory; a daemon's log is in the artifacts once its scope closed; both stay after teardown",
+        () =>
+          Effect.gen(function*() {
+            const local = yield* tempDir
+            const absolute = `/tmp/tezt-cloud-contract-${Math.random().toString(36).slice(2)}/abs.txt`
+            const fetched = yield* Effect.scoped(Effect.gen(function*() {
+              const agent = yield* deployOne
+              yield* agent.run("sh", [
+                "-c",
+                "mkdir -p tree/sub && printf 'A\\n' >tree/a.txt && printf 'B\\0\\377' >tree/sub/b.bin && " +
+                "ln -s a.txt tree/link"
+              ])
+              // By default into the agent's artifacts dir, under its basename.
+              const file = yield* agent.fetch("tree/a.txt")
+              assert.strictEqual(file, path.join(agent.artifactsDir, "a.txt"))
+              const dir = yield* agent.fetch("tree", path.join(local, "tree"))
+              // An absolute path means what it means to exec and copy.
+              yield* agent.copy(writeFile(path.join(local, "abs.txt"), "absolute\n"), { destination: absolute })
+              const abs = yield* agent.fetch(absolute, path.join(local, "fetched-abs.txt"))
+              const missing = yield* agent.fetch("no/such/file").pipe(Effect.flip)
+              assert.strictEqual(missing.reason._tag, "CopyFailed")
+              assert.include(missing.message, "no such file")
+              yield* Effect.scoped(Effect.gen(function*() {
+                const daemon = yield* agent.spawn("talker", "sh", ["-c", "echo hello-from-daemon; exec sleep 300"])
+                yield* eventually(
+                  "the daemon logs",
+                  agent.run("cat", [daemon.logFile]).pipe(Effect.map((text) => text.includes("hello-from-daemon")))
+                )
+              }))
+              return { file, dir, abs, daemonLog: path.join(agent.artifactsDir, "daemons", "talker.log") }
+            }))
+            // The agent is torn down: what was fetched and saved is here.
+            assert.strictEqual(fs.readFileSync(fetched.file, "utf8"), "A\n")
+            assert.strictEqual(fs.readFileSync(path.join(fetched.dir, "a.txt"), "utf8"), "A\n")
+            assert.deepStrictEqual([...fs.readFileSync(path.join(fetched.dir, "sub", "b.bin"))], [66, 0, 255])
+            assert.isFalse(fs.existsSync(path.join(fetched.dir, "link")), "links are not fetched")
+            assert.strictEqual(fs.readFileSync(fetched.abs, "utf8"), "absolute\n")
+            assert.strictEqual(fs.readFileSync(fetched.daemonLog, "utf8"), "hello-from-daemon\n")
+          }),
+        timeout
+      )
+    })
+
     describe("ports", () => {
       it.live("agents come in configuration order with their port ranges", () =>
         Effect.gen(function*() {
