@@ -1123,6 +1123,13 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
   return Object.fromEntries(Object.entries(json).filter(([, v]) => v !== undefined))
 }
 
+/** Whether the run is in auth mode: both `--auth-username` and `--auth-password` given (resolve refuses one alone). */
+export const authMode = (config: CloudConfig): boolean =>
+  config.authUsername !== undefined && config.authPassword !== undefined
+
+/** In auth mode a UI service listens on 127.0.0.1 at its usual port + this; the auth proxy takes the usual one. */
+export const authPortOffset = 10000
+
 /**
  * Refuses, before anything is created, options whose backend or subsystem this build does not have yet. Each
  * error names the option and what to use instead.
@@ -1133,8 +1140,7 @@ export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudEr
   // so the option named is one the user gave.
   const off: ReadonlyArray<readonly [boolean, string]> = [
     [config.alertHandlers.length > 0, "--alert-handler"],
-    [config.openTelemetry, "--open-telemetry"],
-    [config.authUsername !== undefined, "--auth-username"]
+    [config.openTelemetry, "--open-telemetry"]
   ]
   for (const [on, flag] of off) if (on) missing.push([flag, `this build does not have it yet; drop ${flag}`])
   // Network faults: where the backend has none, with its reason.

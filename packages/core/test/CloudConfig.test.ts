@@ -927,17 +927,18 @@ describe("CloudConfig: checkAvailable", () => {
       name: "--alert-handler --no-prometheus",
       input: { localhost: true, alert_handlers: ["a"], prometheus: false },
       feature: "--alert-handler"
-    },
-    {
-      name: "--auth-username",
-      input: { localhost: true, auth_username: "u" },
-      cliOnly: { authPassword: "p" },
-      feature: "--auth-username"
     }
-  ])("$name is not available", ({ input, cliOnly, feature }) =>
+  ])("$name is not available", ({ input, feature }) =>
     Effect.gen(function*() {
-      const reason = yield* notAvailable(input, cliOnly)
+      const reason = yield* notAvailable(input)
       assert.include(reason.feature, feature)
       assert.include(reason.message, "this build does not have it yet")
+    }))
+
+  it.effect("auth mode is available", () =>
+    Effect.gen(function*() {
+      const config = yield* resolve({ localhost: true, website: true, auth_username: "u" }, { authPassword: "p" })
+      assert.isTrue(CloudConfig.authMode(config))
+      yield* CloudConfig.checkAvailable(config)
     }))
 })

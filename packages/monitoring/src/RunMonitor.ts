@@ -12,10 +12,11 @@
  * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
  * serving.
  */
-import { type Agent, type CloudConfig, CloudError, Ledger, RunEvents, RunServices } from "@tezt-cloud/core"
+import { type Agent, CloudConfig, CloudError, Ledger, RunEvents, RunServices } from "@tezt-cloud/core"
 import { Effect, Layer, type Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import * as path from "node:path"
+import * as AuthProxy from "./AuthProxy.ts"
 import * as Endpoints from "./Endpoints.ts"
 import * as Grafana from "./Grafana.ts"
 import * as Metrics from "./Metrics.ts"
@@ -77,7 +78,10 @@ export interface Options {
 export const teztMetricsJob = (config: Config): Prometheus.Job => ({
   name: "tezt_metrics",
   metricsPath: "/metrics",
-  targets: [{ address: `${Endpoints.host(config)}:${config.websitePort}`, labels: { app: "tezt" } }]
+  targets: [{
+    address: `${Endpoints.host(config)}:${Endpoints.servicePort(config, config.websitePort)}`,
+    labels: { app: "tezt" }
+  }]
 })
 
 /** A scenario's source as a Prometheus job: each target is `<agent host>:<port>`, labelled `app=<appName>`. */
@@ -134,7 +138,9 @@ const start = (
         }]
         : []
       return [
-        prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
+        prometheus === undefined
+          ? off("Prometheus", "--prometheus")
+          : { name: "Prometheus", url: Endpoints.shown(config, config.prometheusPort) },
         grafana,
         ...(netdatas === undefined
           ? [off("Netdata", "--monitoring")]
@@ -158,7 +164,7 @@ const start = (
     if (steps.prometheus) {
       prometheus = yield* Prometheus.start({
         host: Endpoints.listenHost(config),
-        port: config.prometheusPort,
+        port: Endpoints.servicePort(config, config.prometheusPort),
         scrapeInterval: config.prometheusScrapeInterval,
         jobs: front === undefined ? [] : [teztMetricsJob(config)],
         dir: path.join(options.artifactsDir, "prometheus"),
@@ -168,8 +174,10 @@ const start = (
         Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
         Effect.provideService(Ledger.Ledger, ledger)
       )
-      yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
+      yield* Effect.logInfo(`prometheus: ${Endpoints.shown(config, config.prometheusPort)}`)
     }
+    // Auth mode: the website and Prometheus answer from behind the proxy, which takes their usual ports.
+    if (CloudConfig.authMode(config)) yield* AuthProxy.serve(authRoutes(config, front !== undefined, steps.prometheus))
     const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
     if (steps.processExporter) {
       // Before netdata and the scenario: each exporter takes its agent's first free port, before the scenario takes any.
@@ -221,6 +229,25 @@ const startGrafana = (options: Options, prometheusUrl: string | undefined) =>
         }
     )
   )
+
+/** The auth proxy's routes: the UI services the run serves, on their usual ports, to themselves at port + 10000. */
+export const authRoutes = (config: Config, website: boolean, prometheus: boolean): AuthProxy.Options => {
+  const route = (service: string, option: string, port: number): AuthProxy.Route => ({
+    service,
+    option,
+    host: Endpoints.listenHost(config),
+    port,
+    target: { host: Endpoints.host(config), port: Endpoints.servicePort(config, port) }
+  })
+  return {
+    user: config.authUsername ?? "",
+    password: config.authPassword ?? "",
+    routes: [
+      ...(website ? [route("the website", "--website-port", config.websitePort)] : []),
+      ...(prometheus ? [route("Prometheus", "--prometheus-port", config.prometheusPort)] : [])
+    ]
+  }
+}
 
 /** Grafana's credentials: the token, else the basic-auth pair. */
 export const credentials = (config: Config): Grafana.Credentials => ({

@@ -2,6 +2,7 @@
  * @tezt-cloud/monitoring: the run's monitoring parts (pushed metrics, Prometheus, Grafana, netdata, process
  * exporter) and the stack that starts them per the defaults cascade.
  */
+export * as AuthProxy from "./AuthProxy.ts"
 export * as Endpoints from "./Endpoints.ts"
 export * as Grafana from "./Grafana.ts"
 export * as Binaries from "./internal/binaries.ts"
