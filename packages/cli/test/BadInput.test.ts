@@ -354,7 +354,12 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
       ],
       ["--no-docker-push", ["--localhost", "--no-docker-push"], "--no-docker-push is ignored: this build pushes no"],
       ["--no-dns", ["--ssh-host", "h", "--no-dns"], "--no-dns is ignored: no domain is registered by default"],
-      ["--slack-bot-token", ["--localhost", "--slack-bot-token", "s3cret"], "--slack-bot-token ($TEZTCLOUD_SLACK_BOT"]
+      ["--slack-bot-token", ["--localhost", "--slack-bot-token", "s3cret"], "--slack-bot-token ($TEZTCLOUD_SLACK_BOT"],
+      [
+        "auth mode with nothing to protect",
+        ["--localhost", "--auth-username", "u", "--auth-password", "s3cret"],
+        "--auth-username is ignored: the run serves no website nor Prometheus"
+      ]
     ] as const
   )("%s: one warning line saying why", ([, argv, says]) =>
     Effect.gen(function*() {

@@ -1270,6 +1270,11 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
       config.noDns && !gcpProxy(config.backend),
       "--no-dns",
       "no domain is registered by default here (only on the proxy VM of a --proxy run on GCP)"
+    ],
+    [
+      authMode(config) && !config.website && !config.prometheus && !config.grafana,
+      "--auth-username",
+      "the run serves no website nor Prometheus to put behind auth, and uploads nothing to Grafana"
     ]
   ]
   return Effect.succeed(ignored.flatMap(([on, flag, why]) => on ? [`${flag} is ignored: ${why}`] : []))
