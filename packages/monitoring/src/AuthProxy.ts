@@ -77,6 +77,8 @@ const handler =
       { host: route.target.host, port: route.target.port, method: request.method, path: request.url, headers },
       (answer) => {
         response.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders)
+        // The service went away mid-answer: so does the answer (an unhandled stream error would end the run).
+        answer.on("error", () => response.destroy())
         answer.pipe(response)
       }
     )
@@ -86,7 +88,10 @@ const handler =
       response.end(`502 Bad Gateway: ${route.service} does not answer (${e.message})\n`)
     })
     // The client went away: so does the request to the service (a long poll, a large answer).
-    response.on("close", () => upstream.destroy())
+    response.on("close", () => {
+      if (!response.writableFinished) upstream.destroy()
+    })
+    request.on("error", () => upstream.destroy())
     request.pipe(upstream)
   }
 

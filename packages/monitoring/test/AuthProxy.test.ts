@@ -1,7 +1,7 @@
 /**
  * The auth proxy against a real HTTP server standing in for a UI service: the credential check, what is forwarded
- * (method, path, body, headers, but never the credentials), answers streamed as they come, 502 for a service that
- * does not answer, and a taken port refused naming the option.
+ * (method, path, body, headers, but never the credentials), answers streamed as they come (and cut when the service
+ * dies mid-answer), 502 for a service that does not answer, and a taken port refused naming the option.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CloudError } from "@tezt-cloud/core"
@@ -41,6 +41,11 @@ const service = (release: Deferred.Deferred<void>) =>
             authorization: request.headers.authorization,
             body: Buffer.concat(chunks).toString("utf8")
           })
+          if (request.url === "/die") {
+            response.writeHead(200, { "content-type": "text/plain" })
+            response.write("part of it\n")
+            return void setImmediate(() => response.socket?.destroy())
+          }
           if (request.url === "/stream") {
             response.writeHead(200, { "content-type": "text/plain" })
             response.write("first\n")
@@ -92,7 +97,7 @@ describe("AuthProxy", () => {
     }
   })
 
-  it.live("401 without the credentials; with them the request is forwarded without them, the answer streamed", () =>
+  it.live("401 without the credentials; with them the request is forwarded without them, the answer streamed (or cut)", () =>
     Effect.gen(function*() {
       const release = yield* Deferred.make<void>()
       const upstream = yield* service(release)
@@ -139,6 +144,18 @@ describe("AuthProxy", () => {
         chunk = yield* Effect.promise(() => reader.read())
       }
       assert.strictEqual(rest, "last\n")
+
+      // A service that dies mid-answer cuts that answer, and only that one.
+      const cut = yield* fetchFrom(`${url}/die`, { headers: { authorization: basic(user, password) } })
+      assert.strictEqual(cut.status, 200)
+      const read = yield* Effect.promise(() => cut.text().then(() => "read", () => "cut"))
+      assert.strictEqual(read, "cut")
+      const after = yield* fetchFrom(`${url}/echo`, {
+        method: "POST",
+        body: "still here",
+        headers: { authorization: basic(user, password) }
+      })
+      assert.strictEqual(yield* Effect.promise(() => after.text()), "still here")
     }).pipe(Effect.scoped))
 
   it.live("502 when the service does not answer; a taken port is refused naming the option; closed with its scope", () =>
