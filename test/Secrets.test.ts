@@ -266,7 +266,7 @@ describe("secrets never leave the orchestrator", () => {
     "on an ssh host",
     () => {
       liveWith("prometheus")(
-        "neither the commands sshd runs nor the processes of the account there carry them",
+        "in auth mode, neither the commands sshd runs nor the processes of the account there carry them",
         () =>
           Effect.promise(async () => {
             const { env, namespace, stateDir } = fresh()
@@ -309,18 +309,22 @@ describe("secrets never leave the orchestrator", () => {
                 `${SshHosts.user}@${host.host}:${host.port}`,
                 "--slack-bot-token",
                 canary.slackFlag,
+                "--auth-username",
+                authUser,
                 "--tezt-cloud",
                 namespace,
                 ...args
               ],
-              { ...liveEnv(env), HOME: home }
+              // Auth mode, the password from the environment this time.
+              { ...liveEnv(env), HOME: home, TEZT_CLOUD_AUTH_PASSWORD: canary.authPasswordEnv }
             )
             try {
               await cli.waitFor("ready for signal")
+              const credentials = basic(authUser, canary.authPasswordEnv)
               found.push(
                 ...inProcesses(children(cli.proc.pid!, namespace)),
-                ...await inPage(`http://127.0.0.1:${ports.website}/`),
-                ...await inPage(`http://127.0.0.1:${ports.website}/api/run`)
+                ...await inPage(`http://127.0.0.1:${ports.website}/`, credentials),
+                ...await inPage(`http://127.0.0.1:${ports.website}/api/run`, credentials)
               )
             } finally {
               cli.proc.kill("SIGINT")

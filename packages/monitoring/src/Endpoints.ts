@@ -4,9 +4,9 @@
  *
  * **Details**
  *
- * The run's services (website, Prometheus) listen on 127.0.0.1 only, in every mode: they have no authentication,
- * the website shows every command and its output (`/api/run`), and Prometheus runs with its admin and lifecycle
- * APIs on. Nothing needs them elsewhere: Prometheus, on this machine, scrapes the website here and the agents at
+ * The run's services (website, Prometheus) listen on 127.0.0.1 only, in every mode: they have no authentication of
+ * their own, the website shows every command and its output (`/api/run`), and Prometheus runs with its admin and
+ * lifecycle APIs on. Nothing needs them elsewhere: Prometheus, on this machine, scrapes the website here and the agents at
  * their own addresses (outbound connections), and agents never reach the website. From another machine, tunnel
  * (`ssh -L 8080:127.0.0.1:8080 …`). A remote orchestrator (`--proxy`) keeps them on the proxy's loopback too: the
  * user's machine reaches them through its ssh connection to the proxy.
