@@ -34,11 +34,18 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
     const runs = fs.readdirSync(path.join(stateDir, namespace, "runs"))
     assert.strictEqual(runs.length, 1)
+    const artifacts = path.join(stateDir, namespace, "runs", runs[0]!)
     const configuration = JSON.parse(
-      fs.readFileSync(path.join(stateDir, namespace, "runs", runs[0]!, "configuration.json"), "utf8")
+      fs.readFileSync(path.join(artifacts, "configuration.json"), "utf8")
     ) as Record<string, unknown>
     assert.strictEqual(configuration.tezt_cloud, namespace)
     assert.strictEqual(configuration.localhost, true)
+    // The run's event log is beside it: one JSON object a line, from the run's start to its end.
+    const events = fs.readFileSync(path.join(artifacts, "events.jsonl"), "utf8").trimEnd().split("\n")
+      .map((line) => JSON.parse(line) as { type: string; namespace?: string; ok?: boolean })
+    assert.deepInclude(events[0], { type: "run-start", namespace })
+    assert.deepInclude(events.find((e) => e.type === "run-end"), { ok: true })
+    assert.include(events.map((e) => e.type), "agent-down")
   })
 
   live("the README's example scenario runs from a user module", async () => {
@@ -270,7 +277,7 @@ describe("tezt-cloud CLI", () => {
     assert.deepStrictEqual(outstanding(stateDir, namespace), [])
   })
 
-  live("agents list|exec|copy act on the agents of a run kept alive, exit code = the worst agent's", async () => {
+  live("agents list|exec|copy on a run kept alive (exit = the worst agent's); --config-file replays it", async () => {
     const { env, namespace, stateDir } = fresh()
     const run = start(["BASIC", "simple", "--localhost", "--keep-alive", "--tezt-cloud", namespace], env, {
       stdin: "pipe"
@@ -334,6 +341,24 @@ describe("tezt-cloud CLI", () => {
     assert.strictEqual(await gone.exit, 2)
     assert.include(gone.stderr(), "no live run")
     assert.deepStrictEqual(sandboxes(stateDir, namespace), [])
+    // The configuration.json it wrote, given back with --config-file (and nothing else but another namespace),
+    // runs it again as it ran: on process sandboxes (--localhost), kept alive (--keep-alive), every option the same.
+    const configurationOf = (ns: string) => {
+      const [dir] = fs.readdirSync(path.join(stateDir, ns, "runs"))
+      return path.join(stateDir, ns, "runs", dir!, "configuration.json")
+    }
+    const first = configurationOf(namespace)
+    const replayed = `${namespace}-again`
+    const replay = start(["BASIC", "simple", "--config-file", first, "--tezt-cloud", replayed], env, { stdin: "pipe" })
+    await replay.waitFor("Please press <enter>")
+    assert.include(replay.stdout(), "backend local process sandboxes")
+    replay.proc.stdin!.end("\n")
+    assert.strictEqual(await replay.exit, 0, replay.stderr())
+    const [before, after] = [first, configurationOf(replayed)].map((f) =>
+      JSON.parse(fs.readFileSync(f, "utf8")) as Record<string, unknown>
+    )
+    assert.deepStrictEqual({ ...after, tezt_cloud: namespace }, before)
+    assert.deepStrictEqual(await leftovers(stateDir, replayed), nothingLeft)
   })
 
   /** The live run's files that a second run of the namespace must leave alone. */

@@ -9,23 +9,25 @@
  *
  * **Details**
  *
- * What a run accepts decides the paths covered. Auth mode (`--auth-username` with a password) is refused as not
- * available yet, and a password alone is refused as incomplete: those runs are checked on their refusal (output,
- * state dir). The Grafana token and the Slack token are accepted: live runs on process sandboxes (with the website,
- * Prometheus and a fake Grafana that requires the token, which proves it was read) and on an ssh host carry them.
- * The user name is no secret (the configuration dump names it): it is passed, not searched for. The Slack token
- * of the process-sandbox run also feeds its Alertmanager (`--alert-handler slack`), whose loaded configuration is
- * searched too.
+ * What a run accepts decides the paths covered. A password alone, auth mode with `--macosx` and secrets in a config
+ * file are refused: those runs are checked on their refusal (output, state dir). Auth mode, the Grafana token and
+ * the Slack token are accepted: a live run on process sandboxes in auth mode (the website and Prometheus behind the
+ * auth proxy, which must let the password through and nobody without it; a fake Grafana that requires the token,
+ * which proves it was read) and one on an ssh host carry them. The user name is no secret (the configuration dump
+ * names it): it is passed, not searched for. The Slack token of the process-sandbox run also feeds its
+ * Alertmanager (`--alert-handler slack`), whose loaded configuration is searched too.
  */
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as path from "node:path"
 import { findMarked } from "../packages/localhost/src/internal/processTree.ts"
 import { fakeGrafana, freePort, freeRange, liveWith, serveJson } from "../packages/monitoring/test/utils.ts"
 import { SshKeys } from "../packages/ssh/src/index.ts"
 import { fresh, root, start } from "./fixtures/Cli.ts"
 import * as Integration from "./fixtures/Integration.ts"
+import { listening } from "./fixtures/Listeners.ts"
 import * as SshHosts from "./fixtures/SshHosts.ts"
 
 const tag = `${process.pid}-${Date.now().toString(36)}`
@@ -77,17 +79,42 @@ const children = (cli: number, namespace: string) => [
   ...findMarked("TEZT_CLOUD_NS", namespace)
 ]
 
-/** The canaries in the body of `GET url` (from 127.0.0.1). */
-const inPage = async (url: string) => {
-  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) })
+/** The canaries in the body of `GET url` (from 127.0.0.1), with `headers` (credentials in auth mode). */
+const inPage = async (url: string, headers: Record<string, string> = {}) => {
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) })
   assert.strictEqual(response.status, 200, url)
   return search(url, await response.text())
 }
 
-/** Ports of their own for the website, Prometheus and the agents, and a snapshot path in `dir`. */
+/** An `Authorization` header for basic auth. */
+const basic = (user: string, password: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
+})
+
+/** The auth mode's user name (no secret). */
+const authUser = `canary-user-${tag}`
+
+/** Whether nothing listens on `port` of 127.0.0.1 now. */
+const isFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })
+
+/** A free port whose + 10000 (where a service listens behind the auth proxy) is free too. */
+const authPort = async (): Promise<number> => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await freePort()
+    if (port + 10000 <= 65535 && await isFree(port + 10000)) return port
+  }
+  throw new Error("no free port p with p + 10000 free")
+}
+
+/** Ports of their own for the website, Prometheus (each with its + 10000 free, for auth mode) and the agents, and a snapshot path in `dir`. */
 const monitoringArgs = async (dir: string) => {
   const exportPath = path.join(dir, "snapshot")
-  const ports = { website: await freePort(), prometheus: await freePort() }
+  const ports = { website: await authPort(), prometheus: await authPort() }
   const args = [
     "--website",
     "--prometheus",
@@ -124,9 +151,9 @@ describe("secrets never leave the orchestrator", () => {
         const configFile = path.join(fresh().stateDir, "config.json")
         const runs: ReadonlyArray<readonly [ReadonlyArray<string>, Record<string, string>, RegExp]> = [
           [
-            ["--auth-password", canary.authPasswordFlag],
-            { TEZT_CLOUD_AUTH_USERNAME: `canary-user-${tag}` },
-            /--auth-username is not available yet/
+            ["--auth-password", canary.authPasswordFlag, "--macosx"],
+            { TEZT_CLOUD_AUTH_USERNAME: authUser },
+            /auth mode is not supported with --macosx/
           ],
           [["--auth-password", canary.authPasswordFlag], {}, /auth mode needs both/],
           [[], { TEZT_CLOUD_AUTH_PASSWORD: canary.authPasswordEnv }, /auth mode needs both/],
@@ -157,7 +184,7 @@ describe("secrets never leave the orchestrator", () => {
   )
 
   liveWith("prometheus")(
-    "a live run on process sandboxes with the website, Prometheus and Grafana shows them nowhere",
+    "auth mode on process sandboxes: 401 without the credentials, the services with them; no secret shown anywhere",
     () =>
       Effect.gen(function*() {
         const grafana = yield* fakeGrafana({ token: canary.grafanaToken })
@@ -179,6 +206,10 @@ describe("secrets never leave the orchestrator", () => {
             "C-CANARY",
             "--alert-handler",
             "slack",
+            "--auth-username",
+            authUser,
+            "--auth-password",
+            canary.authPasswordFlag,
             "--tezt-cloud",
             namespace,
             ...args
@@ -190,13 +221,32 @@ describe("secrets never leave the orchestrator", () => {
             await cli.waitFor("ready for signal")
             // The search works: the CLI itself holds the canaries it was given.
             assert.isNotEmpty(inProcesses([cli.proc.pid!]))
+            const website = `http://127.0.0.1:${ports.website}`
             const prometheus = `http://127.0.0.1:${ports.prometheus}`
+            // The usual ports are the auth proxy's: nothing without the credentials (or with a wrong password).
+            for (const url of [`${website}/api/run`, `${prometheus}/api/v1/status/flags`]) {
+              for (const headers of [{}, basic(authUser, "wrong"), basic("someone", canary.authPasswordFlag)]) {
+                const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) })
+                assert.strictEqual(response.status, 401, url)
+                assert.strictEqual(response.headers.get("www-authenticate"), `Basic realm="tezt-cloud"`)
+              }
+            }
+            // The services themselves listen at their port + 10000, on 127.0.0.1 only; the proxy on their ports.
+            const addresses = listening(cli.proc.pid!)
+            for (const port of [ports.website, ports.prometheus]) {
+              assert.deepStrictEqual(addresses.filter((a) => a.endsWith(`:${port + 10000}`)), [
+                `127.0.0.1:${port + 10000}`
+              ])
+              assert.include(addresses, `127.0.0.1:${port}`)
+            }
+            const credentials = basic(authUser, canary.authPasswordFlag)
             return [
               ...inProcesses(children(cli.proc.pid!, namespace)),
-              ...await inPage(`http://127.0.0.1:${ports.website}/`),
-              ...await inPage(`http://127.0.0.1:${ports.website}/api/run`),
-              ...await inPage(`${prometheus}/api/v1/status/config`),
-              ...await inPage(`${prometheus}/api/v1/status/flags`),
+              ...await inPage(`${website}/`, credentials),
+              ...await inPage(`${website}/api/run`, credentials),
+              ...await inPage(`${prometheus}/api/v1/status/config`, credentials),
+              ...await inPage(`${prometheus}/api/v1/status/flags`, credentials),
+              // Alertmanager listens on 127.0.0.1 only, not behind the auth proxy.
               ...await inPage(`http://127.0.0.1:${ports.prometheus + 3}/api/v2/status`)
             ]
           } finally {
@@ -225,7 +275,7 @@ describe("secrets never leave the orchestrator", () => {
     "on an ssh host",
     () => {
       liveWith("prometheus")(
-        "neither the commands sshd runs nor the processes of the account there carry them",
+        "in auth mode, neither the commands sshd runs nor the processes of the account there carry them",
         () =>
           Effect.promise(async () => {
             const { env, namespace, stateDir } = fresh()
@@ -268,18 +318,22 @@ describe("secrets never leave the orchestrator", () => {
                 `${SshHosts.user}@${host.host}:${host.port}`,
                 "--slack-bot-token",
                 canary.slackFlag,
+                "--auth-username",
+                authUser,
                 "--tezt-cloud",
                 namespace,
                 ...args
               ],
-              { ...liveEnv(env), HOME: home }
+              // Auth mode, the password from the environment this time.
+              { ...liveEnv(env), HOME: home, TEZT_CLOUD_AUTH_PASSWORD: canary.authPasswordEnv }
             )
             try {
               await cli.waitFor("ready for signal")
+              const credentials = basic(authUser, canary.authPasswordEnv)
               found.push(
                 ...inProcesses(children(cli.proc.pid!, namespace)),
-                ...await inPage(`http://127.0.0.1:${ports.website}/`),
-                ...await inPage(`http://127.0.0.1:${ports.website}/api/run`)
+                ...await inPage(`http://127.0.0.1:${ports.website}/`, credentials),
+                ...await inPage(`http://127.0.0.1:${ports.website}/api/run`, credentials)
               )
             } finally {
               cli.proc.kill("SIGINT")

@@ -148,6 +148,7 @@ describe("bad input, option by option (every entry of CloudConfig.options)", () 
 
 describe("bad input across options", () => {
   const agentsAt = ["--localhost", "--vm-base-port", "20000", "--ports-per-vm", "50"]
+  const auth = ["--auth-username", "u", "--auth-password", "p"]
   it.effect.each<Case>([
     {
       name: "the website's port is Prometheus' too",
@@ -170,6 +171,30 @@ describe("bad input across options", () => {
       names: "--prometheus-port: 20000 (Alertmanager's, --prometheus-port + 3) is in the agents' ports"
     },
     { name: "a port beyond 65535", argv: ["--website-port", "65536"], names: "--website-port" },
+    {
+      name: "auth mode: the website itself (its port + 10000) beyond 65535",
+      argv: ["--localhost", "--website", "--website-port", "60000", ...auth],
+      names: "--website-port"
+    },
+    {
+      name: "auth mode: the website itself (its port + 10000) on Prometheus' port",
+      argv: [
+        "--localhost",
+        "--website",
+        "--prometheus",
+        "--website-port",
+        "9100",
+        "--prometheus-port",
+        "19100",
+        ...auth
+      ],
+      names: "--website-port"
+    },
+    {
+      name: "auth mode: Prometheus itself (its port + 10000) in the agents' ports",
+      argv: [...agentsAt, "--prometheus", "--prometheus-port", "10010", "--website-port", "8080", ...auth],
+      names: "--prometheus-port"
+    },
     { name: "more channels than sshd serves", argv: ["--ssh-max-channels", "65"], names: "--ssh-max-channels" }
   ])("overlapping ports and ranges: $name", ({ argv, names }) =>
     Effect.gen(function*() {
@@ -344,6 +369,11 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
         "--slack-channel-id without the token",
         ["--localhost", "--slack-channel-id", "C123"],
         "--slack-channel-id is ignored: Slack needs the bot token too"
+      ],
+      [
+        "auth mode with nothing to protect",
+        ["--localhost", "--auth-username", "u", "--auth-password", "s3cret"],
+        "--auth-username is ignored: the run serves no website nor Prometheus"
       ]
     ] as const
   )("%s: one warning line saying why", ([, argv, says]) =>

@@ -1126,18 +1126,19 @@ export const toJson = (config: CloudConfig): Record<string, unknown> => {
   return Object.fromEntries(Object.entries(json).filter(([, v]) => v !== undefined))
 }
 
+/** Whether the run is in auth mode: both `--auth-username` and `--auth-password` given (resolve refuses one alone). */
+export const authMode = (config: CloudConfig): boolean =>
+  config.authUsername !== undefined && config.authPassword !== undefined
+
+/** In auth mode a UI service listens on 127.0.0.1 at its usual port + this; the auth proxy takes the usual one. */
+export const authPortOffset = 10000
+
 /**
  * Refuses, before anything is created, options whose backend or subsystem this build does not have yet. Each
  * error names the option and what to use instead.
  */
 export const checkAvailable = (config: CloudConfig): Effect.Effect<void, CloudError.CloudError> => {
   const missing: Array<readonly [string, string]> = []
-  // Causes before consequences in the cascade (alert handlers turn Prometheus on, which turns the website on…),
-  // so the option named is one the user gave.
-  const off: ReadonlyArray<readonly [boolean, string]> = [
-    [config.authUsername !== undefined, "--auth-username"]
-  ]
-  for (const [on, flag] of off) if (on) missing.push([flag, `this build does not have it yet; drop ${flag}`])
   // Network faults: where the backend has none, with its reason.
   const noNetworkFaults = networkFaultsMissing(config)
   const tc: ReadonlyArray<readonly [boolean, string]> = [
@@ -1292,6 +1293,11 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
       config.noDns && !gcpProxy(config.backend),
       "--no-dns",
       "no domain is registered by default here (only on the proxy VM of a --proxy run on GCP)"
+    ],
+    [
+      authMode(config) && !config.website && !config.prometheus && !config.grafana,
+      "--auth-username",
+      "the run serves no website nor Prometheus to put behind auth, and uploads nothing to Grafana"
     ]
   ]
   return Effect.succeed(ignored.flatMap(([on, flag, why]) => on ? [`${flag} is ignored: ${why}`] : []))

@@ -15,7 +15,7 @@ import * as Artifacts from "./Artifacts.ts"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as Chronos from "./Chronos.ts"
 import * as Cloud from "./Cloud.ts"
-import { type CloudConfig, toJson } from "./CloudConfig.ts"
+import { authMode, authPortOffset, type CloudConfig, toJson } from "./CloudConfig.ts"
 import * as CloudError from "./CloudError.ts"
 import * as Criteria from "./Criteria.ts"
 import { Deployment } from "./Deployment.ts"
@@ -134,8 +134,9 @@ const agentsHere = (config: CloudConfig) =>
   (config.backend._tag === "SshHost" && /^(?:127\.|localhost$|::1$)/.test(config.backend.target.host))
 
 /**
- * Why the run's own listeners (the website, Prometheus, Alertmanager) clash with each other or, on this machine, with the port
- * ranges of `agents` agents, naming the option to change; `undefined` when nothing clashes.
+ * Why the run's own listeners (the website, Prometheus, Alertmanager and, in auth mode, the website's and
+ * Prometheus' port + 10000 behind the auth proxy) clash with each other, go beyond 65535 or, on this machine, clash
+ * with the port ranges of `agents` agents, naming the option to change; `undefined` when nothing clashes.
  */
 export const portClashError = (config: CloudConfig, agents: number) => {
   if (config.website && config.prometheus && config.websitePort === config.prometheusPort) {
@@ -144,25 +145,55 @@ export const portClashError = (config: CloudConfig, agents: number) => {
       `${config.prometheusPort} is the website's port too (--website-port): give each its own port`
     )
   }
+  // In auth mode each service itself takes its port + 10000 (behind the auth proxy, on its usual port).
+  const auth = authMode(config)
+  const inner = (port: number) => port + authPortOffset
+  const services: ReadonlyArray<readonly [boolean, string, string, number]> = [
+    [config.website, "the website", "--website-port", config.websitePort],
+    [config.prometheus, "Prometheus", "--prometheus-port", config.prometheusPort]
+  ]
+  const on = services.filter(([enabled]) => enabled)
+  if (auth) {
+    for (const [, what, option, port] of on) {
+      if (inner(port) > 65535) {
+        return CloudError.config(
+          option,
+          `in auth mode ${what} itself listens on its port + ${authPortOffset}, ${inner(port)} > 65535: ` +
+            `give ${option} ${65535 - authPortOffset} or less`
+        )
+      }
+    }
+    for (const [, what, option, port] of on) {
+      const taken = on.find(([, , , other]) => other === inner(port))
+      if (taken !== undefined) {
+        return CloudError.config(
+          option,
+          `in auth mode ${what} itself listens on its port + ${authPortOffset}, ${inner(port)}, which is ` +
+            `${taken[1]}'s port (${taken[2]}): give each a port that is not the other's + ${authPortOffset}`
+        )
+      }
+    }
+  }
   if (agents === 0 || !agentsHere(config)) return undefined
   const first = config.vmBasePort
   const last = first + agents * config.portsPerVm - 1
-  const listeners: ReadonlyArray<readonly [boolean, string, number, string]> = [
-    [config.website, "--website-port", config.websitePort, ""],
-    [config.prometheus, "--prometheus-port", config.prometheusPort, ""],
-    // Alertmanager starts with the run when it has alert handlers (later alerts start it where it can).
-    [
-      config.prometheus && config.alertHandlers.length > 0,
-      "--prometheus-port",
-      config.prometheusPort + 3,
-      " (Alertmanager's, --prometheus-port + 3)"
-    ]
-  ]
-  for (const [on, option, port, whose] of listeners) {
-    if (on && port >= first && port <= last) {
+  const listeners: Array<readonly [string, number, string]> = on.flatMap(([, what, option, port]) =>
+    auth
+      ? [
+        [option, port, ""] as const,
+        [option, inner(port), ` (${what} itself, in auth mode: ${option} + ${authPortOffset})`] as const
+      ]
+      : [[option, port, ""] as const]
+  )
+  // Alertmanager starts with the run when it has alert handlers (later alerts start it where it can).
+  if (config.prometheus && config.alertHandlers.length > 0) {
+    listeners.push(["--prometheus-port", config.prometheusPort + 3, " (Alertmanager's, --prometheus-port + 3)"])
+  }
+  for (const [option, port, which] of listeners) {
+    if (port >= first && port <= last) {
       return CloudError.config(
         option,
-        `${port}${whose} is in the agents' ports ${first}-${last} (--vm-base-port ${first}, ${agents} agents × ` +
+        `${port}${which} is in the agents' ports ${first}-${last} (--vm-base-port ${first}, ${agents} agents × ` +
           `--ports-per-vm ${config.portsPerVm}): give a port outside them, or another --vm-base-port`
       )
     }

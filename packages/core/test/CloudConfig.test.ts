@@ -808,15 +808,6 @@ describe("CloudConfig: toJson", () => {
 })
 
 describe("CloudConfig: checkAvailable", () => {
-  const notAvailable = (input: CloudConfig.Input, cliOnly: CloudConfig.CliOnly = {}) =>
-    Effect.gen(function*() {
-      const config = yield* resolve(input, cliOnly)
-      const error = yield* Effect.flip(CloudConfig.checkAvailable(config))
-      assert.strictEqual(error.reason._tag, "NotAvailable")
-      assert.notInclude(error.message, "\n")
-      return error.reason._tag === "NotAvailable" ? error.reason : assert.fail("not NotAvailable")
-    })
-
   it.effect("--dns-domain points at an ssh host or a GCP proxy: accepted there, refused elsewhere saying why", () =>
     Effect.gen(function*() {
       yield* CloudConfig.checkAvailable(
@@ -916,17 +907,16 @@ describe("CloudConfig: checkAvailable", () => {
       )
     }))
 
-  it.effect.each([
-    {
-      name: "--auth-username",
-      input: { localhost: true, auth_username: "u" },
-      cliOnly: { authPassword: "p" },
-      feature: "--auth-username"
-    }
-  ])("$name is not available", ({ input, cliOnly, feature }) =>
+  it.effect("--open-telemetry and --alert-handler are available", () =>
     Effect.gen(function*() {
-      const reason = yield* notAvailable(input, cliOnly)
-      assert.include(reason.feature, feature)
-      assert.include(reason.message, "this build does not have it yet")
+      const config = yield* resolve({ localhost: true, open_telemetry: true, alert_handlers: ["http://127.0.0.1:1/"] })
+      yield* CloudConfig.checkAvailable(config)
+    }))
+
+  it.effect("auth mode is available", () =>
+    Effect.gen(function*() {
+      const config = yield* resolve({ localhost: true, website: true, auth_username: "u" }, { authPassword: "p" })
+      assert.isTrue(CloudConfig.authMode(config))
+      yield* CloudConfig.checkAvailable(config)
     }))
 })

@@ -12,21 +12,13 @@
  * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
  * serving.
  */
-import {
-  type Agent,
-  Alert,
-  type CloudConfig,
-  CloudError,
-  Ledger,
-  RunEvents,
-  RunServices,
-  Telemetry
-} from "@tezt-cloud/core"
+import { type Agent, Alert, CloudConfig, CloudError, Ledger, RunEvents, RunServices, Telemetry } from "@tezt-cloud/core"
 import { Effect, Layer, Option, Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import * as path from "node:path"
 import * as Alertmanager from "./Alertmanager.ts"
 import * as Alerts from "./Alerts.ts"
+import * as AuthProxy from "./AuthProxy.ts"
 import * as Endpoints from "./Endpoints.ts"
 import * as Grafana from "./Grafana.ts"
 import * as Metrics from "./Metrics.ts"
@@ -94,7 +86,10 @@ export interface Options {
 export const teztMetricsJob = (config: Config): Prometheus.Job => ({
   name: "tezt_metrics",
   metricsPath: "/metrics",
-  targets: [{ address: `${Endpoints.host(config)}:${config.websitePort}`, labels: { app: "tezt" } }]
+  targets: [{
+    address: `${Endpoints.host(config)}:${Endpoints.servicePort(config, config.websitePort)}`,
+    labels: { app: "tezt" }
+  }]
 })
 
 /** The orchestrator's own metrics (`--open-telemetry`) as the job `tezt-cloud`, labelled `app=tezt-cloud`. */
@@ -161,7 +156,9 @@ const start = (
         : []
       const alertmanager = alerts === undefined ? undefined : yield* alerts.alertmanager
       return [
-        prometheus === undefined ? off("Prometheus", "--prometheus") : { name: "Prometheus", url: prometheus.url },
+        prometheus === undefined
+          ? off("Prometheus", "--prometheus")
+          : { name: "Prometheus", url: Endpoints.shown(config, config.prometheusPort) },
         ...(alertmanager === undefined ? [] : [{ name: "Alertmanager", url: alertmanager.url }]),
         grafana,
         ...(netdatas === undefined
@@ -187,7 +184,7 @@ const start = (
     if (steps.prometheus) {
       prometheus = yield* Prometheus.start({
         host: Endpoints.listenHost(config),
-        port: config.prometheusPort,
+        port: Endpoints.servicePort(config, config.prometheusPort),
         scrapeInterval: config.prometheusScrapeInterval,
         jobs: [
           ...(front === undefined ? [] : [teztMetricsJob(config)]),
@@ -200,8 +197,10 @@ const start = (
         Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
         Effect.provideService(Ledger.Ledger, ledger)
       )
-      yield* Effect.logInfo(`prometheus: ${prometheus.url}`)
+      yield* Effect.logInfo(`prometheus: ${Endpoints.shown(config, config.prometheusPort)}`)
     }
+    // Auth mode: the website and Prometheus answer from behind the proxy, which takes their usual ports.
+    if (CloudConfig.authMode(config)) yield* AuthProxy.serve(authRoutes(config, front !== undefined, steps.prometheus))
     const addJob = (job: Prometheus.Job) => prometheus === undefined ? Effect.void : prometheus.addJob(job)
     const running = yield* startAlerts(options, prometheus, spawner, ledger)
     alerts = running
@@ -315,6 +314,25 @@ const startGrafana = (options: Options, prometheusUrl: string | undefined) =>
         }
     )
   )
+
+/** The auth proxy's routes: the UI services the run serves, on their usual ports, to themselves at port + 10000. */
+export const authRoutes = (config: Config, website: boolean, prometheus: boolean): AuthProxy.Options => {
+  const route = (service: string, option: string, port: number): AuthProxy.Route => ({
+    service,
+    option,
+    host: Endpoints.listenHost(config),
+    port,
+    target: { host: Endpoints.host(config), port: Endpoints.servicePort(config, port) }
+  })
+  return {
+    user: config.authUsername ?? "",
+    password: config.authPassword ?? "",
+    routes: [
+      ...(website ? [route("the website", "--website-port", config.websitePort)] : []),
+      ...(prometheus ? [route("Prometheus", "--prometheus-port", config.prometheusPort)] : [])
+    ]
+  }
+}
 
 /** Grafana's credentials: the token, else the basic-auth pair. */
 export const credentials = (config: Config): Grafana.Credentials => ({

@@ -4,6 +4,7 @@
  */
 export * as Alertmanager from "./Alertmanager.ts"
 export * as Alerts from "./Alerts.ts"
+export * as AuthProxy from "./AuthProxy.ts"
 export * as Endpoints from "./Endpoints.ts"
 export * as Grafana from "./Grafana.ts"
 export * as Binaries from "./internal/binaries.ts"

@@ -117,9 +117,12 @@ export const serve = Effect.fn("Website.serve")(function*(
       )
     )
   )
-  yield* Effect.logInfo(`website: ${Endpoints.website(view.config)}`)
+  yield* Effect.logInfo(`website: ${Endpoints.shown(view.config, view.config.websitePort)}`)
 })
 
-/** The website as the stack's web front, on `--website-port`. */
+/** The website as the stack's web front, on `--website-port` (+ 10000 behind the auth proxy, in auth mode). */
 export const front: RunMonitor.Front = (view) =>
-  serve(view, { host: Endpoints.listenHost(view.config), port: view.config.websitePort })
+  serve(view, {
+    host: Endpoints.listenHost(view.config),
+    port: Endpoints.servicePort(view.config, view.config.websitePort)
+  })
