@@ -34,6 +34,7 @@ const cloudDefaults: CloudConfig.CloudConfig = {
   sshJump: undefined,
   sshPrivateKey: undefined,
   insecureHostKeys: false,
+  sshProvision: false,
   sshMaxChannels: 8,
   proxy: false,
   monitoring: false,

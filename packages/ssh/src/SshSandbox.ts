@@ -102,13 +102,15 @@ export const machine = (init: {
   readonly events: RunEvents.RunEvents["Service"]
   /** More descriptor fields of the backend's own (e.g. a container's name). */
   readonly fields?: Record<string, string | number> | undefined
+  /** Where the agent's daemons are reached from here, when not at `reach` (a machine reached through a jump host). */
+  readonly point?: Provision.Machine["point"] | undefined
 }): Provision.Machine => {
   const { reach, sandbox } = init
   const hostKeyOptions = init.settings.hostKeys._tag === "Insecure"
     ? " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
     : ""
   return {
-    point: { host: reach.host, port: reach.port },
+    point: init.point ?? { host: reach.host, port: reach.port },
     connect:
       `ssh -i ${reach.key} -p ${reach.port}${hostKeyOptions}${reach.jump === undefined ? "" : ` -J ${reach.jump}`} ` +
       `${reach.user}@${reach.host} ` +
