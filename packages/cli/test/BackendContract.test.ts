@@ -104,6 +104,8 @@ const harnesses: Record<string, Harness> = {
       },
       cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
     }),
+    // Its agents are the Docker backend's containers and runner (that contract runs there), on another engine.
+    runnerContract: false,
     timeout: 90_000
   },
   gcp: {

@@ -62,7 +62,13 @@ export const kinds: ReadonlyArray<string> = [engineKind, ...DockerAgents.kinds]
 /** What the host says of its Docker engine (`probeScript`). */
 export type EngineState =
   | { readonly _tag: "Ready"; readonly user: string; readonly socket: string }
-  | { readonly _tag: "Denied"; readonly user: string; readonly socket: string; readonly owner: string; readonly mode: string }
+  | {
+    readonly _tag: "Denied"
+    readonly user: string
+    readonly socket: string
+    readonly owner: string
+    readonly mode: string
+  }
   | { readonly _tag: "Stopped"; readonly user: string; readonly socket: string }
   | { readonly _tag: "Missing"; readonly user: string; readonly socket: string }
   | { readonly _tag: "Unsupported"; readonly user: string; readonly dockerHost: string }
@@ -163,8 +169,7 @@ export const engineOver = (connection: SshClient.Connection, socket: string): Do
         client.openssh_forwardOutStreamLocal(socket, (error, channel) => callback(error ?? null, channel))
       },
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)))
-    )
-  // The http module asks its agent for a socket: here, a channel (created asynchronously, so none is returned).
+    ) // The http module asks its agent for a socket: here, a channel (created asynchronously, so none is returned).
   ;(agent as unknown as { createConnection: (o: unknown, cb: (e: Error | null, s?: Duplex) => void) => undefined })
     .createConnection = (_options, callback) => {
       void open(callback)
@@ -237,9 +242,11 @@ const reachEngine = Effect.fn("SshDockerAgents.reachEngine")(function*(
 const needsBaseImage = (configs: ReadonlyArray<AgentConfig.AgentConfig>, namespace: string, dir: string | undefined) =>
   Effect.map(
     Effect.forEach(
-      new Set(configs.flatMap((c) =>
-        c.dockerImage._tag === "Alias" && c.dockerBuildArgs.BASE_IMAGE === undefined ? [c.dockerImage.alias] : []
-      )),
+      new Set(
+        configs.flatMap((c) =>
+          c.dockerImage._tag === "Alias" && c.dockerBuildArgs.BASE_IMAGE === undefined ? [c.dockerImage.alias] : []
+        )
+      ),
       (alias) => DockerImage.dockerfile(alias, dir, namespace)
     ),
     (files) => files.some((file) => fs.readFileSync(file, "utf8").includes(BaseImage.reference))
@@ -256,7 +263,9 @@ export const layer = (options: Options) =>
         readonly inner: unknown
         readonly shared: unknown
       }
-      const prepare = (configs: Parameters<Inner["prepare"]>[0]): Effect.Effect<Shared, CloudError.CloudError, Scope.Scope> =>
+      const prepare = (
+        configs: Parameters<Inner["prepare"]>[0]
+      ): Effect.Effect<Shared, CloudError.CloudError, Scope.Scope> =>
         Effect.gen(function*() {
           const entered = yield* SshHost.enter(options, services)
           const { connection, socket } = yield* reachEngine(entered, options)
@@ -283,22 +292,26 @@ export const layer = (options: Options) =>
             const done = yield* BaseImage.ensure().pipe(Effect.provideService(DockerClient, docker))
             if (done !== "present") yield* Effect.logInfo(`${host}: base image ${BaseImage.reference} ${done} there`)
           }
-          const provisioner = DockerAgents.provisioner({
-            stateDir: options.stateDir,
-            config,
-            artifactsDir: options.artifactsDir,
-            keyHome: options.keyHome,
-            graceSeconds: options.graceSeconds,
-            dockerfilesDir: options.dockerfilesDir,
-            readySeconds: options.readySeconds,
-            remote: {
-              backend: backendId,
-              engine,
-              via: connection,
-              jump: [...(entered.jump === undefined ? [] : [entered.jump]), SshClient.label(target)].join(","),
-              address: target.host
-            }
-          }, services, docker)
+          const provisioner = DockerAgents.provisioner(
+            {
+              stateDir: options.stateDir,
+              config,
+              artifactsDir: options.artifactsDir,
+              keyHome: options.keyHome,
+              graceSeconds: options.graceSeconds,
+              dockerfilesDir: options.dockerfilesDir,
+              readySeconds: options.readySeconds,
+              remote: {
+                backend: backendId,
+                engine,
+                via: connection,
+                jump: [...(entered.jump === undefined ? [] : [entered.jump]), SshClient.label(target)].join(","),
+                address: target.host
+              }
+            },
+            services,
+            docker
+          )
           return { inner: provisioner, shared: yield* provisioner.prepare(configs) }
         })
       type InnerShared = Effect.Success<ReturnType<Inner["prepare"]>>
@@ -341,8 +354,12 @@ export const cleanUp = Effect.fn("SshDockerAgents.cleanUp")(function*(stateDir: 
   const lines: Array<string> = []
   for (const record of engines(yield* ledger.outstanding)) {
     const engine = String(record.data.engine)
-    const found = yield* onRecordedEngine(record, config, stateDir, (docker) =>
-      DockerAgents.cleanUp(config.namespace, engine).pipe(Effect.provideService(DockerClient, docker)))
+    const found = yield* onRecordedEngine(
+      record,
+      config,
+      stateDir,
+      (docker) => DockerAgents.cleanUp(config.namespace, engine).pipe(Effect.provideService(DockerClient, docker))
+    )
     const all = [...found.containers, ...found.networks, ...found.images]
     lines.push(...all.map((name) => `removed ${name} from ${engine}`))
     yield* ledger.release(record.id)
@@ -356,12 +373,20 @@ export const leftovers = Effect.fn("SshDockerAgents.leftovers")(function*(stateD
   const recorded = new Map(
     entries.filter((e) => e.op === "acquire" && e.kind === engineKind).map((e) => [e.id, e] as const)
   )
-  const found = yield* Effect.forEach(recorded.values(), (entry) =>
-    onRecordedEngine({ id: entry.id, kind: entry.kind, data: entry.data }, config, stateDir, (docker) =>
-      DockerAgents.leftovers(config.namespace).pipe(
-        Effect.provideService(DockerClient, docker),
-        Effect.mapError((e) => CloudError.state(docker.engine, e.message, { cause: e }))
-      )))
+  const found = yield* Effect.forEach(
+    recorded.values(),
+    (entry) =>
+      onRecordedEngine(
+        { id: entry.id, kind: entry.kind, data: entry.data },
+        config,
+        stateDir,
+        (docker) =>
+          DockerAgents.leftovers(config.namespace).pipe(
+            Effect.provideService(DockerClient, docker),
+            Effect.mapError((e) => CloudError.state(docker.engine, e.message, { cause: e }))
+          )
+      )
+  )
   return found.flatMap((f) => [...f.containers, ...f.networks, ...f.images])
 })
 
