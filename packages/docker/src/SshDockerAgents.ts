@@ -417,8 +417,12 @@ export const backend: Backend.Backend = {
       )
     )
   },
+  // The containers with any key (the run made them), the host they are reached through checked as the run did.
   reattach: (descriptors, options) =>
-    SshSandbox.reattach(descriptors, DockerAgents.settings(options.config), { oneCommandEach: options.oneCommandEach }),
+    SshSandbox.reattach(descriptors, {
+      ...DockerAgents.settings(options.config),
+      jumpHostKeys: SshHost.settings(options.config, options.stateDir).hostKeys
+    }, { oneCommandEach: options.oneCommandEach }),
   where: (d) => `${d.container} on ${d.jump}`,
   kinds,
   cleanUp: ({ config, stateDir }) => cleanUp(stateDir, config),
