@@ -26,7 +26,7 @@
  *   the namespace's label there.
  */
 import { type AgentConfig, Backend, CloudConfig, CloudError, Ledger, Provision } from "@tezt-cloud/core"
-import { SshClient, SshConfig, SshHost, SshKeys, SshSandbox } from "@tezt-cloud/ssh"
+import { SshClient, SshHost, SshKeys, SshSandbox } from "@tezt-cloud/ssh"
 import type Docker from "dockerode"
 import { Effect, Schema, type Scope } from "effect"
 import * as fs from "node:fs"
@@ -399,22 +399,12 @@ export const backend: Backend.Backend = {
     if (!CloudConfig.dockerOnSshHost(config.backend)) {
       return Effect.succeed(Backend.Pass({ why: "--ssh-host without --agent-runtime docker" }))
     }
-    return SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: config.sshJump }).pipe(
-      Effect.map((resolved) =>
-        Backend.Take({
-          description: `Docker containers on ${SshClient.label(resolved.target)}'s engine over ssh` +
-            (resolved.jumps.length === 0
-              ? ""
-              : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
-          layer: layer({
-            stateDir: context.stateDir,
-            config,
-            target: resolved.target,
-            resolved,
-            artifactsDir: context.artifactsDir
-          })
-        })
-      )
+    return SshHost.take(
+      config.backend.target,
+      config,
+      context,
+      (host) => `Docker containers on ${host}'s engine over ssh`,
+      layer
     )
   },
   // The containers with any key (the run made them), the host they are reached through checked as the run did.

@@ -14,8 +14,17 @@
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
-import { Effect, Exit, Request, RequestResolver, Schema, type Scope } from "effect"
+import {
+  Backend,
+  CloudConfig,
+  CloudError,
+  type Deployment,
+  Ledger,
+  Provision,
+  RunEvents,
+  Teardown
+} from "@tezt-cloud/core"
+import { Effect, Exit, type Layer, Request, RequestResolver, Schema, type Scope } from "effect"
 import * as path from "node:path"
 import * as SshAuth from "./SshAuth.ts"
 import * as SshClient from "./SshClient.ts"
@@ -480,6 +489,37 @@ export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: stri
   return found.flat()
 })
 
+/**
+ * The `select` of a backend on `--ssh-host`'s host (`target`): resolved in the user's ssh config, described
+ * (`describe` of the host, then its jump hosts), its deployment `make`'s.
+ */
+export const take = (
+  target: SshClient.Target,
+  config: CloudConfig.CloudConfig,
+  context: Backend.SelectContext,
+  describe: (host: string) => string,
+  make: (
+    options: Options & { readonly config: CloudConfig.CloudConfig }
+  ) => Layer.Layer<Deployment.Deployment, never, Backend.Services>
+) =>
+  SshConfig.resolve(target, { file: config.sshConfig, jump: config.sshJump }).pipe(
+    Effect.map((resolved) =>
+      Backend.Take({
+        description: describe(SshClient.label(resolved.target)) +
+          (resolved.jumps.length === 0
+            ? ""
+            : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
+        layer: make({
+          stateDir: context.stateDir,
+          config,
+          target: resolved.target,
+          resolved,
+          artifactsDir: context.artifactsDir
+        })
+      })
+    )
+  )
+
 /** This backend as a value, for the CLI's list of backends. */
 export const backend: Backend.Backend = {
   id: backendId,
@@ -489,23 +529,7 @@ export const backend: Backend.Backend = {
     if (CloudConfig.dockerOnSshHost(config.backend)) {
       return Effect.succeed(Backend.Pass({ why: "--agent-runtime docker (containers of the host's engine)" }))
     }
-    return SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: config.sshJump }).pipe(
-      Effect.map((resolved) =>
-        Backend.Take({
-          description: `process sandboxes on ${SshClient.label(resolved.target)} over ssh` +
-            (resolved.jumps.length === 0
-              ? ""
-              : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
-          layer: layer({
-            stateDir: context.stateDir,
-            config,
-            target: resolved.target,
-            resolved,
-            artifactsDir: context.artifactsDir
-          })
-        })
-      )
-    )
+    return take(config.backend.target, config, context, (host) => `process sandboxes on ${host} over ssh`, layer)
   },
   reattach: (descriptors, options) =>
     SshSandbox.reattach(descriptors, settings(options.config, options.stateDir), {
