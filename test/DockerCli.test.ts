@@ -7,6 +7,7 @@ import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
 import { DockerAgents, DockerClient, DockerRegistry } from "@tezt-cloud/docker"
 import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -198,29 +199,37 @@ describe.runIf(enabled && Integration.available("Docker on an ssh host", [SshHos
       }
     })
 
-    live("a Docker socket the user may not use: one line saying the fix, nothing made", async () => {
-      // A socket of root's only, as a host's engine whose group the user is not in.
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-denied-"))
-      const socket = path.join(dir, "docker.sock")
-      const server = net.createServer().listen(socket)
-      await new Promise((resolve) => server.once("listening", resolve))
-      fs.chmodSync(dir, 0o755)
-      fs.chmodSync(socket, 0o600)
-      const { host, run, stateDir, namespace } = await onHost([`SetEnv DOCKER_HOST=unix://${socket}`])
-      try {
-        const cli = run(["BASIC", "simple", "--agent-runtime", "docker"])
-        assert.notStrictEqual(await cli.exit, 0)
-        assert.match(
-          cli.stderr(),
-          new RegExp(`may not use the Docker socket ${socket} .*root:root, mode 600.*--ssh-provision`)
-        )
-        assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
-        assert.deepStrictEqual(outstanding(stateDir, namespace), [])
-      } finally {
-        server.close()
-        fs.rmSync(dir, { recursive: true, force: true })
-        await host.stop()
+    live(
+      "a Docker socket the user may not use, no sudo for --ssh-provision: one line saying the fix, nothing made",
+      async () => {
+        // A host's engine whose group the user is not in, on a host where the user has no sudo.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-denied-"))
+        const socket = path.join(dir, "docker.sock")
+        const server = net.createServer().listen(socket)
+        await new Promise((resolve) => server.once("listening", resolve))
+        fs.chmodSync(dir, 0o755)
+        fs.chownSync(socket, 0, 65534)
+        fs.chmodSync(socket, 0o660)
+        const group = child.execFileSync("getent", ["group", "65534"]).toString().split(":")[0]!
+        const { host, run, stateDir, namespace } = await onHost([`SetEnv DOCKER_HOST=unix://${socket}`])
+        try {
+          const cli = run(["BASIC", "simple", "--agent-runtime", "docker", "--ssh-provision"])
+          assert.notStrictEqual(await cli.exit, 0)
+          assert.match(
+            cli.stderr(),
+            new RegExp(
+              `may not use the Docker socket ${socket} .*root:${group}, mode 660.*sudo usermod -aG ${group} ` +
+                `${SshHosts.user}.*--ssh-provision needs password-less sudo`
+            )
+          )
+          assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
+          assert.deepStrictEqual(outstanding(stateDir, namespace), [])
+        } finally {
+          server.close()
+          fs.rmSync(dir, { recursive: true, force: true })
+          await host.stop()
+        }
       }
-    })
+    )
   }
 )

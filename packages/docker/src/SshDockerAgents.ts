@@ -110,26 +110,32 @@ export const parseProbe = (output: string): { readonly state: EngineState; reado
   }
 }
 
-/** The one line that says what is wrong with the host's Docker and how to fix it (`undefined`: nothing). */
-export const explain = (host: string, state: EngineState): string | undefined => {
+/**
+ * The one line that says what is wrong with the host's Docker and how to fix it (`undefined`: nothing); the error
+ * it goes in names the host.
+ */
+export const explain = (state: EngineState): string | undefined => {
   const or = "or run again with --ssh-provision (password-less sudo there), or drop --agent-runtime docker for " +
     "process sandboxes"
   switch (state._tag) {
     case "Ready":
       return undefined
     case "Missing":
-      return `Docker is not installed on ${host}: install it there (sudo apt-get install docker.io), ${or}`
+      return `Docker is not installed on the host: install it (sudo apt-get install docker.io), ${or}`
     case "Stopped":
-      return `Docker is installed on ${host} but its engine does not run (no socket ${state.socket}): start it ` +
+      return `Docker is installed on the host but its engine does not run (no socket ${state.socket}): start it ` +
         `(sudo systemctl start docker), ${or}`
     case "Denied": {
-      const group = state.owner.split(":")[1] ?? "docker"
-      return `${state.user} may not use the Docker socket ${state.socket} on ${host} (${state.owner}, mode ` +
-        `${state.mode}): add ${state.user} to its group (sudo usermod -aG ${group} ${state.user}, then log in again), ` +
-        or
+      const group = state.owner.split(":")[1] ?? ""
+      const socket = `${state.user} may not use the Docker socket ${state.socket} (${state.owner}, mode ` +
+        `${state.mode})`
+      return group === "" || group === "root"
+        ? `${socket}, which only root may use: give the engine a group of its own (dockerd's --group, docker by ` +
+          `default), or drop --agent-runtime docker for process sandboxes`
+        : `${socket}: add ${state.user} to its group (sudo usermod -aG ${group} ${state.user}, then log in again), ${or}`
     }
     case "Unsupported":
-      return `DOCKER_HOST is ${state.dockerHost} on ${host}: only an engine's unix socket is reached over ssh; ` +
+      return `the host's DOCKER_HOST is ${state.dockerHost}: only an engine's unix socket is reached over ssh; ` +
         `unset it there (for /var/run/docker.sock) or set it to unix://<socket>`
   }
 }
@@ -210,8 +216,8 @@ const reachEngine = Effect.fn("SshDockerAgents.reachEngine")(function*(
       if (!sudo) {
         return yield* CloudError.deploy(
           host,
-          `${explain(host, state)!.replace(/, or run again with --ssh-provision.*$/, "")}; --ssh-provision needs ` +
-            `password-less sudo on ${host} for ${state.user} (sudo -n true failed there)`
+          `${explain(state)!.replace(/, or run again with --ssh-provision.*$/, "")}; --ssh-provision needs ` +
+            `password-less sudo there for ${state.user} (sudo -n true failed)`
         )
       }
       yield* Effect.logInfo(`${host}: ${state._tag === "Denied" ? "letting" : "making"} Docker usable with sudo`)
@@ -228,7 +234,7 @@ const reachEngine = Effect.fn("SshDockerAgents.reachEngine")(function*(
       ;({ state, sudo } = yield* run(connection, probeScript, host, "cannot check Docker").pipe(Effect.map(parseProbe)))
     }
   }
-  const problem = explain(host, state)
+  const problem = explain(state)
   if (problem !== undefined || state._tag !== "Ready") {
     return yield* CloudError.deploy(host, problem ?? "Docker cannot be used there")
   }

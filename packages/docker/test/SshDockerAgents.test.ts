@@ -26,7 +26,7 @@ describe("SshDockerAgents: the host's Docker, checked", () => {
     try {
       const { state } = probe(`unix://${socket}`)
       assert.deepStrictEqual(state, { _tag: "Ready", user: os.userInfo().username, socket })
-      assert.isUndefined(SshDockerAgents.explain("h", state))
+      assert.isUndefined(SshDockerAgents.explain(state))
     } finally {
       server.close()
       fs.rmSync(dir, { recursive: true, force: true })
@@ -36,7 +36,7 @@ describe("SshDockerAgents: the host's Docker, checked", () => {
   it("no socket: Docker stopped (dockerd installed) or missing, each explained in one line with the fix", () => {
     const { state } = probe("unix:///nonexistent/docker.sock")
     assert.strictEqual(state._tag, dockerd ? "Stopped" : "Missing")
-    const line = SshDockerAgents.explain("alice@h:22", state)!
+    const line = SshDockerAgents.explain(state)!
     assert.notInclude(line, "\n")
     assert.include(line, dockerd ? "sudo systemctl start docker" : "sudo apt-get install docker.io")
     assert.include(line, "--ssh-provision")
@@ -45,13 +45,15 @@ describe("SshDockerAgents: the host's Docker, checked", () => {
 
   it("a socket the user may not use, Docker missing, a tcp:// DOCKER_HOST: each says its fix", () => {
     const denied = SshDockerAgents.parseProbe("denied alice /var/run/docker.sock root:docker 660\n")
-    assert.include(SshDockerAgents.explain("h", denied.state)!, "sudo usermod -aG docker alice")
+    assert.include(SshDockerAgents.explain(denied.state)!, "sudo usermod -aG docker alice")
     assert.isFalse(denied.sudo)
+    const rootOnly = SshDockerAgents.parseProbe("denied alice /run/docker.sock root:root 600\n")
+    assert.include(SshDockerAgents.explain(rootOnly.state)!, "which only root may use")
     const missing = SshDockerAgents.parseProbe("missing alice /var/run/docker.sock\nsudo\n")
-    assert.include(SshDockerAgents.explain("h", missing.state)!, "Docker is not installed on h")
+    assert.include(SshDockerAgents.explain(missing.state)!, "Docker is not installed on the host")
     assert.isTrue(missing.sudo)
     const { state } = probe("tcp://10.0.0.1:2375")
     assert.strictEqual(state._tag, "Unsupported")
-    assert.include(SshDockerAgents.explain("h", state)!, "DOCKER_HOST is tcp://10.0.0.1:2375 on h")
+    assert.include(SshDockerAgents.explain(state)!, "DOCKER_HOST is tcp://10.0.0.1:2375")
   })
 })
