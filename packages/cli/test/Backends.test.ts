@@ -141,7 +141,7 @@ describe("Backends", () => {
       assert.include(report.failed[0]!.error.message, "no Docker engine answers")
       assert.deepStrictEqual(
         report.done.map((d) => d.backend),
-        ["proxy", "localhost", "ssh-host", "ssh-docker", "gcp"],
+        ["proxy", "localhost", "ssh-docker", "ssh-host", "gcp"],
         "the proxy first: a run on a proxy is stopped before the machine it runs on goes"
       )
       assert.isFalse(fs.existsSync(sandbox), "the sandbox is removed although Docker's clean-up failed")
