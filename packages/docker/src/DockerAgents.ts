@@ -58,7 +58,7 @@ export interface Options {
   readonly dockerfilesDir?: string | undefined
   /** How long a container may take to have sshd answer (default 60 s). */
   readonly readySeconds?: number | undefined
-  /** The engine is an ssh host's (`SshDockerAgents`), not this machine's. */
+  /** The engine (the context's `DockerClient`) is an ssh host's (`SshDockerAgents`), not this machine's. */
   readonly remote?: Remote | undefined
 }
 
@@ -191,188 +191,178 @@ const networkTaken = (namespace: string, network: string) => (error: DockerError
     )
     : toCloud(network)(error)
 
-/**
- * The provisioner of Docker agents on `docker`, an engine already reached: this machine's (`layer`), or an ssh
- * host's (`options.remote`, `SshDockerAgents`).
- */
-export const provisioner = (
-  options: Options,
-  { events, ledger }: Pick<Provision.Services, "events" | "ledger">,
-  docker: DockerClient["Service"]
-) => {
-  const { config } = options
-  const ns = config.namespace
-  const reaching = settings(config, options.graceSeconds)
-  const labels = { [namespaceLabel]: ns }
-  const hostNetwork = config.dockerHostNetwork
-  const network = hostNetwork ? "host" : networkName(ns)
-  const remote = options.remote
-  /** What every ledger record of the run carries besides its own data: the engine when it is not local. */
-  const onEngine: Record<string, string> = remote === undefined ? {} : { engine: remote.engine }
-
-  const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    effect.pipe(
-      Effect.provideService(Ledger.Ledger, ledger),
-      Effect.provideService(RunEvents.RunEvents, events),
-      Effect.provideService(DockerClient, docker)
-    )
-
-  /** An agent's container; `images` are the agents' images, in their order. */
-  const spec = (images: ReadonlyArray<string>, slot: Provision.Slot): RunSpec => ({
-    name: containerName(ns, slot.name),
-    image: images[slot.index] ?? "",
-    cmd: ["-D", "-p", String(slot.ports.start), "-e", "-o", `PidFile=${pidFile(containerName(ns, slot.name))}`],
-    labels: containerLabels(ns, slot.name),
-    network,
-    publish: config.macosx ? slot.ports : undefined,
-    capAdd: ["NET_ADMIN"]
-  })
-
-  /** Waits for the container's sshd, starting the container again while its port is taken. */
-  const sshdReady = (images: ReadonlyArray<string>, slot: Provision.Slot) => {
-    const container = containerName(ns, slot.name)
-    return sshdUp(container, slot.ports.start, options.readySeconds ?? 60).pipe(
-      // On the host network the port may be held for a moment by some socket of this machine (ports 30000+
-      // are in Linux's ephemeral range): the container is started again, a few times.
-      Effect.tapError((e) =>
-        e._tag === "PortTaken"
-          ? docker.removeOwned(container, containerLabels(ns, slot.name)).pipe(
-            Effect.andThen(docker.run(spec(images, slot)))
-          )
-          : Effect.void
-      ),
-      Effect.retry({
-        times: 6,
-        while: (e) => e._tag === "PortTaken",
-        schedule: Schedule.exponential("100 millis")
-      }),
-      Effect.catch((e) =>
-        docker.logs(container).pipe(
-          Effect.orElseSucceed(() => ""),
-          Effect.flatMap((output) =>
-            CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`, {
-              cause: e
-            })
-          )
-        )
-      ),
-      Effect.provideService(DockerClient, docker)
-    )
-  }
-
-  return Provision.provisioner({
-    backend: `${remote === undefined ? "localhost" : remote.engine}/docker (${hostNetwork ? "host network" : network})`,
-    prepare: (configs) =>
-      Effect.gen(function*() {
-        for (const c of configs) {
-          if (c.dockerImage._tag === "OctezRelease") {
-            return yield* CloudError.notAvailable(
-              "Octez release images with the Docker runtime",
-              "use a Dockerfile alias, or --agent-runtime process"
-            )
-          }
-        }
-        const key = yield* SshSandbox.key(reaching, {
-          sshPrivateKey: config.sshPrivateKey,
-          keyHome: options.keyHome
-        })
-        const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir, onEngine))
-        // One build per (alias, args), before any container: containers then start together.
-        const images = yield* Effect.forEach(configs, (c) =>
-          withServices(builder.image(
-            c.dockerImage._tag === "Alias" ? c.dockerImage.alias : "",
-            DockerImage.buildArgs(c, key.publicKey)
-          )))
-        if (!hostNetwork) {
-          yield* withServices(Ledger.scoped(
-            {
-              id: `docker-network:${network}`,
-              kind: "docker-network",
-              data: { name: network, namespace: ns, ...onEngine }
-            },
-            // Re-created, as Tezt cloud does: a leftover of ours is replaced, someone else's is an error.
-            docker.removeNetwork(network, labels).pipe(
-              Effect.andThen(docker.createNetwork(network, labels)),
-              Effect.mapError(networkTaken(ns, network))
-            ),
-            () => Teardown.step(`network ${network}`, docker.removeNetwork(network, labels))
-          ))
-        }
-        return { key, images }
-      }),
-    record: (_, slot) => {
-      const container = containerName(ns, slot.name)
-      return {
-        id: `docker-container:${container}`,
-        kind: "docker-container",
-        data: { name: container, agent: slot.name, namespace: ns, ...onEngine }
-      }
-    },
-    create: (shared, slot) =>
-      docker.run(spec(shared.images, slot)).pipe(
-        Effect.catch((e) => inTheWay(ns, slot.name, e)),
-        Effect.provideService(DockerClient, docker)
-      ),
-    ready: (shared, slot) =>
-      Effect.gen(function*() {
-        const container = containerName(ns, slot.name)
-        const port = slot.ports.start
-        yield* sshdReady(shared.images, slot)
-        const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
-          Effect.mapError(toCloud(slot.name))
-        )
-        const reach = { user: "root", host, port, key: shared.key.path, ...(remote && { jump: remote.jump }) }
-        const connection = remote === undefined
-          ? yield* SshSandbox.connect(reach, shared.key.privateKey, reaching, slot.name)
-          // On the host, through the run's connection to it.
-          : yield* SshClient.connect({ user: "root", host, port }, {
-            ...SshSandbox.connectionOptions(reaching, shared.key.privateKey),
-            via: remote.via
-          }).pipe(Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e })))
-        const home = homeIn(ns, slot.name)
-        // On the host network, a port taken by someone else's sshd would let us in elsewhere: the sshd that
-        // answers must be the one whose pid file names this container.
-        const check = yield* connection.run(
-          `[ -e ${SshClient.quote(pidFile(container))} ] || ` +
-            `{ echo "port ${port} answers, but not from ${container}: another process holds it; ` +
-            `choose another --vm-base-port" >&2; exit 1; }; ` +
-            `echo -n check && ${SshSandbox.makeDirs(home)}`
-        ).pipe(
-          Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
-          Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e }))
-        )
-        if (check.code !== 0 || check.stdout !== "check") {
-          return yield* CloudError.deploy(
-            slot.name,
-            `the container does not answer over ssh: ${check.stderr.trim()}`
-          )
-        }
-        return SshSandbox.machine({
-          backend: remote?.backend ?? backendId,
-          settings: reaching,
-          connection,
-          reach,
-          sandbox: slot.sandbox(home),
-          events,
-          fields: { container },
-          ...(remote && hostNetwork ? { point: { host: remote.address, port } } : {})
-        })
-      }),
-    destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
-    // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
-    // network of their own, each container's namespace takes them.
-    network: remote !== undefined ? undefined : (agents, random) =>
-      hostNetwork
-        ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random, agents })
-        : ContainerNetwork.make({ namespace: ns, agents })
-  })
-}
-
-/** Docker agents on this machine's engine (the `DockerClient` of the context). */
 export const layer = (options: Options) =>
-  Provision.layer(options, (services) =>
+  Provision.layer(options, ({ events, ledger }) =>
     Effect.gen(function*() {
-      return provisioner(options, services, yield* DockerClient)
+      const docker = yield* DockerClient
+      const { config } = options
+      const ns = config.namespace
+      const reaching = settings(config, options.graceSeconds)
+      const labels = { [namespaceLabel]: ns }
+      const hostNetwork = config.dockerHostNetwork
+      const network = hostNetwork ? "host" : networkName(ns)
+      const remote = options.remote
+      /** What every ledger record of the run carries besides its own data: the engine when it is not local. */
+      const onEngine: Record<string, string> = remote === undefined ? {} : { engine: remote.engine }
+
+      const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        effect.pipe(
+          Effect.provideService(Ledger.Ledger, ledger),
+          Effect.provideService(RunEvents.RunEvents, events),
+          Effect.provideService(DockerClient, docker)
+        )
+
+      /** An agent's container; `images` are the agents' images, in their order. */
+      const spec = (images: ReadonlyArray<string>, slot: Provision.Slot): RunSpec => ({
+        name: containerName(ns, slot.name),
+        image: images[slot.index] ?? "",
+        cmd: ["-D", "-p", String(slot.ports.start), "-e", "-o", `PidFile=${pidFile(containerName(ns, slot.name))}`],
+        labels: containerLabels(ns, slot.name),
+        network,
+        publish: config.macosx ? slot.ports : undefined,
+        capAdd: ["NET_ADMIN"]
+      })
+
+      /** Waits for the container's sshd, starting the container again while its port is taken. */
+      const sshdReady = (images: ReadonlyArray<string>, slot: Provision.Slot) => {
+        const container = containerName(ns, slot.name)
+        return sshdUp(container, slot.ports.start, options.readySeconds ?? 60).pipe(
+          // On the host network the port may be held for a moment by some socket of this machine (ports 30000+
+          // are in Linux's ephemeral range): the container is started again, a few times.
+          Effect.tapError((e) =>
+            e._tag === "PortTaken"
+              ? docker.removeOwned(container, containerLabels(ns, slot.name)).pipe(
+                Effect.andThen(docker.run(spec(images, slot)))
+              )
+              : Effect.void
+          ),
+          Effect.retry({
+            times: 6,
+            while: (e) => e._tag === "PortTaken",
+            schedule: Schedule.exponential("100 millis")
+          }),
+          Effect.catch((e) =>
+            docker.logs(container).pipe(
+              Effect.orElseSucceed(() => ""),
+              Effect.flatMap((output) =>
+                CloudError.deploy(slot.name, `${e.message}${output.trim() === "" ? "" : `\n${output.trim()}`}`, {
+                  cause: e
+                })
+              )
+            )
+          ),
+          Effect.provideService(DockerClient, docker)
+        )
+      }
+
+      return Provision.provisioner({
+        backend: `${remote === undefined ? "localhost" : remote.engine}/docker (${
+          hostNetwork ? "host network" : network
+        })`,
+        prepare: (configs) =>
+          Effect.gen(function*() {
+            for (const c of configs) {
+              if (c.dockerImage._tag === "OctezRelease") {
+                return yield* CloudError.notAvailable(
+                  "Octez release images with the Docker runtime",
+                  "use a Dockerfile alias, or --agent-runtime process"
+                )
+              }
+            }
+            const key = yield* SshSandbox.key(reaching, {
+              sshPrivateKey: config.sshPrivateKey,
+              keyHome: options.keyHome
+            })
+            const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir, onEngine))
+            // One build per (alias, args), before any container: containers then start together.
+            const images = yield* Effect.forEach(configs, (c) =>
+              withServices(builder.image(
+                c.dockerImage._tag === "Alias" ? c.dockerImage.alias : "",
+                DockerImage.buildArgs(c, key.publicKey)
+              )))
+            if (!hostNetwork) {
+              yield* withServices(Ledger.scoped(
+                {
+                  id: `docker-network:${network}`,
+                  kind: "docker-network",
+                  data: { name: network, namespace: ns, ...onEngine }
+                },
+                // Re-created, as Tezt cloud does: a leftover of ours is replaced, someone else's is an error.
+                docker.removeNetwork(network, labels).pipe(
+                  Effect.andThen(docker.createNetwork(network, labels)),
+                  Effect.mapError(networkTaken(ns, network))
+                ),
+                () => Teardown.step(`network ${network}`, docker.removeNetwork(network, labels))
+              ))
+            }
+            return { key, images }
+          }),
+        record: (_, slot) => {
+          const container = containerName(ns, slot.name)
+          return {
+            id: `docker-container:${container}`,
+            kind: "docker-container",
+            data: { name: container, agent: slot.name, namespace: ns, ...onEngine }
+          }
+        },
+        create: (shared, slot) =>
+          docker.run(spec(shared.images, slot)).pipe(
+            Effect.catch((e) => inTheWay(ns, slot.name, e)),
+            Effect.provideService(DockerClient, docker)
+          ),
+        ready: (shared, slot) =>
+          Effect.gen(function*() {
+            const container = containerName(ns, slot.name)
+            const port = slot.ports.start
+            yield* sshdReady(shared.images, slot)
+            const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
+              Effect.mapError(toCloud(slot.name))
+            )
+            const reach = { user: "root", host, port, key: shared.key.path, ...(remote && { jump: remote.jump }) }
+            const connection = remote === undefined
+              ? yield* SshSandbox.connect(reach, shared.key.privateKey, reaching, slot.name)
+              // On the host, through the run's connection to it.
+              : yield* SshClient.connect({ user: "root", host, port }, {
+                ...SshSandbox.connectionOptions(reaching, shared.key.privateKey),
+                via: remote.via
+              }).pipe(Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e })))
+            const home = homeIn(ns, slot.name)
+            // On the host network, a port taken by someone else's sshd would let us in elsewhere: the sshd that
+            // answers must be the one whose pid file names this container.
+            const check = yield* connection.run(
+              `[ -e ${SshClient.quote(pidFile(container))} ] || ` +
+                `{ echo "port ${port} answers, but not from ${container}: another process holds it; ` +
+                `choose another --vm-base-port" >&2; exit 1; }; ` +
+                `echo -n check && ${SshSandbox.makeDirs(home)}`
+            ).pipe(
+              Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
+              Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e }))
+            )
+            if (check.code !== 0 || check.stdout !== "check") {
+              return yield* CloudError.deploy(
+                slot.name,
+                `the container does not answer over ssh: ${check.stderr.trim()}`
+              )
+            }
+            return SshSandbox.machine({
+              backend: remote?.backend ?? backendId,
+              settings: reaching,
+              connection,
+              reach,
+              sandbox: slot.sandbox(home),
+              events,
+              fields: { container },
+              ...(remote && hostNetwork ? { point: { host: remote.address, port } } : {})
+            })
+          }),
+        destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
+        // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
+        // network of their own, each container's namespace takes them.
+        network: remote !== undefined ? undefined : (agents, random) =>
+          hostNetwork
+            ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random, agents })
+            : ContainerNetwork.make({ namespace: ns, agents })
+      })
     }))
 
 export interface Leftovers {

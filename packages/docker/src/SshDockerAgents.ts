@@ -25,10 +25,19 @@
  *   and image record names it (`engine`): `CLOUD clean up` after a `kill -9` reconnects and removes what carries
  *   the namespace's label there.
  */
-import { type AgentConfig, Backend, CloudConfig, CloudError, Ledger, Provision } from "@tezt-cloud/core"
+import {
+  type AgentConfig,
+  Backend,
+  CloudConfig,
+  CloudError,
+  Deployment,
+  Ledger,
+  Limits,
+  RunEvents
+} from "@tezt-cloud/core"
 import { SshClient, SshHost, SshKeys, SshSandbox } from "@tezt-cloud/ssh"
 import type Docker from "dockerode"
-import { Effect, Schema, type Scope } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { Duplex } from "node:stream"
@@ -258,80 +267,72 @@ const needsBaseImage = (configs: ReadonlyArray<AgentConfig.AgentConfig>, namespa
     (files) => files.some((file) => fs.readFileSync(file, "utf8").includes(BaseImage.reference))
   )
 
+/**
+ * The deployment: the host reached and checked (provisioned when asked), the engine recorded, then local Docker
+ * agents' deployment (`DockerAgents.layer`) with that engine, in the deployment's scope.
+ */
 export const layer = (options: Options) =>
-  Provision.layer(options, (services) =>
-    Effect.sync(() => {
+  Layer.effect(
+    Deployment.Deployment,
+    Effect.gen(function*() {
+      const ledger = yield* Ledger.Ledger
+      const events = yield* RunEvents.RunEvents
+      const limits = yield* Limits.Limits
       const { config, target } = options
       const host = SshClient.label(target)
-      type Inner = ReturnType<typeof DockerAgents.provisioner>
-      const inner = (shared: Shared) => shared.inner as Inner
-      interface Shared {
-        readonly inner: unknown
-        readonly shared: unknown
-      }
-      const prepare = (
-        configs: Parameters<Inner["prepare"]>[0]
-      ): Effect.Effect<Shared, CloudError.CloudError, Scope.Scope> =>
-        Effect.gen(function*() {
-          const entered = yield* SshHost.enter(options, services)
-          const { connection, socket } = yield* reachEngine(entered, options)
-          const docker = engineOver(connection, socket)
-          const engine = docker.engine
-          // How to reach the engine again, before anything is made on it: clean up after a kill -9 reconnects.
-          yield* Ledger.scoped(
-            {
-              id: `${engineKind}:${engine}`,
-              kind: engineKind,
-              data: {
-                ...target,
-                key: entered.key.path,
-                socket,
-                engine,
-                namespace: config.namespace,
-                ...(entered.jump === undefined ? {} : { jump: entered.jump })
-              }
-            },
-            Effect.void,
-            () => Effect.void
-          ).pipe(Effect.provideService(Ledger.Ledger, services.ledger))
-          if (yield* needsBaseImage(configs, config.namespace, options.dockerfilesDir)) {
-            const done = yield* BaseImage.ensure().pipe(Effect.provideService(DockerClient, docker))
-            if (done !== "present") yield* Effect.logInfo(`${host}: base image ${BaseImage.reference} ${done} there`)
-          }
-          const provisioner = DockerAgents.provisioner(
-            {
-              stateDir: options.stateDir,
-              config,
-              artifactsDir: options.artifactsDir,
-              keyHome: options.keyHome,
-              graceSeconds: options.graceSeconds,
-              dockerfilesDir: options.dockerfilesDir,
-              readySeconds: options.readySeconds,
-              remote: {
-                backend: backendId,
-                engine,
-                via: connection,
-                jump: [...(entered.jump === undefined ? [] : [entered.jump]), SshClient.label(target)].join(","),
-                address: target.host
-              }
-            },
-            services,
-            docker
+      const deploy = Effect.fn("SshDockerAgents.deploy")(function*(configs: ReadonlyArray<AgentConfig.AgentConfig>) {
+        const entered = yield* SshHost.enter(options, { ledger, events })
+        const { connection, socket } = yield* reachEngine(entered, options)
+        const docker = engineOver(connection, socket)
+        const engine = docker.engine
+        // How to reach the engine again, before anything is made on it: clean up after a kill -9 reconnects.
+        yield* Ledger.scoped(
+          {
+            id: `${engineKind}:${engine}`,
+            kind: engineKind,
+            data: {
+              ...target,
+              key: entered.key.path,
+              socket,
+              engine,
+              namespace: config.namespace,
+              ...(entered.jump === undefined ? {} : { jump: entered.jump })
+            }
+          },
+          Effect.void,
+          () => Effect.void
+        ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+        if (yield* needsBaseImage(configs, config.namespace, options.dockerfilesDir)) {
+          const done = yield* BaseImage.ensure().pipe(Effect.provideService(DockerClient, docker))
+          if (done !== "present") yield* Effect.logInfo(`${host}: base image ${BaseImage.reference} ${done} there`)
+        }
+        const agents = yield* Layer.build(
+          DockerAgents.layer({
+            stateDir: options.stateDir,
+            config,
+            artifactsDir: options.artifactsDir,
+            keyHome: options.keyHome,
+            graceSeconds: options.graceSeconds,
+            dockerfilesDir: options.dockerfilesDir,
+            readySeconds: options.readySeconds,
+            remote: {
+              backend: backendId,
+              engine,
+              via: connection,
+              jump: [...(entered.jump === undefined ? [] : [entered.jump]), SshClient.label(target)].join(","),
+              address: target.host
+            }
+          }).pipe(
+            Layer.provide(Layer.succeed(DockerClient, docker)),
+            Layer.provide(Layer.succeed(Ledger.Ledger, ledger)),
+            Layer.provide(Layer.succeed(RunEvents.RunEvents, events))
           )
-          return { inner: provisioner, shared: yield* provisioner.prepare(configs) }
-        })
-      type InnerShared = Effect.Success<ReturnType<Inner["prepare"]>>
-      type Created = Effect.Success<ReturnType<Inner["create"]>>
-      const sharedOf = (shared: Shared) => shared.shared as InnerShared
-      return Provision.provisioner<Shared, Created>({
-        backend: `ssh-host ${host} (Docker)`,
-        prepare,
-        record: (shared, slot) => inner(shared).record(sharedOf(shared), slot),
-        create: (shared, slot) => inner(shared).create(sharedOf(shared), slot),
-        ready: (shared, slot, created) => inner(shared).ready(sharedOf(shared), slot, created),
-        destroy: (shared, slot, created) => inner(shared).destroy(sharedOf(shared), slot, created)
+        ).pipe(Effect.provideService(Limits.Limits, limits))
+        return yield* Context.get(agents, Deployment.Deployment).deploy(configs)
       })
-    }))
+      return Deployment.Deployment.of({ backend: `ssh-host ${host} (Docker)`, deploy })
+    })
+  )
 
 /** The engines of the namespace's ledger records still outstanding, with how to reach each. */
 const engines = (records: ReadonlyArray<Ledger.Resource>) => records.filter((r) => r.kind === engineKind)
