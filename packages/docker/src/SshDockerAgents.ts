@@ -51,12 +51,11 @@ import * as DockerImage from "./DockerImage.ts"
 export const Config = Schema.Struct({ ...DockerAgents.Config.fields, ...SshHost.Config.fields })
 export type Config = typeof Config.Type
 
-export interface Options extends Omit<SshHost.Options, "config"> {
+/** The ssh host's options, and the Docker agents' own. */
+export interface Options
+  extends Omit<SshHost.Options, "config">, Pick<DockerAgents.Options, "dockerfilesDir" | "readySeconds">
+{
   readonly config: Config
-  /** Where `<alias>.Dockerfile`s are (`dockerfiles/` by default). */
-  readonly dockerfilesDir?: string | undefined
-  /** How long a container may take to have sshd answer (default 60 s). */
-  readonly readySeconds?: number | undefined
 }
 
 /** The backend's name in the CLI's list, and in its agents' descriptors. */
@@ -184,12 +183,15 @@ export const engineOver = (connection: SshClient.Connection, socket: string): Do
         client.openssh_forwardOutStreamLocal(socket, (error, channel) => callback(error ?? null, channel))
       },
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)))
-    ) // The http module asks its agent for a socket: here, a channel (created asynchronously, so none is returned).
-  ;(agent as unknown as { createConnection: (o: unknown, cb: (e: Error | null, s?: Duplex) => void) => undefined })
-    .createConnection = (_options, callback) => {
-      void open(callback)
-      return undefined
-    }
+    )
+  const withChannels = agent as unknown as {
+    createConnection: (options: unknown, callback: (error: Error | null, stream?: Duplex) => void) => undefined
+  }
+  // The http module asks its agent for a socket: here, a channel (made asynchronously: none is returned).
+  withChannels.createConnection = (_options, callback) => {
+    void open(callback)
+    return undefined
+  }
   // docker-modem sends every request through `agent` (its typings do not say so).
   const options = { host: "docker", port: 80, protocol: "http", agent } as Docker.DockerOptions
   return Engine.make(options, engineName(connection.target, socket))
@@ -215,9 +217,10 @@ const reachEngine = Effect.fn("SshDockerAgents.reachEngine")(function*(
   options: Options
 ) {
   const host = SshClient.label(options.target)
-  const probe = () => run(entered.connection, probeScript, host, "cannot check Docker").pipe(Effect.map(parseProbe))
-  let { state, sudo } = yield* probe()
+  const probe = (on: SshClient.Connection) =>
+    run(on, probeScript, host, "cannot check Docker").pipe(Effect.map(parseProbe))
   let connection = entered.connection
+  let { state, sudo } = yield* probe(connection)
   if (state._tag !== "Ready" && options.config.sshProvision) {
     for (let round = 0; round < 3 && state._tag !== "Ready"; round++) {
       const script = provisionScript(state)
@@ -240,7 +243,7 @@ const reachEngine = Effect.fn("SshDockerAgents.reachEngine")(function*(
           host
         )
       }
-      ;({ state, sudo } = yield* run(connection, probeScript, host, "cannot check Docker").pipe(Effect.map(parseProbe)))
+      ;({ state, sudo } = yield* probe(connection))
     }
   }
   const problem = explain(state)
