@@ -1,17 +1,23 @@
 /**
  * `tezt-cloud --localhost` with the Docker runtime, end to end with the real executable and a real engine
- * (test/fixtures/DockerEngine.ts): the README's command, runtime selection, kill -9 then `CLOUD clean up`.
+ * (test/fixtures/DockerEngine.ts): the README's command, runtime selection, kill -9 then `CLOUD clean up`; and
+ * `--ssh-host H --agent-runtime docker` on an ssh host (test/fixtures/SshHosts.ts) whose engine is the test engine.
  */
 import { afterAll, assert, beforeAll, describe } from "@effect/vitest"
 import { DockerAgents, DockerClient, DockerRegistry } from "@tezt-cloud/docker"
+import { SshKeys } from "@tezt-cloud/ssh"
 import { Effect } from "effect"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
 import * as path from "node:path"
 import * as Init from "../packages/cli/src/commands/init.ts"
-import { fresh, live, root, start } from "./fixtures/Cli.ts"
+import { fresh, live, outstanding, root, start } from "./fixtures/Cli.ts"
 import * as DockerEngine from "./fixtures/DockerEngine.ts"
 import * as Integration from "./fixtures/Integration.ts"
 import * as Ports from "./fixtures/Ports.ts"
+import * as SshHosts from "./fixtures/SshHosts.ts"
 
 const enabled = Integration.available("docker CLI tests", DockerEngine.binaries)
 /** The registry test needs Debian's docker-registry too: skipped without it, a failure under TEZT_CLOUD_IT=require. */
@@ -159,3 +165,72 @@ describe.runIf(enabled)("tezt-cloud --localhost on Docker", () => {
     assert.deepStrictEqual((await leftovers(namespace)).containers, [])
   })
 })
+
+describe.runIf(enabled && Integration.available("Docker on an ssh host", [SshHosts.sshd]))(
+  "tezt-cloud --ssh-host --agent-runtime docker",
+  () => {
+    beforeAll(() => DockerEngine.ready(), 600_000)
+
+    afterAll(() => DockerEngine.removeAll(used))
+
+    /** A fresh namespace, its key in a home of its own, and an ssh host with those sshd_config lines. */
+    const onHost = async (extraConfig: ReadonlyArray<string>) => {
+      const f = freshDocker()
+      const home = path.join(f.stateDir, "home")
+      const key = await Effect.runPromise(SshKeys.ensure(f.namespace, undefined, home))
+      const host = await SshHosts.start({ authorizedKeys: [key.publicKey], extraConfig })
+      const run = (args: ReadonlyArray<string>) =>
+        start(
+          [...args, "--ssh-host", `${SshHosts.user}@${host.host}:${host.port}`, "--tezt-cloud", f.namespace],
+          { ...f.env, HOME: home, TEZT_CLOUD_DOCKERFILES: path.join(root, "dockerfiles") }
+        )
+      return { ...f, host, run }
+    }
+
+    live("BASIC simple health runs its agents as containers of the host's engine, and leaves none", async () => {
+      const { host, namespace, run } = await onHost(SshHosts.dockerEngine(DockerEngine.socket))
+      try {
+        const cli = run(["BASIC", "simple", "health", "--agent-runtime", "docker", ...ports()])
+        assert.strictEqual(await cli.exit, 0, cli.stderr())
+        assert.include(cli.stdout(), `backend Docker containers on ${SshHosts.user}@${host.host}:${host.port}'s engine`)
+        assert.include(cli.stdout(), "Hello world from agent 1")
+        assert.deepStrictEqual(await leftovers(namespace), nothing)
+      } finally {
+        await host.stop()
+      }
+    })
+
+    live(
+      "a Docker socket the user may not use, no sudo for --ssh-provision: one line saying the fix, nothing made",
+      async () => {
+        // A host's engine whose group the user is not in, on a host where the user has no sudo.
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-denied-"))
+        const socket = path.join(dir, "docker.sock")
+        const server = net.createServer().listen(socket)
+        await new Promise((resolve) => server.once("listening", resolve))
+        fs.chmodSync(dir, 0o755)
+        fs.chownSync(socket, 0, 65534)
+        fs.chmodSync(socket, 0o660)
+        const group = child.execFileSync("getent", ["group", "65534"]).toString().split(":")[0]!
+        const { host, run, stateDir, namespace } = await onHost([`SetEnv DOCKER_HOST=unix://${socket}`])
+        try {
+          const cli = run(["BASIC", "simple", "--agent-runtime", "docker", "--ssh-provision"])
+          assert.notStrictEqual(await cli.exit, 0)
+          assert.match(
+            cli.stderr(),
+            new RegExp(
+              `may not use the Docker socket ${socket} .*root:${group}, mode 660.*sudo usermod -aG ${group} ` +
+                `${SshHosts.user}.*--ssh-provision needs password-less sudo`
+            )
+          )
+          assert.strictEqual(cli.stderr().trim().split("\n").length, 1, cli.stderr())
+          assert.deepStrictEqual(outstanding(stateDir, namespace), [])
+        } finally {
+          server.close()
+          fs.rmSync(dir, { recursive: true, force: true })
+          await host.stop()
+        }
+      }
+    )
+  }
+)

@@ -30,6 +30,8 @@ export interface Entry {
 export const entries: ReadonlyArray<Entry> = [
   { id: "docker", load: () => import("@tezt-cloud/docker").then((m) => m.DockerAgents.backend) },
   { id: "localhost", load: () => import("@tezt-cloud/localhost").then((m) => m.Localhost.backend) },
+  // Before ssh-host: its clean-up reaches the host with the run's key, which ssh-host's removes from the host.
+  { id: "ssh-docker", load: () => import("@tezt-cloud/docker").then((m) => m.SshDockerAgents.backend) },
   { id: "ssh-host", load: () => import("@tezt-cloud/ssh").then((m) => m.SshHost.backend) },
   { id: "gcp", load: () => import("@tezt-cloud/gcp").then((m) => m.GcpAgents.backend) },
   { id: "proxy", load: () => import("@tezt-cloud/proxy").then((m) => m.Proxy.backend) }

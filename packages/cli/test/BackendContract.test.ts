@@ -27,6 +27,8 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), "backend-contract-home-"))
 const key = () => Effect.runPromise(SshKeys.ensure("contract", undefined, home))
 
 let sshHost: SshHosts.SshHost | undefined
+/** The ssh host whose Docker engine is the test engine (`ssh-docker`). */
+let dockerSshHost: SshHosts.SshHost | undefined
 // Containers' sshd bind their agent's port on the host network: each deployment gets a range of its own, from this
 // file's ports (`Ports.ts`).
 let dockerPort = Ports.take(3000) - 50
@@ -82,6 +84,34 @@ const harnesses: Record<string, Harness> = {
       cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
     }),
     timeout: 60_000
+  },
+  "ssh-docker": {
+    enabled: Integration.available("ssh-docker backend contract", [...DockerEngine.binaries, SshHosts.sshd]),
+    setup: async () => {
+      await DockerEngine.ready()
+      process.env.TEZT_CLOUD_DOCKERFILES = path.join(root, "dockerfiles")
+      dockerSshHost = await SshHosts.start({
+        authorizedKeys: [(await key()).publicKey],
+        extraConfig: SshHosts.dockerEngine(DockerEngine.socket)
+      })
+    },
+    teardown: async () => {
+      await dockerSshHost?.stop()
+    },
+    config: () => ({
+      input: {
+        localhost: false,
+        ssh_host: `${SshHosts.user}@${dockerSshHost!.host}:${dockerSshHost!.port}`,
+        agent_runtime: "docker",
+        dockerfile_alias: "debian",
+        vm_base_port: dockerPort += 50,
+        ports_per_vm: 10
+      },
+      cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
+    }),
+    // Its agents are the Docker backend's containers and runner (that contract runs there), on another engine.
+    runnerContract: false,
+    timeout: 90_000
   },
   gcp: {
     enabled: Integration.available("gcp backend contract", GceEmulator.binaries),

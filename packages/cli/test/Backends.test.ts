@@ -33,7 +33,7 @@ describe("Backends", () => {
 
   it.effect("each backend's config is a slice of the run configuration, with every option it owns", () =>
     Effect.gen(function*() {
-      const owner: Record<string, CloudConfig.BackendTag> = { "ssh-host": "ssh", docker: "docker" }
+      const owner: Record<string, CloudConfig.BackendTag> = { "ssh-host": "ssh", docker: "docker", "ssh-docker": "ssh" }
       const config = yield* TestCloud.config({ ssh_max_channels: 3, docker_host_network: false })
       for (const backend of yield* Backends.all) {
         const fields = Object.entries(backend.config.fields)
@@ -62,6 +62,7 @@ describe("Backends", () => {
         "sshJump",
         "sshPrivateKey",
         "insecureHostKeys",
+        "sshProvision",
         "sshMaxChannels"
       ])
       assert.sameMembers(Object.keys(CloudConfig.ownedBy("docker")), ["dockerHostNetwork"])
@@ -88,6 +89,17 @@ describe("Backends", () => {
       const config = yield* TestCloud.config({ localhost: false, ssh_host: "bob@10.1.2.3:2222" })
       const selected = yield* Backends.select(config, where)
       assert.strictEqual(selected.description, "process sandboxes on bob@10.1.2.3:2222 over ssh")
+    }))
+
+  it.effect("--ssh-host with --agent-runtime docker selects the host's Docker engine, without connecting to it", () =>
+    Effect.gen(function*() {
+      const config = yield* TestCloud.config({
+        localhost: false,
+        ssh_host: "bob@10.1.2.3:2222",
+        agent_runtime: "docker"
+      })
+      const selected = yield* Backends.select(config, where)
+      assert.strictEqual(selected.description, "Docker containers on bob@10.1.2.3:2222's engine over ssh")
     }))
 
   it.effect("the default mode selects GCP VMs, on the emulator TEZT_CLOUD_GCP_ENDPOINT names, contacting nothing", () =>
@@ -129,7 +141,7 @@ describe("Backends", () => {
       assert.include(report.failed[0]!.error.message, "no Docker engine answers")
       assert.deepStrictEqual(
         report.done.map((d) => d.backend),
-        ["proxy", "localhost", "ssh-host", "gcp"],
+        ["proxy", "localhost", "ssh-docker", "ssh-host", "gcp"],
         "the proxy first: a run on a proxy is stopped before the machine it runs on goes"
       )
       assert.isFalse(fs.existsSync(sandbox), "the sandbox is removed although Docker's clean-up failed")

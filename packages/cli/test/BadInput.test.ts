@@ -332,6 +332,21 @@ describe("options that would do nothing in the run's mode: refused, or warned ab
       })
   )
 
+  it.effect("--ssh-provision is refused unless the agents are containers of an ssh host's engine", () =>
+    Effect.gen(function*() {
+      for (const argv of [["--localhost", "--agent-runtime", "docker"], ["--ssh-host", "h"]]) {
+        const error = yield* Effect.flip(CloudConfig.checkOptionsAct(yield* configOf([...argv, "--ssh-provision"])))
+        checkMessage(error.message, "--ssh-provision")
+        assert.include(error.message, "--agent-runtime docker", argv.join(" "))
+      }
+      assert.deepStrictEqual(
+        yield* CloudConfig.checkOptionsAct(
+          yield* configOf(["--ssh-host", "h", "--agent-runtime", "docker", "--ssh-provision"])
+        ),
+        []
+      )
+    }))
+
   it.effect("--no-auto-approve on GCP is refused (VMs are created without asking); elsewhere it is warned about", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(

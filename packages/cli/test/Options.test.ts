@@ -61,6 +61,7 @@ const field: Record<string, (config: CloudConfig.CloudConfig, cliOnly: CloudConf
   "ssh-jump": (c) => c.sshJump,
   "ssh-private-key": (c, o) => [c.sshPrivateKey, o.sshPrivateKey],
   "insecure-host-keys": (c) => c.insecureHostKeys,
+  "ssh-provision": (c) => c.sshProvision,
   "ssh-max-channels": (c) => c.sshMaxChannels,
   "proxy": (c) => c.proxy,
   "monitoring": (c) => c.monitoring,

@@ -45,7 +45,10 @@ export interface Environment {
   readonly USER?: string | undefined
 }
 
-/** `--agent-runtime`: with `--localhost`, containers when an engine answers, or always processes, or containers. */
+/**
+ * `--agent-runtime`: with `--localhost`, containers when an engine answers, or always processes, or containers; with
+ * `--ssh-host`, process sandboxes unless `docker` (containers of the host's engine).
+ */
 export const AgentRuntime = Schema.Literals(["auto", "process", "docker"])
 export type AgentRuntime = typeof AgentRuntime.Type
 
@@ -74,7 +77,8 @@ const Gcp = Schema.TaggedStruct("Gcp", {})
  */
 export const BackendChoice = Schema.Union([
   Localhost,
-  Schema.TaggedStruct("SshHost", { target: SshHost }),
+  /** `runtime`: `docker` runs the agents as containers of the host's engine; otherwise process sandboxes. */
+  Schema.TaggedStruct("SshHost", { target: SshHost, runtime: Schema.optionalKey(AgentRuntime) }),
   Gcp,
   /** `--proxy`: the orchestrator itself runs on a remote VM, which drives the `inner` backend. */
   Schema.TaggedStruct("Proxy", { inner: Schema.Union([Localhost, Gcp]) })
@@ -343,7 +347,8 @@ const table = [
     key: "agent_runtime",
     field: "agentRuntime",
     ...feeds(choice(AgentRuntime, "auto"), (config) => runtimeOf(config.backend) ?? "auto"),
-    description: "With --localhost: force process sandboxes or Docker containers."
+    description:
+      "With --localhost: force process sandboxes or Docker containers. With --ssh-host: docker runs the agents as containers of the host's Docker engine (default: process sandboxes)."
   }),
   option({
     flag: "proxy",
@@ -723,6 +728,14 @@ const table = [
         "Accept any ssh host key (Tezt cloud's StrictHostKeyChecking=no); otherwise trusted on first use, then checked."
     }),
     option({
+      flag: "ssh-provision",
+      key: "ssh_provision",
+      field: "sshProvision",
+      ...toggle(false),
+      description:
+        "With --ssh-host and --agent-runtime docker: install and start Docker on the host and let your user use it, with sudo (otherwise what is missing is only explained)."
+    }),
+    option({
       flag: "ssh-max-channels",
       key: "ssh_max_channels",
       field: "sshMaxChannels",
@@ -854,11 +867,16 @@ export const modeOf = (backend: BackendChoice): Mode => {
   }
 }
 
-/** The local runtime a backend choice asks for, if it runs agents on this machine. */
+/** The runtime a backend choice asks for, if it runs agents on this machine or on an ssh host. */
 export const runtimeOf = (backend: BackendChoice): AgentRuntime | undefined =>
   backend._tag === "Localhost" ? backend.runtime : backend._tag === "Proxy" && backend.inner._tag === "Localhost"
     ? backend.inner.runtime
+    : backend._tag === "SshHost"
+    ? backend.runtime
     : undefined
+
+/** Whether the run's agents are containers of an ssh host's Docker engine (`--ssh-host … --agent-runtime docker`). */
+export const dockerOnSshHost = (backend: BackendChoice) => backend._tag === "SshHost" && backend.runtime === "docker"
 
 const namespaceOf = (namespace: string | undefined): Effect.Effect<string, CloudError.CloudError> =>
   namespace === undefined
@@ -1042,7 +1060,11 @@ export const resolve = (
     }
     const local = { _tag: "Localhost", runtime: values.agentRuntime } as const
     const backend: BackendChoice = sshHost !== undefined
-      ? { _tag: "SshHost", target: yield* parseSshHost(sshHost, env.USER ?? "root") }
+      ? {
+        _tag: "SshHost",
+        target: yield* parseSshHost(sshHost, env.USER ?? "root"),
+        ...(values.agentRuntime === "auto" ? {} : { runtime: values.agentRuntime })
+      }
       : proxy
       ? { _tag: "Proxy", inner: localhost ? local : { _tag: "Gcp" } }
       : localhost
@@ -1260,6 +1282,12 @@ export const checkOptionsAct = (config: CloudConfig): Effect.Effect<ReadonlyArra
         `it applies to --ssh-host's host, and ${where} has none: drop ${flag} (or give --ssh-host)`
       ] as const
     ),
+    [
+      config.sshProvision && !dockerOnSshHost(config.backend),
+      "--ssh-provision",
+      `it installs Docker on --ssh-host's host for --agent-runtime docker, and ${where} runs no agent there in ` +
+      `Docker: drop --ssh-provision (or give --ssh-host HOST --agent-runtime docker)`
+    ],
     [
       gcp && !config.autoApprove,
       "--no-auto-approve",

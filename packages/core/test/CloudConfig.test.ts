@@ -34,6 +34,7 @@ const cloudDefaults: CloudConfig.CloudConfig = {
   sshJump: undefined,
   sshPrivateKey: undefined,
   insecureHostKeys: false,
+  sshProvision: false,
   sshMaxChannels: 8,
   proxy: false,
   monitoring: false,
@@ -185,7 +186,15 @@ describe("CloudConfig: the option table", () => {
     assert.deepStrictEqual(owned("gcp"), ["projectId", "machineType", "diskType", "diskSizeGb"])
     assert.deepStrictEqual(
       CloudConfig.options.filter((spec) => spec.backend === "ssh").map((spec) => spec.flag),
-      ["ssh-host", "ssh-config", "ssh-jump", "ssh-private-key", "insecure-host-keys", "ssh-max-channels"]
+      [
+        "ssh-host",
+        "ssh-config",
+        "ssh-jump",
+        "ssh-private-key",
+        "insecure-host-keys",
+        "ssh-provision",
+        "ssh-max-channels"
+      ]
     )
   })
 })

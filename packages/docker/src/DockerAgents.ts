@@ -58,6 +58,26 @@ export interface Options {
   readonly dockerfilesDir?: string | undefined
   /** How long a container may take to have sshd answer (default 60 s). */
   readonly readySeconds?: number | undefined
+  /** The engine (the context's `DockerClient`) is an ssh host's (`SshDockerAgents`), not this machine's. */
+  readonly remote?: Remote | undefined
+}
+
+/**
+ * An engine on an ssh host: its containers' sshd are reached through the connection to the host (the host is
+ * their jump host), their daemons at the host's address; every ledger record names the engine, so that clean-up
+ * goes to the right one.
+ */
+export interface Remote {
+  /** The backend's id, in the agents' descriptors. */
+  readonly backend: string
+  /** The engine's name (`ssh://user@host:port/path/docker.sock`), the `engine` of every ledger record. */
+  readonly engine: string
+  /** The connection to the host. */
+  readonly via: SshClient.Connection
+  /** `Reach.jump` of the containers: the host's own jump hosts, then the host. */
+  readonly jump: string
+  /** The host's address: where the agents' daemons are reached from here (on the host network). */
+  readonly address: string
 }
 
 /** The backend's name in the CLI's list, and in its agents' descriptors. */
@@ -181,6 +201,9 @@ export const layer = (options: Options) =>
       const labels = { [namespaceLabel]: ns }
       const hostNetwork = config.dockerHostNetwork
       const network = hostNetwork ? "host" : networkName(ns)
+      const remote = options.remote
+      /** What every ledger record of the run carries besides its own data: the engine when it is not local. */
+      const onEngine: Record<string, string> = remote === undefined ? {} : { engine: remote.engine }
 
       const withServices = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
         effect.pipe(
@@ -233,7 +256,9 @@ export const layer = (options: Options) =>
       }
 
       return Provision.provisioner({
-        backend: `localhost/docker (${hostNetwork ? "host network" : network})`,
+        backend: `${remote === undefined ? "localhost" : remote.engine}/docker (${
+          hostNetwork ? "host network" : network
+        })`,
         prepare: (configs) =>
           Effect.gen(function*() {
             for (const c of configs) {
@@ -248,7 +273,7 @@ export const layer = (options: Options) =>
               sshPrivateKey: config.sshPrivateKey,
               keyHome: options.keyHome
             })
-            const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir))
+            const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir, onEngine))
             // One build per (alias, args), before any container: containers then start together.
             const images = yield* Effect.forEach(configs, (c) =>
               withServices(builder.image(
@@ -257,7 +282,11 @@ export const layer = (options: Options) =>
               )))
             if (!hostNetwork) {
               yield* withServices(Ledger.scoped(
-                { id: `docker-network:${network}`, kind: "docker-network", data: { name: network, namespace: ns } },
+                {
+                  id: `docker-network:${network}`,
+                  kind: "docker-network",
+                  data: { name: network, namespace: ns, ...onEngine }
+                },
                 // Re-created, as Tezt cloud does: a leftover of ours is replaced, someone else's is an error.
                 docker.removeNetwork(network, labels).pipe(
                   Effect.andThen(docker.createNetwork(network, labels)),
@@ -273,7 +302,7 @@ export const layer = (options: Options) =>
           return {
             id: `docker-container:${container}`,
             kind: "docker-container",
-            data: { name: container, agent: slot.name, namespace: ns }
+            data: { name: container, agent: slot.name, namespace: ns, ...onEngine }
           }
         },
         create: (shared, slot) =>
@@ -289,8 +318,14 @@ export const layer = (options: Options) =>
             const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
               Effect.mapError(toCloud(slot.name))
             )
-            const reach = { user: "root", host, port, key: shared.key.path }
-            const connection = yield* SshSandbox.connect(reach, shared.key.privateKey, reaching, slot.name)
+            const reach = { user: "root", host, port, key: shared.key.path, ...(remote && { jump: remote.jump }) }
+            const connection = remote === undefined
+              ? yield* SshSandbox.connect(reach, shared.key.privateKey, reaching, slot.name)
+              // On the host, through the run's connection to it.
+              : yield* SshClient.connect({ user: "root", host, port }, {
+                ...SshSandbox.connectionOptions(reaching, shared.key.privateKey),
+                via: remote.via
+              }).pipe(Effect.mapError((e) => CloudError.deploy(slot.name, e.message, { cause: e })))
             const home = homeIn(ns, slot.name)
             // On the host network, a port taken by someone else's sshd would let us in elsewhere: the sshd that
             // answers must be the one whose pid file names this container.
@@ -310,19 +345,20 @@ export const layer = (options: Options) =>
               )
             }
             return SshSandbox.machine({
-              backend: backendId,
+              backend: remote?.backend ?? backendId,
               settings: reaching,
               connection,
               reach,
               sandbox: slot.sandbox(home),
               events,
-              fields: { container }
+              fields: { container },
+              ...(remote && hostNetwork ? { point: { host: remote.address, port } } : {})
             })
           }),
         destroy: (_, slot) => docker.removeOwned(containerName(ns, slot.name), containerLabels(ns, slot.name)),
         // On the host network the containers' ports are this machine's: the loopback faults act on them. On a
         // network of their own, each container's namespace takes them.
-        network: (agents, random) =>
+        network: remote !== undefined ? undefined : (agents, random) =>
           hostNetwork
             ? LoopbackNetwork.make({ namespace: ns, where: "Docker containers on the host network", random, agents })
             : ContainerNetwork.make({ namespace: ns, agents })
@@ -348,13 +384,14 @@ export const leftovers = Effect.fn("DockerAgents.leftovers")(function*(namespace
 
 /**
  * Removes what killed runs of the namespace left on the engine: its containers, then its networks and image
- * tags, found by label; then releases the Ledger's Docker records. Without an engine, Docker records in the
- * Ledger are an error (they cannot be checked); no record and no engine is nothing to do.
+ * tags, found by label; then releases the Ledger's Docker records of that engine (`engine`, a `Remote`'s; none:
+ * this machine's). Without an engine, Docker records in the Ledger are an error (they cannot be checked); no record
+ * and no engine is nothing to do.
  */
-export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: string) {
+export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: string, engine?: string) {
   const ledger = yield* Ledger.Ledger
   const docker = yield* DockerClient
-  const records = (yield* ledger.outstanding).filter((r) => kinds.includes(r.kind))
+  const records = (yield* ledger.outstanding).filter((r) => kinds.includes(r.kind) && r.data.engine === engine)
   const reachable = yield* docker.ping.pipe(Effect.as(true), Effect.catch(() => Effect.succeed(false)))
   if (!reachable) {
     if (records.length === 0) return { containers: [], networks: [], images: [] } satisfies Leftovers

@@ -202,8 +202,14 @@ const followProgress = (
     return Effect.sync(() => (stream as unknown as { destroy?: () => void }).destroy?.())
   })
 
-/** A client of the engine `options` names (see `engineOptions`). */
-export const make = (options: Docker.DockerOptions = engineOptions()): DockerClient["Service"] => {
+/**
+ * A client of the engine `options` names (see `engineOptions`); `engine` names it in messages (an engine reached
+ * through an `agent` of the caller's, e.g. over ssh, has no name `options` could tell).
+ */
+export const make = (
+  options: Docker.DockerOptions = engineOptions(),
+  engine: string = engineLabel(options)
+): DockerClient["Service"] => {
   const docker = new Docker(options)
   const call = <A>(operation: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: (e) => DockerError.fromCause(operation, e) })
@@ -215,7 +221,7 @@ export const make = (options: Docker.DockerOptions = engineOptions()): DockerCli
     )
 
   return DockerClient.of({
-    engine: engineLabel(options),
+    engine,
     ping: call("ping", () => docker.ping()).pipe(Effect.asVoid, Effect.withSpan("DockerClient.ping")),
     build: Effect.fn("DockerClient.build")(function*(o) {
       const operation = `build ${o.tag}`

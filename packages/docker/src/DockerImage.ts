@@ -88,7 +88,12 @@ export interface Builder {
  * A builder for one run: concurrent requests for the same `(alias, args)` wait for one build. Each tag is
  * recorded in the Ledger (kind `docker-image`) before it is built, and removed by the run's scope.
  */
-export const builder = Effect.fn("DockerImage.builder")(function*(namespace: string, dir: string = dockerfilesDir()) {
+export const builder = Effect.fn("DockerImage.builder")(function*(
+  namespace: string,
+  dir: string = dockerfilesDir(),
+  /** Added to the ledger records: the engine, when not this machine's (see `DockerAgents.Remote`). */
+  recordFields: Record<string, string> = {}
+) {
   const docker = yield* DockerClient
   const ledger = yield* Ledger.Ledger
   const lock = yield* Semaphore.make(1)
@@ -104,7 +109,7 @@ export const builder = Effect.fn("DockerImage.builder")(function*(namespace: str
         const started = Date.now()
         yield* Effect.logInfo(`image ${alias}: building ${path.basename(file)} as ${tag}`)
         yield* Ledger.scoped(
-          { id: `docker-image:${tag}`, kind: "docker-image", data: { tag, namespace } },
+          { id: `docker-image:${tag}`, kind: "docker-image", data: { tag, namespace, ...recordFields } },
           docker.build({
             context: dir,
             dockerfile: path.basename(file),

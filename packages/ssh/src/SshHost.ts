@@ -14,8 +14,17 @@
  * are recorded in the Ledger first, so `CLOUD clean up` can finish the job after a `kill -9`. Agents' sandboxes
  * are created and wiped in batches, many per ssh session (each session costs sshd ~0.1 s of CPU).
  */
-import { Backend, CloudConfig, CloudError, Ledger, Provision, RunEvents, Teardown } from "@tezt-cloud/core"
-import { Effect, Exit, Request, RequestResolver, Schema } from "effect"
+import {
+  Backend,
+  CloudConfig,
+  CloudError,
+  type Deployment,
+  Ledger,
+  Provision,
+  RunEvents,
+  Teardown
+} from "@tezt-cloud/core"
+import { Effect, Exit, type Layer, Request, RequestResolver, Schema, type Scope } from "effect"
 import * as path from "node:path"
 import * as SshAuth from "./SshAuth.ts"
 import * as SshClient from "./SshClient.ts"
@@ -210,6 +219,93 @@ const controlBatches = (connection: SshClient.Connection, graceSeconds: number) 
 const wipe = (connection: SshClient.Connection, marker: string, dir: string, graceSeconds: number) =>
   connection.run(`(\n${SshRunner.killScript(marker, graceSeconds)}\n)\nrm -rf ${SshClient.quote(dir)}`)
 
+/** What `enter` gives: the connection to the host, the run's key (authorized there) and the jump hosts' text. */
+export interface Entered {
+  readonly connection: SshClient.Connection
+  readonly key: SshKeys.Key
+  readonly jump: string | undefined
+}
+
+/**
+ * Connects to the run's host (through its jump hosts) with everything the user has, as `ssh` would; got in with
+ * something else than the run's key, the run's key is authorized on each host reached, for the run's later
+ * connections and other terminals' (recorded first, removed when the run ends). Every backend on an ssh host
+ * starts here.
+ */
+export const enter = (
+  options: Options,
+  services: { readonly ledger: Ledger.Ledger["Service"]; readonly events: RunEvents.RunEvents["Service"] }
+): Effect.Effect<Entered, CloudError.CloudError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { ledger, events } = services
+    const { config, target } = options
+    const reaching = settings(config, options.stateDir, options.graceSeconds ?? 3)
+    const host = SshClient.label(target)
+    const resolved = options.resolved ??
+      (yield* SshConfig.resolve(target, {
+        file: config.sshConfig,
+        home: options.keyHome,
+        jump: config.sshJump
+      }))
+    const agentSocket = "agentSocket" in options ? options.agentSocket : process.env.SSH_AUTH_SOCK
+    const planFor = (at: SshConfig.Resolved) =>
+      SshAuth.plan(at, {
+        namespace: config.namespace,
+        sshPrivateKey: config.sshPrivateKey,
+        keyHome: options.keyHome,
+        agentSocket
+      })
+    /** Connects to `at` (through `via`); `jump` is how it is reached, for the record. */
+    const enterOne = (at: SshConfig.Resolved, via: SshClient.Connection | undefined, jump: string | undefined) =>
+      Effect.gen(function*() {
+        const auth = yield* planFor(at)
+        const name = SshClient.label(at.target)
+        const entered = yield* SshClient.connect(at.target, {
+          credentials: auth.credentials,
+          sources: auth.sources,
+          authHint: auth.hint,
+          hostKeys: hostKeysOf(reaching.hostKeys, at),
+          maxChannels: reaching.maxChannels,
+          via,
+          // A jump host runs no command: no executor there.
+          ...(at === resolved ? {} : { executor: false })
+        }).pipe(Effect.mapError((e) =>
+          // The host is named once (a jump host's failure names the jump host).
+          CloudError.deploy(host, at === resolved ? e.reason.message : e.message, { cause: e })
+        ))
+        if (!SshAuth.inWithRunKey(entered, auth)) {
+          const line = SshAuth.authorizedLine(auth.runKey)
+          const present = yield* must(entered, SshAuth.checkScript(line), "cannot read authorized_keys", name)
+          if (present.trim() !== "present") {
+            yield* Ledger.scoped(
+              {
+                id: `ssh-authorized-key:${name}`,
+                kind: "ssh-authorized-key",
+                data: { ...at.target, key: auth.runKey.path, line, ...(jump === undefined ? {} : { jump }) }
+              },
+              must(entered, SshAuth.addScript(line), "cannot add the run's key to authorized_keys", name),
+              () =>
+                Teardown.reported(
+                  `the run's key in ${name}'s authorized_keys`,
+                  must(entered, SshAuth.removeScript(line), "cannot remove the run's key", name)
+                ).pipe(Effect.provideService(RunEvents.RunEvents, events))
+            ).pipe(Effect.provideService(Ledger.Ledger, ledger))
+          }
+        }
+        return { connection: entered, key: auth.runKey }
+      })
+    // The jump hosts first, each through the one before.
+    let via: SshClient.Connection | undefined
+    const hops: Array<SshClient.Target> = []
+    for (const hop of resolved.jumps) {
+      via = (yield* enterOne(hop, via, SshSandbox.jumpText(hops))).connection
+      hops.push(hop.target)
+    }
+    const jump = SshSandbox.jumpText(hops)
+    const { connection, key } = yield* enterOne(resolved, via, jump)
+    return { connection, key, jump }
+  })
+
 export const layer = (options: Options) =>
   Provision.layer(options, ({ events, ledger }) =>
     Effect.sync(() => {
@@ -222,72 +318,7 @@ export const layer = (options: Options) =>
         backend: `ssh-host ${host}`,
         prepare: () =>
           Effect.gen(function*() {
-            const resolved = options.resolved ??
-              (yield* SshConfig.resolve(target, {
-                file: config.sshConfig,
-                home: options.keyHome,
-                jump: config.sshJump
-              }))
-            const agentSocket = "agentSocket" in options ? options.agentSocket : process.env.SSH_AUTH_SOCK
-            const planFor = (at: SshConfig.Resolved) =>
-              SshAuth.plan(at, {
-                namespace: config.namespace,
-                sshPrivateKey: config.sshPrivateKey,
-                keyHome: options.keyHome,
-                agentSocket
-              })
-            /**
-             * Connects to `at` (through `via`) with everything the user has; got in with something else than the
-             * run's key, the run's key is authorized there, for the run's later connections and other terminals'
-             * (recorded first, removed when the run ends). `jump` is how it is reached, for the record.
-             */
-            const enter = (at: SshConfig.Resolved, via: SshClient.Connection | undefined, jump: string | undefined) =>
-              Effect.gen(function*() {
-                const auth = yield* planFor(at)
-                const name = SshClient.label(at.target)
-                const entered = yield* SshClient.connect(at.target, {
-                  credentials: auth.credentials,
-                  sources: auth.sources,
-                  authHint: auth.hint,
-                  hostKeys: hostKeysOf(reaching.hostKeys, at),
-                  maxChannels: reaching.maxChannels,
-                  via,
-                  // A jump host runs no command: no executor there.
-                  ...(at === resolved ? {} : { executor: false })
-                }).pipe(Effect.mapError((e) =>
-                  // The host is named once (a jump host's failure names the jump host).
-                  CloudError.deploy(host, at === resolved ? e.reason.message : e.message, { cause: e })
-                ))
-                if (!SshAuth.inWithRunKey(entered, auth)) {
-                  const line = SshAuth.authorizedLine(auth.runKey)
-                  const present = yield* must(entered, SshAuth.checkScript(line), "cannot read authorized_keys", name)
-                  if (present.trim() !== "present") {
-                    yield* Ledger.scoped(
-                      {
-                        id: `ssh-authorized-key:${name}`,
-                        kind: "ssh-authorized-key",
-                        data: { ...at.target, key: auth.runKey.path, line, ...(jump === undefined ? {} : { jump }) }
-                      },
-                      must(entered, SshAuth.addScript(line), "cannot add the run's key to authorized_keys", name),
-                      () =>
-                        Teardown.reported(
-                          `the run's key in ${name}'s authorized_keys`,
-                          must(entered, SshAuth.removeScript(line), "cannot remove the run's key", name)
-                        ).pipe(Effect.provideService(RunEvents.RunEvents, events))
-                    ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-                  }
-                }
-                return { connection: entered, key: auth.runKey }
-              })
-            // The jump hosts first, each through the one before.
-            let via: SshClient.Connection | undefined
-            const hops: Array<SshClient.Target> = []
-            for (const hop of resolved.jumps) {
-              via = (yield* enter(hop, via, SshSandbox.jumpText(hops))).connection
-              hops.push(hop.target)
-            }
-            const jump = SshSandbox.jumpText(hops)
-            const { connection, key } = yield* enter(resolved, via, jump)
+            const { connection, key, jump } = yield* enter(options, { ledger, events })
             // What the sandboxes need, and where they go.
             // The run's directory is checked here already (nothing created): a refused one leaves no record.
             const probe = yield* must(
@@ -458,29 +489,47 @@ export const leftovers = Effect.fn("SshHost.leftovers")(function*(stateDir: stri
   return found.flat()
 })
 
+/**
+ * The `select` of a backend on `--ssh-host`'s host (`target`): resolved in the user's ssh config, described
+ * (`describe` of the host, then its jump hosts), its deployment `make`'s.
+ */
+export const take = (
+  target: SshClient.Target,
+  config: CloudConfig.CloudConfig,
+  context: Backend.SelectContext,
+  describe: (host: string) => string,
+  make: (
+    options: Options & { readonly config: CloudConfig.CloudConfig }
+  ) => Layer.Layer<Deployment.Deployment, never, Backend.Services>
+) =>
+  SshConfig.resolve(target, { file: config.sshConfig, jump: config.sshJump }).pipe(
+    Effect.map((resolved) =>
+      Backend.Take({
+        description: describe(SshClient.label(resolved.target)) +
+          (resolved.jumps.length === 0
+            ? ""
+            : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
+        layer: make({
+          stateDir: context.stateDir,
+          config,
+          target: resolved.target,
+          resolved,
+          artifactsDir: context.artifactsDir
+        })
+      })
+    )
+  )
+
 /** This backend as a value, for the CLI's list of backends. */
 export const backend: Backend.Backend = {
   id: backendId,
   config: Config,
   select: (config, context) => {
     if (config.backend._tag !== "SshHost") return Effect.succeed(Backend.Pass({ why: "no --ssh-host" }))
-    return SshConfig.resolve(config.backend.target, { file: config.sshConfig, jump: config.sshJump }).pipe(
-      Effect.map((resolved) =>
-        Backend.Take({
-          description: `process sandboxes on ${SshClient.label(resolved.target)} over ssh` +
-            (resolved.jumps.length === 0
-              ? ""
-              : ` through ${resolved.jumps.map((j) => SshClient.label(j.target)).join(", ")}`),
-          layer: layer({
-            stateDir: context.stateDir,
-            config,
-            target: resolved.target,
-            resolved,
-            artifactsDir: context.artifactsDir
-          })
-        })
-      )
-    )
+    if (CloudConfig.dockerOnSshHost(config.backend)) {
+      return Effect.succeed(Backend.Pass({ why: "--agent-runtime docker (containers of the host's engine)" }))
+    }
+    return take(config.backend.target, config, context, (host) => `process sandboxes on ${host} over ssh`, layer)
   },
   reattach: (descriptors, options) =>
     SshSandbox.reattach(descriptors, settings(options.config, options.stateDir), {

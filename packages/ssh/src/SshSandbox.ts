@@ -28,6 +28,11 @@ export interface Settings {
   readonly namespace: string
   /** How the machines' host keys are checked: trusted on first use, or any (machines the run made itself). */
   readonly hostKeys: SshClient.HostKeyPolicy
+  /**
+   * How the jump hosts' keys are checked, when not as the machines' (containers the run made are reached, with any
+   * key, through a host of the user's, whose key is checked).
+   */
+  readonly jumpHostKeys?: SshClient.HostKeyPolicy | undefined
   /** Commands at once on one connection. */
   readonly maxChannels: number
   /** Seconds a killed process tree gets between SIGTERM and SIGKILL. */
@@ -79,7 +84,12 @@ export const connect = (
   Effect.gen(function*() {
     let via: SshClient.Connection | undefined
     for (const hop of hopsOf(target.jump)) {
-      via = yield* SshClient.connect(hop, { ...connectionOptions(settings, privateKey), executor: false, via })
+      via = yield* SshClient.connect(hop, {
+        ...connectionOptions(settings, privateKey),
+        hostKeys: settings.jumpHostKeys ?? settings.hostKeys,
+        executor: false,
+        via
+      })
     }
     return yield* SshClient.connect(
       { user: target.user, host: target.host, port: target.port },
@@ -102,13 +112,15 @@ export const machine = (init: {
   readonly events: RunEvents.RunEvents["Service"]
   /** More descriptor fields of the backend's own (e.g. a container's name). */
   readonly fields?: Record<string, string | number> | undefined
+  /** Where the agent's daemons are reached from here, when not at `reach` (a machine reached through a jump host). */
+  readonly point?: Provision.Machine["point"] | undefined
 }): Provision.Machine => {
   const { reach, sandbox } = init
   const hostKeyOptions = init.settings.hostKeys._tag === "Insecure"
     ? " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
     : ""
   return {
-    point: { host: reach.host, port: reach.port },
+    point: init.point ?? { host: reach.host, port: reach.port },
     connect:
       `ssh -i ${reach.key} -p ${reach.port}${hostKeyOptions}${reach.jump === undefined ? "" : ` -J ${reach.jump}`} ` +
       `${reach.user}@${reach.host} ` +

@@ -43,6 +43,11 @@ export interface Harness {
   readonly timeout: number
   /** Where agents' port ranges start (see `ContractOptions.portLayout`): one machine for all, or one each. */
   readonly portLayout?: "per-index" | "shared" | undefined
+  /**
+   * `false`: the Runner contract (a deployment per test) is skipped, for a backend whose agents are another
+   * backend's, made elsewhere (Docker agents on an ssh host's engine): the cross-process test, one deployment, runs.
+   */
+  readonly runnerContract?: boolean | undefined
 }
 
 /** What the contract uses of the CLI's list of backends. */
@@ -131,10 +136,12 @@ export const backendContract = (
       fs.rmSync(stateDir, { recursive: true, force: true })
     })
 
-    runnerContract(id, Layer.unwrap(Effect.sync(() => selected(`${base}-rc${deployments++}`))), {
-      timeout: harness.timeout,
-      portLayout: harness.portLayout
-    })
+    if (harness.runnerContract !== false) {
+      runnerContract(id, Layer.unwrap(Effect.sync(() => selected(`${base}-rc${deployments++}`))), {
+        timeout: harness.timeout,
+        portLayout: harness.portLayout
+      })
+    }
 
     it.live(
       "agents deployed by another process are reached from their descriptors; after its kill -9, clean up leaves nothing",
