@@ -105,12 +105,9 @@ describe("tezt-cloud CLI", () => {
 
   live("a subsystem that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start(
-      ["BASIC", "simple", "--localhost", "--auth-username", "u", "--tezt-cloud", namespace],
-      { ...env, TEZT_CLOUD_AUTH_PASSWORD: "p" }
-    )
+    const cli = start(["BASIC", "simple", "--localhost", "--proxy", "--tc-delay", "10", "--tezt-cloud", namespace], env)
     assert.strictEqual(await cli.exit, 1)
-    assert.match(cli.stderr(), /--auth-username is not available yet.*drop --auth-username/)
+    assert.match(cli.stderr(), /--tc-delay.*runs on the proxy have no network faults yet; drop --tc-delay/)
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 

@@ -2,7 +2,9 @@
  * The website of a live run in real headless Chromium (Debian's, driven by playwright-core): the agents, the
  * links (with the "disabled" hints), a chart of pushed metrics drawn from Prometheus, the events, the verdicts on
  * the scenario's success criteria (the same run checks the CLI's verdict table, `verdicts.json` and exit code); a
- * screenshot goes to `artifacts/website/` for people to look at.
+ * screenshot goes to `artifacts/website/` for people to look at. The live run also has `--open-telemetry`: its
+ * timeline, the orchestrator's metrics in Prometheus and its spans at an OTLP/HTTP receiver are checked on the same
+ * deployment (fixtures/TelemetryChecks.ts).
  */
 import { assert, describe } from "@effect/vitest"
 import { Effect } from "effect"

@@ -15,7 +15,7 @@
  */
 import { CloudError, Telemetry } from "@tezt-cloud/core"
 import { Cause, Context, Duration, Effect, Exit, Layer, Option, type Scope, Tracer } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { FetchHttpClient, HttpClient } from "effect/http"
 import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
 import * as fs from "node:fs"
 import * as http from "node:http"
@@ -29,6 +29,8 @@ export interface Options {
   readonly namespace: string
   /** The environment: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_HEADERS`. */
   readonly env: Readonly<Record<string, string | undefined>>
+  /** How long the end of the run waits for the endpoint to take the last spans; 3 s by default. */
+  readonly flushTimeout?: Duration.Duration | undefined
 }
 
 /** How many ended spans the timeline keeps (the most recent). */
@@ -156,16 +158,39 @@ const spansSink = (file: string) =>
     })
   )
 
+/**
+ * The exporter's HTTP client: the first failure to deliver (the endpoint refuses, or answers an error) is a
+ * warning naming `destination`, once; the exporter itself retries quietly.
+ */
+const client = (destination: string) =>
+  Layer.effect(
+    HttpClient.HttpClient,
+    Effect.gen(function*() {
+      const inner = yield* HttpClient.HttpClient
+      let warned = false
+      const warn = (why: string) =>
+        Effect.suspend(() => {
+          if (warned) return Effect.void
+          warned = true
+          return Effect.logWarning(`telemetry: cannot send the spans to ${destination} (${why}); retrying`)
+        })
+      return inner.pipe(
+        HttpClient.tap((response) => response.status >= 300 ? warn(`HTTP ${response.status}`) : Effect.void),
+        HttpClient.tapError((error) => warn(error.message))
+      )
+    })
+  ).pipe(Layer.provide(FetchHttpClient.layer))
+
 /** The OTLP/HTTP tracer of `url`, flushed when the current scope closes. */
-const otlpTracer = (url: string, options: Options) =>
+const otlpTracer = (url: string, destination: string, options: Options) =>
   OtlpTracer.make({
     url,
     headers: headers(options.env),
     resource: { serviceName: "tezt-cloud", attributes: { "tezt_cloud.namespace": options.namespace } },
     exportInterval: Duration.seconds(1),
-    shutdownTimeout: Duration.seconds(3)
+    shutdownTimeout: options.flushTimeout ?? Duration.seconds(3)
   }).pipe(
-    Effect.provide(Layer.mergeAll(OtlpExporter.layerFlusher, OtlpSerialization.layerJson, FetchHttpClient.layer))
+    Effect.provide(Layer.mergeAll(OtlpExporter.layerFlusher, OtlpSerialization.layerJson, client(destination)))
   )
 
 /**
@@ -215,10 +240,10 @@ export const layer = (options: Options): Layer.Layer<Telemetry.Telemetry, CloudE
     const file = spansFile(options.artifactsDir)
     const sink = url === undefined ? yield* spansSink(file) : () => {}
     const { spans, wrap } = recorder(sink)
-    const inner = url === undefined ? Tracer.nativeTracer : yield* otlpTracer(url, options)
-    const metricsTarget = yield* serveMetrics
     // The URL without its query or credentials: it may carry a token.
     const destination = url === undefined ? file : new URL(url).origin + new URL(url).pathname
+    const inner = url === undefined ? Tracer.nativeTracer : yield* otlpTracer(url, destination, options)
+    const metricsTarget = yield* serveMetrics
     yield* Effect.logInfo(`telemetry: spans to ${destination}, metrics on http://${metricsTarget}/metrics`)
     return Context.make(Telemetry.Telemetry, Telemetry.Telemetry.of({ spans, metricsTarget, destination })).pipe(
       Context.add(Tracer.Tracer, wrap(inner))

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Telemetry as Core } from "@tezt-cloud/core"
-import { Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Logger, Metric, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Telemetry from "../src/Telemetry.ts"
-import { eventually, otlpReceiver, request } from "./utils.ts"
+import { eventually, freePort, otlpReceiver, request } from "./utils.ts"
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-telemetry-"))
 
@@ -80,6 +80,28 @@ describe("Telemetry", () => {
       assert.isFalse(fs.existsSync(Telemetry.spansFile(dir)), "no file when the spans go to an endpoint")
       // The listener is gone with the run.
       assert.strictEqual((yield* request(`http://${telemetry.metricsTarget}/metrics`)).status, 0)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.live("an endpoint that does not answer: one warning naming it, the run goes on", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const warnings: Array<string> = []
+      const logger = Logger.make<unknown, void>(({ logLevel, message }) => {
+        if (logLevel === "Warn") warnings.push(String(Array.isArray(message) ? message.join(" ") : message))
+      })
+      const endpoint = `http://127.0.0.1:${yield* Effect.promise(freePort)}`
+      const { close, context } = yield* build({
+        artifactsDir: dir,
+        namespace: "t",
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint },
+        flushTimeout: Duration.millis(100)
+      }).pipe(Effect.provide(Logger.layer([logger])))
+      for (let i = 0; i < 3; i++) yield* Effect.void.pipe(Effect.withSpan("Test.lost"), Effect.provide(context))
+      yield* eventually(Effect.sync(() => warnings.length > 0 || undefined), "a warning")
+      yield* close(Exit.void)
+      assert.strictEqual(warnings.length, 1, warnings.join("\n"))
+      assert.include(warnings[0], `telemetry: cannot send the spans to ${endpoint}/v1/traces`)
       fs.rmSync(dir, { recursive: true, force: true })
     }))
 
