@@ -32,9 +32,12 @@ const lines = (command: string, args: ReadonlyArray<string>, env: NodeJS.Process
 
 const entries = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
 
-/** Programs the tests start that must not outlive them (the test engine's dockerd is a service: it may). */
+/** Programs the tests start that must not outlive them. */
 const testPrograms =
   /^(\S*\/)?(sshd|prometheus|prometheus-alertmanager|alertmanager|netdata|chrom\w*|perl|ssh-agent)\b|tezt-cloud/
+
+/** The test Docker engine: a service the first test that needs it starts, and that outlives the run on purpose. */
+const services = /^(\S*\/)?(dockerd|containerd|containerd-shim\S*)\s/
 
 /**
  * Pids and command lines of the processes that carry an agent's namespace marker (`TEZT_CLOUD_NS`) or run one of
@@ -47,7 +50,7 @@ const testProcesses = () => {
       const command = fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ").trim()
       const environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1")
       const marked = environ.split("\0").some((v) => v.startsWith("TEZT_CLOUD_NS="))
-      return marked || testPrograms.test(command) ? [`${pid} ${command}`] : []
+      return (marked || testPrograms.test(command)) && !services.test(command) ? [`${pid} ${command}`] : []
     } catch {
       return []
     }
