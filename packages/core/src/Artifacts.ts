@@ -93,6 +93,7 @@ export const fetchDailyLogs = (agents: ReadonlyArray<AgentFiles>): Effect.Effect
     yield* Effect.addFinalizer(() =>
       Effect.forEach(agents, (agent) =>
         Effect.gen(function*() {
+          // A few agents at a time: each transfer holds up to the runner's output tail (16 MiB) in memory.
           const dirs = new Set((yield* agent.spawnedLogs).map((file) => path.posix.dirname(file)))
           for (const dir of dirs) {
             yield* Teardown.step(
@@ -107,7 +108,7 @@ export const fetchDailyLogs = (agents: ReadonlyArray<AgentFiles>): Effect.Effect
               )
             )
           }
-        }), { concurrency: 16, discard: true })
+        }), { concurrency: 4, discard: true })
     )
   })
 

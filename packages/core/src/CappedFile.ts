@@ -30,54 +30,56 @@ export interface CappedFile {
 export const droppedMarker = (dropped: number, kept: number): string =>
   `[tezt-cloud: ${dropped} earlier bytes dropped, the last ${kept} kept]\n`
 
-/** Opens `file` for appending (creating its directory), capped at `maxBytes` (at least 2). */
+/**
+ * Appends to `file` (creating its directory), capped at `maxBytes` (at least 2). No descriptor stays open between
+ * writes: a run of 1000 agents keeps 1000 of these without holding 1000 files open.
+ */
 export const make = (file: string, maxBytes: number, mode = 0o600): CappedFile => {
   const cap = Math.max(2, Math.floor(maxBytes))
   const half = Math.ceil(cap / 2)
   const older = `${file}.older`
   fs.mkdirSync(path.dirname(file), { recursive: true })
-  let fd: number | undefined = fs.openSync(file, "a", mode)
-  let size = fs.fstatSync(fd).size
+  fs.appendFileSync(file, "", { mode })
+  let size = fs.statSync(file).size
   let dropped = 0
   let closed = false
+  /** Drops the older half, if any. */
+  const dropOlder = () => {
+    if (!fs.existsSync(older)) return
+    dropped += fs.statSync(older).size
+    fs.rmSync(older)
+  }
+  /** The current half becomes the older one; a new current half begins. */
   const rotate = () => {
-    fs.closeSync(fd!)
-    fd = undefined
-    if (fs.existsSync(older)) dropped += fs.statSync(older).size
+    dropOlder()
     fs.renameSync(file, older)
-    fd = fs.openSync(file, "a", mode)
     size = 0
   }
   return {
     file,
     write: (chunk) => {
-      if (closed || fd === undefined) return
+      if (closed) return
       let bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk
       if (bytes.length === 0) return
       if (bytes.length > half) {
         // Only its tail can be kept anyway: the rest goes now, and everything written before it.
         if (size > 0) rotate()
-        if (fs.existsSync(older)) {
-          dropped += fs.statSync(older).size
-          fs.rmSync(older)
-        }
+        dropOlder()
         dropped += bytes.length - half
         bytes = bytes.subarray(bytes.length - half)
       } else if (size + bytes.length > half && size > 0) {
         rotate()
       }
-      fs.writeSync(fd, bytes)
+      fs.appendFileSync(file, bytes, { mode })
       size += bytes.length
     },
     dropped: () => dropped,
     close: () => {
       if (closed) return
       closed = true
-      if (fd !== undefined) fs.closeSync(fd)
-      fd = undefined
       const hasOlder = fs.existsSync(older)
       if (!hasOlder && dropped === 0) return
-      const current = fs.readFileSync(file)
+      const current = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0)
       let kept: Buffer = current
       if (hasOlder) {
         const previous = fs.readFileSync(older)

@@ -303,10 +303,10 @@ describe("Localhost", () => {
     "a daemon printing without end: its saved log is its capped tail after a marker; --daily-logs-artifacts fetches its log dir whole",
     () =>
       Effect.gen(function*() {
-        const { agents } = yield* deploy(ns("chatty"), ["c"])
-        const agent = agents[0]!
         const cap = 64 * 1024
-        yield* Effect.scoped(Effect.gen(function*() {
+        // The agent is torn down before the files are read: they are kept here.
+        const artifactsDir = yield* Effect.scoped(Effect.gen(function*() {
+          const agent = (yield* deploy(ns("chatty"), ["c"])).agents[0]!
           // Its step runs last: once the daemon is down.
           yield* Artifacts.fetchDailyLogs([agent])
           const daemon = yield* agent.spawn("chatty", "sh", [
@@ -317,13 +317,14 @@ describe("Localhost", () => {
           yield* eventually("the daemon wrote more than 4 caps", Effect.sync(() => size() > 4 * cap))
           yield* LogRotation.rotate(agent, 1)
           yield* eventually("it writes on, past the cap again", Effect.sync(() => size() > 2 * cap))
+          return agent.artifactsDir
         })).pipe(Effect.provideService(Artifacts.CurrentPolicy, { daemonLogBytes: cap }))
-        const saved = fs.readFileSync(path.join(agent.artifactsDir, "daemons", "chatty.log"), "utf8")
+        const saved = fs.readFileSync(path.join(artifactsDir, "daemons", "chatty.log"), "utf8")
         const [marker, ...rest] = saved.split("\n")
         assert.match(marker!, new RegExp(`^\\[tezt-cloud: \\d+ earlier bytes dropped, the last ${cap} kept\\]$`))
         assert.strictEqual(Buffer.byteLength(rest.join("\n")), cap)
         assert.match(rest.at(-2)!, /^line \d+$/, "the newest lines are kept")
-        const daily = path.join(agent.artifactsDir, "daily-logs", "logs")
+        const daily = path.join(artifactsDir, "daily-logs", "logs")
         assert.sameMembers(fs.readdirSync(daily), ["chatty.log", "chatty.log.1"])
         assert.isAbove(fs.statSync(path.join(daily, "chatty.log.1")).size, 4 * cap, "daily logs come whole")
       })

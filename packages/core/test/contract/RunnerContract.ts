@@ -363,6 +363,10 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
               "isRunning turns false",
               started.daemon.isRunning.pipe(Effect.map((running) => !running))
             )
+            // Its log was fetched into the agent's artifacts when its scope closed.
+            const saved = fs.readFileSync(path.join(agent.artifactsDir, "daemons", "sleeper.log"), "utf8")
+            assert.include(saved, "to-stderr")
+            assert.lengthOf(saved.match(/^pid \d+$/gm) ?? [], 2)
           }),
         timeout
       )
@@ -548,23 +552,38 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         timeout
       )
 
-      it.live("copies a directory recursively", () =>
-        Effect.gen(function*() {
-          const agent = yield* deployOne
-          const dir = path.join(yield* tempDir, "tree")
-          writeFile(path.join(dir, "a.txt"), "A\n")
-          writeFile(path.join(dir, "sub", "b.txt"), "B\n")
-          writeFile(path.join(dir, "sub", "deeper", "run.sh"), "#!/bin/sh\necho deep\n", 0o755)
-          // A link to a file is copied as that file, as `scp -r` does.
-          fs.symlinkSync(path.join("..", "a.txt"), path.join(dir, "sub", "link.txt"))
-          const remote = yield* agent.copy(dir)
-          assert.isTrue(remote.endsWith(path.posix.join(agent.config.binariesPath, "tree")))
-          const listing = yield* agent.run("sh", ["-c", "cd \"$1\" && find . -type f | sort", "sh", remote])
-          assert.strictEqual(listing, "./a.txt\n./sub/b.txt\n./sub/deeper/run.sh\n./sub/link.txt\n")
-          assert.strictEqual(yield* agent.run("cat", [path.posix.join(remote, "sub", "b.txt")]), "B\n")
-          assert.strictEqual(yield* agent.run("cat", [path.posix.join(remote, "sub", "link.txt")]), "A\n")
-          assert.strictEqual(yield* agent.run(path.posix.join(remote, "sub", "deeper", "run.sh"), []), "deep\n")
-        }), timeout)
+      it.live(
+        "copies a directory recursively; fetch brings it back (binary content, modes; links skipped)",
+        () =>
+          Effect.gen(function*() {
+            const agent = yield* deployOne
+            const dir = path.join(yield* tempDir, "tree")
+            writeFile(path.join(dir, "a.txt"), "A\n")
+            writeFile(path.join(dir, "sub", "b.txt"), "B\n")
+            writeFile(path.join(dir, "sub", "deeper", "run.sh"), "#!/bin/sh\necho deep\n", 0o755)
+            // A link to a file is copied as that file, as `scp -r` does.
+            fs.symlinkSync(path.join("..", "a.txt"), path.join(dir, "sub", "link.txt"))
+            const remote = yield* agent.copy(dir)
+            assert.isTrue(remote.endsWith(path.posix.join(agent.config.binariesPath, "tree")))
+            const listing = yield* agent.run("sh", ["-c", "cd \"$1\" && find . -type f | sort", "sh", remote])
+            assert.strictEqual(listing, "./a.txt\n./sub/b.txt\n./sub/deeper/run.sh\n./sub/link.txt\n")
+            assert.strictEqual(yield* agent.run("cat", [path.posix.join(remote, "sub", "b.txt")]), "B\n")
+            assert.strictEqual(yield* agent.run("cat", [path.posix.join(remote, "sub", "link.txt")]), "A\n")
+            assert.strictEqual(yield* agent.run(path.posix.join(remote, "sub", "deeper", "run.sh"), []), "deep\n")
+            yield* agent.run("sh", [
+              "-c",
+              "printf 'B\\0\\377' >\"$1/sub/b.bin\" && ln -s a.txt \"$1/link\"",
+              "sh",
+              remote
+            ])
+            const back = yield* agent.fetch(remote, path.join(dir, "..", "back"))
+            assert.strictEqual(fs.readFileSync(path.join(back, "sub", "link.txt"), "utf8"), "A\n")
+            assert.deepStrictEqual([...fs.readFileSync(path.join(back, "sub", "b.bin"))], [66, 0, 255])
+            assert.strictEqual(fs.statSync(path.join(back, "sub", "deeper", "run.sh")).mode & 0o111, 0o111)
+            assert.isFalse(fs.existsSync(path.join(back, "link")), "links are not fetched")
+          }),
+        timeout
+      )
 
       it.live("honours an explicit destination, creating its parents", () =>
         Effect.gen(function*() {
@@ -574,59 +593,21 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
           const remote = yield* agent.copy(local, { destination })
           assert.isTrue(remote.endsWith(destination), `${remote} ends with ${destination}`)
           assert.strictEqual(yield* agent.run("cat", [remote]), "{}\n")
+          // The same absolute path, fetched: by default into the agent's artifacts, under its basename.
+          const fetched = yield* agent.fetch(destination)
+          assert.strictEqual(fetched, path.join(agent.artifactsDir, "conf.json"))
+          assert.strictEqual(fs.readFileSync(fetched, "utf8"), "{}\n")
         }), timeout)
 
-      it.live("a missing local file is a CopyFailed", () =>
+      it.live("a missing local file is a CopyFailed; so is fetching a missing file", () =>
         Effect.gen(function*() {
           const agent = yield* deployOne
           const error = yield* agent.copy(path.join(yield* tempDir, "absent")).pipe(Effect.flip)
           assert.strictEqual(error.reason._tag, "CopyFailed")
+          const missing = yield* agent.fetch("no/such/file").pipe(Effect.flip)
+          assert.strictEqual(missing.reason._tag, "CopyFailed")
+          assert.include(missing.message, "no such file or directory")
         }), timeout)
-    })
-
-    describe("artifacts", () => {
-      it.live(
-        "fetch brings back a file and a directory; a daemon's log is in the artifacts once its scope closed; both stay after teardown",
-        () =>
-          Effect.gen(function*() {
-            const local = yield* tempDir
-            const absolute = `/tmp/tezt-cloud-contract-${Math.random().toString(36).slice(2)}/abs.txt`
-            const fetched = yield* Effect.scoped(Effect.gen(function*() {
-              const agent = yield* deployOne
-              yield* agent.run("sh", [
-                "-c",
-                "mkdir -p tree/sub && printf 'A\\n' >tree/a.txt && printf 'B\\0\\377' >tree/sub/b.bin && " +
-                "ln -s a.txt tree/link"
-              ])
-              // By default into the agent's artifacts dir, under its basename.
-              const file = yield* agent.fetch("tree/a.txt")
-              assert.strictEqual(file, path.join(agent.artifactsDir, "a.txt"))
-              const dir = yield* agent.fetch("tree", path.join(local, "tree"))
-              // An absolute path means what it means to exec and copy.
-              yield* agent.copy(writeFile(path.join(local, "abs.txt"), "absolute\n"), { destination: absolute })
-              const abs = yield* agent.fetch(absolute, path.join(local, "fetched-abs.txt"))
-              const missing = yield* agent.fetch("no/such/file").pipe(Effect.flip)
-              assert.strictEqual(missing.reason._tag, "CopyFailed")
-              assert.include(missing.message, "no such file")
-              yield* Effect.scoped(Effect.gen(function*() {
-                const daemon = yield* agent.spawn("talker", "sh", ["-c", "echo hello-from-daemon; exec sleep 300"])
-                yield* eventually(
-                  "the daemon logs",
-                  agent.run("cat", [daemon.logFile]).pipe(Effect.map((text) => text.includes("hello-from-daemon")))
-                )
-              }))
-              return { file, dir, abs, daemonLog: path.join(agent.artifactsDir, "daemons", "talker.log") }
-            }))
-            // The agent is torn down: what was fetched and saved is here.
-            assert.strictEqual(fs.readFileSync(fetched.file, "utf8"), "A\n")
-            assert.strictEqual(fs.readFileSync(path.join(fetched.dir, "a.txt"), "utf8"), "A\n")
-            assert.deepStrictEqual([...fs.readFileSync(path.join(fetched.dir, "sub", "b.bin"))], [66, 0, 255])
-            assert.isFalse(fs.existsSync(path.join(fetched.dir, "link")), "links are not fetched")
-            assert.strictEqual(fs.readFileSync(fetched.abs, "utf8"), "absolute\n")
-            assert.strictEqual(fs.readFileSync(fetched.daemonLog, "utf8"), "hello-from-daemon\n")
-          }),
-        timeout
-      )
     })
 
     describe("ports", () => {
