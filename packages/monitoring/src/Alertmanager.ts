@@ -93,13 +93,7 @@ export const start = Effect.fn("Alertmanager.start")(function*(
     logFile: path.join(options.dir, "alertmanager.log"),
     namespace: options.namespace
   })
-  yield* Daemon.waitReady(service, `${url}/-/ready`, daemon).pipe(
-    Effect.mapError((e) =>
-      /address already in use/.test(e.message)
-        ? CloudError.service(service, `cannot listen on ${listen}: the port is taken (it is --prometheus-port + 3)`)
-        : e
-    )
-  )
+  yield* Daemon.waitListening(service, `${url}/-/ready`, daemon, listen, " (it is --prometheus-port + 3)")
   const lock = yield* Semaphore.make(1)
   const reload = Daemon.reload(service, daemon, url, "alertmanager")
   const configure = Effect.fn("Alertmanager.configure")(

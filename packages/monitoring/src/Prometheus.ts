@@ -181,12 +181,13 @@ export const start = Effect.fn("Prometheus.start")(function*(
   })
   // The flags name our storage: another Prometheus already on the port would answer too, with its own.
   const isOurs = (body: string) => body.includes(JSON.stringify(storage).slice(1, -1))
-  yield* Daemon.waitReady(service, `${url}/api/v1/status/flags`, daemon, isOurs).pipe(
-    Effect.mapError((e) =>
-      /address already in use|answered by another process/.test(e.message)
-        ? CloudError.service(service, `cannot listen on ${listen}: the port is taken; choose another --prometheus-port`)
-        : e
-    )
+  yield* Daemon.waitListening(
+    service,
+    `${url}/api/v1/status/flags`,
+    daemon,
+    listen,
+    "; choose another --prometheus-port",
+    isOurs
   )
 
   const lock = yield* Semaphore.make(1)

@@ -106,6 +106,26 @@ export const waitReady = (
   )
 }
 
+/**
+ * `waitReady`, where a daemon that could not take its port (or another process answering there) is said in one
+ * line: it cannot listen on `listen`, with `fix`.
+ */
+export const waitListening = (
+  service: string,
+  url: string,
+  daemon: Daemon,
+  listen: string,
+  fix: string,
+  isOurs?: (body: string) => boolean
+): Effect.Effect<void, CloudError.CloudError> =>
+  waitReady(service, url, daemon, isOurs).pipe(
+    Effect.mapError((e) =>
+      /address already in use|answered by another process/.test(e.message)
+        ? CloudError.service(service, `cannot listen on ${listen}: the port is taken${fix}`)
+        : e
+    )
+  )
+
 /** The value of the unlabelled series `name` in a Prometheus text exposition, if it has one. */
 const sample = (exposition: string, name: string): number | undefined => {
   const line = exposition.split("\n").find((l) => l.startsWith(`${name} `))
