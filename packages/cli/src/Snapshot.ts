@@ -1,0 +1,57 @@
+/**
+ * The CLI held in a V8 start-up snapshot (`.build/cli/startup.blob`, made by `scripts/build-cli.ts` next to the
+ * bundle): `Program`, `effect` and the CLI's command tree are loaded and initialised when the snapshot is built,
+ * so that `node --snapshot-blob startup.blob -- ARGS…` (what `./tezt-cloud` runs) only deserialises them.
+ *
+ * **Details**
+ *
+ * - The snapshot runs the CLI only while it is usable (`CliBuild.snapshotUsable`: the fresh build's, in the
+ *   repository it was made in, and neither the sources nor a user's scenario modules to run, which the launcher
+ *   avoids). Otherwise the CLI runs as `node bin.mjs ARGS…`, a child whose code is this process's.
+ * - Nothing that depends on the run may be read or opened while the snapshot is built: the arguments, the
+ *   environment, the terminal are read by the function the snapshot starts (`deserialized` below).
+ * - `agents exec` on a live run takes the fast path of `bin.mjs` (`AgentsExecClient`).
+ */
+import * as child from "node:child_process"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as v8 from "node:v8"
+import * as AgentsExecClient from "./AgentsExecClient.mjs"
+import * as CliBuild from "./CliBuild.mjs"
+import * as Program from "./Program.ts"
+
+/** The start time of the build that made the snapshot (the `built` of its manifest), set by the build. */
+declare const __TEZT_CLOUD_BUILT__: number
+
+/** Runs `bin.mjs` of the repository at `root` with `argv` as a child; resolves with the code to exit with. */
+const fallback = (root: string, argv: ReadonlyArray<string>) =>
+  new Promise<number>((resolve) => {
+    const bin = path.join(root, "packages", "cli", "src", "bin.mjs")
+    const proc = child.spawn(process.execPath, [bin, ...argv], { stdio: "inherit" })
+    // A terminal's signals reach the child too (one process group); others are passed on.
+    const forward = (signal: NodeJS.Signals) => () => proc.kill(signal)
+    process.on("SIGINT", () => {})
+    process.on("SIGTERM", forward("SIGTERM"))
+    process.on("SIGHUP", forward("SIGHUP"))
+    proc.on("error", () => resolve(1))
+    proc.on("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : os.constants.signals[signal])))
+  })
+
+/** What the process started from the snapshot runs. */
+const deserialized = async () => {
+  const argv = process.argv.slice(1)
+  const blob = process.execArgv[process.execArgv.indexOf("--snapshot-blob") + 1] ?? ""
+  const root = path.resolve(path.dirname(blob), "..", "..")
+  const usable = CliBuild.snapshotUsable({
+    root,
+    builtRoot: CliBuild.repoRoot,
+    built: __TEZT_CLOUD_BUILT__,
+    env: process.env
+  })
+  if (!usable) return process.exit(await fallback(root, argv))
+  const code = await AgentsExecClient.run(argv, process.env)
+  if (code !== undefined) process.exitCode = code
+  else process.exit(await Program.run(argv))
+}
+
+v8.startupSnapshot.setDeserializeMainFunction(() => void deserialized())
