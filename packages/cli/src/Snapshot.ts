@@ -2,6 +2,8 @@
  * The CLI held in a V8 start-up snapshot (`.build/cli/startup.blob`, made by `scripts/build-cli.ts` next to the
  * bundle): `Program`, `effect` and the CLI's command tree are loaded and initialised when the snapshot is built,
  * so that `node --snapshot-blob startup.blob -- ARGS…` (what `./tezt-cloud` runs) only deserialises them.
+ *   The modules of a run (backends, monitoring, website…) are in it too, as code not run yet: a command runs
+ *   them when it needs them, as with the bundle.
  *
  * **Details**
  *
@@ -22,6 +24,9 @@ import * as Program from "./Program.ts"
 
 /** The start time of the build that made the snapshot (the `built` of its manifest), set by the build. */
 declare const __TEZT_CLOUD_BUILT__: number
+
+/** The stack trace limit Node starts with; the build sets it to 0 while the snapshot is made, this sets it back. */
+declare const __tcStackTraceLimit: number
 
 /** Runs `bin.mjs` of the repository at `root` with `argv` as a child; resolves with the code to exit with. */
 const fallback = (root: string, argv: ReadonlyArray<string>) =>
@@ -54,4 +59,11 @@ const deserialized = async () => {
   else process.exit(await Program.run(argv))
 }
 
+// The command tree of every command but `agents exec` on a live run and `proxy`, loaded now rather than at each
+// run (its modules only define things; the bundle loads it for the same commands).
+void import("./Cli.ts")
+
+v8.startupSnapshot.addSerializeCallback(() => {
+  Error.stackTraceLimit = __tcStackTraceLimit
+})
 v8.startupSnapshot.setDeserializeMainFunction(() => void deserialized())
