@@ -9,7 +9,9 @@
  *
  * - The snapshot runs the CLI only while it is usable (`CliBuild.snapshotUsable`: the fresh build's, in the
  *   repository it was made in, and neither the sources nor a user's scenario modules to run, which the launcher
- *   avoids). Otherwise the CLI runs as `node bin.mjs ARGS…`, a child whose code is this process's.
+ *   avoids). Otherwise the bootstrap runs (it rebuilds what is stale), then `node bin.mjs ARGS…`, as children;
+ *   the latter's code is this process's. The launcher does not run the bootstrap before the snapshot: this is
+ *   where a stale build is noticed.
  * - Nothing that depends on the run may be read or opened while the snapshot is built: the arguments, the
  *   environment, the terminal are read by the function the snapshot starts (`deserialized` below).
  * - `agents exec` on a live run takes the fast path of `bin.mjs` (`AgentsExecClient`).
@@ -28,9 +30,14 @@ declare const __TEZT_CLOUD_BUILT__: number
 /** The stack trace limit Node starts with; the build sets it to 0 while the snapshot is made, this sets it back. */
 declare const __tcStackTraceLimit: number
 
-/** Runs `bin.mjs` of the repository at `root` with `argv` as a child; resolves with the code to exit with. */
+/**
+ * Runs the CLI with `argv` as children, the bootstrap first (which rebuilds a stale build), then `bin.mjs`, of the
+ * repository at `root`; resolves with the code to exit with.
+ */
 const fallback = (root: string, argv: ReadonlyArray<string>) =>
   new Promise<number>((resolve) => {
+    const bootstrap = child.spawnSync("sh", [path.join(root, "scripts", "bootstrap.sh")], { stdio: "inherit" })
+    if (bootstrap.status !== 0) return resolve(1)
     const bin = path.join(root, "packages", "cli", "src", "bin.mjs")
     const proc = child.spawn(process.execPath, [bin, ...argv], { stdio: "inherit" })
     // A terminal's signals reach the child too (one process group); others are passed on.
