@@ -61,6 +61,9 @@ const deserialized = async () => {
     env: process.env
   })
   if (!usable) return process.exit(await fallback(root, argv))
+  // As if `node bin.mjs ARGS…` ran: a snapshot's process has no script argument, and Effect's `Stdio.args` (the
+  // Node platform's) takes the arguments after `process.argv[1]`.
+  process.argv.splice(1, 0, path.join(root, "packages", "cli", "src", "bin.mjs"))
   const code = await AgentsExecClient.run(argv, process.env)
   if (code !== undefined) process.exitCode = code
   else process.exit(await Program.run(argv))
