@@ -1,7 +1,8 @@
 /**
  * The CLI's start-up against a plain Node start, in one run: `node -e 0` with the project's Node, then
- * `./tezt-cloud --help` (the root script: the bootstrap's checks, then the bundle), `node packages/cli/src/bin.mjs
- * --help` (the node entry, the bundle), the same with `TEZT_CLOUD_SOURCES=1` (the TypeScript sources, as before the
+ * `./tezt-cloud --help` (the root script: the bootstrap's checks, then the start-up snapshot), the snapshot alone
+ * (`node --snapshot-blob .build/cli/startup.blob`), `node packages/cli/src/bin.mjs --help` (the node entry, the
+ * bundle), the same with `TEZT_CLOUD_SOURCES=1` (the TypeScript sources, as before the
  * bundle) and the bundle with a user's scenario module (`$TEZT_CLOUD_SCENARIOS`, the end-to-end tests' case).
  * Run: `npm run bench:startup` (`RUNS=21` by default; the contenders take turns, so that a change of the machine's
  * load hits them alike).
@@ -26,6 +27,10 @@ interface Contender {
 const contenders: ReadonlyArray<Contender> = [
   { name: "node -e 0", argv: [node, "-e", "0"] },
   { name: "./tezt-cloud --help", argv: [path.join(root, "tezt-cloud"), "--help"] },
+  {
+    name: "node --snapshot-blob … --help (snapshot)",
+    argv: [node, "--snapshot-blob", path.join(root, ".build/cli/startup.blob"), "--", "--help"]
+  },
   { name: "node bin.mjs --help (bundle)", argv: [node, bin, "--help"] },
   {
     name: "node bin.mjs --help, a scenario module (bundle)",

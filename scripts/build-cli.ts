@@ -19,8 +19,10 @@
  * - `TEZT_CLOUD_BUILD_META=FILE` writes esbuild's metafile there: which module went into which chunk, and its size.
  */
 import * as esbuild from "esbuild"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import * as url from "node:url"
 
 const root = path.resolve(import.meta.dirname, "..")
 const outdir = path.join(root, ".build", "cli")
@@ -94,9 +96,10 @@ const directNamespaces = async (
 
 /**
  * The workspace's modules as the bundle needs them: their imports of barrels made direct (`directNamespaces`),
- * and `import.meta.url` / `import.meta.dirname` rewritten to their source location.
+ * and `import.meta.url` / `import.meta.dirname` rewritten to their source location: relative to the bundle's
+ * module, or, in the snapshot's script (`absolute`), as it is when the snapshot is built.
  */
-const workspaceSources: esbuild.Plugin = {
+const workspaceSources = (absolute: boolean): esbuild.Plugin => ({
   name: "workspace-sources",
   setup(build) {
     const barrels = new Map<string, ReadonlyMap<string, string>>()
@@ -104,7 +107,10 @@ const workspaceSources: esbuild.Plugin = {
       if (!isWorkspace(args.path)) return undefined
       const resolveDir = path.dirname(args.path)
       let contents = await directNamespaces(build, fs.readFileSync(args.path, "utf8"), resolveDir, barrels)
-      if (contents.includes("import.meta")) {
+      if (contents.includes("import.meta") && absolute) {
+        contents = contents.replaceAll("import.meta.url", JSON.stringify(url.pathToFileURL(args.path).href))
+          .replaceAll("import.meta.dirname", JSON.stringify(path.dirname(args.path)))
+      } else if (contents.includes("import.meta")) {
         const relative = JSON.stringify(path.relative(outdir, args.path).split(path.sep).join("/"))
         contents = "import { fileURLToPath as __tcFileUrlToPath } from \"node:url\";" +
           `const __tcMetaUrl = new URL(${relative}, import.meta.url).href;` +
@@ -114,7 +120,7 @@ const workspaceSources: esbuild.Plugin = {
       return { contents, loader: args.path.endsWith(".mjs") ? "js" : "ts", resolveDir }
     })
   }
-}
+})
 
 const mainEntry = "packages/cli/src/Main.ts"
 
@@ -166,7 +172,7 @@ const result = await esbuild.build({
   banner: { js: "import{createRequire as __tcRequire}from\"node:module\";const require=__tcRequire(import.meta.url);" },
   metafile: true,
   logLevel: "warning",
-  plugins: [workspaceSources]
+  plugins: [workspaceSources(false)]
 })
 
 fs.mkdirSync(outdir, { recursive: true })
@@ -182,13 +188,72 @@ for (const file of result.outputFiles) {
 }
 const outputOf = (input: string) =>
   path.basename(Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === input)![0])
-const inputs = Object.keys(result.metafile.inputs)
-  // Files only, not modules of a plugin's namespace.
-  .filter((f) => !/^[a-z-]+:/.test(f))
-  .map((f) => path.resolve(root, f))
-  .filter(isWorkspace)
-  .map((f) => path.relative(root, f))
-  .toSorted()
+// The start-up snapshot: one CommonJS script (what Node's snapshot builder runs) of `Snapshot.ts`, every dynamic
+// import inlined (loaded, not run), made into `startup.blob` by the project's Node. Without it the bundle runs.
+const snapshotEntry = "packages/cli/src/Snapshot.ts"
+const script = await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: [path.join(root, snapshotEntry)],
+  write: false,
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node22",
+  treeShaking: true,
+  minifySyntax: true,
+  keepNames: true,
+  legalComments: "none",
+  external,
+  // An `Intl.Segmenter` holds an ICU object, which a snapshot cannot: effect/cli makes one when it is loaded, so
+  // the script's are made on first use (`__tcSegmenter` below), and only for text that needs one.
+  define: { __TEZT_CLOUD_BUILT__: String(started), "Intl.Segmenter": "__tcSegmenter" },
+  // The snapshot builder's `require` knows Node's built-in modules only: packages left external are required
+  // from the repository's `node_modules` when a command needs them.
+  // `Effect.fn` keeps an error of where each function is defined, for its spans; one whose stack was captured
+  // cannot be in a snapshot (V8's serializer fails): the snapshot's have none (`Snapshot.ts` sets the limit back).
+  banner: {
+    js: "globalThis.__tcStackTraceLimit=Error.stackTraceLimit;Error.stackTraceLimit=0;" +
+      "var require=(id)=>process.getBuiltinModule(id)??" +
+      `process.getBuiltinModule("node:module").createRequire(${JSON.stringify(path.join(root, "package.json"))})(id);` +
+      "class __tcSegmenter{#a;#s;constructor(...a){this.#a=a}get #r(){return this.#s??=new Intl.Segmenter(...this.#a)}" +
+      // Text of characters that never join another (printable Latin, punctuation such as "…", arrows, boxes) is one
+      // grapheme per character: no ICU for it (~20 ms of loading for `--help`).
+      "segment(t){return /^[\\x20-\\x7e\\xa0-\\u02ff\\u2010-\\u2027\\u2030-\\u205e\\u2190-\\u21ff\\u2500-\\u259f]*$/" +
+      ".test(t)?Array.from(t,(segment,index)=>({segment,index,input:t}))" +
+      ":this.#r.segment(t)}resolvedOptions(){return this.#r.resolvedOptions()}}"
+  },
+  metafile: true,
+  logLevel: "warning",
+  plugins: [workspaceSources(true)]
+})
+const scriptFile = path.join(outdir, `snapshot.${process.pid}.cjs`)
+const blobTmp = path.join(outdir, `startup.blob.${process.pid}.tmp`)
+fs.writeFileSync(scriptFile, script.outputFiles[0]!.contents)
+const snapshot = child.spawnSync(process.execPath, ["--snapshot-blob", blobTmp, "--build-snapshot", scriptFile], {
+  cwd: root,
+  env: { ...process.env, TEZT_CLOUD_SCENARIOS: "", TEZT_CLOUD_SOURCES: "" },
+  stdio: ["ignore", "inherit", "inherit"]
+})
+fs.rmSync(scriptFile, { force: true })
+if (snapshot.status === 0) fs.renameSync(blobTmp, path.join(outdir, "startup.blob"))
+else {
+  fs.rmSync(blobTmp, { force: true })
+  fs.rmSync(path.join(outdir, "startup.blob"), { force: true })
+  process.stderr.write(
+    "tezt-cloud: the CLI's start-up snapshot could not be built (see above): the bundle runs instead\n"
+  )
+}
+
+/** The workspace's source files an esbuild build was made from. */
+const workspaceInputs = (metafile: esbuild.Metafile) =>
+  Object.keys(metafile.inputs)
+    // Files only, not modules of a plugin's namespace.
+    .filter((f) => !/^[a-z-]+:/.test(f))
+    .map((f) => path.resolve(root, f))
+    .filter(isWorkspace)
+    .map((f) => path.relative(root, f))
+const inputs = [...new Set([...workspaceInputs(result.metafile), ...workspaceInputs(script.metafile)])].toSorted()
+
 const manifest = {
   entry: outputOf(mainEntry),
   facades: Object.fromEntries(Object.entries(facades).map(([specifier, file]) => [specifier, outputOf(file)])),
@@ -207,7 +272,7 @@ fs.rmSync(path.join(root, ".build", "compile-cache"), { recursive: true, force: 
 // What no build of the last day wrote goes (a run started then may still load its chunks).
 const day = 24 * 3600 * 1000
 for (const name of fs.readdirSync(outdir)) {
-  if (name === "manifest.json" || written.has(name)) continue
+  if (name === "manifest.json" || name === "startup.blob" || written.has(name)) continue
   const full = path.join(outdir, name)
   const stat = fs.statSync(full)
   if (Date.now() - stat.mtimeMs > day) fs.rmSync(full, { force: true })

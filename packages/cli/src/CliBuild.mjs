@@ -25,7 +25,7 @@ import * as path from "node:path"
 import * as url from "node:url"
 
 /** The repository this file is in. */
-const repoRoot = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), "..", "..", "..")
+export const repoRoot = path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), "..", "..", "..")
 
 /** Where the build of the repository at `root` is. */
 export const buildDir = (root = repoRoot) => path.join(root, ".build", "cli")
@@ -63,6 +63,18 @@ export const fresh = (root = repoRoot) => {
   }
   return manifest
 }
+
+/**
+ * Whether the start-up snapshot made by the build of `built` in the repository at `builtRoot` may run the CLI
+ * when started from the repository at `root` with `env`: the same rule as the bundle's (`fresh`), for that very
+ * build, in the repository it was made in (its paths are absolute), and neither the sources nor a user's scenario
+ * modules to run (they need `bin.mjs`).
+ * @param {{ readonly root: string, readonly builtRoot: string, readonly built: number,
+ *   readonly env: Record<string, string | undefined> }} options
+ */
+export const snapshotUsable = ({ root, builtRoot, built, env }) =>
+  root === builtRoot && fresh(root)?.built === built && env.TEZT_CLOUD_SOURCES !== "1" &&
+  (env.TEZT_CLOUD_SCENARIOS ?? "") === ""
 
 const importPattern =
   /(?:^|[\s;])(?:import|export)\s[^"'`;]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)/gm

@@ -46,6 +46,42 @@ describe("CliBuild", () => {
     }
   })
 
+  it("the start-up snapshot runs the CLI only while its build is fresh, in its repository, for the bundle's cases", () => {
+    const built = Date.now() - 60_000
+    const root = fakeRepo(built)
+    const usable = (env: Record<string, string> = {}, at = root) =>
+      CliBuild.snapshotUsable({ root: at, builtRoot: root, built, env })
+    try {
+      assert.isTrue(usable())
+      assert.isFalse(CliBuild.snapshotUsable({ root, builtRoot: root, built: built + 1, env: {} }), "another build")
+      assert.isFalse(usable({}, path.join(root, "moved")), "another repository")
+      assert.isFalse(usable({ TEZT_CLOUD_SOURCES: "1" }), "the sources asked for")
+      assert.isFalse(usable({ TEZT_CLOUD_SCENARIOS: "/x/Mine.ts" }), "scenario modules")
+      fs.utimesSync(path.join(root, "a.ts"), (built + 1000) / 1000, (built + 1000) / 1000)
+      assert.isFalse(usable(), "a source newer than the build")
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  })
+
+  it("the start-up snapshot runs the CLI, and hands a user's scenario modules to bin.mjs", () => {
+    const blob = path.join(CliBuild.buildDir(), "startup.blob")
+    // Built by the bootstrap; a build whose snapshot failed has none (the launcher runs bin.mjs then).
+    if (!fs.existsSync(blob) || CliBuild.fresh() === undefined) return
+    const run = (group: string, env: Record<string, string>) =>
+      child.spawnSync(process.execPath, ["--snapshot-blob", blob, "--", group, "--list"], {
+        encoding: "utf8",
+        env: { ...process.env, TEZT_CLOUD_SOURCES: "", TEZT_CLOUD_SCENARIOS: "", ...env }
+      })
+    const own = run("BASIC", {})
+    assert.strictEqual(own.status, 0, own.stderr)
+    assert.include(own.stdout, "BASIC simple health")
+    const scenarios = path.join(import.meta.dirname, "..", "..", "..", "test", "fixtures", "SignalScenarios.ts")
+    const mine = run("TEST", { TEZT_CLOUD_SCENARIOS: scenarios })
+    assert.strictEqual(mine.status, 0, `the scenario modules' group is known: ${mine.stderr}`)
+    assert.include(mine.stdout, "TEST ")
+  })
+
   it("scenario modules use the bundle's packages only when they import them by the facades' names", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-clibuild-"))
     const facades = { effect: "f1.mjs", "@tezt-cloud/core": "f2.mjs" }
