@@ -105,9 +105,15 @@ describe("tezt-cloud CLI", () => {
 
   live("a subsystem that is not built yet is refused before anything is created", async () => {
     const { env, namespace, stateDir } = fresh()
-    const cli = start(["BASIC", "simple", "--localhost", "--proxy", "--tc-delay", "10", "--tezt-cloud", namespace], env)
+    const cli = start(
+      ["BASIC", "simple", "--localhost", "--proxy", "--tc-delay", "0.1,0.2", "--tezt-cloud", namespace],
+      env
+    )
     assert.strictEqual(await cli.exit, 1)
-    assert.match(cli.stderr(), /--tc-delay.*runs on the proxy have no network faults yet; drop --tc-delay/)
+    assert.match(
+      cli.stderr(),
+      /--tc-delay is not available yet: runs on the proxy have no network faults yet; drop --tc-delay/
+    )
     assert.deepStrictEqual(fs.readdirSync(stateDir), [])
   })
 
