@@ -2,7 +2,8 @@
  * `--proxy` end to end, with the real executable and a real engine (test/fixtures/DockerEngine.ts): the proxy is a
  * local container on a network of its own, the orchestrator runs there, the CLI here comes and goes. A run
  * passes and leaves nothing; a long run is detached from, reattached to, killed with `kill -9` here, reattached
- * to again, loses its ssh connection, and is torn down with Ctrl+C, its log shown once, in order, with no gap;
+ * to again, loses its ssh connection, and is torn down with Ctrl+C, its log shown once, in order, with no gap
+ * (but the one line a `kill -9` may catch between showing and counting it);
  * a proxy gone under its record is a clear error; secrets reach no command line, environment or file of the
  * proxy but the 0600 one.
  */
@@ -118,7 +119,11 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
       assert.include(third.stdout(), "proxy: asking the run to tear down")
       assert.include(third.stdout(), "agent agent-000 down (1/1)")
 
-      const shown = [...ticks(first.stdout()), ...ticks(second.stdout()), ...ticks(third.stdout())]
+      // A kill -9 that lands between a line shown and its offset recorded has that line shown again (by design:
+      // none is lost; ProxyRecord's unit test forces that moment): the third may begin with the second's last
+      // tick, once. Anywhere else a repeat is a failure.
+      const [a, b, c] = [ticks(first.stdout()), ticks(second.stdout()), ticks(third.stdout())]
+      const shown = [...a, ...b, ...(c[0] !== undefined && c[0] === b.at(-1) ? c.slice(1) : c)]
       assert.deepStrictEqual(shown, Array.from({ length: shown.length }, (_, i) => i + 1), "every tick once, in order")
       assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)
     }
