@@ -211,10 +211,33 @@ const sendLog = (
   })
 
 /**
- * Serves the namespace directory `dir` (see `ProxyProtocol.layout`): starts the orchestrator of its
- * `server.json`, answers the control socket, and returns once a `Stop` was answered.
+ * The variable naming a descriptor the server writes `listening` to, then closes, once it answers on its socket:
+ * whoever starts it reads that descriptor to wait for the server (its end without the line: the server died).
  */
-export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.Layout) {
+export const readyFdVariable = "TEZT_CLOUD_PROXY_READY_FD"
+
+/** What the server writes to its ready descriptor. */
+export const readyLine = "listening"
+
+/** Says `listening` on the descriptor `$TEZT_CLOUD_PROXY_READY_FD` names, if any, and closes it. */
+export const announceReady = (env: Record<string, string | undefined> = process.env): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const fd = Number(env[readyFdVariable])
+    if (!Number.isSafeInteger(fd) || fd < 3) return Effect.void
+    return Effect.try(() => void fs.writeSync(fd, `${readyLine}\n`)).pipe(
+      Effect.ignore,
+      Effect.ensuring(Effect.try(() => fs.closeSync(fd)).pipe(Effect.ignore))
+    )
+  })
+
+/**
+ * Serves the namespace directory `dir` (see `ProxyProtocol.layout`): starts the orchestrator of its
+ * `server.json`, answers the control socket (`ready` runs once it does), and returns once a `Stop` was answered.
+ */
+export const serve = Effect.fn("ProxyServer.serve")(function*(
+  files: Protocol.Layout,
+  ready: Effect.Effect<void> = Effect.void
+) {
   const config = Schema.decodeUnknownSync(Schema.fromJsonString(Config))(fs.readFileSync(files.config, "utf8"))
   const log = yield* Effect.acquireRelease(Effect.sync(() => makeLog(files.log)), (l) => Effect.sync(l.close))
   const orchestrator = startOrchestrator(config, log)
@@ -279,13 +302,17 @@ export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.La
         fs.rmSync(files.socket, { force: true })
       })
   ).pipe(Effect.orDie)
+  yield* ready
   yield* Deferred.await(stopped)
 })
 
-/** `serve`, then the namespace's directory goes; for the server's executable (`serve.ts`). */
+/**
+ * `serve`, saying so on the ready descriptor once it answers (`announceReady`), then the namespace's directory
+ * goes; for the server's executable (`serve.ts`).
+ */
 export const main = (dir: string): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const files = Protocol.layoutOf(dir)
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(files.dir, { recursive: true, force: true })))
-    yield* serve(files)
+    yield* serve(files, announceReady())
   })

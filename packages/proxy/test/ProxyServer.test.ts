@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import type { Readable } from "node:stream"
 import { live } from "../../../test/fixtures/Cli.ts"
 import * as Protocol from "../src/ProxyProtocol.ts"
 import * as ProxyServer from "../src/ProxyServer.ts"
@@ -31,7 +32,12 @@ const start = (ticks: number) => {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TICKS: String(ticks), TICK_MS: "20" }
   }
   fs.writeFileSync(files.config, ProxyServer.encodeConfig(config))
-  const server = child.spawn(process.execPath, [serve, files.dir], { detached: true, stdio: "ignore" })
+  // Its descriptor 3 is a pipe read here: it says `listening` there once it answers.
+  const server = child.spawn(process.execPath, [serve, files.dir], {
+    detached: true,
+    stdio: ["ignore", "ignore", "ignore", "pipe"],
+    env: { ...process.env, [ProxyServer.readyFdVariable]: "3" }
+  })
   server.unref()
   servers.push(server)
   return { files, server }
@@ -58,15 +64,20 @@ const ask = (
     socket.on("error", reject)
   })
 
-/** A server that answers (its socket may exist a moment before it accepts). */
+/**
+ * A server that answers: it says so on its ready descriptor (which it closes), so nothing here polls; a server
+ * that died first only closes it.
+ */
 const ready = async (ticks: number) => {
   const started = start(ticks)
-  for (let i = 0; i < 300; i++) {
-    const answer = await ask(started.files, { _tag: "Status" }).catch(() => [])
-    if (answer[0]?._tag === "Status") return started
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  throw new Error(`the server did not answer; see ${started.files.serverLog}`)
+  const pipe = started.server.stdio[3] as Readable
+  const said = await new Promise<string>((resolve) => {
+    let text = ""
+    pipe.on("data", (d: Buffer) => (text += d.toString()))
+    pipe.once("close", () => resolve(text))
+  })
+  assert.strictEqual(said, `${ProxyServer.readyLine}\n`, "the server says it listens, once")
+  return started
 }
 
 const linesOf = (answers: ReadonlyArray<Protocol.Response>) =>
