@@ -33,7 +33,9 @@ export const Config = Schema.Struct({
   argv: Schema.Array(Schema.String),
   cwd: Schema.String,
   /** Its whole environment (no secret). */
-  env: Schema.Record(Schema.String, Schema.String)
+  env: Schema.Record(Schema.String, Schema.String),
+  /** How long its output may stay open once it has exited (default `outputGraceMillis`). */
+  outputGraceMillis: Schema.optionalKey(Schema.Int)
 })
 export type Config = typeof Config.Type
 
@@ -41,6 +43,12 @@ export const encodeConfig = (config: Config): string => JSON.stringify(Schema.en
 
 /** Largest batch of log bytes in one `Lines` answer (a longer line is sent whole). */
 const batchBytes = 256 * 1024
+
+/**
+ * How long an orchestrator's output may stay open once it has exited before its run is said to have ended: what
+ * it printed last is read by then, and a process it left behind holding its output cannot keep the run going.
+ */
+const outputGraceMillis = 10_000
 
 /** Signal numbers, for the exit code of an orchestrator a signal ended. */
 const signalNumber = (signal: NodeJS.Signals | null) => (signal === null ? 0 : os.constants.signals[signal] ?? 0)
@@ -155,11 +163,21 @@ const startOrchestrator = (config: Config, log: Log) => {
       log.end()
     }
   })
-  // `close` comes after the output streams are done: every line is in the log when the run is said to be over.
-  proc.on("close", (code, signal) => {
+  const ended = (code: number | null, signal: NodeJS.Signals | null) => {
     if (exitCode !== undefined) return
     exitCode = code ?? 128 + signalNumber(signal)
     log.end()
+  }
+  // `close` comes after the output streams are done: every line is in the log when the run is said to be over.
+  proc.on("close", ended)
+  // But a process the orchestrator left behind with its output would hold `close` back for ever: once the
+  // orchestrator has exited, its output is read for a while, then closed, and the run has ended.
+  proc.on("exit", (code, signal) => {
+    setTimeout(() => {
+      proc.stdout.destroy()
+      proc.stderr.destroy()
+      ended(code, signal)
+    }, config.outputGraceMillis ?? outputGraceMillis).unref()
   })
   return {
     status: (): Protocol.Status => ({
