@@ -16,8 +16,26 @@ import { fresh, outstanding, root, start } from "./fixtures/Cli.ts"
 import * as DockerEngine from "./fixtures/DockerEngine.ts"
 import * as Integration from "./fixtures/Integration.ts"
 
-/** A test with real I/O and time to deploy a proxy (tens of seconds on a shared machine). */
-const live = (name: string, body: () => Promise<void>) => it.live(name, () => Effect.promise(body), 300_000)
+/** How long a test may take: tens of seconds on a shared machine, minutes on a loaded one. */
+const testMillis = 300_000
+
+/** A test with real I/O and time to deploy a proxy. */
+const live = (name: string, body: () => Promise<void>) => it.live(name, () => Effect.promise(body), testMillis)
+
+/**
+ * The CLI's exit code; a CLI still running when the test's time is nearly up fails the test with what it printed
+ * (a test's own time-out would say nothing of where it waits).
+ */
+const exitOf = (cli: ReturnType<typeof start>, millis: number = testMillis - 20_000) => {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the CLI still runs after ${millis / 1000} s:\n${cli.stdout()}\n${cli.stderr()}`)),
+      millis
+    )
+  })
+  return Promise.race([cli.exit, late]).finally(() => clearTimeout(timer))
+}
 
 const enabled = Integration.available("proxy CLI tests", DockerEngine.binaries)
 
@@ -70,7 +88,7 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
   live("BASIC simple health --localhost --proxy passes on the proxy and leaves nothing", async () => {
     const { env, namespace, stateDir } = freshProxy()
     const cli = start(["BASIC", "simple", "health", "--localhost", "--proxy", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
+    assert.strictEqual(await exitOf(cli), 0, cli.stdout() + cli.stderr())
     assert.include(cli.stdout(), "proxy: the run started on root@")
     assert.include(cli.stdout(), "on the proxy; artifacts in")
     assert.include(cli.stdout(), "Hello world from agent 1")
