@@ -101,7 +101,7 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
   })
 
   live(
-    "detach, reattach, kill -9, reattach, a dropped connection, Ctrl+C: the log continues with no gap or repeat, and the teardown leaves nothing",
+    "detach, reattach, kill -9, reattach, a dropped connection, Ctrl+C: the log continues with no gap and no repeat (but the line a kill -9 caught), and the teardown leaves nothing",
     async () => {
       const { env, namespace, stateDir } = freshProxy()
       const first = start(tick(namespace), env, { stdin: "pipe" })

@@ -7,7 +7,7 @@
  * **Details**
  *
  * The record is written once the proxy machine answers, before anything is shipped to it; the machine itself is
- * in the ledger before it exists (its backend's record). The offset is rewritten after each batch of lines shown.
+ * in the ledger before it exists (its backend's record). The offset is rewritten after each line shown (`showLines`).
  */
 import { type Agent, CloudError, Ledger } from "@tezt-cloud/core"
 import { Effect, Option, Schema } from "effect"
