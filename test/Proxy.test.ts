@@ -2,7 +2,8 @@
  * `--proxy` end to end, with the real executable and a real engine (test/fixtures/DockerEngine.ts): the proxy is a
  * local container on a network of its own, the orchestrator runs there, the CLI here comes and goes. A run
  * passes and leaves nothing; a long run is detached from, reattached to, killed with `kill -9` here, reattached
- * to again, loses its ssh connection, and is torn down with Ctrl+C, its log shown once, in order, with no gap;
+ * to again, loses its ssh connection, and is torn down with Ctrl+C, its log shown once, in order, with no gap
+ * (but the one line a `kill -9` may catch between showing and counting it);
  * a proxy gone under its record is a clear error; secrets reach no command line, environment or file of the
  * proxy but the 0600 one.
  */
@@ -15,8 +16,26 @@ import { fresh, outstanding, root, start } from "./fixtures/Cli.ts"
 import * as DockerEngine from "./fixtures/DockerEngine.ts"
 import * as Integration from "./fixtures/Integration.ts"
 
-/** A test with real I/O and time to deploy a proxy (tens of seconds on a shared machine). */
-const live = (name: string, body: () => Promise<void>) => it.live(name, () => Effect.promise(body), 300_000)
+/** How long a test may take: tens of seconds on a shared machine, minutes on a loaded one. */
+const testMillis = 300_000
+
+/** A test with real I/O and time to deploy a proxy. */
+const live = (name: string, body: () => Promise<void>) => it.live(name, () => Effect.promise(body), testMillis)
+
+/**
+ * The CLI's exit code; a CLI still running when the test's time is nearly up fails the test with what it printed
+ * (a test's own time-out would say nothing of where it waits).
+ */
+const exitOf = (cli: ReturnType<typeof start>, millis: number = testMillis - 20_000) => {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the CLI still runs after ${millis / 1000} s:\n${cli.stdout()}\n${cli.stderr()}`)),
+      millis
+    )
+  })
+  return Promise.race([cli.exit, late]).finally(() => clearTimeout(timer))
+}
 
 const enabled = Integration.available("proxy CLI tests", DockerEngine.binaries)
 
@@ -69,7 +88,7 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
   live("BASIC simple health --localhost --proxy passes on the proxy and leaves nothing", async () => {
     const { env, namespace, stateDir } = freshProxy()
     const cli = start(["BASIC", "simple", "health", "--localhost", "--proxy", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
+    assert.strictEqual(await exitOf(cli), 0, cli.stdout() + cli.stderr())
     assert.include(cli.stdout(), "proxy: the run started on root@")
     assert.include(cli.stdout(), "on the proxy; artifacts in")
     assert.include(cli.stdout(), "Hello world from agent 1")
@@ -82,7 +101,7 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
   })
 
   live(
-    "detach, reattach, kill -9, reattach, a dropped connection, Ctrl+C: the log continues with no gap or repeat, and the teardown leaves nothing",
+    "detach, reattach, kill -9, reattach, a dropped connection, Ctrl+C: the log continues with no gap and no repeat (but the line a kill -9 caught), and the teardown leaves nothing",
     async () => {
       const { env, namespace, stateDir } = freshProxy()
       const first = start(tick(namespace), env, { stdin: "pipe" })
@@ -118,7 +137,11 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
       assert.include(third.stdout(), "proxy: asking the run to tear down")
       assert.include(third.stdout(), "agent agent-000 down (1/1)")
 
-      const shown = [...ticks(first.stdout()), ...ticks(second.stdout()), ...ticks(third.stdout())]
+      // A kill -9 that lands between a line shown and its offset recorded has that line shown again (by design:
+      // none is lost; ProxyRecord's unit test forces that moment): the third may begin with the second's last
+      // tick, once. Anywhere else a repeat is a failure.
+      const [a, b, c] = [ticks(first.stdout()), ticks(second.stdout()), ticks(third.stdout())]
+      const shown = [...a, ...b, ...(c[0] !== undefined && c[0] === b.at(-1) ? c.slice(1) : c)]
       assert.deepStrictEqual(shown, Array.from({ length: shown.length }, (_, i) => i + 1), "every tick once, in order")
       assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)
     }

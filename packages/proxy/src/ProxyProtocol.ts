@@ -16,7 +16,7 @@
  *   per line) and what else it prints (its standard error, mostly) as `{"type": "console", "stream", "line",
  *   "at"}` lines. An offset is a byte offset of a
  *   line's start: a client that resumes from the offset after the last line it showed neither loses nor repeats
- *   one.
+ *   one (how the local side counts what it showed: `ProxyRecord.showLines`).
  */
 import { Option, Schema } from "effect"
 import * as path from "node:path"

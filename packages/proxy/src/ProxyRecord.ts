@@ -7,7 +7,7 @@
  * **Details**
  *
  * The record is written once the proxy machine answers, before anything is shipped to it; the machine itself is
- * in the ledger before it exists (its backend's record). The offset is rewritten after each batch of lines shown.
+ * in the ledger before it exists (its backend's record). The offset is rewritten after each line shown (`showLines`).
  */
 import { type Agent, CloudError, Ledger } from "@tezt-cloud/core"
 import { Effect, Option, Schema } from "effect"
@@ -94,6 +94,39 @@ export const writeOffset = (stateDir: string, namespace: string, offset: number)
   const at = offsetFile(stateDir, namespace)
   fs.writeFileSync(`${at}.tmp`, String(offset))
   fs.renameSync(`${at}.tmp`, at)
+}
+
+/**
+ * Shows a batch of the log's lines, from offset `at` to `next` (the server's offset after them), and records
+ * after each line the offset after it: the next client resumes from the last offset recorded.
+ *
+ * **Details**
+ *
+ * - A line is shown, then counted; never the other way round. So no line is ever lost, whatever stops this
+ *   process; a stop that lets it act (Ctrl+D, Ctrl+C, SIGTERM, a dropped connection) comes between two batches,
+ *   when what was shown and what was counted agree: nothing is repeated either. Only a `kill -9` (or a crash)
+ *   between showing a line and counting it has that one line shown again by the next client: no output and file
+ *   can be written at once, and a line lost would be worse than a line repeated.
+ * - Per line, not per batch: a reattach after a long detach gets everything since in one batch, which a kill
+ *   would otherwise repeat whole.
+ * - The offsets are the lines' byte lengths (UTF-8, plus the newline). When they do not add up to `next` (a log
+ *   not written by the server, whose lines were not valid UTF-8), only `next` is recorded, after the batch.
+ */
+export const showLines = (
+  lines: ReadonlyArray<string>,
+  at: number,
+  next: number,
+  show: (line: string) => void,
+  record: (offset: number) => void
+): void => {
+  const ends: Array<number> = []
+  for (const line of lines) ends.push((ends.at(-1) ?? at) + Buffer.byteLength(line, "utf8") + 1)
+  const exact = (ends.at(-1) ?? at) === next
+  for (const [i, line] of lines.entries()) {
+    show(line)
+    if (exact) record(ends[i]!)
+  }
+  if (!exact) record(next)
 }
 
 /** The ledger kind of a run on a proxy. */

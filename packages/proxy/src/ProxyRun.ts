@@ -308,20 +308,13 @@ const follow = (session: Session, options: { readonly stateDir: string; readonly
     let at = ProxyRecord.readOffset(options.stateDir, ns)
     return session.client.logs(at, true, (lines, next) =>
       Effect.sync(() => {
-        // The offset is recorded after each line shown, not after the batch: a kill -9 of this process between
-        // the two repeats at most that line on a reattach, not a whole batch (a reattach after a long detach gets
-        // everything since in one batch). Per-line offsets are the lines' byte lengths; when they do not add up
-        // to the server's (a line that was not valid UTF-8), only the batch's end is recorded.
-        const ends = lines.reduce<Array<number>>(
-          (acc, line) => [...acc, (acc.at(-1) ?? at) + Buffer.byteLength(line, "utf8") + 1],
-          []
+        ProxyRecord.showLines(
+          lines,
+          at,
+          next,
+          display,
+          (offset) => ProxyRecord.writeOffset(options.stateDir, ns, offset)
         )
-        const exact = ends.at(-1) === next
-        for (const [i, line] of lines.entries()) {
-          display(line)
-          if (exact) ProxyRecord.writeOffset(options.stateDir, ns, ends[i]!)
-        }
-        if (!exact) ProxyRecord.writeOffset(options.stateDir, ns, next)
         at = next
       }))
   }).pipe(

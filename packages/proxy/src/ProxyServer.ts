@@ -33,7 +33,9 @@ export const Config = Schema.Struct({
   argv: Schema.Array(Schema.String),
   cwd: Schema.String,
   /** Its whole environment (no secret). */
-  env: Schema.Record(Schema.String, Schema.String)
+  env: Schema.Record(Schema.String, Schema.String),
+  /** How long its output may stay open once it has exited (default `outputGraceMillis`). */
+  outputGraceMillis: Schema.optionalKey(Schema.Int)
 })
 export type Config = typeof Config.Type
 
@@ -41,6 +43,12 @@ export const encodeConfig = (config: Config): string => JSON.stringify(Schema.en
 
 /** Largest batch of log bytes in one `Lines` answer (a longer line is sent whole). */
 const batchBytes = 256 * 1024
+
+/**
+ * How long an orchestrator's output may stay open once it has exited before its run is said to have ended: what
+ * it printed last is read by then, and a process it left behind holding its output cannot keep the run going.
+ */
+const outputGraceMillis = 10_000
 
 /** Signal numbers, for the exit code of an orchestrator a signal ended. */
 const signalNumber = (signal: NodeJS.Signals | null) => (signal === null ? 0 : os.constants.signals[signal] ?? 0)
@@ -155,11 +163,21 @@ const startOrchestrator = (config: Config, log: Log) => {
       log.end()
     }
   })
-  // `close` comes after the output streams are done: every line is in the log when the run is said to be over.
-  proc.on("close", (code, signal) => {
+  const ended = (code: number | null, signal: NodeJS.Signals | null) => {
     if (exitCode !== undefined) return
     exitCode = code ?? 128 + signalNumber(signal)
     log.end()
+  }
+  // `close` comes after the output streams are done: every line is in the log when the run is said to be over.
+  proc.on("close", ended)
+  // But a process the orchestrator left behind with its output would hold `close` back for ever: once the
+  // orchestrator has exited, its output is read for a while, then closed, and the run has ended.
+  proc.on("exit", (code, signal) => {
+    setTimeout(() => {
+      proc.stdout.destroy()
+      proc.stderr.destroy()
+      ended(code, signal)
+    }, config.outputGraceMillis ?? outputGraceMillis).unref()
   })
   return {
     status: (): Protocol.Status => ({
@@ -211,10 +229,33 @@ const sendLog = (
   })
 
 /**
- * Serves the namespace directory `dir` (see `ProxyProtocol.layout`): starts the orchestrator of its
- * `server.json`, answers the control socket, and returns once a `Stop` was answered.
+ * The variable naming a descriptor the server writes `listening` to, then closes, once it answers on its socket:
+ * whoever starts it reads that descriptor to wait for the server (its end without the line: the server died).
  */
-export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.Layout) {
+export const readyFdVariable = "TEZT_CLOUD_PROXY_READY_FD"
+
+/** What the server writes to its ready descriptor. */
+export const readyLine = "listening"
+
+/** Says `listening` on the descriptor `$TEZT_CLOUD_PROXY_READY_FD` names, if any, and closes it. */
+export const announceReady = (env: Record<string, string | undefined> = process.env): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const fd = Number(env[readyFdVariable])
+    if (!Number.isSafeInteger(fd) || fd < 3) return Effect.void
+    return Effect.try(() => void fs.writeSync(fd, `${readyLine}\n`)).pipe(
+      Effect.ignore,
+      Effect.ensuring(Effect.try(() => fs.closeSync(fd)).pipe(Effect.ignore))
+    )
+  })
+
+/**
+ * Serves the namespace directory `dir` (see `ProxyProtocol.layout`): starts the orchestrator of its
+ * `server.json`, answers the control socket (`ready` runs once it does), and returns once a `Stop` was answered.
+ */
+export const serve = Effect.fn("ProxyServer.serve")(function*(
+  files: Protocol.Layout,
+  ready: Effect.Effect<void> = Effect.void
+) {
   const config = Schema.decodeUnknownSync(Schema.fromJsonString(Config))(fs.readFileSync(files.config, "utf8"))
   const log = yield* Effect.acquireRelease(Effect.sync(() => makeLog(files.log)), (l) => Effect.sync(l.close))
   const orchestrator = startOrchestrator(config, log)
@@ -279,13 +320,17 @@ export const serve = Effect.fn("ProxyServer.serve")(function*(files: Protocol.La
         fs.rmSync(files.socket, { force: true })
       })
   ).pipe(Effect.orDie)
+  yield* ready
   yield* Deferred.await(stopped)
 })
 
-/** `serve`, then the namespace's directory goes; for the server's executable (`serve.ts`). */
+/**
+ * `serve`, saying so on the ready descriptor once it answers (`announceReady`), then the namespace's directory
+ * goes; for the server's executable (`serve.ts`).
+ */
 export const main = (dir: string): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const files = Protocol.layoutOf(dir)
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(files.dir, { recursive: true, force: true })))
-    yield* serve(files)
+    yield* serve(files, announceReady())
   })

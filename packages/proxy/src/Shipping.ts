@@ -6,7 +6,7 @@
  */
 import { type CloudConfig, CloudError } from "@tezt-cloud/core"
 import { SshClient } from "@tezt-cloud/ssh"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -167,31 +167,46 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
     )
   })
 
-/** Starts the server, detached from the session, and waits until it answers `answers`. */
-export const startServer = <E>(target: Target, answers: Effect.Effect<unknown, E>) =>
+/** How long the server may take to answer once started: a safety net, the wait itself ends on its signal. */
+const serverStartSeconds = 120
+
+/**
+ * Starts the server, detached from the session, and waits until it answers: the start command ends when the
+ * server says `listening` on the descriptor it was given, or closes it by dying; then `answers` confirms it on
+ * the socket.
+ */
+export const startServer = <E extends { readonly message: string }>(
+  target: Target,
+  answers: Effect.Effect<unknown, E>
+) =>
   Effect.gen(function*() {
     const { connection, files } = target
     const node = path.posix.join(files.workspace, Bundle.nodePath)
     const serve = path.posix.join(files.workspace, "packages/proxy/src/serve.ts")
-    yield* remote(
+    const failed = (why: string) =>
+      remote(connection, "server log", `tail -n 20 ${q(files.serverLog)} 2>/dev/null || true`).pipe(
+        Effect.orElseSucceed(() => ""),
+        Effect.flatMap((log) =>
+          CloudError.service("proxy", `its server did not start: ${why}${log.trim() === "" ? "" : `\n${log.trim()}`}`)
+        )
+      )
+    // Descriptor 3 of the server is the pipe `head` reads: its first line, or its end if the server dies.
+    const said = yield* remote(
       connection,
       "server start",
       `cd ${q(files.dir)} && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" LANG=C.UTF-8 ` +
-        `setsid -f ${q(node)} ${q(serve)} ${q(files.dir)} < /dev/null >> ${q(files.serverLog)} 2>&1`
+        `${ProxyServer.readyFdVariable}=3 setsid -f ${q(node)} ${q(serve)} ${q(files.dir)} ` +
+        `3>&1 < /dev/null >> ${q(files.serverLog)} 2>&1 | head -n 1`
+    ).pipe(
+      Effect.timeoutOrElse({
+        duration: `${serverStartSeconds} seconds`,
+        orElse: () => failed(`it did not answer within ${serverStartSeconds} s`)
+      })
     )
+    if (said.trim() !== ProxyServer.readyLine) return yield* failed("it exited before it answered")
     yield* answers.pipe(
-      Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 200 }),
-      Effect.catch((e) =>
-        remote(connection, "server log", `tail -n 20 ${q(files.serverLog)} 2>/dev/null || true`).pipe(
-          Effect.orElseSucceed(() => ""),
-          Effect.flatMap((log) =>
-            CloudError.service(
-              "proxy",
-              `its server did not start: ${CloudError.messageOf(e)}${log.trim() === "" ? "" : `\n${log.trim()}`}`
-            )
-          )
-        )
-      )
+      Effect.timeoutOrElse({ duration: "30 seconds", orElse: () => Effect.fail(new Error("no answer in 30 s")) }),
+      Effect.catch((e) => failed(`it said it listens, but its socket does not answer: ${e.message}`))
     )
   })
 

@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import type { Readable } from "node:stream"
 import { live } from "../../../test/fixtures/Cli.ts"
 import * as Protocol from "../src/ProxyProtocol.ts"
 import * as ProxyServer from "../src/ProxyServer.ts"
@@ -20,18 +21,27 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-server-"))
 /** The servers the tests started: a server runs until told to stop, and the tests' ended runs are not. */
 const servers: Array<child.ChildProcess> = []
 
-/** A server for a fresh namespace directory, its orchestrator ticking `ticks` times (0: until interrupted). */
-const start = (ticks: number) => {
+/**
+ * A server for a fresh namespace directory, its orchestrator ticking `ticks` times (0: until interrupted), with
+ * `env` besides.
+ */
+const start = (ticks: number, env: Record<string, string> = {}, outputGraceMillis?: number) => {
   const files = Protocol.layoutOf(fs.mkdtempSync(path.join(root, "ns-")))
   const config: ProxyServer.Config = {
     namespace: "test",
     node: process.execPath,
     argv: [fake],
     cwd: files.dir,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TICKS: String(ticks), TICK_MS: "20" }
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TICKS: String(ticks), TICK_MS: "20", ...env },
+    ...(outputGraceMillis === undefined ? {} : { outputGraceMillis })
   }
   fs.writeFileSync(files.config, ProxyServer.encodeConfig(config))
-  const server = child.spawn(process.execPath, [serve, files.dir], { detached: true, stdio: "ignore" })
+  // Its descriptor 3 is a pipe read here: it says `listening` there once it answers.
+  const server = child.spawn(process.execPath, [serve, files.dir], {
+    detached: true,
+    stdio: ["ignore", "ignore", "ignore", "pipe"],
+    env: { ...process.env, [ProxyServer.readyFdVariable]: "3" }
+  })
   server.unref()
   servers.push(server)
   return { files, server }
@@ -58,15 +68,20 @@ const ask = (
     socket.on("error", reject)
   })
 
-/** A server that answers (its socket may exist a moment before it accepts). */
-const ready = async (ticks: number) => {
-  const started = start(ticks)
-  for (let i = 0; i < 300; i++) {
-    const answer = await ask(started.files, { _tag: "Status" }).catch(() => [])
-    if (answer[0]?._tag === "Status") return started
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  throw new Error(`the server did not answer; see ${started.files.serverLog}`)
+/**
+ * A server that answers: it says so on its ready descriptor (which it closes), so nothing here polls; a server
+ * that died first only closes it.
+ */
+const ready = async (...args: Parameters<typeof start>) => {
+  const started = start(...args)
+  const pipe = started.server.stdio[3] as Readable
+  const said = await new Promise<string>((resolve) => {
+    let text = ""
+    pipe.on("data", (d: Buffer) => (text += d.toString()))
+    pipe.once("close", () => resolve(text))
+  })
+  assert.strictEqual(said, `${ProxyServer.readyLine}\n`, "the server says it listens, once")
+  return started
 }
 
 const linesOf = (answers: ReadonlyArray<Protocol.Response>) =>
@@ -137,6 +152,20 @@ describe("ProxyServer", () => {
     const ended = (await ask(files, { _tag: "Status" }))[0]
     assert.deepStrictEqual(ended?._tag === "Status" && [ended.status.state, ended.status.exitCode], ["ended", 130])
   })
+
+  live(
+    "a process the orchestrator left holding its output does not keep the run going: it ends, its log whole",
+    async () => {
+      const { files } = await ready(3, { LEAVE_HOLDER: "1" }, 300)
+      const all = await ask(files, { _tag: "Logs", from: 0, follow: true })
+      const shown = messages(linesOf(all))
+      const holder = Number(shown.find((m) => m.startsWith("holder "))?.slice(7))
+      if (holder > 0) process.kill(holder, "SIGKILL")
+      assert.deepStrictEqual(all.at(-1), { _tag: "End", exitCode: 0 })
+      assert.deepStrictEqual(shown.filter((m) => m.startsWith("tick")), ["tick 1", "tick 2", "tick 3"])
+      assert.isAbove(holder, 0, "the holder was left")
+    }
+  )
 
   live("Stop tears a running run down, answers once it has ended, then removes everything and exits", async () => {
     const { files, server } = await ready(0)
