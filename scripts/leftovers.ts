@@ -32,6 +32,18 @@ const lines = (command: string, args: ReadonlyArray<string>, env: NodeJS.Process
 
 const entries = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir) : [])
 
+/**
+ * The temporary directory's entries, where a user's run directory on an ssh host of this machine
+ * (`tezt-cloud-<uid>`, kept for that user's next runs, as tmux keeps `tmux-<uid>`) counts by what is inside: the
+ * namespaces' directories, which a run must remove.
+ */
+const tmpEntries = (dir: string) =>
+  entries(dir).flatMap((name) =>
+    /^tezt-cloud-\d+$/.test(name)
+      ? entries(path.join(dir, name)).map((inner) => `${name}/${inner}`)
+      : [name]
+  )
+
 /** Programs the tests start that must not outlive them. */
 const testPrograms =
   /^(\S*\/)?(sshd|prometheus|prometheus-alertmanager|alertmanager|netdata|chrom\w*|perl|ssh-agent)\b|tezt-cloud/
@@ -71,7 +83,7 @@ export const snapshot = (
   tmp: string = os.tmpdir(),
   state: string = process.env.TEZT_CLOUD_STATE_DIR ?? path.join(os.homedir(), ".local/state/tezt-cloud")
 ): Snapshot => ({
-  [tmp]: entries(tmp),
+  [tmp]: tmpEntries(tmp),
   [state]: entries(state),
   "docker containers": docker("ps"),
   "docker networks": docker("network ls"),

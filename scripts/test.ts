@@ -85,8 +85,9 @@ if (json !== undefined) {
   merged.startTime = Math.min(...reports.map((report) => report.startTime as number))
   fs.writeFileSync(json, JSON.stringify(merged))
 }
-// The lanes' own reports are ours, not leftovers.
-const ours = (place: string, name: string) => json !== undefined && path.join(place, name).startsWith(`${json}.lane`)
+// The reports (the lanes' and the merged one) are ours, not leftovers.
+const ours = (place: string, name: string) =>
+  json !== undefined && (path.join(place, name) === json || path.join(place, name).startsWith(`${json}.lane`))
 const left = Object.fromEntries(
   Object.entries(await Leftovers.leftovers(before, Leftovers.snapshot))
     .map(([place, names]) => [place, names.filter((name) => !ours(place, name))] as const)

@@ -36,3 +36,17 @@ it("reports what appeared since the snapshot and stays, and nothing once it is g
   assert.notInclude(left.processes ?? [], `${agent.pid} sleep 600`)
   fs.rmSync(tmp, { recursive: true, force: true })
 })
+
+it("a user's run directory of an ssh host on this machine counts by the namespaces inside it", async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-leftovers-"))
+  try {
+    const take = () => Leftovers.snapshot(tmp, path.join(tmp, "state"))
+    const before = take()
+    fs.mkdirSync(path.join(tmp, "tezt-cloud-995"))
+    assert.deepStrictEqual(Leftovers.added(before, take()), {}, "kept for the user's next runs")
+    fs.mkdirSync(path.join(tmp, "tezt-cloud-995", "ns"))
+    assert.deepStrictEqual(Leftovers.added(before, take())[tmp], ["tezt-cloud-995/ns"])
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true })
+  }
+})
