@@ -6,9 +6,10 @@
  * **Details**
  *
  * Order at start: the web front (website and `/metrics`), Prometheus (scraping the website as `tezt_metrics`,
- * and with `--open-telemetry` the orchestrator's own metrics as `tezt-cloud`), the process exporters (each takes
- * its agent's first free port; it runs once a binary is registered), netdata on every agent (job `netdata`), then
- * Grafana provisioning. Everything lives in the run's scope, so the teardown
+ * and with `--open-telemetry` the orchestrator's own metrics as `tezt-cloud`), in auth mode the auth proxy in front
+ * of both (they then listen at their port + 10000), the process exporters (each takes its agent's first free
+ * port; it runs once a binary is registered), netdata on every agent (job `netdata`), then Grafana provisioning.
+ * Everything lives in the run's scope, so the teardown
  * runs in reverse: the agents' daemons stop, Prometheus exports its snapshot and stops, and the website goes
  * last. The web front is plugged in by the caller (`@tezt-cloud/website`), which keeps this package free of HTTP
  * serving.
