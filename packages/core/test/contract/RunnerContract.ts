@@ -7,14 +7,16 @@
  *
  * **Details**
  *
- * Each test builds the layer and deploys fresh agents (uniquely named) in its own scope, so a failing test leaves
- * nothing to the next one and every test also exercises teardown. Everything on the agent is observed through the
+ * The exec, run, spawn and copy tests share one agent, deployed by the first of them that runs and torn down (its
+ * whole scope: agents, daemons, records) before the ports tests, which deploy agents of their own: a deployment is
+ * most of a test's time on Docker, ssh and GCP, and none of these tests needs a fresh agent (each uses names and
+ * paths of its own, and kills what it starts). Everything on the agent is observed through the
  * agent itself (`exec` of `sh`, `cat`, `stat`, `/proc`), never through this machine's filesystem: the same checks
  * hold on localhost, over ssh and in containers. The agent needs a POSIX `sh`, `setsid`, `stat -c` and `/proc`.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Agent, CloudConfig, CloudError, Deployment, Orchestrator, Scenario } from "@tezt-cloud/core"
-import { Cause, Context, Effect, Fiber, Layer } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -132,9 +134,15 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
       const agents = yield* deployment.deploy(configs)
       return { agents, config }
     })
-  const deployOne = deploy(1).pipe(Effect.map(({ agents }) => agents[0]!))
+  // The shared agent: deployed once, in a scope of the suite's, whatever test asks first.
+  const sharedScope = Scope.makeUnsafe()
+  const deployOne = Effect.runSync(Effect.cached(
+    deploy(1).pipe(Effect.map(({ agents }) => agents[0]!), Scope.provide(sharedScope))
+  ))
+  const closeShared = () => Effect.runPromise(Scope.close(sharedScope, Exit.void))
 
   describe(`Runner contract: ${name}`, () => {
+    afterAll(closeShared, timeout)
     describe("exec", () => {
       it.live(
         "returns the exit code, stdout and stderr separately, and the pid the command had",
@@ -611,6 +619,9 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
     })
 
     describe("ports", () => {
+      // The shared agent is torn down first (a teardown that dies fails these tests), so its ports are free again.
+      beforeAll(closeShared, timeout)
+
       it.live("agents come in configuration order with their port ranges", () =>
         Effect.gen(function*() {
           const { agents, config } = yield* deploy(3)
