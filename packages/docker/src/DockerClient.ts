@@ -96,7 +96,7 @@ export class DockerClient extends Context.Service<DockerClient, {
   imageLabels(reference: string): Effect.Effect<Record<string, string> | undefined, DockerError.DockerError>
   tag(source: string, target: string): Effect.Effect<void, DockerError.DockerError>
   push(reference: string): Effect.Effect<void, DockerError.DockerError>
-  /** Removes the tag `reference` (the image goes with its last tag). */
+  /** Removes the tag `reference` (the image goes with its last tag; its parents, the build cache, stay). */
   removeImage(reference: string): Effect.Effect<void, DockerError.DockerError>
   /** Creates and starts a container; returns its id. */
   run(spec: RunSpec): Effect.Effect<string, DockerError.DockerError>
@@ -274,7 +274,9 @@ export const make = (
       yield* followProgress(docker, operation, stream as unknown as NodeJS.ReadableStream)
     }),
     removeImage: Effect.fn("DockerClient.removeImage")(function*(reference) {
-      yield* missingIsFine(call(`rmi ${reference}`, () => docker.getImage(reference).remove({ noprune: false })))
+      // The untagged parents are the build cache (one image per Dockerfile step): pruned with the tag, the next run
+      // would build every step again (about 2 s instead of 0.4 s for the agents' image).
+      yield* missingIsFine(call(`rmi ${reference}`, () => docker.getImage(reference).remove({ noprune: true })))
     }),
     run: Effect.fn("DockerClient.run")(function*(spec) {
       const operation = `run ${spec.name}`
