@@ -11,7 +11,7 @@
  */
 import { Effect } from "effect"
 import type * as net from "node:net"
-import * as Protocol from "./AgentsControlProtocol.mjs"
+import * as Protocol from "./AgentsControlProtocol.cjs"
 
 /** The first line the client sends; `undefined` when it goes away (or sends more than `maxBytes`) first. */
 export const readLine = (socket: net.Socket, maxBytes: number) =>
