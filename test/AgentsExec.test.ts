@@ -27,11 +27,16 @@ const keptRun = async () => {
   const socket = path.join(stateDir, namespace, "control.sock")
   const exec = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
     start(["agents", "exec", "--tezt-cloud", namespace, ...args], { ...env, ...extra })
+  // `./tezt-cloud` as a user runs it (no scenario modules of the tests).
+  const launch = (args: ReadonlyArray<string>) =>
+    start(["agents", "exec", "--tezt-cloud", namespace, ...args], { ...env, TEZT_CLOUD_SCENARIOS: "" }, {
+      via: "launcher"
+    })
   const end = async () => {
     run.proc.stdin!.end("\n")
     return run.exit
   }
-  return { env, namespace, stateDir, run, socket, exec, end }
+  return { env, namespace, stateDir, run, socket, exec, launch, end }
 }
 
 const sorted = (text: string) => text.split("\n").filter((l) => l !== "").toSorted()
@@ -138,10 +143,12 @@ describe("tezt-cloud agents exec", () => {
 
   live("a client killed mid-command leaves no command behind on the agents", async () => {
     const r = await keptRun()
-    const client = r.exec(["--", "sh", "-c", "echo started; exec sleep 30"])
+    const client = r.launch(["--", "sh", "-c", "echo started; exec sleep 30"])
     await client.waitFor("[agent-000] started")
     await client.waitFor("[agent-001] started")
     assert.strictEqual(sleeps(r.namespace).length, 2)
+    // The launcher went straight to the thin client, not to the whole CLI's snapshot.
+    assert.include(fs.readFileSync(`/proc/${client.proc.pid}/cmdline`, "latin1"), "AgentsExecClient.cjs\0agents\0")
     client.proc.kill("SIGKILL")
     await client.exit
     assert.isTrue(await waitUntil(() => sleeps(r.namespace).length === 0), "the sleeps are killed")
@@ -157,9 +164,12 @@ describe("tezt-cloud agents exec", () => {
     r.run.proc.kill("SIGKILL")
     await r.run.exit
     assert.isTrue(fs.existsSync(r.socket), "nobody removed the socket")
+    const gone = `the run of ${r.namespace} that kept these agents (pid ${r.run.proc.pid}) is gone`
     const stale = r.exec(["--", "true"])
     assert.strictEqual(await stale.exit, 2)
-    assert.include(stale.stderr(), `the run of ${r.namespace} that kept these agents (pid ${r.run.proc.pid}) is gone`)
+    assert.include(stale.stderr(), gone)
+    // The launcher sends it to the thin client (a socket is there), which runs the full CLI when nobody answers.
+    assert.deepStrictEqual(await outcome(r.launch(["--", "true"])), await outcome(stale))
     const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", r.namespace], r.env)
     assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
     assert.deepStrictEqual(await noProcessLeft(r.namespace), [])

@@ -149,3 +149,13 @@ export const main = (env) => {
   }
   return url.pathToFileURL(path.join(buildDir(), manifest.entry)).href
 }
+
+/**
+ * Runs the full CLI in this process (its main module reads `process.argv`): the compile cache first, then the
+ * bundle or the sources (`main`).
+ * @param {Record<string, string | undefined>} env
+ */
+export const runCli = async (env) => {
+  enableCompileCache()
+  await import(main(env))
+}

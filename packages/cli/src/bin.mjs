@@ -2,16 +2,17 @@
 // @ts-check
 /**
  * The `tezt-cloud` executable. `agents exec` on a live run goes straight to the run's control socket
- * (`AgentsExecClient.mjs`, a few milliseconds of loading); everything else, and `agents exec` when no run answers
- * there, loads the full CLI: the bundle built from the sources when it is fresh (`CliBuild.mjs`), else the
- * sources (`Main.ts`). This file is JavaScript so that the fast path never loads Node's TypeScript stripper
- * (~0.1 s).
+ * (`AgentsExecClient.cjs`, a few milliseconds of loading); everything else, and `agents exec` when no run answers
+ * there, loads the full CLI (`CliBuild.runCli`): the bundle built from the sources when it is fresh, else the
+ * sources (`Main.ts`), with Node's compile cache on. This file is JavaScript so that the fast path never loads
+ * Node's TypeScript stripper (~0.1 s); the fast path is loaded first, and the full CLI's loader only when needed.
  */
-import * as CliBuild from "./CliBuild.mjs"
+import { createRequire } from "node:module"
 
-// Before anything else is loaded: every module after this one is compiled once, then read from the cache.
-CliBuild.enableCompileCache()
-const AgentsExecClient = await import("./AgentsExecClient.mjs")
+// `require`, not `import`: an ES module importing a CommonJS one first loads Node's lexer of CommonJS exports
+// (WebAssembly, ~25 ms of CPU).
+/** @type {typeof import("./AgentsExecClient.cjs")} */
+const AgentsExecClient = createRequire(import.meta.url)("./AgentsExecClient.cjs")
 const code = await AgentsExecClient.run(process.argv.slice(2), process.env)
-if (code === undefined) await import(CliBuild.main(process.env))
+if (code === undefined) await (await import("./CliBuild.mjs")).runCli(process.env)
 else process.exitCode = code

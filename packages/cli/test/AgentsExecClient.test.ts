@@ -1,7 +1,7 @@
 /**
  * The fast `agents exec` client and the run agree on the control socket without the client loading `effect`: it
  * looks for the socket where the run serves it, and it takes the protocol from core's `AgentsControlProtocol`,
- * the module the server uses, loading nothing written in TypeScript on the way.
+ * the module the server uses, loading nothing written in TypeScript, nor any ES module, on the way.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { AgentsControl, Ledger } from "@tezt-cloud/core"
@@ -10,28 +10,29 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as url from "node:url"
-import * as AgentsExecClient from "../src/AgentsExecClient.mjs"
+import * as AgentsExecClient from "../src/AgentsExecClient.cjs"
 
-const client = path.join(import.meta.dirname, "..", "src", "AgentsExecClient.mjs")
-const protocol = fs.realpathSync(path.join(import.meta.dirname, "..", "..", "core", "src", "AgentsControlProtocol.mjs"))
+const client = path.join(import.meta.dirname, "..", "src", "AgentsExecClient.cjs")
+const protocol = fs.realpathSync(path.join(import.meta.dirname, "..", "..", "core", "src", "AgentsControlProtocol.cjs"))
 
-/** Every module a fresh Node loads for `import(client)`, as resolved URLs. */
+/** Every module a fresh Node loads for `require(client)`, as resolved URLs. */
 const modulesLoaded = (): ReadonlyArray<string> => {
   const program = `
-    import { registerHooks } from "node:module"
+    const { registerHooks } = require("node:module")
     const urls = []
     registerHooks({ resolve: (specifier, context, next) => { const r = next(specifier, context); urls.push(r.url); return r } })
-    await import(${JSON.stringify(url.pathToFileURL(client).href)})
+    require(${JSON.stringify(client)})
     process.stdout.write(JSON.stringify(urls))`
-  const out = child.execFileSync(process.execPath, ["--input-type=module", "-e", program], { encoding: "utf8" })
+  const out = child.execFileSync(process.execPath, ["-e", program], { encoding: "utf8" })
   return JSON.parse(out) as Array<string>
 }
 
 describe("AgentsExecClient", () => {
-  it("loads core's protocol module, and neither effect nor any .ts module", () => {
+  it("loads core's protocol module, and neither effect, nor any .ts module, nor any ES module", () => {
     const urls = modulesLoaded()
     assert.include(urls, url.pathToFileURL(protocol).href)
-    assert.deepStrictEqual(urls.filter((u) => u.includes("/node_modules/effect/") || /\.[mc]?ts$/.test(u)), [])
+    // Built-ins and CommonJS files only: `effect` is ES modules.
+    assert.deepStrictEqual(urls.filter((u) => !u.startsWith("node:") && !u.endsWith(".cjs")), [])
   })
 
   it("looks for the socket where the run serves it", () => {

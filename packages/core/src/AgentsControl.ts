@@ -6,7 +6,7 @@
  * **Details**
  *
  * The protocol (newline-delimited JSON, one request per connection) is `AgentsControlProtocol`'s, shared with
- * the thin client, `packages/cli/src/AgentsExecClient.mjs`, which speaks it without loading `effect`.
+ * the thin client, `packages/cli/src/AgentsExecClient.cjs`, which speaks it without loading `effect`.
  *
  * At most `maxConcurrent` commands run at once, over all connections. A client that disconnects interrupts its
  * commands, which kills their process trees on the agents (the `Runner` contract); so does one that ends its
@@ -19,7 +19,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
 import type * as Agent from "./Agent.ts"
-import * as Protocol from "./AgentsControlProtocol.mjs"
+import * as Protocol from "./AgentsControlProtocol.cjs"
 import * as CloudError from "./CloudError.ts"
 import { Ledger } from "./Ledger.ts"
 import * as LineSocket from "./LineSocket.ts"
@@ -31,7 +31,7 @@ export const socketFile = (ledgerFile: string): string => path.join(path.dirname
 /** Commands running at once through one control socket, whatever the number of clients and agents. */
 export const maxConcurrent = 256
 
-export type { Request, Response } from "./AgentsControlProtocol.mjs"
+export type { Request, Response } from "./AgentsControlProtocol.cjs"
 
 /**
  * The entries of `all` named in `names` (all of them when `names` is empty), in `all`'s order. An unknown name

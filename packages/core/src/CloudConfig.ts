@@ -18,7 +18,7 @@
  */
 import { Context, Effect, Schema, SchemaIssue, Struct } from "effect"
 import { Os } from "./AgentConfig.ts"
-import { namespacePattern } from "./AgentsControlProtocol.mjs"
+import { namespacePattern } from "./AgentsControlProtocol.cjs"
 import * as Alert from "./Alert.ts"
 import * as CloudError from "./CloudError.ts"
 import * as Faketime from "./Faketime.ts"

@@ -15,7 +15,7 @@
 import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import * as Protocol from "./AgentsControlProtocol.mjs"
+import * as Protocol from "./AgentsControlProtocol.cjs"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as CloudError from "./CloudError.ts"
 

@@ -11,7 +11,7 @@
  */
 import { Effect } from "effect"
 import type * as net from "node:net"
-import * as Protocol from "./AgentsControlProtocol.mjs"
+import * as Protocol from "./AgentsControlProtocol.cjs"
 
 /** The first line the client sends; `undefined` when it goes away (or sends more than `maxBytes`) first. */
 export const readLine = (socket: net.Socket, maxBytes: number) =>
@@ -54,16 +54,30 @@ export const gone = (socket: net.Socket) =>
     })
   })
 
-/** Writes text to the socket, waiting while its buffer is full. */
+/**
+ * Writes text to the socket, waiting while its buffer is full. The lines written in one turn of the event loop
+ * (the answers of every command that ended in it) leave in one system call: the socket is corked until the
+ * loop's next check phase.
+ */
 export const writer = (socket: net.Socket) => {
   let waiting: Array<() => void> = []
+  let corked = false
   socket.on("drain", () => {
     const wake = waiting
     waiting = []
     for (const f of wake) f()
   })
+  const uncork = () => {
+    corked = false
+    if (!socket.destroyed) socket.uncork()
+  }
   return (text: string) =>
     Effect.callback<void>((resume) => {
+      if (!socket.destroyed && !corked) {
+        corked = true
+        socket.cork()
+        setImmediate(uncork)
+      }
       if (socket.destroyed || socket.write(text)) return resume(Effect.void)
       const wake = () => resume(Effect.void)
       waiting.push(wake)

@@ -5,7 +5,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as util from "node:util"
-import * as Protocol from "../src/AgentsControlProtocol.mjs"
+import * as Protocol from "../src/AgentsControlProtocol.cjs"
 import { AgentsControl, type Runner } from "../src/index.ts"
 
 type Exec = Pick<Runner.Runner, "exec">

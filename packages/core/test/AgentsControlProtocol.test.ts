@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as Protocol from "../src/AgentsControlProtocol.mjs"
+import * as Protocol from "../src/AgentsControlProtocol.cjs"
 import { CloudConfig } from "../src/index.ts"
 
 const responses: ReadonlyArray<Protocol.Response> = [

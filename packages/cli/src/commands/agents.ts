@@ -8,7 +8,7 @@
  * **Details**
  *
  * This is the cold path. `agents exec` first tries the run's control socket (`AgentsControl`) from a thin
- * client that does not load this module (`AgentsExecClient.mjs`); it comes here when no run answers there, or
+ * client that does not load this module (`AgentsExecClient.cjs`); it comes here when no run answers there, or
  * with `TEZT_CLOUD_COLD=1`. Both print the same lines and exit with the same code.
  */
 import {

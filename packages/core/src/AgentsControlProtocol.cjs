@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * The protocol of a live run's control socket, in one place for both of its sides: the server, core's
- * `AgentsControl`, and the fast client of `tezt-cloud agents exec`, `packages/cli/src/AgentsExecClient.mjs`.
+ * `AgentsControl`, and the fast client of `tezt-cloud agents exec`, `packages/cli/src/AgentsExecClient.cjs`.
  * Where the socket is (the state dir, the namespace, the path limit), what crosses it and how it is framed.
  *
  * **Details**
@@ -16,19 +16,20 @@
  *
  * **Gotchas**
  *
- * Plain JavaScript checked by tsc (`@ts-check`, JSDoc types), importing nothing but Node built-ins: the fast
- * client loads it in about a millisecond. Importing `effect` would cost ~0.5 s, and any `.ts` module ~50 ms
- * more (Node's type stripper is loaded on the first one).
+ * Plain CommonJS checked by tsc (`@ts-check`, JSDoc types), requiring nothing but Node built-ins, because the
+ * fast client is CommonJS (an ES module costs it Node's ES loader, ~5 ms of CPU). Importing `effect` would cost
+ * ~0.5 s, and any `.ts` module ~50 ms more (Node's type stripper is loaded on the first one). ES modules import
+ * it as any CommonJS module: its exports are the object literal at the end, which Node's lexer recognises.
  */
-import * as os from "node:os"
-import * as path from "node:path"
-import { StringDecoder } from "node:string_decoder"
+const os = require("node:os")
+const path = require("node:path")
+const { StringDecoder } = require("node:string_decoder")
 
 /**
  * A namespace (`--tezt-cloud`, `$TEZT_CLOUD`): one safe path segment of letters, digits, `.`, `_` or `-`, at
  * most 63, starting with a letter or digit.
  */
-export const namespacePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
+const namespacePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
 
 /**
  * The state directory of the tool: `$TEZT_CLOUD_STATE_DIR`, else `~/.local/state/tezt-cloud`.
@@ -36,11 +37,11 @@ export const namespacePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
  * @param {Readonly<Record<string, string | undefined>>} env
  * @returns {string}
  */
-export const stateDir = (env = process.env) =>
+const stateDir = (env = process.env) =>
   env.TEZT_CLOUD_STATE_DIR ?? path.join(os.homedir(), ".local", "state", "tezt-cloud")
 
 /** The socket's file name, in the namespace's directory of the state dir, next to the run's ledger. */
-export const socketName = "control.sock"
+const socketName = "control.sock"
 
 /**
  * Where the namespace's live run serves its control socket.
@@ -49,10 +50,10 @@ export const socketName = "control.sock"
  * @param {string} namespace
  * @returns {string}
  */
-export const socketPath = (root, namespace) => path.join(root, namespace, socketName)
+const socketPath = (root, namespace) => path.join(root, namespace, socketName)
 
 /** Unix socket paths are limited to `sizeof(sun_path)` = 108 bytes, with the final NUL. */
-export const maxSocketPathBytes = 107
+const maxSocketPathBytes = 107
 
 /**
  * Whether a Unix socket can have this path.
@@ -60,13 +61,13 @@ export const maxSocketPathBytes = 107
  * @param {string} file
  * @returns {boolean}
  */
-export const fitsSocketPath = (file) => Buffer.byteLength(file) <= maxSocketPathBytes
+const fitsSocketPath = (file) => Buffer.byteLength(file) <= maxSocketPathBytes
 
 /** A request line longer than this is refused (a request is a command line and agent names). */
-export const maxRequestBytes = 1 << 20
+const maxRequestBytes = 1 << 20
 
 /** The exit code of an agent whose command could not run (an `error` response), as ssh reports its own failures. */
-export const agentErrorCode = 255
+const agentErrorCode = 255
 
 /**
  * What `agents exec` exits with: the worst agent's code, 0 for none.
@@ -74,7 +75,7 @@ export const agentErrorCode = 255
  * @param {Iterable<number>} codes
  * @returns {number}
  */
-export const worstCode = (codes) => Math.max(0, ...codes)
+const worstCode = (codes) => Math.max(0, ...codes)
 
 /**
  * @typedef {{
@@ -98,14 +99,14 @@ export const worstCode = (codes) => Math.max(0, ...codes)
  * @param {Request | Response} message
  * @returns {string}
  */
-export const encode = (message) => JSON.stringify(message) + "\n"
+const encode = (message) => JSON.stringify(message) + "\n"
 
 /**
  * Cuts a stream into lines: `push` takes the next chunk and returns the lines it completed; `pending` is the
  * length of the unfinished line kept for the next chunk. Bytes are decoded as UTF-8 across chunks: a character
  * cut in two by the socket is joined again.
  */
-export const makeLineReader = () => {
+const makeLineReader = () => {
   const decoder = new StringDecoder("utf8")
   let buffer = ""
   return {
@@ -153,7 +154,7 @@ const fieldsOf = (u) => (u !== null && typeof u === "object" && !Array.isArray(u
  * @param {string} line
  * @returns {Request | string}
  */
-export const decodeRequest = (line) => {
+const decodeRequest = (line) => {
   const parsed = parse(line)
   if (parsed === undefined) return "malformed request: not JSON"
   const u = fieldsOf(parsed.json)
@@ -168,7 +169,7 @@ export const decodeRequest = (line) => {
  * @param {string} line
  * @returns {Response | undefined}
  */
-export const decodeResponse = (line) => {
+const decodeResponse = (line) => {
   const parsed = parse(line)
   if (parsed === undefined) return undefined
   const { agent, agents, error, exitCode, line: text, stream } = fieldsOf(parsed.json)
@@ -179,4 +180,20 @@ export const decodeResponse = (line) => {
   if ((stream === "stdout" || stream === "stderr") && typeof text === "string") return { agent, stream, line: text }
   if (typeof exitCode === "number") return { agent, exitCode }
   return typeof error === "string" ? { agent, error } : undefined
+}
+
+module.exports = {
+  namespacePattern,
+  stateDir,
+  socketName,
+  socketPath,
+  maxSocketPathBytes,
+  fitsSocketPath,
+  maxRequestBytes,
+  agentErrorCode,
+  worstCode,
+  encode,
+  makeLineReader,
+  decodeRequest,
+  decodeResponse,
 }
