@@ -120,6 +120,8 @@ const detached = Shutdown.layer({
 // than at each run: its modules only define things. `--help` then runs once, as a start runs it, with its output
 // dropped: V8 keeps the bytecode of the functions it compiled (the command tree's, the parser's, the help's layout)
 // in the snapshot, so that a start does not parse and compile them again.
+// The freshness check every start makes too, its result dropped.
+CliBuild.fresh()
 void Effect.runPromise(
   Program.program(["--help"]).pipe(
     Effect.provide(detached),
