@@ -15,9 +15,10 @@
  * - Nothing that depends on the run may be read or opened while the snapshot is built: the arguments, the
  *   environment, the terminal are read by the function the snapshot starts (`deserialized` below).
  * - `agents exec` on a live run takes the fast path of `bin.mjs` (`AgentsExecClient`).
- * - `--help` runs once while the snapshot is built (on inert platform services, its output dropped), so that the
- *   bytecode of what every start runs (building the command tree, parsing, the help's layout) is in the snapshot:
- *   V8 compiles a function on its first call, and a start would otherwise compile them all again.
+ * - `--help` and `BASIC --list` run once while the snapshot is built (on inert platform services, their output
+ *   dropped), so that the bytecode of what every start runs (building the command tree, parsing, the help's
+ *   layout, the options' checks) is in the snapshot: V8 compiles a function on its first call, and a start would
+ *   otherwise compile them all again. They read nothing but the build's environment, and keep nothing.
  */
 import { Console, Effect, FileSystem, Layer, Path, Stdio, Terminal } from "effect"
 import { TerminalCapabilities } from "effect/cli"
@@ -116,14 +117,16 @@ const detached = Shutdown.layer({
   quiet: []
 })
 
-// The CLI (the command tree of every command but `agents exec` on a live run and `proxy`) is loaded now rather
-// than at each run: its modules only define things. `--help` then runs once, as a start runs it, with its output
-// dropped: V8 keeps the bytecode of the functions it compiled (the command tree's, the parser's, the help's layout)
-// in the snapshot, so that a start does not parse and compile them again.
 // The freshness check every start makes too, its result dropped.
 CliBuild.fresh()
+
+// The CLI (the command tree of every command but `agents exec` on a live run and `proxy`) is loaded now rather
+// than at each run: its modules only define things. `--help` and `BASIC --list` then run once, as a start runs
+// them, with their output dropped: V8 keeps the bytecode of the functions they compiled (the command tree's, the
+// parser's, the help's layout, the options' checks) in the snapshot, so that a start does not parse and compile
+// them again.
 void Effect.runPromise(
-  Program.program(["--help"]).pipe(
+  Effect.forEach([["--help"], ["BASIC", "--list"]], Program.program).pipe(
     Effect.provide(detached),
     Effect.provideService(Console.Console, silent),
     Effect.provideService(TerminalCapabilities.TerminalCapabilities, capabilities),
