@@ -201,6 +201,7 @@ const script = await esbuild.build({
   target: "node22",
   treeShaking: true,
   minifySyntax: true,
+  minifyWhitespace: true,
   keepNames: true,
   legalComments: "none",
   external,

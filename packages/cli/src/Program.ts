@@ -90,11 +90,19 @@ const conclude = (ending: Shutdown.Ending<unknown>) =>
     return badInput ? 2 : missed ? 3 : 1
   })
 
+/**
+ * The command of `argv` (the arguments after the executable's) run to its end under `Shutdown`, and the code to
+ * exit with; the platform's services and `Shutdown` are the caller's (`run` gives the process's, the start-up
+ * snapshot's warm-up inert ones).
+ */
+export const program = (argv: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const shutdown = yield* Shutdown.Shutdown
+    return yield* conclude(yield* shutdown.supervise(command(argv)))
+  })
+
 /** Runs the command of `argv` (the arguments after the executable's) to its end: the code to exit with. */
 export const run = (argv: ReadonlyArray<string>): Promise<number> =>
   Effect.runPromise(
-    Effect.gen(function*() {
-      const shutdown = yield* Shutdown.Shutdown
-      return yield* conclude(yield* shutdown.supervise(command(argv)))
-    }).pipe(Effect.provide(Shutdown.layer({ lastResort })), Effect.provide(NodeServices.layer))
+    program(argv).pipe(Effect.provide(Shutdown.layer({ lastResort })), Effect.provide(NodeServices.layer))
   )

@@ -15,14 +15,23 @@
  * - Nothing that depends on the run may be read or opened while the snapshot is built: the arguments, the
  *   environment, the terminal are read by the function the snapshot starts (`deserialized` below).
  * - `agents exec` on a live run takes the fast path of `bin.mjs` (`AgentsExecClient`).
+ * - `--help` and `BASIC --list` run once while the snapshot is built (on inert platform services, their output
+ *   dropped), so that the bytecode of what every start runs (building the command tree, parsing, the help's
+ *   layout, the options' checks) is in the snapshot: V8 compiles a function on its first call, and a start would
+ *   otherwise compile them all again. They read nothing but the build's environment, and keep nothing.
  */
+import { Console, Effect, FileSystem, Layer, Path, Stdio, Terminal } from "effect"
+import { TerminalCapabilities } from "effect/cli"
+import { ChildProcessSpawner } from "effect/process"
 import * as child from "node:child_process"
+import { EventEmitter } from "node:events"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as v8 from "node:v8"
 import * as AgentsExecClient from "./AgentsExecClient.mjs"
 import * as CliBuild from "./CliBuild.mjs"
 import * as Program from "./Program.ts"
+import * as Shutdown from "./Shutdown.ts"
 
 /** The start time of the build that made the snapshot (the `built` of its manifest), set by the build. */
 declare const __TEZT_CLOUD_BUILT__: number
@@ -69,9 +78,63 @@ const deserialized = async () => {
   else process.exit(await Program.run(argv))
 }
 
-// The command tree of every command but `agents exec` on a live run and `proxy`, loaded now rather than at each
-// run (its modules only define things; the bundle loads it for the same commands).
-void import("./Cli.ts")
+/** Help's colours, fixed: the terminal's are for the run to find out (Effect's default reads `process.stdin`). */
+const capabilities = { canColor: true, canAnimate: false, canPrompt: false }
+
+/**
+ * The platform's services as the warm-up needs them: nothing of the process (no standard input opened, no file
+ * read, no child spawned).
+ */
+const inert = Layer.mergeAll(
+  FileSystem.layerNoop({}),
+  Path.layer,
+  Stdio.layerTest({}),
+  Layer.succeed(
+    Terminal.Terminal,
+    Terminal.make({
+      columns: Effect.succeed(80),
+      rows: Effect.succeed(24),
+      size: Effect.die("unused"),
+      readInput: Effect.die("unused"),
+      readLine: Effect.die("unused"),
+      display: () => Effect.void
+    })
+  ),
+  Layer.succeed(ChildProcessSpawner.ChildProcessSpawner, ChildProcessSpawner.make(() => Effect.die("unused")))
+)
+
+/** A console that drops what it is given. */
+const silent: Console.Console = Object.assign(Object.create(console), { log: () => {}, error: () => {} })
+
+/**
+ * What the process's signals and output are to `Shutdown`, for the warm-up: none of the process's (an emitter that
+ * never emits), and a last resort that has nothing to do.
+ */
+const detached = Shutdown.layer({
+  lastResort: () => Effect.succeed({ killed: 0, left: 0 }),
+  signals: [],
+  output: new EventEmitter(),
+  quiet: []
+})
+
+// The freshness check every start makes too, its result dropped.
+CliBuild.fresh()
+
+// The CLI (the command tree of every command but `agents exec` on a live run and `proxy`) is loaded now rather
+// than at each run: its modules only define things. `--help` and `BASIC --list` then run once, as a start runs
+// them, with their output dropped: V8 keeps the bytecode of the functions they compiled (the command tree's, the
+// parser's, the help's layout, the options' checks) in the snapshot, so that a start does not parse and compile
+// them again.
+void Effect.runPromise(
+  Effect.forEach([["--help"], ["BASIC", "--list"]], Program.program).pipe(
+    Effect.provide(detached),
+    Effect.provideService(Console.Console, silent),
+    Effect.provideService(TerminalCapabilities.TerminalCapabilities, capabilities),
+    Effect.provide(inert),
+    // A warm-up that fails costs nothing but the time it would have saved.
+    Effect.exit
+  )
+)
 
 v8.startupSnapshot.addSerializeCallback(() => {
   Error.stackTraceLimit = __tcStackTraceLimit
