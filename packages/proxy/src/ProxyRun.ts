@@ -65,6 +65,11 @@ export interface Options {
 export interface Inner {
   readonly backend: Backend.Backend
   readonly config: CloudConfig.CloudConfig
+  /**
+   * The Docker build args of the proxy machine's image (`--localhost --proxy`: `BASE_IMAGE`, the proxy image that
+   * holds the bundle, see `ProxyImage`); never fails: without them the bundle is shipped.
+   */
+  readonly buildArgs: Effect.Effect<Record<string, string>>
   /** What refuses the run before anything is created (GCP: no credentials, no project). */
   readonly check: Effect.Effect<void, CloudError.CloudError>
   /** The error when `backend` passes (`why`): what the proxy machine is, and the fix. */
@@ -159,7 +164,11 @@ const deployMachine = (options: Options, owned: Scope.Closeable) =>
     })
     if (choice._tag === "Pass") return yield* inner.unavailable(choice.why)
     const context = yield* Layer.buildWithScope(choice.layer, owned)
-    const [request] = AgentConfig.complete([{ name: agentName(config.namespace) }], Orchestrator.agentDefaults(config))
+    const dockerBuildArgs = yield* inner.buildArgs
+    const [request] = AgentConfig.complete(
+      [{ name: agentName(config.namespace), dockerBuildArgs }],
+      Orchestrator.agentDefaults(config)
+    )
     const [agent] = yield* Effect.flatMap(Deployment.Deployment, (d) => d.deploy([request!])).pipe(
       Effect.provide(context),
       Scope.provide(owned)
