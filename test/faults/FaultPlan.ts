@@ -6,7 +6,7 @@
  */
 import { Network } from "@tezt-cloud/core"
 
-export type Backend = "process" | "ssh-host" | "docker"
+export type Backend = "process" | "ssh-host" | "docker" | "gcp"
 
 /** The signals delivered to the CLI (a double SIGINT is a second one while the first's teardown runs). */
 export type SignalFault = "SIGINT" | "double SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL"
