@@ -33,6 +33,8 @@ export interface Target {
   readonly dockerSocket?: string | undefined
   /** The run's own ssh host, for the faults that kill or stop it. */
   readonly host?: SshHosts.SshHost | undefined
+  /** Delivers a fault of this backend's own (a proxy's machine killed, its connection dropped) to the run. */
+  readonly inject?: ((fault: FaultPlan.Fault, namespace: string) => Promise<void>) | undefined
 }
 
 export interface Outcome {
@@ -199,6 +201,11 @@ export const run = async (
           await target.host!.kill()
           faultAt = Date.now()
           break
+        case "proxy killed":
+        case "connection dropped":
+          await target.inject!(plan.fault, namespace)
+          faultAt = Date.now()
+          break
         case "sshd stopped":
           stopped = sshdProcesses(target.host!, options.tree)
           signalAll(stopped, "SIGSTOP")
@@ -243,6 +250,20 @@ export const run = async (
   // Said in the table: such a run tests an unwritable directory, not a full disk.
   if (typeof mounted === "string") outcome += ` (${mounted}: a directory made read-only instead)`
   let log = `${cli.stdout().slice(-3000)}\n${cli.stderr().slice(-3000)}`
+  // A proxy's client that detached (SIGTERM, SIGHUP) left the run going there, as it says: `proxy stop` ends it.
+  if (!hung && `${cli.stdout()}${cli.stderr()}`.includes(`'tezt-cloud proxy stop --tezt-cloud ${namespace}' ends it`)) {
+    const stop = start(["proxy", "stop", "--tezt-cloud", namespace], env)
+    const done = await exitWithin(stop, cleanUpBound)
+    if (!done) {
+      stop.proc.kill("SIGKILL")
+      await stop.exit
+    }
+    await drained(stop)
+    outcome += done
+      ? ` + proxy stop${stop.proc.exitCode === 0 ? "" : ` exit ${stop.proc.exitCode}`}`
+      : " + proxy stop hung"
+    log += `\nproxy stop:\n${stop.stdout().slice(-2000)}\n${stop.stderr().slice(-2000)}`
+  }
   if (killed || hung || cli.stderr().includes("CLOUD clean up")) {
     const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
     const done = await exitWithin(cleanUp, cleanUpBound)

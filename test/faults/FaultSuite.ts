@@ -55,7 +55,8 @@ const portBlocks: Record<FaultPlan.Backend, number> = {
   process: 10_000,
   "ssh-host": 12_000,
   docker: 14_000,
-  gcp: 16_000
+  gcp: 16_000,
+  proxy: 18_000
 }
 const portRange = 16
 const portRanges = 2000 / portRange

@@ -14,7 +14,7 @@ import { outstanding } from "../fixtures/Cli.ts"
 
 export interface Leftovers {
   readonly processes: ReadonlyArray<number>
-  /** In the namespace's state dir: sandboxes, control socket, deployment record, lock. */
+  /** In the namespace's state dir: sandboxes, control socket, deployment record, lock, a proxy's records. */
   readonly files: ReadonlyArray<string>
   /** The run's directory on the ssh host. */
   readonly remote: ReadonlyArray<string>
@@ -60,7 +60,9 @@ const stateFiles = (stateDir: string, namespace: string) => {
   const agents = path.join(dir, "agents")
   return [
     ...(fs.existsSync(agents) ? fs.readdirSync(agents).map((a) => `agents/${a}`) : []),
-    ...fs.readdirSync(dir).filter((f) => ["control.sock", "deployment.json"].includes(f) || /lock/.test(f))
+    ...fs.readdirSync(dir).filter((f) =>
+      ["control.sock", "deployment.json", "proxy.json", "proxy.offset"].includes(f) || /lock/.test(f)
+    )
   ]
 }
 

@@ -49,9 +49,8 @@ async function* bytes(data: string) {
 }
 
 /** The bundle on the proxy: nothing to do when it has this version, else the cached tarball streamed there. */
-export const bundle = (connection: SshClient.Connection, home: string) =>
+export const bundle = (connection: SshClient.Connection, home: string, made: Bundle.Bundle) =>
   Effect.gen(function*() {
-    const made = yield* Bundle.make()
     const dir = Protocol.bundleDir(home, made.hash)
     const present = yield* remote(connection, "bundle check", `test -f ${q(`${dir}/.complete`)} && echo yes || true`)
     if (present.trim() === "yes") {
