@@ -148,19 +148,13 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
         thenMillis: 100 + Math.floor(draw() * 900)
       }
     case "proxy killed":
-      // The proxy's machine goes while the run uses it (its daemons up, its command running, or its teardown).
-      return {
-        ...base,
-        tags: ["run", count, "plain"],
-        point: point(draw, agents, ["body", "teardown"], backend),
-        signal: undefined
-      }
     case "connection dropped":
-      // The client's connection to the proxy is cut: the run goes on there, the client reconnects.
+      // The proxy's machine goes while the run uses it (its body or teardown); or the client's connection to it is
+      // cut (in its deploy or body): the run goes on there, the client reconnects.
       return {
         ...base,
         tags: ["run", count, "plain"],
-        point: point(draw, agents, ["deploy", "body"], backend),
+        point: point(draw, agents, fault === "proxy killed" ? ["body", "teardown"] : ["deploy", "body"], backend),
         signal: undefined
       }
     case "daemon ignores SIGTERM":
