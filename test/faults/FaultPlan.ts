@@ -12,13 +12,14 @@ export type Backend = "process" | "ssh-host" | "docker" | "gcp"
 export type SignalFault = "SIGINT" | "double SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL"
 
 /**
- * The faults: signals, and the special ones: the agents' ssh host killed (its sshd and every session), its sshd
- * stopped (SIGSTOP) while a command runs, a daemon that ignores SIGTERM, the artifacts disk full, a scenario
- * whose finalizer fails.
+ * The faults: signals, and the special ones: the agents' ssh host killed (its sshd and every session), a VM
+ * killed (its host fails under the run), the sshd of the host or VM stopped (SIGSTOP) while a command runs, a
+ * daemon that ignores SIGTERM, the artifacts disk full, a scenario whose finalizer fails.
  */
 export type Fault =
   | SignalFault
   | "host killed"
+  | "VM killed"
   | "sshd stopped"
   | "daemon ignores SIGTERM"
   | "artifacts disk full"
@@ -113,6 +114,7 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
   const base = { backend, index, seed: own, fault, agents, thenMillis: 0, diskKib: 0 }
   switch (fault) {
     case "host killed":
+    case "VM killed":
       // While the run uses the host: its daemons are up or its command runs.
       return { ...base, tags: ["run", count, "plain"], point: point(draw, agents, ["body"]), signal: undefined }
     case "sshd stopped":

@@ -142,7 +142,7 @@ export const make = (backend: FaultPlan.Backend, options: { readonly concurrency
       limit(async () => {
         const { done, target: where } = await target.target(plan)
         try {
-          return await FaultRun.run(plan, where, { basePort: basePort(), tree: SshHosts.tree })
+          return await FaultRun.run(plan, where, { basePort: where.basePort ?? basePort(), tree: SshHosts.tree })
         } finally {
           await done()
         }
