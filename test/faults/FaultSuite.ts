@@ -136,9 +136,13 @@ export const make = (backend: FaultPlan.Backend, options: { readonly concurrency
     )
   }
 
-  /** Runs the plans, `concurrency` at a time, and checks that none leaked or hung. */
+  /**
+   * Runs the plans, `concurrency` at a time, and checks that none leaked or hung. A run whose harness fails (its
+   * count of what is left, say) fails the test once every run is over: none is left behind mid-way (a mounted
+   * disk, a CLI still running).
+   */
   const runAll = async (target: Backend, planned: ReadonlyArray<FaultPlan.Plan>) => {
-    const ran = await Promise.all(planned.map((plan) =>
+    const settled = await Promise.allSettled(planned.map((plan) =>
       limit(async () => {
         const { done, target: where } = await target.target(plan)
         try {
@@ -148,13 +152,17 @@ export const make = (backend: FaultPlan.Backend, options: { readonly concurrency
         }
       })
     ))
+    const ran = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : [])
     outcomes.push(...ran)
+    const broken = settled.flatMap((s, i) =>
+      s.status === "rejected" ? [`${FaultPlan.describe(planned[i]!)}: the harness failed: ${String(s.reason)}`] : []
+    )
     const failed = ran.filter((o) => o.leaked || o.hung).map((o) =>
       `${FaultPlan.describe(o.plan)}: ${o.outcome}${o.leaked ? `, left ${Leftovers.describe(o.left)}` : ""}` +
       ` [replay: TEZT_CLOUD_FAULT_SEED=${seed} TEZT_CLOUD_FAULT_ONLY="${id(o.plan)}"; namespace ${o.namespace}]` +
       `\n${o.log}`
     )
-    assert.deepStrictEqual(failed, [], `${failed.length} of ${ran.length} runs leaked or hung`)
+    assert.deepStrictEqual([...broken, ...failed], [], `${failed.length} of ${ran.length} runs leaked or hung`)
   }
 
   /** Prints the table of the runs (and appends it to `$TEZT_CLOUD_FAULT_TABLE`): for the file's `afterAll`. */

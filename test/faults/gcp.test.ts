@@ -22,6 +22,7 @@
 import { afterAll, beforeAll, describe, it } from "@effect/vitest"
 import { DockerClient } from "@tezt-cloud/docker"
 import { DockerHosts } from "@tezt-cloud/gce-emulator"
+import { GceResources } from "@tezt-cloud/gcp"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -35,7 +36,7 @@ import type * as FaultRun from "./FaultRun.ts"
 import * as FaultSuite from "./FaultSuite.ts"
 
 // Runs mostly wait (for their VMs, for ssh): more of them at once than on the other backends.
-const suite = FaultSuite.make("gcp", { concurrency: 10 })
+const suite = FaultSuite.make("gcp", { concurrency: 8 })
 
 /** Every VM's sshd port, and the runs' `--vm-base-port`: the first port of the gcp block. */
 const vmPort = 16_000
@@ -49,15 +50,33 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-home-"))
 
 interface Instance {
   readonly name: string
+  readonly labels?: Record<string, string>
   readonly networkInterfaces?: ReadonlyArray<
     { readonly networkIP?: string; readonly accessConfigs?: ReadonlyArray<{ readonly natIP?: string }> }
   >
 }
 
+/**
+ * A GET of the emulator's API, as JSON. Tried again a few times when the connection drops: on a loaded machine a
+ * kept-alive connection may be closed by the server just as it is reused.
+ */
+const get = async (api: string, tries = 3): Promise<unknown> => {
+  try {
+    const answer = await fetch(`${url()}${api}`)
+    if (answer.status !== 200) throw new Error(`GET ${api}: ${answer.status} ${await answer.text()}`)
+    return await answer.json()
+  } catch (error) {
+    if (tries <= 1) throw error
+    await new Promise((r) => setTimeout(r, 500))
+    return get(api, tries - 1)
+  }
+}
+
 /** Every instance of the emulator's project, in every zone. */
 const instances = async (): Promise<Array<Instance>> => {
-  const answer = await fetch(`${url()}/compute/v1/projects/${Emulator.project}/aggregated/instances`)
-  const list = await answer.json() as { items?: Record<string, { instances?: Array<Instance> }> }
+  const list = await get(`/compute/v1/projects/${Emulator.project}/aggregated/instances`) as {
+    items?: Record<string, { instances?: Array<Instance> }>
+  }
   return Object.values(list.items ?? {}).flatMap((scoped) => scoped.instances ?? [])
 }
 
@@ -105,8 +124,14 @@ const vms: FaultRun.Vms = {
     return runVms.map((vm) => vm.address).filter((address) => !held.has(address))
   },
   leftovers: async (namespace) => {
-    const vmsLeft = (await emulator.current!.instancesOf(namespace)).map((name) => `instance ${name}`)
-    const rules = (await emulator.current!.rulesOf(namespace)).map((name) => `firewall rule ${name}`)
+    const vmsLeft = (await instances())
+      .filter((i) => ofNamespace(i.name, namespace) || GceResources.labelled(i.labels, namespace))
+      .map((i) => `instance ${i.name}`)
+    const firewalls = await get(`/compute/v1/projects/${Emulator.project}/global/firewalls`) as {
+      items?: Array<{ name: string; description?: string }>
+    }
+    const rules = (firewalls.items ?? []).filter((r) => r.description === GceResources.firewallDescription(namespace))
+      .map((r) => `firewall rule ${r.name}`)
     const hosts = await DockerEngine.onEngine(
       Effect.gen(function*() {
         const engine = yield* DockerClient.DockerClient
