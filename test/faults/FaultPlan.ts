@@ -12,13 +12,15 @@ export type Backend = "process" | "ssh-host" | "docker" | "gcp" | "proxy"
 export type SignalFault = "SIGINT" | "double SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL"
 
 /**
- * The faults: signals, and the special ones: the agents' ssh host killed (its sshd and every session), its sshd
- * stopped (SIGSTOP) while a command runs, a daemon that ignores SIGTERM, the artifacts disk full, a scenario
- * whose finalizer fails; with a proxy, its machine killed mid-run and the client's connection to it dropped.
+ * The faults: signals, and the special ones: the agents' ssh host killed (its sshd and every session), a VM
+ * killed (its host fails under the run), the sshd of the host or VM stopped (SIGSTOP) while a command runs, a
+ * daemon that ignores SIGTERM, the artifacts disk full, a scenario whose finalizer fails; with a proxy, its machine
+ * killed mid-run and the client's connection to it dropped.
  */
 export type Fault =
   | SignalFault
   | "host killed"
+  | "VM killed"
   | "sshd stopped"
   | "daemon ignores SIGTERM"
   | "artifacts disk full"
@@ -131,6 +133,7 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
   const base = { backend, index, seed: own, fault, agents, thenMillis: 0, diskKib: 0 }
   switch (fault) {
     case "host killed":
+    case "VM killed":
       // While the run uses the host: its daemons are up or its command runs.
       return {
         ...base,

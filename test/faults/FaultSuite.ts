@@ -137,25 +137,33 @@ export const make = (backend: FaultPlan.Backend, options: { readonly concurrency
     )
   }
 
-  /** Runs the plans, `concurrency` at a time, and checks that none leaked or hung. */
+  /**
+   * Runs the plans, `concurrency` at a time, and checks that none leaked or hung. A run whose harness fails (its
+   * count of what is left, say) fails the test once every run is over: none is left behind mid-way (a mounted
+   * disk, a CLI still running).
+   */
   const runAll = async (target: Backend, planned: ReadonlyArray<FaultPlan.Plan>) => {
-    const ran = await Promise.all(planned.map((plan) =>
+    const settled = await Promise.allSettled(planned.map((plan) =>
       limit(async () => {
         const { done, target: where } = await target.target(plan)
         try {
-          return await FaultRun.run(plan, where, { basePort: basePort(), tree: SshHosts.tree })
+          return await FaultRun.run(plan, where, { basePort: where.basePort ?? basePort(), tree: SshHosts.tree })
         } finally {
           await done()
         }
       })
     ))
+    const ran = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : [])
     outcomes.push(...ran)
+    const broken = settled.flatMap((s, i) =>
+      s.status === "rejected" ? [`${FaultPlan.describe(planned[i]!)}: the harness failed: ${String(s.reason)}`] : []
+    )
     const failed = ran.filter((o) => o.leaked || o.hung).map((o) =>
       `${FaultPlan.describe(o.plan)}: ${o.outcome}${o.leaked ? `, left ${Leftovers.describe(o.left)}` : ""}` +
       ` [replay: TEZT_CLOUD_FAULT_SEED=${seed} TEZT_CLOUD_FAULT_ONLY="${id(o.plan)}"; namespace ${o.namespace}]` +
       `\n${o.log}`
     )
-    assert.deepStrictEqual(failed, [], `${failed.length} of ${ran.length} runs leaked or hung`)
+    assert.deepStrictEqual([...broken, ...failed], [], `${failed.length} of ${ran.length} runs leaked or hung`)
   }
 
   /** Prints the table of the runs (and appends it to `$TEZT_CLOUD_FAULT_TABLE`): for the file's `afterAll`. */
