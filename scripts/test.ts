@@ -4,7 +4,8 @@
  * go to lanes longest first, each to the lane that ends earliest, by the durations in `test-durations.json` (a
  * file not listed counts as a short one), so the lanes end about together. Files of different lanes run at the
  * same time: they take their ports from `test/fixtures/Ports.ts`, their namespaces, network namespaces and
- * loopback addresses from their process ids, and the fault suite's runs ports 10000-19999, which nothing else uses.
+ * loopback addresses from their process ids, and the fault suite's files (one per backend) a block of 2000 ports
+ * each in 10000-19999, which nothing else uses.
  * Every lane but the last prefixes its lines with `[lane N]`.
  *
  * A full run ends with the leftover check (`leftovers.ts`): what the tests created in the temporary and state

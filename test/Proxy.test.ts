@@ -1,6 +1,6 @@
 /**
  * `--proxy` end to end, with the real executable and a real engine (test/fixtures/DockerEngine.ts): the proxy is a
- * local container on a network of its own, the orchestrator runs there, the CLI here comes and goes. A run
+ * local container on a network of its own, made from the proxy image that already holds the orchestrator, which runs there, the CLI here comes and goes. A run
  * passes and leaves nothing; a long run is detached from, reattached to, killed with `kill -9` here, reattached
  * to again, loses its ssh connection, and is torn down with Ctrl+C, its log shown once, in order, with no gap
  * (but the one line a `kill -9` may catch between showing and counting it);
@@ -90,6 +90,9 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
     const cli = start(["BASIC", "simple", "health", "--localhost", "--proxy", "--tezt-cloud", namespace], env)
     assert.strictEqual(await exitOf(cli), 0, cli.stdout() + cli.stderr())
     assert.include(cli.stdout(), "proxy: the run started on root@")
+    // The proxy container comes from the proxy image, which holds the orchestrator: nothing is shipped.
+    assert.include(cli.stdout(), "proxy: the orchestrator is already there")
+    assert.notInclude(cli.stdout(), "shipping the orchestrator")
     assert.include(cli.stdout(), "on the proxy; artifacts in")
     assert.include(cli.stdout(), "Hello world from agent 1")
     assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)

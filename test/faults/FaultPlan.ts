@@ -6,23 +6,27 @@
  */
 import { Network } from "@tezt-cloud/core"
 
-export type Backend = "process" | "ssh-host" | "docker"
+export type Backend = "process" | "ssh-host" | "docker" | "gcp" | "proxy"
 
 /** The signals delivered to the CLI (a double SIGINT is a second one while the first's teardown runs). */
 export type SignalFault = "SIGINT" | "double SIGINT" | "SIGTERM" | "SIGHUP" | "SIGKILL"
 
 /**
- * The faults: signals, and the special ones: the agents' ssh host killed (its sshd and every session), its sshd
- * stopped (SIGSTOP) while a command runs, a daemon that ignores SIGTERM, the artifacts disk full, a scenario
- * whose finalizer fails.
+ * The faults: signals, and the special ones: the agents' ssh host killed (its sshd and every session), a VM
+ * killed (its host fails under the run), the sshd of the host or VM stopped (SIGSTOP) while a command runs, a
+ * daemon that ignores SIGTERM, the artifacts disk full, a scenario whose finalizer fails; with a proxy, its machine
+ * killed mid-run and the client's connection to it dropped.
  */
 export type Fault =
   | SignalFault
   | "host killed"
+  | "VM killed"
   | "sshd stopped"
   | "daemon ignores SIGTERM"
   | "artifacts disk full"
   | "finalizer fails"
+  | "proxy killed"
+  | "connection dropped"
 
 export const signalFaults: ReadonlyArray<SignalFault> = ["SIGINT", "double SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"]
 
@@ -83,9 +87,18 @@ export const suiteSeed = (env: Readonly<Record<string, string | undefined>> = pr
   return seed
 }
 
-/** The event lines of each phase of a run of `agents` agents, each with how many times it is printed. */
-export const events = (agents: number): Record<Phase, ReadonlyArray<readonly [EventKey, number]>> => ({
-  deploy: [["run-start", 1], ["deploy-start", 1], ["agent-ready", agents]],
+/**
+ * The event lines of each phase of a run of `agents` agents, each with how many times it is printed. A proxy run
+ * shows its proxy's `agent-ready` first (then the run there starts): its deploy points include the making of the
+ * proxy, from that moment to the run's start.
+ */
+export const events = (
+  agents: number,
+  backend?: Backend
+): Record<Phase, ReadonlyArray<readonly [EventKey, number]>> => ({
+  deploy: backend === "proxy"
+    ? [["agent-ready", 1], ["run-start", 1], ["deploy-start", 1], ["agent-ready", agents + 1]]
+    : [["run-start", 1], ["deploy-start", 1], ["agent-ready", agents]],
   body: [["deploy-done", 1], ["daemon-up", agents], ["log daemons started", 1], ["exec", 1]],
   teardown: [["run-end", 1], ["daemon-down", agents], ["teardown-start", 1], ["agent-down", agents]]
 })
@@ -93,13 +106,20 @@ export const events = (agents: number): Record<Phase, ReadonlyArray<readonly [Ev
 /** The longest delay after a point's event, per phase: deploys and bodies last longer than teardowns. */
 const maxDelay: Record<Phase, number> = { deploy: 150, body: 400, teardown: 40 }
 
+/** A proxy's deploy lasts seconds after its `agent-ready`: the points spread over them. */
+const proxyDeployDelay = 3000
+
 const pick = <A>(draw: () => number, values: ReadonlyArray<A>): A => values[Math.floor(draw() * values.length)]!
 
 /** A point of a run of `agents` agents, in one of `phases`. */
-const point = (draw: () => number, agents: number, phases: ReadonlyArray<Phase>): Point => {
+const point = (draw: () => number, agents: number, phases: ReadonlyArray<Phase>, backend?: Backend): Point => {
   const phase = pick(draw, phases)
-  const [event, count] = pick(draw, events(agents)[phase])
-  return { phase, event, nth: 1 + Math.floor(draw() * count), delayMillis: Math.floor(draw() * maxDelay[phase]) }
+  const [event, count] = pick(draw, events(agents, backend)[phase])
+  const nth = 1 + Math.floor(draw() * count)
+  const longest = backend === "proxy" && phase === "deploy" && event === "agent-ready" && nth === 1
+    ? proxyDeployDelay
+    : maxDelay[phase]
+  return { phase, event, nth, delayMillis: Math.floor(draw() * longest) }
 }
 
 const phases: ReadonlyArray<Phase> = ["deploy", "body", "teardown"]
@@ -113,8 +133,14 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
   const base = { backend, index, seed: own, fault, agents, thenMillis: 0, diskKib: 0 }
   switch (fault) {
     case "host killed":
+    case "VM killed":
       // While the run uses the host: its daemons are up or its command runs.
-      return { ...base, tags: ["run", count, "plain"], point: point(draw, agents, ["body"]), signal: undefined }
+      return {
+        ...base,
+        tags: ["run", count, "plain"],
+        point: point(draw, agents, ["body"], backend),
+        signal: undefined
+      }
     case "sshd stopped":
       // While a command runs (`sleep 0.4`); the user gives up a moment later.
       return {
@@ -124,11 +150,21 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
         signal: "SIGINT",
         thenMillis: 100 + Math.floor(draw() * 900)
       }
+    case "proxy killed":
+    case "connection dropped":
+      // The proxy's machine goes while the run uses it (its body or teardown); or the client's connection to it is
+      // cut (in its deploy or body): the run goes on there, the client reconnects.
+      return {
+        ...base,
+        tags: ["run", count, "plain"],
+        point: point(draw, agents, fault === "proxy killed" ? ["body", "teardown"] : ["deploy", "body"], backend),
+        signal: undefined
+      }
     case "daemon ignores SIGTERM":
       return {
         ...base,
         tags: ["run", count, "stubborn"],
-        point: point(draw, agents, phases),
+        point: point(draw, agents, phases, backend),
         signal: pick(draw, ["SIGINT", "SIGTERM", "SIGHUP"] as const)
       }
     case "artifacts disk full":
@@ -148,7 +184,7 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
         ...base,
         agents: 2,
         tags: ["finalizer"],
-        point: interrupted ? point(draw, 2, phases) : undefined,
+        point: interrupted ? point(draw, 2, phases, backend) : undefined,
         signal: interrupted ? "SIGINT" : undefined
       }
     }
@@ -157,7 +193,7 @@ export const plan = (seed: number, backend: Backend, fault: Fault, index: number
       return {
         ...base,
         tags: ["run", count, "plain"],
-        point: point(draw, agents, phases),
+        point: point(draw, agents, phases, backend),
         signal,
         thenMillis: fault === "double SIGINT" ? 20 + Math.floor(draw() * 480) : 0
       }

@@ -22,6 +22,25 @@ const progressBound = 120_000
 /** How long `CLOUD clean up` may take. */
 const cleanUpBound = 60_000
 
+/** A VM of a run, as its output names it (`agent-000: created VM <name> at <address>`). */
+export interface Vm {
+  readonly agent: string
+  readonly name: string
+  readonly address: string
+}
+
+/** What the suite does to a cloud backend's VMs, and how it counts what the cloud holds of a namespace. */
+export interface Vms {
+  /** Kills the VM under the run (its host fails, as a VM that crashed). */
+  readonly kill: (vm: Vm) => Promise<void>
+  /** The VM's sshd processes (listener and sessions), without the commands they run. */
+  readonly sshd: (vm: Vm) => Array<number>
+  /** Of the run's VMs' addresses, those no VM of another namespace holds now: where its listeners would be. */
+  readonly addresses: (namespace: string, vms: ReadonlyArray<Vm>) => Promise<ReadonlyArray<string>>
+  /** What the cloud still holds of the namespace: VMs, firewall rules, the hosts behind them. */
+  readonly leftovers: (namespace: string) => Promise<ReadonlyArray<string>>
+}
+
 /** Where one run goes: the backend's flags and environment, and what to look at after it. */
 export interface Target {
   /** The flags that choose the backend (and its key, its host…). */
@@ -33,6 +52,14 @@ export interface Target {
   readonly dockerSocket?: string | undefined
   /** The run's own ssh host, for the faults that kill or stop it. */
   readonly host?: SshHosts.SshHost | undefined
+  /** The run's VMs, on a cloud backend. */
+  readonly vms?: Vms | undefined
+  /** The first port of the run's range, when the backend fixes it (VMs: their sshd's port). */
+  readonly basePort?: number | undefined
+  /** What `CLOUD clean up` needs besides the namespace (the project…). */
+  readonly cleanUpArgs?: ReadonlyArray<string> | undefined
+  /** Delivers a fault of this backend's own (a proxy's machine killed, its connection dropped) to the run. */
+  readonly inject?: ((fault: FaultPlan.Fault, namespace: string) => Promise<void>) | undefined
 }
 
 export interface Outcome {
@@ -70,8 +97,11 @@ const drained = (cli: Cli) =>
     sleep(5000)
   ])
 
-/** Waits for the `nth` event line `key` of the run's `--json` output: true when printed, false if it exited first. */
-const eventWatcher = (cli: Cli) => {
+/**
+ * Waits for the `nth` event line `key` of the run's `--json` output: true when printed, false if it exited first.
+ * The VMs the run creates are added to `vms` as their lines come.
+ */
+const eventWatcher = (cli: Cli, vms: Array<Vm>) => {
   const seen = new Map<string, number>()
   const waiters: Array<{ key: string; nth: number; resolve: (ok: boolean) => void }> = []
   let buffer = ""
@@ -87,6 +117,8 @@ const eventWatcher = (cli: Cli) => {
         continue
       }
       const key = event.type === "log" ? `log ${event.message}` : String(event.type)
+      const created = /^(\S+): created VM (\S+) at (\S+)$/.exec(event.type === "log" ? event.message ?? "" : "")
+      if (created !== null) vms.push({ agent: created[1]!, name: created[2]!, address: created[3]! })
       const n = (seen.get(key) ?? 0) + 1
       seen.set(key, n)
       for (const w of waiters) if (w.key === key && w.nth === n) w.resolve(true)
@@ -176,7 +208,10 @@ export const run = async (
     ],
     env
   )
-  const waitEvent = eventWatcher(cli)
+  const vms: Array<Vm> = []
+  const waitEvent = eventWatcher(cli, vms)
+  // The VM a fault hits: the first agent's (the one that runs the body's command).
+  const firstVm = () => vms.find((vm) => vm.agent === "agent-000") ?? vms[0]
   const started = Date.now()
   let faultAt: number | undefined
   let delivered = false
@@ -199,8 +234,19 @@ export const run = async (
           await target.host!.kill()
           faultAt = Date.now()
           break
+        case "VM killed":
+          await target.vms!.kill(firstVm()!)
+          faultAt = Date.now()
+          break
+        case "proxy killed":
+        case "connection dropped":
+          await target.inject!(plan.fault, namespace)
+          faultAt = Date.now()
+          break
         case "sshd stopped":
-          stopped = sshdProcesses(target.host!, options.tree)
+          stopped = target.vms === undefined
+            ? sshdProcesses(target.host!, options.tree)
+            : target.vms.sshd(firstVm()!)
           signalAll(stopped, "SIGSTOP")
           await sleep(plan.thenMillis)
           cli.proc.kill("SIGINT")
@@ -243,8 +289,22 @@ export const run = async (
   // Said in the table: such a run tests an unwritable directory, not a full disk.
   if (typeof mounted === "string") outcome += ` (${mounted}: a directory made read-only instead)`
   let log = `${cli.stdout().slice(-3000)}\n${cli.stderr().slice(-3000)}`
+  // A proxy's client that detached (SIGTERM, SIGHUP) left the run going there, as it says: `proxy stop` ends it.
+  if (!hung && `${cli.stdout()}${cli.stderr()}`.includes(`'tezt-cloud proxy stop --tezt-cloud ${namespace}' ends it`)) {
+    const stop = start(["proxy", "stop", "--tezt-cloud", namespace], env)
+    const done = await exitWithin(stop, cleanUpBound)
+    if (!done) {
+      stop.proc.kill("SIGKILL")
+      await stop.exit
+    }
+    await drained(stop)
+    outcome += done
+      ? ` + proxy stop${stop.proc.exitCode === 0 ? "" : ` exit ${stop.proc.exitCode}`}`
+      : " + proxy stop hung"
+    log += `\nproxy stop:\n${stop.stdout().slice(-2000)}\n${stop.stderr().slice(-2000)}`
+  }
   if (killed || hung || cli.stderr().includes("CLOUD clean up")) {
-    const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+    const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace, ...(target.cleanUpArgs ?? [])], env)
     const done = await exitWithin(cleanUp, cleanUpBound)
     if (!done) {
       cleanUp.proc.kill("SIGKILL")
@@ -261,7 +321,9 @@ export const run = async (
     namespace,
     ports: [options.basePort, options.basePort + 2 * portsPerVm],
     remoteDir: target.remoteDir?.(namespace),
-    dockerSocket: target.dockerSocket
+    dockerSocket: target.dockerSocket,
+    addresses: target.vms === undefined ? undefined : () => target.vms!.addresses(namespace, vms),
+    cloud: target.vms === undefined ? undefined : () => target.vms!.leftovers(namespace)
   })
   disk?.release()
   if (readOnlyDir !== undefined) fs.rmSync(readOnlyDir, { recursive: true, force: true })

@@ -7,19 +7,23 @@
 import { Cloud, Scenario } from "@tezt-cloud/core"
 import { Effect } from "effect"
 
-/** A daemon listening on 127.0.0.1:$ARGV[0] until killed (`stubborn`: SIGTERM is ignored). */
+/** A daemon listening on $ARGV[1]:$ARGV[0] until killed (`stubborn`: SIGTERM is ignored). */
 const listener = (stubborn: boolean) =>
   (stubborn ? "$SIG{TERM} = \"IGNORE\"; " : "") +
-  "use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => \"127.0.0.1\", LocalPort => $ARGV[0], " +
+  "use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => $ARGV[1], LocalPort => $ARGV[0], " +
   "Listen => 5, ReuseAddr => 1) or die \"listen: $!\"; print \"listening\\n\"; sleep 300"
 
-/** Starts one listening daemon per agent, each on a port of its agent's range. */
+/**
+ * Starts one listening daemon per agent, each on a port of its agent's range: on the loopback address, or on a
+ * GCP VM on the VM's own address (the emulator's VMs share this machine's network, and every VM the same ports).
+ */
 const daemons = (stubborn: boolean) =>
   Effect.gen(function*() {
     const cloud = yield* Cloud.Cloud
     for (const agent of cloud.agents) {
       const port = yield* agent.nextAvailablePort
-      yield* agent.spawn("listener", "perl", ["-e", listener(stubborn), String(port)])
+      const address = agent.descriptor.backend === "gcp" ? agent.point?.host ?? "127.0.0.1" : "127.0.0.1"
+      yield* agent.spawn("listener", "perl", ["-e", listener(stubborn), String(port), address])
     }
     yield* Effect.logInfo("daemons started")
   })

@@ -2,8 +2,9 @@
  * What a run of a namespace may leave behind, counted once it is over: processes carrying the namespace's marker
  * (from /proc, which also shows the processes of the ssh test hosts and of the containers: they all run on this
  * machine's kernel), the namespace's live-run files in its state dir, the run's directory on the ssh host,
- * listeners in the run's port range, ledger records never released, Docker containers, networks and image tags
- * with the namespace's label, and network namespaces named after it.
+ * listeners in the run's port range (on the run's own addresses, for VMs that share a port range), ledger records
+ * never released, Docker containers, networks and image tags with the namespace's label, network namespaces named
+ * after it, and what a cloud backend holds of it (VMs, firewall rules and their hosts).
  */
 import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
 import { Effect } from "effect"
@@ -14,7 +15,7 @@ import { outstanding } from "../fixtures/Cli.ts"
 
 export interface Leftovers {
   readonly processes: ReadonlyArray<number>
-  /** In the namespace's state dir: sandboxes, control socket, deployment record, lock. */
+  /** In the namespace's state dir: sandboxes, control socket, deployment record, lock, a proxy's records. */
   readonly files: ReadonlyArray<string>
   /** The run's directory on the ssh host. */
   readonly remote: ReadonlyArray<string>
@@ -23,12 +24,14 @@ export interface Leftovers {
   readonly ledger: ReadonlyArray<string>
   readonly docker: ReadonlyArray<string>
   readonly netns: ReadonlyArray<string>
+  /** The namespace's VMs, firewall rules and the hosts behind them, as the cloud (an emulator) lists them. */
+  readonly cloud: ReadonlyArray<string>
 }
 
 /** How many things are left, all kinds together. */
 export const count = (left: Leftovers) =>
   left.processes.length + left.files.length + left.remote.length + left.ports.length + left.ledger.length +
-  left.docker.length + left.netns.length
+  left.docker.length + left.netns.length + left.cloud.length
 
 /** The kinds left, e.g. `processes 3: 812 813 814; ledger 1: sandbox:agent-000`. */
 export const describe = (left: Leftovers) =>
@@ -36,8 +39,15 @@ export const describe = (left: Leftovers) =>
     `${k} ${(v as ReadonlyArray<unknown>).length}: ${(v as ReadonlyArray<unknown>).join(" ")}`
   ).join("; ")
 
-/** Ports in [from, to) that a socket of this network namespace listens on (TCP, IPv4 and IPv6). */
-export const listeningPorts = (from: number, to: number): Array<number> =>
+/** An IPv4 address as /proc/net/tcp prints it (`0100007F` is 127.0.0.1), dotted. */
+const ipv4 = (hex: string) =>
+  hex.length === 8 ? [6, 4, 2, 0].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(".") : undefined
+
+/**
+ * Ports in [from, to) that a socket of this network namespace listens on (TCP, IPv4 and IPv6); with `addresses`,
+ * only sockets bound to one of them.
+ */
+export const listeningPorts = (from: number, to: number, addresses?: ReadonlyArray<string>): Array<number> =>
   ["tcp", "tcp6"].flatMap((table) => {
     let text = ""
     try {
@@ -47,9 +57,11 @@ export const listeningPorts = (from: number, to: number): Array<number> =>
     }
     return text.trim().split("\n").slice(1).flatMap((line) => {
       const fields = line.trim().split(/\s+/)
-      const port = parseInt(fields[1]!.split(":")[1]!, 16)
+      const [address, hexPort] = fields[1]!.split(":")
+      const port = parseInt(hexPort!, 16)
+      const ours = addresses === undefined || addresses.includes(ipv4(address!) ?? "")
       // st 0A is LISTEN.
-      return fields[3] === "0A" && port >= from && port < to ? [port] : []
+      return fields[3] === "0A" && port >= from && port < to && ours ? [port] : []
     })
   })
 
@@ -60,7 +72,9 @@ const stateFiles = (stateDir: string, namespace: string) => {
   const agents = path.join(dir, "agents")
   return [
     ...(fs.existsSync(agents) ? fs.readdirSync(agents).map((a) => `agents/${a}`) : []),
-    ...fs.readdirSync(dir).filter((f) => ["control.sock", "deployment.json"].includes(f) || /lock/.test(f))
+    ...fs.readdirSync(dir).filter((f) =>
+      ["control.sock", "deployment.json", "proxy.json", "proxy.offset"].includes(f) || /lock/.test(f)
+    )
   ]
 }
 
@@ -90,6 +104,13 @@ export interface Where {
   readonly remoteDir?: string | undefined
   /** The Docker engine's socket, if it ran on Docker. */
   readonly dockerSocket?: string | undefined
+  /**
+   * The addresses whose listeners in `ports` are the run's (all when undefined): VMs share a port range, each on
+   * an address of its own. Asked when counting (an address may have gone to another run's VM since).
+   */
+  readonly addresses?: (() => Promise<ReadonlyArray<string>>) | undefined
+  /** What the cloud still holds of the namespace, if it ran there. */
+  readonly cloud?: (() => Promise<ReadonlyArray<string>>) | undefined
 }
 
 /**
@@ -99,7 +120,8 @@ export interface Where {
 export const collect = async (where: Where): Promise<Leftovers> => {
   const deadline = Date.now() + 5000
   const processes = () => findMarked("TEZT_CLOUD_NS", where.namespace)
-  const ports = () => listeningPorts(...where.ports)
+  const addresses = await where.addresses?.()
+  const ports = () => listeningPorts(where.ports[0], where.ports[1], addresses)
   while (Date.now() < deadline && processes().length + ports().length > 0) {
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -110,6 +132,7 @@ export const collect = async (where: Where): Promise<Leftovers> => {
     ports: ports(),
     ledger: outstanding(where.stateDir, where.namespace),
     docker: where.dockerSocket === undefined ? [] : await docker(where.namespace, where.dockerSocket),
-    netns: netns(where.namespace)
+    netns: netns(where.namespace),
+    cloud: where.cloud === undefined ? [] : await where.cloud()
   }
 }

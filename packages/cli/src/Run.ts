@@ -88,6 +88,9 @@ export const run = Effect.fn("Run.run")(function*(group: Scenario.Group, stateDi
       ["tezt-cloud", group.name, ...args.tags].join(" "),
       ", or give another --tezt-cloud"
     )
+    // From here on the namespace has a run in progress: a second Ctrl+C removes a local proxy's container (the
+    // run in it goes with it; a VM's teardown goes on) and names `CLOUD clean up` for the rest.
+    yield* shutdown.track(config.namespace)
     const code = yield* proxy.ProxyRun.run({ ...options, deploy: true }).pipe(
       Effect.provide(Ledger.Ledger.layer(stateDir, config.namespace))
     )

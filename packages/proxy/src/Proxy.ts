@@ -23,12 +23,14 @@
  *   whose agents live elsewhere (VMs) is stopped before its machine goes.
  */
 import { type Agent, Backend, CloudConfig, CloudError, Deployment, Ledger } from "@tezt-cloud/core"
-import { DockerAgents } from "@tezt-cloud/docker"
+import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
 import { CloudDns, GcpAgents, GcpError, GcpTarget } from "@tezt-cloud/gcp"
 import { Localhost } from "@tezt-cloud/localhost"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
+import * as Bundle from "./Bundle.ts"
 import * as Launch from "./Launch.ts"
+import * as ProxyImage from "./ProxyImage.ts"
 import * as Protocol from "./ProxyProtocol.ts"
 import * as ProxyRecord from "./ProxyRecord.ts"
 import * as ProxyRun from "./ProxyRun.ts"
@@ -70,11 +72,47 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
         `the proxy of --localhost --proxy is a local Docker container, and ${why}: start dockerd (or point ` +
           `DOCKER_HOST at one; see README "Docker")`
       ),
+    buildArgs: proxyImageArgs,
+    gone: containerGone,
     check: Effect.void,
     remote: () => Effect.succeed({ args: ["--localhost"], env: {}, secrets: {} }),
     announce: () => Effect.succeed([])
   } satisfies ProxyRun.Inner
 })
+
+/**
+ * The build args of a local proxy container: `BASE_IMAGE`, the engine's proxy image of this version (made once),
+ * so that the bundle is not shipped; none when the engine cannot have one, with a warning when making it failed.
+ */
+const proxyImageArgs = (bundle: Bundle.Bundle): Effect.Effect<Record<string, string>> =>
+  ProxyImage.ensure(bundle).pipe(
+    Effect.provide(DockerClient.layer(DockerClient.engineOptions())),
+    Effect.map((ref): Record<string, string> => (ref === undefined ? {} : { BASE_IMAGE: ref })),
+    Effect.catch((e) =>
+      Effect.logWarning(`proxy: no proxy image (${e.message}): the orchestrator is shipped`).pipe(Effect.as({}))
+    )
+  )
+
+/**
+ * Whether a local proxy's container is gone: the engine has none of its name, or it does not run (nothing restarts
+ * it); `false` when unsure.
+ */
+const containerGone = (record: ProxyRecord.ProxyRecord): Effect.Effect<boolean> => {
+  const container = record.machine.container
+  if (typeof container !== "string") return Effect.succeed(false)
+  return Effect.gen(function*() {
+    const docker = yield* DockerClient.DockerClient
+    if ((yield* docker.labelsOf(container)) === undefined) return true
+    // 409: the container is not running.
+    return yield* docker.exec(container, ["true"]).pipe(
+      Effect.as(false),
+      Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 409, () => Effect.succeed(true))
+    )
+  }).pipe(
+    Effect.provide(DockerClient.layer(DockerClient.engineOptions())),
+    Effect.orElseSucceed(() => false)
+  )
+}
 
 /** The GCP target of `config` (`--project-id`, the environment `env`), as a configuration error. */
 const gcpTarget = (config: CloudConfig.CloudConfig, env: Readonly<Record<string, string | undefined>> = process.env) =>
@@ -84,6 +122,9 @@ const gcpTarget = (config: CloudConfig.CloudConfig, env: Readonly<Record<string,
 const gcpInner = (config: CloudConfig.CloudConfig): ProxyRun.Inner => ({
   backend: GcpAgents.backend,
   config: { ...config, backend: { _tag: "Gcp" }, mode: "cloud" },
+  buildArgs: () => Effect.succeed({}),
+  // A VM that does not answer may come back (a reboot): its client reconnects for a while.
+  gone: () => Effect.succeed(false),
   check: Effect.asVoid(gcpTarget(config)),
   unavailable: (why) => CloudError.config("--proxy", `the proxy of --proxy is a GCP VM, and ${why}`),
   remote: (input) =>

@@ -33,10 +33,11 @@ import {
   type RunEvents
 } from "@tezt-cloud/core"
 import { SshClient, SshTunnel } from "@tezt-cloud/ssh"
-import { Cause, Effect, Exit, FiberSet, Layer, Option, Schedule, Scope } from "effect"
+import { Cause, Data, Effect, Exit, FiberSet, Layer, Option, Schedule, Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
+import * as Bundle from "./Bundle.ts"
 import * as Launch from "./Launch.ts"
 import * as ProxyClient from "./ProxyClient.ts"
 import * as Protocol from "./ProxyProtocol.ts"
@@ -65,6 +66,16 @@ export interface Options {
 export interface Inner {
   readonly backend: Backend.Backend
   readonly config: CloudConfig.CloudConfig
+  /**
+   * The Docker build args of the proxy machine's image (`--localhost --proxy`: `BASE_IMAGE`, the proxy image that
+   * holds the bundle, see `ProxyImage`); never fails: without them the bundle is shipped.
+   */
+  readonly buildArgs: (bundle: Bundle.Bundle) => Effect.Effect<Record<string, string>>
+  /**
+   * Whether the recorded proxy machine is gone for good (a local container removed or stopped): its client then
+   * stops reconnecting at once. `false` when it cannot tell (a VM may come back).
+   */
+  readonly gone: (record: ProxyRecord.ProxyRecord) => Effect.Effect<boolean>
   /** What refuses the run before anything is created (GCP: no credentials, no project). */
   readonly check: Effect.Effect<void, CloudError.CloudError>
   /** The error when `backend` passes (`why`): what the proxy machine is, and the fix. */
@@ -149,7 +160,7 @@ const sessionOf = (record: ProxyRecord.ProxyRecord, connection: SshClient.Connec
  * Deploys the proxy machine with the inner backend, in `owned` (closed by the caller when the run ends); returns
  * its record, written once it answers.
  */
-const deployMachine = (options: Options, owned: Scope.Closeable) =>
+const deployMachine = (options: Options, owned: Scope.Closeable, bundle: Bundle.Bundle) =>
   Effect.gen(function*() {
     const { config, inner } = options
     const choice = yield* inner.backend.select(inner.config, {
@@ -159,7 +170,11 @@ const deployMachine = (options: Options, owned: Scope.Closeable) =>
     })
     if (choice._tag === "Pass") return yield* inner.unavailable(choice.why)
     const context = yield* Layer.buildWithScope(choice.layer, owned)
-    const [request] = AgentConfig.complete([{ name: agentName(config.namespace) }], Orchestrator.agentDefaults(config))
+    const dockerBuildArgs = yield* inner.buildArgs(bundle)
+    const [request] = AgentConfig.complete(
+      [{ name: agentName(config.namespace), dockerBuildArgs }],
+      Orchestrator.agentDefaults(config)
+    )
     const [agent] = yield* Effect.flatMap(Deployment.Deployment, (d) => d.deploy([request!])).pipe(
       Effect.provide(context),
       Scope.provide(owned)
@@ -173,7 +188,9 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
   Effect.gen(function*() {
     const { config, stateDir } = options
     const ledger = yield* Ledger.Ledger
-    const { backend, machine } = yield* deployMachine(options, owned)
+    // This version's files, listed once: the proxy's image and the shipping both need them.
+    const bundle = yield* Bundle.make()
+    const { backend, machine } = yield* deployMachine(options, owned, bundle)
     for (const { line, warning } of yield* options.inner.announce(String(machine.host))) {
       yield* warning ? Effect.logWarning(`proxy: ${line}`) : Effect.logInfo(`proxy: ${line}`)
     }
@@ -194,7 +211,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     ProxyRecord.writeOffset(stateDir, config.namespace, 0)
     const session = sessionOf(record, connection)
     const target = { connection, files: session.files, home }
-    const bundleDir = yield* Shipping.bundle(connection, home)
+    const bundleDir = yield* Shipping.bundle(connection, home, bundle)
     yield* Shipping.run(target, bundleDir, { ...options, remote: yield* options.inner.remote(options.run.input) })
     yield* ledger.acquire(ProxyRecord.ledgerResource(config.namespace))
     yield* Shipping.startServer(target, session.client.status)
@@ -297,11 +314,17 @@ const forward = (session: Session) =>
     { discard: true }
   )
 
+/** The proxy's machine is gone for good: no reconnection can help. */
+class Gone extends Data.TaggedError("Gone")<{ readonly message: string }> {}
+
 /**
  * Shows the run's log from where this machine left it, until the run ends; the connection is reopened (from the
- * same offset) when it drops, for a while.
+ * same offset) when it drops, for a while, unless the proxy's machine is gone (`Inner.gone`).
  */
-const follow = (session: Session, options: { readonly stateDir: string; readonly sink: RunEvents.Sink }) =>
+const follow = (
+  session: Session,
+  options: { readonly stateDir: string; readonly sink: RunEvents.Sink; readonly inner: Inner }
+) =>
   Effect.suspend(() => {
     const ns = session.record.namespace
     const display = show(options.sink)
@@ -323,13 +346,24 @@ const follow = (session: Session, options: { readonly stateDir: string; readonly
         ? Effect.succeed({ _tag: "End", exitCode: r.exitCode } as const)
         : Effect.fail(CloudError.service("proxy", "the log stopped before the run's end"))
     ),
-    Effect.tapError((e) => Effect.logWarning(`proxy: ${e.message}; reconnecting`)),
-    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 60 }),
+    Effect.catch((e) =>
+      options.inner.gone(session.record).pipe(
+        Effect.flatMap((gone): Effect.Effect<never, Gone | CloudError.CloudError> =>
+          gone
+            ? Effect.fail(new Gone({ message: `${e.message}, and its machine is gone` }))
+            : Effect.logWarning(`proxy: ${e.message}; reconnecting`).pipe(Effect.andThen(Effect.fail(e)))
+        )
+      )
+    ),
+    Effect.retry({ schedule: Schedule.spaced("1 second"), times: 60, while: (e) => e._tag !== "Gone" }),
     Effect.mapError((e) =>
       CloudError.service(
         `proxy of ${session.record.namespace}`,
-        `lost for a minute (${e.message}); the run may go on there: rerun the command to reattach, or run ` +
-          `'tezt-cloud CLOUD clean up --tezt-cloud ${session.record.namespace}' to remove it`
+        e._tag === "Gone"
+          ? `lost (${e.message}): run 'tezt-cloud CLOUD clean up --tezt-cloud ${session.record.namespace}' to ` +
+            `remove what is left of it`
+          : `lost for a minute (${e.message}); the run may go on there: rerun the command to reattach, or run ` +
+            `'tezt-cloud CLOUD clean up --tezt-cloud ${session.record.namespace}' to remove it`
       )
     )
   )

@@ -13,6 +13,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Bundle from "./Bundle.ts"
 import * as Launch from "./Launch.ts"
+import * as ProxyImage from "./ProxyImage.ts"
 import * as Protocol from "./ProxyProtocol.ts"
 import * as ProxyServer from "./ProxyServer.ts"
 
@@ -48,9 +49,8 @@ async function* bytes(data: string) {
 }
 
 /** The bundle on the proxy: nothing to do when it has this version, else the cached tarball streamed there. */
-export const bundle = (connection: SshClient.Connection, home: string) =>
+export const bundle = (connection: SshClient.Connection, home: string, made: Bundle.Bundle) =>
   Effect.gen(function*() {
-    const made = yield* Bundle.make()
     const dir = Protocol.bundleDir(home, made.hash)
     const present = yield* remote(connection, "bundle check", `test -f ${q(`${dir}/.complete`)} && echo yes || true`)
     if (present.trim() === "yes") {
@@ -92,6 +92,23 @@ export interface Run {
 }
 
 /**
+ * The shell line that makes a namespace's workspace from the bundle at `bundleDir`: a hard-linked copy of it; or,
+ * when the bundle came with the proxy's image (`ProxyImage.imageMarker`: a read-only layer, where a hard link
+ * copies the file), a directory of symbolic links to its top-level entries, but those that hold scenario files
+ * (`scenarioFiles`, relative paths), which are hard-linked copies (those files are added there, not in the bundle).
+ */
+export const workspace = (bundleDir: string, dir: string, scenarioFiles: ReadonlyArray<string>) => {
+  const copied = [...new Set(scenarioFiles.map((f) => f.split("/")[0]!))].filter((top) => top !== "")
+  const b = q(bundleDir)
+  const w = q(dir)
+  const entry = copied.length === 0
+    ? `ln -s "$e" ${w}/`
+    : `case "$(basename "$e")" in ${copied.map(q).join("|")}) cp -al "$e" ${w}/ ;; *) ln -s "$e" ${w}/ ;; esac`
+  return `if [ -e ${q(`${bundleDir}/${ProxyImage.imageMarker}`)} ]; then mkdir ${w}; ` +
+    `for e in ${b}/* ${b}/.[!.]*; do [ -e "$e" ] || continue; ${entry}; done; else cp -al ${b} ${w}; fi`
+}
+
+/**
  * The namespace's files on the proxy: its workspace (the bundle, hard-linked, and the scenario's files), the
  * namespace's key, the secrets, the server's configuration.
  */
@@ -104,7 +121,7 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
       connection,
       "namespace directory",
       `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)}; ` +
-        `cp -al ${q(bundleDir)} ${q(files.workspace)}`
+        workspace(bundleDir, files.workspace, scenarios.files)
     )
     if (scenarios.files.length > 0) {
       const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))

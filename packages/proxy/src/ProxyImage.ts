@@ -1,0 +1,118 @@
+/**
+ * The proxy image of `--localhost --proxy`: the agents' base image with this version's bundle already in root's
+ * home, where shipping looks for it, so that a new proxy container starts with the orchestrator there and nothing
+ * crosses the ssh connection but the run's own files. Made once per bundle version on the engine, then reused by
+ * every run of every namespace: a cache, like the base image, not a resource of a run.
+ *
+ * **Details**
+ *
+ * - Tagged `tezt-cloud-proxy-bundle:<bundle hash>` and labelled `tezt-cloud.cache=proxy-bundle` (no namespace
+ *   label): no ledger record, no leftover of a namespace, and `CLOUD clean up` leaves it, as it leaves the base
+ *   image. Making one removes the older versions' tags (but the newest others, and any still in use).
+ * - The proxy's container is built from the namespace's Dockerfile with `BASE_IMAGE` set to this image: the
+ *   shipped `debian.Dockerfile` starts from it (a Dockerfile of one's own that ignores `BASE_IMAGE` gets the
+ *   bundle shipped, as before).
+ * - In the image the bundle carries a marker (`imageMarker`): it lies in a read-only layer, where hard-linking
+ *   its files into a workspace would copy each of them, so the workspace links to it instead (`Shipping.run`).
+ *   Each run has a container of its own: what its run writes there stays in that container.
+ * - No base image on the engine, or a build that fails: no proxy image, the bundle is shipped (a warning says why).
+ */
+import { CloudError } from "@tezt-cloud/core"
+import { BaseImage, DockerClient } from "@tezt-cloud/docker"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Bundle from "./Bundle.ts"
+import * as Protocol from "./ProxyProtocol.ts"
+
+/** The repository of proxy images; the tag is the bundle's hash. */
+export const repository = "tezt-cloud-proxy-bundle"
+
+/** The label (and its value) that makes an image a cache of tezt-cloud's, not a namespace's resource. */
+export const cacheLabel = "tezt-cloud.cache"
+export const cacheValue = "proxy-bundle"
+
+/** The file of a bundle directory that says it came with the image (read-only: link to it, never hard-link). */
+export const imageMarker = ".image"
+
+/** The home of the proxy's user (root) in the image: where shipping looks for the bundle. */
+export const home = "/root"
+
+/**
+ * Proxy images kept besides the newest: a development tree makes a new one at each change, and several trees
+ * may share an engine.
+ */
+const kept = 3
+
+export const reference = (hash: string) => `${repository}:${hash}`
+
+/** The Dockerfile of a proxy image: the base, and the bundle's tarball unpacked where shipping would put it. */
+export const dockerfile = (hash: string) => {
+  const dir = Protocol.bundleDir(home, hash)
+  return [
+    "ARG BASE_IMAGE",
+    "FROM ${BASE_IMAGE}",
+    `ADD bundle.tar.gz ${dir}/`,
+    `COPY marker ${dir}/.complete`,
+    `COPY marker ${dir}/${imageMarker}`,
+    ""
+  ].join("\n")
+}
+
+/** Links `from` to `to`, or copies it when they are on different file systems. */
+const linkOrCopy = (from: string, to: string) => {
+  try {
+    fs.linkSync(from, to)
+  } catch {
+    fs.copyFileSync(from, to)
+  }
+}
+
+/** Removes the proxy images but `current` and the newest others; one still in use stays (the engine refuses). */
+const prune = (current: string) =>
+  Effect.gen(function*() {
+    const docker = yield* DockerClient.DockerClient
+    const others = (yield* docker.images({ [cacheLabel]: cacheValue })).filter((i) =>
+      i.name !== current && i.name.startsWith(`${repository}:`)
+    )
+    // Listed newest first by the engine.
+    yield* Effect.forEach(others.slice(kept), (i) => docker.removeImage(i.name).pipe(Effect.ignore), {
+      discard: true
+    })
+  })
+
+/**
+ * The engine's proxy image of this version, made when missing; `undefined` when the engine cannot have one (no
+ * base image): the bundle is then shipped.
+ */
+export const ensure = Effect.fn("ProxyImage.ensure")(function*(bundle?: Bundle.Bundle) {
+  const docker = yield* DockerClient.DockerClient
+  const made = bundle ?? (yield* Bundle.make())
+  const ref = reference(made.hash)
+  const fail = (e: { readonly message: string }) => CloudError.deploy("proxy image", e.message, { cause: e })
+  const labels = yield* docker.imageLabels(ref).pipe(Effect.mapError(fail))
+  if (labels?.[cacheLabel] === cacheValue) return ref
+  if ((yield* docker.imageLabels(BaseImage.reference).pipe(Effect.mapError(fail))) === undefined) return undefined
+  const tarball = yield* Bundle.tarball(made)
+  yield* Effect.logInfo(`proxy: making the proxy image ${ref}, once for this version`)
+  yield* Effect.acquireUseRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-image-"))),
+    (context) =>
+      Effect.gen(function*() {
+        linkOrCopy(tarball, path.join(context, "bundle.tar.gz"))
+        fs.writeFileSync(path.join(context, "marker"), "")
+        fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile(made.hash))
+        yield* docker.build({
+          context,
+          dockerfile: "Dockerfile",
+          tag: ref,
+          buildArgs: { BASE_IMAGE: BaseImage.reference },
+          labels: { [cacheLabel]: cacheValue }
+        }).pipe(Effect.mapError(fail))
+      }),
+    (context) => Effect.sync(() => fs.rmSync(context, { recursive: true, force: true }))
+  )
+  yield* prune(ref).pipe(Effect.ignore)
+  return ref
+})
