@@ -79,7 +79,7 @@ export const expand = (
       for (const word of words(d.value)) {
         const pattern = word.replace(/^~(?=\/|$)/, home)
         const absolute = path.isAbsolute(pattern) ? pattern : path.join(home, ".ssh", pattern)
-        for (const match of fs.globSync(absolute).sort()) {
+        for (const match of fs.globSync(absolute).toSorted()) {
           if (fs.statSync(match).isFile()) read(match, depth + 1)
         }
       }
