@@ -68,6 +68,8 @@ export const resolve = Effect.fn("SshConfig.resolve")(function*(
     readonly localUser?: string
     /** `--ssh-jump`: replaces the block's `ProxyJump` (`none`: no jump host). */
     readonly jump?: string | undefined
+    /** The config's warnings are already logged (a jump host's resolution, in the same config). */
+    readonly warned?: boolean | undefined
   }
 ): Effect.fn.Return<Resolved, CloudError.CloudError> {
   const home = options.home ?? os.homedir()
@@ -95,7 +97,7 @@ export const resolve = Effect.fn("SshConfig.resolve")(function*(
     },
     catch: (e) => CloudError.config("--ssh-config", `${file}: ${CloudError.messageOf(e)}: fix the config`)
   })
-  for (const warning of warnings) yield* Effect.logWarning(warning)
+  if (options.warned !== true) yield* Effect.forEach(warnings, (warning) => Effect.logWarning(warning))
   const value = (key: string) => first(computed[key])
   const hostName = value("hostname")?.replace(/%h/g, target.host) ?? target.host
   const user = given("user") ? target.user : value("user") ?? target.user
@@ -129,7 +131,7 @@ export const resolve = Effect.fn("SshConfig.resolve")(function*(
             `${jumpOption}: "${hop}" is not [user@]host[:port], e.g. admin@bastion.example.org`
           )
         ),
-        Effect.flatMap((hopTarget) => resolve(hopTarget, { ...options, localUser, jump: "none" }))
+        Effect.flatMap((hopTarget) => resolve(hopTarget, { ...options, localUser, jump: "none", warned: true }))
       ))
   return {
     jumps,

@@ -177,7 +177,7 @@ describe("SshConfig", () => {
       assert.deepStrictEqual(admin.identityFiles.map((f) => f.path), [path.join(ssh, "admin")])
       assert.deepStrictEqual((yield* resolve("x")).target.user, "fallback", "Match exec is never run")
       assert.deepStrictEqual(one.warnings, [
-        `${path.join(ssh, "config")}:7: "Match exec "true"" is not applied (exec is not evaluated): ` +
+        `${path.join(ssh, "config")}:7: this Match block is not applied (exec is not evaluated): ` +
         "put what it sets in a Host block, or in a file given with --ssh-config"
       ])
       // Includes nested too deep (a file including itself) are refused, naming the file and line.

@@ -65,7 +65,7 @@ export const expand = (
         const skipped = criteria.filter((c) => !evaluated.has(c))
         if (skipped.length > 0) {
           warnings.push(
-            `${where}: "Match ${d.value}" is not applied (${skipped.join(", ")} is not evaluated): ` +
+            `${where}: this Match block is not applied (${skipped.join(", ")} is not evaluated): ` +
               `put what it sets in a Host block, or in a file given with --ssh-config`
           )
         }
