@@ -1,8 +1,8 @@
 /**
  * The user's ssh config and known_hosts files as OpenSSH reads them, without a host: a Host alias's block (the
  * command line's user and port win, `%` tokens and `~` expand, OpenSSH's default identities when none is named),
- * and known_hosts lookups (plain, `[host]:port`, hashed, patterns and negations, another key of the same type,
- * `@revoked`).
+ * `Include`d files and the `Match` blocks that are not applied (a warning each), and known_hosts lookups (plain,
+ * `[host]:port`, hashed, patterns and negations, another key of the same type, `@revoked`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
