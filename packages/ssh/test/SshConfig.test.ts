@@ -157,7 +157,9 @@ describe("SshConfig", () => {
         "Match host *.example.org user admin",
         "  IdentityFile ~/.ssh/admin",
         "Host *",
-        "  User fallback"
+        "  User fallback",
+        "Match !host elsewhere",
+        "  Port 2999"
       ])
       // Sorted glob matches: 10-fleet before 20-late.
       write("config.d/20-late.conf", ["Host fleet-*", "  HostName late.%h", "  User late"])
@@ -178,6 +180,8 @@ describe("SshConfig", () => {
       assert.deepStrictEqual((yield* resolve("x")).target.user, "fallback", "Match exec is never run")
       assert.deepStrictEqual(one.warnings, [
         `${path.join(ssh, "config")}:7: this Match block is not applied (exec is not evaluated): ` +
+        "put what it sets in a Host block, or in a file given with --ssh-config",
+        `${path.join(ssh, "config")}:13: this Match block is not applied (!host is not evaluated): ` +
         "put what it sets in a Host block, or in a file given with --ssh-config"
       ])
       // Includes nested too deep (a file including itself) are refused, naming the file and line.

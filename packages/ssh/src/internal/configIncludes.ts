@@ -36,9 +36,10 @@ const words = (value: string): Array<string> => [...value.matchAll(/"([^"]*)"|(\
 const keywords = (args: ReadonlyArray<string>): Array<string> => {
   const found: Array<string> = []
   for (let i = 0; i < args.length; i++) {
-    const keyword = args[i]!.replace(/^!/, "").toLowerCase()
+    // A negated criterion (`!host`) is not evaluated by the reader: it is kept as written, so it is listed.
+    const keyword = args[i]!.toLowerCase()
     found.push(keyword)
-    if (!["all", "canonical", "final"].includes(keyword)) i++
+    if (!["all", "canonical", "final", "!all", "!canonical", "!final"].includes(keyword)) i++
   }
   return found
 }
