@@ -424,6 +424,26 @@ describe("tezt-cloud CLI", () => {
   })
 
   live(
+    "a deployment record whose pid now names another process is a dead run's: gone for agents, cleaned up",
+    async () => {
+      const { env, namespace, stateDir } = fresh()
+      const dir = path.join(stateDir, namespace)
+      const record = path.join(dir, "deployment.json")
+      const socket = path.join(dir, "control.sock")
+      fs.mkdirSync(dir, { recursive: true })
+      // A live pid (this test's) and no agents: only the start time says the record is not its run's.
+      fs.writeFileSync(record, JSON.stringify({ namespace, pid: process.pid, started: "1", agents: [] }))
+      fs.writeFileSync(socket, "")
+      const exec = start(["agents", "exec", "--tezt-cloud", namespace, "--", "true"], { ...env, TEZT_CLOUD_COLD: "1" })
+      assert.strictEqual(await exec.exit, 2)
+      assert.include(exec.stderr(), `the run of ${namespace} that kept these agents (pid ${process.pid}) is gone`)
+      const cleanUp = start(["CLOUD", "clean", "up", "--tezt-cloud", namespace], env)
+      assert.strictEqual(await cleanUp.exit, 0, cleanUp.stderr())
+      assert.deepStrictEqual([record, socket].filter((f) => fs.existsSync(f)), [])
+    }
+  )
+
+  live(
     "CLOUD clean up refuses while a live run holds the namespace, naming its pid, and removes nothing",
     async () => {
       const { env, namespace, stateDir } = fresh()

@@ -20,7 +20,7 @@ import * as CappedFile from "./CappedFile.ts"
 import * as CloudError from "./CloudError.ts"
 import * as Fetch from "./Fetch.ts"
 import * as Ledger from "./Ledger.ts"
-import * as NamespaceLock from "./NamespaceLock.ts"
+import * as ProcessLiveness from "./ProcessLiveness.ts"
 import { RunEvents, type Sink } from "./RunEvents.ts"
 import type { Runner } from "./Runner.ts"
 import * as Teardown from "./Teardown.ts"
@@ -181,15 +181,12 @@ export const recordCommands = (
 export interface LastRun {
   readonly artifactsDir: string
   readonly pid: number
-  /** The process's start time (`NamespaceLock.startTime`): a pid reused by another process is not the run. */
+  /** The process's start time (`ProcessLiveness.startTime`): a pid reused by another process is not the run. */
   readonly started: string | undefined
 }
 
 /** Whether the run's process still runs. */
-export const isLive = (run: LastRun): boolean => {
-  const now = NamespaceLock.startTime(run.pid)
-  return now !== undefined && (run.started === undefined || now === run.started)
-}
+export const isLive = (run: LastRun): boolean => ProcessLiveness.isLive(run.pid, run.started)
 
 /** Where the namespace's last run is recorded: `<state-dir>/<ns>/last-run.json`. */
 export const lastRunFile = (stateDir: string, namespace: string): string =>
@@ -204,7 +201,7 @@ export const recordLastRun = (stateDir: string, namespace: string, artifactsDir:
       const record: LastRun = {
         artifactsDir: path.resolve(artifactsDir),
         pid: process.pid,
-        started: NamespaceLock.startTime(process.pid)
+        started: ProcessLiveness.startTime(process.pid)
       }
       AtomicFile.writeAtomic(file, JSON.stringify(record) + "\n")
     },

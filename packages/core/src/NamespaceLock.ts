@@ -10,7 +10,7 @@
  * - Taken atomically: the holder's record is written whole to a temporary file and hard-linked to `lock`, which
  *   fails when `lock` exists (`AtomicFile.createAtomic`).
  * - Stale when its pid is gone, a zombie, or another process now (the same pid with another start time: pids are
- *   reused), or when it is not a record at all. A stale lock is moved aside and removed, then taken again; if what
+ *   reused; `ProcessLiveness`), or when it is not a record at all. A stale lock is moved aside and removed, then taken again; if what
  *   was moved aside turns out to be a lock another process took meanwhile (not the stale one: another inode), it
  *   is put back. Two processes breaking the same stale lock at the same instant as a third takes it is the one
  *   race left.
@@ -24,6 +24,7 @@ import * as path from "node:path"
 import * as AtomicFile from "./AtomicFile.ts"
 import * as CloudError from "./CloudError.ts"
 import * as Ledger from "./Ledger.ts"
+import * as ProcessLiveness from "./ProcessLiveness.ts"
 
 /** Who holds a namespace. */
 export interface Holder {
@@ -40,31 +41,8 @@ export interface Holder {
 export const lockFile = (root: string, namespace: string): string =>
   path.join(Ledger.namespaceDir(root, namespace), "lock")
 
-/** A process's start time, or `undefined` when it is gone; empty when this system has no `/proc`. */
-export const startTime = (pid: number): string | undefined => {
-  let stat: string
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-  } catch {
-    if (fs.existsSync("/proc/self/stat")) return undefined
-    try {
-      process.kill(pid, 0)
-      return ""
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === "EPERM" ? "" : undefined
-    }
-  }
-  // The command name (field 2) may hold spaces and parentheses: the fields that follow come after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  // fields[0] is the state (field 3): a zombie has exited.
-  return fields[0] === "Z" ? undefined : fields[19]
-}
-
 /** Whether the recorded holder is still the process that took the lock. */
-const isLive = (holder: Holder) => {
-  const now = startTime(holder.pid)
-  return now !== undefined && (holder.start === "" || now === "" || now === holder.start)
-}
+const isLive = (holder: Holder) => ProcessLiveness.isLive(holder.pid, holder.start)
 
 const parseHolder = (text: string): Holder | undefined => {
   try {
@@ -141,7 +119,12 @@ export const acquire = Effect.fn("NamespaceLock.acquire")(function*(
   hint = ""
 ): Effect.fn.Return<void, CloudError.CloudError, Scope.Scope> {
   const file = lockFile(root, namespace)
-  const own: Holder = { pid: process.pid, start: startTime(process.pid) ?? "", what, since: new Date().toISOString() }
+  const own: Holder = {
+    pid: process.pid,
+    start: ProcessLiveness.startTime(process.pid) ?? "",
+    what,
+    since: new Date().toISOString()
+  }
   const take = Effect.try({
     try: () => {
       Ledger.ensureNamespaceDir(root, namespace)

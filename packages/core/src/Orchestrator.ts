@@ -23,6 +23,7 @@ import { Ledger } from "./Ledger.ts"
 import * as LogRotation from "./LogRotation.ts"
 import * as Network from "./Network.ts"
 import * as NetworkFaults from "./NetworkFaults.ts"
+import * as ProcessLiveness from "./ProcessLiveness.ts"
 import { RunEvents } from "./RunEvents.ts"
 import { RunServices } from "./RunServices.ts"
 import type { Scenario } from "./Scenario.ts"
@@ -340,6 +341,11 @@ export interface DeploymentRecord {
   readonly namespace: string
   /** The orchestrator's pid: the record is stale when it is gone. */
   readonly pid: number
+  /**
+   * The orchestrator's start time (`ProcessLiveness.startTime`): the record is stale, too, when its pid now names
+   * another process. Absent from records written before it was recorded.
+   */
+  readonly started?: string | undefined
   readonly agents: ReadonlyArray<Agent.Descriptor>
   /** The run's artifacts dir, when it said it. */
   readonly artifactsDir?: string | undefined
@@ -354,6 +360,7 @@ const recordDeployment = (config: CloudConfig, agents: ReadonlyArray<Agent.Agent
     const record: DeploymentRecord = {
       namespace: config.namespace,
       pid: process.pid,
+      started: ProcessLiveness.startTime(process.pid),
       agents: agents.map((a) => a.descriptor),
       ...(artifactsDir === undefined ? {} : { artifactsDir })
     }

@@ -9,7 +9,7 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { NamespaceLock } from "../src/index.ts"
+import { NamespaceLock, ProcessLiveness } from "../src/index.ts"
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-lock-"))
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }))
@@ -99,7 +99,7 @@ describe("NamespaceLock", () => {
   it.effect("a live pid with another start time is another process (pids are reused): its lock is stale", () =>
     Effect.gen(function*() {
       const { root, namespace } = fresh()
-      const start = NamespaceLock.startTime(process.pid)!
+      const start = ProcessLiveness.startTime(process.pid)!
       assert.match(start, /^\d+$/)
       const record = (at: string) =>
         JSON.stringify({ pid: process.pid, start: at, what: "an older run", since: new Date().toISOString() })

@@ -4,9 +4,8 @@
  * after a run that never tore down, namespaces that are prefixes of each other, names that never collide, and
  * containers or networks of our names that are someone else's, left alone.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, TestCloud } from "@tezt-cloud/core"
+import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator } from "@tezt-cloud/core"
 import { Context, Effect, Fiber, Layer, Scope } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
@@ -18,6 +17,7 @@ import * as Ports from "../../../test/fixtures/Ports.ts"
 import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { runnerContract } from "../../core/test/contract/RunnerContract.ts"
 import { BaseImage, DockerAgents, DockerClient, DockerRegistry } from "../src/index.ts"
+import * as DockerBackend from "./fixtures/DockerBackend.ts"
 
 /** This file's agent ports (see `Ports.ts`). */
 const ports = Ports.take(4000)
@@ -30,35 +30,7 @@ const client = DockerClient.layer({ socketPath: DockerEngine.socket })
 
 /** The Docker runtime for `namespace`, on the test engine. */
 const backend = (namespace: string, input: CloudConfig.Input = {}) =>
-  Layer.unwrap(Effect.gen(function*() {
-    const config = yield* TestCloud.config({
-      tezt_cloud: namespace,
-      localhost: true,
-      agent_runtime: "docker",
-      dockerfile_alias: "debian",
-      vm_base_port: ports,
-      ports_per_vm: 10,
-      ...input
-    })
-    return Layer.mergeAll(
-      DockerAgents.layer({
-        stateDir,
-        config,
-        artifactsDir: path.join(stateDir, "artifacts"),
-        keyHome,
-        graceSeconds: 1,
-        dockerfilesDir: path.resolve(import.meta.dirname, "../../../dockerfiles")
-      }),
-      Layer.succeed(CloudConfig.CurrentConfig, config)
-    )
-  })).pipe(
-    Layer.provideMerge(Layer.mergeAll(
-      Ledger.Ledger.layer(stateDir, namespace),
-      RunEvents.RunEvents.layer([]),
-      client,
-      NodeServices.layer
-    ))
-  )
+  DockerBackend.layer({ stateDir, namespace, keyHome, ports, input })
 
 const deploy = (namespace: string, names: ReadonlyArray<string>, input: CloudConfig.Input = {}) =>
   Effect.gen(function*() {

@@ -3,7 +3,6 @@
  * between real containers, undone with their scopes; on a network of their own, a partition, a bandwidth cap and
  * a delay (or its refusal, where the kernel has no netem).
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import {
   AgentConfig,
@@ -13,9 +12,7 @@ import {
   Ledger,
   LoopbackNetwork,
   Network,
-  Orchestrator,
-  RunEvents,
-  TestCloud
+  Orchestrator
 } from "@tezt-cloud/core"
 import { Context, Effect, Layer, type Scope } from "effect"
 import * as fs from "node:fs"
@@ -26,6 +23,7 @@ import * as DockerEngine from "../../../test/fixtures/DockerEngine.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import * as Ports from "../../../test/fixtures/Ports.ts"
 import { DockerAgents, DockerClient } from "../src/index.ts"
+import * as DockerBackend from "./fixtures/DockerBackend.ts"
 
 /** This file's agent ports (see `Ports.ts`). */
 const ports = Ports.take(200)
@@ -36,33 +34,7 @@ const namespace = `dn${process.pid}`
 const client = DockerClient.layer({ socketPath: DockerEngine.socket })
 
 const backend = (input: CloudConfig.Input) =>
-  Layer.unwrap(Effect.gen(function*() {
-    const config = yield* TestCloud.config({
-      tezt_cloud: namespace,
-      localhost: true,
-      agent_runtime: "docker",
-      dockerfile_alias: "debian",
-      vm_base_port: ports,
-      ports_per_vm: 10,
-      ...input
-    })
-    return Layer.mergeAll(
-      DockerAgents.layer({
-        stateDir,
-        config,
-        artifactsDir: path.join(stateDir, "artifacts"),
-        keyHome: path.join(stateDir, "home"),
-        graceSeconds: 1,
-        dockerfilesDir: path.resolve(import.meta.dirname, "../../../dockerfiles")
-      }),
-      Layer.succeed(CloudConfig.CurrentConfig, config)
-    )
-  })).pipe(Layer.provideMerge(Layer.mergeAll(
-    Ledger.Ledger.layer(stateDir, namespace),
-    RunEvents.RunEvents.layer([]),
-    client,
-    NodeServices.layer
-  )))
+  DockerBackend.layer({ stateDir, namespace, keyHome: path.join(stateDir, "home"), ports, input })
 
 /**
  * Agents a, b and c deployed (in the current scope) with `input`, their faults, an echo server on b, and

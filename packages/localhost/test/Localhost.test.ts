@@ -21,6 +21,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as BackendLayer from "../../../test/fixtures/BackendLayer.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import * as Ports from "../../../test/fixtures/Ports.ts"
 import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
@@ -49,24 +50,19 @@ afterAll(() => {
 
 /** The localhost backend of namespace `namespace`, with its ledger and events (sent to `sinks`) visible. */
 const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], input: CloudConfig.Input = {}) =>
-  Layer.unwrap(Effect.gen(function*() {
-    const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: ports, ports_per_vm: 10, ...input })
-    return Layer.mergeAll(
+  BackendLayer.layer({
+    stateDir,
+    namespace,
+    sinks,
+    input: { vm_base_port: ports, ports_per_vm: 10, ...input },
+    deployment: (config) =>
       Localhost.layer({
         stateDir,
         config,
         artifactsDir: path.join(stateDir, "artifacts", namespace),
         killGrace: "1 second"
-      }),
-      Layer.succeed(CloudConfig.CurrentConfig, config)
-    )
-  })).pipe(
-    Layer.provideMerge(Layer.mergeAll(
-      Ledger.Ledger.layer(stateDir, namespace),
-      RunEvents.RunEvents.layer(sinks),
-      NodeServices.layer
-    ))
-  )
+      })
+  })
 
 runnerContract("localhost", backend(ns("rc")))
 

@@ -1,4 +1,3 @@
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import {
   AgentConfig,
@@ -8,15 +7,14 @@ import {
   Ledger,
   LoopbackNetwork,
   Network,
-  Orchestrator,
-  RunEvents,
-  TestCloud
+  Orchestrator
 } from "@tezt-cloud/core"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as NetworkProbe from "../../../scenarios/src/NetworkProbe.ts"
+import * as BackendLayer from "../../../test/fixtures/BackendLayer.ts"
 import { Localhost } from "../src/index.ts"
 
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "localhost-network-"))
@@ -27,17 +25,13 @@ afterAll(() => {
   fs.rmSync(stateDir, { recursive: true, force: true })
 })
 
-const backend = Layer.unwrap(Effect.gen(function*() {
-  const config = yield* TestCloud.config({ tezt_cloud: namespace, vm_base_port: 47300, ports_per_vm: 10 })
-  return Layer.mergeAll(
-    Localhost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts"), killGrace: "1 second" }),
-    Layer.succeed(CloudConfig.CurrentConfig, config)
-  )
-})).pipe(Layer.provideMerge(Layer.mergeAll(
-  Ledger.Ledger.layer(stateDir, namespace),
-  RunEvents.RunEvents.layer([]),
-  NodeServices.layer
-)))
+const backend = BackendLayer.layer({
+  stateDir,
+  namespace,
+  input: { vm_base_port: 47300, ports_per_vm: 10 },
+  deployment: (config) =>
+    Localhost.layer({ stateDir, config, artifactsDir: path.join(stateDir, "artifacts"), killGrace: "1 second" })
+})
 
 /** The backend built in the current scope, agents called `names` deployed, and their network faults. */
 const deployed = (names: ReadonlyArray<string>) =>

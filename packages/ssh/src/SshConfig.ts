@@ -1,8 +1,10 @@
 /**
  * The user's OpenSSH client config (`~/.ssh/config`, or `--ssh-config FILE`) applied to `--ssh-host`: a Host alias
  * becomes its block's `HostName`, `User`, `Port`, `IdentityFile`s, `StrictHostKeyChecking` and
- * `UserKnownHostsFile`s and `ProxyJump`, as `ssh alias` would use them. Parsed with the `ssh-config` package (first value wins,
- * `Host` patterns and `Match host/user` as OpenSSH reads them; `Match exec` is not run, `Include` is not followed).
+ * `UserKnownHostsFile`s and `ProxyJump`, as `ssh alias` would use them. Parsed with the `ssh-config` package (first
+ * value wins, `Host` patterns and `Match host/originalhost/user/localuser/all/final` as OpenSSH reads them), after
+ * its `Include`s are read in as OpenSSH does (`internal/configIncludes.ts`). A `Match` block with another criterion
+ * (`exec` is never run) is not applied, and says so: one warning line naming its file and line.
  *
  * **Details**
  *
@@ -17,6 +19,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parse } from "ssh-config"
+import * as ConfigIncludes from "./internal/configIncludes.ts"
 import type * as SshClient from "./SshClient.ts"
 
 /** How a host's key is checked: `StrictHostKeyChecking` (`ask` and `accept-new` are trust on first use here). */
@@ -35,6 +38,8 @@ export interface Resolved {
   readonly userKnownHostsFiles: ReadonlyArray<string>
   /** The config file a block of which applied, if any. */
   readonly configFile: string | undefined
+  /** One line per `Match` block of the config that is not applied (its file and line, and why). */
+  readonly warnings: ReadonlyArray<string>
   /** The jump hosts the host is reached through, in order (`--ssh-jump`, else `ProxyJump`), each resolved. */
   readonly jumps: ReadonlyArray<Resolved>
 }
@@ -63,24 +68,36 @@ export const resolve = Effect.fn("SshConfig.resolve")(function*(
     readonly localUser?: string
     /** `--ssh-jump`: replaces the block's `ProxyJump` (`none`: no jump host). */
     readonly jump?: string | undefined
+    /** The config's warnings are already logged (a jump host's resolution, in the same config). */
+    readonly warned?: boolean | undefined
   }
 ): Effect.fn.Return<Resolved, CloudError.CloudError> {
   const home = options.home ?? os.homedir()
   const file = options.file ?? path.join(home, ".ssh", "config")
-  const text = yield* Effect.try({
-    try: () => fs.existsSync(file) || options.file !== undefined ? fs.readFileSync(file, "utf8") : "",
+  const given = (what: "user" | "port") => !(target.defaults ?? []).includes(what)
+  const compute = (text: string): Record<string, string | Array<string>> =>
+    parse(text).compute(
+      { Host: target.host, ...(given("user") ? { User: target.user } : {}) },
+      { ignoreCase: true, matchExec: false }
+    )
+  const none = !fs.existsSync(file) && options.file === undefined
+  yield* Effect.try({
+    try: () => none || fs.accessSync(file, fs.constants.R_OK),
     catch: (e) =>
       CloudError.config("--ssh-config", `cannot read ${file}: ${CloudError.messageOf(e)}: give a readable ssh config`)
   })
-  const given = (what: "user" | "port") => !(target.defaults ?? []).includes(what)
-  const computed: Record<string, string | Array<string>> = yield* Effect.try({
-    try: () =>
-      text === "" ? {} : parse(text).compute(
-        { Host: target.host, ...(given("user") ? { User: target.user } : {}) },
-        { ignoreCase: true, matchExec: false }
-      ),
-    catch: (e) => CloudError.config("--ssh-config", `${file}: ${CloudError.messageOf(e)}: fix its syntax`)
+  const { computed, warnings } = none ? { computed: {}, warnings: [] } : yield* Effect.try({
+    try: () => {
+      const expanded = ConfigIncludes.expand(
+        file,
+        home,
+        (before, header) => "teztcloudprobe" in compute(`${before}\n${header}\n  TeztCloudProbe yes\n`)
+      )
+      return { computed: compute(expanded.text), warnings: expanded.warnings }
+    },
+    catch: (e) => CloudError.config("--ssh-config", `${file}: ${CloudError.messageOf(e)}: fix the config`)
   })
+  if (options.warned !== true) yield* Effect.forEach(warnings, (warning) => Effect.logWarning(warning))
   const value = (key: string) => first(computed[key])
   const hostName = value("hostname")?.replace(/%h/g, target.host) ?? target.host
   const user = given("user") ? target.user : value("user") ?? target.user
@@ -114,10 +131,11 @@ export const resolve = Effect.fn("SshConfig.resolve")(function*(
             `${jumpOption}: "${hop}" is not [user@]host[:port], e.g. admin@bastion.example.org`
           )
         ),
-        Effect.flatMap((hopTarget) => resolve(hopTarget, { ...options, localUser, jump: "none" }))
+        Effect.flatMap((hopTarget) => resolve(hopTarget, { ...options, localUser, jump: "none", warned: true }))
       ))
   return {
     jumps,
+    warnings,
     target: { user, host: hostName, port },
     alias: target.host,
     identityFiles,

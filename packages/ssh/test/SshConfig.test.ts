@@ -1,8 +1,8 @@
 /**
  * The user's ssh config and known_hosts files as OpenSSH reads them, without a host: a Host alias's block (the
  * command line's user and port win, `%` tokens and `~` expand, OpenSSH's default identities when none is named),
- * and known_hosts lookups (plain, `[host]:port`, hashed, patterns and negations, another key of the same type,
- * `@revoked`).
+ * `Include`d files and the `Match` blocks that are not applied (a warning each), and known_hosts lookups (plain,
+ * `[host]:port`, hashed, patterns and negations, another key of the same type, `@revoked`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -136,6 +136,59 @@ describe("SshConfig", () => {
       const none = yield* SshConfig.resolve({ user: "u", host: "h", port: 22 }, { home: path.join(home, "empty") })
       assert.deepStrictEqual(none.target, { user: "u", host: "h", port: 22 })
       assert.isUndefined(none.configFile)
+    }))
+
+  it.effect("Include is read as ssh does (~/.ssh-relative, globs, in its block); a Match it cannot apply says so", () =>
+    Effect.gen(function*() {
+      const split = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-sshinclude-"))
+      const ssh = path.join(split, ".ssh")
+      fs.mkdirSync(path.join(ssh, "config.d"), { recursive: true })
+      const write = (name: string, lines: ReadonlyArray<string>) =>
+        fs.writeFileSync(path.join(ssh, name), lines.join("\n") + "\n")
+      write("config", [
+        "Include config.d/*.conf",
+        "Host fleet-*",
+        "  Include ~/.ssh/fleet-keys",
+        "  Port 2201",
+        "Host other-*",
+        "  Include other-keys",
+        "Match exec \"true\"",
+        "  User never",
+        "Match host *.example.org user admin",
+        "  IdentityFile ~/.ssh/admin",
+        "Host *",
+        "  User fallback",
+        "Match !host elsewhere",
+        "  Port 2999"
+      ])
+      // Sorted glob matches: 10-fleet before 20-late.
+      write("config.d/20-late.conf", ["Host fleet-*", "  HostName late.%h", "  User late"])
+      write("config.d/10-fleet.conf", ["Host fleet-1", "  HostName fleet-1.example.org", "Match host fleet-2"])
+      write("fleet-keys", ["IdentityFile ~/.ssh/fleet"])
+      // Its own blocks apply only within the including one (as in OpenSSH).
+      write("other-keys", ["Host *", "  IdentityFile ~/.ssh/other"])
+      const resolve = (host: string) =>
+        SshConfig.resolve({ user: "me", host, port: 22, defaults: ["user", "port"] }, { home: split })
+      const one = yield* resolve("fleet-1")
+      assert.deepStrictEqual(one.target, { user: "late", host: "fleet-1.example.org", port: 2201 })
+      assert.deepStrictEqual(one.identityFiles.map((f) => f.path), [path.join(ssh, "fleet")])
+      const two = yield* resolve("fleet-2")
+      assert.deepStrictEqual(two.target, { user: "late", host: "late.fleet-2", port: 2201 })
+      // The other block's Include is not read for a fleet host; Match host/user is evaluated.
+      const admin = yield* SshConfig.resolve({ user: "admin", host: "a.example.org", port: 22 }, { home: split })
+      assert.deepStrictEqual(admin.identityFiles.map((f) => f.path), [path.join(ssh, "admin")])
+      assert.deepStrictEqual((yield* resolve("x")).target.user, "fallback", "Match exec is never run")
+      assert.deepStrictEqual(one.warnings, [
+        `${path.join(ssh, "config")}:7: this Match block is not applied (exec is not evaluated): ` +
+        "put what it sets in a Host block, or in a file given with --ssh-config",
+        `${path.join(ssh, "config")}:13: this Match block is not applied (!host is not evaluated): ` +
+        "put what it sets in a Host block, or in a file given with --ssh-config"
+      ])
+      // Includes nested too deep (a file including itself) are refused, naming the file and line.
+      write("config.d/30-loop.conf", ["Include config.d/30-loop.conf"])
+      const loop = yield* Effect.flip(resolve("x"))
+      assert.include(loop.message, `${path.join(ssh, "config.d", "30-loop.conf")}:1: Include nested more than 16 deep`)
+      fs.rmSync(split, { recursive: true, force: true })
     }))
 })
 

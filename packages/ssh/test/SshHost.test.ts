@@ -4,24 +4,15 @@
  * host found by keepalives, bounded memory on huge output, a host in its own network namespace, and nothing left
  * on the host after a run.
  */
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import {
-  AgentConfig,
-  CloudConfig,
-  Deployment,
-  Ledger,
-  Orchestrator,
-  RunEvents,
-  Telemetry,
-  TestCloud
-} from "@tezt-cloud/core"
+import { AgentConfig, CloudConfig, Deployment, Ledger, Orchestrator, RunEvents, Telemetry } from "@tezt-cloud/core"
 import { Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as BackendLayer from "../../../test/fixtures/BackendLayer.ts"
 import * as Integration from "../../../test/fixtures/Integration.ts"
 import * as Ports from "../../../test/fixtures/Ports.ts"
 import * as SshHosts from "../../../test/fixtures/SshHosts.ts"
@@ -46,34 +37,31 @@ const backend = (
   input: CloudConfig.Input = {},
   on?: SshHosts.SshHost
 ) =>
-  Layer.unwrap(Effect.gen(function*() {
+  // The test host is known once the suite starts (`beforeAll`): read it when the layer is built.
+  Layer.unwrap(Effect.sync(() => {
     const target = on ?? host!
-    const config = yield* TestCloud.config({
-      tezt_cloud: namespace,
-      localhost: false,
-      ssh_host: `${SshHosts.user}@${target.host}:${target.port}`,
-      vm_base_port: ports,
-      ports_per_vm: 10,
-      ...input
+    return BackendLayer.layer({
+      stateDir,
+      namespace,
+      sinks,
+      input: {
+        localhost: false,
+        ssh_host: `${SshHosts.user}@${target.host}:${target.port}`,
+        vm_base_port: ports,
+        ports_per_vm: 10,
+        ...input
+      },
+      deployment: (config) =>
+        SshHost.layer({
+          stateDir,
+          config,
+          target: { user: SshHosts.user, host: target.host, port: target.port },
+          artifactsDir: path.join(stateDir, "artifacts"),
+          keyHome,
+          graceSeconds: 1
+        })
     })
-    return Layer.mergeAll(
-      SshHost.layer({
-        stateDir,
-        config,
-        target: { user: SshHosts.user, host: target.host, port: target.port },
-        artifactsDir: path.join(stateDir, "artifacts"),
-        keyHome,
-        graceSeconds: 1
-      }),
-      Layer.succeed(CloudConfig.CurrentConfig, config)
-    )
-  })).pipe(
-    Layer.provideMerge(Layer.mergeAll(
-      Ledger.Ledger.layer(stateDir, namespace),
-      RunEvents.RunEvents.layer(sinks),
-      NodeServices.layer
-    ))
-  )
+  }))
 
 const deploy = (
   namespace: string,

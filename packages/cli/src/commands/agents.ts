@@ -19,6 +19,7 @@ import {
   Fetch,
   Ledger,
   Orchestrator,
+  ProcessLiveness,
   RunEvents,
   type Runner
 } from "@tezt-cloud/core"
@@ -40,15 +41,6 @@ const agentFlag = Flag.String("agent").pipe(
   Flag.atLeast(0)
 )
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** The live run's record, or a one-line error saying what to do. */
 export const load = Effect.fn("Agents.load")(function*(stateDir: string, namespaceOption: Option.Option<string>) {
   const config = yield* CloudConfig.resolve(
@@ -64,7 +56,7 @@ export const load = Effect.fn("Agents.load")(function*(stateDir: string, namespa
     )
   }
   const record = JSON.parse(fs.readFileSync(file, "utf8")) as Orchestrator.DeploymentRecord
-  if (!isAlive(record.pid)) {
+  if (!ProcessLiveness.isLive(record.pid, record.started)) {
     return yield* CloudError.config(
       "--tezt-cloud",
       `the run of ${config.namespace} that kept these agents (pid ${record.pid}) is gone: ` +

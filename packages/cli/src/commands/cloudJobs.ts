@@ -3,34 +3,26 @@
  * them runs: they drive every backend and the monitoring parts, which `--help` and `--list` never load.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { AgentsControl, Cloud, CloudError, Ledger, Orchestrator } from "@tezt-cloud/core"
+import { AgentsControl, Cloud, CloudError, Ledger, Orchestrator, ProcessLiveness } from "@tezt-cloud/core"
 import { Alertmanager, Endpoints, Grafana, Prometheus, RunMonitor } from "@tezt-cloud/monitoring"
 import { Context, Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Backends from "../Backends.ts"
 
-/** Whether process `pid` exists (it may be another user's). */
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /**
  * The files a killed run of the namespace left in its state dir: its deployment record when the orchestrator it
- * names is gone (or it cannot be read), and its control socket when no live run records it. A live run's stay.
+ * names is gone or its pid now names another process (or the record cannot be read), and its control socket when
+ * no live run records it. A live run's stay.
  */
 const deadRunFiles = (ledgerFile: string): Array<string> => {
   const record = Orchestrator.deploymentFile(ledgerFile)
   const socket = AgentsControl.socketFile(ledgerFile)
   let live = false
   try {
-    const { pid } = JSON.parse(fs.readFileSync(record, "utf8")) as Orchestrator.DeploymentRecord
-    live = typeof pid === "number" && pid !== process.pid && alive(pid)
+    const { pid, started } = JSON.parse(fs.readFileSync(record, "utf8")) as Orchestrator.DeploymentRecord
+    live = typeof pid === "number" && pid !== process.pid &&
+      ProcessLiveness.isLive(pid, typeof started === "string" ? started : undefined)
   } catch {
     // missing or torn: no live run records itself there
   }
