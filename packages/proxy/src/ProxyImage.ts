@@ -15,6 +15,9 @@
  * - In the image the bundle carries a marker (`imageMarker`): it lies in a read-only layer, where hard-linking
  *   its files into a workspace would copy each of them, so the workspace links to it instead (`Shipping.run`).
  *   Each run has a container of its own: what its run writes there stays in that container.
+ * - Node's compile cache of the bundle (`compileCache`) is filled when the image is made, by loading the CLI and
+ *   the proxy server once: every container then starts both from V8's compiled code instead of compiling them
+ *   again (what a run adds to the cache stays in its own container).
  * - No base image on the engine, or a build that fails: no proxy image, the bundle is shipped (a warning says why).
  */
 import { CloudError } from "@tezt-cloud/core"
@@ -47,13 +50,21 @@ const kept = 3
 
 export const reference = (hash: string) => `${repository}:${hash}`
 
-/** The Dockerfile of a proxy image: the base, and the bundle's tarball unpacked where shipping would put it. */
+/**
+ * The Dockerfile of a proxy image: the base, the bundle's tarball unpacked where shipping would put it, and the
+ * bundle's compile cache filled by loading the CLI (`--help`) and the proxy server's module (imported, not run).
+ */
 export const dockerfile = (hash: string) => {
   const dir = Protocol.bundleDir(home, hash)
+  const node = `${dir}/${Bundle.nodePath}`
+  const server = `${dir}/${Bundle.serverModule}`
   return [
     "ARG BASE_IMAGE",
     "FROM ${BASE_IMAGE}",
     `ADD bundle.tar.gz ${dir}/`,
+    `RUN cd /tmp && export NODE_COMPILE_CACHE=${dir}/${Bundle.compileCache} && ` +
+    `${node} ${dir}/${Bundle.cliEntry} --help > /dev/null && ` +
+    `${node} --input-type=module -e 'await import("${server}")'`,
     `COPY marker ${dir}/.complete`,
     `COPY marker ${dir}/${imageMarker}`,
     ""

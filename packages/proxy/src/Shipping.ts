@@ -164,7 +164,7 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
       namespace: config.namespace,
       node: path.posix.join(files.workspace, Bundle.nodePath),
       argv: [
-        path.posix.join(files.workspace, "packages/cli/src/bin.mjs"),
+        path.posix.join(files.workspace, Bundle.cliEntry),
         ...Launch.args({ ...options.run, namespace: config.namespace }, files, configFile, options.remote.args)
       ],
       cwd: files.workspace,
@@ -199,7 +199,10 @@ export const startServer = <E extends { readonly message: string }>(
   Effect.gen(function*() {
     const { connection, files } = target
     const node = path.posix.join(files.workspace, Bundle.nodePath)
-    const serve = path.posix.join(files.workspace, "packages/proxy/src/serve.ts")
+    const serve = path.posix.join(files.workspace, Bundle.serverEntry)
+    // The server's modules load from the bundle's compile cache (filled when a proxy image was made).
+    const cache = path.posix.join(files.workspace, Bundle.compileCache)
+    const command = `setsid -f ${q(node)} ${q(serve)} ${q(files.dir)}`
     const failed = (why: string) =>
       remote(connection, "server log", `tail -n 20 ${q(files.serverLog)} 2>/dev/null || true`).pipe(
         Effect.orElseSucceed(() => ""),
@@ -212,7 +215,7 @@ export const startServer = <E extends { readonly message: string }>(
       connection,
       "server start",
       `cd ${q(files.dir)} && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" LANG=C.UTF-8 ` +
-        `${ProxyServer.readyFdVariable}=3 setsid -f ${q(node)} ${q(serve)} ${q(files.dir)} ` +
+        `NODE_COMPILE_CACHE=${q(cache)} ${ProxyServer.readyFdVariable}=3 ${command} ` +
         `3>&1 < /dev/null >> ${q(files.serverLog)} 2>&1 | head -n 1`
     ).pipe(
       Effect.timeoutOrElse({
