@@ -37,8 +37,8 @@ const count = (variable: string, fallback: number) => {
 }
 
 export const seed = FaultPlan.suiteSeed()
+/** The faults per backend, unless the file asks for fewer (`make`'s options). */
 export const perBackend = count("TEZT_CLOUD_FAULTS", 100)
-const specialRuns = count("TEZT_CLOUD_FAULT_SPECIALS", 4)
 const only = process.env.TEZT_CLOUD_FAULT_ONLY
 
 /** How a failure names a run, for `TEZT_CLOUD_FAULT_ONLY`. */
@@ -100,8 +100,19 @@ const limiter = (n: number) => {
 }
 
 /** One backend's fault suite: its plans, its runs, its table. */
-export const make = (backend: FaultPlan.Backend, options: { readonly concurrency?: number } = {}) => {
+export const make = (
+  backend: FaultPlan.Backend,
+  options: {
+    readonly concurrency?: number
+    /** The file's own default for `TEZT_CLOUD_FAULTS` (100), for a backend whose runs cost far more. */
+    readonly faults?: number
+    /** The file's own default for `TEZT_CLOUD_FAULT_SPECIALS` (4). */
+    readonly specials?: number
+  } = {}
+) => {
   const concurrency = Math.max(1, count("TEZT_CLOUD_FAULT_CONCURRENCY", options.concurrency ?? 6))
+  const faults = count("TEZT_CLOUD_FAULTS", options.faults ?? perBackend)
+  const specialRuns = count("TEZT_CLOUD_FAULT_SPECIALS", options.specials ?? 4)
   console.log(`fault suite (${backend}): seed ${seed} (replay with TEZT_CLOUD_FAULT_SEED=${seed})`)
   const limit = limiter(concurrency)
   const outcomes: Array<FaultRun.Outcome> = []
@@ -121,15 +132,15 @@ export const make = (backend: FaultPlan.Backend, options: { readonly concurrency
   }
 
   /**
-   * The backend's `perBackend` plans: `specialRuns` of each of its special faults (first: they last longer), then
+   * The backend's `faults` plans: `specialRuns` of each of its special faults (first: they last longer), then
    * the signal faults in turn.
    */
   const plans = (specials: ReadonlyArray<FaultPlan.Fault>) => {
     const special = specials.flatMap((fault) =>
       Array.from({ length: specialRuns }, (_, i) => FaultPlan.plan(seed, backend, fault, i))
-    ).slice(0, perBackend)
+    ).slice(0, faults)
     const signals = Array.from(
-      { length: perBackend - special.length },
+      { length: faults - special.length },
       (_, i) => FaultPlan.plan(seed, backend, FaultPlan.signalFaults[i % FaultPlan.signalFaults.length]!, i)
     )
     return [...special, ...signals].filter((p) =>
@@ -179,5 +190,5 @@ export const make = (backend: FaultPlan.Backend, options: { readonly concurrency
     if (file !== undefined && file !== "") fs.appendFileSync(file, table + "\n")
   }
 
-  return { concurrency, outcomes, plans, runAll, report }
+  return { concurrency, faults, outcomes, plans, runAll, report }
 }

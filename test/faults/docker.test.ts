@@ -69,7 +69,7 @@ describe.runIf(Integration.available("docker fault suite", DockerEngine.binaries
   })
 
   it.live(
-    `docker: ${FaultSuite.perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
+    `docker: ${suite.faults} faults (signals and special ones), nothing leaks, nothing hangs`,
     () =>
       Effect.promise(() =>
         suite.runAll(docker, suite.plans(["daemon ignores SIGTERM", "artifacts disk full", "finalizer fails"]))

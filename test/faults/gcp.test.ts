@@ -186,7 +186,7 @@ describe.runIf(wanted && Integration.available("gcp fault suite", Emulator.binar
     }, 120_000)
 
     it.live(
-      `gcp: ${FaultSuite.perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
+      `gcp: ${suite.faults} faults (signals and special ones), nothing leaks, nothing hangs`,
       () =>
         Effect.promise(() =>
           suite.runAll(

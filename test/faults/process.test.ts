@@ -27,7 +27,7 @@ describe("fault suite", () => {
   afterAll(suite.report)
 
   it.live(
-    `process sandboxes: ${FaultSuite.perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
+    `process sandboxes: ${suite.faults} faults (signals and special ones), nothing leaks, nothing hangs`,
     () =>
       Effect.promise(() =>
         suite.runAll(processes, suite.plans(["daemon ignores SIGTERM", "artifacts disk full", "finalizer fails"]))

@@ -59,7 +59,7 @@ describe.runIf(Integration.available("ssh-host fault suite", [SshHosts.sshd, "/u
     })
 
     it.live(
-      `ssh-host: ${FaultSuite.perBackend} faults (signals and special ones), nothing leaks, nothing hangs`,
+      `ssh-host: ${suite.faults} faults (signals and special ones), nothing leaks, nothing hangs`,
       () =>
         Effect.promise(() =>
           suite.runAll(
