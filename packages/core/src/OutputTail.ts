@@ -19,6 +19,12 @@ export const make = (max: number): OutputTail => {
       while (chunks.length > 1 && size - chunks[0]!.length >= max) size -= chunks.shift()!.length
     },
     text: () => {
+      // Most commands print nothing on one stream or both: no buffer to join.
+      if (size === 0) return ""
+      if (chunks.length === 1 && size <= max) {
+        const only = chunks[0]!
+        return Buffer.from(only.buffer, only.byteOffset, only.byteLength).toString("utf8")
+      }
       const all = Buffer.concat(chunks)
       return all.subarray(Math.max(0, all.length - max)).toString("utf8")
     }

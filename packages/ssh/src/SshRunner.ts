@@ -50,23 +50,25 @@ export const make = (init: Init): Runner.Runner => {
     cwd: string | undefined,
     env: Record<string, string> | undefined
   ) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       for (const key of Object.keys(env ?? {})) {
         if (!validEnvKey.test(key)) {
-          return yield* CloudError.command(init.name, key, "not a valid environment variable name")
+          return Effect.fail(CloudError.command(init.name, key, "not a valid environment variable name"))
         }
       }
-      return {
-        // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`, done by a shell on the agent, only for a
-        // command that names one: `true` or `octez-node run` costs no extra process).
-        argv: argv.some(Sandbox.mayMap) ? ["sh", "-c", Sandbox.argvScript, "sh", ...argv] : argv,
-        env: {
-          ...Sandbox.environment(init, execId),
-          ...env
-        },
-        cwd: cwd === undefined ? init.home : Sandbox.pathIn(init.home, cwd),
-        pathPrefix: binaries
-      } satisfies Command
+      return Effect.succeed(
+        {
+          // Absolute paths the sandbox has are its own (`Sandbox.mapArgv`, done by a shell on the agent, only for a
+          // command that names one: `true` or `octez-node run` costs no extra process).
+          argv: argv.some(Sandbox.mayMap) ? ["sh", "-c", Sandbox.argvScript, "sh", ...argv] : argv,
+          env: {
+            ...Sandbox.environment(init, execId),
+            ...env
+          },
+          cwd: cwd === undefined ? init.home : Sandbox.pathIn(init.home, cwd),
+          pathPrefix: binaries
+        } satisfies Command
+      )
     })
 
   /** `cd DIR && exec env VARS…`, for shell lines (daemons). */
