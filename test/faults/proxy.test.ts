@@ -30,9 +30,9 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { root } from "../fixtures/Cli.ts"
 import * as DockerEngine from "../fixtures/DockerEngine.ts"
 import * as Integration from "../fixtures/Integration.ts"
+import * as DockerFaults from "./DockerFaults.ts"
 import type * as FaultPlan from "./FaultPlan.ts"
 import * as FaultSuite from "./FaultSuite.ts"
 
@@ -44,14 +44,11 @@ const suite = FaultSuite.make("proxy", { faults: 30, specials: 2 })
 const keyHome = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-home-"))
 const keyPath = SshKeys.defaultPath("faults", keyHome)
 
-const onEngine = <A, E>(effect: Effect.Effect<A, E, DockerClient.DockerClient>) =>
-  Effect.runPromise(effect.pipe(Effect.provide(DockerClient.layer({ socketPath: DockerEngine.socket }))))
-
 const proxyContainer = (namespace: string) => DockerAgents.containerName(namespace, `${namespace}-proxy`)
 
 /** The proxy's own faults: its container killed, or every ssh session of its sshd dropped. */
 const inject = (fault: FaultPlan.Fault, namespace: string) =>
-  onEngine(Effect.flatMap(DockerClient.DockerClient, (docker) =>
+  DockerFaults.onEngine(Effect.flatMap(DockerClient.DockerClient, (docker) =>
     fault === "proxy killed"
       ? docker.remove(proxyContainer(namespace))
       : docker.exec(proxyContainer(namespace), [
@@ -65,28 +62,13 @@ const proxy: FaultSuite.Backend = {
   target: async () => ({
     target: {
       args: ["--localhost", "--proxy", "--no-grafana", "--dockerfile-alias", "debian", "--ssh-private-key", keyPath],
-      env: {
-        ...FaultSuite.common,
-        DOCKER_HOST: DockerEngine.host,
-        TEZT_CLOUD_DOCKERFILES: path.join(root, "dockerfiles")
-      },
+      env: DockerFaults.env,
       dockerSocket: DockerEngine.socket,
       inject
     },
     done: FaultSuite.nothing
   })
 }
-
-/** Removes what leaked runs left on the engine, once reported: later suites must not meet it. */
-const removeDockerLeftovers = (namespaces: ReadonlyArray<string>) =>
-  onEngine(Effect.forEach(namespaces, (namespace) =>
-    Effect.gen(function*() {
-      const engine = yield* DockerClient.DockerClient
-      const left = yield* DockerAgents.leftovers(namespace)
-      yield* Effect.forEach(left.containers, (c) => engine.remove(c))
-      yield* Effect.forEach(left.networks, (n) => engine.removeNetwork(n, { [DockerClient.namespaceLabel]: namespace }))
-      yield* Effect.forEach(left.images, (i) => engine.removeImage(i))
-    }).pipe(Effect.ignore)))
 
 /** What the proxy's shipping puts in the temporary directory while it works: none may stay. */
 const shippingTemps = () =>
@@ -97,14 +79,10 @@ describe.runIf(Integration.available("proxy fault suite", DockerEngine.binaries)
     await DockerEngine.ready()
     await Effect.runPromise(SshKeys.ensure("faults", undefined, keyHome))
     // The proxy image of this version, once, before the runs that all start from it.
-    await onEngine(ProxyImage.ensure())
+    await DockerFaults.onEngine(ProxyImage.ensure())
   }, 600_000)
 
-  afterAll(async () => {
-    suite.report()
-    await removeDockerLeftovers(suite.outcomes.filter((o) => o.leaked).map((o) => o.namespace))
-    fs.rmSync(keyHome, { recursive: true, force: true })
-  })
+  afterAll(() => DockerFaults.end(suite, keyHome))
 
   it.live(
     `proxy: ${suite.faults} faults (signals and special ones), nothing leaks, nothing hangs`,
