@@ -134,7 +134,9 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
   const change = (name: string, start: (requestId: string) => Promise<LongRunning>, wait: Wait, image?: string) =>
     Effect.gen(function*() {
       const requestId = crypto.randomUUID()
-      const answer = yield* call(name, () => start(requestId), image, true)
+      // The request completes even when interrupted (its answer is short): a caller that rolls back after an
+      // interruption then finds what it asked for, never a creation that lands after its deletion.
+      const answer = yield* Effect.uninterruptible(call(name, () => start(requestId), image, true))
       yield* settle(name, answer[0].latestResponse as Operation | undefined, wait, image)
     })
 
