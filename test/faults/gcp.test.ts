@@ -19,7 +19,8 @@
  * the cloud mode), as the runs of the other backends do: their ports would be every run's. The harness and the
  * replay variables: `FaultSuite.ts`.
  *
- * **Opt-in** (`TEZT_CLOUD_FAULT_GCP=1`): on the loaded development machine, 100 runs took 997 s at 8 at once, with
+ * **Opt-in** (`TEZT_CLOUD_FAULT_GCP=1`; without it the test configuration leaves this file out, so that it is not
+ * a skipped test, which CI counts as a failure): on the loaded development machine, 100 runs took 997 s at 8 at once, with
  * runs that did not exit within 30 s of their signal and clean ups that did not end within 60 s (each CLI loads
  * `@google-cloud/compute`, about 1.6 CPU-seconds; a VM took up to a minute). It joins `npm test` once it is green
  * within its CI budget (about 150 s).
@@ -169,9 +170,7 @@ const gcp: FaultSuite.Backend = {
   })
 }
 
-const wanted = process.env.TEZT_CLOUD_FAULT_GCP === "1"
-
-describe.runIf(wanted && Integration.available("gcp fault suite", Emulator.binaries))(
+describe.runIf(Integration.available("gcp fault suite", Emulator.binaries))(
   "fault suite on GCP (the emulator)",
   () => {
     beforeAll(async () => {
