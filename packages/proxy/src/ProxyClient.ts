@@ -31,6 +31,9 @@ const lineReader = (stream: Duplex) => {
   stream.once("end", end)
   stream.once("close", end)
   stream.on("error", end)
+  // A stream that ended before these listeners (the connection dropped as it was opened) emits nothing more: a
+  // reader waiting for its events would wait with nothing left to wake the process, which then exits mid-run.
+  if (stream.destroyed || stream.readableEnded) ended = true
   return Effect.callback<string | undefined>((resume) => {
     const attempt = () => {
       const line = pending.shift()
