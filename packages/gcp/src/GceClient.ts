@@ -58,8 +58,8 @@ const clientOptions = (target: Target) =>
       Effect.map((m) => m.clientOptions(target.endpoint!))
     )
 
-/** The module, loaded once per process (`import` caches it). */
-const load = Effect.promise(() => import("@google-cloud/compute"))
+/** The clients' module, loaded once per process (`import` caches it). */
+const load = Effect.promise(() => import("./ComputeClients.ts"))
 
 /** The clients of `target`, closed with the current scope. */
 export const make = Effect.fn("GceClient.make")(function*(target: Target) {
