@@ -59,7 +59,7 @@ const clientOptions = (target: Target) =>
     )
 
 /** The clients' module, loaded once per process (`import` caches it). */
-const load = Effect.promise(() => import("./ComputeClients.ts"))
+const load = Effect.promise(() => import("./ComputeClients.ts").then((m) => m.load()))
 
 /** The clients of `target`, closed with the current scope. */
 export const make = Effect.fn("GceClient.make")(function*(target: Target) {
