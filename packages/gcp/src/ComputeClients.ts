@@ -7,8 +7,8 @@
  *
  * - Each client is the package's own module (`build/src/v1/…_client.js`), run here with a `require` that answers
  *   its `require("../../protos/protos.json")` with the definitions its service reaches, and nothing else
- *   (`prune`). The modules run here are this module's own: the package's, if something else imports them, are the
- *   package's as they are.
+ *   (`prune`), and its `require("google-gax")` with the REST transport alone (`restOnly`). The modules run here
+ *   are this module's own: the package's, if something else imports them, are the package's as they are.
  * - The pruned definitions keep every definition outside `google.cloud.compute` (Google's API annotations,
  *   `google.protobuf`), which are few, and of Compute v1's those that a service's methods reach through their
  *   fields (210 of 2216); the other versions' (`v1beta`, `v1small`) go.
@@ -80,6 +80,19 @@ const protosFor = (services: ReadonlyArray<string>) =>
   )
 
 /**
+ * What a client module gets for `google-gax`: its REST transport (`google-gax/fallback`, which the clients use when
+ * made with `fallback: true`, as `GceClient` makes them) and the two helpers the module calls, without the gRPC
+ * transport the package's index loads (`@grpc/grpc-js`…). Decoding an error's details loads the whole package.
+ */
+const restOnly = (own: NodeJS.Require) => ({
+  fallback: own("google-gax/fallback") as unknown,
+  loggingUtils: createRequire(own.resolve("google-gax"))("google-logging-utils") as unknown,
+  get decodeAnyProtosInArray(): unknown {
+    return (own("google-gax") as { readonly decodeAnyProtosInArray: unknown }).decodeAnyProtosInArray
+  }
+})
+
+/**
  * The exports of the package's client module `name` (`instances` for `build/src/v1/instances_client.js`), run with
  * `protos` as its definitions.
  */
@@ -96,7 +109,8 @@ const clientModule = (name: string, protos: Definition): unknown => {
   ], {
     filename: file
   })
-  const required = (id: string) => id === "../../protos/protos.json" ? protos : own(id)
+  const required = (id: string) =>
+    id === "../../protos/protos.json" ? protos : id === "google-gax" ? restOnly(own) : own(id)
   run.call(module.exports, module.exports, Object.assign(required, own), module, file, path.dirname(file))
   return module.exports
 }

@@ -1,6 +1,7 @@
 /**
  * The Compute clients on pruned definitions: each client is made (its service and every type its methods reach
- * resolve, else the client throws), and the definitions no service of the backend reaches are gone.
+ * resolve, else the client throws) on the REST transport alone (no gRPC loaded), and the definitions no service of
+ * the backend reaches are gone.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as ComputeClients from "@tezt-cloud/gcp/ComputeClients"
@@ -8,6 +9,7 @@ import { Effect } from "effect"
 import { PassThroughClient } from "google-auth-library"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
+import * as path from "node:path"
 
 type Namespace = { readonly nested: Record<string, Namespace> }
 
@@ -28,6 +30,9 @@ describe("ComputeClients", () => {
         yield* Effect.promise(() => client.initialize())
         yield* Effect.promise(() => client.close())
       }
+      // The REST transport alone: no gRPC.
+      const loaded = Object.keys(createRequire(import.meta.url).cache)
+      assert.isFalse(loaded.some((file) => file.includes(`${path.sep}@grpc${path.sep}`)), "gRPC is loaded")
     }))
 
   it.effect("keeps of Compute only v1's definitions the services reach", () =>
