@@ -61,9 +61,20 @@ const clientOptions = (target: Target) =>
 /** The clients' module, loaded once per process (`import` caches it). */
 const load = Effect.promise(() => import("./ComputeClients.ts").then((m) => m.load()))
 
+/**
+ * A turn of the event loop. Loading the module and making the first client (it builds the API's protos) each
+ * block the process for a second or more, many on a busy machine: a signal that came meanwhile is handled
+ * between the two, so that Ctrl+C interrupts here instead of after both.
+ */
+const turn = Effect.callback<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** The clients of `target`, closed with the current scope. */
 export const make = Effect.fn("GceClient.make")(function*(target: Target) {
   const compute = yield* load
+  yield* turn
   const options = yield* clientOptions(target)
   const clients = {
     instances: new compute.InstancesClient(options),
@@ -134,7 +145,9 @@ export const make = Effect.fn("GceClient.make")(function*(target: Target) {
   const change = (name: string, start: (requestId: string) => Promise<LongRunning>, wait: Wait, image?: string) =>
     Effect.gen(function*() {
       const requestId = crypto.randomUUID()
-      const answer = yield* call(name, () => start(requestId), image, true)
+      // The request completes even when interrupted (its answer is short): a caller that rolls back after an
+      // interruption then finds what it asked for, never a creation that lands after its deletion.
+      const answer = yield* Effect.uninterruptible(call(name, () => start(requestId), image, true))
       yield* settle(name, answer[0].latestResponse as Operation | undefined, wait, image)
     })
 

@@ -242,11 +242,24 @@ export const layer = (options: Options) =>
                 yield* gce.insertFirewall(rule)
               })
             const [vm] = yield* Effect.all([vmStep, ruleStep], { concurrency: 2 }).pipe(
-              // What this creation made goes with its failure (a quota exceeded leaves nothing), and so does its
-              // record: nothing of it is left to clean up.
+              // A creation is acquired uninterruptibly (its release is registered once it is made), but waiting
+              // for its Operations can take minutes: Ctrl+C stops that wait at once, and the rollback below
+              // deletes what was asked for (each request itself completes: see `GceClient`).
+              Effect.interruptible,
+              // What this creation made goes with its failure or interruption (a quota exceeded, Ctrl+C leaves
+              // nothing), and so does its record: nothing of it is left to clean up.
               Effect.onError(() =>
                 Effect.all([
-                  made.includes("instance") ? gce.deleteInstance(target.zone, name) : Effect.void,
+                  // A VM that exists (an interrupted creation's does) counts among those the run deleted.
+                  made.includes("instance")
+                    ? gce.instance(target.zone, name).pipe(
+                      Effect.andThen((found) =>
+                        gce.deleteInstance(target.zone, name).pipe(
+                          Effect.andThen(Effect.sync(() => found !== undefined && shared.removed.push(name)))
+                        )
+                      )
+                    )
+                    : Effect.void,
                   made.includes("rule") ? gce.deleteFirewall(name) : Effect.void
                 ], { concurrency: 2, discard: true }).pipe(
                   Effect.andThen(ledger.release(record(target, ns, slot.name).id)),

@@ -205,6 +205,34 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     assert.deepStrictEqual(await noProcessLeft(namespace), [])
   })
 
+  live("Ctrl+C while VMs are being made: the run stops waiting for them at once, and deletes them", async () => {
+    const { env, namespace, stateDir } = freshGcp()
+    // Slow Operations: the VMs run, but their creation's Operation stays RUNNING a minute.
+    await emulator!.setFaults({ operationDelayMillis: 60_000 })
+    const cli = gcp(["TEST", "block", "--destroy", ...light], namespace, env)
+    try {
+      const api = `${emulator!.url}/compute/v1/projects/${Emulator.project}/zones/${Emulator.zone}/instances`
+      await eventually("both VMs run, their Operations not done", async () => {
+        const list = await (await fetch(api)).json() as { items?: Array<{ name: string; status: string }> }
+        const ours = (list.items ?? []).filter((i) => i.name.startsWith(`${namespace}-`))
+        return ours.length === 2 && ours.every((i) => i.status === "RUNNING")
+      })
+    } finally {
+      // Their deletion's Operations are quick.
+      await emulator!.setFaults({})
+    }
+    const signalled = Date.now()
+    cli.proc.kill("SIGINT")
+    assert.strictEqual(await cli.exit, 130, cli.stderr())
+    const seconds = (Date.now() - signalled) / 1000
+    // A run that waited for the Operations would take the rest of their minute.
+    assert.isBelow(seconds, 30, cli.stdout())
+    assert.include(cli.stdout(), "destroyed 2 VMs of this run")
+    assert.deepStrictEqual(await emulator!.instancesOf(namespace), [])
+    assert.deepStrictEqual(await emulator!.rulesOf(namespace), [])
+    assert.deepStrictEqual(outstanding(stateDir, namespace), [])
+  })
+
   live("an exceeded quota is one line naming the fix, and what the run created is deleted", async () => {
     const { env, namespace, stateDir } = freshGcp()
     await emulator!.setFaults({ quotaExceededOnInsert: [2] })
