@@ -116,7 +116,7 @@ const clientModule = (name: string, protos: Definition): unknown => {
 }
 
 /** The clients, each with the definitions of the six services (one set, shared: the client caches what it builds). */
-export const load = () => {
+const load = () => {
   const protos = protosFor([
     "Instances",
     "ZoneOperations",
@@ -136,3 +136,6 @@ export const load = () => {
     AddressesClient: (clientModule("addresses", protos) as typeof Addresses).AddressesClient
   }
 }
+
+/** The clients, loaded when this module is first imported (`GceClient` imports it on first use): once a process. */
+export const clients = load()

@@ -16,7 +16,7 @@ type Namespace = { readonly nested: Record<string, Namespace> }
 describe("ComputeClients", () => {
   it.effect("makes each client on the definitions its service reaches", () =>
     Effect.gen(function*() {
-      const clients = ComputeClients.load()
+      const { clients } = ComputeClients
       assert.strictEqual(Object.keys(clients).length, 6)
       for (const Client of Object.values(clients)) {
         // A closed port: nothing is sent; `initialize` builds the client's service from the definitions.
