@@ -58,8 +58,8 @@ const clientOptions = (target: Target) =>
       Effect.map((m) => m.clientOptions(target.endpoint!))
     )
 
-/** The module, loaded once per process (`import` caches it). */
-const load = Effect.promise(() => import("@google-cloud/compute"))
+/** The clients' classes, loaded once per process (`import` caches the module). */
+const load = Effect.promise(() => import("./ComputeClients.ts").then((m) => m.clients))
 
 /**
  * A turn of the event loop. Loading the module and making the first client (it builds the API's protos) each
