@@ -208,6 +208,10 @@ const script = await esbuild.build({
   // An `Intl.Segmenter` holds an ICU object, which a snapshot cannot: effect/cli makes one when it is loaded, so
   // the script's are made on first use (`__tcSegmenter` below), and only for text that needs one.
   define: { __TEZT_CLOUD_BUILT__: String(started), "Intl.Segmenter": "__tcSegmenter" },
+  // A script started from a snapshot has no dynamic `import()` (Node gives it no callback for one: "A dynamic import
+  // callback was not specified"): the lazy imports of external packages (the OpenTelemetry exporters of
+  // `--open-telemetry`, Google's auth library) become `require`s, which load ES modules too.
+  supported: { "dynamic-import": false },
   // The snapshot builder's `require` knows Node's built-in modules only: packages left external are required
   // from the repository's `node_modules` when a command needs them.
   // `Effect.fn` keeps an error of where each function is defined, for its spans; one whose stack was captured

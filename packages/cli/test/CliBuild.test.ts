@@ -82,6 +82,46 @@ describe("CliBuild", () => {
     assert.include(mine.stdout, "TEST ")
   })
 
+  it("a run started from the snapshot loads the packages it imports lazily (--open-telemetry's exporters)", () => {
+    const blob = path.join(CliBuild.buildDir(), "startup.blob")
+    assert.isTrue(fs.existsSync(blob) && CliBuild.fresh() !== undefined, "the bootstrap built a fresh snapshot")
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-clibuild-state-"))
+    try {
+      const r = child.spawnSync(
+        process.execPath,
+        [
+          "--snapshot-blob",
+          blob,
+          "--",
+          "BASIC",
+          "simple",
+          "health",
+          "--localhost",
+          "--open-telemetry",
+          "--tezt-cloud",
+          "otel"
+        ],
+        {
+          encoding: "utf8",
+          env: {
+            ...process.env,
+            TEZT_CLOUD_SOURCES: "",
+            TEZT_CLOUD_SCENARIOS: "",
+            TEZT_CLOUD_STATE_DIR: stateDir,
+            OTEL_EXPORTER_OTLP_ENDPOINT: "",
+            DOCKER_HOST: "unix:///nonexistent/tezt-cloud-no-docker.sock"
+          }
+        }
+      )
+      assert.strictEqual(r.status, 0, r.stderr)
+      assert.include(r.stdout, "Hello world from agent 1")
+      const spans = fs.globSync("otel/runs/*/spans.jsonl", { cwd: stateDir })
+      assert.strictEqual(spans.length, 1, `the run's spans were written: ${r.stderr}`)
+    } finally {
+      fs.rmSync(stateDir, { recursive: true, force: true })
+    }
+  })
+
   it("scenario modules use the bundle's packages only when they import them by the facades' names", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-clibuild-"))
     const facades = { effect: "f1.mjs", "@tezt-cloud/core": "f2.mjs" }
