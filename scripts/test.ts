@@ -46,9 +46,7 @@ if (filtered) process.exit(await vitest(args))
 const durations: Record<string, number> = JSON.parse(
   fs.readFileSync(path.join(import.meta.dirname, "test-durations.json"), "utf8")
 )
-const excluded = config.test!.exclude ?? []
 const files = fs.globSync(config.test!.include!, { cwd: root, exclude: (f) => f.includes("node_modules") })
-  .filter((f) => !excluded.some((pattern) => path.matchesGlob(f, pattern)))
   .toSorted((a, b) => (durations[b] ?? 5) - (durations[a] ?? 5) || a.localeCompare(b))
 const count = Math.max(1, Math.min(files.length, Number(process.env.TEZT_CLOUD_TEST_LANES ?? 2)))
 const lanes = Array.from({ length: count }, () => ({ files: new Array<string>(), seconds: 0 }))

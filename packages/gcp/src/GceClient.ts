@@ -1,6 +1,6 @@
 /**
  * The Compute Engine calls the backend makes, through the official client (`@google-cloud/compute`), loaded on
- * first use: it takes over a second to load, which a run on another backend must not pay. Every change waits
+ * first use: loading and making the clients costs a few tenths of a CPU-second (`ComputeClients`), which a run on another backend must not pay. Every change waits
  * for its Operation with the API's own `wait` (no polling sleeps) and fails with its error, classified
  * (`GcpError.classify`); a change is sent with a `requestId`, so that sending it again after a transient failure
  * cannot do it twice.
@@ -63,7 +63,7 @@ const load = Effect.promise(() => import("./ComputeClients.ts").then((m) => m.cl
 
 /**
  * A turn of the event loop. Loading the module and making the first client (it builds the API's protos) each
- * block the process for a second or more, many on a busy machine: a signal that came meanwhile is handled
+ * block the process (tenths of a second, more on a busy machine): a signal that came meanwhile is handled
  * between the two, so that Ctrl+C interrupts here instead of after both.
  */
 const turn = Effect.callback<void>((resume) => {
