@@ -1,9 +1,9 @@
 /**
  * The Compute Engine calls the backend makes, through the official client (`@google-cloud/compute`), loaded on
- * first use: loading and making the clients costs a few tenths of a CPU-second (`ComputeClients`), which a run on another backend must not pay. Every change waits
- * for its Operation with the API's own `wait` (no polling sleeps) and fails with its error, classified
- * (`GcpError.classify`); a change is sent with a `requestId`, so that sending it again after a transient failure
- * cannot do it twice.
+ * first use: loading and making the clients costs a few tenths of a CPU-second (`ComputeClients`), which a run on
+ * another backend must not pay. Every change waits for its Operation with the API's own `wait` (no polling
+ * sleeps) and fails with its error, classified (`GcpError.classify`); a change is sent with a `requestId`, so that
+ * sending it again after a transient failure cannot do it twice.
  */
 import type * as Compute from "@google-cloud/compute"
 import { Context, Effect, Layer, Schedule } from "effect"
