@@ -20,17 +20,21 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import * as Ports from "../test/fixtures/Ports.ts"
-import config from "../vitest.config.ts"
+import config, { laneFiles } from "../vitest.config.ts"
 import * as Leftovers from "./leftovers.ts"
 
 const args = process.argv.slice(2)
 const root = path.resolve(import.meta.dirname, "..")
 
-/** A `vitest run` with `extra` arguments; its lines go through `line`, or straight out when undefined. */
-const vitest = (extra: ReadonlyArray<string>, line?: (text: string) => void) =>
+/**
+ * A `vitest run` with `extra` arguments, of exactly the test files `only` when given; its lines go through `line`,
+ * or straight out when undefined.
+ */
+const vitest = (extra: ReadonlyArray<string>, line?: (text: string) => void, only?: ReadonlyArray<string>) =>
   new Promise<number>((resolve) => {
     const proc = child.spawn("vitest", ["run", ...extra], {
-      stdio: line === undefined ? "inherit" : ["ignore", "pipe", "pipe"]
+      stdio: line === undefined ? "inherit" : ["ignore", "pipe", "pipe"],
+      env: only === undefined ? process.env : { ...process.env, [laneFiles]: JSON.stringify(only) }
     })
     if (line !== undefined) {
       for (const stream of [proc.stdout!, proc.stderr!]) readline.createInterface({ input: stream }).on("line", line)
@@ -64,11 +68,14 @@ const laneArgs = (k: number) =>
 fs.mkdirSync(Ports.dir, { recursive: true })
 const before = Leftovers.snapshot()
 
-// Absolute paths: a filter matches every path that contains it (`test/Proxy.test.ts` is in packages/proxy/ too).
+// Each lane's files as the test configuration's `include` (`vitest.config.ts`), not as filters: a filter matches
+// every path that contains it, even given absolute (`test/Proxy.test.ts` is in packages/proxy/ too), and such a
+// file then ran in two lanes at once.
 const codes = await Promise.all(lanes.map((lane, k) =>
   vitest(
-    [...laneArgs(k + 1), ...lane.files.map((f) => path.join(root, f))],
-    k === count - 1 ? undefined : (text) => process.stdout.write(`[lane ${k + 1}] ${text}\n`)
+    laneArgs(k + 1),
+    k === count - 1 ? undefined : (text) => process.stdout.write(`[lane ${k + 1}] ${text}\n`),
+    lane.files
   )
 ))
 
