@@ -8,7 +8,8 @@
  * **Details**
  *
  * The exec, run, spawn and copy tests share one agent, deployed by the first of them that runs and torn down (its
- * whole scope: agents, daemons, records) before the ports tests, which deploy agents of their own: a deployment is
+ * whole scope: agents, daemons, records) before the ports tests, which deploy agents of their own (a test that
+ * comes after them, in a shuffled order, deploys it again): a deployment is
  * most of a test's time on Docker, ssh and GCP, and none of these tests needs a fresh agent (each uses names and
  * paths of its own, and kills what it starts). Everything on the agent is observed through the
  * agent itself (`exec` of `sh`, `cat`, `stat`, `/proc`), never through this machine's filesystem: the same checks
@@ -134,12 +135,22 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
       const agents = yield* deployment.deploy(configs)
       return { agents, config }
     })
-  // The shared agent: deployed once, in a scope of the suite's, whatever test asks first.
-  const sharedScope = Scope.makeUnsafe()
-  const deployOne = Effect.runSync(Effect.cached(
-    deploy(1).pipe(Effect.map(({ agents }) => agents[0]!), Scope.provide(sharedScope))
-  ))
-  const closeShared = () => Effect.runPromise(Scope.close(sharedScope, Exit.void))
+  // The shared agent: deployed once, in a scope of the suite's, by whatever test asks first; deployed again when a
+  // test asks after the ports tests tore it down (in a shuffled order, they may come first or in between).
+  const makeShared = () => {
+    const scope = Scope.makeUnsafe()
+    const agent = Effect.runSync(Effect.cached(
+      deploy(1).pipe(Effect.map(({ agents }) => agents[0]!), Scope.provide(scope))
+    ))
+    return { scope, agent }
+  }
+  const shared = { current: makeShared() }
+  const deployOne = Effect.suspend(() => shared.current.agent)
+  const closeShared = () => {
+    const { scope } = shared.current
+    shared.current = makeShared()
+    return Effect.runPromise(Scope.close(scope, Exit.void))
+  }
 
   describe(`Runner contract: ${name}`, () => {
     afterAll(closeShared, timeout)
