@@ -35,6 +35,19 @@ const api = (method: string, path: string, body?: unknown) =>
     })
   })
 
+/**
+ * The managed zone `name` for `dnsName`, made unless an earlier test made it: the tests share one emulator, in any
+ * order (`--sequence.shuffle`).
+ */
+const ensureZone = (name: string, dnsName: string) =>
+  Effect.gen(function*() {
+    const { url } = yield* Emulator.GceEmulator
+    const status = yield* Effect.promise(() =>
+      fetch(`${url}/dns/v1/projects/${project}/managedZones/${name}`).then((r) => r.status)
+    )
+    if (status !== 200) yield* api("POST", "managedZones", { name, dnsName, description: "" })
+  })
+
 const aRecords = (zone: string, name: string) =>
   Effect.gen(function*() {
     const d = yield* dns
@@ -45,8 +58,8 @@ describe("CloudDns on the emulator", () => {
   layer(emulator, { excludeTestServices: true, timeout: 60_000 })((it) => {
     it.effect("a domain's A record is replaced in one change; the most specific zone holds it", () =>
       Effect.gen(function*() {
-        yield* api("POST", "managedZones", { name: "tezt-cloud", dnsName: "example.com.", description: "" })
-        yield* api("POST", "managedZones", { name: "dev", dnsName: "dev.example.com.", description: "" })
+        yield* ensureZone("tezt-cloud", "example.com.")
+        yield* ensureZone("dev", "dev.example.com.")
         const d = yield* dns
 
         const first = yield* d.point(" Node1.Example.COM ", "10.0.0.1")
@@ -84,7 +97,7 @@ describe("CloudDns on the emulator", () => {
 
     it.effect("a domain outside every managed zone is skipped with a warning (a suffix must be whole labels)", () =>
       Effect.gen(function*() {
-        yield* api("POST", "managedZones", { name: "b-com", dnsName: "b.com.", description: "" })
+        yield* ensureZone("b-com", "b.com.")
         const d = yield* dns
         const outside = yield* d.point("www.other.org", "10.0.0.9")
         assert.deepStrictEqual(outside, {
@@ -97,6 +110,8 @@ describe("CloudDns on the emulator", () => {
 
     it.effect("a proxy: <ns>.<the tezt-cloud zone's domain> and its --dns-domains; --no-dns: these only", () =>
       Effect.gen(function*() {
+        yield* ensureZone("tezt-cloud", "example.com.")
+        yield* ensureZone("b-com", "b.com.")
         const { url } = yield* Emulator.GceEmulator
         const target = { endpoint: url, project, zone: "europe-west1-b", region: "europe-west1", image: undefined }
         const options = { namespace: "Px", noDns: false, domains: ["www.b.com"] }
