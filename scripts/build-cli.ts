@@ -145,18 +145,11 @@ const facades: Record<string, string> = {
 }
 const facadeName = (specifier: string) => `facade-${specifier.replaceAll(/[^a-z0-9]+/gi, "-")}`
 
-const started = Date.now()
-const result = await esbuild.build({
+/** What the bundle and the snapshot's script are both built with: one bundle of the sources for Node 22, minified. */
+const common = {
   absWorkingDir: root,
-  entryPoints: {
-    main: path.join(root, mainEntry),
-    ...Object.fromEntries(Object.entries(facades).map(([specifier, file]) => [facadeName(specifier), file]))
-  },
-  outdir,
   write: false,
   bundle: true,
-  splitting: true,
-  format: "esm",
   platform: "node",
   target: "node22",
   treeShaking: true,
@@ -164,10 +157,22 @@ const result = await esbuild.build({
   minifyWhitespace: true,
   keepNames: true,
   legalComments: "none",
+  external
+} satisfies esbuild.BuildOptions
+
+const started = Date.now()
+const result = await esbuild.build({
+  ...common,
+  entryPoints: {
+    main: path.join(root, mainEntry),
+    ...Object.fromEntries(Object.entries(facades).map(([specifier, file]) => [facadeName(specifier), file]))
+  },
+  outdir,
+  splitting: true,
+  format: "esm",
   entryNames: "[name]-[hash]",
   chunkNames: "[name]-[hash]",
   outExtension: { ".js": ".mjs" },
-  external,
   // CommonJS modules of the bundle call `require`: an ES module has none of its own.
   banner: { js: "import{createRequire as __tcRequire}from\"node:module\";const require=__tcRequire(import.meta.url);" },
   metafile: true,
@@ -192,19 +197,9 @@ const outputOf = (input: string) =>
 // import inlined (loaded, not run), made into `startup.blob` by the project's Node. Without it the bundle runs.
 const snapshotEntry = "packages/cli/src/Snapshot.ts"
 const script = await esbuild.build({
-  absWorkingDir: root,
+  ...common,
   entryPoints: [path.join(root, snapshotEntry)],
-  write: false,
-  bundle: true,
   format: "cjs",
-  platform: "node",
-  target: "node22",
-  treeShaking: true,
-  minifySyntax: true,
-  minifyWhitespace: true,
-  keepNames: true,
-  legalComments: "none",
-  external,
   // An `Intl.Segmenter` holds an ICU object, which a snapshot cannot: effect/cli makes one when it is loaded, so
   // the script's are made on first use (`__tcSegmenter` below), and only for text that needs one.
   define: { __TEZT_CLOUD_BUILT__: String(started), "Intl.Segmenter": "__tcSegmenter" },
