@@ -37,8 +37,6 @@ const count = (variable: string, fallback: number) => {
 }
 
 export const seed = FaultPlan.suiteSeed()
-/** The faults per backend, unless the file asks for fewer (`make`'s options). */
-export const perBackend = count("TEZT_CLOUD_FAULTS", 100)
 const only = process.env.TEZT_CLOUD_FAULT_ONLY
 
 /** How a failure names a run, for `TEZT_CLOUD_FAULT_ONLY`. */
@@ -111,7 +109,8 @@ export const make = (
   } = {}
 ) => {
   const concurrency = Math.max(1, count("TEZT_CLOUD_FAULT_CONCURRENCY", options.concurrency ?? 6))
-  const faults = count("TEZT_CLOUD_FAULTS", options.faults ?? perBackend)
+  // The faults of this backend: 100 unless the file asks for fewer; `TEZT_CLOUD_FAULTS` for every file.
+  const faults = count("TEZT_CLOUD_FAULTS", options.faults ?? 100)
   const specialRuns = count("TEZT_CLOUD_FAULT_SPECIALS", options.specials ?? 4)
   console.log(`fault suite (${backend}): seed ${seed} (replay with TEZT_CLOUD_FAULT_SEED=${seed})`)
   const limit = limiter(concurrency)
