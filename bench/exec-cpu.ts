@@ -1,0 +1,125 @@
+/**
+ * The live run's CPU per `agents exec` command: this process plays a live run (the runners `SshSandbox.reattach`
+ * opens on N real sshd hosts, served on the control socket by `AgentsControl`, as `ssh-fanout.ts` does for its
+ * warm row) while a shell started once runs `./tezt-cloud agents exec -- CMD` (the thin client) many times in a
+ * row. The CPU this process spends meanwhile (`process.cpuUsage()`), divided by the commands, is the live run's
+ * share of a warm command; the client processes are outside it, and so is starting them (the shell does).
+ *
+ * Prints, per block of fan-outs, the live run's CPU per command and the wall time per fan-out, then the median.
+ * `BENCH_HOSTS` (default 64), `BENCH_FANOUTS` per block (default 20), `BENCH_BLOCKS` (default 5), `BENCH_COMMAND`
+ * (default `true`), `BENCH_EVENTS=file` to write the run's events to `events.jsonl` as a run does (default: none,
+ * as `ssh-fanout.ts`). Profile the run side with `sh scripts/with-node.sh node --cpu-prof bench/exec-cpu.ts`.
+ */
+import { type Agent, AgentsControl, CloudConfig, Ledger, RunEvents } from "@tezt-cloud/core"
+import { Effect, Layer } from "effect"
+import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/index.ts"
+import * as SshHosts from "../test/fixtures/SshHosts.ts"
+
+const hostCount = Number(process.env.BENCH_HOSTS ?? 64)
+const fanouts = Number(process.env.BENCH_FANOUTS ?? 20)
+const blocks = Number(process.env.BENCH_BLOCKS ?? 5)
+const command = (process.env.BENCH_COMMAND ?? "true").split(" ")
+const root = path.resolve(import.meta.dirname, "..")
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-exec-cpu-"))
+const stateDir = path.join(work, "state")
+const namespace = "bench"
+
+const selfCpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+const median = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+/** Runs the client `times` times in a row from one shell; resolves once the shell exits (0, or a failure). */
+const clientLoop = (times: number) =>
+  new Promise<void>((resolve, reject) => {
+    const cli = [path.join(root, "tezt-cloud"), "agents", "exec", "--tezt-cloud", namespace, "--", ...command]
+      .map((w) => `'${w}'`).join(" ")
+    const proc = child.spawn("sh", [
+      "-c",
+      `i=0; while [ $i -lt ${times} ]; do ${cli} >/dev/null || exit 1; i=$((i+1)); done`
+    ], {
+      env: { ...process.env, TEZT_CLOUD_STATE_DIR: stateDir, HOME: path.join(work, "home"), TEZT_CLOUD_SCENARIOS: "" },
+      stdio: ["ignore", "ignore", "inherit"]
+    })
+    proc.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`the client loop exited ${code}`))))
+  })
+
+const main = async () => {
+  const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, path.join(work, "home")))
+  process.stderr.write(`starting ${hostCount} sshd hosts…\n`)
+  const hosts = await Promise.all(
+    Array.from({ length: hostCount }, () => SshHosts.start({ authorizedKeys: [key.publicKey] }))
+  )
+  try {
+    const descriptors: ReadonlyArray<Agent.Descriptor> = hosts.map((h, i) => ({
+      backend: "ssh-host",
+      agent: `agent-${i}`,
+      user: SshHosts.user,
+      host: h.host,
+      port: h.port,
+      key: key.path,
+      home: "/tmp",
+      marker: `${namespace}/agent-${i}`,
+      namespace,
+      binariesPath: "/tmp/tezt-runners",
+      portStart: 30000,
+      checkFileConsistency: 1
+    }))
+    const recordDir = path.join(stateDir, namespace)
+    fs.mkdirSync(recordDir, { recursive: true })
+    fs.writeFileSync(
+      path.join(recordDir, "deployment.json"),
+      JSON.stringify({ namespace, pid: process.pid, agents: descriptors })
+    )
+    const config = await Effect.runPromise(CloudConfig.resolve({ tezt_cloud: namespace, localhost: true }, {}, {}))
+    const events = process.env.BENCH_EVENTS === "file"
+      ? Layer.effectDiscard(Effect.gen(function*() {
+        const service = yield* RunEvents.RunEvents
+        yield* service.writeTo(work)
+      })).pipe(Layer.provideMerge(RunEvents.RunEvents.layer([])))
+      : RunEvents.RunEvents.layerNoop
+    const perBlock = await Effect.runPromise(Effect.scoped(
+      Effect.gen(function*() {
+        const runners = yield* SshSandbox.reattach(descriptors, SshHost.settings(config, stateDir), {
+          oneCommandEach: false
+        })
+        yield* AgentsControl.serve(AgentsControl.socketFile(Ledger.ledgerFile(stateDir, namespace)), runners)
+        // Warm-up: the executors start, the JIT settles.
+        yield* Effect.promise(() => clientLoop(5))
+        const out: Array<{ cpu: number; wall: number }> = []
+        for (let b = 0; b < blocks; b++) {
+          const cpu = selfCpuMs()
+          const started = performance.now()
+          yield* Effect.promise(() => clientLoop(fanouts))
+          const figures = {
+            cpu: (selfCpuMs() - cpu) / (fanouts * hostCount),
+            wall: (performance.now() - started) / fanouts
+          }
+          process.stderr.write(
+            `block ${b + 1}: live run ${figures.cpu.toFixed(3)} ms CPU per command, ${
+              figures.wall.toFixed(0)
+            } ms per fan-out (load ${os.loadavg()[0]!.toFixed(1)})\n`
+          )
+          out.push(figures)
+        }
+        return out
+      }).pipe(Effect.provide(events))
+    ))
+    console.log(
+      `${hostCount} hosts, ${blocks} × ${fanouts} fan-outs of ${command.join(" ")}: live run ${
+        median(perBlock.map((f) => f.cpu)).toFixed(3)
+      } ms CPU per command (median of blocks), ${median(perBlock.map((f) => f.wall)).toFixed(0)} ms per fan-out`
+    )
+  } finally {
+    await Promise.all(hosts.map((h) => h.stop()))
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+}
+
+await main()
