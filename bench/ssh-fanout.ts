@@ -19,7 +19,8 @@
  * orchestrator side (the measured command and every process it waited for, from getrusage of children; plus this
  * process when it serves the warm run, and ControlMaster's masters, from /proc) and the host side (every sshd tree,
  * from /proc/<pid>/stat before and after), with the wall time they project for 1000 hosts that have their own CPUs:
- * host CPU of one command + orchestrator CPU of 1000 commands on one core.
+ * host CPU of one command + the orchestrator's fixed CPU per invocation (warm `agents exec`: its client process;
+ * cold: the CLI's loading, from a second measure on one host) + its CPU per command × 1000, on one core.
  * Performance lives here, never in timed test assertions. Run: `npm run bench:ssh` (as root; needs
  * openssh-server, pssh, ansible from Debian). `BENCH_SIZES=1,16` picks the host counts (default 1,16,64),
  * `BENCH_REPEAT` the runs per measure (default 3), `BENCH_NO_ANSIBLE=1` skips ansible (minutes at 64 hosts).
@@ -195,14 +196,30 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 300))
 /** One tool's figures: median wall time, and CPU per command (one command on one host) on each side. */
 interface Figures {
   readonly ms: number
+  /** All the orchestrator's CPU of a run, divided by its commands (the fixed part spread over N). */
   readonly orchestratorMs: number
   /** Of `orchestratorMs`, the part outside the measured children (the live run, ControlMaster's masters). */
   readonly extraMs: number
+  /**
+   * The orchestrator's CPU split into what one invocation costs whatever the host count (warm `agents exec`: its
+   * client process; cold: the CLI's loading) and what each command adds (everything else).
+   */
+  readonly fixedMs: number
+  readonly perCommandMs: number
   readonly hostMs: number
 }
 
-/** The projected wall time (ms) of one command on 1000 hosts with their own CPUs, one orchestrator core. */
-const projected = (f: Figures) => f.hostMs + 1000 * f.orchestratorMs
+/** Hosts in the projection. */
+const fleet = 1000
+
+/** The orchestrator's CPU per command on `fleet` hosts: its fixed cost spread over them, plus each command's. */
+const fleetOrchestratorMs = (f: Figures) => f.fixedMs / fleet + f.perCommandMs
+
+/**
+ * The projected wall time (ms) of one command on `fleet` hosts with their own CPUs, one orchestrator core: the
+ * host CPU of one command, the fixed cost once, each command's orchestrator cost `fleet` times.
+ */
+const projected = (f: Figures) => f.hostMs + f.fixedMs + fleet * f.perCommandMs
 
 const main = async () => {
   const key = await Effect.runPromise(SshKeys.ensure(namespace, undefined, path.join(work, "home")))
@@ -230,7 +247,9 @@ const main = async () => {
         const account = async (
           tool: string,
           runs: () => Promise<ReadonlyArray<Run>>,
-          extra: () => number = () => 0
+          extra: () => number = () => 0,
+          /** How the orchestrator's CPU splits (default: all of it per command, no fixed part). */
+          split: "per-command" | "client-is-fixed" = "per-command"
         ): Promise<ReadonlyArray<Run>> => {
           await settle()
           const hostBefore = hostCpu.cpuMs()
@@ -240,10 +259,15 @@ const main = async () => {
           const hostMs = hostCpu.cpuMs() - hostBefore
           const extraMs = extra() - extraBefore
           const count = n * done.length
+          const childrenMs = sum(done.map((r) => r.cpuMs))
+          const orchestratorMs = (childrenMs + extraMs) / count
           results[tool] = {
             ms: median(done.map((r) => r.ms)),
-            orchestratorMs: (sum(done.map((r) => r.cpuMs)) + extraMs) / count,
+            orchestratorMs,
             extraMs: extraMs / count,
+            // Warm `agents exec`: one client process per invocation, the live run's work per command.
+            fixedMs: split === "client-is-fixed" ? childrenMs / done.length : 0,
+            perCommandMs: split === "client-is-fixed" ? extraMs / count : orchestratorMs,
             hostMs: hostMs / count
           }
           return done
@@ -271,10 +295,12 @@ const main = async () => {
           portStart: 30000,
           checkFileConsistency: 1
         }))
-        fs.writeFileSync(
-          path.join(recordDir, "deployment.json"),
-          JSON.stringify({ namespace, pid: process.pid, agents: descriptors })
-        )
+        const writeRecord = (agents: ReadonlyArray<Agent.Descriptor>) =>
+          fs.writeFileSync(
+            path.join(recordDir, "deployment.json"),
+            JSON.stringify({ namespace, pid: process.pid, agents })
+          )
+        writeRecord(descriptors)
         // What a user runs: the launcher, which picks the thin client when the run's socket is there and the
         // start-up snapshot otherwise.
         const cli = [
@@ -290,6 +316,22 @@ const main = async () => {
         // Cold: no run serves the socket, the CLI loads and connects.
         const cliRuns = await account("tezt-cloud agents exec (cold)", () => repeated(() => measured(cli, env)))
         const peakKb = median(cliRuns.map((r) => r.peakKb))
+        if (n > 1) {
+          // The cold CLI's fixed part (loading, once per invocation) and what each host adds (its connection and
+          // command): the line through the same command on one host and on N.
+          writeRecord(descriptors.slice(0, 1))
+          const single = await repeated(() => measured(cli, env))
+          writeRecord(descriptors)
+          const one = sum(single.map((r) => r.cpuMs)) / single.length
+          const all = sum(cliRuns.map((r) => r.cpuMs)) / cliRuns.length
+          const perCommandMs = Math.max(0, (all - one) / (n - 1))
+          const cold = results["tezt-cloud agents exec (cold)"]!
+          results["tezt-cloud agents exec (cold)"] = {
+            ...cold,
+            fixedMs: Math.max(0, one - perCommandMs),
+            perCommandMs
+          }
+        }
 
         // Warm: this process plays the live run, serving its control socket with its own connected runners.
         const config = await Effect.runPromise(
@@ -306,7 +348,12 @@ const main = async () => {
           // command on a connection also starts it).
           yield* Effect.promise(() => measured(cli, env))
           yield* Effect.promise(() =>
-            account("tezt-cloud agents exec (warm)", () => repeated(() => measured(cli, env)), selfCpuMs)
+            account(
+              "tezt-cloud agents exec (warm)",
+              () => repeated(() => measured(cli, env)),
+              selfCpuMs,
+              "client-is-fixed"
+            )
           )
         })))
 
@@ -412,8 +459,11 @@ const main = async () => {
             "wall ms": Math.round(ms),
             "orchestrator CPU ms/cmd": f.orchestratorMs.toFixed(2),
             "of which live run / masters": f.extraMs.toFixed(2),
+            "fixed CPU ms/invocation": f.fixedMs.toFixed(1),
+            "CPU ms/cmd beside it": f.perCommandMs.toFixed(2),
             "host CPU ms/cmd": f.hostMs.toFixed(2),
-            "1000 hosts, projected s": (projected(f) / 1000).toFixed(2)
+            [`${fleet} hosts: orch. CPU ms/cmd`]: fleetOrchestratorMs(f).toFixed(2),
+            [`${fleet} hosts, projected s`]: (projected(f) / 1000).toFixed(2)
           })
           rows.push({
             hosts: n,
@@ -445,6 +495,10 @@ const main = async () => {
           "cold ms": Math.round(reference),
           "pssh ÷ cold (≥ 2)": ratio("pssh", "tezt-cloud agents exec (cold)"),
           "orch. CPU: ControlMaster ÷ warm (≥ 10)": cpuRatio(
+            "OpenSSH ControlMaster (warm)",
+            "tezt-cloud agents exec (warm)"
+          ),
+          [`orch. CPU at ${fleet} hosts: ControlMaster ÷ warm (≥ 10)`]: ratioOf(fleetOrchestratorMs)(
             "OpenSSH ControlMaster (warm)",
             "tezt-cloud agents exec (warm)"
           ),
