@@ -9,7 +9,7 @@
  * (backpressure up to the command), below `low` lines and `lowChars` it reads on. Memory stays bounded whatever
  * the command prints, in many short lines or in a few long ones (up to 1 MiB each).
  */
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import * as OutputLines from "./OutputLines.ts"
 import * as OutputTail from "./OutputTail.ts"
 import type * as Runner from "./Runner.ts"
@@ -30,7 +30,10 @@ export interface Handlers {
 
 export interface OutputFlow {
   readonly handlers: Handlers
-  /** Runs `source` (which calls `handlers`) while its lines go to `onLine`; ends once both are done. */
+  /**
+   * Runs `source` (which calls `handlers`) while its lines go to `onLine` (in a fiber started by the first line);
+   * ends once both are done.
+   */
   readonly run: <A, E, R>(source: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly stdout: () => string
   readonly stderr: () => string
@@ -56,14 +59,19 @@ export const make = (options: {
   let paused = false
   let finished = false
   let wake: (() => void) | undefined
+  // The consumer is started by the first line: a command that prints nothing costs no fiber for it.
+  let startConsumer: (() => void) | undefined
+  let consumer: Fiber.Fiber<void> | undefined
+  let consumerFailed = false
   const push = (stream: "stdout" | "stderr") => (line: string) => {
     queue.push({ stream, line })
     queuedChars += line.length
-    if ((queue.length >= high || queuedChars >= highChars) && !paused && flow) {
+    if ((queue.length >= high || queuedChars >= highChars) && !paused && !consumerFailed && flow) {
       paused = true
       flow.pause()
     }
-    wake?.()
+    if (consumer === undefined) startConsumer?.()
+    else wake?.()
   }
   const stdoutLines = OutputLines.splitter(push("stdout"))
   const stderrLines = OutputLines.splitter(push("stderr"))
@@ -105,17 +113,35 @@ export const make = (options: {
       onFlow: (f) => (flow = f)
     },
     run: (source) =>
-      Effect.all([
-        source.pipe(
+      Effect.withFiber((parent) => {
+        startConsumer = () => {
+          const fiber = Effect.runForkWith(parent.context)(consume)
+          consumer = fiber
+          fiber.addObserver((exit) => {
+            if (exit._tag === "Success") return
+            // It died (`onLine` did): the source must not stay paused for it; its failure is `run`'s once the
+            // source has ended.
+            consumerFailed = true
+            if (paused) {
+              paused = false
+              flow?.resume()
+            }
+          })
+        }
+        if (queue.length > 0) startConsumer()
+        return source.pipe(
           Effect.ensuring(Effect.sync(() => {
             stdoutLines.end()
             stderrLines.end()
             finished = true
             wake?.()
-          }))
-        ),
-        consume
-      ], { concurrency: 2 }).pipe(Effect.map(([a]) => a)),
+          })),
+          Effect.flatMap((a) => consumer === undefined ? Effect.succeed(a) : Effect.as(Fiber.join(consumer), a)),
+          Effect.onExit((exit) =>
+            exit._tag === "Failure" && consumer !== undefined ? Fiber.interrupt(consumer) : Effect.void
+          )
+        )
+      }),
     stdout: () => out.text(),
     stderr: () => err.text(),
     pid: () => pid

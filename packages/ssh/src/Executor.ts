@@ -197,8 +197,8 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
     return current
   })
 
-  /** The running executor, started when there is none; `undefined` when the host cannot run one. */
-  const ensure = starting.withPermits(1)(Effect.suspend(() => {
+  /** The running executor, started when there is none (one start at a time); `undefined` when the host cannot run one. */
+  const startOrGet = starting.withPermits(1)(Effect.suspend(() => {
     if (live !== undefined) return Effect.succeed<Live | undefined>(live)
     if (unavailable !== undefined) return Effect.succeed(undefined)
     return start.pipe(Effect.flatMap((started) => {
@@ -218,6 +218,8 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
       )
     }))
   }))
+  /** `startOrGet` without its lock when an executor runs: every command but the first of each executor. */
+  const ensure = Effect.suspend(() => live === undefined ? startOrGet : Effect.succeed<Live | undefined>(live))
 
   const exec = (what: string | Command, handlers: ExecHandlers) => {
     // A NUL would end a field of the frame early: the rest of the value would run as something else.

@@ -536,30 +536,32 @@ export const connect = Effect.fn("SshClient.connect")(function*(target: Target, 
       channelExec(Shell.killScript(markers, 1), { onStdout: () => {}, onStderr: () => {} }).pipe(Effect.ignore)
   })
 
-  /** Through the executor when the host has one, else on a channel (`fallback`). */
-  const viaExecutor = (
-    what: string | Command,
-    handlers: ExecHandlers,
-    fallback: Effect.Effect<ExecExit, SshError.SshError>
-  ) =>
-    executor === undefined ? fallback : executor.exec(what, handlers).pipe(
-      Effect.flatMap(Option.match({ onNone: () => fallback, onSome: Effect.succeed }))
-    )
-
-  /** Refuses what cannot be sent (a NUL byte…) before either path sends anything. */
+  /** Refuses what cannot be sent (a NUL byte…) before anything is sent. */
   const checked = (what: string | Command, send: Effect.Effect<ExecExit, SshError.SshError>) => {
     const refused = invalid(what)
     return refused === undefined ? send : Effect.fail(fail(new SshError.CommandInvalid({ message: refused })))
   }
 
-  const exec = (commandLine: string, handlers: ExecHandlers) =>
-    checked(
-      commandLine,
-      viaExecutor(commandLine, handlers, Effect.suspend(() => channelExec(commandLine, handlers)))
+  /**
+   * Through the executor when the host has one (it refuses what cannot be sent itself, before anything is sent),
+   * else on a channel (`fallback`, checked the same way).
+   */
+  const viaExecutor = (
+    what: string | Command,
+    handlers: ExecHandlers,
+    fallback: Effect.Effect<ExecExit, SshError.SshError>
+  ) => {
+    if (executor === undefined) return checked(what, fallback)
+    return executor.exec(what, handlers).pipe(
+      Effect.flatMap(Option.match({ onNone: () => checked(what, fallback), onSome: Effect.succeed }))
     )
+  }
+
+  const exec = (commandLine: string, handlers: ExecHandlers) =>
+    viaExecutor(commandLine, handlers, Effect.suspend(() => channelExec(commandLine, handlers)))
 
   const execCommand = (command: Command, handlers: ExecHandlers) =>
-    checked(command, viaExecutor(command, handlers, Effect.suspend(() => channelCommand(command, handlers))))
+    viaExecutor(command, handlers, Effect.suspend(() => channelCommand(command, handlers)))
 
   return {
     target,

@@ -78,7 +78,9 @@ export const make = (init: Init): Runner.Runner => {
   const killTree = (execId: string) =>
     init.connection.run(killScript(`TEZT_CLOUD_EXEC=${execId}`, init.graceSeconds)).pipe(Effect.ignore)
 
-  const exec = Effect.fn("SshRunner.exec")(
+  // No span of its own: a scenario's command has `Agent.exec`'s, and a span per command here would double the
+  // tracing work of every fan-out (`agents exec` on a live run) for a child span that says nothing more.
+  const exec = Effect.fnUntraced(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
       // A quiet command (a transfer) is no run event at all.
       const emit = options?.quiet === true ? () => Effect.void : init.events.emit
