@@ -10,7 +10,7 @@
  * (default `true`), `BENCH_EVENTS=file` to write the run's events to `events.jsonl` as a run does (default: none,
  * as `ssh-fanout.ts`). Profile the run side with `sh scripts/with-node.sh node --cpu-prof bench/exec-cpu.ts`.
  */
-import { type Agent, AgentsControl, CloudConfig, Ledger, RunEvents } from "@tezt-cloud/core"
+import { AgentsControl, CloudConfig, Ledger, RunEvents } from "@tezt-cloud/core"
 import { Effect, Layer } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
@@ -18,6 +18,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/index.ts"
 import * as SshHosts from "../test/fixtures/SshHosts.ts"
+import * as LiveRecord from "./LiveRecord.ts"
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 64)
 const fanouts = Number(process.env.BENCH_FANOUTS ?? 20)
@@ -58,26 +59,8 @@ const main = async () => {
     Array.from({ length: hostCount }, () => SshHosts.start({ authorizedKeys: [key.publicKey] }))
   )
   try {
-    const descriptors: ReadonlyArray<Agent.Descriptor> = hosts.map((h, i) => ({
-      backend: "ssh-host",
-      agent: `agent-${i}`,
-      user: SshHosts.user,
-      host: h.host,
-      port: h.port,
-      key: key.path,
-      home: "/tmp",
-      marker: `${namespace}/agent-${i}`,
-      namespace,
-      binariesPath: "/tmp/tezt-runners",
-      portStart: 30000,
-      checkFileConsistency: 1
-    }))
-    const recordDir = path.join(stateDir, namespace)
-    fs.mkdirSync(recordDir, { recursive: true })
-    fs.writeFileSync(
-      path.join(recordDir, "deployment.json"),
-      JSON.stringify({ namespace, pid: process.pid, agents: descriptors })
-    )
+    const descriptors = LiveRecord.descriptors(hosts, { namespace, user: SshHosts.user, keyFile: key.path })
+    LiveRecord.write(stateDir, namespace, descriptors)
     const config = await Effect.runPromise(CloudConfig.resolve({ tezt_cloud: namespace, localhost: true }, {}, {}))
     const events = process.env.BENCH_EVENTS === "file"
       ? Layer.effectDiscard(Effect.gen(function*() {

@@ -33,6 +33,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { SshClient, SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/index.ts"
 import * as SshHosts from "../test/fixtures/SshHosts.ts"
+import * as LiveRecord from "./LiveRecord.ts"
 
 const sizes = (process.env.BENCH_SIZES ?? "1,16,64").split(",").map(Number)
 const commands = (process.env.BENCH_COMMANDS ?? "true,echo hello").split(",")
@@ -279,27 +280,8 @@ const main = async () => {
         }
         // tezt-cloud agents exec: a live deployment record listing one ssh-host agent per host, this process as
         // the run that keeps it.
-        const recordDir = path.join(stateDir, namespace)
-        fs.mkdirSync(recordDir, { recursive: true })
-        const descriptors: ReadonlyArray<Agent.Descriptor> = subset.map((h, i) => ({
-          backend: "ssh-host",
-          agent: `agent-${i}`,
-          user,
-          host: h.host,
-          port: h.port,
-          key: keyFile,
-          home: "/tmp",
-          marker: `${namespace}/agent-${i}`,
-          namespace,
-          binariesPath: "/tmp/tezt-runners",
-          portStart: 30000,
-          checkFileConsistency: 1
-        }))
-        const writeRecord = (agents: ReadonlyArray<Agent.Descriptor>) =>
-          fs.writeFileSync(
-            path.join(recordDir, "deployment.json"),
-            JSON.stringify({ namespace, pid: process.pid, agents })
-          )
+        const descriptors = LiveRecord.descriptors(subset, { namespace, user, keyFile })
+        const writeRecord = (agents: ReadonlyArray<Agent.Descriptor>) => LiveRecord.write(stateDir, namespace, agents)
         writeRecord(descriptors)
         // What a user runs: the launcher, which picks the thin client when the run's socket is there and the
         // start-up snapshot otherwise.
