@@ -27,6 +27,11 @@ const home = fs.mkdtempSync(path.join(os.tmpdir(), "backend-contract-home-"))
 const key = () => Effect.runPromise(SshKeys.ensure("contract", undefined, home))
 
 let sshHost: SshHosts.SshHost | undefined
+/**
+ * The key of the Docker deployments (`docker`, `ssh-docker`): the test engine's (`DockerEngine.key`), whose agents'
+ * image the build cache has.
+ */
+let dockerKey = ""
 /** The ssh host whose Docker engine is the test engine (`ssh-docker`). */
 let dockerSshHost: SshHosts.SshHost | undefined
 // Containers' sshd bind their agent's port on the host network: each deployment gets a range of its own, from this
@@ -52,7 +57,7 @@ const harnesses: Record<string, Harness> = {
     setup: async () => {
       await DockerEngine.ready()
       process.env.TEZT_CLOUD_DOCKERFILES = path.join(root, "dockerfiles")
-      await key()
+      dockerKey = (await Effect.runPromise(DockerEngine.key)).path
     },
     config: () => ({
       input: {
@@ -62,7 +67,7 @@ const harnesses: Record<string, Harness> = {
         vm_base_port: dockerPort += 50,
         ports_per_vm: 10
       },
-      cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
+      cliOnly: { sshPrivateKey: dockerKey }
     }),
     timeout: 90_000
   },
@@ -90,8 +95,10 @@ const harnesses: Record<string, Harness> = {
     setup: async () => {
       await DockerEngine.ready()
       process.env.TEZT_CLOUD_DOCKERFILES = path.join(root, "dockerfiles")
+      const engineKey = await Effect.runPromise(DockerEngine.key)
+      dockerKey = engineKey.path
       dockerSshHost = await SshHosts.start({
-        authorizedKeys: [(await key()).publicKey],
+        authorizedKeys: [engineKey.publicKey],
         extraConfig: SshHosts.dockerEngine(DockerEngine.socket)
       })
     },
@@ -107,7 +114,7 @@ const harnesses: Record<string, Harness> = {
         vm_base_port: dockerPort += 50,
         ports_per_vm: 10
       },
-      cliOnly: { sshPrivateKey: SshKeys.defaultPath("contract", home) }
+      cliOnly: { sshPrivateKey: dockerKey }
     }),
     // Its agents are the Docker backend's containers and runner (that contract runs there), on another engine.
     runnerContract: false,

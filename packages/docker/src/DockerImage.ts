@@ -4,7 +4,9 @@
  *
  * **Details**
  *
- * - Automatic args: `SSH_PUBLIC_KEY` (the namespace's key, for root's `authorized_keys`),
+ * - Automatic args: `SSH_PUBLIC_KEY` (the run's key, for root's `authorized_keys`: its type and blob only; the
+ *   comment, which names the namespace, would make every namespace's build of the same key differ, and miss the
+ *   build cache),
  *   `BINARIES_DESTINATION_PATH` (the agent's binaries path) and `COMMIT` (`git rev-parse HEAD`, when in a git
  *   checkout); an agent's `dockerBuildArgs` override them.
  * - The build context is the `dockerfiles/` directory: a Dockerfile `COPY`s from there.
@@ -38,7 +40,7 @@ export const buildArgs = (
   sshPublicKey: string,
   head: string | undefined = commit()
 ): Record<string, string> => ({
-  SSH_PUBLIC_KEY: sshPublicKey,
+  SSH_PUBLIC_KEY: sshPublicKey.split(" ").slice(0, 2).join(" "),
   BINARIES_DESTINATION_PATH: agent.binariesPath,
   ...(head === undefined ? {} : { COMMIT: head }),
   ...agent.dockerBuildArgs

@@ -28,13 +28,18 @@ const keyHome = path.join(stateDir, "home")
 const base = `dt${process.pid}`
 const client = DockerClient.layer({ socketPath: DockerEngine.socket })
 
-/** The Docker runtime for `namespace`, on the test engine. */
-const backend = (namespace: string, input: CloudConfig.Input = {}) =>
-  DockerBackend.layer({ stateDir, namespace, keyHome, ports, input })
+/** The Docker runtime for `namespace`, on the test engine (the key all namespaces share, or the namespace's). */
+const backend = (namespace: string, input: CloudConfig.Input = {}, key?: DockerBackend.Options["key"]) =>
+  DockerBackend.layer({ stateDir, namespace, keyHome, ports, input, key })
 
-const deploy = (namespace: string, names: ReadonlyArray<string>, input: CloudConfig.Input = {}) =>
+const deploy = (
+  namespace: string,
+  names: ReadonlyArray<string>,
+  input: CloudConfig.Input = {},
+  key?: DockerBackend.Options["key"]
+) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(backend(namespace, input))
+    const context = yield* Layer.build(backend(namespace, input, key))
     const config = Context.get(context, CloudConfig.CurrentConfig)
     const configs = AgentConfig.complete(names.map((name) => ({ name })), Orchestrator.agentDefaults(config))
     const agents = yield* Context.get(context, Deployment.Deployment).deploy(configs)
@@ -54,10 +59,12 @@ describe.runIf(enabled)("docker", () => {
 
   afterAll(async () => {
     // Whatever a failed test left of this file's namespaces.
-    for (const suffix of ["rc", "host", "net", "int", "kill", "force", "forcex", "a", "ab", "a-b", "reg", "theirs"]) {
+    const namespaces = ["rc", "host", "net", "int", "kill", "force", "forcex", "a", "ab", "a-b", "reg", "theirs"]
+      .map((suffix) => `${base}-${suffix}`)
+    for (const namespace of await DockerEngine.holding(namespaces)) {
       await Effect.runPromise(
-        DockerAgents.cleanUp(`${base}-${suffix}`).pipe(
-          Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, `${base}-${suffix}`))),
+        DockerAgents.cleanUp(namespace).pipe(
+          Effect.provide(Layer.mergeAll(client, Ledger.Ledger.layer(stateDir, namespace))),
           Effect.ignore
         )
       )
@@ -80,7 +87,8 @@ describe.runIf(enabled)("docker", () => {
       Effect.gen(function*() {
         const ns = `${base}-host`
         yield* Effect.scoped(Effect.gen(function*() {
-          const { agents } = yield* deploy(ns, ["a", "b", "c"], { faketime: "-10d" })
+          // With the namespace's own key, as a run without --ssh-private-key (the other tests share one key).
+          const { agents } = yield* deploy(ns, ["a", "b", "c"], { faketime: "-10d" }, "namespace")
           assert.deepStrictEqual(
             agents.map((a) => a.point),
             [0, 1, 2].map((i) => ({
@@ -136,8 +144,12 @@ describe.runIf(enabled)("docker", () => {
               stdio: "pipe"
             })
           )
+          // a forgets b's link address (the first probe taught it): the connect then fails as soon as nothing
+          // answers for b's address on the network (no route to host), not at the probe's time limit.
+          yield* agents[0]!.run("ip", ["neigh", "flush", "all"])
           const cut = yield* probe
           assert.notStrictEqual(cut.exitCode, 0, cut.stdout)
+          assert.include(cut.stderr, "No route to host")
         }))
         yield* nothingLeft(ns)
       }),

@@ -7,15 +7,16 @@
  *
  * **Details**
  *
- * The exec, run, spawn and copy tests share one agent, deployed by the first of them that runs and torn down (its
- * whole scope: agents, daemons, records) before the ports tests, which deploy agents of their own (a test that
- * comes after them, in a shuffled order, deploys it again): a deployment is
- * most of a test's time on Docker, ssh and GCP, and none of these tests needs a fresh agent (each uses names and
- * paths of its own, and kills what it starts). Everything on the agent is observed through the
+ * Every test uses one deployment of three agents, made by the first test that runs (in any order) and torn down
+ * (its whole scope: agents, daemons, records) after the last: a deployment is most of a test's time on Docker, ssh
+ * and GCP, and none of these tests needs a fresh agent. The exec, run, spawn and copy tests use the first agent
+ * (each uses names and paths of its own, and kills what it starts); the ports tests look at the three agents'
+ * ranges and take the ports of the second and third (`nextAvailablePort` hands each port out once, so the first
+ * agent keeps its own for whatever else runs there). Everything on the agent is observed through the
  * agent itself (`exec` of `sh`, `cat`, `stat`, `/proc`), never through this machine's filesystem: the same checks
  * hold on localhost, over ssh and in containers. The agent needs a POSIX `sh`, `setsid`, `stat -c` and `/proc`.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Agent, CloudConfig, CloudError, Deployment, Orchestrator, Scenario } from "@tezt-cloud/core"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as fs from "node:fs"
@@ -135,25 +136,15 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
       const agents = yield* deployment.deploy(configs)
       return { agents, config }
     })
-  // The shared agent: deployed once, in a scope of the suite's, by whatever test asks first; deployed again when a
-  // test asks after the ports tests tore it down (in a shuffled order, they may come first or in between).
-  const makeShared = () => {
-    const scope = Scope.makeUnsafe()
-    const agent = Effect.runSync(Effect.cached(
-      deploy(1).pipe(Effect.map(({ agents }) => agents[0]!), Scope.provide(scope))
-    ))
-    return { scope, agent }
-  }
-  const shared = { current: makeShared() }
-  const deployOne = Effect.suspend(() => shared.current.agent)
-  const closeShared = () => {
-    const { scope } = shared.current
-    shared.current = makeShared()
-    return Effect.runPromise(Scope.close(scope, Exit.void))
-  }
+  // The suite's deployment: made once, in a scope of the suite's, by whatever test asks first; closed after the
+  // last (a teardown that dies fails the suite).
+  const scope = Scope.makeUnsafe()
+  const fleet = Effect.runSync(Effect.cached(deploy(3).pipe(Scope.provide(scope))))
+  const deployOne = Effect.map(fleet, ({ agents }) => agents[0]!)
+  const closeFleet = () => Effect.runPromise(Scope.close(scope, Exit.void))
 
   describe(`Runner contract: ${name}`, () => {
-    afterAll(closeShared, timeout)
+    afterAll(closeFleet, timeout)
     describe("exec", () => {
       it.live(
         "returns the exit code, stdout and stderr separately, and the pid the command had",
@@ -630,12 +621,10 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
     })
 
     describe("ports", () => {
-      // The shared agent is torn down first (a teardown that dies fails these tests), so its ports are free again.
-      beforeAll(closeShared, timeout)
-
       it.live("agents come in configuration order with their port ranges", () =>
         Effect.gen(function*() {
-          const { agents, config } = yield* deploy(3)
+          const { agents, config } = yield* fleet
+          assert.lengthOf(agents, 3)
           agents.forEach((agent, i) => {
             assert.strictEqual(agent.index, i)
             assert.isTrue(agent.name.endsWith(`-${i}`))
@@ -648,8 +637,8 @@ export const runnerContract = <E>(name: string, layer: ContractLayer<E>, options
         "nextAvailablePort is strictly increasing from ports.start + 1 and fails once exhausted",
         () =>
           Effect.gen(function*() {
-            const { agents } = yield* deploy(2)
-            const [first, second] = agents as [Agent.Agent, Agent.Agent]
+            const { agents } = yield* fleet
+            const [, first, second] = agents as [Agent.Agent, Agent.Agent, Agent.Agent]
             const taken: Array<number> = []
             for (let i = 0; i < first.ports.end - first.ports.start; i++) taken.push(yield* first.nextAvailablePort)
             assert.deepStrictEqual(
