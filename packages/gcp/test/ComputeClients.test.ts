@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as ComputeClients from "@tezt-cloud/gcp/ComputeClients"
+import * as ComputeDefinitions from "@tezt-cloud/gcp/ComputeDefinitions"
 import { Effect } from "effect"
 import { PassThroughClient } from "google-auth-library"
 import * as fs from "node:fs"
@@ -38,7 +39,7 @@ describe("ComputeClients", () => {
   it.effect("keeps of Compute only v1's definitions the services reach", () =>
     Effect.sync(() => {
       const file = createRequire(import.meta.url).resolve("@google-cloud/compute/build/protos/protos.json")
-      const pruned = ComputeClients.prune(JSON.parse(fs.readFileSync(file, "utf8")), ["Firewalls"]) as Namespace
+      const pruned = ComputeDefinitions.prune(JSON.parse(fs.readFileSync(file, "utf8")), ["Firewalls"]) as Namespace
       const compute = pruned.nested.google!.nested.cloud!.nested.compute!.nested
       assert.deepStrictEqual(Object.keys(compute), ["v1"])
       const kept = Object.keys(compute.v1!.nested)
