@@ -50,4 +50,41 @@ describe("ComputeClients", () => {
       assert.notInclude(kept, "Instances")
       assert.isAbove(Object.keys(pruned.nested.google!.nested.protobuf!.nested).length, 10)
     }))
+
+  it.effect("keeps of the services only the methods the backend calls, and what those reach", () =>
+    Effect.sync(() => {
+      const compute = (ComputeDefinitions.definitions as Namespace).nested.google!.nested.cloud!.nested.compute!.nested
+        .v1!.nested as unknown as Record<string, ComputeDefinitions.Definition>
+      for (const [service, names] of Object.entries(ComputeDefinitions.methods)) {
+        assert.deepStrictEqual(Object.keys(compute[service]!.methods ?? {}), names, service)
+      }
+      // What only a method left out reaches (IAM policies: `Instances.GetIamPolicy`) is gone, not what one kept does.
+      assert.notProperty(compute, "Policy")
+      assert.property(compute, "Instance")
+      const tiny = {
+        nested: {
+          google: {
+            nested: {
+              cloud: {
+                nested: {
+                  compute: {
+                    nested: {
+                      v1: {
+                        nested: {
+                          Instances: { methods: {} }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      assert.throws(
+        () => ComputeDefinitions.withMethods(tiny, { Instances: ["Reboot"] }),
+        /Instances has no method Reboot/
+      )
+    }))
 })
