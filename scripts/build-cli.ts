@@ -122,6 +122,25 @@ const workspaceSources = (absolute: boolean): esbuild.Plugin => ({
   }
 })
 
+/** The module of the Compute clients' definitions, which the build replaces by its result. */
+const computeDefinitions = path.join(root, "packages/gcp/src/ComputeDefinitions.ts")
+
+/**
+ * `ComputeDefinitions.ts` as its result: the definitions it prunes from `@google-cloud/compute`'s 12 MB file when
+ * run, made once here, as a JSON text (parsed on load: V8 parses JSON faster than the same object literal).
+ */
+const builtDefinitions: esbuild.Plugin = {
+  name: "compute-definitions",
+  setup(build) {
+    build.onLoad({ filter: /ComputeDefinitions\.ts$/ }, async (args) => {
+      if (args.path !== computeDefinitions) return undefined
+      const { definitions } = await import(url.pathToFileURL(computeDefinitions).href) as { definitions: unknown }
+      const text = JSON.stringify(JSON.stringify(definitions))
+      return { contents: `export const definitions = JSON.parse(${text})`, loader: "js" }
+    })
+  }
+}
+
 const mainEntry = "packages/cli/src/Main.ts"
 
 /**
@@ -177,7 +196,7 @@ const result = await esbuild.build({
   banner: { js: "import{createRequire as __tcRequire}from\"node:module\";const require=__tcRequire(import.meta.url);" },
   metafile: true,
   logLevel: "warning",
-  plugins: [workspaceSources(false)]
+  plugins: [builtDefinitions, workspaceSources(false)]
 })
 
 fs.mkdirSync(outdir, { recursive: true })
@@ -224,7 +243,7 @@ const script = await esbuild.build({
   },
   metafile: true,
   logLevel: "warning",
-  plugins: [workspaceSources(true)]
+  plugins: [builtDefinitions, workspaceSources(true)]
 })
 const scriptFile = path.join(outdir, `snapshot.${process.pid}.cjs`)
 const blobTmp = path.join(outdir, `startup.blob.${process.pid}.tmp`)

@@ -12,11 +12,15 @@
  *   removal go by the id the check saw, so a name taken again in between is not removed either.
  * - Streams (build, import, push progress, followed logs) are destroyed when the calling fiber is interrupted.
  * - Filters by label are exact matches on `key=value` (never a name prefix): namespaces `a` and `ab` never meet.
+ * - `dockerode` is loaded on a client's first call (`make` itself loads nothing): its tree (about 200 modules,
+ *   gRPC's among them) costs about a tenth of a CPU-second, which a command that only lists the backends, or a
+ *   run on another backend, must not pay.
  */
-import Docker from "dockerode"
+import type Docker from "dockerode"
 import { Context, Effect, Layer } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import { PassThrough } from "node:stream"
 import { fileURLToPath } from "node:url"
 import * as DockerError from "./DockerError.ts"
@@ -210,25 +214,29 @@ export const make = (
   options: Docker.DockerOptions = engineOptions(),
   engine: string = engineLabel(options)
 ): DockerClient["Service"] => {
-  const docker = new Docker(options)
+  let client: Docker | undefined
+  const engineClient = () => {
+    client ??= new (createRequire(import.meta.url)("dockerode") as typeof Docker)(options)
+    return client
+  }
   const call = <A>(operation: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: (e) => DockerError.fromCause(operation, e) })
 
   const removeContainer = (operation: string, id: string) =>
-    call(operation, () => docker.getContainer(id).remove({ force: true, v: true })).pipe(
+    call(operation, () => engineClient().getContainer(id).remove({ force: true, v: true })).pipe(
       // 409: a removal is already in progress; it will finish.
       Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 409, () => Effect.void)
     )
 
   return DockerClient.of({
     engine,
-    ping: call("ping", () => docker.ping()).pipe(Effect.asVoid, Effect.withSpan("DockerClient.ping")),
+    ping: call("ping", () => engineClient().ping()).pipe(Effect.asVoid, Effect.withSpan("DockerClient.ping")),
     build: Effect.fn("DockerClient.build")(function*(o) {
       const operation = `build ${o.tag}`
       const stream = yield* call(
         operation,
         () =>
-          docker.buildImage({ context: o.context, src: fs.readdirSync(o.context) }, {
+          engineClient().buildImage({ context: o.context, src: fs.readdirSync(o.context) }, {
             dockerfile: o.dockerfile,
             t: o.tag,
             buildargs: o.buildArgs,
@@ -237,7 +245,7 @@ export const make = (
             forcerm: true
           })
       )
-      yield* followProgress(docker, operation, stream, o.onStep)
+      yield* followProgress(engineClient(), operation, stream, o.onStep)
     }),
     importImage: Effect.fn("DockerClient.importImage")(function*(tarball, reference, labels = {}) {
       const operation = `import ${reference}`
@@ -247,36 +255,39 @@ export const make = (
       const changes = entries.length === 0
         ? {}
         : { changes: `LABEL ${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}` }
-      const stream = yield* call(operation, () => docker.importImage(tarball, { repo, tag, ...changes }))
-      yield* followProgress(docker, operation, stream)
+      const stream = yield* call(operation, () => engineClient().importImage(tarball, { repo, tag, ...changes }))
+      yield* followProgress(engineClient(), operation, stream)
     }),
     imageExists: Effect.fn("DockerClient.imageExists")(function*(reference) {
-      return yield* call(`inspect ${reference}`, () => docker.getImage(reference).inspect()).pipe(
+      return yield* call(`inspect ${reference}`, () => engineClient().getImage(reference).inspect()).pipe(
         Effect.as(true),
         Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(false))
       )
     }),
     imageLabels: Effect.fn("DockerClient.imageLabels")(function*(reference) {
-      return yield* call(`inspect ${reference}`, () => docker.getImage(reference).inspect()).pipe(
+      return yield* call(`inspect ${reference}`, () => engineClient().getImage(reference).inspect()).pipe(
         Effect.map((info): Record<string, string> | undefined => info.Config?.Labels ?? {}),
         Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(undefined))
       )
     }),
     tag: Effect.fn("DockerClient.tag")(function*(source, target) {
       const [repo, tag] = splitReference(target)
-      yield* call(`tag ${source} ${target}`, () => docker.getImage(source).tag({ repo, tag }))
+      yield* call(`tag ${source} ${target}`, () => engineClient().getImage(source).tag({ repo, tag }))
     }),
     push: Effect.fn("DockerClient.push")(function*(reference) {
       const operation = `push ${reference}`
       // The engine wants an X-Registry-Auth header even for registries without auth.
       const serveraddress = reference.includes("/") ? reference.slice(0, reference.indexOf("/")) : "docker.io"
-      const stream = yield* call(operation, () => docker.getImage(reference).push({ authconfig: { serveraddress } }))
-      yield* followProgress(docker, operation, stream as unknown as NodeJS.ReadableStream)
+      const stream = yield* call(
+        operation,
+        () => engineClient().getImage(reference).push({ authconfig: { serveraddress } })
+      )
+      yield* followProgress(engineClient(), operation, stream as unknown as NodeJS.ReadableStream)
     }),
     removeImage: Effect.fn("DockerClient.removeImage")(function*(reference) {
       // The untagged parents are the build cache (one image per Dockerfile step): pruned with the tag, the next run
       // would build every step again (about 2 s instead of 0.4 s for the agents' image).
-      yield* missingIsFine(call(`rmi ${reference}`, () => docker.getImage(reference).remove({ noprune: true })))
+      yield* missingIsFine(call(`rmi ${reference}`, () => engineClient().getImage(reference).remove({ noprune: true })))
     }),
     run: Effect.fn("DockerClient.run")(function*(spec) {
       const operation = `run ${spec.name}`
@@ -289,7 +300,7 @@ export const make = (
         }
       }
       const container = yield* call(operation, () =>
-        docker.createContainer({
+        engineClient().createContainer({
           name: spec.name,
           Image: spec.image,
           Cmd: [...spec.cmd],
@@ -312,7 +323,7 @@ export const make = (
       const operation = `exec ${container} ${argv.join(" ")}`
       const exec = yield* call(
         operation,
-        () => docker.getContainer(container).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true })
+        () => engineClient().getContainer(container).exec({ Cmd: [...argv], AttachStdout: true, AttachStderr: true })
       )
       const stream = yield* call(operation, () => exec.start({ hijack: true, stdin: false }))
       const out: Array<Buffer> = []
@@ -320,7 +331,7 @@ export const make = (
       yield* Effect.callback<void>((resume) => {
         const stdout = new PassThrough().on("data", (d: Buffer) => out.push(d))
         const stderr = new PassThrough().on("data", (d: Buffer) => err.push(d))
-        docker.modem.demuxStream(stream, stdout, stderr)
+        engineClient().modem.demuxStream(stream, stdout, stderr)
         stream.once("end", () => resume(Effect.void))
         stream.once("close", () => resume(Effect.void))
         return Effect.sync(() => (stream as unknown as { destroy: () => void }).destroy())
@@ -335,7 +346,7 @@ export const make = (
     logs: Effect.fn("DockerClient.logs")(function*(container) {
       const buffer = yield* call(
         `logs ${container}`,
-        () => docker.getContainer(container).logs({ stdout: true, stderr: true, follow: false })
+        () => engineClient().getContainer(container).logs({ stdout: true, stderr: true, follow: false })
       )
       return demuxed(buffer)
     }),
@@ -343,7 +354,7 @@ export const make = (
       const operation = `logs ${container}`
       const stream = yield* call(
         operation,
-        () => docker.getContainer(container).logs({ stdout: true, stderr: true, follow: true })
+        () => engineClient().getContainer(container).logs({ stdout: true, stderr: true, follow: true })
       )
       return yield* Effect.callback<string, DockerError.DockerError>((resume) => {
         let seen = ""
@@ -356,7 +367,7 @@ export const make = (
             done.destroy()
           }
         })
-        docker.modem.demuxStream(stream, sink, sink)
+        engineClient().modem.demuxStream(stream, sink, sink)
         stream.once("end", () =>
           resume(Effect.fail(
             new DockerError.DockerError({
@@ -370,7 +381,7 @@ export const make = (
       })
     }),
     address: Effect.fn("DockerClient.address")(function*(container, network) {
-      const info = yield* call(`inspect ${container}`, () => docker.getContainer(container).inspect())
+      const info = yield* call(`inspect ${container}`, () => engineClient().getContainer(container).inspect())
       const networks = info.NetworkSettings.Networks
       const entry = network === undefined ? Object.values(networks)[0] : networks[network]
       if (entry === undefined || entry.IPAddress === "") {
@@ -383,7 +394,7 @@ export const make = (
     }),
     stop: Effect.fn("DockerClient.stop")(function*(container, graceSeconds) {
       yield* missingIsFine(
-        call(`stop ${container}`, () => docker.getContainer(container).stop({ t: graceSeconds })).pipe(
+        call(`stop ${container}`, () => engineClient().getContainer(container).stop({ t: graceSeconds })).pipe(
           // 304: already stopped.
           Effect.catchIf((e) => e.reason._tag === "Refused" && e.reason.statusCode === 304, () => Effect.void)
         )
@@ -395,33 +406,33 @@ export const make = (
     removeOwned: Effect.fn("DockerClient.removeOwned")(function*(name, labels) {
       const operation = `rm ${name}`
       yield* missingIsFine(Effect.gen(function*() {
-        const info = yield* call(operation, () => docker.getContainer(name).inspect())
+        const info = yield* call(operation, () => engineClient().getContainer(name).inspect())
         yield* sameName(operation, "container", name, info.Name.replace(/^\//, ""))
         yield* owned(operation, "container", name, info.Config.Labels, labels)
         yield* removeContainer(operation, info.Id)
       }))
     }),
     labelsOf: Effect.fn("DockerClient.labelsOf")(function*(name) {
-      return yield* call(`inspect ${name}`, () => docker.getContainer(name).inspect()).pipe(
+      return yield* call(`inspect ${name}`, () => engineClient().getContainer(name).inspect()).pipe(
         Effect.tap((info) => sameName(`inspect ${name}`, "container", name, info.Name.replace(/^\//, ""))),
         Effect.map((info): Record<string, string> | undefined => info.Config.Labels ?? {}),
         Effect.catchIf((e) => e.reason._tag === "NotFound", () => Effect.succeed(undefined))
       )
     }),
     createNetwork: Effect.fn("DockerClient.createNetwork")(function*(name, labels) {
-      yield* call(`network create ${name}`, () => docker.createNetwork({ Name: name, Labels: labels }))
+      yield* call(`network create ${name}`, () => engineClient().createNetwork({ Name: name, Labels: labels }))
     }),
     removeNetwork: Effect.fn("DockerClient.removeNetwork")(function*(name, labels) {
       const operation = `network rm ${name}`
       yield* missingIsFine(Effect.gen(function*() {
-        const info: Docker.NetworkInspectInfo = yield* call(operation, () => docker.getNetwork(name).inspect())
+        const info: Docker.NetworkInspectInfo = yield* call(operation, () => engineClient().getNetwork(name).inspect())
         yield* sameName(operation, "network", name, info.Name)
         yield* owned(operation, "network", name, info.Labels, labels)
-        yield* call(operation, () => docker.getNetwork(info.Id).remove())
+        yield* call(operation, () => engineClient().getNetwork(info.Id).remove())
       }))
     }),
     containers: Effect.fn("DockerClient.containers")(function*(labels) {
-      const list = yield* call("ps", () => docker.listContainers({ all: true, filters: labelFilter(labels) }))
+      const list = yield* call("ps", () => engineClient().listContainers({ all: true, filters: labelFilter(labels) }))
       return list.filter((c) => matches(c.Labels, labels)).map((c) => ({
         id: c.Id,
         name: (c.Names[0] ?? c.Id).replace(/^\//, ""),
@@ -429,7 +440,7 @@ export const make = (
       }))
     }),
     networks: Effect.fn("DockerClient.networks")(function*(labels) {
-      const list = yield* call("network ls", () => docker.listNetworks({ filters: labelFilter(labels) }))
+      const list = yield* call("network ls", () => engineClient().listNetworks({ filters: labelFilter(labels) }))
       return list.filter((n) => matches(n.Labels, labels)).map((n) => ({
         id: n.Id,
         name: n.Name,
@@ -437,7 +448,7 @@ export const make = (
       }))
     }),
     images: Effect.fn("DockerClient.images")(function*(labels) {
-      const list = yield* call("images", () => docker.listImages({ filters: labelFilter(labels) }))
+      const list = yield* call("images", () => engineClient().listImages({ filters: labelFilter(labels) }))
       return list.filter((i) => matches(i.Labels ?? {}, labels)).flatMap((i) =>
         (i.RepoTags ?? []).filter((t) => t !== "<none>:<none>").map((name) => ({
           id: i.Id,

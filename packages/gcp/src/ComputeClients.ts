@@ -6,12 +6,10 @@
  * **Details**
  *
  * - Each client is the package's own module (`build/src/v1/…_client.js`), run here with a `require` that answers
- *   its `require("../../protos/protos.json")` with the definitions its service reaches, and nothing else
- *   (`prune`), and its `require("google-gax")` with the REST transport alone (`restOnly`). The modules run here
- *   are this module's own: the package's, if something else imports them, are the package's as they are.
- * - The pruned definitions keep every definition outside `google.cloud.compute` (Google's API annotations,
- *   `google.protobuf`), which are few, and of Compute v1's those that a service's methods reach through their
- *   fields (210 of 2216); the other versions' (`v1beta`, `v1small`) go.
+ *   its `require("../../protos/protos.json")` with the definitions the backend's services reach, and nothing else
+ *   (`ComputeDefinitions`), and its `require("google-gax")` with the REST transport alone (`restOnly`). The
+ *   modules run here are this module's own: the package's, if something else imports them, are the package's as
+ *   they are.
  */
 import type * as Addresses from "@google-cloud/compute/build/src/v1/addresses_client.js"
 import type * as Firewalls from "@google-cloud/compute/build/src/v1/firewalls_client.js"
@@ -23,61 +21,9 @@ import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import * as vm from "node:vm"
-
-/** A definition of `protos.json` (protobuf.js's JSON form): a namespace, a message, a service or an enum. */
-interface Definition {
-  readonly nested?: Readonly<Record<string, Definition>>
-  readonly fields?: Readonly<Record<string, { readonly type: string }>>
-  readonly methods?: Readonly<Record<string, { readonly requestType: string; readonly responseType: string }>>
-}
-
-/** Where Compute's definitions are in `protos.json`. */
-const computePath = ["google", "cloud", "compute", "v1"] as const
-
-/** `definition` with the namespace at `at` (a path of names) replaced by `f` of it. */
-const update = (definition: Definition, at: ReadonlyArray<string>, f: (d: Definition) => Definition): Definition => {
-  if (at.length === 0) return f(definition)
-  const [name, ...rest] = at as [string, ...Array<string>]
-  return { ...definition, nested: { ...definition.nested, [name]: update(definition.nested![name]!, rest, f) } }
-}
-
-/** `protos` with only the definitions of Compute v1 that the methods of `services` reach (no other version's). */
-export const prune = (protos: Definition, services: ReadonlyArray<string>): Definition =>
-  update(protos, computePath.slice(0, -1), (versions) => {
-    const compute = versions.nested![computePath.at(-1)!]!
-    const all = compute.nested ?? {}
-    const kept: Record<string, Definition> = {}
-    const absolute = `.${computePath.join(".")}.`
-    // A name is relative to Compute's namespace (or to a message holding it: its first segment is then a nested
-    // definition, kept with its message); an absolute name outside Compute is kept anyway.
-    const reach = (name: string): void => {
-      const top = (name.startsWith(absolute) ? name.slice(absolute.length) : name).split(".")[0]!
-      if (top === "" || Object.hasOwn(kept, top) || !Object.hasOwn(all, top)) return
-      kept[top] = all[top]!
-      walk(all[top]!)
-    }
-    const walk = (definition: Definition): void => {
-      for (const field of Object.values(definition.fields ?? {})) reach(field.type)
-      for (const method of Object.values(definition.methods ?? {})) {
-        reach(method.requestType)
-        reach(method.responseType)
-      }
-      for (const inner of Object.values(definition.nested ?? {})) walk(inner)
-    }
-    for (const service of services) reach(service)
-    return { ...versions, nested: { [computePath.at(-1)!]: { ...compute, nested: kept } } }
-  })
+import { type Definition, definitions } from "./ComputeDefinitions.ts"
 
 const require = createRequire(import.meta.url)
-
-/** The definitions `services` reach, read from the package (the whole, read once, is not kept). */
-const protosFor = (services: ReadonlyArray<string>) =>
-  prune(
-    JSON.parse(
-      fs.readFileSync(require.resolve("@google-cloud/compute/build/protos/protos.json"), "utf8")
-    ) as Definition,
-    services
-  )
 
 /**
  * What a client module gets for `google-gax`: its REST transport (`google-gax/fallback`, which the clients use when
@@ -117,14 +63,7 @@ const clientModule = (name: string, protos: Definition): unknown => {
 
 /** The clients, each with the definitions of the six services (one set, shared: the client caches what it builds). */
 const load = () => {
-  const protos = protosFor([
-    "Instances",
-    "ZoneOperations",
-    "GlobalOperations",
-    "RegionOperations",
-    "Firewalls",
-    "Addresses"
-  ])
+  const protos = definitions
   return {
     InstancesClient: (clientModule("instances", protos) as typeof Instances).InstancesClient,
     ZoneOperationsClient: (clientModule("zone_operations", protos) as typeof ZoneOperations).ZoneOperationsClient,

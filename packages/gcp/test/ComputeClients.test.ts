@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as ComputeClients from "@tezt-cloud/gcp/ComputeClients"
+import * as ComputeDefinitions from "@tezt-cloud/gcp/ComputeDefinitions"
 import { Effect } from "effect"
 import { PassThroughClient } from "google-auth-library"
 import * as fs from "node:fs"
@@ -38,7 +39,7 @@ describe("ComputeClients", () => {
   it.effect("keeps of Compute only v1's definitions the services reach", () =>
     Effect.sync(() => {
       const file = createRequire(import.meta.url).resolve("@google-cloud/compute/build/protos/protos.json")
-      const pruned = ComputeClients.prune(JSON.parse(fs.readFileSync(file, "utf8")), ["Firewalls"]) as Namespace
+      const pruned = ComputeDefinitions.prune(JSON.parse(fs.readFileSync(file, "utf8")), ["Firewalls"]) as Namespace
       const compute = pruned.nested.google!.nested.cloud!.nested.compute!.nested
       assert.deepStrictEqual(Object.keys(compute), ["v1"])
       const kept = Object.keys(compute.v1!.nested)
@@ -48,5 +49,42 @@ describe("ComputeClients", () => {
       assert.notInclude(kept, "Instance")
       assert.notInclude(kept, "Instances")
       assert.isAbove(Object.keys(pruned.nested.google!.nested.protobuf!.nested).length, 10)
+    }))
+
+  it.effect("keeps of the services only the methods the backend calls, and what those reach", () =>
+    Effect.sync(() => {
+      const compute = (ComputeDefinitions.definitions as Namespace).nested.google!.nested.cloud!.nested.compute!.nested
+        .v1!.nested as unknown as Record<string, ComputeDefinitions.Definition>
+      for (const [service, names] of Object.entries(ComputeDefinitions.methods)) {
+        assert.deepStrictEqual(Object.keys(compute[service]!.methods ?? {}), names, service)
+      }
+      // What only a method left out reaches (IAM policies: `Instances.GetIamPolicy`) is gone, not what one kept does.
+      assert.notProperty(compute, "Policy")
+      assert.property(compute, "Instance")
+      const tiny = {
+        nested: {
+          google: {
+            nested: {
+              cloud: {
+                nested: {
+                  compute: {
+                    nested: {
+                      v1: {
+                        nested: {
+                          Instances: { methods: {} }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      assert.throws(
+        () => ComputeDefinitions.withMethods(tiny, { Instances: ["Reboot"] }),
+        /Instances has no method Reboot/
+      )
     }))
 })
