@@ -21,7 +21,7 @@
  * - No base image on the engine, or a build that fails: no proxy image, the bundle is shipped (a warning says why).
  */
 import { CloudError } from "@tezt-cloud/core"
-import { BaseImage, DockerClient } from "@tezt-cloud/docker"
+import { BaseImage, DockerAgents, DockerClient } from "@tezt-cloud/docker"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -50,6 +50,10 @@ const kept = 3
 
 export const reference = (hash: string) => `${repository}:${hash}`
 
+/** The entrypoint script's file in the build context, and its path in the image. */
+const entrypoint = "entrypoint.sh"
+const entrypointPath = "/usr/local/sbin/tezt-cloud-sshd"
+
 /**
  * The Dockerfile of a proxy image: the base, the bundle's tarball unpacked where shipping would put it, and the
  * bundle's compile cache filled by loading the CLI (`--help`) and the proxy server's module (imported, not run).
@@ -67,6 +71,12 @@ export const dockerfile = (hash: string) => {
     `${node} --input-type=module -e 'await import("${server}")'`,
     `COPY marker ${dir}/.complete`,
     `COPY marker ${dir}/${imageMarker}`,
+    // A machine of its own, as the agents' image is (sshd, its host keys), but for any namespace: root's key is
+    // given at the container's start (`DockerAgents.keyAtStart`).
+    `COPY ${entrypoint} ${entrypointPath}`,
+    `RUN chmod 755 ${entrypointPath} && mkdir -p /run/sshd && ssh-keygen -A`,
+    `ENTRYPOINT ["${entrypointPath}"]`,
+    `CMD ["-D", "-p", "30000", "-e"]`,
     ""
   ].join("\n")
 }
@@ -113,6 +123,7 @@ export const ensure = Effect.fn("ProxyImage.ensure")(function*(bundle?: Bundle.B
       Effect.gen(function*() {
         linkOrCopy(tarball, path.join(context, "bundle.tar.gz"))
         fs.writeFileSync(path.join(context, "marker"), "")
+        fs.writeFileSync(path.join(context, entrypoint), DockerAgents.keyAtStart.script, { mode: 0o755 })
         fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile(made.hash))
         yield* docker.build({
           context,
