@@ -37,7 +37,6 @@ export const cliBuildDir = ".build/cli"
 /** The CLI's entry point, the proxy server's and the server's module, in the repository and in a bundle. */
 export const cliEntry = "packages/cli/src/bin.mjs"
 export const serverEntry = "packages/proxy/src/serve.ts"
-export const serverModule = "packages/proxy/src/ProxyServer.ts"
 
 /** Node's compile cache of a repository or a bundle (where the CLI's entry point keeps it: see `CliBuild`). */
 export const compileCache = ".build/compile-cache"
@@ -58,6 +57,8 @@ export interface Bundle {
   /** Monitoring binaries: their name in `toolsDir`, and where they are here. */
   readonly tools: ReadonlyArray<{ readonly name: string; readonly path: string }>
   readonly hash: string
+  /** The proxy server's executable module, relative to `root`: the build's while it is fresh, else `serverEntry`. */
+  readonly server: string
 }
 
 interface PackageJson {
@@ -149,6 +150,27 @@ export const buildInputs = (root: string): Array<string> => {
   return [...inputs, "package-lock.json"].filter((f) => fs.existsSync(path.join(root, f)))
 }
 
+/**
+ * The proxy server's module to run from `root`: the build's entry (`.build/cli/serve-<hash>.mjs`, no TypeScript to
+ * strip, one file for the compile cache) while the build is fresh (none of its inputs, nor the lock file, newer
+ * than it: the rule the CLI's entry point applies to itself), else the sources' `serverEntry`.
+ */
+export const server = (root: string): string => {
+  const manifestFile = path.join(root, cliBuildDir, "manifest.json")
+  if (!fs.existsSync(manifestFile)) return serverEntry
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8")) as {
+    readonly server?: string
+    readonly built: number
+    readonly inputs: ReadonlyArray<string>
+  }
+  if (manifest.server === undefined) return serverEntry
+  const stale = [...manifest.inputs, "package-lock.json"].some((f) => {
+    const stat = fs.statSync(path.join(root, f), { throwIfNoEntry: false })
+    return stat === undefined || stat.mtimeMs > manifest.built
+  })
+  return stale ? serverEntry : `${cliBuildDir}/${manifest.server}`
+}
+
 /** The bundle of this repository (see the module's details). */
 export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) {
   return yield* Effect.try({
@@ -171,7 +193,7 @@ export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) 
       })
       const sorted = [...files].toSorted()
       const hash = digest(root, [...sorted, ...found.map((t) => t.path)], found.map((t) => t.name))
-      return { root, files: sorted, tools: found, hash }
+      return { root, files: sorted, tools: found, hash, server: server(root) }
     },
     catch: (e) => CloudError.state(root, `cannot list what the proxy needs: ${CloudError.messageOf(e)}`)
   })

@@ -58,17 +58,18 @@ const entrypointPath = "/usr/local/sbin/tezt-cloud-sshd"
  * The Dockerfile of a proxy image: the base, the bundle's tarball unpacked where shipping would put it, and the
  * bundle's compile cache filled by loading the CLI (`--help`) and the proxy server's module (imported, not run).
  */
-export const dockerfile = (hash: string) => {
+export const dockerfile = (hash: string, serverModule: string = Bundle.serverEntry) => {
   const dir = Protocol.bundleDir(home, hash)
   const node = `${dir}/${Bundle.nodePath}`
-  const server = `${dir}/${Bundle.serverModule}`
+  const server = `${dir}/${serverModule}`
   return [
     "ARG BASE_IMAGE",
     "FROM ${BASE_IMAGE}",
     `ADD bundle.tar.gz ${dir}/`,
     `RUN cd /tmp && export NODE_COMPILE_CACHE=${dir}/${Bundle.compileCache} && ` +
     `${node} ${dir}/${Bundle.cliEntry} --help > /dev/null && ` +
-    `${node} --input-type=module -e 'await import("${server}")'`,
+    // The server, without its directory argument, loads its modules and exits (2).
+    `{ ${node} ${server} > /dev/null 2>&1 || true; }`,
     `COPY marker ${dir}/.complete`,
     `COPY marker ${dir}/${imageMarker}`,
     // A machine of its own, as the agents' image is (sshd, its host keys), but for any namespace: root's key is
@@ -124,7 +125,7 @@ export const ensure = Effect.fn("ProxyImage.ensure")(function*(bundle?: Bundle.B
         linkOrCopy(tarball, path.join(context, "bundle.tar.gz"))
         fs.writeFileSync(path.join(context, "marker"), "")
         fs.writeFileSync(path.join(context, entrypoint), DockerAgents.keyAtStart.script, { mode: 0o755 })
-        fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile(made.hash))
+        fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile(made.hash, made.server))
         yield* docker.build({
           context,
           dockerfile: "Dockerfile",

@@ -217,7 +217,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     const bundleDir = yield* Shipping.bundle(connection, home, bundle)
     yield* Shipping.run(target, bundleDir, { ...options, remote: yield* options.inner.remote(options.run.input) })
     yield* ledger.acquire(ProxyRecord.ledgerResource(config.namespace))
-    yield* Shipping.startServer(target, session.client.status)
+    yield* Shipping.startServer(target, session.client.status, bundle.server)
     yield* Effect.logInfo(`proxy: the run started on ${SshClient.label(connection.target)}`)
     return session
   })

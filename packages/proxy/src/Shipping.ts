@@ -194,12 +194,14 @@ const serverStartSeconds = 120
  */
 export const startServer = <E extends { readonly message: string }>(
   target: Target,
-  answers: Effect.Effect<unknown, E>
+  answers: Effect.Effect<unknown, E>,
+  /** The server's module in the workspace (`Bundle.server`). */
+  server: string = Bundle.serverEntry
 ) =>
   Effect.gen(function*() {
     const { connection, files } = target
     const node = path.posix.join(files.workspace, Bundle.nodePath)
-    const serve = path.posix.join(files.workspace, Bundle.serverEntry)
+    const serve = path.posix.join(files.workspace, server)
     // The server's modules load from the bundle's compile cache (filled when a proxy image was made).
     const cache = path.posix.join(files.workspace, Bundle.compileCache)
     const command = `setsid -f ${q(node)} ${q(serve)} ${q(files.dir)}`
