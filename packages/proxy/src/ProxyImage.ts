@@ -9,14 +9,15 @@
  * - Tagged `tezt-cloud-proxy-bundle:<bundle hash>` and labelled `tezt-cloud.cache=proxy-bundle` (no namespace
  *   label): no ledger record, no leftover of a namespace, and `CLOUD clean up` leaves it, as it leaves the base
  *   image. Making one removes the older versions' tags (but the newest others, and any still in use).
- * - The proxy's container is built from the namespace's Dockerfile with `BASE_IMAGE` set to this image: the
- *   shipped `debian.Dockerfile` starts from it (a Dockerfile of one's own that ignores `BASE_IMAGE` gets the
- *   bundle shipped, as before).
+ * - The proxy's container runs this image as it is, for any namespace: sshd is ready in it (its host keys made
+ *   once, with the image), and its entrypoint writes root's `authorized_keys` from the container's
+ *   `SSH_PUBLIC_KEY`, given at its start (`DockerAgents.keyAtStart`). Nothing is built per run, and no image is
+ *   left per namespace.
  * - In the image the bundle carries a marker (`imageMarker`): it lies in a read-only layer, where hard-linking
  *   its files into a workspace would copy each of them, so the workspace links to it instead (`Shipping.run`).
  *   Each run has a container of its own: what its run writes there stays in that container.
  * - Node's compile cache of the bundle (`compileCache`) is filled when the image is made, by loading the CLI and
- *   the proxy server once: every container then starts both from V8's compiled code instead of compiling them
+ *   the proxy server (the build's, `Bundle.server`) once: every container then starts both from V8's compiled code instead of compiling them
  *   again (what a run adds to the cache stays in its own container).
  * - No base image on the engine, or a build that fails: no proxy image, the bundle is shipped (a warning says why).
  */

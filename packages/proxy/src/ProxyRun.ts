@@ -198,7 +198,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
       yield* warning ? Effect.logWarning(`proxy: ${line}`) : Effect.logInfo(`proxy: ${line}`)
     }
     const connection = yield* connect({ namespace: config.namespace, backend, machine }, options, 4)
-    const home = (yield* Shipping.remote(connection, "home", `printf %s "$HOME"`)).trim()
+    const { home, present } = yield* Shipping.probe(connection, bundle.hash)
     const record: ProxyRecord.ProxyRecord = {
       namespace: config.namespace,
       backend,
@@ -214,7 +214,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     ProxyRecord.writeOffset(stateDir, config.namespace, 0)
     const session = sessionOf(record, connection)
     const target = { connection, files: session.files, home }
-    const bundleDir = yield* Shipping.bundle(connection, home, bundle)
+    const bundleDir = yield* Shipping.bundle(connection, home, bundle, present)
     yield* Shipping.run(target, bundleDir, { ...options, remote: yield* options.inner.remote(options.run.input) })
     yield* ledger.acquire(ProxyRecord.ledgerResource(config.namespace))
     yield* Shipping.startServer(target, session.client.status, bundle.server)
