@@ -143,6 +143,9 @@ const builtDefinitions: esbuild.Plugin = {
 
 const mainEntry = "packages/cli/src/Main.ts"
 
+/** The proxy's server (run on a proxy from the bundle that ships there): an entry of its own, sharing chunks. */
+const serverEntry = "packages/proxy/src/serve.ts"
+
 /**
  * The modules a user's scenario module (`$TEZT_CLOUD_SCENARIOS`) imports by these names get them from the bundle
  * (`CliBuild.mjs` redirects them), so that the CLI and the scenarios share one `effect` and one copy of each
@@ -184,6 +187,7 @@ const result = await esbuild.build({
   ...common,
   entryPoints: {
     main: path.join(root, mainEntry),
+    serve: path.join(root, serverEntry),
     ...Object.fromEntries(Object.entries(facades).map(([specifier, file]) => [facadeName(specifier), file]))
   },
   outdir,
@@ -275,6 +279,7 @@ const inputs = [...new Set([...workspaceInputs(result.metafile), ...workspaceInp
 
 const manifest = {
   entry: outputOf(mainEntry),
+  server: outputOf(serverEntry),
   facades: Object.fromEntries(Object.entries(facades).map(([specifier, file]) => [specifier, outputOf(file)])),
   built: started,
   inputs: [...inputs, "scripts/build-cli.ts"]

@@ -93,6 +93,8 @@ describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
     // The proxy container comes from the proxy image, which holds the orchestrator: nothing is shipped.
     assert.include(cli.stdout(), "proxy: the orchestrator is already there")
     assert.notInclude(cli.stdout(), "shipping the orchestrator")
+    // And it runs as it is: no image is built for the namespace (its key is given at the container's start).
+    assert.notMatch(cli.stdout(), /image \S+: building/)
     assert.include(cli.stdout(), "on the proxy; artifacts in")
     assert.include(cli.stdout(), "Hello world from agent 1")
     assert.deepStrictEqual(await leftovers(stateDir, namespace), nothing)

@@ -36,9 +36,8 @@ import * as DockerFaults from "./DockerFaults.ts"
 import type * as FaultPlan from "./FaultPlan.ts"
 import * as FaultSuite from "./FaultSuite.ts"
 
-// A proxy run costs ten times a process run (a container, an orchestrator and its server in it, behind ssh): `npm
-// test` runs 30 of them (2 of each special fault); `TEZT_CLOUD_FAULTS=100 TEZT_CLOUD_FAULT_SPECIALS=4`, the full count.
-const suite = FaultSuite.make("proxy", { faults: 30, specials: 2 })
+// 100 faults, 4 of each special one (the suite's defaults).
+const suite = FaultSuite.make("proxy")
 
 /** The file's ssh key (the proxy's authorized key; given with `--ssh-private-key`: nothing goes to `~/.ssh`). */
 const keyHome = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-fault-home-"))

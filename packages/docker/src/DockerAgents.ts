@@ -28,7 +28,7 @@ import {
   RunEvents,
   Teardown
 } from "@tezt-cloud/core"
-import { SshClient, SshSandbox } from "@tezt-cloud/ssh"
+import { SshClient, type SshKeys, SshSandbox } from "@tezt-cloud/ssh"
 import { Data, Effect, Layer, Schedule, Schema } from "effect"
 import * as ContainerNetwork from "./ContainerNetwork.ts"
 import * as Engine from "./DockerClient.ts"
@@ -60,7 +60,33 @@ export interface Options {
   readonly readySeconds?: number | undefined
   /** The engine (the context's `DockerClient`) is an ssh host's (`SshDockerAgents`), not this machine's. */
   readonly remote?: Remote | undefined
+  /**
+   * An image made already (the proxy's, see `keyAtStart`), run by every agent as it is: nothing is built, root's
+   * authorized key is given to the container at its start instead of being built into an image of the namespace.
+   */
+  readonly prebuilt?: string | undefined
 }
+
+/**
+ * What a prebuilt image's entrypoint reads at the container's start (`Options.prebuilt`): the namespace's public
+ * key for root's `authorized_keys`, and the agent's binaries path; its arguments are sshd's.
+ */
+export const keyAtStart = {
+  key: "SSH_PUBLIC_KEY",
+  binaries: "BINARIES_DESTINATION_PATH",
+  /** The entrypoint script: writes the key (nothing else is given to sshd), makes the binaries dir, runs sshd. */
+  script: [
+    "#!/bin/sh",
+    "set -e",
+    "umask 077",
+    `[ -n "$SSH_PUBLIC_KEY" ] || { echo "no SSH_PUBLIC_KEY: no key to authorize" >&2; exit 2; }`,
+    `mkdir -p /root/.ssh /run/sshd "\${BINARIES_DESTINATION_PATH:-/tmp/tezt-runners}"`,
+    `printf '%s\\n' "$SSH_PUBLIC_KEY" > /root/.ssh/authorized_keys`,
+    "unset SSH_PUBLIC_KEY BINARIES_DESTINATION_PATH",
+    `exec /usr/sbin/sshd "$@"`,
+    ""
+  ].join("\n")
+} as const
 
 /**
  * An engine on an ssh host: its containers' sshd are reached through the connection to the host (the host is
@@ -191,6 +217,12 @@ const networkTaken = (namespace: string, network: string) => (error: DockerError
     )
     : toCloud(network)(error)
 
+/** What a run's agents share: the namespace's key, and each agent's image, in their order. */
+interface Shared {
+  readonly key: SshKeys.Key
+  readonly images: ReadonlyArray<string>
+}
+
 export const layer = (options: Options) =>
   Provision.layer(options, ({ events, ledger }) =>
     Effect.gen(function*() {
@@ -212,10 +244,16 @@ export const layer = (options: Options) =>
           Effect.provideService(DockerClient, docker)
         )
 
-      /** An agent's container; `images` are the agents' images, in their order. */
-      const spec = (images: ReadonlyArray<string>, slot: Provision.Slot): RunSpec => ({
+      /** An agent's container; `shared.images` are the agents' images, in their order. */
+      const spec = (shared: Shared, slot: Provision.Slot): RunSpec => ({
         name: containerName(ns, slot.name),
-        image: images[slot.index] ?? "",
+        image: shared.images[slot.index] ?? "",
+        ...(options.prebuilt === undefined ? {} : {
+          env: [
+            `${keyAtStart.key}=${shared.key.publicKey.trim()}`,
+            `${keyAtStart.binaries}=${slot.config.binariesPath}`
+          ]
+        }),
         cmd: ["-D", "-p", String(slot.ports.start), "-e", "-o", `PidFile=${pidFile(containerName(ns, slot.name))}`],
         labels: containerLabels(ns, slot.name),
         network,
@@ -224,7 +262,7 @@ export const layer = (options: Options) =>
       })
 
       /** Waits for the container's sshd, starting the container again while its port is taken. */
-      const sshdReady = (images: ReadonlyArray<string>, slot: Provision.Slot) => {
+      const sshdReady = (shared: Shared, slot: Provision.Slot) => {
         const container = containerName(ns, slot.name)
         return sshdUp(container, slot.ports.start, options.readySeconds ?? 60).pipe(
           // On the host network the port may be held for a moment by some socket of this machine (ports 30000+
@@ -232,7 +270,7 @@ export const layer = (options: Options) =>
           Effect.tapError((e) =>
             e._tag === "PortTaken"
               ? docker.removeOwned(container, containerLabels(ns, slot.name)).pipe(
-                Effect.andThen(docker.run(spec(images, slot)))
+                Effect.andThen(docker.run(spec(shared, slot)))
               )
               : Effect.void
           ),
@@ -273,13 +311,16 @@ export const layer = (options: Options) =>
               sshPrivateKey: config.sshPrivateKey,
               keyHome: options.keyHome
             })
+            const prebuilt = options.prebuilt
             const builder = yield* withServices(DockerImage.builder(ns, options.dockerfilesDir, onEngine))
             // One build per (alias, args), before any container: containers then start together.
-            const images = yield* Effect.forEach(configs, (c) =>
-              withServices(builder.image(
-                c.dockerImage._tag === "Alias" ? c.dockerImage.alias : "",
-                DockerImage.buildArgs(c, key.publicKey)
-              )))
+            const images = prebuilt !== undefined
+              ? configs.map(() => prebuilt)
+              : yield* Effect.forEach(configs, (c) =>
+                withServices(builder.image(
+                  c.dockerImage._tag === "Alias" ? c.dockerImage.alias : "",
+                  DockerImage.buildArgs(c, key.publicKey)
+                )))
             if (!hostNetwork) {
               yield* withServices(Ledger.scoped(
                 {
@@ -295,7 +336,7 @@ export const layer = (options: Options) =>
                 () => Teardown.step(`network ${network}`, docker.removeNetwork(network, labels))
               ))
             }
-            return { key, images }
+            return { key, images } satisfies Shared
           }),
         record: (_, slot) => {
           const container = containerName(ns, slot.name)
@@ -306,7 +347,7 @@ export const layer = (options: Options) =>
           }
         },
         create: (shared, slot) =>
-          docker.run(spec(shared.images, slot)).pipe(
+          docker.run(spec(shared, slot)).pipe(
             Effect.catch((e) => inTheWay(ns, slot.name, e)),
             Effect.provideService(DockerClient, docker)
           ),
@@ -314,7 +355,7 @@ export const layer = (options: Options) =>
           Effect.gen(function*() {
             const container = containerName(ns, slot.name)
             const port = slot.ports.start
-            yield* sshdReady(shared.images, slot)
+            yield* sshdReady(shared, slot)
             const host = hostNetwork ? "127.0.0.1" : yield* docker.address(container, network).pipe(
               Effect.mapError(toCloud(slot.name))
             )
@@ -419,11 +460,12 @@ export const cleanUp = Effect.fn("DockerAgents.cleanUp")(function*(namespace: st
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? "" : "s"}`
 
-/** This backend as a value, for the CLI's list of backends. */
-export const backend: Backend.Backend = {
-  id: "docker",
-  config: Config,
-  select: Effect.fnUntraced(function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext) {
+/**
+ * This backend's choice for `config`: its layer when an engine answers (and `--agent-runtime` allows it), with
+ * `extra` options (a prebuilt image: the proxy's container).
+ */
+export const select = Effect.fnUntraced(
+  function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext, extra: Pick<Options, "prebuilt"> = {}) {
     const choice = config.backend
     if (choice._tag !== "Localhost") return Backend.Pass({ why: "not --localhost" })
     if (choice.runtime === "process") return Backend.Pass({ why: "--agent-runtime process" })
@@ -442,11 +484,18 @@ export const backend: Backend.Backend = {
       : "an engine answers; --agent-runtime process for processes"
     return Backend.Take({
       description: `Docker containers on ${where} (${why})`,
-      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir }).pipe(
+      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir, ...extra }).pipe(
         Layer.provide(Engine.layer(engine))
       )
     })
-  }),
+  }
+)
+
+/** This backend as a value, for the CLI's list of backends. */
+export const backend: Backend.Backend = {
+  id: "docker",
+  config: Config,
+  select: (config, context) => select(config, context),
   reattach: (descriptors, options) =>
     SshSandbox.reattach(descriptors, settings(options.config), { oneCommandEach: options.oneCommandEach }),
   where: (d) => `${d.container} ${d.host}:${d.port}`,

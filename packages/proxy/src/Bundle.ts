@@ -10,7 +10,8 @@
  *
  * - Content-addressed: `hash` is a digest of every file's path, size, mode, modification time (and a link's
  *   target). The proxy keeps bundles by hash, so a proxy that has it gets nothing, and a change of any file ships
- *   a new one.
+ *   a new one. The `node_modules` part (twelve thousand files) is listed and digested once per npm install, and
+ *   kept in the cache (`nodeModules`): a run lists the workspace's few hundred files only.
  * - The tarball is made once per hash with the system's GNU tar and gzip, into the cache
  *   (`$TEZT_CLOUD_CACHE_DIR`, else `~/.cache/tezt-cloud`, `proxy-bundles/`), then streamed over ssh.
  * - The scenario's own files (`$TEZT_CLOUD_SCENARIOS` modules, with everything in their directories) ship
@@ -37,7 +38,6 @@ export const cliBuildDir = ".build/cli"
 /** The CLI's entry point, the proxy server's and the server's module, in the repository and in a bundle. */
 export const cliEntry = "packages/cli/src/bin.mjs"
 export const serverEntry = "packages/proxy/src/serve.ts"
-export const serverModule = "packages/proxy/src/ProxyServer.ts"
 
 /** Node's compile cache of a repository or a bundle (where the CLI's entry point keeps it: see `CliBuild`). */
 export const compileCache = ".build/compile-cache"
@@ -58,6 +58,8 @@ export interface Bundle {
   /** Monitoring binaries: their name in `toolsDir`, and where they are here. */
   readonly tools: ReadonlyArray<{ readonly name: string; readonly path: string }>
   readonly hash: string
+  /** The proxy server's executable module, relative to `root`: the build's while it is fresh, else `serverEntry`. */
+  readonly server: string
 }
 
 interface PackageJson {
@@ -96,9 +98,14 @@ const walk = (root: string, dir: string, out: Set<string>, skip: (name: string) 
 
 /**
  * The files of the CLI's run-time closure: its workspace packages (all but their tests, found by following
- * the workspace links of `node_modules`) and the `node_modules` directories they load, whole.
+ * the workspace links of `node_modules`) and the `node_modules` directories they load, whole (`external`; without,
+ * only the workspace's files and links: no package of `node_modules` leads back to the workspace).
  */
-export const closure = (root: string, entry: string = path.join(root, "packages", "cli")): Set<string> => {
+export const closure = (
+  root: string,
+  entry: string = path.join(root, "packages", "cli"),
+  external = true
+): Set<string> => {
   const files = new Set<string>()
   const seen = new Set<string>()
   const visit = (dir: string) => {
@@ -106,6 +113,7 @@ export const closure = (root: string, entry: string = path.join(root, "packages"
     if (seen.has(real)) return
     seen.add(real)
     const workspace = !path.relative(root, real).split(path.sep).includes("node_modules")
+    if (!workspace && !external) return
     if (workspace) {
       // Sources and what they read at run time (the website's assets…); not their tests.
       walk(root, real, files, (name) => name === "test" || name === "node_modules" || name.startsWith("."))
@@ -128,14 +136,51 @@ export const closure = (root: string, entry: string = path.join(root, "packages"
 /** A digest of the files' paths, sizes, modes, modification times and link targets. */
 const digest = (root: string, files: ReadonlyArray<string>, extra: ReadonlyArray<string>) => {
   const hash = crypto.createHash("sha256").update(formatVersion)
+  for (const e of extra) hash.update(`\0${e}`)
   for (const file of files) {
     const full = path.isAbsolute(file) ? file : path.join(root, file)
     const stat = fs.lstatSync(full)
     const link = stat.isSymbolicLink() ? fs.readlinkSync(full) : ""
     hash.update(`\0${file}\0${stat.size}\0${stat.mode}\0${Math.floor(stat.mtimeMs)}\0${link}`)
   }
-  for (const e of extra) hash.update(`\0${e}`)
   return hash.digest("hex").slice(0, 24)
+}
+
+const inNodeModules = (file: string) => file.startsWith("node_modules/")
+
+/**
+ * The `node_modules` part of the bundle (its files and their digest), listed once per install: kept in the cache
+ * (`cacheDir`) under the state of npm's records of the install (`node_modules/.package-lock.json`, which npm
+ * rewrites at each install, and the lock file), so that a run does not walk and `stat` its twelve thousand files
+ * again. A file of `node_modules` changed by hand, without npm, is not seen (npm's own records say nothing of it).
+ */
+const nodeModules = (root: string, dir: string): { readonly files: ReadonlyArray<string>; readonly digest: string } => {
+  const list = () => {
+    const files = [...closure(root), ...closure(root, path.join(root, "packages", "proxy"))]
+    const sorted = [...new Set(files.filter(inNodeModules))].toSorted()
+    return { files: sorted, digest: digest(root, sorted, []) }
+  }
+  const record = fs.statSync(path.join(root, "node_modules", ".package-lock.json"), { throwIfNoEntry: false })
+  const lock = fs.statSync(path.join(root, "package-lock.json"), { throwIfNoEntry: false })
+  if (record === undefined || lock === undefined) return list()
+  const key = crypto.createHash("sha256")
+    .update(JSON.stringify([formatVersion, root, record.size, record.mtimeMs, lock.size, lock.mtimeMs]))
+    .digest("hex").slice(0, 24)
+  const file = path.join(dir, `node-modules-${key}.json`)
+  try {
+    return JSON.parse(fs.readFileSync(file, "utf8")) as ReturnType<typeof list>
+  } catch {
+    const listed = list()
+    try {
+      fs.mkdirSync(dir, { recursive: true })
+      const part = `${file}.${process.pid}.part`
+      fs.writeFileSync(part, JSON.stringify(listed))
+      fs.renameSync(part, file)
+    } catch {
+      // a cache is an optimisation
+    }
+    return listed
+  }
 }
 
 /**
@@ -149,11 +194,33 @@ export const buildInputs = (root: string): Array<string> => {
   return [...inputs, "package-lock.json"].filter((f) => fs.existsSync(path.join(root, f)))
 }
 
+/**
+ * The proxy server's module to run from `root`: the build's entry (`.build/cli/serve-<hash>.mjs`, no TypeScript to
+ * strip, one file for the compile cache) while the build is fresh (none of its inputs, nor the lock file, newer
+ * than it: the rule the CLI's entry point applies to itself), else the sources' `serverEntry`.
+ */
+export const server = (root: string): string => {
+  const manifestFile = path.join(root, cliBuildDir, "manifest.json")
+  if (!fs.existsSync(manifestFile)) return serverEntry
+  const manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8")) as {
+    readonly server?: string
+    readonly built: number
+    readonly inputs: ReadonlyArray<string>
+  }
+  if (manifest.server === undefined) return serverEntry
+  const stale = [...manifest.inputs, "package-lock.json"].some((f) => {
+    const stat = fs.statSync(path.join(root, f), { throwIfNoEntry: false })
+    return stat === undefined || stat.mtimeMs > manifest.built
+  })
+  return stale ? serverEntry : `${cliBuildDir}/${manifest.server}`
+}
+
 /** The bundle of this repository (see the module's details). */
-export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) {
+export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot, cache: string = cacheDir()) {
   return yield* Effect.try({
     try: (): Bundle => {
-      const files = closure(root)
+      // The workspace's part of the closure here, `node_modules`' from the cache.
+      const files = closure(root, undefined, false)
       files.add("package.json")
       walk(root, path.join(root, "grafana"), files)
       walk(root, path.join(root, "dockerfiles"), files)
@@ -162,16 +229,18 @@ export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot) 
       // And what its freshness is checked against: without them there, the orchestrator would run the sources.
       for (const f of buildInputs(root)) files.add(f)
       // The proxy's server runs from the bundle too (the CLI does not import it).
-      for (const f of closure(root, path.join(root, "packages", "proxy"))) files.add(f)
+      for (const f of closure(root, path.join(root, "packages", "proxy"), false)) files.add(f)
+      const modules = nodeModules(root, cache)
       if (!fs.existsSync(path.join(root, nodePath))) throw new Error(`${nodePath} is missing: run scripts/bootstrap.sh`)
       files.add(nodePath)
       const found = tools.flatMap((name) => {
         const at = Binaries.which(name)
         return at === undefined ? [] : [{ name, path: fs.realpathSync(at) }]
       })
-      const sorted = [...files].toSorted()
-      const hash = digest(root, [...sorted, ...found.map((t) => t.path)], found.map((t) => t.name))
-      return { root, files: sorted, tools: found, hash }
+      const own = [...files].filter((f) => !inNodeModules(f)).toSorted()
+      const hash = digest(root, [...own, ...found.map((t) => t.path)], [modules.digest, ...found.map((t) => t.name)])
+      const sorted = [...new Set([...files, ...modules.files])].toSorted()
+      return { root, files: sorted, tools: found, hash, server: server(root) }
     },
     catch: (e) => CloudError.state(root, `cannot list what the proxy needs: ${CloudError.messageOf(e)}`)
   })

@@ -58,21 +58,22 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
     )
   }
   if (choice.inner._tag === "Gcp") return gcpInner(config)
+  const localConfig: CloudConfig.CloudConfig = {
+    ...config,
+    backend: { _tag: "Localhost", runtime: "auto" },
+    mode: "localhost",
+    dockerHostNetwork: false
+  }
   return {
     backend: DockerAgents.backend,
-    config: {
-      ...config,
-      backend: { _tag: "Localhost", runtime: "auto" },
-      mode: "localhost",
-      dockerHostNetwork: false
-    },
+    config: localConfig,
     unavailable: (why) =>
       CloudError.config(
         "--proxy",
         `the proxy of --localhost --proxy is a local Docker container, and ${why}: start dockerd (or point ` +
           `DOCKER_HOST at one; see README "Docker")`
       ),
-    buildArgs: proxyImageArgs,
+    select: (bundle, context) => selectContainer(localConfig, bundle, context),
     gone: containerGone,
     check: Effect.void,
     remote: () => Effect.succeed({ args: ["--localhost"], env: {}, secrets: {} }),
@@ -81,17 +82,28 @@ export const inner = Effect.fn("Proxy.inner")(function*(config: CloudConfig.Clou
 })
 
 /**
- * The build args of a local proxy container: `BASE_IMAGE`, the engine's proxy image of this version (made once),
- * so that the bundle is not shipped; none when the engine cannot have one, with a warning when making it failed.
+ * The Docker backend's choice for a local proxy container: of the engine's proxy image of this version (made
+ * once), run as it is, the namespace's key given at its start; when the engine cannot have one (a warning when
+ * making it failed), built from the namespace's Dockerfile, the bundle then shipped.
  */
-const proxyImageArgs = (bundle: Bundle.Bundle): Effect.Effect<Record<string, string>> =>
-  ProxyImage.ensure(bundle).pipe(
-    Effect.provide(DockerClient.layer(DockerClient.engineOptions())),
-    Effect.map((ref): Record<string, string> => (ref === undefined ? {} : { BASE_IMAGE: ref })),
-    Effect.catch((e) =>
-      Effect.logWarning(`proxy: no proxy image (${e.message}): the orchestrator is shipped`).pipe(Effect.as({}))
+const selectContainer = (
+  config: CloudConfig.CloudConfig,
+  bundle: Bundle.Bundle,
+  context: Backend.SelectContext
+) =>
+  Effect.gen(function*() {
+    const choice = yield* DockerAgents.select(config, context)
+    if (choice._tag === "Pass") return choice
+    const prebuilt = yield* ProxyImage.ensure(bundle).pipe(
+      Effect.provide(DockerClient.layer(DockerClient.engineOptions())),
+      Effect.catch((e) =>
+        Effect.logWarning(`proxy: no proxy image (${e.message}): the orchestrator is shipped`).pipe(
+          Effect.as(undefined)
+        )
+      )
     )
-  )
+    return prebuilt === undefined ? choice : yield* DockerAgents.select(config, context, { prebuilt })
+  })
 
 /**
  * Whether a local proxy's container is gone: the engine has none of its name, or it does not run (nothing restarts
@@ -119,43 +131,46 @@ const gcpTarget = (config: CloudConfig.CloudConfig, env: Readonly<Record<string,
   GcpTarget.resolve(config.projectId, env).pipe(Effect.mapError(GcpError.toCloud("--proxy")))
 
 /** The proxy as a GCP VM (see the module's details). */
-const gcpInner = (config: CloudConfig.CloudConfig): ProxyRun.Inner => ({
-  backend: GcpAgents.backend,
-  config: { ...config, backend: { _tag: "Gcp" }, mode: "cloud" },
-  buildArgs: () => Effect.succeed({}),
-  // A VM that does not answer may come back (a reboot): its client reconnects for a while.
-  gone: () => Effect.succeed(false),
-  check: Effect.asVoid(gcpTarget(config)),
-  unavailable: (why) => CloudError.config("--proxy", `the proxy of --proxy is a GCP VM, and ${why}`),
-  remote: (input) =>
-    Effect.gen(function*() {
-      const target = yield* gcpTarget(config)
-      const credentials = target.endpoint === undefined ? GcpTarget.credentialsFile(process.env) : undefined
-      const json = credentials === undefined ? undefined : yield* Effect.try({
-        try: () => fs.readFileSync(credentials, "utf8"),
-        catch: (e) => CloudError.config("--proxy", `${credentials}: ${CloudError.messageOf(e)}`)
-      })
-      return {
-        args: input.project_id === undefined ? ["--project-id", target.project] : [],
-        env: {
-          ...(target.endpoint === undefined ? {} : { [GcpTarget.endpointVariable]: target.endpoint }),
-          [GcpTarget.zoneVariable]: target.zone,
-          ...(target.image === undefined ? {} : { [GcpTarget.imageVariable]: target.image })
-        },
-        secrets: json === undefined ? {} : { [GcpTarget.credentialsVariable]: json }
-      }
-    }),
-  announce: (host) =>
-    config.noDns && config.dnsDomains.length === 0 ? Effect.succeed([]) : gcpTarget(config).pipe(
-      Effect.flatMap((target) =>
-        CloudDns.registerProxy(
-          target,
-          { namespace: config.namespace, noDns: config.noDns, domains: config.dnsDomains },
-          host
-        ).pipe(Effect.mapError(GcpError.toCloudJob("--dns-domain")))
+const gcpInner = (config: CloudConfig.CloudConfig): ProxyRun.Inner => {
+  const vmConfig: CloudConfig.CloudConfig = { ...config, backend: { _tag: "Gcp" }, mode: "cloud" }
+  return {
+    backend: GcpAgents.backend,
+    config: vmConfig,
+    select: (_, context) => GcpAgents.backend.select(vmConfig, context),
+    // A VM that does not answer may come back (a reboot): its client reconnects for a while.
+    gone: () => Effect.succeed(false),
+    check: Effect.asVoid(gcpTarget(config)),
+    unavailable: (why) => CloudError.config("--proxy", `the proxy of --proxy is a GCP VM, and ${why}`),
+    remote: (input) =>
+      Effect.gen(function*() {
+        const target = yield* gcpTarget(config)
+        const credentials = target.endpoint === undefined ? GcpTarget.credentialsFile(process.env) : undefined
+        const json = credentials === undefined ? undefined : yield* Effect.try({
+          try: () => fs.readFileSync(credentials, "utf8"),
+          catch: (e) => CloudError.config("--proxy", `${credentials}: ${CloudError.messageOf(e)}`)
+        })
+        return {
+          args: input.project_id === undefined ? ["--project-id", target.project] : [],
+          env: {
+            ...(target.endpoint === undefined ? {} : { [GcpTarget.endpointVariable]: target.endpoint }),
+            [GcpTarget.zoneVariable]: target.zone,
+            ...(target.image === undefined ? {} : { [GcpTarget.imageVariable]: target.image })
+          },
+          secrets: json === undefined ? {} : { [GcpTarget.credentialsVariable]: json }
+        }
+      }),
+    announce: (host) =>
+      config.noDns && config.dnsDomains.length === 0 ? Effect.succeed([]) : gcpTarget(config).pipe(
+        Effect.flatMap((target) =>
+          CloudDns.registerProxy(
+            target,
+            { namespace: config.namespace, noDns: config.noDns, domains: config.dnsDomains },
+            host
+          ).pipe(Effect.mapError(GcpError.toCloudJob("--dns-domain")))
+        )
       )
-    )
-})
+  }
+}
 
 /** The runtimes of the proxy itself, by id, in the order they are asked: its Docker engine, else processes. */
 const runtimes: ReadonlyArray<Backend.Backend> = [DockerAgents.backend, Localhost.backend]

@@ -9,19 +9,20 @@
  * - Tagged `tezt-cloud-proxy-bundle:<bundle hash>` and labelled `tezt-cloud.cache=proxy-bundle` (no namespace
  *   label): no ledger record, no leftover of a namespace, and `CLOUD clean up` leaves it, as it leaves the base
  *   image. Making one removes the older versions' tags (but the newest others, and any still in use).
- * - The proxy's container is built from the namespace's Dockerfile with `BASE_IMAGE` set to this image: the
- *   shipped `debian.Dockerfile` starts from it (a Dockerfile of one's own that ignores `BASE_IMAGE` gets the
- *   bundle shipped, as before).
+ * - The proxy's container runs this image as it is, for any namespace: sshd is ready in it (its host keys made
+ *   once, with the image), and its entrypoint writes root's `authorized_keys` from the container's
+ *   `SSH_PUBLIC_KEY`, given at its start (`DockerAgents.keyAtStart`). Nothing is built per run, and no image is
+ *   left per namespace.
  * - In the image the bundle carries a marker (`imageMarker`): it lies in a read-only layer, where hard-linking
  *   its files into a workspace would copy each of them, so the workspace links to it instead (`Shipping.run`).
  *   Each run has a container of its own: what its run writes there stays in that container.
  * - Node's compile cache of the bundle (`compileCache`) is filled when the image is made, by loading the CLI and
- *   the proxy server once: every container then starts both from V8's compiled code instead of compiling them
+ *   the proxy server (the build's, `Bundle.server`) once: every container then starts both from V8's compiled code instead of compiling them
  *   again (what a run adds to the cache stays in its own container).
  * - No base image on the engine, or a build that fails: no proxy image, the bundle is shipped (a warning says why).
  */
 import { CloudError } from "@tezt-cloud/core"
-import { BaseImage, DockerClient } from "@tezt-cloud/docker"
+import { BaseImage, DockerAgents, DockerClient } from "@tezt-cloud/docker"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -50,23 +51,34 @@ const kept = 3
 
 export const reference = (hash: string) => `${repository}:${hash}`
 
+/** The entrypoint script's file in the build context, and its path in the image. */
+const entrypoint = "entrypoint.sh"
+const entrypointPath = "/usr/local/sbin/tezt-cloud-sshd"
+
 /**
  * The Dockerfile of a proxy image: the base, the bundle's tarball unpacked where shipping would put it, and the
  * bundle's compile cache filled by loading the CLI (`--help`) and the proxy server's module (imported, not run).
  */
-export const dockerfile = (hash: string) => {
+export const dockerfile = (hash: string, serverModule: string = Bundle.serverEntry) => {
   const dir = Protocol.bundleDir(home, hash)
   const node = `${dir}/${Bundle.nodePath}`
-  const server = `${dir}/${Bundle.serverModule}`
+  const server = `${dir}/${serverModule}`
   return [
     "ARG BASE_IMAGE",
     "FROM ${BASE_IMAGE}",
     `ADD bundle.tar.gz ${dir}/`,
     `RUN cd /tmp && export NODE_COMPILE_CACHE=${dir}/${Bundle.compileCache} && ` +
     `${node} ${dir}/${Bundle.cliEntry} --help > /dev/null && ` +
-    `${node} --input-type=module -e 'await import("${server}")'`,
+    // The server, without its directory argument, loads its modules and exits (2).
+    `{ ${node} ${server} > /dev/null 2>&1 || true; }`,
     `COPY marker ${dir}/.complete`,
     `COPY marker ${dir}/${imageMarker}`,
+    // A machine of its own, as the agents' image is (sshd, its host keys), but for any namespace: root's key is
+    // given at the container's start (`DockerAgents.keyAtStart`).
+    `COPY ${entrypoint} ${entrypointPath}`,
+    `RUN chmod 755 ${entrypointPath} && mkdir -p /run/sshd && ssh-keygen -A`,
+    `ENTRYPOINT ["${entrypointPath}"]`,
+    `CMD ["-D", "-p", "30000", "-e"]`,
     ""
   ].join("\n")
 }
@@ -113,7 +125,8 @@ export const ensure = Effect.fn("ProxyImage.ensure")(function*(bundle?: Bundle.B
       Effect.gen(function*() {
         linkOrCopy(tarball, path.join(context, "bundle.tar.gz"))
         fs.writeFileSync(path.join(context, "marker"), "")
-        fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile(made.hash))
+        fs.writeFileSync(path.join(context, entrypoint), DockerAgents.keyAtStart.script, { mode: 0o755 })
+        fs.writeFileSync(path.join(context, "Dockerfile"), dockerfile(made.hash, made.server))
         yield* docker.build({
           context,
           dockerfile: "Dockerfile",

@@ -67,10 +67,14 @@ export interface Inner {
   readonly backend: Backend.Backend
   readonly config: CloudConfig.CloudConfig
   /**
-   * The Docker build args of the proxy machine's image (`--localhost --proxy`: `BASE_IMAGE`, the proxy image that
-   * holds the bundle, see `ProxyImage`); never fails: without them the bundle is shipped.
+   * How the proxy machine is made: `backend`'s choice for `config`; with `--localhost --proxy`, a container of the
+   * engine's proxy image (`ProxyImage`, which holds the bundle), or, when the engine cannot have one, of the
+   * agents' image (the bundle is then shipped).
    */
-  readonly buildArgs: (bundle: Bundle.Bundle) => Effect.Effect<Record<string, string>>
+  readonly select: (
+    bundle: Bundle.Bundle,
+    context: Backend.SelectContext
+  ) => Effect.Effect<Backend.Choice, CloudError.CloudError>
   /**
    * Whether the recorded proxy machine is gone for good (a local container removed or stopped): its client then
    * stops reconnecting at once. `false` when it cannot tell (a VM may come back).
@@ -163,16 +167,15 @@ const sessionOf = (record: ProxyRecord.ProxyRecord, connection: SshClient.Connec
 const deployMachine = (options: Options, owned: Scope.Closeable, bundle: Bundle.Bundle) =>
   Effect.gen(function*() {
     const { config, inner } = options
-    const choice = yield* inner.backend.select(inner.config, {
+    const choice = yield* inner.select(bundle, {
       stateDir: options.stateDir,
       artifactsDir: path.join(options.artifactsDir, "proxy"),
       passed: []
     })
     if (choice._tag === "Pass") return yield* inner.unavailable(choice.why)
     const context = yield* Layer.buildWithScope(choice.layer, owned)
-    const dockerBuildArgs = yield* inner.buildArgs(bundle)
     const [request] = AgentConfig.complete(
-      [{ name: agentName(config.namespace), dockerBuildArgs }],
+      [{ name: agentName(config.namespace) }],
       Orchestrator.agentDefaults(config)
     )
     const [agent] = yield* Effect.flatMap(Deployment.Deployment, (d) => d.deploy([request!])).pipe(
@@ -195,7 +198,7 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
       yield* warning ? Effect.logWarning(`proxy: ${line}`) : Effect.logInfo(`proxy: ${line}`)
     }
     const connection = yield* connect({ namespace: config.namespace, backend, machine }, options, 4)
-    const home = (yield* Shipping.remote(connection, "home", `printf %s "$HOME"`)).trim()
+    const { home, present } = yield* Shipping.probe(connection, bundle.hash)
     const record: ProxyRecord.ProxyRecord = {
       namespace: config.namespace,
       backend,
@@ -211,10 +214,10 @@ const deploy = (options: Options, owned: Scope.Closeable) =>
     ProxyRecord.writeOffset(stateDir, config.namespace, 0)
     const session = sessionOf(record, connection)
     const target = { connection, files: session.files, home }
-    const bundleDir = yield* Shipping.bundle(connection, home, bundle)
+    const bundleDir = yield* Shipping.bundle(connection, home, bundle, present)
     yield* Shipping.run(target, bundleDir, { ...options, remote: yield* options.inner.remote(options.run.input) })
     yield* ledger.acquire(ProxyRecord.ledgerResource(config.namespace))
-    yield* Shipping.startServer(target, session.client.status)
+    yield* Shipping.startServer(target, session.client.status, bundle.server)
     yield* Effect.logInfo(`proxy: the run started on ${SshClient.label(connection.target)}`)
     return session
   })

@@ -44,16 +44,29 @@ export const remote = (
 
 const q = SshClient.quote
 
-async function* bytes(data: string) {
-  yield Buffer.from(data)
-}
+/**
+ * The remote user's home, and whether the proxy has the bundle of `hash` there: one round trip (its path is under
+ * the home).
+ */
+export const probe = (connection: SshClient.Connection, hash: string) =>
+  remote(
+    connection,
+    "home",
+    `h=$HOME; printf '%s\n' "$h"; ` +
+      `test -f "$h"/${q(path.posix.relative("/", Protocol.bundleDir("/", hash)))}/.complete && echo yes; true`
+  ).pipe(Effect.map((out) => {
+    const [home = "", present] = out.split("\n")
+    return { home, present: present === "yes" }
+  }))
 
-/** The bundle on the proxy: nothing to do when it has this version, else the cached tarball streamed there. */
-export const bundle = (connection: SshClient.Connection, home: string, made: Bundle.Bundle) =>
+/**
+ * The bundle on the proxy: nothing to do when it has this version (`present`, see `probe`), else the cached
+ * tarball streamed there.
+ */
+export const bundle = (connection: SshClient.Connection, home: string, made: Bundle.Bundle, present: boolean) =>
   Effect.gen(function*() {
     const dir = Protocol.bundleDir(home, made.hash)
-    const present = yield* remote(connection, "bundle check", `test -f ${q(`${dir}/.complete`)} && echo yes || true`)
-    if (present.trim() === "yes") {
+    if (present) {
       yield* Effect.logInfo(`proxy: the orchestrator is already there (${made.hash})`)
       return dir
     }
@@ -109,57 +122,43 @@ export const workspace = (bundleDir: string, dir: string, scenarioFiles: Readonl
 }
 
 /**
- * The namespace's files on the proxy: its workspace (the bundle, hard-linked, and the scenario's files), the
- * namespace's key, the secrets, the server's configuration.
+ * The shell line that writes `files` (each a shell word naming the file, and its content), in their order, from the
+ * channel's input, each taking its length of it (`head -c`, which reads no further): their lengths only are on the
+ * command line; and that input. What follows the files in the input is the line's next command's.
+ */
+export const writeFiles = (files: ReadonlyArray<{ readonly target: string; readonly content: string }>) => ({
+  line: files.map((f) => `head -c ${Buffer.byteLength(f.content)} > ${f.target}`).join("; "),
+  input: Buffer.concat(files.map((f) => Buffer.from(f.content)))
+})
+
+async function* concat(head: Buffer, rest: AsyncIterable<Uint8Array> | undefined) {
+  yield head
+  if (rest !== undefined) yield* rest
+}
+
+/**
+ * The namespace's files on the proxy, in one remote command: its workspace (the bundle, hard-linked, and the
+ * scenario's files), the namespace's key, the secrets, the options only a config file carries, the server's
+ * configuration (the files, then the scenario files' tarball, on the channel's input).
  */
 export const run = (target: Target, bundleDir: string, options: Run) =>
   Effect.gen(function*() {
     const { config } = options
     const { connection, files } = target
     const scenarios = yield* Bundle.scenarioFiles(options.scenarios)
-    yield* remote(
-      connection,
-      "namespace directory",
-      `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)}; ` +
-        workspace(bundleDir, files.workspace, scenarios.files)
-    )
-    if (scenarios.files.length > 0) {
-      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
-      yield* Effect.acquireUseRelease(
-        Effect.succeed(path.join(tmp, "scenarios.tar.gz")),
-        (tarball) =>
-          Bundle.pack(Bundle.repoRoot, scenarios.files, tarball).pipe(
-            Effect.andThen(remote(
-              connection,
-              "scenario files",
-              `tar -xzf - -C ${q(files.workspace)}`,
-              fs.createReadStream(tarball)
-            ))
-          ),
-        () => Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
-      )
-    }
+    const written: Array<{ readonly target: string; readonly content: string }> = []
     // The namespace's key, where the orchestrator there looks for it (it reaches agents with it).
     const key = config.sshPrivateKey ?? path.join(os.homedir(), ".ssh", `${config.namespace}-tf`)
     if (fs.existsSync(key)) {
-      yield* remote(
-        connection,
-        "ssh key",
-        `set -e; umask 077; mkdir -p "$HOME/.ssh"; cat > "$HOME/.ssh/"${q(`${config.namespace}-tf`)}`,
-        bytes(fs.readFileSync(key, "utf8"))
-      )
+      written.push({ target: `"$HOME/.ssh/"${q(`${config.namespace}-tf`)}`, content: fs.readFileSync(key, "utf8") })
     }
-    yield* remote(
-      connection,
-      "secrets",
-      `umask 077; cat > ${q(files.secrets)}`,
-      bytes(JSON.stringify(Launch.secrets(config, options.remote.secrets)))
-    )
+    written.push({
+      target: q(files.secrets),
+      content: JSON.stringify(Launch.secrets(config, options.remote.secrets))
+    })
     const extra = Launch.fileOnly(options.run.input)
     const configFile = Object.keys(extra).length === 0 ? undefined : path.posix.join(files.dir, "options.json")
-    if (configFile !== undefined) {
-      yield* remote(connection, "options", `umask 077; cat > ${q(configFile)}`, bytes(JSON.stringify(extra)))
-    }
+    if (configFile !== undefined) written.push({ target: q(configFile), content: JSON.stringify(extra) })
     const server: ProxyServer.Config = {
       namespace: config.namespace,
       node: path.posix.join(files.workspace, Bundle.nodePath),
@@ -176,11 +175,23 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
         extra: options.remote.env
       })
     }
-    yield* remote(
-      connection,
-      "server configuration",
-      `umask 077; cat > ${q(files.config)}`,
-      bytes(ProxyServer.encodeConfig(server))
+    written.push({ target: q(files.config), content: ProxyServer.encodeConfig(server) })
+    const { line, input } = writeFiles(written)
+    const send = (tarball: string | undefined) =>
+      remote(
+        connection,
+        "namespace files",
+        `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)} "$HOME/.ssh"; ` +
+          `${workspace(bundleDir, files.workspace, scenarios.files)}; ${line}` +
+          (tarball === undefined ? "" : `; tar -xzf - -C ${q(files.workspace)}`),
+        concat(input, tarball === undefined ? undefined : fs.createReadStream(tarball))
+      )
+    if (scenarios.files.length === 0) return yield* send(undefined)
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
+    yield* Effect.acquireUseRelease(
+      Effect.succeed(path.join(tmp, "scenarios.tar.gz")),
+      (tarball) => Bundle.pack(Bundle.repoRoot, scenarios.files, tarball).pipe(Effect.andThen(send(tarball))),
+      () => Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
     )
   })
 
@@ -194,12 +205,14 @@ const serverStartSeconds = 120
  */
 export const startServer = <E extends { readonly message: string }>(
   target: Target,
-  answers: Effect.Effect<unknown, E>
+  answers: Effect.Effect<unknown, E>,
+  /** The server's module in the workspace (`Bundle.server`). */
+  server: string = Bundle.serverEntry
 ) =>
   Effect.gen(function*() {
     const { connection, files } = target
     const node = path.posix.join(files.workspace, Bundle.nodePath)
-    const serve = path.posix.join(files.workspace, Bundle.serverEntry)
+    const serve = path.posix.join(files.workspace, server)
     // The server's modules load from the bundle's compile cache (filled when a proxy image was made).
     const cache = path.posix.join(files.workspace, Bundle.compileCache)
     const command = `setsid -f ${q(node)} ${q(serve)} ${q(files.dir)}`

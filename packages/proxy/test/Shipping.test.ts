@@ -73,3 +73,28 @@ describe("Shipping.workspace", () => {
       fs.rmSync(b.root, { recursive: true, force: true })
     }))
 })
+
+describe("Shipping.writeFiles", () => {
+  it.effect("one command writes each file from the input, in order, and leaves the rest to the next command", () =>
+    Effect.sync(() => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-shipping-"))
+      const files = [
+        { target: `"${dir}/key"`, content: "-----BEGIN KEY-----\nline é\n" },
+        { target: `"${dir}/empty"`, content: "" },
+        { target: `"${dir}/secrets.json"`, content: "{\"TOKEN\":\"s3cret\"}" }
+      ]
+      const { line, input } = Shipping.writeFiles(files)
+      assert.notInclude(line, "s3cret", "contents never on the command line")
+      const r = child.spawnSync("sh", ["-c", `umask 077; ${line}; cat > "${dir}/rest"`], {
+        input: Buffer.concat([input, Buffer.from("the tarball")])
+      })
+      assert.strictEqual(r.status, 0, r.stderr.toString())
+      for (const f of files) {
+        const file = path.join(dir, path.basename(f.target.slice(1, -1)))
+        assert.strictEqual(fs.readFileSync(file, "utf8"), f.content)
+        assert.strictEqual(fs.statSync(file).mode & 0o777, 0o600)
+      }
+      assert.strictEqual(fs.readFileSync(path.join(dir, "rest"), "utf8"), "the tarball")
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
+})
