@@ -79,7 +79,10 @@ export const select = Effect.fn("Backends.select")(function*(
 ) {
   const passed: Array<string> = []
   const reasons: Array<string> = []
-  for (const backend of yield* all) {
+  // Loaded in turn, up to the one that takes the run: a run on process sandboxes or an ssh host loads neither the
+  // cloud's packages nor the proxy's.
+  for (const entry of entries) {
+    const backend = yield* loadEntry(entry)
     const choice = yield* backend.select(config, { ...options, passed })
     if (choice._tag === "Take") return { description: choice.description, layer: choice.layer } satisfies Selected
     passed.push(choice.why)
