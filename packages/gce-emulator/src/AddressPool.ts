@@ -1,7 +1,10 @@
 /**
  * The loopback addresses instances and reserved addresses get, `127.0.0.2`–`127.0.0.254` unless told otherwise
  * (`--addresses FIRST-LAST`). An address is handed out once until released; one another process already listens
- * on (at the hosts' port) is skipped.
+ * on (at the hosts' port) is skipped. Addresses go round: the next one handed out is the first free one after the
+ * last one handed out, so that a released address comes back only after every other free one. A deleted
+ * instance's address is then not at once another new instance's, whose listeners whoever looks at the old
+ * address (a test counting what a deleted VM left) would take for the old one's.
  */
 import { Effect } from "effect"
 
@@ -27,7 +30,7 @@ export const parseRange = (text: string): Range => {
 
 export interface AddressPool {
   readonly range: Range
-  /** `preferred` if it is ours and free, else the lowest free address; `undefined` when none is left. */
+  /** `preferred` if it is ours and free, else the next free address (round the range); `undefined` when none is left. */
   allocate(preferred?: string): Effect.Effect<string | undefined>
   release(address: string): Effect.Effect<void>
   contains(address: string): boolean
@@ -39,6 +42,9 @@ export const make = (range: Range, free: (address: string) => Effect.Effect<bool
   const used = new Set<string>()
   const first = toInt(range.first)
   const last = toInt(range.last)
+  const size = last - first + 1
+  /** Where the next search starts: after the last address handed out. */
+  const cursor = { next: 0 }
   const contains = (address: string) => {
     const n = toInt(address)
     return /^\d+\.\d+\.\d+\.\d+$/.test(address) && n >= first && n <= last
@@ -53,11 +59,13 @@ export const make = (range: Range, free: (address: string) => Effect.Effect<bool
         used.add(preferred)
         return preferred
       }
-      for (let n = first; n <= last; n++) {
-        const address = toIp(n)
+      for (let i = 0; i < size; i++) {
+        const offset = (cursor.next + i) % size
+        const address = toIp(first + offset)
         if (used.has(address)) continue
         // Reserved before the probe: concurrent allocations never get the same address.
         used.add(address)
+        cursor.next = (offset + 1) % size
         if (yield* free(address)) return address
       }
       return undefined
