@@ -479,7 +479,10 @@ export const run = Effect.fn("ProxyRun.run")(function*(options: Options & { read
     yield* detached(ns)
     return 0
   }
-  return yield* finish(options, record!, owned, false)
+  // The run has ended there: what is left is this side's teardown (the log's end, the artifacts, the server, the
+  // proxy), which a signal now waits for, as a teardown on any other backend does (a second one forces the exit and
+  // names `CLOUD clean up`). Interrupted midway, it left the proxy and its records behind and named nothing.
+  return yield* Effect.uninterruptible(finish(options, record!, owned, false))
 })
 
 /** The recorded proxy of the namespace, reached for the current scope, or the error saying why not. */
