@@ -184,7 +184,7 @@ interface Connection {
   resolved: boolean
 }
 
-/** When the capped link of one direction is free again (ms since the epoch). */
+/** When the capped link of one direction is free again (ms on `performance.now()`'s clock). */
 interface Bucket {
   free: number
 }
@@ -204,9 +204,11 @@ const forward = (
   let queued = 0
   let lastDue = 0
   let timer: NodeJS.Timeout | undefined
+  // Due times on the monotonic sub-millisecond clock: on `Date.now()`'s whole milliseconds a piece could go up to
+  // 1 ms before its delay was over (a 200 ms delay each way gave a 399.8 ms round trip).
   const flush = () => {
     timer = undefined
-    const now = Date.now()
+    const now = performance.now()
     while (queue.length > 0 && queue[0]!.due <= now) {
       const piece = queue.shift()!
       if (piece.chunk === undefined) {
@@ -222,10 +224,10 @@ const forward = (
   const schedule = () => {
     if (timer !== undefined || queue.length === 0) return
     // Within what a timer can wait (about 24 days): `flush` looks again at what is due.
-    timer = setTimeout(flush, Math.min(2_147_483_647, Math.max(0, queue[0]!.due - Date.now())))
+    timer = setTimeout(flush, Math.min(2_147_483_647, Math.max(0, queue[0]!.due - performance.now())))
   }
   const push = (chunk: Buffer | undefined) => {
-    const now = Date.now()
+    const now = performance.now()
     let due = Math.max(now + waitFor(), lastDue)
     const bytesPerSecond = rate()
     if (chunk !== undefined && bytesPerSecond !== undefined) {
