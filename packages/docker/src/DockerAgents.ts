@@ -462,10 +462,14 @@ const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? "" : "s"}`
 
 /**
  * This backend's choice for `config`: its layer when an engine answers (and `--agent-runtime` allows it), with
- * `extra` options (a prebuilt image: the proxy's container).
+ * the options `extra` gives (a prebuilt image: the proxy's container), asked only once the engine has answered.
  */
 export const select = Effect.fnUntraced(
-  function*(config: CloudConfig.CloudConfig, context: Backend.SelectContext, extra: Pick<Options, "prebuilt"> = {}) {
+  function*(
+    config: CloudConfig.CloudConfig,
+    context: Backend.SelectContext,
+    extra: Effect.Effect<Pick<Options, "prebuilt">> = Effect.succeed({})
+  ) {
     const choice = config.backend
     if (choice._tag !== "Localhost") return Backend.Pass({ why: "not --localhost" })
     if (choice.runtime === "process") return Backend.Pass({ why: "--agent-runtime process" })
@@ -484,7 +488,7 @@ export const select = Effect.fnUntraced(
       : "an engine answers; --agent-runtime process for processes"
     return Backend.Take({
       description: `Docker containers on ${where} (${why})`,
-      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir, ...extra }).pipe(
+      layer: layer({ stateDir: context.stateDir, config, artifactsDir: context.artifactsDir, ...(yield* extra) }).pipe(
         Layer.provide(Engine.layer(engine))
       )
     })

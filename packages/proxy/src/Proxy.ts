@@ -91,19 +91,17 @@ const selectContainer = (
   bundle: Bundle.Bundle,
   context: Backend.SelectContext
 ) =>
-  Effect.gen(function*() {
-    const choice = yield* DockerAgents.select(config, context)
-    if (choice._tag === "Pass") return choice
-    const prebuilt = yield* ProxyImage.ensure(bundle).pipe(
+  DockerAgents.select(
+    config,
+    context,
+    ProxyImage.ensure(bundle).pipe(
       Effect.provide(DockerClient.layer(DockerClient.engineOptions())),
+      Effect.map((prebuilt) => (prebuilt === undefined ? {} : { prebuilt })),
       Effect.catch((e) =>
-        Effect.logWarning(`proxy: no proxy image (${e.message}): the orchestrator is shipped`).pipe(
-          Effect.as(undefined)
-        )
+        Effect.logWarning(`proxy: no proxy image (${e.message}): the orchestrator is shipped`).pipe(Effect.as({}))
       )
     )
-    return prebuilt === undefined ? choice : yield* DockerAgents.select(config, context, { prebuilt })
-  })
+  )
 
 /**
  * Whether a local proxy's container is gone: the engine has none of its name, or it does not run (nothing restarts
