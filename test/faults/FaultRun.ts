@@ -289,35 +289,33 @@ export const run = async (
   // Said in the table: such a run tests an unwritable directory, not a full disk.
   if (typeof mounted === "string") outcome += ` (${mounted}: a directory made read-only instead)`
   let log = `${cli.stdout().slice(-3000)}\n${cli.stderr().slice(-3000)}`
-  // The commands after a run need no scenario: started as a user starts them (`./tezt-cloud`), from the CLI's
-  // start-up snapshot, they cost a third less CPU than `bin.mjs` and the scenarios' module.
-  const after = (args: ReadonlyArray<string>) => start(args, { ...env, TEZT_CLOUD_SCENARIOS: "" }, { via: "launcher" })
+  /**
+   * A command after the run (`what` in the outcome, `heading` in the log), killed when it does not end in time.
+   * It needs no scenario: started as a user starts it (`./tezt-cloud`), from the CLI's start-up snapshot, it costs a
+   * third less CPU than `bin.mjs` and the scenarios' module.
+   */
+  const after = async (args: ReadonlyArray<string>, what: string, heading: string) => {
+    const command = start(args, { ...env, TEZT_CLOUD_SCENARIOS: "" }, { via: "launcher" })
+    const done = await exitWithin(command, cleanUpBound)
+    if (!done) {
+      command.proc.kill("SIGKILL")
+      await command.exit
+    }
+    await drained(command)
+    const exitCode = command.proc.exitCode
+    outcome += done ? ` + ${what}${exitCode === 0 ? "" : ` exit ${exitCode}`}` : ` + ${what} hung`
+    log += `\n${heading}:\n${command.stdout().slice(-2000)}\n${command.stderr().slice(-2000)}`
+  }
   // A proxy's client that detached (SIGTERM, SIGHUP) left the run going there, as it says: `proxy stop` ends it.
   if (!hung && `${cli.stdout()}${cli.stderr()}`.includes(`'tezt-cloud proxy stop --tezt-cloud ${namespace}' ends it`)) {
-    const stop = after(["proxy", "stop", "--tezt-cloud", namespace])
-    const done = await exitWithin(stop, cleanUpBound)
-    if (!done) {
-      stop.proc.kill("SIGKILL")
-      await stop.exit
-    }
-    await drained(stop)
-    outcome += done
-      ? ` + proxy stop${stop.proc.exitCode === 0 ? "" : ` exit ${stop.proc.exitCode}`}`
-      : " + proxy stop hung"
-    log += `\nproxy stop:\n${stop.stdout().slice(-2000)}\n${stop.stderr().slice(-2000)}`
+    await after(["proxy", "stop", "--tezt-cloud", namespace], "proxy stop", "proxy stop")
   }
   if (killed || hung || cli.stderr().includes("CLOUD clean up")) {
-    const cleanUp = after(["CLOUD", "clean", "up", "--tezt-cloud", namespace, ...(target.cleanUpArgs ?? [])])
-    const done = await exitWithin(cleanUp, cleanUpBound)
-    if (!done) {
-      cleanUp.proc.kill("SIGKILL")
-      await cleanUp.exit
-    }
-    await drained(cleanUp)
-    outcome += done ?
-      (cleanUp.proc.exitCode === 0 ? " + clean up" : ` + clean up exit ${cleanUp.proc.exitCode}`) :
-      " + clean up hung"
-    log += `\nCLOUD clean up:\n${cleanUp.stdout().slice(-2000)}\n${cleanUp.stderr().slice(-2000)}`
+    await after(
+      ["CLOUD", "clean", "up", "--tezt-cloud", namespace, ...(target.cleanUpArgs ?? [])],
+      "clean up",
+      "CLOUD clean up"
+    )
   }
   const left = await Leftovers.collect({
     stateDir,
