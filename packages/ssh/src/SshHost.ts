@@ -160,16 +160,18 @@ const maxBatch = 64
  * Agents' control scripts (creating a sandbox, wiping one) in batches: those asked for together (within 10 ms,
  * up to `maxBatch`) run side by side in one session on the host, each in its own subshell, each with its own
  * exit code and stderr (one short line each, written at once). Every session costs sshd about 0.1 s of CPU: deploying or tearing down
- * 1000 agents takes a few dozen sessions, not 1000.
+ * 1000 agents takes a few dozen sessions, not 1000. The stderr files live in a directory of the run's own (`root`):
+ * a session cut before it removes them (a client killed, a host's processes killed) leaves them where the run's
+ * teardown or `CLOUD clean up` removes them, never in the host's `/tmp`. Exported for its tests.
  */
-const controlBatches = (connection: SshClient.Connection, graceSeconds: number) => {
+export const controlBatches = (connection: SshClient.Connection, graceSeconds: number, root: string) => {
   let next = 0
   const resolver = RequestResolver.make<Control>((entries) => {
     const markers = entries.flatMap((entry) => entry.request.kill === undefined ? [] : [entry.request.kill])
     return connection.run(
       [
         ...(markers.length === 0 ? [] : [`(\n${SshRunner.killScript(markers, graceSeconds)}\n)`]),
-        `d=$(mktemp -d) || exit 1`,
+        `d=$(mktemp -d ${SshClient.quote(`${root}/.control.`)}XXXXXX) || exit 1`,
         ...entries.map((entry, i) =>
           `{ (\n${entry.request.script}\n) >/dev/null 2>"$d/${i}"; echo "tezt-control ${i} $?"; } &`
         ),
@@ -363,7 +365,7 @@ export const layer = (options: Options) =>
                   )
                 ).pipe(Effect.provideService(RunEvents.RunEvents, events))
             ).pipe(Effect.provideService(Ledger.Ledger, ledger))
-            return { key, connection, root, jump, control: controlBatches(connection, graceSeconds) }
+            return { key, connection, root, jump, control: controlBatches(connection, graceSeconds, root) }
           }),
         record: (shared, slot) => {
           const home = homeOf(shared.root, slot)

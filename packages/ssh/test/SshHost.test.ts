@@ -375,6 +375,41 @@ describe.runIf(enabled)("ssh", () => {
     120_000
   )
 
+  it.live(
+    "a batch of control scripts cut short leaves its files in the run's directory, not in the host's /tmp",
+    () =>
+      Effect.gen(function*() {
+        const { connection } = yield* ownHost("control", {}, {})
+        const root = path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, `${base}-control`)
+        const ours = () =>
+          new Set(
+            fs.readdirSync("/tmp").filter((name) => {
+              try {
+                return fs.statSync(path.join("/tmp", name)).uid === SshHosts.ensureUser()
+              } catch {
+                return false
+              }
+            })
+          )
+        yield* connection.run(`mkdir -p ${SshClient.quote(root)}`)
+        const before = ours()
+        try {
+          const control = SshHost.controlBatches(connection, 1, root)
+          // The second script kills the batch's shell (`$$` in a subshell is the batch's shell) before it removes
+          // its files, as a killed client or host would.
+          yield* Effect.all([control.run("true"), control.run("sleep 0.2; kill -KILL $$")], {
+            concurrency: "unbounded"
+          })
+          assert.deepStrictEqual([...ours()].filter((name) => !before.has(name)), [])
+          // The batch's files are still there (its shell never removed them): inside the run's directory.
+          assert.lengthOf(fs.readdirSync(root).filter((name) => name.startsWith(".control.")), 1)
+        } finally {
+          fs.rmSync(root, { recursive: true, force: true })
+        }
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
   it.live("after the orchestrator dies, clean up removes what it left on the host", () =>
     Effect.gen(function*() {
       const namespace = `${base}-clean`
