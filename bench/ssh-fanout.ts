@@ -3,8 +3,9 @@
  * in one run on the same hosts (real OpenSSH sshd instances on loopback ports, test/fixtures/SshHosts.ts):
  *
  *   - tezt-cloud agents exec -- CMD, warm: `./tezt-cloud` (the launcher a user runs: here, its thin client)
- *     against the control socket of a live run, which this process simulates: it serves `AgentsControl` with the
- *     runners `SshSandbox.reattach` opens on the deployment record it writes (what `--keep-alive` runs serve).
+ *     against the control socket of a live run, which a child process plays (`LiveRun`): it serves
+ *     `AgentsControl` with the runners `SshSandbox.reattach` opens on the deployment record it writes (what
+ *     `--keep-alive` runs serve).
  *     Issue 7's target: ≥ 10× faster than ControlMaster and ≥ 100× faster than ansible.
  *   - tezt-cloud agents exec -- CMD, cold: the same command with no socket (the launcher starts the CLI's
  *     snapshot), so it loads, connects to every host and runs the command. Target: ≥ 2× faster than pssh.
@@ -16,8 +17,8 @@
  *
  * Prints wall times, ratios to tezt-cloud cold, the targets' ratios, and the cold CLI's RSS per host; and, per tool,
  * the CPU one command costs on each side (the hosts here share this machine's cores, so wall time hides it): the
- * orchestrator side (the measured command and every process it waited for, from getrusage of children; plus this
- * process when it serves the warm run, and ControlMaster's masters, from /proc) and the host side (every sshd tree,
+ * orchestrator side (the measured command and every process it waited for, from getrusage of children; plus the
+ * live run's process for the warm row, and ControlMaster's masters, from /proc) and the host side (every sshd tree,
  * from /proc/<pid>/stat before and after), with the wall time they project for 1000 hosts that have their own CPUs:
  * host CPU of one command + the orchestrator's fixed CPU per invocation (warm `agents exec`: its client process;
  * cold: the CLI's loading, from a second measure on one host) + its CPU per command × 1000, on one core.
@@ -25,15 +26,16 @@
  * openssh-server, pssh, ansible from Debian). `BENCH_SIZES=1,16` picks the host counts (default 1,16,64),
  * `BENCH_REPEAT` the runs per measure (default 3), `BENCH_NO_ANSIBLE=1` skips ansible (minutes at 64 hosts).
  */
-import { type Agent, AgentsControl, CloudConfig, Ledger, RunEvents } from "@tezt-cloud/core"
+import type { Agent } from "@tezt-cloud/core"
 import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { SshClient, SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/index.ts"
+import { SshClient, SshKeys } from "../packages/ssh/src/index.ts"
 import * as SshHosts from "../test/fixtures/SshHosts.ts"
 import * as LiveRecord from "./LiveRecord.ts"
+import * as LiveRun from "./LiveRun.ts"
 
 const sizes = (process.env.BENCH_SIZES ?? "1,16,64").split(",").map(Number)
 const commands = (process.env.BENCH_COMMANDS ?? "true,echo hello").split(",")
@@ -248,17 +250,17 @@ const main = async () => {
         const account = async (
           tool: string,
           runs: () => Promise<ReadonlyArray<Run>>,
-          extra: () => number = () => 0,
+          extra: () => number | Promise<number> = () => 0,
           /** How the orchestrator's CPU splits (default: all of it per command, no fixed part). */
           split: "per-command" | "client-is-fixed" = "per-command"
         ): Promise<ReadonlyArray<Run>> => {
           await settle()
           const hostBefore = hostCpu.cpuMs()
-          const extraBefore = extra()
+          const extraBefore = await extra()
           const done = await runs()
           await settle()
           const hostMs = hostCpu.cpuMs() - hostBefore
-          const extraMs = extra() - extraBefore
+          const extraMs = (await extra()) - extraBefore
           const count = n * done.length
           const childrenMs = sum(done.map((r) => r.cpuMs))
           const orchestratorMs = (childrenMs + extraMs) / count
@@ -315,29 +317,23 @@ const main = async () => {
           }
         }
 
-        // Warm: this process plays the live run, serving its control socket with its own connected runners.
-        const config = await Effect.runPromise(
-          CloudConfig.resolve({ tezt_cloud: namespace, localhost: true }, {}, {})
-        )
-        await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-          const runners = yield* SshSandbox.reattach(descriptors, SshHost.settings(config, stateDir), {
-            oneCommandEach: false
-          }).pipe(
-            Effect.provide(RunEvents.RunEvents.layerNoop)
-          )
-          yield* AgentsControl.serve(AgentsControl.socketFile(Ledger.ledgerFile(stateDir, namespace)), runners)
+        // Warm: a live run in a process of its own serves the control socket with its connected runners; its CPU
+        // is the live run's share (this process's harness work is outside it, as it is outside a real run).
+        const live = await LiveRun.start({ stateDir, namespace, hosts: subset, user, keyFile })
+        try {
           // One untimed round first: a live run has used its agents before (with the persistent executor, the first
           // command on a connection also starts it).
-          yield* Effect.promise(() => measured(cli, env))
-          yield* Effect.promise(() =>
-            account(
-              "tezt-cloud agents exec (warm)",
-              () => repeated(() => measured(cli, env)),
-              selfCpuMs,
-              "client-is-fixed"
-            )
+          await measured(cli, env)
+          await account(
+            "tezt-cloud agents exec (warm)",
+            () => repeated(() => measured(cli, env)),
+            live.cpuMs,
+            "client-is-fixed"
           )
-        })))
+        } finally {
+          await live.close()
+          writeRecord(descriptors)
+        }
 
         // The transport warm, in this process.
         await Effect.runPromise(Effect.scoped(Effect.gen(function*() {

@@ -380,12 +380,13 @@ describe.runIf(enabled)("ssh", () => {
     () =>
       Effect.gen(function*() {
         const { connection } = yield* ownHost("control", {}, {})
-        const root = path.join("/tmp", `tezt-cloud-${SshHosts.ensureUser()}`, `${base}-control`)
+        const uid = SshHosts.ensureUser()
+        const root = path.join("/tmp", `tezt-cloud-${uid}`, `${base}-control`)
         const ours = () =>
           new Set(
             fs.readdirSync("/tmp").filter((name) => {
               try {
-                return fs.statSync(path.join("/tmp", name)).uid === SshHosts.ensureUser()
+                return fs.statSync(path.join("/tmp", name)).uid === uid
               } catch {
                 return false
               }
