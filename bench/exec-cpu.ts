@@ -1,24 +1,23 @@
 /**
- * The live run's CPU per `agents exec` command: this process plays a live run (the runners `SshSandbox.reattach`
- * opens on N real sshd hosts, served on the control socket by `AgentsControl`, as `ssh-fanout.ts` does for its
- * warm row) while a shell started once runs `./tezt-cloud agents exec -- CMD` (the thin client) many times in a
- * row. The CPU this process spends meanwhile (`process.cpuUsage()`), divided by the commands, is the live run's
- * share of a warm command; the client processes are outside it, and so is starting them (the shell does).
+ * The live run's CPU per `agents exec` command: a child process plays a live run on N real sshd hosts (`LiveRun`,
+ * as for `ssh-fanout.ts`'s warm row) while a shell started once runs `./tezt-cloud agents exec -- CMD` (the thin
+ * client) many times in a row. The CPU the live run spends meanwhile, divided by the commands, is its share of a
+ * warm command; the client processes are outside it, and so is starting them (the shell does).
  *
  * Prints, per block of fan-outs, the live run's CPU per command and the wall time per fan-out, then the median.
  * `BENCH_HOSTS` (default 64), `BENCH_FANOUTS` per block (default 20), `BENCH_BLOCKS` (default 5), `BENCH_COMMAND`
  * (default `true`), `BENCH_EVENTS=file` to write the run's events to `events.jsonl` as a run does (default: none,
- * as `ssh-fanout.ts`). Profile the run side with `sh scripts/with-node.sh node --cpu-prof bench/exec-cpu.ts`.
+ * as `ssh-fanout.ts`). Profile the run side with `sh scripts/with-node.sh node --cpu-prof bench/exec-cpu.ts` (the
+ * live run's process writes its own profile).
  */
-import { AgentsControl, CloudConfig, Ledger, RunEvents } from "@tezt-cloud/core"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { SshHost, SshKeys, SshSandbox } from "../packages/ssh/src/index.ts"
+import { SshKeys } from "../packages/ssh/src/index.ts"
 import * as SshHosts from "../test/fixtures/SshHosts.ts"
-import * as LiveRecord from "./LiveRecord.ts"
+import * as LiveRun from "./LiveRun.ts"
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 64)
 const fanouts = Number(process.env.BENCH_FANOUTS ?? 20)
@@ -28,12 +27,6 @@ const root = path.resolve(import.meta.dirname, "..")
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-exec-cpu-"))
 const stateDir = path.join(work, "state")
 const namespace = "bench"
-
-/** This process's CPU so far, ms: user and system (the kernel's side of its socket writes and reads). */
-const selfCpu = () => {
-  const u = process.cpuUsage()
-  return { user: u.user / 1000, system: u.system / 1000 }
-}
 
 const median = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
@@ -59,45 +52,39 @@ const main = async () => {
     Array.from({ length: hostCount }, () => SshHosts.start({ authorizedKeys: [key.publicKey] }))
   )
   try {
-    const descriptors = LiveRecord.descriptors(hosts, { namespace, user: SshHosts.user, keyFile: key.path })
-    LiveRecord.write(stateDir, namespace, descriptors)
-    const config = await Effect.runPromise(CloudConfig.resolve({ tezt_cloud: namespace, localhost: true }, {}, {}))
-    const events = process.env.BENCH_EVENTS === "file"
-      ? Layer.effectDiscard(Effect.gen(function*() {
-        const service = yield* RunEvents.RunEvents
-        yield* service.writeTo(work)
-      })).pipe(Layer.provideMerge(RunEvents.RunEvents.layer([])))
-      : RunEvents.RunEvents.layerNoop
-    const perBlock = await Effect.runPromise(Effect.scoped(
-      Effect.gen(function*() {
-        const runners = yield* SshSandbox.reattach(descriptors, SshHost.settings(config, stateDir), {
-          oneCommandEach: false
-        })
-        yield* AgentsControl.serve(AgentsControl.socketFile(Ledger.ledgerFile(stateDir, namespace)), runners)
-        // Warm-up: the executors start, the JIT settles.
-        yield* Effect.promise(() => clientLoop(5))
-        const out: Array<{ cpu: number; system: number; wall: number }> = []
-        for (let b = 0; b < blocks; b++) {
-          const before = selfCpu()
-          const started = performance.now()
-          yield* Effect.promise(() => clientLoop(fanouts))
-          const after = selfCpu()
-          const commands = fanouts * hostCount
-          const figures = {
-            cpu: (after.user + after.system - before.user - before.system) / commands,
-            system: (after.system - before.system) / commands,
-            wall: (performance.now() - started) / fanouts
-          }
-          process.stderr.write(
-            `block ${b + 1}: live run ${figures.cpu.toFixed(3)} ms CPU per command (system ${
-              figures.system.toFixed(3)
-            }), ${figures.wall.toFixed(0)} ms per fan-out (load ${os.loadavg()[0]!.toFixed(1)})\n`
-          )
-          out.push(figures)
+    const live = await LiveRun.start({
+      stateDir,
+      namespace,
+      hosts,
+      user: SshHosts.user,
+      keyFile: key.path,
+      eventsDir: process.env.BENCH_EVENTS === "file" ? work : undefined
+    })
+    const perBlock: Array<{ cpu: number; system: number; wall: number }> = []
+    try {
+      // Warm-up: the executors start, the JIT settles (over the first ~15 fan-outs).
+      await clientLoop(20)
+      for (let b = 0; b < blocks; b++) {
+        const before = await live.cpu()
+        const started = performance.now()
+        await clientLoop(fanouts)
+        const after = await live.cpu()
+        const commands = fanouts * hostCount
+        const figures = {
+          cpu: (after.user + after.system - before.user - before.system) / commands,
+          system: (after.system - before.system) / commands,
+          wall: (performance.now() - started) / fanouts
         }
-        return out
-      }).pipe(Effect.provide(events))
-    ))
+        process.stderr.write(
+          `block ${b + 1}: live run ${figures.cpu.toFixed(3)} ms CPU per command (system ${
+            figures.system.toFixed(3)
+          }), ${figures.wall.toFixed(0)} ms per fan-out (load ${os.loadavg()[0]!.toFixed(1)})\n`
+        )
+        perBlock.push(figures)
+      }
+    } finally {
+      await live.close()
+    }
     console.log(
       `${hostCount} hosts, ${blocks} × ${fanouts} fan-outs of ${command.join(" ")}: live run ${
         median(perBlock.map((f) => f.cpu)).toFixed(3)
