@@ -326,9 +326,10 @@ const main = async () => {
           }
         }
 
-        // Warm: a live run in a process of its own serves the control socket with its connected runners; its CPU
-        // is the live run's share (this process's harness work is outside it, as it is outside a real run).
-        const live = await LiveRun.start({ stateDir, namespace, hosts: subset, user, keyFile })
+        // Warm: a live run in a process of its own serves the control socket with its connected runners and
+        // writes the run's events (`events.jsonl`); its CPU is the live run's share (this process's harness work is
+        // outside it, as it is outside a real run).
+        const live = await LiveRun.start({ stateDir, namespace, hosts: subset, user, keyFile, eventsDir: work })
         try {
           // Untimed rounds first (`warmUp`): a live run has used its agents before; the first command on a
           // connection also starts its executor.
