@@ -14,7 +14,7 @@ import {
   Scenario,
   TestCloud
 } from "@tezt-cloud/core"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import * as childProcess from "node:child_process"
 import * as fs from "node:fs"
@@ -333,12 +333,31 @@ describe("Localhost", () => {
       yield* allGone("the exec's background sleep", [pid])
     }))
 
-  it.live("a command is forked by the deployment's executor, not by the orchestrator", () =>
-    Effect.gen(function*() {
-      const { agents } = yield* deploy(ns("executor"), ["e"])
-      const parent = yield* agents[0]!.run("sh", ["-c", "tr '\\0' ' ' </proc/$PPID/cmdline"])
-      assert.include(parent, "tezt-cloud-executor")
-    }))
+  it.live(
+    "a command is forked by the deployment's executor, not by the orchestrator; a fan-out by a pool of them",
+    () =>
+      Effect.gen(function*() {
+        const { agents } = yield* deploy(ns("executor"), ["e"])
+        const parent = yield* agents[0]!.run("sh", ["-c", "tr '\\0' ' ' </proc/$PPID/cmdline"])
+        assert.include(parent, "tezt-cloud-executor")
+        // 100 commands at once, each holding until all run: spread over ceil(100 / 32) processes or more, none
+        // running more than 32 (a fork copies the forking process's descriptors: two per command it runs).
+        const dir = fs.mkdtempSync(path.join(stateDir, "pool-"))
+        const hold = `echo $PPID; : >"${dir}/$$"; while [ ! -e "${dir}/go" ]; do sleep 0.05; done`
+        const parents = yield* Effect.forEach(
+          Array.from({ length: 100 }, () => agents[0]!.run("sh", ["-c", hold])),
+          (run) => run,
+          { concurrency: "unbounded" }
+        ).pipe(Effect.forkChild)
+        yield* eventually("the 100 commands run", Effect.sync(() => fs.readdirSync(dir).length >= 100), 600)
+        fs.writeFileSync(path.join(dir, "go"), "")
+        const counts = new Map<string, number>()
+        for (const ppid of yield* Fiber.join(parents)) counts.set(ppid.trim(), (counts.get(ppid.trim()) ?? 0) + 1)
+        assert.isAtLeast(counts.size, 4, JSON.stringify([...counts]))
+        assert.isAtMost(Math.max(...counts.values()), 32, JSON.stringify([...counts]))
+      }),
+    60_000
+  )
 
   it.live("daemons that ignore SIGTERM stop together: the grace period is waited once, not once per daemon", () =>
     Effect.gen(function*() {
