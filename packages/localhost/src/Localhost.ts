@@ -249,14 +249,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       // No ledger record of its own: the command is a child of the executor, which is recorded, and carries the
       // namespace's marker like everything of the run (two synced ledger writes per command would cost more than
       // the command). What is left of its process group when it exits (a child it put in the background) is
-      // killed with the group, without a pass over /proc; an interrupted command's whole tree is killed by the
-      // executor, by marker; a leftover that left the group goes with its agent.
-      let group = 0
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          if (group > 0) ProcessTree.signalGroup(group, "SIGKILL")
-        })
-      )
+      // killed with the group by the executor, without a pass over /proc (`killGroupAtExit`); an interrupted
+      // command's whole tree is killed by the executor, by marker; a leftover that left the group goes with its
+      // agent.
       const flow = OutputFlow.make({
         maxOutputBytes: init.maxOutputBytes,
         onLine: (line) =>
@@ -270,10 +265,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
         argv: Sandbox.mapArgv(init.home, [command, ...args], fs.existsSync),
         env: { ...Sandbox.environment(init, execId), ...options?.env },
         cwd,
-        pathPrefix: binaries
+        pathPrefix: binaries,
+        killGroupAtExit: true
       }, flow.handlers)).pipe(Effect.mapError(failed(command, args)))
-      // The command ran in a session of its own: its pid is its process group's.
-      group = flow.pid()
       if (Option.isNone(exit)) return Option.none<Runner.ExecResult>()
       yield* emit({
         type: "exit",
@@ -292,7 +286,9 @@ const makeRunner = (init: RunnerInit): Runner.Runner => {
       )
     })
 
-  const exec = Effect.fn("Localhost.exec")(
+  // No span of its own, as `SshRunner.exec`: a scenario's command has `Agent.exec`'s, and a second span per
+  // command would add tracing work to every command of a fan-out for a child span that says nothing more.
+  const exec = Effect.fnUntraced(
     function*(command: string, args: ReadonlyArray<string>, options?: Runner.ExecOptions) {
       const emit = emitFor(options)
       yield* emit({ type: "exec", agent: init.name, command: describeCommand(command, args) })

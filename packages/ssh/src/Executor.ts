@@ -245,7 +245,9 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
         const send = (type: string, payload?: Buffer | string) => {
           if (!finished) executor.session.write(Frames.encode(type, id, payload))
         }
-        const flags = Buffer.from([handlers.stdin === undefined ? 0 : 1])
+        const flags = Buffer.from([
+          (handlers.stdin === undefined ? 0 : 1) | (typeof what !== "string" && what.killGroupAtExit === true ? 2 : 0)
+        ])
         if (typeof what === "string") send("x", Buffer.concat([flags, Buffer.from(what)]))
         else send("c", Buffer.concat([flags, Buffer.from(commandFields(what).join("\0"))]))
         handlers.onFlow?.({ pause: () => send("p"), resume: () => send("r") })

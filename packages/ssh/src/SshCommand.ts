@@ -12,6 +12,11 @@ export interface Command {
   readonly cwd: string
   /** A directory put in front of PATH. */
   readonly pathPrefix?: string | undefined
+  /**
+   * Through an executor: what is left of the command's process group when it ends (a child it put in the
+   * background) is killed then, by the executor (no pass over /proc, no call from the orchestrator).
+   */
+  readonly killGroupAtExit?: boolean | undefined
 }
 
 export interface ExecHandlers {

@@ -108,9 +108,6 @@ const signal = (pid: number, sig: NodeJS.Signals) => {
   }
 }
 
-/** Sends `sig` to the process group `pgid` (nothing when it is gone). */
-export const signalGroup = (pgid: number, sig: NodeJS.Signals): void => signal(-pgid, sig)
-
 /** Sends `sig` to each of `pids` and to the process groups they lead. */
 export const signalAll = (pids: ReadonlyArray<number>, sig: NodeJS.Signals): void => {
   for (const pid of pids) {

@@ -4,7 +4,8 @@
 #
 # Frame: type (1 byte), request id (u32 BE), length (u32 BE), payload.
 #   in:  x exec a shell line (flags byte: 1 = stdin wanted; then the command line for /bin/sh -c)
-#        c exec an argv, no shell, in a session of its own (flags byte; then NUL-separated: cwd, PATH prefix,
+#        c exec an argv, no shell, in a session of its own (flags byte, 2 = kill what is left of its process
+#          group when it ends; then NUL-separated: cwd, PATH prefix,
 #          number of variables, NAME=VALUE..., argv...)
 #        i stdin chunk (acknowledged by A once written)   e end of stdin   k kill tree (payload: grace seconds)
 #        p pause output   r resume output
@@ -131,7 +132,10 @@ sub start {
   close $ir if $ir;
   nonblocking($iw) if $iw;
   out_frame('S', $id, $pid);
-  $req{$id} = { pid => $pid, out => $or, err => $er, in => $iw, inbuf => '', ineof => 0, paused => 0 };
+  $req{$id} = {
+    pid => $pid, out => $or, err => $er, in => $iw, inbuf => '', ineof => 0, paused => 0,
+    group => ($command && ($flags & 2)) ? 1 : 0
+  };
   $bypid{$pid} = $id;
 }
 
@@ -247,6 +251,7 @@ while (1) {
     my $r = $req{$id};
     next if $r->{out} || $r->{err} || !defined $r->{status};
     close_stdin($r);
+    kill 'KILL', -$r->{pid} if $r->{group};
     out_frame('X', $id, $r->{status});
     delete $req{$id};
   }
