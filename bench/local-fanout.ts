@@ -1,10 +1,10 @@
 /**
  * Warm `tezt-cloud agents exec -- true` on N process-sandbox agents, against N `true` through
  * `xargs -P <cores>`, in one run. A real run (`Orchestrator.run` on the localhost backend, in this process) deploys
- * the agents and serves its control socket; its scenario then times the real CLI (`packages/cli/src/bin.mjs agents
- * exec`, which goes to the socket) and xargs, in turns. Each size runs twice: with the run's local executor (the
- * default: one small process forks the commands) and without it (`executor: false`: the orchestrator spawns each
- * command itself).
+ * the agents and serves its control socket; its scenario then times the real CLI as a user runs it
+ * (`./tezt-cloud agents exec`: the launcher finds the socket and starts the thin client) and xargs, in turns. Each
+ * size runs twice: with the run's local executor (the default: small processes fork the commands) and without it
+ * (`executor: false`: the orchestrator spawns each command itself).
  *
  * Run: `npm run bench:local` (`BENCH_SIZES=300,1000` by default, `RUNS=5` timed runs of each after one untimed).
  * Prints the median wall time of each, the ratio to xargs, and the same fan-out timed from inside the run
@@ -20,7 +20,7 @@ import * as path from "node:path"
 import { Localhost } from "../packages/localhost/src/index.ts"
 
 const root = path.resolve(import.meta.dirname, "..")
-const bin = path.join(root, "packages/cli/src/bin.mjs")
+const launcher = path.join(root, "tezt-cloud")
 const sizes = (process.env.BENCH_SIZES ?? "300,1000").split(",").map(Number)
 const runs = Number(process.env.RUNS ?? 5)
 const cores = os.availableParallelism()
@@ -48,7 +48,7 @@ const runCase = async (n: number, executor: boolean, work: string) => {
     {}
   ))
   const env = { TEZT_CLOUD_STATE_DIR: stateDir, TEZT_CLOUD_SCENARIOS: "" }
-  const cli = [process.execPath, bin, "agents", "exec", "--tezt-cloud", namespace, "--", "true"]
+  const cli = [launcher, "agents", "exec", "--tezt-cloud", namespace, "--", "true"]
   const xargs = ["sh", "-c", `seq ${n} | xargs -P ${cores} -n 1 true`]
   const times = { cli: [] as Array<number>, xargs: [] as Array<number>, inProcess: [] as Array<number> }
   const scenario = Scenario.make({
