@@ -124,7 +124,7 @@ export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) 
   // Made now, in the run's scope (each starts its process on its first command).
   const members = yield* Effect.forEach(
     Array.from({ length: maxExecutors }, () => member),
-    (make) => Effect.map(make, (executor) => ({ executor, running: 0 }))
+    (made) => Effect.map(made, (executor) => ({ executor, running: 0 }))
   )
   let inUse = 1
   const pick = () => {
