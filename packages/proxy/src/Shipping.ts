@@ -80,7 +80,7 @@ export const bundle = (connection: SshClient.Connection, home: string, made: Bun
         `rm -rf "$d"; mv "$p" "$d"; touch "$d/.complete"; ` +
         // Older bundles go: the namespaces' workspaces are hard-linked copies, which keep their files.
         `for b in "$(dirname "$d")"/*; do [ "$b" = "$d" ] || case "$b" in *.part.*) ;; *) rm -rf "$b" ;; esac; done`,
-      fs.createReadStream(tarball)
+      fileBytes(tarball)
     )
     return dir
   })
@@ -131,9 +131,18 @@ export const writeFiles = (files: ReadonlyArray<{ readonly target: string; reado
   input: Buffer.concat(files.map((f) => Buffer.from(f.content)))
 })
 
-async function* concat(head: Buffer, rest: AsyncIterable<Uint8Array> | undefined) {
+/**
+ * A file's bytes, opened only when the channel reads this far: a stream made beforehand would open the file on
+ * its own, and its error (the file removed by an interrupted run's release, before the channel read it) would have
+ * no listener and end the process.
+ */
+async function* fileBytes(file: string): AsyncGenerator<Uint8Array> {
+  yield* fs.createReadStream(file)
+}
+
+async function* concat(head: Buffer, file: string | undefined) {
   yield head
-  if (rest !== undefined) yield* rest
+  if (file !== undefined) yield* fileBytes(file)
 }
 
 /**
@@ -184,7 +193,7 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
         `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)} "$HOME/.ssh"; ` +
           `${workspace(bundleDir, files.workspace, scenarios.files)}; ${line}` +
           (tarball === undefined ? "" : `; tar -xzf - -C ${q(files.workspace)}`),
-        concat(input, tarball === undefined ? undefined : fs.createReadStream(tarball))
+        concat(input, tarball)
       )
     if (scenarios.files.length === 0) return yield* send(undefined)
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
