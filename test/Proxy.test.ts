@@ -9,6 +9,7 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { DockerAgents, DockerClient } from "@tezt-cloud/docker"
+import { ProxyImage } from "@tezt-cloud/proxy"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -80,8 +81,13 @@ const ticks = (output: string) => [...output.matchAll(/\] tick (\d+)$/gm)].map((
 /** The last tick an output shows. */
 const lastTick = (output: string) => ticks(output).at(-1) ?? 0
 
-describe.runIf(enabled)("tezt-cloud --localhost --proxy", () => {
-  beforeAll(() => DockerEngine.ready(), 600_000)
+// Each test has a namespace, a proxy and a network of its own: they run side by side (their waits on the proxy's
+// ticks and its 5 s answer overlap), from the proxy image made once before them.
+describe.runIf(enabled).concurrent("tezt-cloud --localhost --proxy", () => {
+  beforeAll(async () => {
+    await DockerEngine.ready()
+    await onEngine(ProxyImage.ensure())
+  }, 600_000)
 
   afterAll(() => DockerEngine.removeAll(used))
 

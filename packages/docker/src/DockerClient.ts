@@ -14,7 +14,7 @@
  * - Filters by label are exact matches on `key=value` (never a name prefix): namespaces `a` and `ab` never meet.
  * - `dockerode` is loaded on a client's first call (`make` itself loads nothing): its tree (about 200 modules,
  *   gRPC's among them) costs about a tenth of a CPU-second, which a command that only lists the backends, or a
- *   run on another backend, must not pay.
+ *   run on another backend, must not pay. `probe` answers "no engine" without it when the socket file is missing.
  */
 import type Docker from "dockerode"
 import { Context, Effect, Layer } from "effect"
@@ -485,12 +485,16 @@ const demuxed = (buffer: Buffer): string => {
  * Whether an engine answers within `timeoutMillis` (for `--localhost` to choose its runtime); never fails.
  */
 export const probe = (options: Docker.DockerOptions = engineOptions(), timeoutMillis = 1500) =>
-  make(options).ping.pipe(
-    Effect.timeout(timeoutMillis),
-    Effect.as(true),
-    Effect.catch(() => Effect.succeed(false)),
-    Effect.withSpan("DockerClient.probe")
-  )
+  Effect.suspend(() =>
+    // No socket file, no engine: said without loading `dockerode` (a proxy's machine, a host without Docker).
+    options.socketPath !== undefined && !fs.existsSync(options.socketPath)
+      ? Effect.succeed(false)
+      : make(options).ping.pipe(
+        Effect.timeout(timeoutMillis),
+        Effect.as(true),
+        Effect.catch(() => Effect.succeed(false))
+      )
+  ).pipe(Effect.withSpan("DockerClient.probe"))
 
 /** The engine of `DOCKER_HOST` (or the default socket). */
 export const layer = (options?: Docker.DockerOptions) => Layer.sync(DockerClient, () => make(options))

@@ -145,43 +145,86 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     assert.deepStrictEqual(await emulator!.rulesOf(xy), [])
   }, 300_000)
 
-  live(
-    "--proxy: the orchestrator on a GCP VM named in Cloud DNS deploys the agents; --destroy leaves nothing",
-    async () => {
-      const { env, namespace: x, stateDir } = freshGcp()
-      const domain = "proxy.example.test"
-      const zone = gcp(["CLOUD", "create", "dns", "zone", "--dns-domain", domain], x, env)
-      assert.strictEqual(await zone.exit, 0, zone.stderr())
-      const cli = gcp(["BASIC", "simple", "health", ...light, "--proxy", "--destroy"], x, env)
-      assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
-      const out = cli.stdout()
-      const proxy = new RegExp(`${x}-proxy: created VM \\S+ at (\\S+)`).exec(out)?.[1]
-      assert.isDefined(proxy, `the proxy VM is created here:\n${out}`)
-      assert.include(out, `proxy: the run started on root@${proxy}:${vmPort}`)
-      assert.include(out, "GCP VMs (project p, zone europe-west1-b, emulator ")
-      assert.include(out, "), from the proxy")
-      assert.include(out, "Hello world from agent 1")
-      const target = await Effect.runPromise(GcpTarget.resolve(Emulator.project, env))
-      const named = await Effect.runPromise(CloudDns.make(target).records(CloudDns.defaultZoneName, `${x}.${domain}.`))
-      assert.deepStrictEqual(named.map((r) => r.rrdatas), [[proxy]], "<ns>.<the zone's domain> is the proxy's address")
-      assert.deepStrictEqual(await emulator!.instancesOf(x), [])
-      assert.deepStrictEqual(await emulator!.rulesOf(x), [])
-      assert.deepStrictEqual(await noProcessLeft(x), [])
-      assert.deepStrictEqual(outstanding(stateDir, x), [])
-      assert.isFalse(fs.existsSync(path.join(stateDir, x, "proxy.json")), "no proxy record is left")
-    },
-    300_000
-  )
+  // These runs set no fault of the emulator's (the others do: its faults hold for every request): they run side by
+  // side, the TTL's wait beside the proxy's run.
+  describe.concurrent("without injected faults", () => {
+    live(
+      "--proxy: the orchestrator on a GCP VM named in Cloud DNS deploys the agents; --destroy leaves nothing",
+      async () => {
+        const { env, namespace: x, stateDir } = freshGcp()
+        const domain = "proxy.example.test"
+        const zone = gcp(["CLOUD", "create", "dns", "zone", "--dns-domain", domain], x, env)
+        assert.strictEqual(await zone.exit, 0, zone.stderr())
+        const cli = gcp(["BASIC", "simple", "health", ...light, "--proxy", "--destroy"], x, env)
+        assert.strictEqual(await cli.exit, 0, cli.stdout() + cli.stderr())
+        const out = cli.stdout()
+        const proxy = new RegExp(`${x}-proxy: created VM \\S+ at (\\S+)`).exec(out)?.[1]
+        assert.isDefined(proxy, `the proxy VM is created here:\n${out}`)
+        assert.include(out, `proxy: the run started on root@${proxy}:${vmPort}`)
+        assert.include(out, "GCP VMs (project p, zone europe-west1-b, emulator ")
+        assert.include(out, "), from the proxy")
+        assert.include(out, "Hello world from agent 1")
+        const target = await Effect.runPromise(GcpTarget.resolve(Emulator.project, env))
+        const named = await Effect.runPromise(
+          CloudDns.make(target).records(CloudDns.defaultZoneName, `${x}.${domain}.`)
+        )
+        assert.deepStrictEqual(
+          named.map((r) => r.rrdatas),
+          [[proxy]],
+          "<ns>.<the zone's domain> is the proxy's address"
+        )
+        assert.deepStrictEqual(await emulator!.instancesOf(x), [])
+        assert.deepStrictEqual(await emulator!.rulesOf(x), [])
+        assert.deepStrictEqual(await noProcessLeft(x), [])
+        assert.deepStrictEqual(outstanding(stateDir, x), [])
+        assert.isFalse(fs.existsSync(path.join(stateDir, x, "proxy.json")), "no proxy record is left")
+      },
+      300_000
+    )
 
-  live("a VM the run forgot (kept) is deleted by its TTL (--max-run-duration)", async () => {
-    const { env, namespace } = freshGcp()
-    const cli = gcp(["BASIC", "simple", "health", ...light, "--max-run-duration", "20"], namespace, env)
-    assert.strictEqual(await cli.exit, 0, cli.stderr())
-    assert.lengthOf(await emulator!.instancesOf(namespace), 2, "kept after the run")
-    await eventually("the TTL deletes them", async () => (await emulator!.instancesOf(namespace)).length === 0)
-    const job = gcp(["CLOUD", "terraform", "destroy"], namespace, env)
-    assert.strictEqual(await job.exit, 0, job.stderr())
-    assert.deepStrictEqual(await emulator!.rulesOf(namespace), [])
+    live("a VM the run forgot (kept) is deleted by its TTL (--max-run-duration)", async () => {
+      const { env, namespace } = freshGcp()
+      const cli = gcp(["BASIC", "simple", "health", ...light, "--max-run-duration", "20"], namespace, env)
+      assert.strictEqual(await cli.exit, 0, cli.stderr())
+      assert.lengthOf(await emulator!.instancesOf(namespace), 2, "kept after the run")
+      await eventually("the TTL deletes them", async () => (await emulator!.instancesOf(namespace)).length === 0)
+      const job = gcp(["CLOUD", "terraform", "destroy"], namespace, env)
+      assert.strictEqual(await job.exit, 0, job.stderr())
+      assert.deepStrictEqual(await emulator!.rulesOf(namespace), [])
+    })
+
+    live("agents exec reaches a live run's VMs; Ctrl+C keeps the VMs and wipes the sandboxes", async () => {
+      const { env, namespace } = freshGcp()
+      const cli = gcp(["TEST", "block", ...light], namespace, env)
+      await cli.waitFor("ready for signal")
+      const exec = start([
+        "agents",
+        "exec",
+        "--tezt-cloud",
+        namespace,
+        "--",
+        "sh",
+        "-c",
+        "printf '%s %s' \"$TEZT_CLOUD_AGENT\" \"$(cat /run/sshd.emulator.pid >/dev/null && echo on-its-vm)\""
+      ], env)
+      assert.strictEqual(await exec.exit, 0, exec.stderr())
+      for (const agent of ["agent-000", "agent-001"]) {
+        assert.include(exec.stdout(), `[${agent}] ${namespace}/${agent} on-its-vm`)
+      }
+      const list = start(["agents", "list", "--tezt-cloud", namespace], env)
+      assert.strictEqual(await list.exit, 0, list.stderr())
+      assert.match(
+        list.stdout(),
+        new RegExp(`agent-000\\tgcp\\t${namespace}-agent-000-[0-9a-f]{6} ${subnet}\\.\\d+:${vmPort}`)
+      )
+      cli.proc.kill("SIGINT")
+      assert.strictEqual(await cli.exit, 130)
+      assert.lengthOf(await emulator!.instancesOf(namespace), 2, "kept")
+      assert.deepStrictEqual(await noProcessLeft(namespace), [], "the daemons on the VMs are gone")
+      const job = gcp(["CLOUD", "destroy"], namespace, env)
+      assert.strictEqual(await job.exit, 0, job.stderr())
+      assert.deepStrictEqual(await emulator!.instancesOf(namespace), [])
+    })
   })
 
   live("kill -9 mid-deploy, then CLOUD clean up: nothing of the namespace is left", async () => {
@@ -249,39 +292,6 @@ describe.runIf(enabled)("tezt-cloud on GCP (the GCE emulator)", () => {
     assert.deepStrictEqual(await emulator!.instancesOf(namespace), [])
     assert.deepStrictEqual(await emulator!.rulesOf(namespace), [])
     assert.deepStrictEqual(outstanding(stateDir, namespace), [])
-  })
-
-  live("agents exec reaches a live run's VMs; Ctrl+C keeps the VMs and wipes the sandboxes", async () => {
-    const { env, namespace } = freshGcp()
-    const cli = gcp(["TEST", "block", ...light], namespace, env)
-    await cli.waitFor("ready for signal")
-    const exec = start([
-      "agents",
-      "exec",
-      "--tezt-cloud",
-      namespace,
-      "--",
-      "sh",
-      "-c",
-      "printf '%s %s' \"$TEZT_CLOUD_AGENT\" \"$(cat /run/sshd.emulator.pid >/dev/null && echo on-its-vm)\""
-    ], env)
-    assert.strictEqual(await exec.exit, 0, exec.stderr())
-    for (const agent of ["agent-000", "agent-001"]) {
-      assert.include(exec.stdout(), `[${agent}] ${namespace}/${agent} on-its-vm`)
-    }
-    const list = start(["agents", "list", "--tezt-cloud", namespace], env)
-    assert.strictEqual(await list.exit, 0, list.stderr())
-    assert.match(
-      list.stdout(),
-      new RegExp(`agent-000\\tgcp\\t${namespace}-agent-000-[0-9a-f]{6} ${subnet}\\.\\d+:${vmPort}`)
-    )
-    cli.proc.kill("SIGINT")
-    assert.strictEqual(await cli.exit, 130)
-    assert.lengthOf(await emulator!.instancesOf(namespace), 2, "kept")
-    assert.deepStrictEqual(await noProcessLeft(namespace), [], "the daemons on the VMs are gone")
-    const job = gcp(["CLOUD", "destroy"], namespace, env)
-    assert.strictEqual(await job.exit, 0, job.stderr())
-    assert.deepStrictEqual(await emulator!.instancesOf(namespace), [])
   })
 })
 

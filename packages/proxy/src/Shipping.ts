@@ -80,7 +80,7 @@ export const bundle = (connection: SshClient.Connection, home: string, made: Bun
         `rm -rf "$d"; mv "$p" "$d"; touch "$d/.complete"; ` +
         // Older bundles go: the namespaces' workspaces are hard-linked copies, which keep their files.
         `for b in "$(dirname "$d")"/*; do [ "$b" = "$d" ] || case "$b" in *.part.*) ;; *) rm -rf "$b" ;; esac; done`,
-      fs.createReadStream(tarball)
+      fileBytes(tarball)
     )
     return dir
   })
@@ -131,9 +131,18 @@ export const writeFiles = (files: ReadonlyArray<{ readonly target: string; reado
   input: Buffer.concat(files.map((f) => Buffer.from(f.content)))
 })
 
-async function* concat(head: Buffer, rest: AsyncIterable<Uint8Array> | undefined) {
+/**
+ * A file's bytes, opened only when the channel reads this far: a stream made beforehand would open the file on
+ * its own, and its error (the file removed by an interrupted run's release, before the channel read it) would have
+ * no listener and end the process.
+ */
+async function* fileBytes(file: string): AsyncGenerator<Uint8Array> {
+  yield* fs.createReadStream(file)
+}
+
+async function* concat(head: Buffer, file: string | undefined) {
   yield head
-  if (rest !== undefined) yield* rest
+  if (file !== undefined) yield* fileBytes(file)
 }
 
 /**
@@ -184,7 +193,7 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
         `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)} "$HOME/.ssh"; ` +
           `${workspace(bundleDir, files.workspace, scenarios.files)}; ${line}` +
           (tarball === undefined ? "" : `; tar -xzf - -C ${q(files.workspace)}`),
-        concat(input, tarball === undefined ? undefined : fs.createReadStream(tarball))
+        concat(input, tarball)
       )
     if (scenarios.files.length === 0) return yield* send(undefined)
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
@@ -243,28 +252,42 @@ export const startServer = <E extends { readonly message: string }>(
     )
   })
 
-/** Fetches the run's artifacts from the proxy into `dir`. */
+/**
+ * Fetches the run's artifacts from the proxy into `dir`: the proxy's `tar` output goes straight into a `tar` here,
+ * started on its first bytes (none when the run has no artifacts there), with no tarball on this machine: a
+ * forced exit or a `kill -9` during the fetch leaves nothing in the temporary directory.
+ */
 export const artifacts = (target: Target, dir: string) =>
   Effect.gen(function*() {
     const { connection, files } = target
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-artifacts-"))
-    const tarball = path.join(tmp, "artifacts.tar.gz")
-    yield* Effect.ensuring(
-      Effect.gen(function*() {
-        const fd = fs.openSync(tarball, "w")
-        const exit = yield* connection.exec(
-          `test -d ${q(files.artifacts)} || exit 3; tar -czf - -C ${q(files.artifacts)} .`,
-          { onStdout: (chunk) => void fs.writeSync(fd, chunk), onStderr: () => {} }
-        ).pipe(Effect.ensuring(Effect.sync(() => fs.closeSync(fd))), Effect.mapError(failure("proxy: artifacts")))
-        if (exit.code === 3) return
-        if (exit.code !== 0) return yield* CloudError.service("proxy: artifacts", `tar exited with ${exit.code}`)
-        fs.mkdirSync(dir, { recursive: true })
-        const extracted = child.spawnSync("tar", ["-xzf", tarball, "-C", dir], { encoding: "utf8" })
-        if (extracted.status !== 0) {
-          return yield* CloudError.service("proxy: artifacts", `tar failed: ${extracted.stderr.trim()}`)
-        }
-        yield* Effect.logInfo(`proxy: the run's artifacts are in ${dir}`)
-      }),
-      Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
+    let tar: child.ChildProcess | undefined
+    let stderr = ""
+    const extract = () => {
+      fs.mkdirSync(dir, { recursive: true })
+      const proc = child.spawn("tar", ["-xzf", "-", "-C", dir], { stdio: ["pipe", "ignore", "pipe"] })
+      proc.stderr!.on("data", (d: Buffer) => void (stderr += d.toString()))
+      // A tar that died: its exit says why.
+      proc.stdin!.on("error", () => {})
+      return proc
+    }
+    const ended = (proc: child.ChildProcess) =>
+      Effect.callback<number | null>((resume) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) resume(Effect.succeed(proc.exitCode))
+        else proc.once("close", (code: number | null) => resume(Effect.succeed(code)))
+        proc.stdin!.end()
+      })
+    const exit = yield* connection.exec(
+      `test -d ${q(files.artifacts)} || exit 3; tar -czf - -C ${q(files.artifacts)} .`,
+      { onStdout: (chunk) => void (tar ??= extract()).stdin!.write(chunk), onStderr: () => {} }
+    ).pipe(
+      Effect.mapError(failure("proxy: artifacts")),
+      Effect.onExit((end) => Effect.sync(() => end._tag === "Failure" && tar?.kill("SIGKILL")))
     )
+    if (exit.code === 3) return
+    const extracted = tar === undefined ? 0 : yield* ended(tar)
+    if (exit.code !== 0) return yield* CloudError.service("proxy: artifacts", `tar exited with ${exit.code}`)
+    if (extracted !== 0) {
+      return yield* CloudError.service("proxy: artifacts", `tar failed: ${stderr.trim() || `exit ${extracted}`}`)
+    }
+    yield* Effect.logInfo(`proxy: the run's artifacts are in ${dir}`)
   })
