@@ -87,21 +87,9 @@ export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) 
         proc.on("error", () => {})
         proc.on("close", (code, signal) =>
           handlers.onClose(code === null ? { code: 128, signal: signal ?? undefined } : { code, signal: undefined }))
-        // The frames written in one turn of the event loop (a fan-out's commands) leave in one system call, and
-        // the executor reads them at once.
-        let corked = false
         return {
-          write: (data: Buffer) => {
-            if (!corked) {
-              corked = true
-              proc.stdin.cork()
-              setImmediate(() => {
-                corked = false
-                proc.stdin.uncork()
-              })
-            }
-            return proc.stdin.write(data)
-          },
+          write: (data: Buffer) =>
+            proc.stdin.write(data),
           close: () =>
             proc.stdin.end()
         }
