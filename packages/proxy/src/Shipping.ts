@@ -262,13 +262,31 @@ export const artifacts = (target: Target, dir: string) =>
     const { connection, files } = target
     let tar: child.ChildProcess | undefined
     let stderr = ""
+    // The channel waits while the local tar is behind (memory stays bounded whatever the artifacts' size), and
+    // reads on once it drained or died.
+    let flow: SshClient.Flow | undefined
+    let paused = false
+    const readOn = () => {
+      if (!paused) return
+      paused = false
+      flow?.resume()
+    }
     const extract = () => {
       fs.mkdirSync(dir, { recursive: true })
       const proc = child.spawn("tar", ["-xzf", "-", "-C", dir], { stdio: ["pipe", "ignore", "pipe"] })
       proc.stderr!.on("data", (d: Buffer) => void (stderr += d.toString()))
       // A tar that died: its exit says why.
       proc.stdin!.on("error", () => {})
+      proc.stdin!.on("drain", readOn)
+      proc.on("close", readOn)
       return proc
+    }
+    const write = (chunk: Buffer) => {
+      const proc = (tar ??= extract())
+      if (!proc.stdin!.write(chunk) && proc.exitCode === null && proc.signalCode === null && !paused) {
+        paused = true
+        flow?.pause()
+      }
     }
     const ended = (proc: child.ChildProcess) =>
       Effect.callback<number | null>((resume) => {
@@ -278,7 +296,7 @@ export const artifacts = (target: Target, dir: string) =>
       })
     const exit = yield* connection.exec(
       `test -d ${q(files.artifacts)} || exit 3; tar -czf - -C ${q(files.artifacts)} .`,
-      { onStdout: (chunk) => void (tar ??= extract()).stdin!.write(chunk), onStderr: () => {} }
+      { onStdout: write, onStderr: () => {}, onFlow: (f) => (flow = f) }
     ).pipe(
       Effect.mapError(failure("proxy: artifacts")),
       Effect.onExit((end) => Effect.sync(() => end._tag === "Failure" && tar?.kill("SIGKILL")))
