@@ -11,6 +11,7 @@
  */
 import { AgentsControl, CloudConfig, Ledger, RunEvents } from "@tezt-cloud/core"
 import { Effect, Layer } from "effect"
+import * as child from "node:child_process"
 import * as readline from "node:readline"
 import { SshHost, SshSandbox } from "../packages/ssh/src/index.ts"
 import * as LiveRecord from "./LiveRecord.ts"
@@ -39,7 +40,6 @@ export interface LiveRun {
 
 /** Starts the live run of `input` in a child process; resolves once it serves its socket. */
 export const start = async (input: Input): Promise<LiveRun> => {
-  const child = await import("node:child_process")
   const proc = child.spawn(process.execPath, [...process.execArgv, import.meta.filename], {
     env: { ...process.env, BENCH_LIVE_RUN: JSON.stringify(input) },
     stdio: ["pipe", "pipe", "inherit"]

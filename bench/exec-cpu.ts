@@ -7,8 +7,9 @@
  * Prints, per block of fan-outs, the live run's CPU per command and the wall time per fan-out, then the median.
  * `BENCH_HOSTS` (default 64), `BENCH_FANOUTS` per block (default 20), `BENCH_BLOCKS` (default 5), `BENCH_COMMAND`
  * (default `true`), `BENCH_EVENTS=file` to write the run's events to `events.jsonl` as a run does, and as
- * `ssh-fanout.ts`'s live run does (default: none; the two measured the same, 0.30–0.31 ms per command, in turns). Profile the run side with `sh scripts/with-node.sh node --cpu-prof bench/exec-cpu.ts` (the
- * live run's process writes its own profile).
+ * `ssh-fanout.ts`'s live run does (default: none; the two measured the same, 0.30–0.31 ms per command, in turns).
+ * Profile the run side with `sh scripts/with-node.sh node --cpu-prof bench/exec-cpu.ts` (the live run's process
+ * writes its own profile).
  */
 import { Effect } from "effect"
 import * as child from "node:child_process"

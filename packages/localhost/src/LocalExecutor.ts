@@ -116,7 +116,7 @@ export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) 
   )
   let inUse = 1
   const pick = () => {
-    const free = members.slice(0, inUse).find((m) => m.running < perExecutor)
+    const free = members.find((m, i) => i < inUse && m.running < perExecutor)
     if (free !== undefined) return free
     if (inUse < members.length) return members[inUse++]!
     return members.reduce((a, b) => (b.running < a.running ? b : a))
