@@ -250,12 +250,13 @@ export const make = Effect.fn("Bundle.make")(function*(root: string = repoRoot, 
 export const cacheDir = (env: Record<string, string | undefined> = process.env) =>
   path.join(env.TEZT_CLOUD_CACHE_DIR ?? path.join(os.homedir(), ".cache", "tezt-cloud"), "proxy-bundles")
 
-/** Runs GNU tar with `args`, writing a gzip stream to `output`. */
-const tar = (cwd: string, args: ReadonlyArray<string>, list: ReadonlyArray<string>, output: string) =>
-  Effect.callback<void, CloudError.CloudError>((resume) => {
-    const listFile = `${output}.list`
-    fs.writeFileSync(listFile, list.join("\n") + "\n")
-    const out = fs.openSync(output, "w", 0o600)
+/**
+ * Runs GNU tar with `args` on `list` (given on its input, one path a line), writing a gzip stream to the file
+ * `output`, or, without one, into memory: the result.
+ */
+const tar = (cwd: string, args: ReadonlyArray<string>, list: ReadonlyArray<string>, output?: string) =>
+  Effect.callback<Buffer, CloudError.CloudError>((resume) => {
+    const out = output === undefined ? "pipe" : fs.openSync(output, "w", 0o600)
     const proc = child.spawn("tar", [
       "-c",
       "--use-compress-program=gzip -1",
@@ -266,18 +267,21 @@ const tar = (cwd: string, args: ReadonlyArray<string>, list: ReadonlyArray<strin
       "-C",
       cwd,
       "-T",
-      listFile,
+      "-",
       ...args
-    ], { stdio: ["ignore", out, "pipe"] })
+    ], { stdio: ["pipe", out, "pipe"] })
+    const chunks: Array<Buffer> = []
     let stderr = ""
+    proc.stdout?.on("data", (d: Buffer) => chunks.push(d))
     proc.stderr?.on("data", (d: Buffer) => (stderr += d.toString()))
+    proc.stdin?.on("error", () => {})
+    proc.stdin?.end(list.join("\n") + "\n")
     proc.on("error", (e) => stderr += e.message)
     proc.on("close", (code) => {
-      fs.closeSync(out)
-      fs.rmSync(listFile, { force: true })
-      if (code === 0) return resume(Effect.void)
-      fs.rmSync(output, { force: true })
-      resume(Effect.fail(CloudError.state(output, `tar failed (${code}): ${stderr.trim()}`)))
+      if (typeof out === "number") fs.closeSync(out)
+      if (code === 0) return resume(Effect.succeed(Buffer.concat(chunks)))
+      if (output !== undefined) fs.rmSync(output, { force: true })
+      resume(Effect.fail(CloudError.state(output ?? cwd, `tar failed (${code}): ${stderr.trim()}`)))
     })
     return Effect.sync(() => proc.kill("SIGKILL"))
   })
@@ -348,5 +352,8 @@ export const scenarioFiles = (
     return { modules, files: [...files].toSorted() }
   })
 
-/** A tarball of `files` (relative to `root`), written to `output`. */
-export const pack = (root: string, files: ReadonlyArray<string>, output: string) => tar(root, [], files, output)
+/**
+ * A tarball of `files` (relative to `root`), in memory: nothing on disk that an interrupted run (a `kill -9`)
+ * could leave behind. Scenario files are sources, small.
+ */
+export const pack = (root: string, files: ReadonlyArray<string>) => tar(root, [], files)

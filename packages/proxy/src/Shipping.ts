@@ -140,9 +140,9 @@ async function* fileBytes(file: string): AsyncGenerator<Uint8Array> {
   yield* fs.createReadStream(file)
 }
 
-async function* concat(head: Buffer, file: string | undefined) {
+async function* concat(head: Buffer, tail: Buffer | undefined) {
   yield head
-  if (file !== undefined) yield* fileBytes(file)
+  if (tail !== undefined) yield tail
 }
 
 /**
@@ -186,21 +186,15 @@ export const run = (target: Target, bundleDir: string, options: Run) =>
     }
     written.push({ target: q(files.config), content: ProxyServer.encodeConfig(server) })
     const { line, input } = writeFiles(written)
-    const send = (tarball: string | undefined) =>
-      remote(
-        connection,
-        "namespace files",
-        `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)} "$HOME/.ssh"; ` +
-          `${workspace(bundleDir, files.workspace, scenarios.files)}; ${line}` +
-          (tarball === undefined ? "" : `; tar -xzf - -C ${q(files.workspace)}`),
-        concat(input, tarball)
-      )
-    if (scenarios.files.length === 0) return yield* send(undefined)
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-proxy-"))
-    yield* Effect.acquireUseRelease(
-      Effect.succeed(path.join(tmp, "scenarios.tar.gz")),
-      (tarball) => Bundle.pack(Bundle.repoRoot, scenarios.files, tarball).pipe(Effect.andThen(send(tarball))),
-      () => Effect.sync(() => fs.rmSync(tmp, { recursive: true, force: true }))
+    // The scenario files' tarball is made in memory, whole, before the channel opens.
+    const tarball = scenarios.files.length === 0 ? undefined : yield* Bundle.pack(Bundle.repoRoot, scenarios.files)
+    yield* remote(
+      connection,
+      "namespace files",
+      `set -e; umask 077; rm -rf ${q(files.dir)}; mkdir -p ${q(files.dir)} ${q(files.state)} "$HOME/.ssh"; ` +
+        `${workspace(bundleDir, files.workspace, scenarios.files)}; ${line}` +
+        (tarball === undefined ? "" : `; tar -xzf - -C ${q(files.workspace)}`),
+      concat(input, tarball)
     )
   })
 

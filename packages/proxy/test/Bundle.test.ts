@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -34,5 +35,21 @@ describe("Bundle", () => {
         fs.utimesSync(to, before, before)
       }
       assert.strictEqual(CliBuild.fresh(dir)?.built, manifest.built)
+    }).pipe(Effect.scoped))
+
+  it.effect("packs scenario files in memory: the tarball holds them, the temporary directory gains nothing", () =>
+    Effect.gen(function*() {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), "tezt-cloud-scenarios-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(root, { recursive: true, force: true })))
+      fs.mkdirSync(path.join(root, "scenarios"))
+      fs.writeFileSync(path.join(root, "scenarios", "a.ts"), "export const a = 1\n")
+      fs.writeFileSync(path.join(root, "scenarios", "b.ts"), "export const b = 2\n")
+      const before = fs.readdirSync(os.tmpdir())
+      const tarball = yield* Bundle.pack(root, ["scenarios", "scenarios/a.ts", "scenarios/b.ts"])
+      assert.deepStrictEqual(fs.readdirSync(os.tmpdir()), before)
+      const listing = child.execFileSync("tar", ["-tzf", "-"], { input: tarball }).toString().trim().split("\n")
+      assert.deepStrictEqual(listing, ["scenarios/", "scenarios/a.ts", "scenarios/b.ts"])
+      const content = child.execFileSync("tar", ["-xzOf", "-", "scenarios/b.ts"], { input: tarball }).toString()
+      assert.strictEqual(content, "export const b = 2\n")
     }).pipe(Effect.scoped))
 })
