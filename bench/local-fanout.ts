@@ -3,7 +3,8 @@
  * `xargs -P <cores>`, in one run. A real run (`Orchestrator.run` on the localhost backend, in this process) deploys
  * the agents and serves its control socket; its scenario then times the real CLI as a user runs it
  * (`./tezt-cloud agents exec`: the launcher finds the socket and starts the thin client) and xargs, in turns. Each
- * size runs twice: with the run's local executor (the default: small processes fork the commands) and without it
+ * size runs three times: with the run's native local executor (the default when the bootstrap built it: small
+ * processes `posix_spawn` the commands), with the Perl one (they fork), and without an executor
  * (`executor: false`: the orchestrator spawns each command itself).
  *
  * Run: `npm run bench:local` (`BENCH_SIZES=300,1000` by default, `RUNS=5` timed runs of each after one untimed).
@@ -17,7 +18,7 @@ import * as child from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Localhost } from "../packages/localhost/src/index.ts"
+import { LocalExecutor, Localhost } from "../packages/localhost/src/index.ts"
 
 const root = path.resolve(import.meta.dirname, "..")
 const launcher = path.join(root, "tezt-cloud")
@@ -38,8 +39,8 @@ const timed = (argv: ReadonlyArray<string>, env: Record<string, string>) =>
 const median = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 /** One run of `n` agents; its scenario times `agents exec` and xargs in turns. */
-const runCase = async (n: number, executor: boolean, work: string) => {
-  const namespace = `benchlocal-${n}-${executor ? "x" : "s"}`
+const runCase = async (n: number, executor: false | LocalExecutor.Program, work: string) => {
+  const namespace = `benchlocal-${n}-${executor || "s"}`
   const stateDir = path.join(work, "state")
   const artifactsDir = path.join(work, "artifacts", namespace)
   const config = await Effect.runPromise(CloudConfig.resolve(
@@ -87,20 +88,25 @@ try {
   console.log(
     `Warm agents exec -- true on process sandboxes, median of ${runs} (${cores} cores, Node ${process.version})\n`
   )
+  const built = LocalExecutor.native() !== undefined
+  if (!built) console.log(`The native executor is not built (${LocalExecutor.nativePath}): its columns are empty.\n`)
   console.log(
-    "| agents | agents exec, local executor | agents exec, spawned by the orchestrator | xargs -P " +
-      `${cores} | executor ÷ xargs | spawned ÷ xargs | in the run: executor / spawned |`
+    "| agents | agents exec: native executor | Perl executor | spawned by the orchestrator | xargs -P " +
+      `${cores} | native ÷ xargs | Perl ÷ xargs | spawned ÷ xargs | in the run: native / Perl / spawned |`
   )
-  console.log("| --- | --- | --- | --- | --- | --- | --- |")
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
   for (const n of sizes) {
-    const withExecutor = await runCase(n, true, work)
+    const native = built ? await runCase(n, "native", work) : undefined
+    const perl = await runCase(n, "perl", work)
     const spawned = await runCase(n, false, work)
-    const xargs = median([withExecutor.xargs, spawned.xargs])
-    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+    const xargs = median([perl.xargs, spawned.xargs, ...(native === undefined ? [] : [native.xargs])])
+    const s = (ms: number | undefined) => ms === undefined ? "–" : `${(ms / 1000).toFixed(2)} s`
+    const ratio = (c: { cli: number; xargs: number } | undefined) =>
+      c === undefined ? "–" : `${(c.cli / c.xargs).toFixed(2)}×`
     console.log(
-      `| ${n} | ${s(withExecutor.cli)} | ${s(spawned.cli)} | ${s(xargs)} | ` +
-        `${(withExecutor.cli / withExecutor.xargs).toFixed(2)}× | ${(spawned.cli / spawned.xargs).toFixed(2)}× | ` +
-        `${s(withExecutor.inProcess)} / ${s(spawned.inProcess)} |`
+      `| ${n} | ${s(native?.cli)} | ${s(perl.cli)} | ${s(spawned.cli)} | ${s(xargs)} | ${ratio(native)} | ` +
+        `${ratio(perl)} | ${ratio(spawned)} | ${s(native?.inProcess)} / ${s(perl.inProcess)} / ` +
+        `${s(spawned.inProcess)} |`
     )
   }
 } finally {

@@ -65,3 +65,23 @@ if [ ! -f "$manifest" ] || [ "$root/package-lock.json" -nt "$manifest" ] ||
     rmdir "$lock"
   fi
 fi
+# The native local executor (packages/localhost/src/internal/executor.c), built when a C compiler is there and its
+# source is newer than the build (a failed build is not tried again until the source changes). Without it, process
+# sandboxes use the Perl executor of ssh hosts.
+executor_src="$root/packages/localhost/src/internal/executor.c"
+executor_dir="$root/.build/executor"
+# (dash's `-nt` is false when the second file is missing.)
+newer() { [ ! -e "$2" ] || [ "$1" -nt "$2" ]; }
+if newer "$executor_src" "$executor_dir/tezt-cloud-executor" && newer "$executor_src" "$executor_dir/failed.log" &&
+  command -v cc >/dev/null 2>&1; then
+  mkdir -p "$executor_dir"
+  if cc -O2 -o "$executor_dir/tezt-cloud-executor.$$" "$executor_src" 2>"$executor_dir/build.$$.log"; then
+    mv -f "$executor_dir/tezt-cloud-executor.$$" "$executor_dir/tezt-cloud-executor"
+    rm -f "$executor_dir/build.$$.log" "$executor_dir/failed.log"
+  else
+    rm -f "$executor_dir/tezt-cloud-executor.$$"
+    mv -f "$executor_dir/build.$$.log" "$executor_dir/failed.log"
+    echo "tezt-cloud: the native executor did not build (see .build/executor/failed.log): process sandboxes use" \
+      "the Perl one" >&2
+  fi
+fi

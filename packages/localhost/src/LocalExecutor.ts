@@ -12,7 +12,12 @@
  *   It carries the namespace's marker (`TEZT_CLOUD_NS`), so `CLOUD clean up` and the last resort find it, and it
  *   kills the trees of its running commands and exits when its input closes (the scope's end, or the
  *   orchestrator's death).
- * - Without `perl` (the executor answers `None`), the runner spawns the command itself, as before.
+ * - Two programs speak the executor's frames: a native one (internal/executor.c, built by the bootstrap into
+ *   `.build/executor/` when a C compiler is there), which starts commands with `posix_spawn`, and the Perl one of
+ *   ssh hosts. The native one is used when its build is not older than its source: a command then costs ~0.1 ms of
+ *   the executor's CPU and ~0.75 ms of its own, against ~0.45 and ~1.2 ms from Perl (`fork` copies Perl's page
+ *   tables, and both sides then take a copy-on-write fault per page they write).
+ * - Without either (no build, no `perl`: the executor answers `None`), the runner spawns the command itself.
  * - A pool of such processes, not one: a fork copies every descriptor of the forking process (two pipes per
  *   running command) and the child's exec then closes them, so one process running all of a 300-agent fan-out
  *   spends ~1.6× the CPU per command of one running 32 (here: a fork and exec of `true` from a Perl holding 600
@@ -26,6 +31,8 @@ import * as SshError from "@tezt-cloud/ssh/SshError"
 import { Effect } from "effect"
 import * as child from "node:child_process"
 import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import * as ProcessTree from "./internal/processTree.ts"
 
 export interface Options {
@@ -35,6 +42,33 @@ export interface Options {
   readonly ledger: Ledger.Ledger["Service"]
   /** How long a killed tree gets between SIGTERM and SIGKILL. */
   readonly graceMillis: number
+  /** Which executor program runs: the native one when it is built (`native()`), else Perl (the default). */
+  readonly program?: Program | undefined
+}
+
+/** `native`: the built one, which must be there; `perl`: the ssh hosts' one; `auto`: native when built. */
+export type Program = "auto" | "native" | "perl"
+
+const source = path.join(import.meta.dirname, "internal", "executor.c")
+
+/** Where the bootstrap builds the native executor. */
+export const nativePath = path.resolve(
+  import.meta.dirname,
+  "..",
+  "..",
+  "..",
+  ".build",
+  "executor",
+  "tezt-cloud-executor"
+)
+
+/** The native executor's path when it is built and not older than its source, else `undefined`. */
+export const native = (): string | undefined => {
+  try {
+    return fs.statSync(nativePath).mtimeMs >= fs.statSync(source).mtimeMs ? nativePath : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** An executor process started for the run: its ledger record, and its end. */
@@ -55,6 +89,13 @@ const maxExecutors = 16
  * end the processes' inputs close, and they are waited for.
  */
 export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) {
+  const program = options.program === "perl" ? undefined : native()
+  if (options.program === "native" && program === undefined) {
+    return yield* CloudError.config(
+      "executor",
+      `the native executor is not built (${nativePath}): run scripts/bootstrap.sh with a C compiler (cc) installed`
+    )
+  }
   const started: Array<Started> = []
   // Registered before the executor's own (which closes its input): runs after it.
   yield* Effect.addFinalizer(() =>
@@ -70,6 +111,9 @@ export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) 
   )
   const member = Executor.make({
     label: "localhost",
+    launch: program === undefined
+      ? Executor.perl
+      : (sessionId) => ({ commandLine: `exec '${program.replaceAll("'", `'\\''`)}' ${sessionId}` }),
     open: (commandLine, handlers) =>
       Effect.gen(function*() {
         const id = `process:executor:${crypto.randomUUID()}`

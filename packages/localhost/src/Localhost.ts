@@ -58,8 +58,11 @@ export interface Options {
   readonly killGrace?: Duration.Input | undefined
   /** How much of each stream `exec` keeps in its result (the tail; default 16 MiB); `onLine` still gets it all. */
   readonly maxOutputBytes?: number | undefined
-  /** `false`: the orchestrator spawns each command itself, without the run's executor (`LocalExecutor`). */
-  readonly executor?: boolean | undefined
+  /**
+   * `false`: the orchestrator spawns each command itself, without the run's executor (`LocalExecutor`); a program
+   * (`perl`, `native`): that executor; default: the native one when it is built, else Perl.
+   */
+  readonly executor?: boolean | LocalExecutor.Program | undefined
 }
 
 /** Where the sandboxes of a namespace live. */
@@ -98,7 +101,13 @@ export const layer = (options: Options) =>
             Effect.andThen(
               options.executor === false
                 ? Effect.succeed(undefined)
-                : LocalExecutor.make({ namespace: config.namespace, env: baseEnv, ledger, graceMillis })
+                : LocalExecutor.make({
+                  namespace: config.namespace,
+                  env: baseEnv,
+                  ledger,
+                  graceMillis,
+                  program: options.executor === true ? undefined : options.executor
+                })
             )
           ),
         record: (_, slot) => ({

@@ -27,7 +27,7 @@ import * as Ports from "../../../test/fixtures/Ports.ts"
 import { reportOf, running } from "../../core/test/contract/BackendContract.ts"
 import { clockSkewChecks } from "../../core/test/contract/ClockSkew.ts"
 import { eventually, runnerContract } from "../../core/test/contract/RunnerContract.ts"
-import { Localhost } from "../src/index.ts"
+import { LocalExecutor, Localhost } from "../src/index.ts"
 import * as ProcessTree from "../src/internal/processTree.ts"
 
 /** This file's agent ports (see `Ports.ts`). */
@@ -49,7 +49,12 @@ afterAll(() => {
 })
 
 /** The localhost backend of namespace `namespace`, with its ledger and events (sent to `sinks`) visible. */
-const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], input: CloudConfig.Input = {}) =>
+const backend = (
+  namespace: string,
+  sinks: ReadonlyArray<RunEvents.Sink> = [],
+  input: CloudConfig.Input = {},
+  executor?: LocalExecutor.Program
+) =>
   BackendLayer.layer({
     stateDir,
     namespace,
@@ -60,11 +65,27 @@ const backend = (namespace: string, sinks: ReadonlyArray<RunEvents.Sink> = [], i
         stateDir,
         config,
         artifactsDir: path.join(stateDir, "artifacts", namespace),
-        killGrace: "1 second"
+        killGrace: "1 second",
+        executor
       })
   })
 
-runnerContract("localhost", backend(ns("rc")))
+/**
+ * The native executor (built by the bootstrap when `cc` is there): required in CI, where `.ci/run` installs the
+ * compiler; the Perl one runs the same contract.
+ */
+const nativeBuilt = LocalExecutor.native() !== undefined
+if (!nativeBuilt) {
+  Integration.unavailable(
+    "the native local executor",
+    `${LocalExecutor.nativePath} is missing or older than its source (scripts/bootstrap.sh builds it with cc)`
+  )
+}
+
+describe.runIf(nativeBuilt)("with the native executor", () => {
+  runnerContract("localhost (native executor)", backend(ns("rc"), [], {}, "native"))
+})
+runnerContract("localhost (Perl executor)", backend(ns("rcp"), [], {}, "perl"))
 
 /** Builds the backend in the current scope and deploys agents called `names`. */
 const deploy = (

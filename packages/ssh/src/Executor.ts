@@ -30,10 +30,22 @@ import * as SshError from "./SshError.ts"
 
 const script = fs.readFileSync(new URL("./internal/executor.pl", import.meta.url))
 
-/** Reads exactly `$ARGV[0]` bytes of Perl from stdin and runs them with the session id as `$ARGV[0]`. */
-const bootstrap = (sessionId: string) =>
-  `exec perl -e 'my($n,$s)=(shift,"");while(length($s)<$n){my $r=sysread(STDIN,$s,$n-length($s),length($s));` +
-  `exit 3 unless $r}eval $s;die $@ if $@' ${script.length} ${sessionId}`
+/**
+ * The Perl executor's start: a command line that reads exactly `$ARGV[0]` bytes of Perl from stdin and runs them
+ * with the session id as `$ARGV[0]`, and the script, its first input.
+ */
+export const perl = (sessionId: string): Launch => ({
+  commandLine:
+    `exec perl -e 'my($n,$s)=(shift,"");while(length($s)<$n){my $r=sysread(STDIN,$s,$n-length($s),length($s));` +
+    `exit 3 unless $r}eval $s;die $@ if $@' ${script.length} ${sessionId}`,
+  input: script
+})
+
+/** How an executor starts: the session's command line, and what goes first on its input (if anything). */
+export interface Launch {
+  readonly commandLine: string
+  readonly input?: Buffer | undefined
+}
 
 /** A raw session (an exec channel with its stdin open), as the connection gives it. */
 export interface Session {
@@ -51,6 +63,8 @@ export interface Options {
   /** `user@host:port`, for messages. */
   readonly label: string
   readonly open: (commandLine: string, handlers: SessionHandlers) => Effect.Effect<Session, SshError.SshError>
+  /** How the executor of session `sessionId` starts (the frame protocol of internal/executor.pl); `perl` by default. */
+  readonly launch?: ((sessionId: string) => Launch) | undefined
   /** Kills the trees carrying these markers, over a plain channel (after the executor was lost). */
   readonly cleanUp: (markers: ReadonlyArray<string>) => Effect.Effect<void>
   /** Commands running at once through the executor (each costs three pipes on the host). */
@@ -166,7 +180,8 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
           return request.done(Effect.fail(fail(new SshError.ChannelFailed({ message: payload.toString() }))))
       }
     }, corrupt)
-    const session = yield* options.open(bootstrap(sessionId), {
+    const launch = (options.launch ?? perl)(sessionId)
+    const session = yield* options.open(launch.commandLine, {
       onStdout: parse,
       onStderr: (chunk) => {
         stderr = (stderr + chunk.toString()).slice(-4096)
@@ -183,7 +198,7 @@ export const make = Effect.fn("Executor.make")(function*(options: Options) {
           stderr.trim().split("\n")[0] || (exit === undefined ? "its session closed" : `exit ${exit.code}`)
         ))
       onEarlyCorrupt = (reason) => resume(Effect.fail(`it sent ${reason}`))
-      session.write(script)
+      if (launch.input !== undefined) session.write(launch.input)
     }).pipe(
       Effect.timeoutOrElse({
         duration: options.startTimeoutMillis ?? 10_000,
