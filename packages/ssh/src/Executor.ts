@@ -8,6 +8,8 @@
  *
  * - Started on first use; `exec` answers `None` when the host cannot run it (no perl, a broken perl), and the
  *   connection then opens a channel per command, as before.
+ * - Another program speaking the same frames can be started instead (`launch`): the local executor of process
+ *   sandboxes runs a native one when it is built (`@tezt-cloud/localhost`'s LocalExecutor).
  * - Per-command flow control (`p`/`r` frames): a slow consumer pauses its own command, never the others.
  * - stdin is sent in acknowledged chunks: at most one chunk per command waits in the executor.
  * - When the executor is lost (killed, or the connection dropped), running commands fail with a clear error,
