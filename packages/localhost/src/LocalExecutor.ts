@@ -42,12 +42,12 @@ export interface Options {
   readonly ledger: Ledger.Ledger["Service"]
   /** How long a killed tree gets between SIGTERM and SIGKILL. */
   readonly graceMillis: number
-  /** Which executor program runs: the native one when it is built (`native()`), else Perl (the default). */
+  /** Which executor program runs; by default the native one when it is built (`native()`), else Perl. */
   readonly program?: Program | undefined
 }
 
-/** `native`: the built one, which must be there; `perl`: the ssh hosts' one; `auto`: native when built. */
-export type Program = "auto" | "native" | "perl"
+/** `native`: the built one, which must be there; `perl`: the ssh hosts' one. */
+export type Program = "native" | "perl"
 
 const source = path.join(import.meta.dirname, "internal", "executor.c")
 
@@ -111,9 +111,7 @@ export const make = Effect.fn("LocalExecutor.make")(function*(options: Options) 
   )
   const member = Executor.make({
     label: "localhost",
-    launch: program === undefined
-      ? Executor.perl
-      : (sessionId) => ({ commandLine: `exec '${program.replaceAll("'", `'\\''`)}' ${sessionId}` }),
+    launch: program === undefined ? Executor.perl : Executor.program(program),
     open: (commandLine, handlers) =>
       Effect.gen(function*() {
         const id = `process:executor:${crypto.randomUUID()}`

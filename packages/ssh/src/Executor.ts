@@ -27,6 +27,7 @@ import { Effect, FiberSet, Metric, Option, Semaphore } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as Frames from "./internal/frames.ts"
+import { quote } from "./internal/shell.ts"
 import { type Command, type ExecExit, type ExecHandlers, invalid } from "./SshCommand.ts"
 import * as SshError from "./SshError.ts"
 
@@ -41,6 +42,11 @@ export const perl = (sessionId: string): Launch => ({
     `exec perl -e 'my($n,$s)=(shift,"");while(length($s)<$n){my $r=sysread(STDIN,$s,$n-length($s),length($s));` +
     `exit 3 unless $r}eval $s;die $@ if $@' ${script.length} ${sessionId}`,
   input: script
+})
+
+/** An executor that is a program on the host (`file`): started with the session id as its argument, no input. */
+export const program = (file: string) => (sessionId: string): Launch => ({
+  commandLine: `exec ${quote(file)} ${sessionId}`
 })
 
 /** How an executor starts: the session's command line, and what goes first on its input (if anything). */

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,35 @@
 
 extern char **environ;
 
+/* `size` bytes, or the executor exits (70, as sysexits' EX_SOFTWARE): it cannot go on without memory. */
+static void *alloc(void *p, size_t size) {
+  p = realloc(p, size);
+  if (p == NULL) _exit(70);
+  return p;
+}
+
+/* Makes room for one more of an array's `count` items (of `size` bytes) whose capacity is `*cap`. */
+static void *room(void *items, size_t count, size_t *cap, size_t size) {
+  if (count < *cap) return items;
+  *cap = *cap ? *cap * 2 : 16;
+  return alloc(items, *cap * size);
+}
+
+/* A string formatted as by printf, allocated. */
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...) {
+  va_list args;
+  char *out;
+  va_start(args, fmt);
+  int n = vasprintf(&out, fmt, args);
+  va_end(args);
+  if (n < 0) _exit(70);
+  return out;
+}
+
+/* The signals this executor handles or ignores: a command gets them at their defaults, with none blocked. */
+static const int child_defaults[] = {SIGPIPE, SIGTERM, SIGHUP, SIGINT, SIGCHLD};
+
 /* A growable byte buffer. */
 typedef struct {
   char *data;
@@ -39,9 +69,7 @@ static void buf_add(Buf *b, const char *p, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n + 1) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (d == NULL) _exit(70);
-    b->data = d;
+    b->data = alloc(b->data, cap);
     b->cap = cap;
   }
   memcpy(b->data + b->len, p, n);
@@ -140,11 +168,7 @@ static pid_t *marked(char **markers, size_t n, size_t *count) {
     while ((got = read(fd, chunk, sizeof chunk)) > 0) buf_add(&env, chunk, (size_t)got);
     close(fd);
     if (env.len == 0 || !has_marker(env.data, env.len, markers, n)) continue;
-    if (*count == cap) {
-      cap = cap ? cap * 2 : 16;
-      pids = realloc(pids, cap * sizeof *pids);
-      if (pids == NULL) _exit(70);
-    }
+    pids = room(pids, *count, &cap, sizeof *pids);
     pids[(*count)++] = (pid_t)p;
   }
   closedir(dir);
@@ -177,15 +201,13 @@ static void kill_marked(double grace, char **markers, size_t n) {
 }
 
 static char *marker_of(uint32_t id) {
-  char *m;
-  if (asprintf(&m, "%s-%u", session, id) < 0) _exit(70);
-  return m;
+  return format("%s-%u", session, id);
 }
 
 static void quit(void) {
-  char **markers = calloc(nreqs + 1, sizeof *markers);
+  char **markers = alloc(NULL, (nreqs + 1) * sizeof *markers);
   size_t n = 0;
-  for (size_t i = 0; markers != NULL && i < nreqs; i++)
+  for (size_t i = 0; i < nreqs; i++)
     if (reqs[i].status < 0) markers[n++] = marker_of(reqs[i].id);
   if (n > 0) kill_marked(2, markers, n);
   _exit(0);
@@ -215,8 +237,7 @@ static void on_stop(int sig) {
 static char **environment(char **set, size_t nset) {
   size_t n = 0;
   while (environ[n] != NULL) n++;
-  char **env = malloc((n + nset + 1) * sizeof *env);
-  if (env == NULL) _exit(70);
+  char **env = alloc(NULL, (n + nset + 1) * sizeof *env);
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     int replaced = 0;
@@ -251,15 +272,12 @@ static char *resolve(const char *program, const char *path, const char *cwd) {
   for (const char *p = path;; p++) {
     const char *colon = strchrnul(p, ':');
     size_t dl = (size_t)(colon - p);
-    char *candidate, *checked;
-    if (asprintf(&candidate, "%.*s%s%s", (int)dl, p, dl == 0 ? "" : "/", program) < 0) _exit(70);
-    if (candidate[0] == '/') checked = strdup(candidate);
-    else if (asprintf(&checked, "%s/%s", cwd, candidate) < 0) _exit(70);
+    /* A relative entry (an empty one is the current directory) is relative to the command's directory. */
+    char *candidate = p[0] == '/' ? format("%.*s/%s", (int)dl, p, program)
+                                  : format("%s/%.*s%s%s", cwd, (int)dl, p, dl == 0 ? "" : "/", program);
     struct stat st;
-    int ok = stat(checked, &st) == 0 && S_ISREG(st.st_mode) && access(checked, X_OK) == 0;
+    if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode) && access(candidate, X_OK) == 0) return candidate;
     free(candidate);
-    if (ok) return checked;
-    free(checked);
     if (*colon == 0) return NULL;
     p = colon;
   }
@@ -273,8 +291,7 @@ static char *resolve(const char *program, const char *path, const char *cwd) {
 static pid_t forked(int in, int out, int err, int setsid_, const char *cwd, char **env, char **argv) {
   pid_t pid = fork();
   if (pid != 0) return pid;
-  static const int reset[] = {SIGPIPE, SIGTERM, SIGHUP, SIGINT, SIGCHLD};
-  for (size_t i = 0; i < sizeof reset / sizeof *reset; i++) signal(reset[i], SIG_DFL);
+  for (size_t i = 0; i < sizeof child_defaults / sizeof *child_defaults; i++) signal(child_defaults[i], SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -311,11 +328,10 @@ static void start(uint32_t id, int flags, const char *line, char **fields, size_
     return out_text('F', id, msg);
   }
   char *marker = marker_of(id);
-  char *xreq;
-  if (asprintf(&xreq, "TEZT_CLOUD_XREQ=%s", marker) < 0) _exit(70);
+  char *xreq = format("TEZT_CLOUD_XREQ=%s", marker);
   free(marker);
   char *path_set = NULL;
-  char **set = malloc((nfields + 2) * sizeof *set);
+  char **set = alloc(NULL, (nfields + 2) * sizeof *set);
   size_t nset = 0;
   const char *cwd = NULL;
   char **argv;
@@ -327,7 +343,7 @@ static void start(uint32_t id, int flags, const char *line, char **fields, size_
     cwd = fields[0];
     if (fields[1][0] != 0) {
       const char *old = lookup(environ, "PATH");
-      if (asprintf(&path_set, "PATH=%s:%s", fields[1], old ? old : "/usr/local/bin:/usr/bin:/bin") < 0) _exit(70);
+      path_set = format("PATH=%s:%s", fields[1], old ? old : "/usr/local/bin:/usr/bin:/bin");
       set[nset++] = path_set;
     }
     for (size_t k = 0; k < count; k++) set[nset++] = fields[3 + k];
@@ -348,11 +364,7 @@ static void start(uint32_t id, int flags, const char *line, char **fields, size_
     if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&actions, cwd);
     sigset_t defaults, none;
     sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGHUP);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGCHLD);
+    for (size_t k = 0; k < sizeof child_defaults / sizeof *child_defaults; k++) sigaddset(&defaults, child_defaults[k]);
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setsigmask(&attr, &none);
@@ -381,11 +393,7 @@ static void start(uint32_t id, int flags, const char *line, char **fields, size_
   }
   if (i[1] >= 0) nonblocking(i[1]);
   out_number('S', id, pid);
-  if (nreqs == capreqs) {
-    capreqs = capreqs ? capreqs * 2 : 64;
-    reqs = realloc(reqs, capreqs * sizeof *reqs);
-    if (reqs == NULL) _exit(70);
-  }
+  reqs = room(reqs, nreqs, &capreqs, sizeof *reqs);
   reqs[nreqs++] = (Req){.id = id, .pid = pid, .out = o[0], .err = e[0], .in = i[1], .group = fields != NULL && (flags & 2), .status = -1};
 }
 
@@ -419,9 +427,9 @@ static void handle(char type, uint32_t id, char *data, size_t len) {
     if (type == 'x') return start(id, flags, data + 1, NULL, 0);
     /* cwd, PATH prefix, count, that many NAME=VALUE, then a non-empty argv; a trailing empty field counts. */
     size_t cap = 16, n = 0;
-    char **fields = malloc((cap + 1) * sizeof *fields);
+    char **fields = alloc(NULL, (cap + 1) * sizeof *fields);
     for (size_t pos = 1;; ) {
-      if (n == cap) fields = realloc(fields, ((cap *= 2) + 1) * sizeof *fields);
+      if (n == cap) fields = alloc(fields, ((cap *= 2) + 1) * sizeof *fields);
       fields[n++] = data + pos;
       size_t l = strnlen(data + pos, len - pos);
       pos += l + 1;
@@ -454,11 +462,7 @@ static void handle(char type, uint32_t id, char *data, size_t len) {
       _exit(0);
     }
     if (killer > 0) {
-      if (nkillers == capkillers) {
-        capkillers = capkillers ? capkillers * 2 : 8;
-        killers = realloc(killers, capkillers * sizeof *killers);
-        if (killers == NULL) _exit(70);
-      }
+      killers = room(killers, nkillers, &capkillers, sizeof *killers);
       killers[nkillers++] = killer;
     }
   } else if (type == 'p') {
@@ -511,8 +515,7 @@ int main(int argc, char **argv) {
     if (stop) quit();
     if (capfds < 2 + 3 * nreqs) {
       capfds = 2 + 3 * nreqs + 64;
-      fds = realloc(fds, capfds * sizeof *fds);
-      if (fds == NULL) _exit(70);
+      fds = alloc(fds, capfds * sizeof *fds);
     }
     size_t nf = 0;
     fds[nf++] = (struct pollfd){.fd = 0, .events = POLLIN};
@@ -546,8 +549,7 @@ int main(int argc, char **argv) {
           len = ntohl(len);
           if (input.len - pos - 9 < len) break;
           /* The payload, NUL-terminated in a copy (the next frame starts right after it). */
-          char *payload = malloc((size_t)len + 1);
-          if (payload == NULL) _exit(70);
+          char *payload = alloc(NULL, (size_t)len + 1);
           memcpy(payload, input.data + pos + 9, len);
           payload[len] = 0;
           handle(input.data[pos], id, payload, len);
