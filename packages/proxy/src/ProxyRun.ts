@@ -389,12 +389,17 @@ const removeMachine = (options: Options, owned: Scope.Closeable | undefined) =>
 /**
  * The end of the recorded run: with `interrupt`, it is asked to tear down first; its log is shown to its end, its
  * artifacts fetched, its server stopped, the proxy removed. Returns the run's exit code.
+ *
+ * When the proxy's machine is gone meanwhile (`Inner.gone`: a container killed just as the run ended), what is left
+ * of it here (its network, its records) is still removed, with a warning; the exit code is then `ended`'s (the run's
+ * code, when this process saw its end), or the failure.
  */
 export const finish = (
   options: Options,
   record: ProxyRecord.ProxyRecord,
   owned: Scope.Closeable | undefined,
-  interrupt: boolean
+  interrupt: boolean,
+  ended?: number
 ) =>
   Effect.gen(function*() {
     const exitCode = yield* Effect.scoped(Effect.gen(function*() {
@@ -415,7 +420,17 @@ export const finish = (
         Effect.catch((e) => Effect.logWarning(`proxy: its server did not stop cleanly: ${e.message}`))
       )
       return end.exitCode
-    }))
+    })).pipe(
+      Effect.catch((e) =>
+        Effect.flatMap(options.inner.gone(record), (gone) => {
+          if (!gone) return Effect.fail(e)
+          const lost = `its machine is gone (${e.message}): the run's artifacts and the rest of its log are lost`
+          return ended === undefined
+            ? removeMachine(options, owned).pipe(Effect.andThen(Effect.fail(CloudError.service("proxy", lost))))
+            : Effect.logWarning(`proxy: ${lost}`).pipe(Effect.as(ended))
+        })
+      )
+    )
     yield* removeMachine(options, owned)
     return exitCode
   })
@@ -482,7 +497,7 @@ export const run = Effect.fn("ProxyRun.run")(function*(options: Options & { read
   // The run has ended there: what is left is this side's teardown (the log's end, the artifacts, the server, the
   // proxy), which a signal now waits for, as a teardown on any other backend does (a second one forces the exit and
   // names `CLOUD clean up`). Interrupted midway, it left the proxy and its records behind and named nothing.
-  return yield* Effect.uninterruptible(finish(options, record!, owned, false))
+  return yield* Effect.uninterruptible(finish(options, record!, owned, false, outcome.exitCode))
 })
 
 /** The recorded proxy of the namespace, reached for the current scope, or the error saying why not. */
